@@ -1,0 +1,82 @@
+/*
+ * lt_runtime.h — status codes, thread count, SIMD (ISA) dispatch and BLAS diagnostics.
+ *
+ * The only global state of the C library lives here: the thread count (shared by our OpenMP
+ * kernels and OpenBLAS) and the active ISA. Nothing in this library aborts or prints.
+ */
+#ifndef LT_RUNTIME_H
+#define LT_RUNTIME_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes returned by every entry point. */
+typedef enum lt_status {
+    LT_OK = 0,
+    LT_ERR_NULL_POINTER = 1,      /* a required pointer was NULL */
+    LT_ERR_INVALID_ARGUMENT = 2,  /* a size, stride or option is out of range */
+    LT_ERR_UNSUPPORTED_ISA = 3,   /* the requested ISA is not supported by this CPU/build */
+    LT_ERR_BAD_ENVIRONMENT = 4,   /* LORTA_ISA / LORTA_NUM_THREADS holds an unknown value */
+    LT_ERR_NUMERICAL = 5,         /* a factorization failed (singular matrix, NaN) */
+} lt_status;
+
+/* Human-readable name of a status code (static storage). */
+const char *lt_status_string(int status);
+
+/* SIMD instruction sets with a kernel variant. */
+typedef enum lt_isa {
+    LT_ISA_SCALAR = 0,  /* portable C */
+    LT_ISA_AVX2 = 1,    /* AVX2 + FMA */
+    LT_ISA_AVX512 = 2,  /* AVX-512 F */
+} lt_isa;
+
+/* Reads LORTA_ISA (scalar|avx2|avx512) and LORTA_NUM_THREADS once. Idempotent: later calls
+ * return the first result. LT_ERR_UNSUPPORTED_ISA when LORTA_ISA names an ISA this CPU lacks,
+ * LT_ERR_BAD_ENVIRONMENT for an unparsable value. On error the defaults stay in force. */
+lt_status lt_runtime_init(void);
+
+/* 1 when `isa` can run here (CPU feature bits and OS register-state support). */
+int lt_isa_supported(int isa);
+/* The best ISA this CPU supports. */
+lt_isa lt_isa_best(void);
+/* The ISA the kernels currently use. */
+lt_isa lt_isa_active(void);
+/* Selects the ISA; LT_ERR_UNSUPPORTED_ISA when the CPU lacks it. */
+lt_status lt_isa_set(int isa);
+/* "scalar", "avx2", "avx512" or NULL. */
+const char *lt_isa_name(int isa);
+/* Parses a name as accepted by LORTA_ISA; returns -1 when unknown. */
+int lt_isa_parse(const char *name);
+
+/* Threads used by OpenMP kernels and by OpenBLAS (one knob for both). n >= 1. */
+lt_status lt_set_num_threads(int n);
+int lt_get_num_threads(void);
+
+/* ---- BLAS diagnostics -------------------------------------------------------------------
+ * Distribution OpenBLAS builds (DYNAMIC_ARCH) may not know a new CPU and fall back to old
+ * SSE3 ("Prescott") kernels, several times slower. These helpers compare the active core
+ * with what the CPU supports and name the OPENBLAS_CORETYPE value that fixes it. */
+
+/* Name of the active OpenBLAS kernel core, e.g. "skylakex", "prescott" (static storage). */
+const char *lt_blas_corename(void);
+/* OpenBLAS build configuration string. */
+const char *lt_blas_config(void);
+/* SIMD level of an OpenBLAS core name: 0 SSE-only, 1 AVX, 2 AVX2, 3 AVX-512; -1 unknown. */
+int lt_blas_core_level(const char *corename);
+/* SIMD level the CPU supports, on the same scale (AVX-512 requires F, BW, VL, DQ, CD). */
+int lt_cpu_simd_level(void);
+/* 1 when the CPU has AVX512_BF16 (OpenBLAS "Cooperlake" kernels). */
+int lt_cpu_has_avx512bf16(void);
+/* OPENBLAS_CORETYPE value best matching this CPU ("Cooperlake", "SkylakeX", "Haswell",
+ * "Sandybridge") or NULL when nothing better than SSE applies. */
+const char *lt_blas_recommended_coretype(void);
+/* 1 when the active core's level is known and lower than the CPU's level. */
+int lt_blas_core_is_weaker_than_cpu(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LT_RUNTIME_H */

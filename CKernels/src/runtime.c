@@ -1,0 +1,232 @@
+/* runtime.c — thread count, ISA dispatch state and CPU/BLAS detection (see lt_runtime.h). */
+#include "lt_runtime.h"
+#include "internal.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define LT_X86 1
+#endif
+
+/* The toolchain ships no omp.h: declare what we call (LLVM libomp). */
+extern void omp_set_num_threads(int);
+extern int omp_get_max_threads(void);
+extern int omp_get_num_procs(void);
+extern void kmp_set_blocktime(int);
+
+const char *lt_status_string(int status) {
+    switch (status) {
+    case LT_OK: return "ok";
+    case LT_ERR_NULL_POINTER: return "null pointer";
+    case LT_ERR_INVALID_ARGUMENT: return "invalid argument";
+    case LT_ERR_UNSUPPORTED_ISA: return "unsupported ISA";
+    case LT_ERR_BAD_ENVIRONMENT: return "bad environment variable";
+    case LT_ERR_NUMERICAL: return "numerical failure";
+    default: return "unknown status";
+    }
+}
+
+/* ---- CPU features ------------------------------------------------------------------------ */
+
+typedef struct {
+    int detected;
+    int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512cd, avx512bf16, avx;
+    int os_ymm, os_zmm;
+} cpu_features;
+
+static cpu_features g_cpu;
+
+static void detect_cpu(void) {
+    if (g_cpu.detected) return;
+    cpu_features f;
+    memset(&f, 0, sizeof f);
+#ifdef LT_X86
+    unsigned a, b, c, d;
+    unsigned max_leaf = __get_cpuid_max(0, 0);
+    if (max_leaf >= 1) {
+        __cpuid_count(1, 0, a, b, c, d);
+        int osxsave = (c >> 27) & 1;
+        f.avx = (c >> 28) & 1;
+        f.fma = (c >> 12) & 1;
+        if (osxsave) {
+            unsigned xa, xd;
+            __asm__ volatile("xgetbv" : "=a"(xa), "=d"(xd) : "c"(0));
+            unsigned long long xcr0 = ((unsigned long long)xd << 32) | xa;
+            f.os_ymm = (xcr0 & 0x6) == 0x6;
+            f.os_zmm = (xcr0 & 0xe6) == 0xe6;
+        }
+    }
+    if (max_leaf >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        f.avx2 = (b >> 5) & 1;
+        f.avx512f = (b >> 16) & 1;
+        f.avx512dq = (b >> 17) & 1;
+        f.avx512cd = (b >> 28) & 1;
+        f.avx512bw = (b >> 30) & 1;
+        f.avx512vl = (b >> 31) & 1;
+        __cpuid_count(7, 1, a, b, c, d);
+        f.avx512bf16 = (a >> 5) & 1;
+    }
+    if (!f.os_ymm) { f.avx = f.avx2 = f.fma = 0; }
+    if (!f.os_zmm) { f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512cd = f.avx512bf16 = 0; }
+#endif
+    f.detected = 1;
+    g_cpu = f;
+}
+
+int lt_isa_supported(int isa) {
+    detect_cpu();
+    switch (isa) {
+    case LT_ISA_SCALAR: return 1;
+    case LT_ISA_AVX2: return g_cpu.avx2 && g_cpu.fma;
+    case LT_ISA_AVX512: return g_cpu.avx512f && g_cpu.fma;
+    default: return 0;
+    }
+}
+
+lt_isa lt_isa_best(void) {
+    if (lt_isa_supported(LT_ISA_AVX512)) return LT_ISA_AVX512;
+    if (lt_isa_supported(LT_ISA_AVX2)) return LT_ISA_AVX2;
+    return LT_ISA_SCALAR;
+}
+
+const char *lt_isa_name(int isa) {
+    switch (isa) {
+    case LT_ISA_SCALAR: return "scalar";
+    case LT_ISA_AVX2: return "avx2";
+    case LT_ISA_AVX512: return "avx512";
+    default: return NULL;
+    }
+}
+
+int lt_isa_parse(const char *name) {
+    if (!name) return -1;
+    if (!strcasecmp(name, "scalar")) return LT_ISA_SCALAR;
+    if (!strcasecmp(name, "avx2")) return LT_ISA_AVX2;
+    if (!strcasecmp(name, "avx512") || !strcasecmp(name, "avx-512")) return LT_ISA_AVX512;
+    return -1;
+}
+
+/* ---- global settings ----------------------------------------------------------------------- */
+
+static int g_isa = -1;        /* -1: not yet chosen */
+static int g_threads = 0;     /* 0: not yet chosen */
+static int g_init_status = -1;
+
+lt_isa lt_isa_active(void) {
+    if (g_isa < 0) g_isa = lt_isa_best();
+    return (lt_isa)g_isa;
+}
+
+lt_status lt_isa_set(int isa) {
+    if (isa < LT_ISA_SCALAR || isa > LT_ISA_AVX512) return LT_ERR_INVALID_ARGUMENT;
+    if (!lt_isa_supported(isa)) return LT_ERR_UNSUPPORTED_ISA;
+    g_isa = isa;
+    return LT_OK;
+}
+
+lt_status lt_set_num_threads(int n) {
+    if (n < 1 || n > 4096) return LT_ERR_INVALID_ARGUMENT;
+    g_threads = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+    /* Idle OpenMP workers must not spin while OpenBLAS's own threads run. */
+    kmp_set_blocktime(0);
+    return LT_OK;
+}
+
+int lt_get_num_threads(void) {
+    if (g_threads <= 0) {
+        int n = omp_get_max_threads();
+        lt_set_num_threads(n > 0 ? n : 1);
+    }
+    return g_threads;
+}
+
+lt_status lt_runtime_init(void) {
+    if (g_init_status >= 0) return (lt_status)g_init_status;
+    lt_status st = LT_OK;
+    const char *isa = getenv("LORTA_ISA");
+    if (isa && *isa && strcasecmp(isa, "auto") != 0) {
+        int v = lt_isa_parse(isa);
+        if (v < 0) st = LT_ERR_BAD_ENVIRONMENT;
+        else if (lt_isa_set(v) != LT_OK) st = LT_ERR_UNSUPPORTED_ISA;
+    }
+    if (g_isa < 0) g_isa = lt_isa_best();
+    const char *nt = getenv("LORTA_NUM_THREADS");
+    int threads = 0;
+    if (nt && *nt) {
+        char *end = NULL;
+        long v = strtol(nt, &end, 10);
+        if (end == nt || *end != '\0' || v < 1 || v > 4096) {
+            if (st == LT_OK) st = LT_ERR_BAD_ENVIRONMENT;
+        } else {
+            threads = (int)v;
+        }
+    }
+    if (threads <= 0) threads = omp_get_max_threads();
+    lt_set_num_threads(threads > 0 ? threads : 1);
+    g_init_status = st;
+    return st;
+}
+
+/* ---- BLAS diagnostics ----------------------------------------------------------------------- */
+
+const char *lt_blas_corename(void) {
+    const char *s = openblas_get_corename();
+    return s ? s : "unknown";
+}
+
+const char *lt_blas_config(void) {
+    const char *s = openblas_get_config();
+    return s ? s : "unknown";
+}
+
+int lt_blas_core_level(const char *name) {
+    if (!name) return -1;
+    static const char *const sse[] = {"prescott", "core2", "penryn", "dunnington", "nehalem",
+                                      "atom", "katmai", "coppermine", "northwood", "banias",
+                                      "athlon", "opteron", "opteron_sse3", "barcelona",
+                                      "nano", "bobcat", "generic", NULL};
+    static const char *const avx[] = {"sandybridge", "bulldozer", "piledriver", NULL};
+    static const char *const avx2[] = {"haswell", "zen", "steamroller", "excavator",
+                                       "skylake", NULL};
+    static const char *const avx512[] = {"skylakex", "cooperlake", "sapphirerapids", NULL};
+    const char *const *tables[] = {sse, avx, avx2, avx512};
+    for (int level = 0; level < 4; level++)
+        for (const char *const *p = tables[level]; *p; p++)
+            if (!strcasecmp(name, *p)) return level;
+    return -1;
+}
+
+int lt_cpu_simd_level(void) {
+    detect_cpu();
+    if (g_cpu.avx512f && g_cpu.avx512bw && g_cpu.avx512vl && g_cpu.avx512dq && g_cpu.avx512cd)
+        return 3;
+    if (g_cpu.avx2 && g_cpu.fma) return 2;
+    if (g_cpu.avx) return 1;
+    return 0;
+}
+
+int lt_cpu_has_avx512bf16(void) {
+    detect_cpu();
+    return g_cpu.avx512bf16;
+}
+
+const char *lt_blas_recommended_coretype(void) {
+    switch (lt_cpu_simd_level()) {
+    case 3: return lt_cpu_has_avx512bf16() ? "Cooperlake" : "SkylakeX";
+    case 2: return "Haswell";
+    case 1: return "Sandybridge";
+    default: return NULL;
+    }
+}
+
+int lt_blas_core_is_weaker_than_cpu(void) {
+    int core = lt_blas_core_level(lt_blas_corename());
+    return core >= 0 && core < lt_cpu_simd_level();
+}

@@ -1,0 +1,58 @@
+// swift-tools-version: 6.2
+// Tools version 6.2+ is required: it lets packages that depend on swift-lorta *by version*
+// accept the unsafe flags (-fopenmp) of its C target.
+import PackageDescription
+
+let package = Package(
+    name: "swift-lorta",
+    products: [
+        .library(name: "LoRTA", targets: ["LoRTA"]),
+        .executable(name: "lorta", targets: ["lorta"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // OpenBLAS (CBLAS) and LAPACKE, found with pkg-config.
+        .systemLibrary(
+            name: "CBLAS",
+            path: "Sources/CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        // The hand-written C kernels (OpenMP + runtime-selected SIMD). Public API: CKernels/include.
+        .target(
+            name: "CKernels",
+            dependencies: ["CBLAS"],
+            path: "CKernels",
+            sources: ["src"],
+            publicHeadersPath: "include",
+            cSettings: [
+                .unsafeFlags(["-fopenmp", "-O3", "-fno-math-errno"]),
+            ],
+            linkerSettings: [
+                .linkedLibrary("omp5"),
+                .linkedLibrary("lapacke"),
+            ]
+        ),
+        .target(
+            name: "LoRTA",
+            dependencies: ["CKernels"],
+            path: "Sources/LoRTA"
+        ),
+        .executableTarget(
+            name: "lorta",
+            dependencies: [
+                "LoRTA",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/lorta"
+        ),
+        .testTarget(
+            name: "LoRTATests",
+            dependencies: ["LoRTA", "CKernels"],
+            path: "Tests/LoRTATests",
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

@@ -1,0 +1,129 @@
+import CKernels
+
+/// Instruction sets that have their own kernel variant.
+public enum InstructionSet: String, CaseIterable, Sendable, CustomStringConvertible {
+    case scalar, avx2, avx512
+
+    var cValue: Int32 {
+        switch self {
+        case .scalar: return Int32(LT_ISA_SCALAR.rawValue)
+        case .avx2: return Int32(LT_ISA_AVX2.rawValue)
+        case .avx512: return Int32(LT_ISA_AVX512.rawValue)
+        }
+    }
+
+    init?(cValue: Int32) {
+        switch cValue {
+        case Int32(LT_ISA_SCALAR.rawValue): self = .scalar
+        case Int32(LT_ISA_AVX2.rawValue): self = .avx2
+        case Int32(LT_ISA_AVX512.rawValue): self = .avx512
+        default: return nil
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+/// Errors raised by the runtime settings.
+public enum RuntimeError: Error, Equatable, CustomStringConvertible {
+    /// `LORTA_ISA` (or ``Runtime/setInstructionSet(_:)``) asked for an ISA this CPU lacks.
+    case unsupportedInstructionSet(String)
+    /// An environment variable holds a value that cannot be parsed.
+    case badEnvironment(variable: String, value: String)
+    /// A thread count outside 1...4096.
+    case invalidThreadCount(Int)
+
+    public var description: String {
+        switch self {
+        case .unsupportedInstructionSet(let isa):
+            let available = Runtime.availableInstructionSets.map(\.rawValue).joined(separator: ", ")
+            return "instruction set '\(isa)' is not supported by this CPU (available: \(available))"
+        case .badEnvironment(let variable, let value):
+            return "environment variable \(variable)='\(value)' is not valid"
+        case .invalidThreadCount(let n):
+            return "thread count \(n) is out of range (1...4096)"
+        }
+    }
+}
+
+/// Process-wide settings of the C kernels: thread count (OpenMP and OpenBLAS together), the
+/// SIMD instruction set, and a diagnostic of the BLAS library in use.
+///
+/// The environment is read once, on first use: `LORTA_NUM_THREADS` (thread count) and
+/// `LORTA_ISA` (`scalar`, `avx2`, `avx512` or `auto`).
+public enum Runtime {
+    /// Reads the environment once; every kernel entry point calls this first.
+    /// - Throws: ``RuntimeError`` when `LORTA_ISA` or `LORTA_NUM_THREADS` is invalid.
+    public static func initialize() throws {
+        let status = lt_runtime_init()
+        switch status {
+        case LT_OK: return
+        case LT_ERR_UNSUPPORTED_ISA:
+            throw RuntimeError.unsupportedInstructionSet(environment("LORTA_ISA") ?? "?")
+        default:
+            let isa = environment("LORTA_ISA") ?? ""
+            if lt_isa_parse(isa) < 0 && !isa.isEmpty && isa.lowercased() != "auto" {
+                throw RuntimeError.badEnvironment(variable: "LORTA_ISA", value: isa)
+            }
+            throw RuntimeError.badEnvironment(
+                variable: "LORTA_NUM_THREADS", value: environment("LORTA_NUM_THREADS") ?? "")
+        }
+    }
+
+    /// Threads used by the OpenMP kernels and by OpenBLAS.
+    public static var threadCount: Int { Int(lt_get_num_threads()) }
+
+    /// Sets the thread count of both OpenMP and OpenBLAS. Results do not depend on it.
+    public static func setThreadCount(_ n: Int) throws {
+        guard (1...4096).contains(n) else { throw RuntimeError.invalidThreadCount(n) }
+        _ = lt_runtime_init()
+        _ = lt_set_num_threads(Int32(n))
+    }
+
+    /// The instruction set the kernels use now.
+    public static var instructionSet: InstructionSet {
+        InstructionSet(cValue: Int32(lt_isa_active().rawValue)) ?? .scalar
+    }
+
+    /// Instruction sets this CPU can run, from the most portable to the fastest.
+    public static var availableInstructionSets: [InstructionSet] {
+        InstructionSet.allCases.filter { lt_isa_supported($0.cValue) != 0 }
+    }
+
+    /// Forces one instruction set (as `LORTA_ISA` does).
+    public static func setInstructionSet(_ isa: InstructionSet) throws {
+        _ = lt_runtime_init()
+        guard lt_isa_set(isa.cValue) == LT_OK else {
+            throw RuntimeError.unsupportedInstructionSet(isa.rawValue)
+        }
+    }
+
+    /// Runs `body` with `isa` forced, restoring the previous choice afterwards.
+    public static func withInstructionSet<R>(_ isa: InstructionSet, _ body: () throws -> R) throws -> R {
+        let previous = instructionSet
+        try setInstructionSet(isa)
+        defer { _ = lt_isa_set(previous.cValue) }
+        return try body()
+    }
+
+    /// Runs `body` with `n` threads, restoring the previous count afterwards.
+    public static func withThreadCount<R>(_ n: Int, _ body: () throws -> R) throws -> R {
+        let previous = threadCount
+        try setThreadCount(n)
+        defer { _ = lt_set_num_threads(Int32(previous)) }
+        return try body()
+    }
+
+    static func environment(_ name: String) -> String? {
+        guard let p = getenv(name) else { return nil }
+        return String(cString: p)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,2 @@
+import LoRTA
+print("lorta \(LoRTAVersion.string)")
