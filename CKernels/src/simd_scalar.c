@@ -1,0 +1,24 @@
+/* simd_scalar.c — portable variants of the micro-kernels (see simd.h). */
+#include "simd.h"
+
+void lt__dot_many_scalar(const float *x, const float *M, int64_t ldm, int64_t r, int64_t d, float *out) {
+    for (int64_t k = 0; k < r; k++) {
+        const float *m = M + k * ldm;
+        /* 8 partial sums: same association as the vector variants, keeps error low. */
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t j = 0;
+        for (; j + 8 <= d; j += 8)
+            for (int t = 0; t < 8; t++) acc[t] += x[j + t] * m[j + t];
+        float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; j < d; j++) s += x[j] * m[j];
+        out[k] = s;
+    }
+}
+
+void lt__axpy_many_scalar(float *y, const float *coef, const float *M, int64_t ldm, int64_t r, int64_t d) {
+    for (int64_t j = 0; j < d; j++) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < r; k++) acc += coef[k] * M[k * ldm + j];
+        y[j] += acc;
+    }
+}
