@@ -50,7 +50,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LoRTATests",
-            dependencies: ["LoRTA", "CKernels"],
+            dependencies: ["LoRTA", "CKernels", "lorta"],
             path: "Tests/LoRTATests",
             resources: [.copy("Fixtures")]
         ),

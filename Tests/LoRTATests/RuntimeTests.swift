@@ -1,11 +1,102 @@
+import CKernels
+import Foundation
 import Testing
 @testable import LoRTA
 
 @Suite("Runtime", .serialized)
 struct RuntimeTests {
-    @Test func scalarAlwaysAvailable() throws {
+    @Test func scalarAlwaysAvailableAndBestIsActiveByDefault() throws {
         try Runtime.initialize()
         #expect(Runtime.availableInstructionSets.contains(.scalar))
         #expect(Runtime.threadCount >= 1)
+    }
+
+    @Test func forcingEachAvailableISAWorksAndUnsupportedThrows() throws {
+        for isa in Runtime.availableInstructionSets {
+            try Runtime.withInstructionSet(isa) { #expect(Runtime.instructionSet == isa) }
+        }
+        for isa in InstructionSet.allCases where !Runtime.availableInstructionSets.contains(isa) {
+            #expect(throws: RuntimeError.unsupportedInstructionSet(isa.rawValue)) {
+                try Runtime.setInstructionSet(isa)
+            }
+        }
+    }
+
+    @Test func threadCountRoundTripsAndRejectsBadValues() throws {
+        try Runtime.withThreadCount(1) { #expect(Runtime.threadCount == 1) }
+        #expect(throws: RuntimeError.invalidThreadCount(0)) { try Runtime.setThreadCount(0) }
+    }
+
+    @Test func isaNamesParse() {
+        #expect(lt_isa_parse("AVX512") == Int32(LT_ISA_AVX512.rawValue))
+        #expect(lt_isa_parse("scalar") == Int32(LT_ISA_SCALAR.rawValue))
+        #expect(lt_isa_parse("sse9") == -1)
+        #expect(lt_isa_parse(nil) == -1)
+    }
+
+    @Test func environmentOverridesReachTheProcess() throws {
+        // LORTA_ISA and LORTA_NUM_THREADS are read once per process: check them in a child.
+        let r = try CLI.run(["info", "--json"], environment: ["LORTA_ISA": "scalar", "LORTA_NUM_THREADS": "1"])
+        #expect(r.status == 0)
+        let obj = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(obj["isa"] as? String == "scalar")
+        #expect(obj["threads"] as? Int == 1)
+    }
+
+    @Test func badEnvironmentIsAClearErrorNotACrash() throws {
+        let r = try CLI.run(["info"], environment: ["LORTA_ISA": "neon"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("LORTA_ISA"))
+        let t = try CLI.run(["info"], environment: ["LORTA_NUM_THREADS": "lots"])
+        #expect(t.status != 0)
+        #expect(t.stderr.contains("LORTA_NUM_THREADS"))
+        if !Runtime.availableInstructionSets.contains(.avx512) {
+            let u = try CLI.run(["info"], environment: ["LORTA_ISA": "avx512"])
+            #expect(u.status != 0)
+            #expect(u.stderr.contains("not supported"))
+        }
+    }
+}
+
+@Suite("BLAS core check")
+struct BLASDiagnosticsTests {
+    @Test func coreLevels() {
+        #expect(lt_blas_core_level("Prescott") == 0)
+        #expect(lt_blas_core_level("sandybridge") == 1)
+        #expect(lt_blas_core_level("Haswell") == 2)
+        #expect(lt_blas_core_level("SkylakeX") == 3)
+        #expect(lt_blas_core_level("cooperlake") == 3)
+        #expect(lt_blas_core_level("no-such-core") == -1)
+    }
+
+    @Test func reexecutionDecision() {
+        var d = BLASDiagnostics(activeCore: "Prescott", configuration: "", activeCoreLevel: 0, cpuLevel: 3,
+                                recommendedCoreType: "SkylakeX", coreTypeFromEnvironment: nil)
+        #expect(d.isCoreWeakerThanCPU && d.shouldReexecute && d.warning != nil)
+        d.coreTypeFromEnvironment = "Prescott"       // the user's choice is never overridden
+        #expect(!d.shouldReexecute && d.warning != nil)
+        d = BLASDiagnostics(activeCore: "SkylakeX", configuration: "", activeCoreLevel: 3, cpuLevel: 3,
+                            recommendedCoreType: "SkylakeX", coreTypeFromEnvironment: nil)
+        #expect(!d.shouldReexecute && d.warning == nil)
+        d.activeCoreLevel = nil                      // unknown core: do nothing
+        #expect(!d.shouldReexecute)
+    }
+
+    @Test func cliRunsTheBestCoreWhenTheUserSetNothing() throws {
+        // Whether OpenBLAS detected the CPU itself or lorta re-executed with OPENBLAS_CORETYPE,
+        // the kernels in use must match the CPU's SIMD level.
+        let r = try CLI.run(["info", "--json"], environment: ["OPENBLAS_CORETYPE": nil, "LORTA_REEXECUTED": nil])
+        #expect(r.status == 0)
+        let obj = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let blas = try #require(obj["blas"] as? [String: Any])
+        #expect(blas["core_weaker_than_cpu"] as? Bool == false)
+    }
+
+    @Test func cliNeverOverridesTheUsersCoreType() throws {
+        let r = try CLI.run(["info", "--json"], environment: ["OPENBLAS_CORETYPE": "Prescott", "LORTA_REEXECUTED": nil])
+        let obj = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let blas = try #require(obj["blas"] as? [String: Any])
+        #expect((blas["core"] as? String)?.lowercased() == "prescott")
+        #expect(blas["reexecuted"] as? Bool == false)
     }
 }

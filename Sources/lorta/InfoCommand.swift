@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import LoRTA
+
+/// `lorta info`: version, SIMD paths, threads and the BLAS library in use.
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the version, instruction sets, thread count and BLAS in use.")
+
+    @Flag(help: "Print a JSON object instead of text.")
+    var json = false
+
+    func run() throws {
+        do { try Runtime.initialize() } catch { throw ValidationError("\(error)") }
+        let blas = BLASDiagnostics.current
+        if json {
+            let object: [String: Any] = [
+                "version": LoRTAVersion.string,
+                "isa": Runtime.instructionSet.rawValue,
+                "available_isas": Runtime.availableInstructionSets.map(\.rawValue),
+                "threads": Runtime.threadCount,
+                "blas": [
+                    "library": "OpenBLAS",
+                    "core": blas.activeCore,
+                    "core_level": blas.activeCoreLevel as Any,
+                    "cpu_level": blas.cpuLevel,
+                    "config": blas.configuration,
+                    "recommended_coretype": blas.recommendedCoreType as Any,
+                    "openblas_coretype_env": blas.coreTypeFromEnvironment as Any,
+                    "core_weaker_than_cpu": blas.isCoreWeakerThanCPU,
+                    "reexecuted": Launcher.wasReexecuted,
+                ] as [String: Any],
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let levels = ["SSE", "AVX", "AVX2", "AVX-512"]
+        print("lorta \(LoRTAVersion.string)")
+        print("isa: \(Runtime.instructionSet) (available: \(Runtime.availableInstructionSets.map(\.rawValue).joined(separator: ", ")); override with LORTA_ISA)")
+        print("threads: \(Runtime.threadCount) (OpenMP and OpenBLAS; override with LORTA_NUM_THREADS)")
+        let coreLevel = blas.activeCoreLevel.map { levels[$0] } ?? "unknown"
+        print("blas: OpenBLAS, core \(blas.activeCore) (\(coreLevel)); CPU supports \(levels[blas.cpuLevel])")
+        print("blas config: \(blas.configuration)")
+        if let env = blas.coreTypeFromEnvironment {
+            print("OPENBLAS_CORETYPE=\(env)\(Launcher.wasReexecuted ? " (set by lorta: OpenBLAS misdetected this CPU)" : "")")
+        }
+        if let warning = blas.warning { print("warning: \(warning)") }
+    }
+}
