@@ -1,31 +1,35 @@
 import Testing
 @testable import LoRTA
 
-/// Independent bfloat16 rounding: the nearer of the two bfloat16 neighbours of `x` (measured in
-/// Double, exact for Float inputs), ties to the even pattern; the value past the largest
-/// finite bfloat16 counts as 2^128 (IEEE rounding with an unbounded exponent, then overflow).
-func referenceBF16Bits(_ x: Float) -> UInt16 {
-    precondition(x.isFinite)
-    let down = UInt16(truncatingIfNeeded: x.bitPattern >> 16)  // truncated toward zero
-    let up = down &+ 1                                        // next magnitude, same sign
-    let v = Double(x.magnitude)
-    let vDown = Double(Float(bitPattern: UInt32(down) << 16).magnitude)
-    let vUp: Double = (up & 0x7FFF) == 0x7F80 ? 0x1p128 : Double(Float(bitPattern: UInt32(up) << 16).magnitude)
-    let dDown = v - vDown, dUp = vUp - v
-    if dDown < dUp { return down }
-    if dUp < dDown { return up }
-    return down & 1 == 0 ? down : up
-}
+/// Test references shared by the HalfPrecision and SafeTensors suites (namespaced to keep the
+/// test module's global names free).
+enum HalfPrecisionReference {
+    /// Independent bfloat16 rounding: the nearer of the two bfloat16 neighbours of `x` (measured in
+    /// Double, exact for Float inputs), ties to the even pattern; the value past the largest
+    /// finite bfloat16 counts as 2^128 (IEEE rounding with an unbounded exponent, then overflow).
+    static func bf16Bits(_ x: Float) -> UInt16 {
+        precondition(x.isFinite)
+        let down = UInt16(truncatingIfNeeded: x.bitPattern >> 16)  // truncated toward zero
+        let up = down &+ 1                                        // next magnitude, same sign
+        let v = Double(x.magnitude)
+        let vDown = Double(Float(bitPattern: UInt32(down) << 16).magnitude)
+        let vUp: Double = (up & 0x7FFF) == 0x7F80 ? 0x1p128 : Double(Float(bitPattern: UInt32(up) << 16).magnitude)
+        let dDown = v - vDown, dUp = vUp - v
+        if dDown < dUp { return down }
+        if dUp < dDown { return up }
+        return down & 1 == 0 ? down : up
+    }
 
-/// A deterministic 64-bit generator (SplitMix64) for sampled inputs.
-struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+    /// A deterministic 64-bit generator (SplitMix64) for sampled inputs.
+    struct SplitMix64 {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
     }
 }
 
@@ -69,7 +73,7 @@ struct HalfPrecisionTests {
                 inputs.append(contentsOf: [mid, mid.nextUp, mid.nextDown])
             }
         }
-        var rng = SplitMix64(state: 42)
+        var rng = HalfPrecisionReference.SplitMix64(state: 42)
         for _ in 0..<70000 { inputs.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
         inputs.append(contentsOf: [65519.998, 65520, 1e10, -1e10, .infinity, -.infinity, .greatestFiniteMagnitude,
                                    Float.leastNonzeroMagnitude, 0x1p-25, Float(0x1p-25).nextUp, -0x1p-25, 0x1.8p-25])
@@ -132,10 +136,10 @@ struct HalfPrecisionTests {
     /// combined with low halves at and around the rounding midpoint, and on random floats.
     @Test func f32ToBF16AgainstReference() {
         var mismatches: [Float] = []
-        var rng = SplitMix64(state: 7)
+        var rng = HalfPrecisionReference.SplitMix64(state: 7)
         func check(_ x: Float) {
             guard x.isFinite else { return }
-            if HalfPrecision.bf16Bits(from: x) != referenceBF16Bits(x) { mismatches.append(x) }
+            if HalfPrecision.bf16Bits(from: x) != HalfPrecisionReference.bf16Bits(x) { mismatches.append(x) }
         }
         for b in 0...UInt16.max {
             let high = UInt32(b) << 16
@@ -151,7 +155,7 @@ struct HalfPrecisionTests {
     }
 }
 
-extension Double {
+fileprivate extension Double {
     /// 2^e for the exponents of Float (exact).
     static func pow2(_ e: Int) -> Double { Double(sign: .plus, exponent: e, significand: 1) }
 }

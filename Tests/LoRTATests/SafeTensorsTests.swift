@@ -4,11 +4,11 @@ import Testing
 
 /// A safetensors file assembled by hand: 8-byte little-endian header length, `header` bytes,
 /// then `data`. `length` overrides the header length field.
-func craftedFile(_ header: String, data: [UInt8] = [], length: UInt64? = nil) -> Data {
+private func craftedFile(_ header: String, data: [UInt8] = [], length: UInt64? = nil) -> Data {
     craftedFile(bytes: Array(header.utf8), data: data, length: length)
 }
 
-func craftedFile(bytes header: [UInt8], data: [UInt8] = [], length: UInt64? = nil) -> Data {
+private func craftedFile(bytes header: [UInt8], data: [UInt8] = [], length: UInt64? = nil) -> Data {
     var out = Data()
     withUnsafeBytes(of: (length ?? UInt64(header.count)).littleEndian) { out.append(contentsOf: $0) }
     out.append(contentsOf: header)
@@ -17,19 +17,19 @@ func craftedFile(bytes header: [UInt8], data: [UInt8] = [], length: UInt64? = ni
 }
 
 /// The error thrown by `SafeTensorsReader(data:)`, or nil when it accepts the bytes.
-func readerError(_ data: Data) -> SafeTensorsError? {
+private func readerError(_ data: Data) -> SafeTensorsError? {
     do { _ = try SafeTensorsReader(data: data); return nil } catch let e as SafeTensorsError { return e } catch {
         Issue.record("unexpected error type \(error)")
         return nil
     }
 }
 
-func fixtureURL(_ name: String) throws -> URL {
+private func fixtureURL(_ name: String) throws -> URL {
     try #require(Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures/safetensors"))
 }
 
 /// A fresh empty directory under the system temporary directory.
-func makeTemporaryDirectory() throws -> URL {
+private func makeTemporaryDirectory() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-st-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: false)
     return url
@@ -40,7 +40,7 @@ struct SafeTensorsTests {
     // MARK: Round trips
 
     @Test func f32RoundTripIsBitwise() throws {
-        var rng = SplitMix64(state: 1)
+        var rng = HalfPrecisionReference.SplitMix64(state: 1)
         var values = (0..<60).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
         values += [0, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude, .greatestFiniteMagnitude]
         let t = try Tensor(values, shape: [6, 11])
@@ -58,7 +58,7 @@ struct SafeTensorsTests {
         let exact = stride(from: 0, through: 0xFFFF, by: 97).map { UInt16($0) }
             .filter { !Float16(bitPattern: $0).isNaN }.map { Float(Float16(bitPattern: $0)) }
         // General values come back as the nearest half, compared with Swift's Float16.
-        var rng = SplitMix64(state: 2)
+        var rng = HalfPrecisionReference.SplitMix64(state: 2)
         let general = (0..<500).map { _ in Float(Int64(truncatingIfNeeded: rng.next()) % 1_000_000) / Float(1 + rng.next() % 5000) }
         var w = SafeTensorsWriter()
         try w.add("exact", Tensor(exact), as: .f16)
@@ -81,13 +81,13 @@ struct SafeTensorsTests {
         for b in stride(from: 0, through: 0xFFFF, by: 61) where b & 0x7FFF <= 0x7F80 {
             exact.append(Float(bitPattern: UInt32(b) << 16))
         }
-        var rng = SplitMix64(state: 3)
+        var rng = HalfPrecisionReference.SplitMix64(state: 3)
         var general: [Float] = []
         for _ in 0..<400 {
             let bits = UInt32(truncatingIfNeeded: rng.next()) & 0x7F7F_FFFF | 0x3000_0000
             general.append(Float(bitPattern: bits))
         }
-        let expectedGeneral: [UInt32] = general.map { UInt32(referenceBF16Bits($0)) << 16 }
+        let expectedGeneral: [UInt32] = general.map { UInt32(HalfPrecisionReference.bf16Bits($0)) << 16 }
         var w = SafeTensorsWriter()
         try w.add("exact", Tensor(exact), as: .bf16)
         try w.add("general", Tensor(general), as: .bf16)
@@ -455,6 +455,22 @@ struct SafeTensorsTests {
         #expect(try r.rawBytes("x") == file.suffix(6))
     }
 
+    @Test func errorDescriptionsNameTheTensor() {
+        let cases: [SafeTensorsError] = [
+            .entryNotObject(tensor: "enc.w"), .missingField(tensor: "enc.w", field: "shape"),
+            .unknownDType(tensor: "enc.w", dtype: "\"F12\""), .invalidShape(tensor: "enc.w"),
+            .invalidDataOffsets(tensor: "enc.w"), .shapeOverflow(tensor: "enc.w", shape: [1 << 62, 4]),
+            .offsetsReversed(tensor: "enc.w", begin: 8, end: 0),
+            .byteCountMismatch(tensor: "enc.w", expected: 8, actual: 4),
+            .tensorBeyondData(tensor: "enc.w", end: 8, dataSize: 4), .overlappingTensors("enc.w", "dec.w"),
+            .tensorNotFound("enc.w"), .notFloatConvertible(tensor: "enc.w", dtype: .i64),
+            .duplicateTensorName("enc.w"), .reservedTensorName("enc.w"), .unsupportedConversion(tensor: "enc.w", dtype: .u8),
+        ]
+        for e in cases { #expect(e.description.contains("\"enc.w\""), "\(e)") }
+        #expect(SafeTensorsError.overlappingTensors("enc.w", "dec.w").description.contains("\"dec.w\""))
+        #expect(SafeTensorsError.uncoveredBytes(4..<8).description.contains("4..<8"))
+    }
+
     /// Every truncation of a valid file is rejected, and random corruptions never crash: the
     /// reader either throws or yields tensors that decode.
     @Test func truncationAndCorruptionNeverCrash() throws {
@@ -467,7 +483,7 @@ struct SafeTensorsTests {
         for n in 0..<file.count {
             #expect(readerError(file.prefix(n)) != nil, "prefix \(n) accepted")
         }
-        var rng = SplitMix64(state: 99)
+        var rng = HalfPrecisionReference.SplitMix64(state: 99)
         var accepted = 0
         for _ in 0..<3000 {
             var bytes = [UInt8](file)
