@@ -1,0 +1,198 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Builds a safetensors file: tensors in insertion order, packed back to back, after a JSON
+/// header padded with spaces to a multiple of 8 bytes (as the reference implementation does,
+/// so that 8-byte elements are aligned when the file is mapped).
+///
+/// The writer holds the encoded bytes of every tensor added (one copy, in the file's dtype).
+public struct SafeTensorsWriter: Sendable {
+    /// Free-form string metadata, written as `__metadata__` when non-empty.
+    public var metadata: [String: String] = [:]
+
+    private var pending: [(entry: SafeTensorsEntry, bytes: Data)] = []
+    private var names: Set<String> = []
+    private var dataByteCount = 0
+
+    public init() {}
+
+    /// Names of the tensors added so far, in insertion order.
+    public var tensorNames: [String] { pending.map(\.entry.name) }
+
+    /// Adds `tensor` under `name`, converted to `dtype`: F32 (exact), F16 or BF16 (round to
+    /// nearest, ties to even; overflow becomes ±infinity; NaN stays NaN) or F64 (exact).
+    /// O(element count).
+    /// - Throws: ``SafeTensorsError/duplicateTensorName(_:)``,
+    ///   ``SafeTensorsError/reservedTensorName(_:)``,
+    ///   ``SafeTensorsError/unsupportedConversion(tensor:dtype:)`` for other dtypes.
+    public mutating func add(_ name: String, _ tensor: Tensor, as dtype: SafeTensorsDType = .f32) throws {
+        try checkName(name)
+        guard dtype.isFloatConvertible else { throw SafeTensorsError.unsupportedConversion(tensor: name, dtype: dtype) }
+        let count = tensor.count
+        var data = Data(count: count * dtype.byteSize)
+        tensor.withUnsafeBufferPointer { src in
+            data.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) in
+                switch dtype {
+                case .f32:
+                    for i in 0..<count { dst.storeBytes(of: src[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+                case .f16:
+                    for i in 0..<count { dst.storeBytes(of: HalfPrecision.f16Bits(from: src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+                case .bf16:
+                    for i in 0..<count { dst.storeBytes(of: HalfPrecision.bf16Bits(from: src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+                case .f64:
+                    for i in 0..<count { dst.storeBytes(of: Double(src[i]).bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self) }
+                default:
+                    break  // excluded above
+                }
+            }
+        }
+        append(name, dtype: dtype, shape: tensor.shape, bytes: data)
+    }
+
+    /// Adds a tensor of any dtype from its little-endian bytes (copied as given).
+    /// - Throws: ``SafeTensorsError/duplicateTensorName(_:)``,
+    ///   ``SafeTensorsError/reservedTensorName(_:)``, ``SafeTensorsError/invalidShape(tensor:)``
+    ///   for a negative dimension, ``SafeTensorsError/shapeOverflow(tensor:shape:)``,
+    ///   ``SafeTensorsError/byteCountMismatch(tensor:expected:actual:)`` when `bytes.count` is
+    ///   not shape product × dtype size.
+    public mutating func addRaw(_ name: String, dtype: SafeTensorsDType, shape: [Int], bytes: Data) throws {
+        try checkName(name)
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw SafeTensorsError.invalidShape(tensor: name) }
+        guard let expected = SafeTensorsReader.byteCount(shape: shape, dtype: dtype) else {
+            throw SafeTensorsError.shapeOverflow(tensor: name, shape: shape)
+        }
+        guard bytes.count == expected else {
+            throw SafeTensorsError.byteCountMismatch(tensor: name, expected: expected, actual: bytes.count)
+        }
+        append(name, dtype: dtype, shape: shape, bytes: bytes)
+    }
+
+    /// The complete file. O(total byte count).
+    /// - Throws: ``SafeTensorsError/headerTooLarge(headerLength:)`` when the header would
+    ///   exceed the 100 MB limit readers enforce.
+    public func serialized() throws -> Data {
+        var out = try headerBytes()
+        out.reserveCapacity(out.count + dataByteCount)
+        for p in pending { out.append(p.bytes) }
+        return out
+    }
+
+    /// Writes the file to `url` atomically: the bytes go to a new temporary file in the same
+    /// directory, which is flushed to disk and then renamed over `url`. On failure the
+    /// temporary file is removed and an existing file at `url` is left untouched.
+    /// - Throws: ``SafeTensorsError/fileSystem(path:operation:reason:)`` (e.g. the directory
+    ///   does not exist), ``SafeTensorsError/headerTooLarge(headerLength:)``.
+    public func write(to url: URL) throws {
+        let header = try headerBytes()
+        let target = url.path
+        let directory = url.deletingLastPathComponent().path
+        let temporary = (directory.isEmpty ? "." : directory) + "/." + url.lastPathComponent + "." + UUID().uuidString + ".tmp"
+
+        func failure(_ operation: String, _ path: String, _ code: Int32) -> SafeTensorsError {
+            .fileSystem(path: path, operation: operation, reason: String(cString: strerror(code)))
+        }
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("create", temporary, errno) }
+        var closed = false
+        var renamed = false
+        defer {
+            if !closed { close(fd) }
+            if !renamed { unlink(temporary) }
+        }
+        func writeAll(_ data: Data) throws {
+            let code = data.withUnsafeBytes { systemWriteAll(fd, $0) }
+            if code != 0 { throw failure("write", temporary, code) }
+        }
+        try writeAll(header)
+        for p in pending { try writeAll(p.bytes) }
+        guard fsync(fd) == 0 else { throw failure("fsync", temporary, errno) }
+        closed = true
+        guard close(fd) == 0 else { throw failure("close", temporary, errno) }
+        guard rename(temporary, target) == 0 else { throw failure("rename to \(target)", temporary, errno) }
+        renamed = true
+    }
+
+    // MARK: - Private
+
+    private func checkName(_ name: String) throws(SafeTensorsError) {
+        guard name != "__metadata__" else { throw .reservedTensorName(name) }
+        guard !names.contains(name) else { throw .duplicateTensorName(name) }
+    }
+
+    private mutating func append(_ name: String, dtype: SafeTensorsDType, shape: [Int], bytes: Data) {
+        let range = dataByteCount..<(dataByteCount + bytes.count)
+        pending.append((SafeTensorsEntry(name: name, dtype: dtype, shape: shape, byteRange: range), bytes))
+        names.insert(name)
+        dataByteCount += bytes.count
+    }
+
+    /// The 8-byte length followed by the JSON header padded with spaces to a multiple of 8.
+    private func headerBytes() throws(SafeTensorsError) -> Data {
+        var json = "{"
+        var first = true
+        if !metadata.isEmpty {
+            json += "\"__metadata__\":{"
+            json += metadata.keys.sorted().map { "\(Self.quoted($0)):\(Self.quoted(metadata[$0]!))" }.joined(separator: ",")
+            json += "}"
+            first = false
+        }
+        for p in pending {
+            if !first { json += "," }
+            first = false
+            let e = p.entry
+            json += "\(Self.quoted(e.name)):{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":["
+            json += e.shape.map(String.init).joined(separator: ",")
+            json += "],\"data_offsets\":[\(e.byteRange.lowerBound),\(e.byteRange.upperBound)]}"
+        }
+        json += "}"
+        var header = Data(json.utf8)
+        let padding = (8 - header.count % 8) % 8
+        header.append(contentsOf: repeatElement(UInt8(ascii: " "), count: padding))
+        guard UInt64(header.count) <= SafeTensorsReader.maximumHeaderLength else {
+            throw .headerTooLarge(headerLength: UInt64(header.count))
+        }
+        var out = Data(capacity: 8 + header.count)
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(header)
+        return out
+    }
+
+    /// `s` as a JSON string literal (quote, backslash and control characters escaped).
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20:
+                let hex = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// Writes all of `bytes` to `fd`, retrying partial writes and EINTR; returns 0 or an errno.
+private func systemWriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+    var offset = 0
+    while offset < bytes.count {
+        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if n < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        offset += n
+    }
+    return 0
+}
