@@ -38,8 +38,10 @@ lt_status lt_lora_init(uint64_t seed, int64_t r, int64_t d_in, int64_t d_out, fl
 
 /* ---- forward -----------------------------------------------------------------------------
  * Y[n × d_out] = X[n × d_in] Wᵀ (+ bias) + s · T Bᵀ,   T[n × r] = X Aᵀ
- * The base GEMM goes through cblas_sgemm; the adapter is then fused per row (OpenMP):
- * t = A x_i (dot_many), y_i += b + Σ_k t_k (s Bᵀ)[k, :] (axpy_many).
+ * The adapter is fused per row (OpenMP): t = A x_i (dot_many), y_i = b + Σ_k t_k (s Bᵀ)[k, :]
+ * (axpy_many); then the base GEMM adds X Wᵀ into Y through cblas_sgemm with beta = 1 (so Y
+ * goes through memory once for the adapter, and OpenBLAS needs no separate zeroing pass).
+ * The previous contents of Y are ignored.
  * bias: nullable. T: nullable; when given (n × r, contiguous) it receives X Aᵀ for backward.
  * workspace: lt_lora_forward_workspace_size floats (r·d_out for s·Bᵀ, plus n·r used for T
  * when T is NULL). */
