@@ -19,7 +19,9 @@
  * SIMD micro-kernels of simd.h, so each row of X/dY and Y/dX is read once for the adapter.
  * The forward writes b + s T Bᵀ into Y first and lets the GEMM accumulate X Wᵀ on top
  * (beta = 1): measured 7–9% over the bare GEMM instead of 11–14% for "GEMM, then add the
- * adapter" (n=512…4096, d=768, r=8, one thread, AVX-512). Kernels used:
+ * adapter" (n=512…4096, d=768, r=8, one thread, AVX-512). In the backward the same order for
+ * dX (s G A first, then dY W with beta = 1) measured 3–4% slower than dY W first, so dX keeps
+ * the GEMM-then-axpy order. Kernels used:
  * dot_many for the skinny projections (t = A x_i, g = (sB)ᵀ dy_i) and axpy_many for the rank-r
  * row updates (y_i += Σ_k t_k (sBᵀ)[k,:], dx_i += Σ_k g_k A[k,:], W[o,:] += Σ_k s B[o,k] A[k,:]).
  * The scale is folded once per call into a transposed copy s·Bᵀ (r×d_out) in the workspace.
