@@ -356,6 +356,32 @@ struct BertTokenizerReferenceTests {
         }
     }
 
+    /// Normalization + pre-tokenization of "q" + c + "z" for every code point c of the common
+    /// Unicode blocks (8,431 of them) equals the `tokenizers` result.
+    @Test func everyCommonCodePointIsClassifiedLikeTokenizers() throws {
+        let text = try String(contentsOf: fixtureURL("codepoints", "txt"), encoding: .utf8)
+        let basic = BasicTokenizer()
+        var checked = 0, mismatches = 0
+        for line in text.unicodeScalars.split(separator: "\n") {
+            let tab = try #require(line.firstIndex(of: "\t"))
+            let cp = try #require(UInt32(String(String.UnicodeScalarView(line[..<tab])), radix: 16))
+            let expected = String(String.UnicodeScalarView(line[line.index(after: tab)...]))
+            var input = String.UnicodeScalarView()
+            input.append("q"); input.append(Unicode.Scalar(cp)!); input.append("z")
+            let ours = basic.tokenize(String(input)).joined(separator: " ")
+            // Compare scalar by scalar (String == would identify canonically equivalent forms).
+            if !ours.unicodeScalars.elementsEqual(expected.unicodeScalars) {
+                mismatches += 1
+                if mismatches <= 10 {
+                    Issue.record("U+\(String(cp, radix: 16, uppercase: true)): ours \(ours.debugDescription), tokenizers \(expected.debugDescription)")
+                }
+            }
+            checked += 1
+        }
+        #expect(checked == 8431)
+        #expect(mismatches == 0)
+    }
+
     @Test func wholeTestSplitMatchesTransformers() throws {
         let tokenizer = try miniLMTokenizer()
         let testTSV = try Data(contentsOf: assetURL("movies/test.tsv"))
