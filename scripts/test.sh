@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+bash scripts/fetch-assets.sh
 source scripts/blas-env.sh
 echo "test: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}"
 swift build --build-tests
