@@ -1,0 +1,326 @@
+/*
+ * lorta.c — LoRTA forward (projection + head reduction, expansion) and backward, side by side
+ * (see lt_lorta.h for the math and DESIGN.md §4). ΔW is never built.
+ *
+ * Determinism: every OpenMP loop runs over rows (or fixed chunks of LT_ROWS_PER_CHUNK rows);
+ * a row is always computed by the same code whichever thread runs it, and reductions over rows
+ * go through per-chunk float64 partials combined serially in chunk order. BLAS (sgemm) is only
+ * called outside parallel regions.
+ */
+#include "lt_lorta.h"
+#include "internal.h"
+#include "lorta_internal.h"
+#include "simd.h"
+
+#include <cblas.h>
+#include <string.h>
+
+/* ======================================================================================
+ * Projection + head reduction
+ *   X (n x H*d_h, ld ldx), B (r x d_h), C_H (H x r)  ->  U (n x r), optionally P (n*H x r)
+ *   P[i*H+h] = B x_{i,h};  U[i] = Σ_h C_H[h] ∘ P[i*H+h]
+ * ====================================================================================== */
+lt_status lt_lorta_project_forward(const lt_lorta_dims *dims, int64_t n, const float *X, int64_t ldx,
+                                   const float *B, const float *C_H, float *U, float *P) {
+    LT_CHECK(dims, LT_ERR_NULL_POINTER);
+    lt_status st = lt__lorta_check_dims(dims);
+    if (st != LT_OK) return st;
+    const int64_t r = dims->rank, H = dims->heads, dh = dims->head_dim, din = H * dh;
+    LT_CHECK(n >= 0, LT_ERR_INVALID_ARGUMENT);
+    if (n == 0) return LT_OK;
+    LT_CHECK(X && B && C_H && U, LT_ERR_NULL_POINTER);
+    LT_CHECK(ldx >= din, LT_ERR_INVALID_ARGUMENT);
+    st = lt__ensure_init();
+    if (st != LT_OK) return st;
+    const lt_dot_many_fn dot = lt__dot_many();
+
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
+    for (int64_t i = 0; i < n; i++) {
+        float pbuf[LT_LORTA_KBLOCK];
+        float *u = U + i * r;
+        for (int64_t k = 0; k < r; k++) u[k] = 0.0f;
+        for (int64_t h = 0; h < H; h++) {
+            const float *x = X + i * ldx + h * dh;
+            const float *ch = C_H + h * r;
+            for (int64_t k0 = 0; k0 < r; k0 += LT_LORTA_KBLOCK) {
+                const int64_t kb = r - k0 < LT_LORTA_KBLOCK ? r - k0 : LT_LORTA_KBLOCK;
+                float *p = P ? P + (i * H + h) * r + k0 : pbuf;
+                dot(x, B + k0 * dh, dh, kb, dh, p);
+                for (int64_t k = 0; k < kb; k++) u[k0 + k] += ch[k0 + k] * p[k];
+            }
+        }
+    }
+    return LT_OK;
+}
+
+/* ======================================================================================
+ * Expansion for the targets sharing one input
+ *   U (n x r), A_t (d_t x r), c_t = C_L[l] ∘ C_M[m_t]   ->   Y_t (n x d_t) += s (U ∘ c_t) A_tᵀ
+ * ====================================================================================== */
+
+/* Validates the per-target arrays shared by expand and backward. */
+static lt_status check_targets(const lt_lorta_dims *dims, int64_t layer, int64_t T,
+                               const int64_t *matrix, const int64_t *d_out, const float *const *A) {
+    LT_CHECK(T >= 1, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(matrix && d_out && A, LT_ERR_NULL_POINTER);
+    LT_CHECK(layer >= 0 && layer < dims->layers, LT_ERR_INVALID_ARGUMENT);
+    for (int64_t t = 0; t < T; t++) {
+        LT_CHECK(A[t], LT_ERR_NULL_POINTER);
+        LT_CHECK(matrix[t] >= 0 && matrix[t] < dims->matrices, LT_ERR_INVALID_ARGUMENT);
+        LT_CHECK(d_out[t] >= 1 && d_out[t] <= LT_LORTA_MAX_DIM, LT_ERR_INVALID_ARGUMENT);
+        for (int64_t u = 0; u < t; u++) {
+            LT_CHECK(matrix[u] != matrix[t], LT_ERR_INVALID_ARGUMENT);       /* each type once */
+            if (A[u] == A[t]) LT_CHECK(d_out[u] == d_out[t], LT_ERR_INVALID_ARGUMENT);
+        }
+    }
+    return LT_OK;
+}
+
+/* Bytes of the Aᵀ copies (upper bound: one per target), 64-byte aligned. */
+static size_t at_bytes(int64_t r, int64_t T, const int64_t *d_out) {
+    size_t b = 0;
+    for (int64_t t = 0; t < T; t++) b += lt__align64((size_t)(r * d_out[t]) * sizeof(float));
+    return b;
+}
+
+/* Transposes every distinct A_t (d_t x r) into AT (r x d_t); AT[t] points into ws.
+ * Targets that pass the same A share one copy. Returns the bytes used. */
+static size_t transpose_As(int64_t r, int64_t T, const int64_t *d_out, const float *const *A,
+                           char *ws, const float **AT) {
+    size_t used = 0;
+    for (int64_t t = 0; t < T; t++) {
+        AT[t] = NULL;
+        for (int64_t u = 0; u < t; u++)
+            if (A[u] == A[t]) { AT[t] = AT[u]; break; }
+        if (AT[t]) continue;
+        float *dst = (float *)(ws + used);
+        const int64_t d = d_out[t];
+        const float *a = A[t];
+        for (int64_t o = 0; o < d; o++)
+            for (int64_t k = 0; k < r; k++) dst[k * d + o] = a[o * r + k];
+        AT[t] = dst;
+        used += lt__align64((size_t)(r * d) * sizeof(float));
+    }
+    return used;
+}
+
+size_t lt_lorta_expand_workspace_size(const lt_lorta_dims *dims, int64_t n_targets, const int64_t *d_out) {
+    if (!dims || !d_out || n_targets < 1 || n_targets > LT_LORTA_MAX_TARGETS) return 0;
+    if (lt__lorta_check_dims(dims) != LT_OK) return 0;
+    for (int64_t t = 0; t < n_targets; t++)
+        if (d_out[t] < 1 || d_out[t] > LT_LORTA_MAX_DIM) return 0;
+    return at_bytes(dims->rank, n_targets, d_out)
+         + lt__align64((size_t)(n_targets * dims->rank) * sizeof(float));
+}
+
+lt_status lt_lorta_expand_forward(const lt_lorta_dims *dims, int64_t n, const float *U,
+                                  const float *C_L, const float *C_M, float scale, int64_t layer,
+                                  int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
+                                  const float *const *A, float *const *Y, const int64_t *ldy,
+                                  void *workspace, size_t workspace_size) {
+    LT_CHECK(dims, LT_ERR_NULL_POINTER);
+    lt_status st = lt__lorta_check_dims(dims);
+    if (st != LT_OK) return st;
+    LT_CHECK(n >= 0 && n_targets <= LT_LORTA_MAX_TARGETS, LT_ERR_INVALID_ARGUMENT);
+    st = check_targets(dims, layer, n_targets, matrix, d_out, A);
+    if (st != LT_OK) return st;
+    LT_CHECK(lt__finite(scale), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(C_L && C_M && Y && ldy, LT_ERR_NULL_POINTER);
+    for (int64_t t = 0; t < n_targets; t++) {
+        LT_CHECK(Y[t] || n == 0, LT_ERR_NULL_POINTER);
+        LT_CHECK(ldy[t] >= d_out[t], LT_ERR_INVALID_ARGUMENT);
+    }
+    if (n == 0) return LT_OK;
+    LT_CHECK(U, LT_ERR_NULL_POINTER);
+    LT_CHECK(workspace, LT_ERR_NULL_POINTER);
+    LT_CHECK(workspace_size >= lt_lorta_expand_workspace_size(dims, n_targets, d_out), LT_ERR_INVALID_ARGUMENT);
+    st = lt__ensure_init();
+    if (st != LT_OK) return st;
+
+    const int64_t r = dims->rank, T = n_targets;
+    const float *AT[LT_LORTA_MAX_TARGETS];
+    char *ws = (char *)workspace;
+    size_t used = transpose_As(r, T, d_out, A, ws, AT);
+    float *c = (float *)(ws + used);                       /* T x r: c_t = C_L[l] ∘ C_M[m_t] */
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t k = 0; k < r; k++) c[t * r + k] = C_L[layer * r + k] * C_M[matrix[t] * r + k];
+    const lt_axpy_many_fn axpy = lt__axpy_many();
+
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
+    for (int64_t i = 0; i < n; i++) {
+        float coef[LT_LORTA_KBLOCK];
+        const float *u = U + i * r;
+        for (int64_t t = 0; t < T; t++) {
+            const int64_t d = d_out[t];
+            float *y = Y[t] + i * ldy[t];
+            for (int64_t k0 = 0; k0 < r; k0 += LT_LORTA_KBLOCK) {
+                const int64_t kb = r - k0 < LT_LORTA_KBLOCK ? r - k0 : LT_LORTA_KBLOCK;
+                for (int64_t k = 0; k < kb; k++) coef[k] = scale * (u[k0 + k] * c[t * r + k0 + k]);
+                axpy(y, coef, AT[t] + k0 * d, d, kb, d);
+            }
+        }
+    }
+    return LT_OK;
+}
+
+/* ======================================================================================
+ * Backward of projection + expansion for one layer (see lt_lorta.h for the formulas).
+ * Workspace layout (each part 64-byte aligned):
+ *   AT      Σ_t r x d_t   floats   transposed A's
+ *   c       T x r         floats   c_t
+ *   V       T x n x r     floats   V_t = U ∘ c_t (right operand of dA_t's sgemm)
+ *   G       n x T x r     floats   G_t[i] = dY_t[i] A_t
+ *   dU      n x r         floats
+ *   E       n*H x r       floats   E[i*H+h] = dU[i] ∘ C_H[h]
+ *   pg      nch x T x r   doubles  per-chunk Σ_i G_t[i] ∘ U[i]
+ *   ph      nch x H x r   doubles  per-chunk Σ_i dU[i] ∘ P[i,h]
+ * ====================================================================================== */
+
+typedef struct {
+    size_t at, c, V, G, dU, E, pg, ph, total;
+} bw_layout;
+
+static bw_layout backward_layout(const lt_lorta_dims *dims, int64_t n, int64_t T, const int64_t *d_out) {
+    const int64_t r = dims->rank, H = dims->heads;
+    const int64_t nch = (n + LT_ROWS_PER_CHUNK - 1) / LT_ROWS_PER_CHUNK;
+    bw_layout L;
+    size_t off = 0;
+    L.at = off; off += at_bytes(r, T, d_out);
+    L.c = off;  off += lt__align64((size_t)(T * r) * sizeof(float));
+    L.V = off;  off += lt__align64((size_t)(T * n * r) * sizeof(float));
+    L.G = off;  off += lt__align64((size_t)(n * T * r) * sizeof(float));
+    L.dU = off; off += lt__align64((size_t)(n * r) * sizeof(float));
+    L.E = off;  off += lt__align64((size_t)(n * H * r) * sizeof(float));
+    L.pg = off; off += lt__align64((size_t)(nch * T * r) * sizeof(double));
+    L.ph = off; off += lt__align64((size_t)(nch * H * r) * sizeof(double));
+    L.total = off;
+    return L;
+}
+
+size_t lt_lorta_backward_workspace_size(const lt_lorta_dims *dims, int64_t n, int64_t n_targets,
+                                        const int64_t *d_out) {
+    if (!dims || !d_out || n < 0 || n > LT_LORTA_MAX_DIM || n_targets < 1 || n_targets > LT_LORTA_MAX_TARGETS)
+        return 0;
+    if (lt__lorta_check_dims(dims) != LT_OK) return 0;
+    for (int64_t t = 0; t < n_targets; t++)
+        if (d_out[t] < 1 || d_out[t] > LT_LORTA_MAX_DIM) return 0;
+    return backward_layout(dims, n, n_targets, d_out).total;
+}
+
+lt_status lt_lorta_backward(const lt_lorta_dims *dims, int64_t n, const float *X, int64_t ldx,
+                            const float *U, const float *P,
+                            const float *B, const float *C_H, const float *C_L, const float *C_M,
+                            float scale, int64_t layer,
+                            int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
+                            const float *const *A, const float *const *dY, const int64_t *lddy,
+                            float *const *dA, float *dB, float *dC_H, float *dC_L, float *dC_M,
+                            float *dX, int64_t lddx,
+                            void *workspace, size_t workspace_size) {
+    LT_CHECK(dims, LT_ERR_NULL_POINTER);
+    lt_status st = lt__lorta_check_dims(dims);
+    if (st != LT_OK) return st;
+    LT_CHECK(n >= 0 && n <= LT_LORTA_MAX_DIM && n_targets <= LT_LORTA_MAX_TARGETS, LT_ERR_INVALID_ARGUMENT);
+    st = check_targets(dims, layer, n_targets, matrix, d_out, A);
+    if (st != LT_OK) return st;
+    LT_CHECK(lt__finite(scale), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(B && C_H && C_L && C_M && dY && lddy && dA && dB && dC_H && dC_L && dC_M, LT_ERR_NULL_POINTER);
+    const int64_t r = dims->rank, H = dims->heads, dh = dims->head_dim, din = H * dh, T = n_targets;
+    for (int64_t t = 0; t < T; t++) {
+        LT_CHECK(dA[t], LT_ERR_NULL_POINTER);
+        LT_CHECK(dY[t] || n == 0, LT_ERR_NULL_POINTER);
+        LT_CHECK(lddy[t] >= d_out[t] && lddy[t] <= LT_LORTA_MAX_DIM, LT_ERR_INVALID_ARGUMENT);
+        for (int64_t u = 0; u < t; u++)           /* shared A <=> shared accumulator */
+            LT_CHECK((A[u] == A[t]) == (dA[u] == dA[t]), LT_ERR_INVALID_ARGUMENT);
+    }
+    if (n == 0) return LT_OK;
+    LT_CHECK(X && U && P, LT_ERR_NULL_POINTER);
+    LT_CHECK(ldx >= din && ldx <= LT_LORTA_MAX_DIM, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(n * H <= LT_LORTA_MAX_DIM, LT_ERR_INVALID_ARGUMENT);       /* sgemm K of dB */
+    LT_CHECK(!dX || lddx >= din, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(workspace, LT_ERR_NULL_POINTER);
+    const bw_layout L = backward_layout(dims, n, T, d_out);
+    LT_CHECK(workspace_size >= L.total, LT_ERR_INVALID_ARGUMENT);
+    st = lt__ensure_init();
+    if (st != LT_OK) return st;
+
+    char *ws = (char *)workspace;
+    const float *AT[LT_LORTA_MAX_TARGETS];
+    transpose_As(r, T, d_out, A, ws + L.at, AT);
+    float *c = (float *)(ws + L.c), *V = (float *)(ws + L.V), *G = (float *)(ws + L.G);
+    float *dU = (float *)(ws + L.dU), *E = (float *)(ws + L.E);
+    double *pg = (double *)(ws + L.pg), *ph = (double *)(ws + L.ph);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t k = 0; k < r; k++) c[t * r + k] = C_L[layer * r + k] * C_M[matrix[t] * r + k];
+    const int64_t nch = (n + LT_ROWS_PER_CHUNK - 1) / LT_ROWS_PER_CHUNK;
+    const lt_dot_many_fn dot = lt__dot_many();
+    const lt_axpy_many_fn axpy = lt__axpy_many();
+
+    /* One pass over the rows: G, V, dU, E, dX += E B, and the chunk partials. */
+    #pragma omp parallel for schedule(static, 1)
+    for (int64_t ch = 0; ch < nch; ch++) {
+        double *pgc = pg + ch * T * r, *phc = ph + ch * H * r;
+        for (int64_t q = 0; q < T * r; q++) pgc[q] = 0.0;
+        for (int64_t q = 0; q < H * r; q++) phc[q] = 0.0;
+        const int64_t i_end = (ch + 1) * LT_ROWS_PER_CHUNK < n ? (ch + 1) * LT_ROWS_PER_CHUNK : n;
+        for (int64_t i = ch * LT_ROWS_PER_CHUNK; i < i_end; i++) {
+            const float *u = U + i * r;
+            float *du = dU + i * r;
+            for (int64_t k = 0; k < r; k++) du[k] = 0.0f;
+            for (int64_t t = 0; t < T; t++) {
+                float *g = G + (i * T + t) * r;
+                const float *ct = c + t * r;
+                dot(dY[t] + i * lddy[t], AT[t], d_out[t], r, d_out[t], g);   /* G_t[i] = dY_t[i] A_t */
+                float *v = V + (t * n + i) * r;
+                for (int64_t k = 0; k < r; k++) {
+                    pgc[t * r + k] += (double)g[k] * (double)u[k];
+                    du[k] += g[k] * ct[k];
+                    v[k] = u[k] * ct[k];
+                }
+            }
+            for (int64_t k = 0; k < r; k++) du[k] *= scale;
+            for (int64_t h = 0; h < H; h++) {
+                float *e = E + (i * H + h) * r;
+                const float *chh = C_H + h * r, *p = P + (i * H + h) * r;
+                for (int64_t k = 0; k < r; k++) {
+                    e[k] = du[k] * chh[k];
+                    phc[h * r + k] += (double)du[k] * (double)p[k];
+                }
+                if (dX) axpy(dX + i * lddx + h * dh, e, B, dh, r, dh);      /* dX_{i,h} += E[i,h] B */
+            }
+        }
+    }
+
+    /* Ordered combination of the chunk partials (serial, chunk order). */
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t m = matrix[t];
+        for (int64_t k = 0; k < r; k++) {
+            double g = 0.0;
+            for (int64_t ch = 0; ch < nch; ch++) g += pg[(ch * T + t) * r + k];
+            g *= (double)scale;                                             /* g_t[k] */
+            dC_L[layer * r + k] += (float)(g * (double)C_M[m * r + k]);
+            dC_M[m * r + k] += (float)(g * (double)C_L[layer * r + k]);
+        }
+    }
+    for (int64_t h = 0; h < H; h++)
+        for (int64_t k = 0; k < r; k++) {
+            double a = 0.0;
+            for (int64_t ch = 0; ch < nch; ch++) a += ph[(ch * H + h) * r + k];
+            dC_H[h * r + k] += (float)a;
+        }
+
+    /* dA_t += s dY_tᵀ V_t   (d_t x r) = (d_t x n)(n x r) */
+    for (int64_t t = 0; t < T; t++)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d_out[t], (int)r, (int)n, scale,
+                    dY[t], (int)lddy[t], V + t * n * r, (int)r, 1.0f, dA[t], (int)r);
+
+    /* dB += Eᵀ X_view   (r x d_h) = (r x n*H)(n*H x d_h) */
+    if (ldx == din) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r, (int)dh, (int)(n * H), 1.0f,
+                    E, (int)r, X, (int)dh, 1.0f, dB, (int)dh);
+    } else {                                    /* strided X: one sgemm per head (K = n) */
+        for (int64_t h = 0; h < H; h++)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r, (int)dh, (int)n, 1.0f,
+                        E + h * r, (int)(H * r), X + h * dh, (int)ldx, 1.0f, dB, (int)dh);
+    }
+    return LT_OK;
+}
