@@ -69,6 +69,35 @@ struct CSVMatrixTests {
         #expect(try parse("1e-400\n").values == [0])
     }
 
+    @Test func fastDecimalPathAgreesWithTheStandardLibraryParser() throws {
+        // Random decimal strings (1–21 digits, any point position, exponents −40…40): the
+        // reader's conversion must give the same bits as Swift's own correctly rounded parser.
+        var state: UInt64 = 12345
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        var lines: [String] = []
+        var expected: [Double] = []
+        for _ in 0..<4000 {
+            let digitCount = 1 + next(21)
+            var digits = (0..<digitCount).map { _ in String(next(10)) }.joined()
+            if next(4) == 0 { digits = String(repeating: "0", count: next(4)) + digits }
+            let point = next(digits.count + 1)
+            var text = String(digits.prefix(point)) + (point < digits.count || next(2) == 0 ? "." : "") + String(digits.dropFirst(point))
+            if text == "." { text = "0." }
+            if next(2) == 0 { text += (next(2) == 0 ? "e" : "E") + (next(3) == 0 ? "-" : next(2) == 0 ? "+" : "") + String(next(41)) }
+            if next(2) == 0 { text = "-" + text }
+            lines.append(text)
+            expected.append(try #require(Double(text), "\(text)"))
+        }
+        let r = try parse(lines.joined(separator: "\n"), hasHeader: false)
+        #expect(r.rows == lines.count && r.columns == 1)
+        for (k, (v, e)) in zip(r.values, expected).enumerated() {
+            #expect(sameBits(v, e), "\(lines[k]): \(v) vs \(e)")
+        }
+    }
+
     @Test func structuralErrors() {
         expectError(.emptyFile, "")
         expectError(.emptyFile, "\n\n  \n")

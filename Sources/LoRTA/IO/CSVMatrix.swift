@@ -69,9 +69,9 @@ public enum CSVMatrixError: Error, Equatable, CustomStringConvertible {
 /// - numbers in the decimal syntax of Python's `float()`: optional sign, digits with optional
 ///   fraction (`1`, `-2.5`, `.5`, `3.`), optional exponent (`1e-3`, `2E+8`). `nan`, `inf`,
 ///   `infinity` (any case, optional sign) are parsed as NaN and ±infinity, as numpy does:
-///   callers that need finite data must check. Hexadecimal floats, thousands separators and
-///   empty fields are errors; a finite literal beyond the float64 range (`1e400`) is an error
-///   rather than a silent infinity.
+///   callers that need finite data must check. Hexadecimal floats, thousands separators,
+///   digit-group underscores (`1_000`) and empty fields are errors; a finite literal beyond
+///   the float64 range (`1e400`) is an error rather than a silent infinity.
 public struct CSVMatrix {
     /// Reads a CSV file. See ``read(data:hasHeader:delimiter:)``.
     public static func read(contentsOf url: URL, hasHeader: Bool? = nil, delimiter: Character = ",")
@@ -279,7 +279,7 @@ public struct CSVMatrix {
             if isHeader {
                 var names: [String] = []
                 columns = try forEachField(lines[0], lineNumber: 1) { p, field, column in
-                    guard let name = p.withFieldBytes(field, { String(validating: $0, as: UTF8.self) }) else {
+                    guard let name = p.withFieldBytes(field, { String(bytes: $0, encoding: .utf8) }) else {
                         throw CSVMatrixError.invalidHeaderEncoding(column: column)
                     }
                     names.append(name)
@@ -335,22 +335,60 @@ public struct CSVMatrix {
             default: return nil
             }
         }
+        // Scan the grammar and, on the way, collect up to 19 significant digits for the fast path.
         var mantissaDigits = 0
-        while isDigit(i) { i += 1; mantissaDigits += 1 }
+        var significand: UInt64 = 0
+        var significantDigits = 0
+        var decimalExponent = 0  // value = significand × 10^decimalExponent (before the exponent part)
+        func take(_ d: UInt8, fraction: Bool) {
+            if significantDigits == 0 && d == 0x30 {
+                if fraction { decimalExponent -= 1 }
+                return
+            }
+            if significantDigits < 19 {
+                significand = significand &* 10 &+ UInt64(d - 0x30)
+                if fraction { decimalExponent -= 1 }
+            } else if !fraction {
+                decimalExponent += 1
+            }
+            significantDigits += 1
+        }
+        while isDigit(i) { take(text[i], fraction: false); i += 1; mantissaDigits += 1 }
         if i < n && text[i] == UInt8(ascii: ".") {
             i += 1
-            while isDigit(i) { i += 1; mantissaDigits += 1 }
+            while isDigit(i) { take(text[i], fraction: true); i += 1; mantissaDigits += 1 }
         }
         guard mantissaDigits > 0 else { return nil }
+        var exponent = 0
         if i < n && (text[i] == UInt8(ascii: "e") || text[i] == UInt8(ascii: "E")) {
             i += 1
-            if i < n && (text[i] == UInt8(ascii: "+") || text[i] == UInt8(ascii: "-")) { i += 1 }
+            var negativeExponent = false
+            if i < n && (text[i] == UInt8(ascii: "+") || text[i] == UInt8(ascii: "-")) {
+                negativeExponent = text[i] == UInt8(ascii: "-")
+                i += 1
+            }
             guard isDigit(i) else { return nil }
-            while isDigit(i) { i += 1 }
+            while isDigit(i) {
+                if exponent < 100_000 { exponent = exponent * 10 + Int(text[i] - 0x30) }
+                i += 1
+            }
+            if negativeExponent { exponent = -exponent }
         }
         guard i == n else { return nil }
-        return Double(String(decoding: text, as: UTF8.self))  // correctly rounded, locale-independent
+        // Clinger's fast path: an exact significand (< 2^53) times or over an exact power of
+        // ten (≤ 10^22) is one correctly rounded IEEE operation, hence the correctly rounded
+        // value. Everything else goes through the standard library's correctly rounded parser.
+        let e = decimalExponent + exponent
+        if significantDigits <= 19, significand < (1 << 53), (-22...22).contains(e) {
+            let m = Double(significand)
+            let v = e < 0 ? m / CSVMatrix.powersOfTen[-e] : m * CSVMatrix.powersOfTen[e]
+            return text[0] == UInt8(ascii: "-") ? -v : v
+        }
+        return Double(String(decoding: text, as: UTF8.self))
     }
+
+    /// 10^0 … 10^22, all exactly representable in Double.
+    static let powersOfTen: [Double] = (0...22).map { k in (0..<k).reduce(1.0) { acc, _ in acc * 10 } }
 
     static func isInfinityLiteral(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
         text.contains { $0 == UInt8(ascii: "i") || $0 == UInt8(ascii: "I") }

@@ -265,7 +265,7 @@ public struct NumpyArray: Sendable {
             throw NumpyFileError.headerNotTerminated
         }
         let header = [UInt8](data[(start + headerStart)..<(start + headerStart + headerLength)])
-        if major == 3, String(validating: header, as: UTF8.self) == nil {
+        if major == 3, String(bytes: header, encoding: .utf8) == nil {
             throw NumpyFileError.unparsableHeader(offset: 0, reason: "a version 3.0 header must be UTF-8")
         }
         var parser = PythonLiteralParser(bytes: header, utf8: major == 3, allowLongSuffix: major <= 2)
@@ -440,6 +440,7 @@ public struct NumpyArray: Sendable {
 
     /// Converts every element, in storage order, with the closure for its kind; the closures
     /// receive the storage index and the value.
+    @inline(__always)
     func decode<R>(into out: UnsafeMutableBufferPointer<R>,
                    float32: (Int, Float) throws -> R,
                    float64: (Int, Double) throws -> R,
@@ -450,6 +451,11 @@ public struct NumpyArray: Sendable {
         let n = count
         try bytes.withUnsafeBytes { (all: UnsafeRawBufferPointer) in
             let raw = UnsafeRawBufferPointer(rebasing: all[dataOffset...])
+            // Same type and byte order: one memcpy (the data may be unaligned).
+            if !swap && n > 0 && ((R.self == Float.self && dtype == .float32) || (R.self == Double.self && dtype == .float64)) {
+                UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress!, byteCount: n * dtype.itemSize)
+                return
+            }
             @inline(__always) func load<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
                 let v = raw.loadUnaligned(fromByteOffset: i &* MemoryLayout<T>.size, as: T.self)
                 return swap ? v.byteSwapped : v
@@ -487,13 +493,12 @@ public struct NumpyArray: Sendable {
         return index
     }
 
-    func reorderedToC<T>(_ storage: [T]) -> [T] {
+    func reorderedToC(_ storage: [Double]) -> [Double] {
         guard isFortranOrder, shape.count > 1, count > 0 else { return storage }
-        var out = storage
-        out.withUnsafeMutableBufferPointer { o in
+        return [Double](unsafeUninitializedCapacity: storage.count) { o, initialized in
             storage.withUnsafeBufferPointer { NumpyArray.fortranToC($0, into: o, shape: shape) }
+            initialized = storage.count
         }
-        return out
     }
 
     /// Copies `source`, laid out in Fortran order for `shape`, into `out` in C order. O(count).
@@ -504,8 +509,15 @@ public struct NumpyArray: Sendable {
             return
         }
         if rank == 2 {
-            let r = shape[0], c = shape[1]
-            for i in 0..<r { for j in 0..<c { out[i * c + j] = source[j * r + i] } }
+            // Blocked transpose: 32×32 tiles keep both sides in cache.
+            let r = shape[0], c = shape[1], tile = 32
+            for i0 in stride(from: 0, to: r, by: tile) {
+                for j0 in stride(from: 0, to: c, by: tile) {
+                    for i in i0..<min(i0 + tile, r) {
+                        for j in j0..<min(j0 + tile, c) { out[i * c + j] = source[j * r + i] }
+                    }
+                }
+            }
             return
         }
         // General rank: walk C order with an odometer over the coordinates.
