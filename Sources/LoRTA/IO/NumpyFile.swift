@@ -544,7 +544,8 @@ public struct NumpyArray: Sendable {
 
 /// Writes `.npy` files exactly as `numpy.save` does (format 1.0, or 2.0 when the header does
 /// not fit in 65 535 bytes; little-endian; C order): the output for an array is byte-for-byte
-/// the file numpy ≥ 1.24 writes for the same array, header padding included.
+/// the file numpy writes for the same array, header padding included (checked against numpy
+/// 2.4; numpy releases before the 21-digit spare space of `_write_array_header` pad less).
 ///
 /// Writes are atomic: the file is written to a temporary file in the same directory and then
 /// renamed over `url`.
@@ -622,7 +623,7 @@ public enum NumpyWriter {
     }
 
     /// Magic, version, header length and header, as numpy's `_write_array_header` writes them:
-    /// keys sorted, `repr` values, 21 − len(repr(shape[0])) spare spaces (numpy ≥ 1.24, for
+    /// keys sorted, `repr` values, 21 − len(repr(shape[0])) spare spaces (recent numpy, for
     /// growing the first axis in place), space padding and '\n' so that the data starts at a
     /// multiple of 64. Version 1.0 unless the header needs more than 65 535 bytes, then 2.0.
     static func header(descr: String, fortranOrder: Bool, shape: [Int]) -> [UInt8] {
