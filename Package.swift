@@ -37,7 +37,7 @@ let package = Package(
         ),
         .target(
             name: "LoRTA",
-            dependencies: ["CKernels"],
+            dependencies: ["CKernels", "CBLAS"],
             path: "Sources/LoRTA"
         ),
         .executableTarget(

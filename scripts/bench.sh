@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks (release build of the Benchmarks/ package). Usage: scripts/bench.sh [all|lora|gemm-core]
+# Benchmarks (release build of the Benchmarks/ package). Usage: scripts/bench.sh [all|gemm-core|lora|lorta|lorta-merge]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh >/dev/null

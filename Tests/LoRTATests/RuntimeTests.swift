@@ -100,3 +100,39 @@ struct BLASDiagnosticsTests {
         #expect(blas["reexecuted"] as? Bool == false)
     }
 }
+
+@Suite("Tensor")
+struct TensorTests {
+    @Test func matmulMatchesNaiveForEveryTransposition() throws {
+        let (m, k, n) = (5, 7, 3)
+        func make(_ r: Int, _ c: Int, _ seed: Int) throws -> Tensor {
+            try Tensor((0..<(r * c)).map { Float(($0 * 37 + seed * 11) % 23) / 7 - 1.5 }, shape: [r, c])
+        }
+        let a = try make(m, k, 1), b = try make(k, n, 2)
+        var expected = [Double](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n { for p in 0..<k { expected[i * n + j] += Double(a[i, p]) * Double(b[p, j]) } } }
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let aa = ta ? try a.transposed() : a, bb = tb ? try b.transposed() : b
+            let c = try Tensor.matmul(aa, bb, transposeA: ta, transposeB: tb)
+            #expect(c.shape == [m, n])
+            for i in 0..<(m * n) { #expect(abs(Double(c[flat: i]) - expected[i]) < 1e-5) }
+        }
+        var wrong = try Tensor(zeros: [m, m])
+        #expect(throws: TensorError.self) { try Tensor.matmul(a, b, into: &wrong) }
+        #expect(throws: TensorError.self) { try Tensor.matmul(a, a) }
+    }
+
+    @Test func copyOnWriteAndViews() throws {
+        let a = try Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3])
+        let v = try a.reshaped([3, 2])
+        #expect(v.sharesStorage(with: a))
+        var b = a
+        b[0, 0] = 9
+        #expect(a[0, 0] == 1 && b[0, 0] == 9 && !b.sharesStorage(with: a))
+        #expect(throws: TensorError.countMismatch(shape: [4, 2], count: 6)) { try a.reshaped([4, 2]) }
+        #expect(throws: TensorError.invalidShape([-1, 2])) { try Tensor(zeros: [-1, 2]) }
+        #expect(throws: TensorError.countMismatch(shape: [2, 2], count: 3)) { try Tensor([1, 2, 3], shape: [2, 2]) }
+        a.withUnsafeBufferPointer { #expect(Int(bitPattern: $0.baseAddress!) % 64 == 0) }
+        #expect(try a.transposed().scalars == [1, 4, 2, 5, 3, 6])
+    }
+}

@@ -14,7 +14,7 @@ func now() -> Double {
 
 /// Times several variants interleaved (A B C A B C …) so that machine noise hits all of them
 /// alike; returns the median seconds of each.
-func timeInterleaved(_ variants: [() throws -> Void], repetitions: Int, warmup: Int = 2) rethrows -> [Double] {
+func timeInterleaved(_ variants: [() throws -> Void], repetitions: Int, warmup: Int = 2) throws -> [Double] {
     for _ in 0..<warmup { for v in variants { try v() } }
     var samples = Array(repeating: [Double](), count: variants.count)
     for _ in 0..<repetitions {

@@ -27,11 +27,17 @@ case "gemm-core-child":
     try layer.merge()   // merged: the forward is the base GEMM alone
     let t = try timeInterleaved([{ _ = try layer(x) }], repetitions: 15)[0]
     print(String(format: "%@ %.1f", BLASDiagnostics.current.activeCore, 2.0 * Double(m * n * k) / t / 1e9))
-case "gemm-core", "all", "lora":
-    if what != "lora" { try gemmCoreComparison() }
-    if what != "gemm-core" { try loraBenchmark() }
+case "gemm-core": try gemmCoreComparison()
+case "lora": try loraBenchmark()
+case "lorta": try lortaBenchmark()
+case "lorta-merge": try lortaMergeBenchmark()
+case "all":
+    try gemmCoreComparison()
+    try loraBenchmark()
+    try lortaBenchmark()
+    try lortaMergeBenchmark()
 default:
-    print("usage: lorta-bench [all|lora|gemm-core]")
+    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-merge]")
     exit(2)
 }
 
