@@ -4,7 +4,6 @@
 #include "internal.h"
 #include "simd.h"
 #include "stats_internal.h"
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -21,7 +20,7 @@ lt_status lt_stats_update_workspace_size(int64_t dim, int64_t rows, int64_t *dou
     LT_CHECK(doubles, LT_ERR_NULL_POINTER);
     LT_CHECK(dim >= 1 && rows >= 0, LT_ERR_INVALID_ARGUMENT);
     int64_t b = rows < LT_STATS_BLOCK_ROWS ? rows : LT_STATS_BLOCK_ROWS;
-    *doubles = b * (dim + 1) + 2 * dim;
+    *doubles = b * (((dim + 7) / 8) * 8 + 1) + 2 * dim;
     return LT_OK;
 }
 
@@ -107,8 +106,9 @@ lt_status lt_stats_update(lt_stats *s, const float *x, int64_t rows, int64_t ldx
     (void)st; /* environment errors are reported by lt_runtime_init; defaults apply */
 
     const int64_t B = rows < LT_STATS_BLOCK_ROWS ? rows : LT_STATS_BLOCK_ROWS;
-    double *Y = work;                 /* B × d centred block */
-    double *sq = Y + B * d;           /* B: ‖x_i − μ_new‖² */
+    const int64_t dp = ((d + 7) / 8) * 8; /* d rounded up to whole panels */
+    double *Y = work;                 /* B × dp centred block, packed in panels of 8 columns */
+    double *sq = Y + B * dp;          /* B: ‖x_i − μ_new‖² */
     double *mean_b = sq + B;          /* d */
     double *cvec = mean_b + d;        /* d: shift vector, then scratch */
 
@@ -121,7 +121,7 @@ lt_status lt_stats_update(lt_stats *s, const float *x, int64_t rows, int64_t ldx
     /* Move the existing moments to the pooled mean μ_new = μ_a + δ nb/n (c_A = μ_a − μ_new). */
     if (na > 0) {
         for (int64_t j = 0; j < d; j++) cvec[j] = -(mean_b[j] - mu[j]) * (fb / fn);
-        /* the scratch for M2 c is the tail of the Y block, unused until the block loop */
+        /* scratch for M2 c: the start of the Y block, unused until the block loop */
         s->fourth = shifted_moments(d, na, M2, T3, s->fourth, cvec, Y, T3);
     }
     /* c_B = μ_b − μ_new = δ na/n; kept in cvec for the batch pass (zero when na == 0). */
@@ -136,32 +136,33 @@ lt_status lt_stats_update(lt_stats *s, const float *x, int64_t rows, int64_t ldx
     for (int64_t r0 = 0; r0 < rows; r0 += B) {
         const int64_t b = (rows - r0) < B ? (rows - r0) : B;
         const int par = b * d >= LT_STATS_PAR_MIN;
+        /* centre in float64 into the packed block: Y[k][j] at Y[(j/8)*b*8 + k*8 + j%8] */
 #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if (par)
         for (int64_t i = 0; i < b; i++) {
             const float *xr = x + (r0 + i) * ldx;
-            double *y = Y + i * d;
             double acc = 0.0;
-            for (int64_t j = 0; j < d; j++) {
+            for (int64_t j = 0; j < dp; j++) {
+                double *y = Y + (j >> 3) * b * 8 + i * 8 + (j & 7);
+                if (j >= d) { *y = 0.0; continue; }
                 const double v = (double)xr[j] - mean_b[j];
                 const double z = v + cvec[j];
-                y[j] = v;
+                *y = v;
                 acc += z * z;
             }
             sq[i] = acc;
         }
-        /* M2 (upper) += Yᵀ Y. OpenBLAS's threaded level-3 routines change the summation of
-         * some entries with the thread count (measured: dsyrk at d = 150, dgemm at many
-         * shapes), so the call runs on one BLAS thread to keep the bits fixed. */
-        lt__blas_serial_begin();
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)b, 1.0, Y, (int)d, 1.0,
-                    M2, (int)d);
-        lt__blas_serial_end();
+        /* M2 (upper) += Yᵀ Y: own tiled kernel, deterministic for any thread count (OpenBLAS's
+         * threaded dsyrk/dgemm change some sums with the thread count; measured). */
+        lt__stats_syrk_packed(d, b, Y, M2, d, b * d * d >= LT_STATS_PAR_MIN * 8);
         /* T3 += Σ ‖z_i‖² z_i, Q4 += Σ ‖z_i‖⁴ with z_i = y_i + c_B (ordered). */
         for (int64_t i = 0; i < b; i++) {
             const double w = sq[i];
-            const double *y = Y + i * d;
             q4 += w * w;
-            for (int64_t j = 0; j < d; j++) T3[j] += w * (y[j] + cvec[j]);
+            for (int64_t p = 0; p < dp / 8; p++) {
+                const double *y = Y + p * b * 8 + i * 8;
+                const int64_t w8 = (d - p * 8) < 8 ? (d - p * 8) : 8;
+                for (int64_t c = 0; c < w8; c++) T3[p * 8 + c] += w * (y[c] + cvec[p * 8 + c]);
+            }
         }
     }
     s->fourth += q4;

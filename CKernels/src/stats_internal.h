@@ -11,4 +11,9 @@
  * single-threaded; no result of this library depends on it.) */
 static inline void lt__blas_serial_begin(void) { openblas_set_num_threads(1); }
 static inline void lt__blas_serial_end(void) { openblas_set_num_threads(lt_get_num_threads()); }
+
+/* C(upper) += Yᵀ Y for a block Y of b rows × d columns packed in panels of 8 columns
+ * (P[p*b*8 + k*8 + c] = Y[k][8p + c], padding columns zero); see stats_syrk.c. Deterministic for
+ * any thread count; OpenMP-parallel over row panels when par != 0. */
+void lt__stats_syrk_packed(int64_t d, int64_t b, const double *P, double *C, int64_t ldc, int par);
 #endif

@@ -234,29 +234,58 @@ struct ActivationStatisticsTests {
         }
     }
 
-    @Test func bitwiseIdenticalWithOneAndTwoThreads() throws {
-        // Large enough for the parallel paths (rows·d ≥ 32768 per block, > 32 columns).
-        let x = try syntheticRows(rows: 1500, d: 150, seed: 9, offset: 40)
-        let q = try syntheticRows(rows: 700, d: 150, seed: 10, offset: 41)
-        func run() throws -> (ActivationStatistics, CholeskyFactor, [Double], [Double]) {
-            var s = try ActivationStatistics(dimension: 150)
-            try s.update(with: rowSlice(x, 0, 1100))
-            try s.update(with: rowSlice(x, 1100, 1500))
-            let cov = try s.covariance(estimator: .ledoitWolf)
-            var det = MahalanobisDetector(estimator: .ledoitWolf)
-            try det.fit(statistics: s)
-            return (s, try cov.cholesky(), try cov.eigenvalues(), try det.scores(q))
-        }
-        let (s1, l1, e1, d1) = try Runtime.withThreadCount(1) { try run() }
-        let (s2, l2, e2, d2) = try Runtime.withThreadCount(2) { try run() }
+    /// Statistics, Cholesky factor, spectrum and detector scores of a fixed input.
+    static func pipeline(_ x: Tensor, _ q: Tensor) throws -> (ActivationStatistics, CholeskyFactor, [Double], [Double]) {
+        let d = x.shape[1], n = x.shape[0]
+        var s = try ActivationStatistics(dimension: d)
+        try s.update(with: rowSlice(x, 0, 1100))
+        try s.update(with: rowSlice(x, 1100, n))
+        let cov = try s.covariance(estimator: .ledoitWolf)
+        var det = MahalanobisDetector(estimator: .ledoitWolf)
+        try det.fit(statistics: s)
+        return (s, try cov.cholesky(), try cov.eigenvalues(), try det.scores(q))
+    }
+
+    @Test(arguments: [150, 70, 13]) func bitwiseIdenticalWithOneAndTwoThreads(d: Int) throws {
+        // Large enough for the parallel paths (rows·d ≥ 32768 per block, > 32 columns), odd
+        // sizes (OpenBLAS's threaded dsyrk changes bits at d = 150: the reason for our kernel).
+        let x = try syntheticRows(rows: 1500, d: d, seed: 9, offset: 40)
+        let q = try syntheticRows(rows: 700, d: d, seed: 10, offset: 41)
         func same(_ a: [Double], _ b: [Double]) -> Bool { a.map(\.bitPattern) == b.map(\.bitPattern) }
-        #expect(same(s1.mean, s2.mean))
-        #expect(same(s1.scatter, s2.scatter))
-        #expect(same(s1.thirdMoment, s2.thirdMoment))
-        #expect(s1.fourthMoment.bitPattern == s2.fourthMoment.bitPattern)
-        #expect(same(l1.lower, l2.lower), "Cholesky factor")
-        #expect(same(e1, e2), "eigenvalues")
-        #expect(same(d1, d2), "Mahalanobis scores")
+        for isa in Runtime.availableInstructionSets {
+            let (s1, l1, e1, d1) = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(1) { try Self.pipeline(x, q) } }
+            let (s2, l2, e2, d2) = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(2) { try Self.pipeline(x, q) } }
+            #expect(same(s1.mean, s2.mean), "\(isa)")
+            #expect(same(s1.scatter, s2.scatter), "\(isa) scatter")
+            #expect(same(s1.thirdMoment, s2.thirdMoment), "\(isa)")
+            #expect(s1.fourthMoment.bitPattern == s2.fourthMoment.bitPattern, "\(isa)")
+            #expect(same(l1.lower, l2.lower), "\(isa) Cholesky factor")
+            #expect(same(e1, e2), "\(isa) eigenvalues")
+            #expect(same(d1, d2), "\(isa) Mahalanobis scores")
+        }
+    }
+
+    @Test func everyInstructionSetAgreesWithScalar() throws {
+        let x = try syntheticRows(rows: 1300, d: 41, seed: 21, offset: -7)
+        let q = try syntheticRows(rows: 50, d: 41, seed: 22, offset: -7)
+        let (s0, _, _, d0) = try Runtime.withInstructionSet(.scalar) { try Self.pipeline(x, q) }
+        // naive float64 reference for the scatter (two-pass)
+        let n = 1300, d = 41
+        var mu = [Double](repeating: 0, count: d), m2 = [Double](repeating: 0, count: d * d)
+        for i in 0..<n { for j in 0..<d { mu[j] += Double(x[i, j]) } }
+        for j in 0..<d { mu[j] /= Double(n) }
+        for i in 0..<n {
+            for a in 0..<d { for b in 0..<d { m2[a * d + b] += (Double(x[i, a]) - mu[a]) * (Double(x[i, b]) - mu[b]) } }
+        }
+        #expect(relativeError(s0.scatter, m2) < 1e-12)
+        #expect(relativeError(s0.mean, mu) < 1e-14)
+        for isa in Runtime.availableInstructionSets where isa != .scalar {
+            let (s, _, _, dd) = try Runtime.withInstructionSet(isa) { try Self.pipeline(x, q) }
+            #expect(relativeError(s.scatter, s0.scatter) < 1e-13, "\(isa)")
+            #expect(relativeError(s.mean, s0.mean) < 1e-15, "\(isa)")
+            #expect(abs(s.fourthMoment - s0.fourthMoment) / s0.fourthMoment < 1e-13, "\(isa)")
+            #expect(relativeError(dd, d0) < 1e-10, "\(isa)")
+        }
     }
 
     @Test func errorsAreTypedAndLeaveStateUnchanged() throws {
@@ -319,7 +348,7 @@ struct ActivationStatisticsTests {
         var work = [Double](repeating: 0, count: 100)
         var need: Int64 = 0
         #expect(lt_stats_update_workspace_size(4, 3, &need) == LT_OK)
-        #expect(need == 3 * 5 + 8)
+        #expect(need == 3 * (8 + 1) + 8)  // rows × (d rounded up to 8, + 1) + 2d
         #expect(lt_stats_update_workspace_size(0, 3, &need) == LT_ERR_INVALID_ARGUMENT)
         mean.withUnsafeMutableBufferPointer { m in
             scatter.withUnsafeMutableBufferPointer { sc in

@@ -16,7 +16,8 @@ import CKernels
 ///   fourth moment stays exact under merges (see `lt_stats.h`).
 ///
 /// Memory: O(d²) doubles per object (and per label). An update of n rows costs O(n·d²/2)
-/// flops (one BLAS `dsyrk` per 512 rows) plus O(min(n, 512)·d) doubles of temporary workspace.
+/// multiply-adds (a tiled SIMD kernel, OpenMP-parallel, per block of 512 rows) plus
+/// O(min(n, 512)·d) doubles of temporary workspace.
 public struct ActivationStatistics: Sendable, Equatable {
     /// Feature dimension d.
     public let dimension: Int
