@@ -94,6 +94,14 @@ lt_status lt_cholesky_inverse(int64_t d, const double *L, int64_t ldl, double *i
  * the matching orthonormal eigenvectors in its columns. LT_ERR_NUMERICAL if dsyevd fails. */
 lt_status lt_sym_eigen(int64_t d, double *a, int64_t lda, double *w, int want_vectors);
 
+/* S (d × d, ld lds, symmetric) ← L⁻¹ S L⁻ᵀ for a lower-triangular L (ld ldl): the matrix in
+ * whitened coordinates x̃ = L⁻¹ x. Result symmetrized exactly (upper copied from lower). */
+lt_status lt_sym_whiten(int64_t d, const double *L, int64_t ldl, double *S, int64_t lds);
+
+/* S (d × d, ld lds, symmetric) ← L S Lᵀ for a lower-triangular L (ld ldl) (inverse of
+ * lt_sym_whiten). Result symmetrized exactly (upper copied from lower). */
+lt_status lt_sym_unwhiten(int64_t d, const double *L, int64_t ldl, double *S, int64_t lds);
+
 /* Doubles of workspace lt_mahalanobis_scores needs: min(rows, LT_STATS_BLOCK_ROWS) * dim. */
 lt_status lt_mahalanobis_workspace_size(int64_t dim, int64_t rows, int64_t *doubles);
 

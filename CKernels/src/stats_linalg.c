@@ -71,6 +71,41 @@ lt_status lt_sym_eigen(int64_t d, double *a, int64_t lda, double *w, int want_ve
     return LT_OK;
 }
 
+static void symmetrize_from_lower(int64_t d, double *S, int64_t lds) {
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t j = i + 1; j < d; j++) S[i * lds + j] = S[j * lds + i];
+}
+
+lt_status lt_sym_whiten(int64_t d, const double *L, int64_t ldl, double *S, int64_t lds) {
+    LT_CHECK(L && S, LT_ERR_NULL_POINTER);
+    LT_CHECK(d >= 1 && ldl >= d && lds >= d && d <= INT32_MAX, LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    lt__blas_serial_begin();
+    /* S ← L⁻¹ S, then S ← S L⁻ᵀ */
+    cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, (int)d, (int)d,
+                1.0, L, (int)ldl, S, (int)lds);
+    cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)d, (int)d,
+                1.0, L, (int)ldl, S, (int)lds);
+    lt__blas_serial_end();
+    symmetrize_from_lower(d, S, lds);
+    return LT_OK;
+}
+
+lt_status lt_sym_unwhiten(int64_t d, const double *L, int64_t ldl, double *S, int64_t lds) {
+    LT_CHECK(L && S, LT_ERR_NULL_POINTER);
+    LT_CHECK(d >= 1 && ldl >= d && lds >= d && d <= INT32_MAX, LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    lt__blas_serial_begin();
+    /* S ← L S, then S ← S Lᵀ */
+    cblas_dtrmm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, (int)d, (int)d,
+                1.0, L, (int)ldl, S, (int)lds);
+    cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)d, (int)d,
+                1.0, L, (int)ldl, S, (int)lds);
+    lt__blas_serial_end();
+    symmetrize_from_lower(d, S, lds);
+    return LT_OK;
+}
+
 lt_status lt_mahalanobis_workspace_size(int64_t dim, int64_t rows, int64_t *doubles) {
     LT_CHECK(doubles, LT_ERR_NULL_POINTER);
     LT_CHECK(dim >= 1 && rows >= 0, LT_ERR_INVALID_ARGUMENT);

@@ -128,6 +128,30 @@ struct ActivationStatisticsTests {
         #expect(relativeError(tied.values, try #require((ref["covariance"] as? [NSNumber])?.map(\.doubleValue))) < 1e-8)
     }
 
+    @Test(arguments: cases) func spectralSignatureAndQUEMatchNumpy(name: String) throws {
+        let fx = try StatsFixture(name)
+        let x = try fx.x, z = try fx.query
+        var spectral = SpectralSignatureDetector()
+        try spectral.fit(x)
+        #expect(relativeError(try spectral.scores(z), try fx.doubles("spectral")) < 1e-8)
+        var que = try QuantumEntropyDetector(alpha: 4)
+        try que.fit(x)
+        #expect(relativeError(try que.scores(z), try fx.doubles("que_alpha4")) < 1e-8)
+        // errors
+        #expect(throws: StatisticsError.insufficientSamples(operation: "QuantumEntropyDetector.scores", count: 1, required: 2)) {
+            try que.scores(rowSlice(z, 0, 1))
+        }
+        #expect(throws: StatisticsError.notFitted("QuantumEntropyDetector")) {
+            try QuantumEntropyDetector().scores(z)
+        }
+        #expect(throws: StatisticsError.invalidParameter("QUE alpha 0.0 must be finite and > 0")) {
+            try QuantumEntropyDetector(alpha: 0)
+        }
+        #expect(throws: StatisticsError.dimensionMismatch(operation: "SpectralSignatureDetector", expected: x.shape[1], actual: 1)) {
+            try spectral.scores(Tensor([1, 2, 3], shape: [3, 1]))
+        }
+    }
+
     @Test func largeMeanDoesNotCancel() throws {
         // 10⁶ float32 rows, mean 1e4, std 1, d = 16, in batches of 50,000.
         let rows = 1_000_000, d = 16, batch = 50_000

@@ -106,6 +106,20 @@ public struct CovarianceMatrix: Sendable, Equatable {
         return w.reversed()
     }
 
+    /// Eigenvalues (ascending) and orthonormal eigenvectors (row-major d × d; column k is the
+    /// eigenvector of eigenvalue k) of a symmetric matrix given row-major. O(d³) (`dsyevd`).
+    static func symmetricEigen(_ values: [Double], dimension d: Int) throws -> (values: [Double], vectors: [Double]) {
+        var a = values
+        var w = [Double](repeating: 0, count: d)
+        let status = a.withUnsafeMutableBufferPointer { ap in
+            w.withUnsafeMutableBufferPointer { wp in
+                lt_sym_eigen(Int64(d), ap.baseAddress, Int64(d), wp.baseAddress, 1)
+            }
+        }
+        try StatisticsError.check(status, "eigen-decomposition (dsyevd)")
+        return (w, a)
+    }
+
     /// The participation ratio `(Σλ)² / Σλ²` of the eigenvalues (= `tr(Σ)² / ‖Σ‖_F²`, computed
     /// without an eigen-decomposition): the effective number of dimensions, in [1, d].
     /// Returns 0 for the zero matrix.
