@@ -112,6 +112,13 @@ lt_status lt_mahalanobis_scores(int64_t d, const double *mean, const double *L, 
                                 const float *x, int64_t rows, int64_t ldx, double *out,
                                 double *work, int64_t work_size);
 
+/* Squared Euclidean distances in float64 from float32 rows to float64 points:
+ *   out[i*ldo + c] = Σ_j (x[i*ldx + j] − p[c*ldp + j])²      x: rows × d, p: k × d, out: rows × k
+ * OpenMP over rows (each entry summed over j in order: bits independent of the thread count).
+ * O(rows·k·d). Used by k-means (assignment, k-means++ seeding) and TwoNN. */
+lt_status lt_squared_distances(int64_t d, const float *x, int64_t rows, int64_t ldx,
+                               const double *p, int64_t k, int64_t ldp, double *out, int64_t ldo);
+
 #ifdef __cplusplus
 }
 #endif
