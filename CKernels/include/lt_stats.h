@@ -31,9 +31,10 @@
  *
  * Determinism: for fixed inputs and fixed batch boundaries the results are bitwise identical for
  * any thread count (column-parallel mean with per-column ordered sums, row-parallel centring,
- * one task per output tile summing rows in order, ordered serial reductions). LAPACK
- * factorizations (lt_cholesky, lt_cholesky_inverse, lt_sym_eigen) and the dtrsm of
- * lt_mahalanobis_scores run on one BLAS thread for the same reason. Different batch splits
+ * one task per output tile summing rows in order, ordered serial reductions). The LAPACK
+ * and BLAS calls of lt_cholesky, lt_cholesky_inverse, lt_sym_eigen, lt_sym_whiten,
+ * lt_sym_unwhiten and lt_mahalanobis_scores run on one BLAS thread for the same reason (the
+ * library's thread setting is restored afterwards). Different batch splits
  * and different ISAs agree up to float64 rounding.
  */
 #ifndef LT_STATS_H
