@@ -8,7 +8,9 @@
 
 #define LT_CHECK(cond, err) do { if (!(cond)) return (err); } while (0)
 
-/* Ensures the runtime is initialised (environment read); returns its status. */
-static inline lt_status lt__ensure_init(void) { return lt_runtime_init(); }
+/* Ensures the runtime is initialised (environment read) and that the calling thread's OpenMP
+ * settings (thread count, zero block time) match the global ones: OpenMP keeps them per
+ * thread, and Swift may call kernels from any thread. Returns the initialisation status. */
+lt_status lt__ensure_init(void);
 
 #endif

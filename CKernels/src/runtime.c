@@ -115,6 +115,9 @@ int lt_isa_parse(const char *name) {
 
 static int g_isa = -1;        /* -1: not yet chosen */
 static int g_threads = 0;     /* 0: not yet chosen */
+/* OpenMP's nthreads-var and block time are per thread: each thread that runs a kernel copies
+ * the global setting once per change (see lt__ensure_init). */
+static _Thread_local int tl_threads = 0;
 static int g_init_status = -1;
 
 lt_isa lt_isa_active(void) {
@@ -136,7 +139,18 @@ lt_status lt_set_num_threads(int n) {
     openblas_set_num_threads(n);
     /* Idle OpenMP workers must not spin while OpenBLAS's own threads run. */
     kmp_set_blocktime(0);
+    tl_threads = n;
     return LT_OK;
+}
+
+lt_status lt__ensure_init(void) {
+    lt_status st = lt_runtime_init();
+    if (tl_threads != g_threads) {
+        omp_set_num_threads(g_threads);
+        kmp_set_blocktime(0);
+        tl_threads = g_threads;
+    }
+    return st;
 }
 
 int lt_get_num_threads(void) {
