@@ -79,6 +79,31 @@ struct LoRTAMergeTests {
         }
     }
 
+    /// The merged file is byte-identical with 1 and 2 threads, and every ISA path agrees with
+    /// numpy (and with the scalar path to float rounding).
+    @Test func mergeIsThreadCountIndependentAndEveryISAAgrees() throws {
+        try Runtime.initialize()
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func mergedFile(_ label: String) throws -> Data {
+            let out = dir.appendingPathComponent("\(label).safetensors")
+            _ = try AdapterMerger.merge(baseModel: Self.base("gqa"), adapterDirectory: Self.adapter("gqa"), output: out)
+            return try Data(contentsOf: out)
+        }
+        let one = try Runtime.withThreadCount(1) { try mergedFile("t1") }
+        let two = try Runtime.withThreadCount(2) { try mergedFile("t2") }
+        #expect(one == two)
+        let expected = try SafeTensorsReader(contentsOf: Self.expected("gqa"))
+        let scalar = try SafeTensorsReader(data: try Runtime.withInstructionSet(.scalar) { try mergedFile("scalar") })
+        for isa in Runtime.availableInstructionSets {
+            let merged = try SafeTensorsReader(data: try Runtime.withInstructionSet(isa) { try mergedFile(isa.rawValue) })
+            for name in expected.names {
+                #expect(relDiff(try merged.tensor(name), try expected.tensor(name)) < 1e-6, "\(isa) \(name)")
+                #expect(relDiff(try merged.tensor(name), try scalar.tensor(name)) < 1e-6, "\(isa) vs scalar \(name)")
+            }
+        }
+    }
+
     @Test(arguments: ["bert", "gqa"])
     func cliMergeThenUnmergeRestoresTheBase(fixture: String) throws {
         let dir = try tempDir()
