@@ -5,12 +5,22 @@ import Testing
 /// LoRTA adapter directories: `adapter_model.safetensors` with the reference factor names and
 /// `adapter_config.json` (`peft_type: "LORTA"`); round trips and every malformed input.
 @Suite("LoRTA files")
-struct LoRTAFilesTests {
+final class LoRTAFilesTests {
+    /// Every temporary file of one test lives under this folder, removed when the test ends.
+    let root: URL
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-files-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: root) }
+
     static let pythonAdapter = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
         .appendingPathComponent("lorta_merge/bert/adapter")
 
     func tempDir() throws -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-files-\(UUID().uuidString)")
+        let d = root.appendingPathComponent(UUID().uuidString)
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
         return d
     }
@@ -50,6 +60,7 @@ struct LoRTAFilesTests {
         try adapter.save(to: dir)
         let loaded = try LoRTAAdapter(contentsOf: dir)
         #expect(loaded.configuration == c)
+        #expect(try LoRTAConfiguration(peftConfiguration: c.peftConfiguration) == c)
         #expect(loaded.configuration.alpha.bitPattern == c.alpha.bitPattern)
         expectBitwiseEqual(loaded.factors, f)
         #expect(loaded.gradients == (try LoRTAFactors(zerosFor: c)))

@@ -7,14 +7,24 @@ import Testing
 /// a BERT-shaped base (3 layers, hidden 12, 3 heads; targets in the order value, query,
 /// attention.output.dense, key) and a Llama-shaped GQA base (K/V with 8 of 16 rows, two A's).
 @Suite("LoRTA merge", .serialized)
-struct LoRTAMergeTests {
+final class LoRTAMergeTests {
+    /// Every temporary file of one test lives under this folder, removed when the test ends.
+    let root: URL
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-lmerge-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: root) }
+
     static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("lorta_merge")
     static func base(_ c: String) -> URL { fixtures.appendingPathComponent("\(c)/base.safetensors") }
     static func adapter(_ c: String) -> URL { fixtures.appendingPathComponent("\(c)/adapter") }
     static func expected(_ c: String) -> URL { fixtures.appendingPathComponent("\(c)/expected_merged.safetensors") }
 
     func tempDir() throws -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-lmerge-\(UUID().uuidString)")
+        let d = root.appendingPathComponent(UUID().uuidString)
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
         return d
     }
