@@ -76,14 +76,21 @@ public struct PEFTAdapterConfiguration: Sendable, Equatable {
     /// `name` when the regular expression `(.*\.)?KEY$` matches it (PEFT's rule).
     public var rankPattern: [String: Int]
     public var alphaPattern: [String: Float]
-    /// LoRTA only: number of layers (L) and heads (H) of the CP tensor.
+    /// LoRTA only: number of layers (L) and heads (H) of the CP tensor
+    /// (`num_layers` or `layer_count`, `num_heads` or `head_count`).
     public var layerCount: Int?
     public var headCount: Int?
+    /// LoRTA only: head size d_h (`head_dim`); when absent it is taken from `lora_B` (r × d_h).
+    public var headDimension: Int?
+    /// LoRTA only: output size of each target, in `target_modules` order (`output_sizes`);
+    /// absent means every target is square (H · d_h rows). See ``LoRTAConfiguration``.
+    public var outputSizes: [Int]?
 
     public init(peftType: AdapterType, rank: Int, alpha: Float, useRSLoRA: Bool = false,
                 targetModules: TargetModules, fanInFanOut: Bool = false,
                 rankPattern: [String: Int] = [:], alphaPattern: [String: Float] = [:],
-                layerCount: Int? = nil, headCount: Int? = nil) {
+                layerCount: Int? = nil, headCount: Int? = nil, headDimension: Int? = nil,
+                outputSizes: [Int]? = nil) {
         self.peftType = peftType
         self.rank = rank
         self.alpha = alpha
@@ -94,6 +101,8 @@ public struct PEFTAdapterConfiguration: Sendable, Equatable {
         self.alphaPattern = alphaPattern
         self.layerCount = layerCount
         self.headCount = headCount
+        self.headDimension = headDimension
+        self.outputSizes = outputSizes
     }
 
     /// Reads `adapter_config.json` at `url`.
@@ -193,12 +202,25 @@ public struct PEFTAdapterConfiguration: Sendable, Equatable {
                 alphaPattern[k] = n.floatValue
             }
         }
+        var outputSizes: [Int]? = nil
+        if let os = dict["output_sizes"], !(os is NSNull) {
+            guard let list = os as? [Any] else {
+                throw AdapterConfigurationError.invalidField(name: "output_sizes", reason: "expected a list of integers, got \(os)")
+            }
+            outputSizes = try list.map { v in
+                guard let n = v as? NSNumber, !isBool(n), let i = Int(exactly: n.doubleValue) else {
+                    throw AdapterConfigurationError.invalidField(name: "output_sizes", reason: "expected a list of integers, got \(os)")
+                }
+                return i
+            }
+        }
         self.init(peftType: type, rank: r, alpha: alphaNumber.floatValue,
                   useRSLoRA: try bool("use_rslora") ?? false, targetModules: targets,
                   fanInFanOut: try bool("fan_in_fan_out") ?? false,
                   rankPattern: rankPattern, alphaPattern: alphaPattern,
                   layerCount: try int("num_layers") ?? int("layer_count"),
-                  headCount: try int("num_heads") ?? int("head_count"))
+                  headCount: try int("num_heads") ?? int("head_count"),
+                  headDimension: try int("head_dim"), outputSizes: outputSizes)
     }
 
     /// Rank of `module`, honouring `rank_pattern`.

@@ -13,6 +13,12 @@ public enum AdapterMergeError: Error, Equatable, CustomStringConvertible {
     case shapeMismatch(module: String, reason: String)
     case unsupportedBaseDType(tensor: String, dtype: String)
     case nonFinite(tensor: String)
+    /// LoRTA: a targeted base module has no purely numeric dotted component before its target.
+    case noLayerIndex(module: String)
+    /// LoRTA: a targeted base module's layer index is not below the adapter's `num_layers`.
+    case layerOutOfRange(module: String, layer: Int, layerCount: Int)
+    /// LoRTA: two base tensors map to the same (layer, target) slice.
+    case duplicateSlice(layer: Int, target: String, tensors: [String])
 
     public var description: String {
         switch self {
@@ -29,6 +35,12 @@ public enum AdapterMergeError: Error, Equatable, CustomStringConvertible {
         case .shapeMismatch(let m, let r): return "module '\(m)': \(r)"
         case .unsupportedBaseDType(let t, let d): return "base tensor '\(t)' has dtype \(d); merging supports F32, F16 and BF16"
         case .nonFinite(let t): return "tensor '\(t)' contains NaN or infinity"
+        case .noLayerIndex(let m):
+            return "module '\(m)' matches a LoRTA target but has no numeric layer index before it"
+        case .layerOutOfRange(let m, let l, let n):
+            return "module '\(m)' has layer index \(l), outside the LoRTA adapter's layers 0..<\(n) (num_layers)"
+        case .duplicateSlice(let l, let t, let ts):
+            return "layer \(l), target '\(t)' is matched by several base tensors: \(ts.joined(separator: ", "))"
         }
     }
 }
@@ -62,7 +74,9 @@ public struct MergeSummary: Sendable, Codable, Equatable {
 /// `BertModel` checkpoint `encoder…`); else the single base tensor whose name ends with
 /// `.M.weight` (several → an ambiguity error). Every module must match `target_modules`
 /// (PEFT's rule: equal to an entry or ending with "." + entry) and every entry must match at
-/// least one module.
+/// least one module. These rules are for `LORA`; `LORTA` adapters (one CP decomposition for
+/// all layers and targets) map base tensors to (layer, matrix type) slices by name instead —
+/// see ``lortaUpdates(config:adapter:base:)``.
 ///
 /// Changed tensors keep their dtype (F32, F16 or BF16; computed in Float32 and rounded back
 /// once); every other tensor is copied byte for byte, and `__metadata__` is kept. The output is
