@@ -178,6 +178,15 @@ public struct PEFTAdapterConfiguration: Sendable, Equatable {
         if let l = dict["layer_replication"], !(l is NSNull) {
             throw AdapterConfigurationError.unsupportedOption(name: "layer_replication", value: "\(l)")
         }
+        // Newer PEFT options that add parameters or change the update.
+        for flag in ["lora_bias", "use_qalora", "use_bdlora"] where try bool(flag) == true {
+            throw AdapterConfigurationError.unsupportedOption(name: flag, value: "true")
+        }
+        for key in ["trainable_token_indices", "target_parameters", "alora_invocation_tokens"] {
+            if let v = dict[key], !(v is NSNull), !((v as? [Any])?.isEmpty ?? false), !((v as? [String: Any])?.isEmpty ?? false) {
+                throw AdapterConfigurationError.unsupportedOption(name: key, value: "\(v)")
+            }
+        }
         var rankPattern: [String: Int] = [:]
         if let rp = dict["rank_pattern"], !(rp is NSNull) {
             guard let map = rp as? [String: Any] else {
