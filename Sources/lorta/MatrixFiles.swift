@@ -43,10 +43,13 @@ enum MatrixFiles {
                 guard a.shape.count == 2 || a.shape.count == 1 else {
                     throw FileProblem(path: path, message: "expected a 2-D array (rows × features), got shape \(a.shape)")
                 }
-                if let i = a.firstNonFiniteIndex() {
-                    throw FileProblem(path: path, message: "element \(i) (row \(i / max(1, a.shape.count == 2 ? a.shape[1] : 1))) is NaN or infinite")
+                let t = try a.floatMatrix()  // a finite float64 beyond the float32 range is an error here
+                // NaN / ±Inf (checked on the float32 values: one pass, no float64 copy)
+                let columns = max(1, t.shape[1])
+                if let i = t.withUnsafeBufferPointer({ $0.firstIndex { !$0.isFinite } }) {
+                    throw FileProblem(path: path, message: "row \(i / columns + 1), column \(i % columns + 1) is NaN or infinite")
                 }
-                return try a.floatMatrix()
+                return t
             case .csv:
                 let m = try CSVMatrix.read(contentsOf: URL(fileURLWithPath: path))
                 var out = [Float](repeating: 0, count: m.values.count)
