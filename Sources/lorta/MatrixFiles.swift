@@ -36,6 +36,12 @@ enum MatrixFiles {
     /// An n × d float32 matrix from `.npy` or CSV. Every value must be finite (and, for float64
     /// and CSV input, within the float32 range). A 1-D array is one column.
     static func readMatrix(_ path: String) throws -> Tensor {
+        let t = try readAnyMatrix(path)
+        guard t.shape[1] >= 1 else { throw FileProblem(path: path, message: "the matrix has no columns") }
+        return t
+    }
+
+    private static func readAnyMatrix(_ path: String) throws -> Tensor {
         try naming(path) {
             switch try kind(of: path) {
             case .npy:

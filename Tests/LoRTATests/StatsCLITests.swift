@@ -171,6 +171,9 @@ struct StatsCLITests {
                   "nan.npy", "NaN or infinite")
         try fails(["--method", "mahalanobis", "--trusted", f.path("x.npy"), "--data", f.path("z.npy"), "--scores-out", f.path("s.bin")],
                   "s.bin", "unsupported file type")
+        try NumpyWriter.write([Float](), shape: [3, 0], to: f.url("empty.npy"))
+        try fails(["--method", "mahalanobis", "--trusted", f.path("empty.npy"), "--data", f.path("z.npy")],
+                  "empty.npy", "the matrix has no columns")
         try fails(["--method", "mahalanobis", "--trusted", f.path("missing.npy"), "--data", f.path("z.npy")],
                   "missing.npy", "cannot read")
         // Singular covariance: a constant column with the empirical estimator.
