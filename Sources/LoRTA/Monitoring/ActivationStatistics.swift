@@ -47,6 +47,19 @@ public struct ActivationStatistics: Sendable, Equatable {
         self.thirdMoment = [Double](repeating: 0, count: dimension)
     }
 
+    /// Restores statistics from their stored fields (``ActivationStatistics/init(contentsOf:)``);
+    /// the caller has validated shapes and consistency.
+    init(restoring dimension: Int, count: Int, mean: [Double], scatter: [Double], thirdMoment: [Double],
+         fourthMoment: Double, labelStatistics: [Int: ActivationStatistics]) {
+        self.dimension = dimension
+        self.count = count
+        self.mean = mean
+        self.scatter = scatter
+        self.thirdMoment = thirdMoment
+        self.fourthMoment = fourthMoment
+        self.labelStatistics = labelStatistics
+    }
+
     /// Statistics of the rows of `batch` (n × d).
     public init(_ batch: Tensor) throws {
         guard batch.rank == 2 else {

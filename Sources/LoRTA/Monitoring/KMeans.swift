@@ -26,6 +26,16 @@ public struct KMeans: Sendable, Equatable {
     /// Lloyd iterations run (stops when no assignment changes or at `maxIterations`).
     public let iterations: Int
 
+    /// Restores a clustering from its stored fields (detector files); the caller validated them.
+    init(restoring k: Int, dimension: Int, centroids: [Double], assignments: [Int], inertia: Double, iterations: Int) {
+        self.k = k
+        self.dimension = dimension
+        self.centroids = centroids
+        self.assignments = assignments
+        self.inertia = inertia
+        self.iterations = iterations
+    }
+
     /// Clusters the rows of `rows` (n × d, n ≥ k ≥ 1).
     /// - Throws: ``StatisticsError/invalidParameter(_:)`` for k outside 1...n or
     ///   `maxIterations < 1`; ``StatisticsError/nonFiniteValue(operation:)`` for NaN/±Inf rows.

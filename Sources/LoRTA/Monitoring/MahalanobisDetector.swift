@@ -24,14 +24,14 @@ public struct MahalanobisDetector: AnomalyDetector, Equatable {
     public let estimator: CovarianceEstimator
     /// Class means (one per label, ascending labels), or the global mean alone in
     /// ``Mode/global``.
-    public private(set) var means: [[Double]] = []
+    public internal(set) var means: [[Double]] = []
     /// The labels matching ``means`` (empty in ``Mode/global``).
-    public private(set) var classLabels: [Int] = []
+    public internal(set) var classLabels: [Int] = []
     /// The covariance used for ``means`` (the tied covariance in the class modes).
-    public private(set) var covariance: CovarianceMatrix?
-    private var factor: CholeskyFactor?
-    private var backgroundMean: [Double] = []
-    private var backgroundFactor: CholeskyFactor?
+    public internal(set) var covariance: CovarianceMatrix?
+    var factor: CholeskyFactor?
+    var backgroundMean: [Double] = []
+    var backgroundFactor: CholeskyFactor?
 
     /// A detector to be fitted.
     public init(mode: Mode = .global, estimator: CovarianceEstimator = .empirical) {

@@ -34,9 +34,9 @@ public struct PseudoClassDetector: AnomalyDetector, Equatable {
     /// Lloyd iteration cap.
     public let maxIterations: Int
     /// The fitted modes (empty before ``fit(_:)``).
-    public private(set) var modes: [Mode] = []
+    public internal(set) var modes: [Mode] = []
     /// The clustering behind the modes.
-    public private(set) var clustering: KMeans?
+    public internal(set) var clustering: KMeans?
 
     /// - Throws: ``StatisticsError/invalidParameter(_:)`` unless `modeCount >= 1` and
     ///   `maxIterations >= 1`.

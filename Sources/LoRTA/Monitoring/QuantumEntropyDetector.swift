@@ -26,8 +26,8 @@ public struct QuantumEntropyDetector: AnomalyDetector, Equatable {
     public let alpha: Double
     /// Estimator of the trusted covariance.
     public let estimator: CovarianceEstimator
-    private var trustedMean: [Double] = []
-    private var trustedFactor: CholeskyFactor?
+    var trustedMean: [Double] = []
+    var trustedFactor: CholeskyFactor?
 
     /// - Throws: ``StatisticsError/invalidParameter(_:)`` unless α is finite and > 0.
     public init(alpha: Double = 4, estimator: CovarianceEstimator = .empirical) throws {

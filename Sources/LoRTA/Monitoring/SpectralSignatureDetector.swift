@@ -8,7 +8,7 @@
 /// batches must have. Cost: O(m·d²/2 + d³) for m rows (float64 statistics + `dsyevd`).
 public struct SpectralSignatureDetector: AnomalyDetector, Equatable {
     /// The dimension recorded by ``fit(_:)``; nil before (then any dimension is accepted).
-    public private(set) var dimension: Int?
+    public internal(set) var dimension: Int?
 
     public init() {}
 
