@@ -101,7 +101,7 @@ func lortaBenchmark() throws {
 /// the ratio of times is the fraction of copy bandwidth the merge reaches.
 func lortaMergeBenchmark() throws {
     let d = 4096, heads = 32, layers = 8, matrices = 4
-    print("== LoRTA merge of all slices: d=\(d), H=\(heads), L=\(layers), M=\(matrices) (\(layers * matrices) matrices, \(layers * matrices * d * d * 4 >> 20) MiB) ==")
+    print("== LoRTA merge of all slices: d=\(d), H=\(heads), L=\(layers), M=\(matrices) (\(layers * matrices) matrices, \((layers * matrices * d * d * 4) >> 20) MiB) ==")
     let config = try LoRTAConfiguration(rank: 8, alpha: 16, targetModules: ["q", "k", "v", "o"],
                                         layerCount: layers, headCount: heads, headDimension: d / heads)
     var adapter = try LoRTAAdapter(configuration: config, seed: 1)
