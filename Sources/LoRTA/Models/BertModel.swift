@@ -245,7 +245,9 @@ public struct BertModel: Sendable {
         var scratch: LayerBuffers? = record ? nil : LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: false)
         var recorded: [BertLayerActivations] = []
         for layer in layers {
-            var buf = scratch ?? LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: true)
+            // Move the scratch out (scratch = nil) so its buffers stay uniquely referenced and the
+            // kernels write them in place instead of copying them first (copy-on-write).
+            var buf = scratch.take() ?? LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: true)
             try mask.withUnsafeBufferPointer { m in
                 try Self.layerForward(layer, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
                                       inter: inter, scale: scale, eps: eps, mask: m.baseAddress!, record: record)
