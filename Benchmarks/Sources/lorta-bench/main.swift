@@ -1,5 +1,5 @@
 // lorta-bench: speed figures for swift-lorta, every ratio measured within one run.
-//   lorta-bench [lora|gemm-core|all]
+//   lorta-bench [lora|gemm-core|lorta|lorta-merge|bert|all]
 import Foundation
 import LoRTA
 
@@ -31,13 +31,14 @@ case "gemm-core": try gemmCoreComparison()
 case "lora": try loraBenchmark()
 case "lorta": try lortaBenchmark()
 case "lorta-merge": try lortaMergeBenchmark()
+case "bert": try bertBenchmark()
 case "all":
     try gemmCoreComparison()
     try loraBenchmark()
     try lortaBenchmark()
     try lortaMergeBenchmark()
 default:
-    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-merge]")
+    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-merge|bert]")
     exit(2)
 }
 

@@ -1,0 +1,169 @@
+/*
+ * lt_nn.h — neural-network kernels of the BERT encoder: embeddings, linear layers with bias and
+ * residual, LayerNorm, GELU, multi-head self-attention with a padding mask, masked mean pooling
+ * and softmax cross-entropy. Each forward sits beside its backward (llm.c style).
+ *
+ * Conventions (as the rest of the library, see lt_lora.h):
+ *   - row-major; `ld*` = leading dimension (elements between consecutive rows, >= row length);
+ *   - sizes are int64_t; every entry point validates its arguments and returns an lt_status
+ *     (LT_ERR_NULL_POINTER for a missing required pointer, LT_ERR_INVALID_ARGUMENT for a bad
+ *     size, stride, id or label); nothing aborts, prints or allocates; the kernels that need
+ *     scratch memory take a caller workspace sized by a `*_workspace_size` query (floats);
+ *   - output buffers must not overlap inputs unless a function says so;
+ *   - results are bitwise identical for any thread count: OpenMP loops run over rows (or
+ *     (sequence, head) pairs, or column blocks) with a fixed schedule, every output element is
+ *     computed by the same code in the same order whichever thread runs it, and there are no
+ *     atomics or cross-thread float reductions. BLAS is never called inside an OpenMP region
+ *     (OpenBLAS splits a GEMM over output blocks, never over the summed dimension).
+ *   - long sums use double accumulators: LayerNorm statistics (two-pass mean then variance,
+ *     in double), LayerNorm parameter gradients, softmax normalisers, pooling sums, the
+ *     cross-entropy loss. Dot products of length d_h (attention) use the float SIMD
+ *     micro-kernels of simd.h (8-way partial sums), so the attention results depend (within
+ *     rounding) on the active ISA, never on the thread count.
+ *
+ * Notation: n rows (tokens); B sequences of T tokens (n = B·T, sequence b owns rows b·T…b·T+T−1);
+ * d model width; H heads of width d_h (d = H·d_h, head h owns columns h·d_h…(h+1)·d_h−1).
+ */
+#ifndef LT_NN_H
+#define LT_NN_H
+
+#include <stdint.h>
+#include "lt_runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- embeddings ------------------------------------------------------------------------------
+ * forward:  Y[b·T + t, :] = word[ids[b·T+t], :] + pos[t, :] + type[tt, :]
+ *   ids    [B·T] int32, each in 0 ..< vocab           (LT_ERR_INVALID_ARGUMENT otherwise)
+ *   word   [vocab × d]   pos [max_pos × d] (T <= max_pos)   type_row [d] (one token-type row,
+ *          BERT token_type_id 0 for single sentences; nullable = no token-type term)
+ *   Y      [B·T × d] (ld ldy)
+ * Summation order per element: (word + pos) + type, as transformers does. The embeddings are
+ * frozen here, so there is no backward (their gradient would be a scatter-add into `word`). */
+lt_status lt_embeddings_forward(int64_t B, int64_t T, int64_t d, const int32_t *ids,
+                                const float *word, int64_t vocab,
+                                const float *pos, int64_t max_pos,
+                                const float *type_row,
+                                float *Y, int64_t ldy);
+
+/* ---- linear layer (frozen weight) ------------------------------------------------------------
+ * forward:  Y[n × d_out] = X[n × d_in] Wᵀ (+ bias[d_out]) (+ R[n × d_out])
+ *   W [d_out × d_in] (ld ldw); bias and R nullable. R may alias Y exactly (R == Y, ldr == ldy:
+ *   Y += X Wᵀ + bias). Bias and residual are written first, then one cblas_sgemm with beta = 1.
+ * backward (input gradient only; W frozen):
+ *   dX[n × d_in] (=|+=) dY[n × d_out] W          accumulate = 0 overwrites dX, 1 adds to it.
+ * backward of the parameters (for a trainable layer such as a classification head):
+ *   dW[d_out × d_in] (=|+=) dYᵀ X,  db[d_out] (=|+=) Σ_i dY[i, :] (double accumulators,
+ *   OpenMP over output columns); dW and db nullable. */
+lt_status lt_linear_forward(int64_t n, int64_t d_in, int64_t d_out,
+                            const float *X, int64_t ldx,
+                            const float *W, int64_t ldw,
+                            const float *bias,
+                            const float *R, int64_t ldr,
+                            float *Y, int64_t ldy);
+lt_status lt_linear_backward_input(int64_t n, int64_t d_in, int64_t d_out,
+                                   const float *dY, int64_t lddy,
+                                   const float *W, int64_t ldw,
+                                   float *dX, int64_t lddx, int accumulate);
+lt_status lt_linear_backward_params(int64_t n, int64_t d_in, int64_t d_out,
+                                    const float *dY, int64_t lddy,
+                                    const float *X, int64_t ldx,
+                                    float *dW, float *db, int accumulate);
+
+/* ---- LayerNorm ---------------------------------------------------------------------------------
+ * forward:  mean_i = Σ_j x_ij / d;  var_i = Σ_j (x_ij − mean_i)² / d   (biased, as torch)
+ *           rstd_i = 1 / sqrt(var_i + eps);  Y_ij = (x_ij − mean_i) · rstd_i · γ_j + β_j
+ *   X, Y [n × d] (ld ldx, ldy; Y may alias X exactly: in-place), γ, β [d],
+ *   mean, rstd [n] (nullable: saved for the backward when given).
+ *   Statistics: two passes over the row in double (mean, then the centred sum of squares), so
+ *   there is no cancellation whatever the offset of the row; eps > 0 and finite (1e-12 in BERT).
+ * backward: with x̂ = (x − mean)·rstd and g = dY ∘ γ,
+ *   dX_i = rstd_i · (g_i − mean_j(g_ij) − x̂_i · mean_j(g_ij x̂_ij))      (overwrites dX)
+ *   dγ (=|+=) Σ_i dY_i ∘ x̂_i,  dβ (=|+=) Σ_i dY_i     (nullable; double accumulators)
+ *   X [n × d] is the forward input; mean/rstd as saved by the forward. dX may alias dY exactly. */
+lt_status lt_layernorm_forward(int64_t n, int64_t d, float eps,
+                               const float *X, int64_t ldx,
+                               const float *gamma, const float *beta,
+                               float *Y, int64_t ldy,
+                               float *mean, float *rstd);
+lt_status lt_layernorm_backward(int64_t n, int64_t d,
+                                const float *dY, int64_t lddy,
+                                const float *X, int64_t ldx,
+                                const float *gamma,
+                                const float *mean, const float *rstd,
+                                float *dX, int64_t lddx,
+                                float *dgamma, float *dbeta, int accumulate);
+
+/* ---- GELU (exact, erf form: BERT's "gelu") ----------------------------------------------------
+ * forward:  Y = 0.5 · X · (1 + erf(X / √2))                     X, Y [n × d]; Y may alias X.
+ * backward: dX = dY · (Φ(X) + X · φ(X)),  Φ(x) = 0.5 (1 + erf(x/√2)),  φ(x) = e^{−x²/2}/√(2π)
+ *           X is the forward input; dX may alias dY exactly. */
+lt_status lt_gelu_forward(int64_t n, int64_t d, const float *X, int64_t ldx, float *Y, int64_t ldy);
+lt_status lt_gelu_backward(int64_t n, int64_t d, const float *X, int64_t ldx,
+                           const float *dY, int64_t lddy, float *dX, int64_t lddx);
+
+/* ---- multi-head self-attention core with a key padding mask -----------------------------------
+ * For each sequence b and head h (Q_bh = rows of b, columns of h; same for K, V):
+ *   S  = Q_bh K_bhᵀ · scale + M_b                [T × T]   scale = 1/√d_h (pass it explicitly)
+ *   M_b[:, j] = 0 where key_mask[b·T + j] != 0; padded keys get probability exactly 0 (as the
+ *       transformers mask finfo(float32).min does: exp underflows to 0). A sequence with no
+ *       valid key attends uniformly to all T keys (what the finfo.min mask gives).
+ *   P  = softmax(S) row-wise (max-subtracted; normaliser summed in double)   saved, [B·H·T·T]
+ *   C_bh = P V_bh                                 [T × d_h]  written to C (rows b, columns h)
+ *   Q, K, V, C [B·T × d] with their own ld (Q, K, V may be column slices of one fused QKV
+ *   buffer, ld = 3d). P layout: P[((b·H + h)·T + i)·T + j]. key_mask [B·T] int32, nullable
+ *   (= no padding).
+ * backward, given dC [B·T × d], P and key_mask as in the forward:
+ *   dV_bh = P_bhᵀ dC_bh;   dP = dC_bh V_bhᵀ;   dS_ij = P_ij (dP_ij − Σ_k P_ik dP_ik)
+ *   dQ_bh = scale · dS K_bh;   dK_bh = scale · dSᵀ Q_bh                     (all overwritten)
+ *   (for a sequence without any valid key P is the constant 1/T, so dS = 0 and dQ = dK = 0)
+ *   dQ, dK, dV [B·T × d] with their own ld (may be slices of one fused dQKV buffer).
+ *   workspace: lt_attention_backward_workspace_size floats (B·H·T·T, holds dS).
+ * Work is split over the B·H (sequence, head) pairs: OpenMP, schedule(static, 1); each pair is
+ * computed with the dot_many / axpy_many micro-kernels by one thread. */
+lt_status lt_attention_forward(int64_t B, int64_t T, int64_t H, int64_t d_h, float scale,
+                               const float *Q, int64_t ldq,
+                               const float *K, int64_t ldk,
+                               const float *V, int64_t ldv,
+                               const int32_t *key_mask,
+                               float *P,
+                               float *C, int64_t ldc);
+lt_status lt_attention_backward_workspace_size(int64_t B, int64_t T, int64_t H, int64_t *floats);
+lt_status lt_attention_backward(int64_t B, int64_t T, int64_t H, int64_t d_h, float scale,
+                                const float *Q, int64_t ldq,
+                                const float *K, int64_t ldk,
+                                const float *V, int64_t ldv,
+                                const int32_t *key_mask,
+                                const float *P,
+                                const float *dC, int64_t lddc,
+                                float *dQ, int64_t lddq,
+                                float *dK, int64_t lddk,
+                                float *dV, int64_t lddv,
+                                float *workspace);
+
+/* ---- masked mean pooling -----------------------------------------------------------------------
+ * forward:  Y[b, :] = Σ_t m_bt X[b·T + t, :] / max(Σ_t m_bt, 1e-9)     (sentence-transformers)
+ *   X [B·T × d] (ld ldx), mask [B·T] int32 (nonzero = token), Y [B × d] (ld ldy). Sums in double.
+ * backward: dX[b·T + t, :] = m_bt · dY[b, :] / max(Σ_t m_bt, 1e-9)      (overwrites dX) */
+lt_status lt_mean_pool_forward(int64_t B, int64_t T, int64_t d, const float *X, int64_t ldx,
+                               const int32_t *mask, float *Y, int64_t ldy);
+lt_status lt_mean_pool_backward(int64_t B, int64_t T, int64_t d, const float *dY, int64_t lddy,
+                                const int32_t *mask, float *dX, int64_t lddx);
+
+/* ---- softmax cross-entropy with integer labels (mean over the batch) ---------------------------
+ * forward:  loss = (1/n) Σ_i (logsumexp(z_i) − z_i[y_i])          z [n × c] (ld ldz), y [n]
+ *   each y_i in 0 ..< c (LT_ERR_INVALID_ARGUMENT otherwise); n >= 1, c >= 1. Computed in double.
+ *   row_loss [n] nullable: the per-row terms.
+ * backward: dZ_i = (softmax(z_i) − onehot(y_i)) · dloss / n        (overwrites dZ [n × c]) */
+lt_status lt_cross_entropy_forward(int64_t n, int64_t c, const float *Z, int64_t ldz,
+                                   const int32_t *labels, float *loss, float *row_loss);
+lt_status lt_cross_entropy_backward(int64_t n, int64_t c, const float *Z, int64_t ldz,
+                                    const int32_t *labels, float dloss,
+                                    float *dZ, int64_t lddz);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LT_NN_H */

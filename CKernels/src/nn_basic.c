@@ -1,0 +1,270 @@
+/*
+ * nn_basic.c — embeddings, linear layers, GELU, masked mean pooling and softmax cross-entropy
+ * (API, shapes and conventions in lt_nn.h). Forward beside backward for each.
+ */
+#include "lt_nn.h"
+#include "nn_internal.h"
+
+#include <math.h>
+
+/* ================================ embeddings ================================================ */
+
+/* Y[b·T+t, :] = word[ids[b·T+t], :] + pos[t, :] (+ type_row)        Y [B·T × d] */
+lt_status lt_embeddings_forward(int64_t B, int64_t T, int64_t d, const int32_t *ids,
+                                const float *word, int64_t vocab,
+                                const float *pos, int64_t max_pos,
+                                const float *type_row,
+                                float *Y, int64_t ldy) {
+    LT_CHECK(ids && word && pos && Y, LT_ERR_NULL_POINTER);
+    LT_CHECK(B >= 0 && T >= 0 && d >= 0 && vocab >= 0 && max_pos >= 0, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(T <= max_pos && nn_ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
+    int64_t n;
+    LT_CHECK(!nn_mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
+    for (int64_t i = 0; i < n; i++) LT_CHECK(ids[i] >= 0 && ids[i] < vocab, LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
+    for (int64_t i = 0; i < n; i++) {
+        const float *w = word + (int64_t)ids[i] * d;
+        const float *p = pos + (i % (T > 0 ? T : 1)) * d;
+        float *y = Y + i * ldy;
+        if (type_row) for (int64_t j = 0; j < d; j++) y[j] = (w[j] + p[j]) + type_row[j];
+        else for (int64_t j = 0; j < d; j++) y[j] = w[j] + p[j];
+    }
+    return LT_OK;
+}
+
+/* ================================ linear ===================================================== */
+
+/* Y[n × d_out] = X[n × d_in] Wᵀ (+ bias) (+ R) */
+lt_status lt_linear_forward(int64_t n, int64_t d_in, int64_t d_out,
+                            const float *X, int64_t ldx, const float *W, int64_t ldw,
+                            const float *bias, const float *R, int64_t ldr,
+                            float *Y, int64_t ldy) {
+    LT_CHECK(X && W && Y, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(nn_ld_ok(ldx, d_in) && nn_ld_ok(ldw, d_in) && nn_ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!R || nn_ld_ok(ldr, d_out), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!R || R != Y || ldr == ldy, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(nn_blas_ok(n) && nn_blas_ok(d_in) && nn_blas_ok(d_out) && nn_blas_ok(ldx) &&
+             nn_blas_ok(ldw) && nn_blas_ok(ldy), LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    if (n == 0 || d_out == 0) return LT_OK;
+    float beta = 0.0f;
+    if (bias || R) {
+        /* Bias and residual first (each row once), then the GEMM accumulates on top. */
+        #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
+        for (int64_t i = 0; i < n; i++) {
+            float *y = Y + i * ldy;
+            if (R) {
+                const float *r = R + i * ldr;
+                if (bias) for (int64_t o = 0; o < d_out; o++) y[o] = r[o] + bias[o];
+                else if (r != y) memcpy(y, r, (size_t)d_out * sizeof(float));
+            } else {
+                memcpy(y, bias, (size_t)d_out * sizeof(float));
+            }
+        }
+        beta = 1.0f;
+    }
+    nn_gemm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, beta, Y, ldy);
+    return LT_OK;
+}
+
+/* dX[n × d_in] (=|+=) dY[n × d_out] W[d_out × d_in] */
+lt_status lt_linear_backward_input(int64_t n, int64_t d_in, int64_t d_out,
+                                   const float *dY, int64_t lddy, const float *W, int64_t ldw,
+                                   float *dX, int64_t lddx, int accumulate) {
+    LT_CHECK(dY && W && dX, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(nn_ld_ok(lddy, d_out) && nn_ld_ok(ldw, d_in) && nn_ld_ok(lddx, d_in), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(nn_blas_ok(n) && nn_blas_ok(d_in) && nn_blas_ok(d_out) && nn_blas_ok(lddy) &&
+             nn_blas_ok(ldw) && nn_blas_ok(lddx), LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    nn_gemm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, W, ldw, accumulate ? 1.0f : 0.0f, dX, lddx);
+    return LT_OK;
+}
+
+/* dW[d_out × d_in] (=|+=) dYᵀ X;  db[d_out] (=|+=) Σ_i dY[i, :] */
+lt_status lt_linear_backward_params(int64_t n, int64_t d_in, int64_t d_out,
+                                    const float *dY, int64_t lddy, const float *X, int64_t ldx,
+                                    float *dW, float *db, int accumulate) {
+    LT_CHECK(dY, LT_ERR_NULL_POINTER);
+    LT_CHECK(!dW || X, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(nn_ld_ok(lddy, d_out) && (!dW || nn_ld_ok(ldx, d_in)), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(nn_blas_ok(n) && nn_blas_ok(d_in) && nn_blas_ok(d_out) && nn_blas_ok(lddy) &&
+             nn_blas_ok(ldx), LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    if (dW) nn_gemm(1, 0, d_out, d_in, n, 1.0f, dY, lddy, X, ldx, accumulate ? 1.0f : 0.0f, dW, d_in);
+    if (db) {
+        int64_t blocks = (d_out + NN_COL_BLOCK - 1) / NN_COL_BLOCK;
+        #pragma omp parallel for schedule(static, 1)
+        for (int64_t blk = 0; blk < blocks; blk++) {
+            int64_t o0 = blk * NN_COL_BLOCK;
+            int64_t w = d_out - o0 < NN_COL_BLOCK ? d_out - o0 : NN_COL_BLOCK;
+            double acc[NN_COL_BLOCK];
+            for (int64_t o = 0; o < w; o++) acc[o] = accumulate ? (double)db[o0 + o] : 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                const float *g = dY + i * lddy + o0;
+                for (int64_t o = 0; o < w; o++) acc[o] += (double)g[o];
+            }
+            for (int64_t o = 0; o < w; o++) db[o0 + o] = (float)acc[o];
+        }
+    }
+    return LT_OK;
+}
+
+/* ================================ GELU (erf) ================================================= */
+
+/* Y = 0.5 X (1 + erf(X/√2))                                    X, Y [n × d] */
+lt_status lt_gelu_forward(int64_t n, int64_t d, const float *X, int64_t ldx, float *Y, int64_t ldy) {
+    LT_CHECK(X && Y, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 0 && d >= 0 && nn_ld_ok(ldx, d) && nn_ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(X != Y || ldx == ldy, LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    const float inv_sqrt2 = 0.70710678118654752440f;
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
+    for (int64_t i = 0; i < n; i++) {
+        const float *x = X + i * ldx;
+        float *y = Y + i * ldy;
+        for (int64_t j = 0; j < d; j++) y[j] = 0.5f * x[j] * (1.0f + erff(x[j] * inv_sqrt2));
+    }
+    return LT_OK;
+}
+
+/* dX = dY (Φ(X) + X φ(X))                                      X, dY, dX [n × d] */
+lt_status lt_gelu_backward(int64_t n, int64_t d, const float *X, int64_t ldx,
+                           const float *dY, int64_t lddy, float *dX, int64_t lddx) {
+    LT_CHECK(X && dY && dX, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 0 && d >= 0 && nn_ld_ok(ldx, d) && nn_ld_ok(lddy, d) && nn_ld_ok(lddx, d),
+             LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(dY != dX || lddy == lddx, LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    const float inv_sqrt2 = 0.70710678118654752440f;
+    const float inv_sqrt2pi = 0.39894228040143267794f;
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
+    for (int64_t i = 0; i < n; i++) {
+        const float *x = X + i * ldx;
+        const float *g = dY + i * lddy;
+        float *dx = dX + i * lddx;
+        for (int64_t j = 0; j < d; j++) {
+            float xv = x[j];
+            float cdf = 0.5f * (1.0f + erff(xv * inv_sqrt2));
+            float pdf = inv_sqrt2pi * expf(-0.5f * xv * xv);
+            dx[j] = g[j] * (cdf + xv * pdf);
+        }
+    }
+    return LT_OK;
+}
+
+/* ================================ masked mean pooling ======================================== */
+
+static double pool_count(const int32_t *m, int64_t T) {
+    int64_t c = 0;
+    for (int64_t t = 0; t < T; t++) c += m[t] != 0;
+    return c > 0 ? (double)c : 1e-9;   /* torch.clamp(sum, min=1e-9) */
+}
+
+/* Y[b, :] = Σ_t m_bt X[b·T+t, :] / max(Σ_t m_bt, 1e-9)          X [B·T × d], Y [B × d] */
+lt_status lt_mean_pool_forward(int64_t B, int64_t T, int64_t d, const float *X, int64_t ldx,
+                               const int32_t *mask, float *Y, int64_t ldy) {
+    LT_CHECK(X && mask && Y, LT_ERR_NULL_POINTER);
+    LT_CHECK(B >= 0 && T >= 0 && d >= 0 && nn_ld_ok(ldx, d) && nn_ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
+    int64_t n;
+    LT_CHECK(!nn_mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    #pragma omp parallel for schedule(static, 1)
+    for (int64_t b = 0; b < B; b++) {
+        const int32_t *m = mask + b * T;
+        double inv = 1.0 / pool_count(m, T);
+        for (int64_t j0 = 0; j0 < d; j0 += NN_COL_BLOCK) {
+            int64_t w = d - j0 < NN_COL_BLOCK ? d - j0 : NN_COL_BLOCK;
+            double acc[NN_COL_BLOCK];
+            for (int64_t j = 0; j < w; j++) acc[j] = 0.0;
+            for (int64_t t = 0; t < T; t++) {
+                if (!m[t]) continue;
+                const float *x = X + (b * T + t) * ldx + j0;
+                for (int64_t j = 0; j < w; j++) acc[j] += (double)x[j];
+            }
+            float *y = Y + b * ldy + j0;
+            for (int64_t j = 0; j < w; j++) y[j] = (float)(acc[j] * inv);
+        }
+    }
+    return LT_OK;
+}
+
+/* dX[b·T+t, :] = m_bt dY[b, :] / max(Σ_t m_bt, 1e-9) */
+lt_status lt_mean_pool_backward(int64_t B, int64_t T, int64_t d, const float *dY, int64_t lddy,
+                                const int32_t *mask, float *dX, int64_t lddx) {
+    LT_CHECK(dY && mask && dX, LT_ERR_NULL_POINTER);
+    LT_CHECK(B >= 0 && T >= 0 && d >= 0 && nn_ld_ok(lddy, d) && nn_ld_ok(lddx, d), LT_ERR_INVALID_ARGUMENT);
+    int64_t n;
+    LT_CHECK(!nn_mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    #pragma omp parallel for schedule(static, 1)
+    for (int64_t b = 0; b < B; b++) {
+        const int32_t *m = mask + b * T;
+        float inv = (float)(1.0 / pool_count(m, T));
+        const float *g = dY + b * lddy;
+        for (int64_t t = 0; t < T; t++) {
+            float *dx = dX + (b * T + t) * lddx;
+            if (m[t]) for (int64_t j = 0; j < d; j++) dx[j] = g[j] * inv;
+            else memset(dx, 0, (size_t)d * sizeof(float));
+        }
+    }
+    return LT_OK;
+}
+
+/* ================================ softmax cross-entropy ====================================== */
+
+static lt_status check_labels(int64_t n, int64_t c, const int32_t *labels) {
+    for (int64_t i = 0; i < n; i++) LT_CHECK(labels[i] >= 0 && labels[i] < c, LT_ERR_INVALID_ARGUMENT);
+    return LT_OK;
+}
+
+/* log Σ_k exp(z_k), in double, max-shifted. */
+static double row_logsumexp(const float *z, int64_t c) {
+    double mx = z[0];
+    for (int64_t k = 1; k < c; k++) if (z[k] > mx) mx = z[k];
+    double s = 0.0;
+    for (int64_t k = 0; k < c; k++) s += exp((double)z[k] - mx);
+    return mx + log(s);
+}
+
+/* loss = (1/n) Σ_i (logsumexp(z_i) − z_i[y_i])                 Z [n × c], labels [n] */
+lt_status lt_cross_entropy_forward(int64_t n, int64_t c, const float *Z, int64_t ldz,
+                                   const int32_t *labels, float *loss, float *row_loss) {
+    LT_CHECK(Z && labels && loss, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 1 && c >= 1 && nn_ld_ok(ldz, c), LT_ERR_INVALID_ARGUMENT);
+    lt_status st = check_labels(n, c, labels);
+    if (st != LT_OK) return st;
+    double total = 0.0;   /* in row order: a handful of rows per batch, no threads needed */
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = Z + i * ldz;
+        double li = row_logsumexp(z, c) - (double)z[labels[i]];
+        if (row_loss) row_loss[i] = (float)li;
+        total += li;
+    }
+    *loss = (float)(total / (double)n);
+    return LT_OK;
+}
+
+/* dZ_i = (softmax(z_i) − onehot(y_i)) · dloss / n                 Z, dZ [n × c] */
+lt_status lt_cross_entropy_backward(int64_t n, int64_t c, const float *Z, int64_t ldz,
+                                    const int32_t *labels, float dloss, float *dZ, int64_t lddz) {
+    LT_CHECK(Z && labels && dZ, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 1 && c >= 1 && nn_ld_ok(ldz, c) && nn_ld_ok(lddz, c), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(isfinite(dloss), LT_ERR_INVALID_ARGUMENT);
+    lt_status st = check_labels(n, c, labels);
+    if (st != LT_OK) return st;
+    double g = (double)dloss / (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = Z + i * ldz;
+        float *dz = dZ + i * lddz;
+        double lse = row_logsumexp(z, c);
+        for (int64_t k = 0; k < c; k++) {
+            double p = exp((double)z[k] - lse);
+            dz[k] = (float)((p - (k == labels[i] ? 1.0 : 0.0)) * g);
+        }
+    }
+    return LT_OK;
+}

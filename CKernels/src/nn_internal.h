@@ -1,0 +1,48 @@
+/* nn_internal.h — helpers shared by the nn_*.c kernels (not part of the public API). */
+#ifndef LT_NN_INTERNAL_H
+#define LT_NN_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+#include <cblas.h>
+#include "internal.h"
+#include "simd.h"   /* LT_ROWS_PER_CHUNK */
+
+/* A leading dimension must cover the row (and be >= 1 so that empty rows stay addressable). */
+static inline int nn_ld_ok(int64_t ld, int64_t len) { return ld >= (len > 1 ? len : 1); }
+
+/* a * b without overflow (a, b >= 0): 0 and *out set, or 1 on overflow. */
+static inline int nn_mul_overflows(int64_t a, int64_t b, int64_t *out) {
+    if (a != 0 && b > INT64_MAX / a) return 1;
+    *out = a * b;
+    return 0;
+}
+
+/* BLAS takes 32-bit sizes in the usual LP64 build. */
+static inline int nn_blas_ok(int64_t v) { return v <= (int64_t)INT32_MAX; }
+
+/* Columns per task when a kernel reduces over rows (parameter gradients, pooling): each task
+ * owns a block of columns and sums over all rows in order, so no float is summed across
+ * threads. The double accumulators of one block live on the stack. */
+#define NN_COL_BLOCK 64
+
+/* C[m×n] = alpha op(A) op(B) + beta C (row-major), with the empty shapes handled here. Never
+ * call it inside an OpenMP region. */
+static inline void nn_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                           float *C, int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+        for (int64_t i = 0; i < m; i++) {
+            float *c = C + i * ldc;
+            if (beta == 0.0f) memset(c, 0, (size_t)n * sizeof(float));
+            else if (beta != 1.0f) for (int64_t j = 0; j < n; j++) c[j] *= beta;
+        }
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha,
+                A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
+
+#endif

@@ -1,0 +1,373 @@
+import CKernels
+import Foundation
+
+/// The frozen weights of one encoder layer (post-LayerNorm BERT block).
+///
+/// Query, key and value are stored fused, rows `[query; key; value]` (`3d × d`), so the frozen
+/// projections of a layer are one GEMM. `d` = hidden size, `I` = intermediate size.
+public struct BertLayerWeights: Sendable {
+    /// `[3d, d]`: rows `0..<d` query, `d..<2d` key, `2d..<3d` value (PyTorch `out × in`).
+    public internal(set) var queryKeyValueWeight: Tensor
+    /// `[3d]`.
+    public internal(set) var queryKeyValueBias: Tensor
+    /// `attention.output.dense`: `[d, d]`, `[d]`.
+    public internal(set) var attentionOutputWeight: Tensor
+    public internal(set) var attentionOutputBias: Tensor
+    /// `attention.output.LayerNorm`: `[d]`, `[d]`.
+    public internal(set) var attentionNormWeight: Tensor
+    public internal(set) var attentionNormBias: Tensor
+    /// `intermediate.dense`: `[I, d]`, `[I]`.
+    public internal(set) var intermediateWeight: Tensor
+    public internal(set) var intermediateBias: Tensor
+    /// `output.dense`: `[d, I]`, `[d]`.
+    public internal(set) var outputWeight: Tensor
+    public internal(set) var outputBias: Tensor
+    /// `output.LayerNorm`: `[d]`, `[d]`.
+    public internal(set) var outputNormWeight: Tensor
+    public internal(set) var outputNormBias: Tensor
+}
+
+/// The projections of a layer that adapters (LoRA per matrix, or LoRTA) can target, with the
+/// names PEFT uses in `target_modules`.
+public enum BertProjection: String, CaseIterable, Sendable {
+    case query, key, value
+    /// `attention.output.dense` (PEFT target name "dense" under "attention.output").
+    case attentionOutput = "output"
+}
+
+/// What one layer's forward saved for the backward (when recording). `n = B·T`.
+///
+/// The backward of a layer with frozen weights and adapters on Q/K/V/O needs exactly these:
+/// the layer input (adapter inputs for Q/K/V, residual path), Q|K|V and the attention
+/// probabilities (attention backward), the context (input of the attention output projection),
+/// the two pre-LayerNorm sums with their saved mean and 1/std (LayerNorm backward), the
+/// LayerNorm output after attention (input of the MLP) and the pre-GELU activation. The GELU
+/// output is not kept: with frozen `output.dense` its input gradient is `dY W`, which does not
+/// need it.
+public struct BertLayerActivations: Sendable {
+    /// Layer input `[n, d]` (the previous layer's output; the embeddings for layer 0).
+    public let input: Tensor
+    /// `[n, 3d]`: columns `[Q | K | V]`, biases included.
+    public let queryKeyValue: Tensor
+    /// Softmax probabilities `[B, H, T, T]` (padded keys exactly 0).
+    public let attentionProbabilities: Tensor
+    /// Attention context `P V`, heads concatenated: `[n, d]`.
+    public let context: Tensor
+    /// `context Woᵀ + bo + input` before the LayerNorm: `[n, d]`; with its mean and 1/std `[n]`.
+    public let attentionSum: Tensor
+    public let attentionMean: Tensor
+    public let attentionInverseStd: Tensor
+    /// LayerNorm output after attention `[n, d]` (the MLP input and its residual).
+    public let attentionOutput: Tensor
+    /// Pre-GELU intermediate activation `[n, I]`.
+    public let intermediate: Tensor
+    /// `gelu(intermediate) W2ᵀ + b2 + attentionOutput` before the LayerNorm: `[n, d]`; mean, 1/std `[n]`.
+    public let outputSum: Tensor
+    public let outputMean: Tensor
+    public let outputInverseStd: Tensor
+    /// Layer output `[n, d]`.
+    public let output: Tensor
+}
+
+/// What a recorded forward saved: the embedding LayerNorm's input and statistics, then every layer.
+public struct BertActivations: Sendable {
+    /// `word + position + token type` embeddings before the LayerNorm `[n, d]`; mean, 1/std `[n]`.
+    public let embeddingSum: Tensor
+    public let embeddingMean: Tensor
+    public let embeddingInverseStd: Tensor
+    public let layers: [BertLayerActivations]
+}
+
+/// The result of ``BertModel/forward(_:recordingActivations:)``.
+public struct BertOutput: Sendable {
+    /// Last hidden state `[B·T, d]` (row `b·T + t` is token `t` of sequence `b`; padded
+    /// positions are computed as `transformers` does, attending to the unpadded keys).
+    public let lastHiddenState: Tensor
+    /// Masked mean pooling of ``lastHiddenState`` over the unpadded tokens: `[B, d]`
+    /// (sentence-transformers' pooling; all-MiniLM-L6-v2 normalises it afterwards, we do not).
+    public let pooled: Tensor
+    /// The saved activations, when asked for.
+    public let activations: BertActivations?
+}
+
+/// A BERT encoder (Hugging Face `BertModel`, post-LayerNorm) with frozen Float32 weights.
+///
+/// ```swift
+/// let model = try BertModel(directory: URL(filePath: "assets/all-MiniLM-L6-v2"))
+/// let batch = try tokenizer.encodeBatch(texts, maxLength: 64)
+/// let out = try model.forward(batch)        // out.pooled: [B, 384]
+/// ```
+///
+/// Token type ids are 0 for every token (single-sentence input). Dropout is not applied
+/// (inference, and the fine-tuning recipe uses dropout 0). All heavy work runs in the C kernels
+/// of `lt_nn.h` and OpenBLAS; results do not depend on the thread count.
+public struct BertModel: Sendable {
+    public let configuration: BertConfiguration
+    /// `[vocab, d]`, `[max_pos, d]`, `[type_vocab, d]`.
+    public internal(set) var wordEmbeddings: Tensor
+    public internal(set) var positionEmbeddings: Tensor
+    public internal(set) var tokenTypeEmbeddings: Tensor
+    /// `embeddings.LayerNorm`: `[d]`, `[d]`.
+    public internal(set) var embeddingNormWeight: Tensor
+    public internal(set) var embeddingNormBias: Tensor
+    public internal(set) var layers: [BertLayerWeights]
+
+    /// Loads `config.json` and `model.safetensors` from a model directory.
+    /// - Throws: ``BertError`` (missing/unreadable files, configuration, missing weights or
+    ///   shapes), or ``SafeTensorsError`` for a corrupt safetensors file.
+    public init(directory: URL) throws {
+        let configuration = try BertConfiguration(contentsOf: directory.appendingPathComponent("config.json"))
+        let weightsURL = directory.appendingPathComponent("model.safetensors")
+        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
+            throw BertError.fileNotFound(path: weightsURL.path)
+        }
+        try self.init(configuration: configuration, weights: SafeTensorsReader(contentsOf: weightsURL))
+    }
+
+    /// Builds the model from a configuration and the tensors of a safetensors file, named as
+    /// `transformers` saves a `BertModel` (`embeddings.word_embeddings.weight`,
+    /// `encoder.layer.0.attention.self.query.weight`, …), optionally under a `bert.` prefix
+    /// (as in `BertForSequenceClassification` checkpoints). Extra tensors (pooler, heads) are
+    /// ignored. F16/BF16/F64 weights are converted to Float32.
+    /// - Throws: ``BertError/missingWeight(_:)``, ``BertError/weightShapeMismatch(name:expected:actual:)``,
+    ///   ``SafeTensorsError`` for a tensor that is not floating point.
+    public init(configuration c: BertConfiguration, weights: SafeTensorsReader) throws {
+        let prefix = weights.entry("embeddings.word_embeddings.weight") == nil &&
+            weights.entry("bert.embeddings.word_embeddings.weight") != nil ? "bert." : ""
+        func load(_ name: String, _ shape: [Int]) throws -> Tensor {
+            let full = prefix + name
+            guard let e = weights.entry(full) else { throw BertError.missingWeight(full) }
+            guard e.shape == shape else {
+                throw BertError.weightShapeMismatch(name: full, expected: shape, actual: e.shape)
+            }
+            return try weights.tensor(full)
+        }
+        let d = c.hiddenSize, inter = c.intermediateSize
+        configuration = c
+        wordEmbeddings = try load("embeddings.word_embeddings.weight", [c.vocabularySize, d])
+        positionEmbeddings = try load("embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, d])
+        tokenTypeEmbeddings = try load("embeddings.token_type_embeddings.weight", [c.typeVocabularySize, d])
+        embeddingNormWeight = try load("embeddings.LayerNorm.weight", [d])
+        embeddingNormBias = try load("embeddings.LayerNorm.bias", [d])
+        var layers: [BertLayerWeights] = []
+        for l in 0..<c.layerCount {
+            let p = "encoder.layer.\(l)."
+            let q = try load(p + "attention.self.query.weight", [d, d])
+            let k = try load(p + "attention.self.key.weight", [d, d])
+            let v = try load(p + "attention.self.value.weight", [d, d])
+            let qb = try load(p + "attention.self.query.bias", [d])
+            let kb = try load(p + "attention.self.key.bias", [d])
+            let vb = try load(p + "attention.self.value.bias", [d])
+            layers.append(BertLayerWeights(
+                queryKeyValueWeight: try Tensor(q.scalars + k.scalars + v.scalars, shape: [3 * d, d]),
+                queryKeyValueBias: try Tensor(qb.scalars + kb.scalars + vb.scalars, shape: [3 * d]),
+                attentionOutputWeight: try load(p + "attention.output.dense.weight", [d, d]),
+                attentionOutputBias: try load(p + "attention.output.dense.bias", [d]),
+                attentionNormWeight: try load(p + "attention.output.LayerNorm.weight", [d]),
+                attentionNormBias: try load(p + "attention.output.LayerNorm.bias", [d]),
+                intermediateWeight: try load(p + "intermediate.dense.weight", [inter, d]),
+                intermediateBias: try load(p + "intermediate.dense.bias", [inter]),
+                outputWeight: try load(p + "output.dense.weight", [d, inter]),
+                outputBias: try load(p + "output.dense.bias", [d]),
+                outputNormWeight: try load(p + "output.LayerNorm.weight", [d]),
+                outputNormBias: try load(p + "output.LayerNorm.bias", [d])))
+        }
+        self.layers = layers
+    }
+
+    /// Checks a batch against the model: non-empty, consistent array sizes, mask values 0/1,
+    /// length within `max_position_embeddings`, ids within the vocabulary.
+    public func validate(_ batch: TokenBatch) throws(BertError) {
+        guard batch.count > 0 && batch.sequenceLength > 0 else { throw .emptyBatch }
+        let n = batch.count * batch.sequenceLength
+        guard batch.ids.count == n, batch.attentionMask.count == n else {
+            throw .malformedBatch("ids has \(batch.ids.count) and attentionMask \(batch.attentionMask.count) elements, expected \(batch.count) × \(batch.sequenceLength)")
+        }
+        guard batch.sequenceLength <= configuration.maxPositionEmbeddings else {
+            throw .sequenceTooLong(length: batch.sequenceLength, maximum: configuration.maxPositionEmbeddings)
+        }
+        for (i, id) in batch.ids.enumerated() where id < 0 || Int(id) >= configuration.vocabularySize {
+            throw .tokenOutOfRange(id: id, row: i / batch.sequenceLength, position: i % batch.sequenceLength,
+                                   vocabularySize: configuration.vocabularySize)
+        }
+        if let bad = batch.attentionMask.firstIndex(where: { $0 != 0 && $0 != 1 }) {
+            throw .malformedBatch("attentionMask[\(bad)] = \(batch.attentionMask[bad]); expected 0 or 1")
+        }
+    }
+
+    /// Runs the encoder on a batch and mean-pools the last hidden state over the unpadded tokens.
+    ///
+    /// - Parameters:
+    ///   - batch: token ids and attention mask (`B × T`); token type ids are taken as 0.
+    ///   - recordingActivations: keep what the backward needs (``BertActivations``): about
+    ///     `n·(10d + I) + B·H·T²` floats per layer instead of reusing a few scratch buffers.
+    /// - Throws: ``BertError`` for a bad batch (see ``validate(_:)``).
+    /// - Complexity: O(L · (n·d·(4d + 2I) + B·H·T²·d_h)) flops, n = B·T.
+    public func forward(_ batch: TokenBatch, recordingActivations: Bool = false) throws -> BertOutput {
+        try validate(batch)
+        try Runtime.initialize()
+        let c = configuration
+        let B = batch.count, T = batch.sequenceLength, n = B * T
+        let d = c.hiddenSize, H = c.headCount, dh = c.headSize, inter = c.intermediateSize
+        let scale = Float(1.0 / Double(dh).squareRoot())
+        let eps = c.layerNormEpsilon
+        let record = recordingActivations
+        let mask = batch.attentionMask
+
+        // Embeddings → LayerNorm.
+        var embSum = Tensor(uninitializedShape: [n, d])
+        var embMean = Tensor(uninitializedShape: [record ? n : 0])
+        var embRstd = Tensor(uninitializedShape: [record ? n : 0])
+        try batch.ids.withUnsafeBufferPointer { ids in
+            try bertCheck(lt_embeddings_forward(Int64(B), Int64(T), Int64(d), ids.baseAddress,
+                                                wordEmbeddings.pointer, Int64(c.vocabularySize),
+                                                positionEmbeddings.pointer, Int64(c.maxPositionEmbeddings),
+                                                tokenTypeEmbeddings.pointer, embSum.mutablePointer, Int64(d)),
+                          "lt_embeddings_forward")
+        }
+        var hidden: Tensor
+        if record {
+            hidden = Tensor(uninitializedShape: [n, d])
+            try bertCheck(lt_layernorm_forward(Int64(n), Int64(d), eps, embSum.pointer, Int64(d),
+                                               embeddingNormWeight.pointer, embeddingNormBias.pointer,
+                                               hidden.mutablePointer, Int64(d),
+                                               embMean.mutablePointer, embRstd.mutablePointer), "lt_layernorm_forward")
+        } else {
+            let e = embSum.mutablePointer   // in place
+            try bertCheck(lt_layernorm_forward(Int64(n), Int64(d), eps, e, Int64(d),
+                                               embeddingNormWeight.pointer, embeddingNormBias.pointer,
+                                               e, Int64(d), nil, nil), "lt_layernorm_forward")
+            hidden = embSum
+            embSum = Tensor(uninitializedShape: [0])
+        }
+
+        // Scratch reused by every layer when not recording.
+        var scratch: LayerBuffers? = record ? nil : LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: false)
+        var recorded: [BertLayerActivations] = []
+        for layer in layers {
+            // Move the scratch out (scratch = nil) so its buffers stay uniquely referenced and the
+            // kernels write them in place instead of copying them first (copy-on-write).
+            var buf = scratch.take() ?? LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: true)
+            try mask.withUnsafeBufferPointer { m in
+                try Self.layerForward(layer, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
+                                      inter: inter, scale: scale, eps: eps, mask: m.baseAddress!, record: record)
+            }
+            if record {
+                recorded.append(BertLayerActivations(
+                    input: hidden, queryKeyValue: buf.qkv, attentionProbabilities: try buf.probabilities.reshaped([B, H, T, T]),
+                    context: buf.context, attentionSum: buf.attentionSum, attentionMean: buf.attentionMean,
+                    attentionInverseStd: buf.attentionRstd, attentionOutput: buf.attentionOutput,
+                    intermediate: buf.intermediate, outputSum: buf.outputSum, outputMean: buf.outputMean,
+                    outputInverseStd: buf.outputRstd, output: buf.output))
+                hidden = buf.output
+            } else {
+                // The output (written in place over outputSum) becomes the next input; the old
+                // input's buffer becomes the next layer's outputSum scratch.
+                swap(&buf.outputSum, &hidden)
+                scratch = buf
+            }
+        }
+
+        var pooled = Tensor(uninitializedShape: [B, d])
+        try mask.withUnsafeBufferPointer { m in
+            try bertCheck(lt_mean_pool_forward(Int64(B), Int64(T), Int64(d), hidden.pointer, Int64(d),
+                                               m.baseAddress, pooled.mutablePointer, Int64(d)), "lt_mean_pool_forward")
+        }
+        let activations = record ? BertActivations(embeddingSum: embSum, embeddingMean: embMean,
+                                                   embeddingInverseStd: embRstd, layers: recorded) : nil
+        return BertOutput(lastHiddenState: hidden, pooled: pooled, activations: activations)
+    }
+
+    /// Buffers of one layer's forward. When not recording (`statistics` false), the LayerNorms
+    /// run in place over `attentionSum` and `outputSum` (`attentionOutput`, `output` and the
+    /// statistics are empty) and GELU runs in place over `intermediate`.
+    struct LayerBuffers {
+        var qkv, probabilities, context, attentionSum, attentionOutput, intermediate, outputSum, output: Tensor
+        var attentionMean, attentionRstd, outputMean, outputRstd: Tensor
+        let statistics: Bool
+
+        init(n: Int, d: Int, inter: Int, B: Int, H: Int, T: Int, statistics: Bool) {
+            qkv = Tensor(uninitializedShape: [n, 3 * d])
+            probabilities = Tensor(uninitializedShape: [B * H * T * T])
+            context = Tensor(uninitializedShape: [n, d])
+            attentionSum = Tensor(uninitializedShape: [n, d])
+            attentionOutput = Tensor(uninitializedShape: [statistics ? n : 0, d])
+            intermediate = Tensor(uninitializedShape: [n, inter])
+            outputSum = Tensor(uninitializedShape: [n, d])
+            output = Tensor(uninitializedShape: [statistics ? n : 0, d])
+            let s = statistics ? n : 0
+            attentionMean = Tensor(uninitializedShape: [s]); attentionRstd = Tensor(uninitializedShape: [s])
+            outputMean = Tensor(uninitializedShape: [s]); outputRstd = Tensor(uninitializedShape: [s])
+            self.statistics = statistics
+        }
+    }
+
+    /// One post-LayerNorm block:
+    ///   QKV = X Wqkvᵀ + bqkv;  C = attention(Q, K, V, mask);  A = LN(C Woᵀ + bo + X)
+    ///   Z = A Wiᵀ + bi;  Y = LN(gelu(Z) W2ᵀ + b2 + A)
+    /// Adapter hook points: after the QKV GEMM (add ΔQ, ΔK, ΔV into the column slices of
+    /// `qkv`, ld 3d, from `input`) and with the attention output GEMM (add ΔO from `context`).
+    static func layerForward(_ w: BertLayerWeights, input: Tensor, buffers b: inout LayerBuffers,
+                             B: Int, T: Int, d: Int, H: Int, dh: Int, inter: Int, scale: Float, eps: Float,
+                             mask: UnsafePointer<Int32>, record: Bool) throws(BertError) {
+        let n = Int64(B * T), d64 = Int64(d), i64 = Int64(inter), ld3 = Int64(3 * d)
+        let qkv = b.qkv.mutablePointer
+        try bertCheck(lt_linear_forward(n, d64, ld3, input.pointer, d64, w.queryKeyValueWeight.pointer, d64,
+                                        w.queryKeyValueBias.pointer, nil, 0, qkv, ld3), "lt_linear_forward (QKV)")
+        let ctx = b.context.mutablePointer
+        try bertCheck(lt_attention_forward(Int64(B), Int64(T), Int64(H), Int64(dh), scale,
+                                           qkv, ld3, qkv + d, ld3, qkv + 2 * d, ld3, mask,
+                                           b.probabilities.mutablePointer, ctx, d64), "lt_attention_forward")
+        let aSum = b.attentionSum.mutablePointer
+        try bertCheck(lt_linear_forward(n, d64, d64, ctx, d64, w.attentionOutputWeight.pointer, d64,
+                                        w.attentionOutputBias.pointer, input.pointer, d64, aSum, d64),
+                      "lt_linear_forward (attention output)")
+        let aOut = b.statistics ? b.attentionOutput.mutablePointer : aSum
+        try bertCheck(lt_layernorm_forward(n, d64, eps, aSum, d64, w.attentionNormWeight.pointer,
+                                           w.attentionNormBias.pointer, aOut, d64,
+                                           b.statistics ? b.attentionMean.mutablePointer : nil,
+                                           b.statistics ? b.attentionRstd.mutablePointer : nil),
+                      "lt_layernorm_forward (attention)")
+        let z = b.intermediate.mutablePointer
+        try bertCheck(lt_linear_forward(n, d64, i64, aOut, d64, w.intermediateWeight.pointer, d64,
+                                        w.intermediateBias.pointer, nil, 0, z, i64), "lt_linear_forward (intermediate)")
+        // GELU: in place when not recording; when recording Z is kept for the backward and a
+        // temporary [n, I] buffer holds gelu(Z).
+        var geluOut = record ? Tensor(uninitializedShape: [B * T, inter]) : b.intermediate
+        let g = record ? geluOut.mutablePointer : z
+        try bertCheck(lt_gelu_forward(n, i64, z, i64, g, i64), "lt_gelu_forward")
+        let oSum = b.outputSum.mutablePointer
+        try bertCheck(lt_linear_forward(n, i64, d64, g, i64, w.outputWeight.pointer, i64,
+                                        w.outputBias.pointer, aOut, d64, oSum, d64), "lt_linear_forward (output)")
+        let out = b.statistics ? b.output.mutablePointer : oSum
+        try bertCheck(lt_layernorm_forward(n, d64, eps, oSum, d64, w.outputNormWeight.pointer,
+                                           w.outputNormBias.pointer, out, d64,
+                                           b.statistics ? b.outputMean.mutablePointer : nil,
+                                           b.statistics ? b.outputRstd.mutablePointer : nil),
+                      "lt_layernorm_forward (output)")
+        withExtendedLifetime(geluOut) {}
+    }
+}
+
+// MARK: - Raw pointers for the kernels
+
+extension Tensor {
+    /// A tensor whose elements are not initialised (the kernels overwrite all of them).
+    init(uninitializedShape shape: [Int]) {
+        let n = Tensor.elementCount(shape)!
+        var t = try! Tensor(zeros: [])
+        t.storage = TensorStorage(count: n, zeroed: false)
+        self = try! t.reshaped(shape)
+    }
+
+    /// The storage's address, for reading. Valid while the tensor (or a copy) is alive.
+    var pointer: UnsafePointer<Float> { UnsafePointer(storage.pointer) }
+
+    /// The storage's address, for writing (copies first if the storage is shared).
+    var mutablePointer: UnsafeMutablePointer<Float> {
+        mutating get {
+            makeUnique()
+            return storage.pointer
+        }
+    }
+}

@@ -1,0 +1,415 @@
+import Foundation
+import Testing
+import CKernels
+@testable import LoRTA
+
+// Tests of the lt_nn.h kernels. References are naive float64 code written here; every backward
+// is checked against central finite differences of that float64 forward (h = 1e-6; the
+// difference quotient is then exact to ~1e-9, so the float32 kernel's own rounding dominates:
+// tolerance 2e-5 relative to the largest gradient entry, about 100 float ulps).
+
+/// Central differences of a float64 function. O(count) evaluations.
+private func numericGradient(_ x: [Double], h: Double = 1e-6, _ f: ([Double]) -> Double) -> [Double] {
+    var x = x
+    var g = [Double](repeating: 0, count: x.count)
+    for i in x.indices {
+        let v = x[i]
+        x[i] = v + h; let fp = f(x)
+        x[i] = v - h; let fm = f(x)
+        x[i] = v
+        g[i] = (fp - fm) / (2 * h)
+    }
+    return g
+}
+
+/// max |a − b| / max(1e-3, max |b|)
+private func relativeError(_ a: [Float], _ b: [Double]) -> Double {
+    precondition(a.count == b.count)
+    var diff = 0.0, scale = 1e-3
+    for i in a.indices {
+        diff = max(diff, abs(Double(a[i]) - b[i]))
+        scale = max(scale, abs(b[i]))
+    }
+    return diff / scale
+}
+
+private func d64(_ a: [Float]) -> [Double] { a.map(Double.init) }
+private func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+
+// MARK: - float64 references
+
+private enum NNReference {
+    static func layerNorm(_ x: [Double], n: Int, d: Int, eps: Double, gamma: [Double], beta: [Double]) -> [Double] {
+        var y = x
+        for i in 0..<n {
+            let row = Array(x[(i * d)..<((i + 1) * d)])
+            let mu = row.reduce(0, +) / Double(d)
+            let v = row.reduce(0) { $0 + ($1 - mu) * ($1 - mu) } / Double(d)
+            for j in 0..<d { y[i * d + j] = (row[j] - mu) / (v + eps).squareRoot() * gamma[j] + beta[j] }
+        }
+        return y
+    }
+
+    static func gelu(_ x: Double) -> Double { 0.5 * x * (1 + erf(x / 2.0.squareRoot())) }
+
+    /// C [B·T × H·dh] of masked multi-head attention (padded keys excluded; no valid key → uniform).
+    static func attention(B: Int, T: Int, H: Int, dh: Int, q: [Double], k: [Double], v: [Double],
+                          mask: [Int32]) -> [Double] {
+        let d = H * dh
+        var c = [Double](repeating: 0, count: B * T * d)
+        for b in 0..<B {
+            let valid = (0..<T).map { mask[b * T + $0] != 0 }
+            let any = valid.contains(true)
+            for h in 0..<H {
+                for i in 0..<T {
+                    var s = [Double](repeating: 0, count: T)
+                    for j in 0..<T {
+                        var acc = 0.0
+                        for e in 0..<dh { acc += q[(b * T + i) * d + h * dh + e] * k[(b * T + j) * d + h * dh + e] }
+                        s[j] = acc / Double(dh).squareRoot()
+                    }
+                    var p = [Double](repeating: 0, count: T)
+                    if any {
+                        let mx = (0..<T).filter { valid[$0] }.map { s[$0] }.max()!
+                        for j in 0..<T where valid[j] { p[j] = exp(s[j] - mx) }
+                        let z = p.reduce(0, +)
+                        for j in 0..<T { p[j] /= z }
+                    } else {
+                        p = [Double](repeating: 1 / Double(T), count: T)
+                    }
+                    for e in 0..<dh {
+                        var acc = 0.0
+                        for j in 0..<T { acc += p[j] * v[(b * T + j) * d + h * dh + e] }
+                        c[(b * T + i) * d + h * dh + e] = acc
+                    }
+                }
+            }
+        }
+        return c
+    }
+}
+
+// MARK: - Harness for the attention kernel
+
+private struct AttentionCase {
+    let B: Int, T: Int, H: Int, dh: Int
+    var q: [Float], k: [Float], v: [Float], dC: [Float]
+    let mask: [Int32]
+    var d: Int { H * dh }
+    var n: Int { B * T }
+    var scale: Float { Float(1 / Double(dh).squareRoot()) }
+
+    init(B: Int, T: Int, H: Int, dh: Int, mask: [Int32], seed: UInt64) {
+        self.B = B; self.T = T; self.H = H; self.dh = dh; self.mask = mask
+        var rng = LoRATestRNG(seed: seed)
+        q = rng.array(B * T * H * dh, scale: 1.5)
+        k = rng.array(B * T * H * dh, scale: 1.5)
+        v = rng.array(B * T * H * dh)
+        dC = rng.array(B * T * H * dh)
+    }
+
+    func forward() -> (p: [Float], c: [Float]) {
+        var p = [Float](repeating: .nan, count: B * H * T * T)
+        var c = [Float](repeating: .nan, count: n * d)
+        let st = lt_attention_forward(Int64(B), Int64(T), Int64(H), Int64(dh), scale, q, Int64(d), k, Int64(d),
+                                      v, Int64(d), mask, &p, &c, Int64(d))
+        precondition(st == LT_OK)
+        return (p, c)
+    }
+
+    func backward(p: [Float]) -> (dq: [Float], dk: [Float], dv: [Float]) {
+        var ws: Int64 = 0
+        precondition(lt_attention_backward_workspace_size(Int64(B), Int64(T), Int64(H), &ws) == LT_OK)
+        var work = [Float](repeating: .nan, count: Int(ws))
+        var dq = [Float](repeating: .nan, count: n * d), dk = dq, dv = dq
+        let st = lt_attention_backward(Int64(B), Int64(T), Int64(H), Int64(dh), scale, q, Int64(d), k, Int64(d),
+                                       v, Int64(d), mask, p, dC, Int64(d), &dq, Int64(d), &dk, Int64(d), &dv, Int64(d), &work)
+        precondition(st == LT_OK)
+        return (dq, dk, dv)
+    }
+}
+
+@Suite("NN kernels", .serialized)
+struct NNKernelTests {
+    init() throws { try Runtime.initialize() }
+
+    // MARK: LayerNorm
+
+    @Test func layerNormForwardAndBackwardMatchFloat64() throws {
+        let n = 5, d = 37
+        var rng = LoRATestRNG(seed: 11)
+        // Rows with a large offset: a one-pass float variance would lose digits here.
+        let x = (0..<(n * d)).map { i in Float(100 * (i / d)) + rng.uniform(2) }
+        let gamma = rng.array(d, scale: 1.5), beta = rng.array(d)
+        let r = rng.array(n * d)
+        let eps: Float = 1e-5
+        var y = [Float](repeating: .nan, count: n * d), mean = [Float](repeating: .nan, count: n), rstd = mean
+        #expect(lt_layernorm_forward(Int64(n), Int64(d), eps, x, Int64(d), gamma, beta, &y, Int64(d), &mean, &rstd) == LT_OK)
+        let yRef = NNReference.layerNorm(d64(x), n: n, d: d, eps: Double(eps), gamma: d64(gamma), beta: d64(beta))
+        #expect(relativeError(y, yRef) < 2e-6)
+
+        var dx = [Float](repeating: .nan, count: n * d), dg = [Float](repeating: .nan, count: d), db = dg
+        #expect(lt_layernorm_backward(Int64(n), Int64(d), r, Int64(d), x, Int64(d), gamma, mean, rstd,
+                                      &dx, Int64(d), &dg, &db, 0) == LT_OK)
+        let loss = { (x: [Double], g: [Double], b: [Double]) in
+            dot(NNReference.layerNorm(x, n: n, d: d, eps: Double(eps), gamma: g, beta: b), d64(r))
+        }
+        let dxRef = numericGradient(d64(x)) { loss($0, d64(gamma), d64(beta)) }
+        let dgRef = numericGradient(d64(gamma)) { loss(d64(x), $0, d64(beta)) }
+        let dbRef = numericGradient(d64(beta)) { loss(d64(x), d64(gamma), $0) }
+        #expect(relativeError(dx, dxRef) < 2e-5)
+        #expect(relativeError(dg, dgRef) < 2e-5)
+        #expect(relativeError(db, dbRef) < 2e-5)
+
+        // accumulate = 1 adds to the parameter gradients; in place dX over dY gives the same bits.
+        var dg2 = dg, db2 = db
+        var dyInPlace = r
+        let stInPlace = dyInPlace.withUnsafeMutableBufferPointer { g in
+            lt_layernorm_backward(Int64(n), Int64(d), g.baseAddress, Int64(d), x, Int64(d), gamma, mean, rstd,
+                                  g.baseAddress, Int64(d), &dg2, &db2, 1)
+        }
+        #expect(stInPlace == LT_OK)
+        #expect(dyInPlace == dx)
+        #expect(relativeError(dg2, dgRef.map { 2 * $0 }) < 2e-5)
+        #expect(relativeError(db2, dbRef.map { 2 * $0 }) < 2e-5)
+    }
+
+    // MARK: GELU
+
+    @Test func geluForwardAndBackwardMatchFloat64() throws {
+        let n = 3, d = 41
+        var rng = LoRATestRNG(seed: 12)
+        let x = rng.array(n * d, scale: 4), r = rng.array(n * d)
+        var y = [Float](repeating: .nan, count: n * d)
+        #expect(lt_gelu_forward(Int64(n), Int64(d), x, Int64(d), &y, Int64(d)) == LT_OK)
+        #expect(relativeError(y, d64(x).map(NNReference.gelu)) < 1e-6)
+        var dx = [Float](repeating: .nan, count: n * d)
+        #expect(lt_gelu_backward(Int64(n), Int64(d), x, Int64(d), r, Int64(d), &dx, Int64(d)) == LT_OK)
+        let ref = numericGradient(d64(x)) { dot($0.map(NNReference.gelu), d64(r)) }
+        #expect(relativeError(dx, ref) < 2e-5)
+        // Known values: gelu(1) = 0.8413447460685429, gelu'(0) = 0.5.
+        var one: [Float] = [1, 0], out: [Float] = [0, 0], g: [Float] = [0, 0]
+        #expect(lt_gelu_forward(1, 2, one, 2, &out, 2) == LT_OK)
+        #expect(abs(Double(out[0]) - 0.8413447460685429) < 1e-7)
+        #expect(lt_gelu_backward(1, 2, one, 2, [1, 1], 2, &g, 2) == LT_OK)
+        #expect(g[1] == 0.5)
+        // in place
+        let stInPlace = one.withUnsafeMutableBufferPointer { p in lt_gelu_forward(1, 2, p.baseAddress, 2, p.baseAddress, 2) }
+        #expect(stInPlace == LT_OK)
+        #expect(one == out)
+    }
+
+    // MARK: Attention
+
+    /// Sequence 0 fully valid, 1 padded at the end, 2 with a hole in the mask, 3 with no valid key.
+    private static let maskB4T5: [Int32] = [1, 1, 1, 1, 1,  1, 1, 1, 0, 0,  1, 0, 1, 1, 0,  0, 0, 0, 0, 0]
+
+    @Test func attentionForwardMatchesFloat64() throws {
+        let c = AttentionCase(B: 4, T: 5, H: 2, dh: 3, mask: Self.maskB4T5, seed: 21)
+        let (p, out) = c.forward()
+        let ref = NNReference.attention(B: c.B, T: c.T, H: c.H, dh: c.dh, q: d64(c.q), k: d64(c.k), v: d64(c.v), mask: c.mask)
+        #expect(relativeError(out, ref) < 2e-6)
+        // P: rows sum to 1; padded keys exactly 0.
+        for b in 0..<c.B { for h in 0..<c.H { for i in 0..<c.T {
+            let row = p[(((b * c.H + h) * c.T + i) * c.T)..<(((b * c.H + h) * c.T + i + 1) * c.T)]
+            #expect(abs(row.reduce(0, +) - 1) < 1e-6)
+            if b < 3 { for (j, v) in row.enumerated() where c.mask[b * c.T + j] == 0 { #expect(v == 0) } }
+        } } }
+    }
+
+    @Test func attentionBackwardMatchesFiniteDifferences() throws {
+        let c = AttentionCase(B: 4, T: 5, H: 2, dh: 3, mask: Self.maskB4T5, seed: 22)
+        let (p, _) = c.forward()
+        let (dq, dk, dv) = c.backward(p: p)
+        let q = d64(c.q), k = d64(c.k), v = d64(c.v), r = d64(c.dC)
+        func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
+            dot(NNReference.attention(B: c.B, T: c.T, H: c.H, dh: c.dh, q: q, k: k, v: v, mask: c.mask), r)
+        }
+        #expect(relativeError(dq, numericGradient(q) { loss($0, k, v) }) < 2e-5)
+        #expect(relativeError(dk, numericGradient(k) { loss(q, $0, v) }) < 2e-5)
+        #expect(relativeError(dv, numericGradient(v) { loss(q, k, $0) }) < 2e-5)
+    }
+
+    @Test func attentionWithoutMaskAndFusedLayout() throws {
+        // Q|K|V as column slices of one [n × 3d] buffer (ld 3d), context into a wider buffer.
+        let B = 2, T = 7, H = 3, dh = 4, d = H * dh, n = B * T
+        var rng = LoRATestRNG(seed: 23)
+        let qkv = rng.array(n * 3 * d, scale: 1.5)
+        var p = [Float](repeating: .nan, count: B * H * T * T)
+        var ctx = [Float](repeating: -7, count: n * (d + 2))
+        let scale = Float(1 / Double(dh).squareRoot())
+        let st = qkv.withUnsafeBufferPointer { b in
+            lt_attention_forward(Int64(B), Int64(T), Int64(H), Int64(dh), scale, b.baseAddress, Int64(3 * d),
+                                 b.baseAddress! + d, Int64(3 * d), b.baseAddress! + 2 * d, Int64(3 * d), nil,
+                                 &p, &ctx, Int64(d + 2))
+        }
+        #expect(st == LT_OK)
+        func slice(_ off: Int) -> [Double] { (0..<n).flatMap { i in (0..<d).map { Double(qkv[i * 3 * d + off + $0]) } } }
+        let ref = NNReference.attention(B: B, T: T, H: H, dh: dh, q: slice(0), k: slice(d), v: slice(2 * d),
+                                        mask: [Int32](repeating: 1, count: n))
+        let got = (0..<n).flatMap { i in (0..<d).map { ctx[i * (d + 2) + $0] } }
+        #expect(relativeError(got, ref) < 2e-6)
+        #expect((0..<n).allSatisfy { ctx[$0 * (d + 2) + d] == -7 && ctx[$0 * (d + 2) + d + 1] == -7 })
+    }
+
+    @Test func attentionIsThreadCountInvariantAndISAsAgree() throws {
+        let mask: [Int32] = (0..<(6 * 40)).map { i in (i % 40) < 40 - 5 * (i / 40) ? 1 : 0 }
+        let c = AttentionCase(B: 6, T: 40, H: 3, dh: 16, mask: mask, seed: 24)
+        let (p1, c1) = try Runtime.withThreadCount(1) { c.forward() }
+        let (p2, c2) = try Runtime.withThreadCount(2) { c.forward() }
+        #expect(p1 == p2 && c1 == c2)
+        let g1 = try Runtime.withThreadCount(1) { c.backward(p: p1) }
+        let g2 = try Runtime.withThreadCount(2) { c.backward(p: p1) }
+        #expect(g1.dq == g2.dq && g1.dk == g2.dk && g1.dv == g2.dv)
+
+        let (ps, cs) = try Runtime.withInstructionSet(.scalar) { c.forward() }
+        let gs = try Runtime.withInstructionSet(.scalar) { c.backward(p: ps) }
+        for isa in Runtime.availableInstructionSets where isa != .scalar {
+            let (pi, ci) = try Runtime.withInstructionSet(isa) { c.forward() }
+            let gi = try Runtime.withInstructionSet(isa) { c.backward(p: pi) }
+            #expect(relativeError(ci, d64(cs)) < 1e-5, "\(isa)")
+            #expect(relativeError(pi, d64(ps)) < 1e-5, "\(isa)")
+            #expect(relativeError(gi.dq, d64(gs.dq)) < 1e-5, "\(isa)")
+            #expect(relativeError(gi.dk, d64(gs.dk)) < 1e-5, "\(isa)")
+            #expect(relativeError(gi.dv, d64(gs.dv)) < 1e-5, "\(isa)")
+        }
+    }
+
+    // MARK: Pooling, cross-entropy, linear, embeddings
+
+    @Test func meanPoolingForwardAndBackward() throws {
+        let B = 3, T = 4, d = 19
+        var rng = LoRATestRNG(seed: 31)
+        let x = rng.array(B * T * d), r = rng.array(B * d)
+        let mask: [Int32] = [1, 1, 0, 0,  1, 1, 1, 1,  0, 0, 0, 0]
+        func ref(_ x: [Double]) -> [Double] {
+            (0..<B).flatMap { b -> [Double] in
+                let cnt = Double((0..<T).filter { mask[b * T + $0] != 0 }.count)
+                return (0..<d).map { j in (0..<T).filter { mask[b * T + $0] != 0 }.reduce(0.0) { $0 + x[(b * T + $1) * d + j] } / max(cnt, 1e-9) }
+            }
+        }
+        var y = [Float](repeating: .nan, count: B * d)
+        #expect(lt_mean_pool_forward(Int64(B), Int64(T), Int64(d), x, Int64(d), mask, &y, Int64(d)) == LT_OK)
+        #expect(relativeError(y, ref(d64(x))) < 1e-6)
+        #expect(y[(2 * d)..<(3 * d)].allSatisfy { $0 == 0 })
+        var dx = [Float](repeating: .nan, count: B * T * d)
+        #expect(lt_mean_pool_backward(Int64(B), Int64(T), Int64(d), r, Int64(d), mask, &dx, Int64(d)) == LT_OK)
+        #expect(relativeError(dx, numericGradient(d64(x)) { dot(ref($0), d64(r)) }) < 2e-5)
+    }
+
+    @Test func crossEntropyForwardAndBackward() throws {
+        let n = 4, c = 3
+        var rng = LoRATestRNG(seed: 32)
+        let z = rng.array(n * c, scale: 5)
+        let labels: [Int32] = [0, 2, 1, 2]
+        func ref(_ z: [Double]) -> Double {
+            var total = 0.0
+            for i in 0..<n {
+                let row = Array(z[(i * c)..<((i + 1) * c)])
+                let m = row.max()!
+                var s = 0.0
+                for v in row { s += exp(v - m) }
+                total += m + log(s) - row[Int(labels[i])]
+            }
+            return total / Double(n)
+        }
+        var loss: Float = .nan
+        var rows = [Float](repeating: .nan, count: n)
+        #expect(lt_cross_entropy_forward(Int64(n), Int64(c), z, Int64(c), labels, &loss, &rows) == LT_OK)
+        #expect(abs(Double(loss) - ref(d64(z))) < 1e-6)
+        #expect(abs(Double(rows.reduce(0, +)) / Double(n) - Double(loss)) < 1e-5)
+        var dz = [Float](repeating: .nan, count: n * c)
+        #expect(lt_cross_entropy_backward(Int64(n), Int64(c), z, Int64(c), labels, 2.5, &dz, Int64(c)) == LT_OK)
+        #expect(relativeError(dz, numericGradient(d64(z)) { 2.5 * ref($0) }) < 2e-5)
+        // Labels out of range are rejected.
+        #expect(lt_cross_entropy_forward(Int64(n), Int64(c), z, Int64(c), [0, 3, 1, 2], &loss, nil) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_cross_entropy_backward(Int64(n), Int64(c), z, Int64(c), [0, -1, 1, 2], 1, &dz, Int64(c)) == LT_ERR_INVALID_ARGUMENT)
+    }
+
+    @Test func linearForwardWithResidualAndBackward() throws {
+        let n = 6, dIn = 9, dOut = 5
+        var rng = LoRATestRNG(seed: 33)
+        let x = rng.array(n * dIn), w = rng.array(dOut * dIn), b = rng.array(dOut), res = rng.array(n * dOut)
+        let r = rng.array(n * dOut)
+        func ref(_ x: [Double], _ w: [Double], _ b: [Double]) -> [Double] {
+            (0..<n).flatMap { i in (0..<dOut).map { o in
+                (0..<dIn).reduce(b[o]) { $0 + x[i * dIn + $1] * w[o * dIn + $1] } + Double(res[i * dOut + o]) } }
+        }
+        var y = [Float](repeating: .nan, count: n * dOut)
+        #expect(lt_linear_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), b, res, Int64(dOut), &y, Int64(dOut)) == LT_OK)
+        #expect(relativeError(y, ref(d64(x), d64(w), d64(b))) < 1e-6)
+        // Residual aliasing the output: Y += X Wᵀ + b.
+        var yy = res
+        let stAlias = yy.withUnsafeMutableBufferPointer { p in
+            lt_linear_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), b, p.baseAddress, Int64(dOut), p.baseAddress, Int64(dOut))
+        }
+        #expect(stAlias == LT_OK)
+        #expect(yy == y)
+        var dx = [Float](repeating: .nan, count: n * dIn), dw = [Float](repeating: .nan, count: dOut * dIn), db = [Float](repeating: .nan, count: dOut)
+        #expect(lt_linear_backward_input(Int64(n), Int64(dIn), Int64(dOut), r, Int64(dOut), w, Int64(dIn), &dx, Int64(dIn), 0) == LT_OK)
+        #expect(lt_linear_backward_params(Int64(n), Int64(dIn), Int64(dOut), r, Int64(dOut), x, Int64(dIn), &dw, &db, 0) == LT_OK)
+        let loss = { (x: [Double], w: [Double], b: [Double]) in dot(ref(x, w, b), d64(r)) }
+        #expect(relativeError(dx, numericGradient(d64(x)) { loss($0, d64(w), d64(b)) }) < 2e-5)
+        #expect(relativeError(dw, numericGradient(d64(w)) { loss(d64(x), $0, d64(b)) }) < 2e-5)
+        #expect(relativeError(db, numericGradient(d64(b)) { loss(d64(x), d64(w), $0) }) < 2e-5)
+    }
+
+    @Test func embeddingsSumWordPositionAndType() throws {
+        let B = 2, T = 3, d = 4, vocab = 5, maxPos = 4
+        var rng = LoRATestRNG(seed: 34)
+        let word = rng.array(vocab * d), pos = rng.array(maxPos * d), type = rng.array(d)
+        let ids: [Int32] = [4, 0, 2, 1, 1, 3]
+        var y = [Float](repeating: .nan, count: B * T * d)
+        #expect(lt_embeddings_forward(Int64(B), Int64(T), Int64(d), ids, word, Int64(vocab), pos, Int64(maxPos), type, &y, Int64(d)) == LT_OK)
+        for i in 0..<(B * T) { for j in 0..<d {
+            #expect(y[i * d + j] == (word[Int(ids[i]) * d + j] + pos[(i % T) * d + j]) + type[j])
+        } }
+        #expect(lt_embeddings_forward(Int64(B), Int64(T), Int64(d), [4, 0, 5, 1, 1, 3], word, Int64(vocab), pos, Int64(maxPos), type, &y, Int64(d)) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_embeddings_forward(Int64(B), 5, Int64(d), ids + ids, word, Int64(vocab), pos, Int64(maxPos), type, &y, Int64(d)) == LT_ERR_INVALID_ARGUMENT)
+    }
+
+    // MARK: Determinism and argument checks
+
+    @Test func rowKernelsAreThreadCountInvariant() throws {
+        let n = 300, d = 384
+        var rng = LoRATestRNG(seed: 41)
+        let x = rng.array(n * d, scale: 3), r = rng.array(n * d), g = rng.array(d), b = rng.array(d)
+        func run() -> [[Float]] {
+            var y = [Float](repeating: 0, count: n * d), m = [Float](repeating: 0, count: n), s = m
+            _ = lt_layernorm_forward(Int64(n), Int64(d), 1e-12, x, Int64(d), g, b, &y, Int64(d), &m, &s)
+            var dx = y, dg = g, db = b
+            _ = lt_layernorm_backward(Int64(n), Int64(d), r, Int64(d), x, Int64(d), g, m, s, &dx, Int64(d), &dg, &db, 0)
+            var ge = y, dge = y
+            _ = lt_gelu_forward(Int64(n), Int64(d), x, Int64(d), &ge, Int64(d))
+            _ = lt_gelu_backward(Int64(n), Int64(d), x, Int64(d), r, Int64(d), &dge, Int64(d))
+            let mask = (0..<n).map { Int32($0 % 7 == 0 ? 0 : 1) }
+            var pooled = [Float](repeating: 0, count: 10 * d)
+            _ = lt_mean_pool_forward(10, 30, Int64(d), x, Int64(d), mask, &pooled, Int64(d))
+            var dW = [Float](repeating: 0, count: d * d), dB = g
+            _ = lt_linear_backward_params(Int64(n), Int64(d), Int64(d), r, Int64(d), x, Int64(d), &dW, &dB, 0)
+            return [y, m, s, dx, dg, db, ge, dge, pooled, dB]
+        }
+        let one = try Runtime.withThreadCount(1) { run() }
+        let two = try Runtime.withThreadCount(2) { run() }
+        #expect(one == two)
+    }
+
+    @Test func invalidArgumentsAreRejected() throws {
+        var y = [Float](repeating: 0, count: 16), y2 = y, m = [Float](repeating: 0, count: 4), m2 = m
+        let x = [Float](repeating: 1, count: 16)
+        #expect(lt_layernorm_forward(4, 4, 1e-12, nil, 4, x, x, &y, 4, &m, &m2) == LT_ERR_NULL_POINTER)
+        #expect(lt_layernorm_forward(4, 4, 0, x, 4, x, x, &y, 4, nil, nil) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_layernorm_forward(4, 4, .nan, x, 4, x, x, &y, 4, nil, nil) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_layernorm_forward(4, 4, 1e-5, x, 3, x, x, &y, 4, nil, nil) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_gelu_forward(-1, 4, x, 4, &y, 4) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_attention_forward(1, 4, 0, 4, 1, x, 4, x, 4, x, 4, nil, &y, &y2, 4) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_attention_forward(1, 4, 2, 2, .infinity, x, 4, x, 4, x, 4, nil, &y, &y2, 4) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_attention_forward(1, 4, 2, 2, 1, x, 3, x, 4, x, 4, nil, &y, &y2, 4) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_attention_backward(1, 4, 2, 2, 1, x, 4, x, 4, x, 4, nil, x, x, 4, &y, 4, &y2, 4, &m, 4, nil) == LT_ERR_NULL_POINTER)
+        var ws: Int64 = 0
+        #expect(lt_attention_backward_workspace_size(Int64.max / 2, 4, 2, &ws) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_mean_pool_forward(1, 4, 4, x, 4, nil, &y, 4) == LT_ERR_NULL_POINTER)
+        #expect(lt_cross_entropy_forward(0, 2, x, 2, [], &y, nil) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_linear_forward(2, 4, 4, x, 4, x, 4, nil, x, 3, &y, 4) == LT_ERR_INVALID_ARGUMENT)
+    }
+}
