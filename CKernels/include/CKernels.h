@@ -10,4 +10,5 @@
 #include "lt_lora.h"
 #include "lt_lorta.h"
 #include "lt_stats.h"
+#include "lt_nn.h"
 #endif

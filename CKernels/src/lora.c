@@ -154,7 +154,7 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
      * reads C once in its kernel, so Y crosses memory one time less than "GEMM, then add". */
     lt_dot_many_fn dot = lt__dot_many();
     lt_axpy_many_fn axpy = lt__axpy_many();
-    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (d_in + d_out)))
     for (int64_t i = 0; i < n; i++) {
         float *t = Tw + i * r;
         float *y = Y + i * ldy;

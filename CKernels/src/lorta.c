@@ -32,6 +32,29 @@ lt_status lt_lorta_project_forward(const lt_lorta_dims *dims, int64_t n, const f
     LT_CHECK(ldx >= din, LT_ERR_INVALID_ARGUMENT);
     st = lt__ensure_init();
     if (st != LT_OK) return st;
+    if (dh * r <= LT_LORTA_BT_MAX) {
+        /* Small B (the usual case: d_h ≤ 128, r ≤ 32): hold Bᵀ (d_h x r) and compute each
+         * p = Σ_j x[j] Bᵀ[j,:] with axpy_many — vector lanes run over r, so there are no
+         * horizontal reductions (dot_many would need r of them per head). */
+        float Bt[LT_LORTA_BT_MAX] __attribute__((aligned(64)));
+        for (int64_t k = 0; k < r; k++)
+            for (int64_t j = 0; j < dh; j++) Bt[j * r + k] = B[k * dh + j];
+        const lt_axpy_many_fn axpy = lt__axpy_many();
+        #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * din * r))
+        for (int64_t i = 0; i < n; i++) {
+            float pbuf[LT_LORTA_BT_MAX];
+            float *u = U + i * r;
+            for (int64_t k = 0; k < r; k++) u[k] = 0.0f;
+            for (int64_t h = 0; h < H; h++) {
+                float *p = P ? P + (i * H + h) * r : pbuf;
+                const float *ch = C_H + h * r;
+                for (int64_t k = 0; k < r; k++) p[k] = 0.0f;
+                axpy(p, X + i * ldx + h * dh, Bt, r, dh, r);
+                for (int64_t k = 0; k < r; k++) u[k] += ch[k] * p[k];
+            }
+        }
+        return LT_OK;
+    }
     const lt_dot_many_fn dot = lt__dot_many();
 
     #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
@@ -145,8 +168,10 @@ lt_status lt_lorta_expand_forward(const lt_lorta_dims *dims, int64_t n, const fl
     for (int64_t t = 0; t < T; t++)
         for (int64_t k = 0; k < r; k++) c[t * r + k] = C_L[layer * r + k] * C_M[matrix[t] * r + k];
     const lt_axpy_many_fn axpy = lt__axpy_many();
+    double flops = 0;
+    for (int64_t t = 0; t < T; t++) flops += 2.0 * n * r * d_out[t];
 
-    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(flops))
     for (int64_t i = 0; i < n; i++) {
         float coef[LT_LORTA_KBLOCK];
         const float *u = U + i * r;

@@ -9,6 +9,8 @@
 
 /* Rank block of the on-stack per-row scratch (any rank works; larger ranks take several). */
 #define LT_LORTA_KBLOCK 64
+/* Largest d_h * r for which the projection keeps Bᵀ on the stack (16 KiB). */
+#define LT_LORTA_BT_MAX 4096
 /* At most this many targets (matrix types) per expand/backward call. */
 #define LT_LORTA_MAX_TARGETS 64
 /* Every size and leading dimension passed to BLAS must fit in an int. */

@@ -56,6 +56,12 @@ LT_AVX2 void lt__axpy_many_avx2(float *y, const float *coef, const float *M, int
         _mm256_storeu_ps(y + j, _mm256_add_ps(_mm256_loadu_ps(y + j), a0));
         _mm256_storeu_ps(y + j + 8, _mm256_add_ps(_mm256_loadu_ps(y + j + 8), a1));
     }
+    for (; j + 8 <= d; j += 8) {
+        __m256 a = _mm256_setzero_ps();
+        for (int64_t k = 0; k < r; k++)
+            a = _mm256_fmadd_ps(_mm256_broadcast_ss(coef + k), _mm256_loadu_ps(M + k * ldm + j), a);
+        _mm256_storeu_ps(y + j, _mm256_add_ps(_mm256_loadu_ps(y + j), a));
+    }
     for (; j < d; j++) {
         float acc = 0.0f;
         for (int64_t k = 0; k < r; k++) acc += coef[k] * M[k * ldm + j];

@@ -9,10 +9,10 @@ import LoRTA
 ///             GEMMs per matrix). The contraction of dΔW_m into factor gradients is NOT timed,
 ///             so the materialized figures are a lower bound.
 ///   LoRA      base + LoRA r=8 on each of Q, K, V.
-func lortaBenchmark() throws {
+func lortaBenchmark(shapes: [(Int, Int)] = [(384, 12), (4096, 32)]) throws {
     let n = 512, r = 8
     print("== LoRTA vs base / materialized / LoRA, n = \(n), r = \(r), Q,K,V share X, \(Runtime.threadCount) threads, ISA \(Runtime.instructionSet) ==")
-    for (d, heads) in [(384, 12), (4096, 32)] {
+    for (d, heads) in shapes {
         let config = try LoRTAConfiguration(rank: r, alpha: 16, targetModules: ["query", "key", "value"],
                                             layerCount: 1, headCount: heads, headDimension: d / heads)
         var adapter = try LoRTAAdapter(configuration: config, seed: 1)

@@ -30,6 +30,7 @@ case "gemm-core-child":
 case "gemm-core": try gemmCoreComparison()
 case "lora": try loraBenchmark()
 case "lorta": try lortaBenchmark()
+case "lorta-384": try lortaBenchmark(shapes: [(384, 12)])
 case "lorta-merge": try lortaMergeBenchmark()
 case "bert": try bertBenchmark()
 case "all":
