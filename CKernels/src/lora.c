@@ -74,6 +74,11 @@ static void gemm_rm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, f
                 A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }
 
+/* From this rank on, the adapter's skinny products go to sgemm instead of the per-row
+ * micro-kernels (measured at n = 512, d = 384: r = 64 forward +177% over the base GEMM with
+ * micro-kernels). */
+#define LT_LORA_GEMM_RANK 32
+
 /* BLAS takes 32-bit sizes in the usual LP64 build: reject what it cannot address. */
 static int blas_ok(int64_t v) { return v <= (int64_t)INT32_MAX; }
 
@@ -152,6 +157,18 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
     /* Adapter first, written (not read-modify-written) into Y: y_i = b + Σ_k t_k (s Bᵀ)[k,:].
      * Then the base GEMM accumulates into it (beta = 1), outside any OpenMP region; OpenBLAS
      * reads C once in its kernel, so Y crosses memory one time less than "GEMM, then add". */
+    if (r >= LT_LORA_GEMM_RANK) {
+        /* Large r: the two skinny products are real GEMMs; BLAS beats per-row kernels. */
+        gemm_rm(0, 1, n, r, d_in, 1.0f, X, ldx, A, d_in, 0.0f, Tw, r);          /* T = X Aᵀ */
+        for (int64_t i = 0; i < n; i++) {
+            float *y = Y + i * ldy;
+            if (bias) memcpy(y, bias, (size_t)d_out * sizeof(float));
+            else memset(y, 0, (size_t)d_out * sizeof(float));
+        }
+        gemm_rm(0, 0, n, d_out, r, 1.0f, Tw, r, sBt, d_out, 1.0f, Y, ldy);      /* Y += T (s Bᵀ) */
+        gemm_rm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, 1.0f, Y, ldy);     /* Y += X Wᵀ */
+        return LT_OK;
+    }
     lt_dot_many_fn dot = lt__dot_many();
     lt_axpy_many_fn axpy = lt__axpy_many();
     #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (d_in + d_out)))
@@ -229,11 +246,17 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
     const float *Tu = T ? T : Tw;
     scaled_transpose(d_out, r, s, B, sBt);
 
-    lt_dot_many_fn dot = lt__dot_many();
-    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
-    for (int64_t i = 0; i < n; i++) {
-        if (Tw) dot(X + i * ldx, A, d_in, r, d_in, Tw + i * r);   /* t_i = A x_i */
-        dot(dY + i * lddy, sBt, d_out, r, d_out, Gs + i * r);      /* s g_i = (s Bᵀ) dy_i */
+    const int big_rank = r >= LT_LORA_GEMM_RANK;
+    if (big_rank) {
+        if (Tw) gemm_rm(0, 1, n, r, d_in, 1.0f, X, ldx, A, d_in, 0.0f, Tw, r);        /* T = X Aᵀ */
+        gemm_rm(0, 1, n, r, d_out, 1.0f, dY, lddy, sBt, d_out, 0.0f, Gs, r);          /* s G = dY (s B) */
+    } else {
+        lt_dot_many_fn dot = lt__dot_many();
+        #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (d_in + d_out)))
+        for (int64_t i = 0; i < n; i++) {
+            if (Tw) dot(X + i * ldx, A, d_in, r, d_in, Tw + i * r);   /* t_i = A x_i */
+            dot(dY + i * lddy, sBt, d_out, r, d_out, Gs + i * r);      /* s g_i = (s Bᵀ) dy_i */
+        }
     }
 
     float beta = accumulate ? 1.0f : 0.0f;
@@ -242,10 +265,14 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
 
     if (dX && n > 0 && d_in > 0) {
         gemm_rm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, W, ldw, 0.0f, dX, lddx);  /* dX = dY W */
-        lt_axpy_many_fn axpy = lt__axpy_many();
-        #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
-        for (int64_t i = 0; i < n; i++)
-            axpy(dX + i * lddx, Gs + i * r, A, d_in, r, d_in);      /* dx_i += Σ_k s g_ik A[k,:] */
+        if (big_rank) {
+            gemm_rm(0, 0, n, d_in, r, 1.0f, Gs, r, A, d_in, 1.0f, dX, lddx);     /* dX += (s G) A */
+        } else {
+            lt_axpy_many_fn axpy = lt__axpy_many();
+            #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * d_in))
+            for (int64_t i = 0; i < n; i++)
+                axpy(dX + i * lddx, Gs + i * r, A, d_in, r, d_in);      /* dx_i += Σ_k s g_ik A[k,:] */
+        }
     }
     return LT_OK;
 }

@@ -245,9 +245,10 @@ func withLoRAOptional<R>(_ v: [Float]?, _ body: (UnsafePointer<Float>?) -> R) ->
 
 @Suite("LoRA C kernels", .serialized)
 struct LoRAKernelTests {
-    /// Shapes with d_in ≠ d_out, dims not multiples of 16 (SIMD tails), r ∈ {1, 3, 8, 17}.
+    /// Shapes with d_in ≠ d_out, dims not multiples of 16 (SIMD tails), r ∈ {1, 3, 8, 17}, and
+    /// r = 40 (≥ LT_LORA_GEMM_RANK: the sgemm path for the adapter's skinny products).
     static let shapes: [(n: Int, dIn: Int, dOut: Int, r: Int)] = [
-        (7, 19, 13, 1), (9, 40, 17, 3), (5, 35, 50, 8), (3, 70, 33, 17), (1, 1, 1, 1), (4, 16, 16, 2),
+        (7, 19, 13, 1), (9, 40, 17, 3), (6, 45, 38, 40), (5, 35, 50, 8), (3, 70, 33, 17), (1, 1, 1, 1), (4, 16, 16, 2),
     ]
 
     @Test("forward equals float64 X (W + s B A)ᵀ + b, with ld > row length",
@@ -424,7 +425,8 @@ struct LoRAKernelTests {
 
     @Test("results are bitwise identical with 1 and 2 threads (n ≥ 64)")
     func threadCountIndependence() throws {
-        let c = LoRACCase(n: 97, dIn: 53, dOut: 71, r: 6, pad: 2, seed: 4)
+        for rank in [6, 40] {   // per-row micro-kernels, and the sgemm path (r ≥ 32)
+        let c = LoRACCase(n: 97, dIn: 53, dOut: 71, r: rank, pad: 2, seed: 4)
         var rng = LoRATestRNG(seed: 9)
         let dY = rng.padded(rows: c.n, cols: c.dOut, ld: c.ldy)
         let zA = [Float](repeating: 0, count: c.r * c.dIn), zB = [Float](repeating: 0, count: c.dOut * c.r)
@@ -438,8 +440,9 @@ struct LoRAKernelTests {
             let one = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(1) { run() } }
             let two = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(2) { run() } }
             for (k, (p, q)) in zip(one, two).enumerated() {
-                #expect(LoRAReference.bitwiseEqual(p, q), "\(isa) output \(k)")
+                #expect(LoRAReference.bitwiseEqual(p, q), "r=\(rank) \(isa) output \(k)")
             }
+        }
         }
     }
 
