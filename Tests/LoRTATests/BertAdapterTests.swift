@@ -1,0 +1,202 @@
+import Foundation
+import Testing
+import CKernels
+@testable import LoRTA
+
+// MARK: - Helpers (names prefixed "adapterTest" to stay unique in the test target)
+
+private let adapterTestRoot = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// all-MiniLM-L6-v2, loaded once; the tests that need it fail (never skip) when it is absent.
+private let adapterTestMiniLM: Result<BertModel, any Error> = Result {
+    try BertModel(directory: adapterTestRoot.appendingPathComponent("assets/all-MiniLM-L6-v2"))
+}
+
+/// A tiny random BERT (vocab 12, d = 8, 2 heads, 2 layers, I = 16), written as safetensors
+/// into a fresh temporary folder and loaded back.
+private func adapterTestTinyModel(seed: UInt64 = 91) throws -> BertModel {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-bert-adapters-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let cfg: [String: Any] = [
+        "model_type": "bert", "vocab_size": 12, "hidden_size": 8, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 10,
+        "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
+    ]
+    try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
+    var rng = LoRATestRNG(seed: seed)
+    var shapes: [(String, [Int])] = [
+        ("embeddings.word_embeddings.weight", [12, 8]), ("embeddings.position_embeddings.weight", [10, 8]),
+        ("embeddings.token_type_embeddings.weight", [2, 8]), ("embeddings.LayerNorm.weight", [8]),
+        ("embeddings.LayerNorm.bias", [8]),
+    ]
+    for l in 0..<2 {
+        let p = "encoder.layer.\(l)."
+        for m in ["query", "key", "value"] {
+            shapes += [(p + "attention.self.\(m).weight", [8, 8]), (p + "attention.self.\(m).bias", [8])]
+        }
+        shapes += [(p + "attention.output.dense.weight", [8, 8]), (p + "attention.output.dense.bias", [8]),
+                   (p + "attention.output.LayerNorm.weight", [8]), (p + "attention.output.LayerNorm.bias", [8]),
+                   (p + "intermediate.dense.weight", [16, 8]), (p + "intermediate.dense.bias", [16]),
+                   (p + "output.dense.weight", [8, 16]), (p + "output.dense.bias", [8]),
+                   (p + "output.LayerNorm.weight", [8]), (p + "output.LayerNorm.bias", [8])]
+    }
+    var tensors: [String: Tensor] = [:]
+    for (name, shape) in shapes {
+        // LayerNorm gains around 1 (as in trained models), everything else uniform in ±0.5.
+        if name.hasSuffix("LayerNorm.weight") {
+            tensors[name] = try Tensor(rng.array(shape[0], scale: 0.3).map { 1 + $0 }, shape: shape)
+        } else {
+            tensors[name] = rng.tensor(shape, scale: 0.5)
+        }
+    }
+    try SafeTensors.save(tensors, to: dir.appendingPathComponent("model.safetensors"))
+    return try BertModel(directory: dir)
+}
+
+private func adapterTestBatch(_ rows: [[Int32]], length: Int) -> TokenBatch {
+    var ids: [Int32] = [], mask: [Int32] = []
+    for r in rows {
+        ids += r + [Int32](repeating: 0, count: length - r.count)
+        mask += [Int32](repeating: 1, count: r.count) + [Int32](repeating: 0, count: length - r.count)
+    }
+    return TokenBatch(count: rows.count, sequenceLength: length, ids: ids, attentionMask: mask, lengths: rows.map(\.count))
+}
+
+/// LoRA adapters with random non-zero factors (A, B uniform in ±scale).
+private func adapterTestLoRA(_ c: BertConfiguration, targets: [BertProjection], rank: Int, scale: Float,
+                             seed: UInt64) throws -> BertAdapters {
+    var rng = LoRATestRNG(seed: seed)
+    let d = c.hiddenSize
+    let a = (0..<c.layerCount).map { _ in targets.map { _ in rng.tensor([rank, d], scale: scale) } }
+    let b = (0..<c.layerCount).map { _ in targets.map { _ in rng.tensor([d, rank], scale: scale) } }
+    return .lora(try BertLoRAAdapters(model: c, targets: targets, configuration: LoRAConfiguration(rank: rank, alpha: 2 * Float(rank)),
+                                      a: a, b: b))
+}
+
+/// A LoRTA adapter with random non-zero factors (C factors around 1).
+private func adapterTestLoRTA(_ c: BertConfiguration, targets: [BertProjection], rank: Int, scale: Float,
+                              seed: UInt64) throws -> BertAdapters {
+    var rng = LoRATestRNG(seed: seed)
+    let cfg = try LoRTAConfiguration(rank: rank, alpha: 2 * Float(rank), targetModules: targets.map(\.rawValue),
+                                     layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
+    let s = cfg.factorShapes
+    func around1(_ shape: [Int]) throws -> Tensor {
+        try Tensor(rng.array(shape.reduce(1, *), scale: 0.5).map { 1 + $0 }, shape: shape)
+    }
+    let f = LoRTAFactors(a: s.a.map { rng.tensor($0, scale: scale) }, b: rng.tensor(s.b, scale: scale),
+                         cH: try around1(s.cH), cL: try around1(s.cL), cM: try around1(s.cM))
+    return .lorta(try LoRTAAdapter(configuration: cfg, factors: f))
+}
+
+private func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
+    zip(a.scalars, b.scalars).reduce(0) { max($0, abs($1.0 - $1.1)) }
+}
+
+private let adapterTestTargetSets: [[BertProjection]] = [
+    [.query, .key, .value, .attentionOutput], [.query, .value], [.key, .attentionOutput], [.attentionOutput],
+]
+
+// MARK: - Adapted forward = forward of the merged model
+
+@Suite("BERT with adapters: forward", .serialized)
+struct BertAdapterForwardTests {
+    /// On the tiny random BERT, for LoRA and LoRTA on several target subsets: the adapted
+    /// forward (adapter outputs added at the hook points) equals the plain forward of the model
+    /// whose weights were merged with the adapter (LoRA.merge / LoRTAAdapter.merge), within
+    /// 1e-4 on the last hidden state, the pooled embedding and the head's logits; and the
+    /// adapter really changes the output (by more than 1e-2), so the comparison can fail.
+    @Test func tinyAdaptedForwardEqualsMergedModel() throws {
+        let model = try adapterTestTinyModel()
+        let c = model.configuration
+        let tokens = adapterTestBatch([[1, 5, 7, 2], [1, 3, 2], [1, 4, 9, 8, 11, 2]], length: 6)
+        let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 3, seed: 5)
+        let base = try model.forward(tokens)
+        for (i, targets) in adapterTestTargetSets.enumerated() {
+            for lorta in [false, true] {
+                let adapters = lorta
+                    ? try adapterTestLoRTA(c, targets: targets, rank: 3, scale: 0.5, seed: UInt64(10 + i))
+                    : try adapterTestLoRA(c, targets: targets, rank: 3, scale: 0.5, seed: UInt64(20 + i))
+                let adapted = try model.forward(tokens, adapters: adapters)
+                let merged = try model.merged(with: adapters).forward(tokens)
+                let label = "\(lorta ? "LoRTA" : "LoRA") \(targets)"
+                #expect(maxAbsDiff(adapted.lastHiddenState, merged.lastHiddenState) <= 1e-4, "\(label)")
+                #expect(maxAbsDiff(adapted.pooled, merged.pooled) <= 1e-4, "\(label)")
+                #expect(maxAbsDiff(adapted.pooled, base.pooled) > 1e-2, "\(label): the adapter changes nothing")
+                let la = try model.logits(tokens, adapters: adapters, head: head)
+                let lm = try model.merged(with: adapters).logits(tokens, head: head)
+                #expect(maxAbsDiff(la, lm) <= 1e-4, "\(label)")
+                // Recording does not change the result.
+                let recorded = try model.forward(tokens, adapters: adapters, recordingActivations: true)
+                #expect(recorded.lastHiddenState == adapted.lastHiddenState, "\(label)")
+            }
+        }
+        // PEFT-initialised LoRA (B = 0) and reference LoRTA (B = 0) leave the model unchanged
+        // (LoRA within rounding: its Q/K/V run as three GEMMs instead of the fused one, and the
+        // residual is added after the GEMM; LoRTA adds exact zeros to the same fused GEMM).
+        let lora0 = try BertLoRAAdapters(model: c, targets: [.query, .attentionOutput],
+                                         configuration: LoRAConfiguration(rank: 2, alpha: 4), seed: 3)
+        #expect(lora0.a.joined().allSatisfy { $0.scalars.contains { $0 != 0 } })
+        #expect(maxAbsDiff(try model.forward(tokens, adapters: .lora(lora0)).lastHiddenState, base.lastHiddenState) <= 1e-5)
+        let lortaCfg = try LoRTAConfiguration(rank: 2, alpha: 4, targetModules: ["query", "output"], layerCount: 2,
+                                              headCount: 2, headDimension: 4)
+        let lorta0 = try LoRTAAdapter(configuration: lortaCfg, seed: 3)
+        #expect(try model.forward(tokens, adapters: .lorta(lorta0)).lastHiddenState == base.lastHiddenState)
+    }
+
+    /// all-MiniLM-L6-v2 with random non-zero adapters on Q, K, V, O of all 6 layers: adapted
+    /// forward vs merged model within 1e-4 on the pooled embedding (|pooled| is O(0.1–1)),
+    /// bitwise equal with 1 and 2 threads.
+    @Test func miniLMAdaptedForwardEqualsMergedModel() throws {
+        let model = try adapterTestMiniLM.get()
+        let c = model.configuration
+        let tokens = adapterTestBatch([[101, 2023, 3185, 2003, 2307, 1012, 102], [101, 11771, 1012, 102]], length: 7)
+        let base = try model.forward(tokens)
+        let all: [BertProjection] = [.query, .key, .value, .attentionOutput]
+        for lorta in [false, true] {
+            let adapters = lorta ? try adapterTestLoRTA(c, targets: all, rank: 4, scale: 0.05, seed: 7)
+                                 : try adapterTestLoRA(c, targets: all, rank: 4, scale: 0.05, seed: 8)
+            let one = try Runtime.withThreadCount(1) { try model.forward(tokens, adapters: adapters) }
+            let two = try Runtime.withThreadCount(2) { try model.forward(tokens, adapters: adapters) }
+            #expect(one.pooled == two.pooled)
+            let merged = try model.merged(with: adapters).forward(tokens)
+            let diff = maxAbsDiff(two.pooled, merged.pooled)
+            #expect(diff <= 1e-4, "\(lorta ? "LoRTA" : "LoRA"): max |adapted − merged| = \(diff)")
+            #expect(maxAbsDiff(two.pooled, base.pooled) > 1e-2)
+        }
+    }
+
+    @Test func adapterErrorsAreTyped() throws {
+        let model = try adapterTestTinyModel()
+        let c = model.configuration
+        let tokens = adapterTestBatch([[1, 2]], length: 2)
+        let lcfg = try LoRAConfiguration(rank: 2, alpha: 4)
+        #expect(throws: BertError.self) { try BertLoRAAdapters(model: c, targets: [], configuration: lcfg, seed: 1) }
+        #expect(throws: BertError.self) {
+            try BertLoRAAdapters(model: c, targets: [.query, .query], configuration: lcfg, seed: 1)
+        }
+        var lora = try BertLoRAAdapters(model: c, targets: [.query], configuration: lcfg, seed: 1)
+        lora.a[1][0] = try Tensor(zeros: [3, 8])
+        #expect(throws: BertError.self) { try model.forward(tokens, adapters: .lora(lora)) }
+        // LoRTA of the wrong geometry or with an unknown target.
+        let wrongLayers = try LoRTAAdapter(configuration: LoRTAConfiguration(
+            rank: 2, alpha: 4, targetModules: ["query"], layerCount: 3, headCount: 2, headDimension: 4), seed: 1)
+        #expect(throws: BertError.self) { try model.forward(tokens, adapters: .lorta(wrongLayers)) }
+        let unknown = try LoRTAAdapter(configuration: LoRTAConfiguration(
+            rank: 2, alpha: 4, targetModules: ["gate"], layerCount: 2, headCount: 2, headDimension: 4), seed: 1)
+        #expect(throws: BertError.self) { try model.forward(tokens, adapters: .lorta(unknown)) }
+        #expect(throws: BertError.self) { try model.merged(with: .lorta(unknown)) }
+        // Head and labels.
+        #expect(throws: BertError.self) { try BertClassificationHead(hiddenSize: 8, classCount: 1, seed: 1) }
+        let wrongHead = try BertClassificationHead(hiddenSize: 9, classCount: 2, seed: 1)
+        #expect(throws: BertError.self) { try model.logits(tokens, head: wrongHead) }
+        let head = try BertClassificationHead(hiddenSize: 8, classCount: 2, seed: 1)
+        #expect(throws: BertError.labelCountMismatch(expected: 1, actual: 2)) {
+            try model.loss(tokens, labels: [0, 1], head: head)
+        }
+        #expect(throws: BertError.labelOutOfRange(label: 2, row: 0, classCount: 2)) {
+            try model.gradients(tokens, labels: [2], head: head)
+        }
+    }
+}
