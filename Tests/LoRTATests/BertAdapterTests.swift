@@ -200,3 +200,186 @@ struct BertAdapterForwardTests {
         }
     }
 }
+
+// MARK: - Gradients through the whole model vs finite differences
+
+/// The trainable parameters (head, then adapters) as one flat vector, and back.
+private struct AdapterTestTrainable {
+    var adapters: BertAdapters?
+    var head: BertClassificationHead
+
+    /// Tensors in a fixed order: head weight, head bias, then LoRA a[l][t], b[l][t] per layer
+    /// and target, or LoRTA A…, B, C_H, C_L, C_M.
+    var tensors: [Tensor] {
+        var out = [head.weight, head.bias]
+        switch adapters {
+        case .lora(let l)?:
+            for i in l.a.indices { for t in l.a[i].indices { out += [l.a[i][t], l.b[i][t]] } }
+        case .lorta(let a)?:
+            out += a.factors.a + [a.factors.b, a.factors.cH, a.factors.cL, a.factors.cM]
+        case nil: break
+        }
+        return out
+    }
+
+    static func flatGradients(_ g: BertTrainingGradients) -> [Tensor] {
+        var out = [g.headWeight, g.headBias]
+        switch g.adapters {
+        case .lora(let a, let b)?:
+            for i in a.indices { for t in a[i].indices { out += [a[i][t], b[i][t]] } }
+        case .lorta(let f)?:
+            out += f.a + [f.b, f.cH, f.cL, f.cM]
+        case nil: break
+        }
+        return out
+    }
+
+    /// A copy whose parameters are `tensors` (same order and shapes as ``tensors``).
+    func replacing(_ ts: [Tensor]) throws -> AdapterTestTrainable {
+        var copy = self
+        copy.head = try BertClassificationHead(weight: ts[0], bias: ts[1])
+        var k = 2
+        switch adapters {
+        case .lora(var l)?:
+            for i in l.a.indices { for t in l.a[i].indices { l.a[i][t] = ts[k]; l.b[i][t] = ts[k + 1]; k += 2 } }
+            copy.adapters = .lora(l)
+        case .lorta(var a)?:
+            let na = a.factors.a.count
+            try a.setFactors(LoRTAFactors(a: Array(ts[k..<(k + na)]), b: ts[k + na], cH: ts[k + na + 1],
+                                          cL: ts[k + na + 2], cM: ts[k + na + 3]))
+            copy.adapters = .lorta(a)
+        case nil: break
+        }
+        return copy
+    }
+
+    /// θ + h·v for a direction given per tensor.
+    func moved(along v: [[Float]], by h: Float) throws -> AdapterTestTrainable {
+        try replacing(zip(tensors, v).map { t, dir in
+            try Tensor(zip(t.scalars, dir).map { $0 + h * $1 }, shape: t.shape)
+        })
+    }
+
+    func loss(_ model: BertModel, _ tokens: TokenBatch, _ labels: [Int32]) throws -> Double {
+        Double(try model.loss(tokens, labels: labels, adapters: adapters, head: head))
+    }
+}
+
+/// Central difference of the loss along v with step h, and the analytic ⟨∇L, v⟩ (float64).
+/// With `richardson`, the central differences at h and 2h are combined as (4 D(h) − D(2h)) / 3,
+/// which cancels the O(h²) truncation term.
+private func adapterTestDirectional(_ model: BertModel, _ tokens: TokenBatch, _ labels: [Int32],
+                                    _ p: AdapterTestTrainable, grads: [Tensor], v: [[Float]],
+                                    h: Float, richardson: Bool = false) throws -> (fd: Double, analytic: Double) {
+    func central(_ h: Float) throws -> Double {
+        let plus = try p.moved(along: v, by: h).loss(model, tokens, labels)
+        let minus = try p.moved(along: v, by: -h).loss(model, tokens, labels)
+        return (plus - minus) / (2 * Double(h))
+    }
+    let fd = richardson ? (4 * (try central(h)) - (try central(2 * h))) / 3 : try central(h)
+    var dot = 0.0
+    for (g, dir) in zip(grads, v) { for (a, b) in zip(g.scalars, dir) { dot += Double(a) * Double(b) } }
+    return (fd, dot)
+}
+
+@Suite("BERT with adapters: backward", .serialized)
+struct BertAdapterGradientTests {
+    private let tokens = adapterTestBatch([[1, 5, 7, 2], [1, 3, 2], [1, 4, 9, 8, 11, 2]], length: 6)
+    private let labels: [Int32] = [0, 2, 1]
+
+    /// Tiny random BERT (d = 8, 2 layers, 3 sequences with padding, 3 classes), float32.
+    ///
+    /// 1. Directional derivative: for 3 random directions v (entries ±1 on every trainable
+    ///    scalar), the central differences D(h) = (L(θ+hv) − L(θ−hv)) / 2h at h = 1e-3 and 2e-3,
+    ///    Richardson-combined as (4 D(h) − D(2h)) / 3, match ⟨∇L, v⟩ within 1e-3 relative.
+    ///    Why: moving every factor of LoRTA (a product of five factors) at once gives large
+    ///    third derivatives, and the plain central difference has an O(h²) error of up to
+    ///    ~2e-3 relative at h = 1e-3 (measured: it shrinks 4× per halving of h, so it is
+    ///    truncation, not a gradient error); Richardson cancels that term. What remains is the
+    ///    float32 rounding of the loss, ε_L/h ≈ 1e-7/1e-3 = 1e-4 absolute, against
+    ///    |⟨∇L, v⟩| of 0.3–10 here.
+    /// 2. Per component: for every parameter tensor, its largest gradient component against the
+    ///    central difference with h = 1e-2 on that scalar, within 1e-2 relative (+1e-4
+    ///    absolute): a single scalar moves the float32 loss little, so its rounding noise
+    ///    (≈ 1e-7 / 1e-2 = 1e-5) and the O(h²) truncation need the looser bound.
+    /// Run for LoRA and LoRTA on every target set, and for the head alone.
+    @Test func tinyGradientsMatchFiniteDifferences() throws {
+        let model = try adapterTestTinyModel()
+        let c = model.configuration
+        let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 3, seed: 9)
+        var cases: [(String, AdapterTestTrainable)] = [("head only", AdapterTestTrainable(adapters: nil, head: head))]
+        for (i, targets) in adapterTestTargetSets.enumerated() {
+            cases.append(("LoRA \(targets)", AdapterTestTrainable(
+                adapters: try adapterTestLoRA(c, targets: targets, rank: 3, scale: 0.5, seed: UInt64(40 + i)), head: head)))
+            cases.append(("LoRTA \(targets)", AdapterTestTrainable(
+                adapters: try adapterTestLoRTA(c, targets: targets, rank: 3, scale: 0.5, seed: UInt64(50 + i)), head: head)))
+        }
+        var rng = LoRATestRNG(seed: 1234)
+        var worstDirectional = 0.0, worstComponent = 0.0
+        for (label, p) in cases {
+            let g = try model.gradients(tokens, labels: labels, adapters: p.adapters, head: p.head)
+            #expect(abs(Double(g.loss) - (try p.loss(model, tokens, labels))) <= 1e-6, "\(label)")
+            let grads = AdapterTestTrainable.flatGradients(g)
+            let params = p.tensors
+            #expect(grads.map(\.shape) == params.map(\.shape), "\(label)")
+            for _ in 0..<3 {
+                let v = params.map { t in (0..<t.count).map { _ in rng.uniform() < 0 ? Float(-1) : 1 } }
+                let (fd, an) = try adapterTestDirectional(model, tokens, labels, p, grads: grads, v: v, h: 1e-3,
+                                                         richardson: true)
+                let rel = abs(fd - an) / abs(an)
+                worstDirectional = max(worstDirectional, rel)
+                #expect(rel <= 1e-3, "\(label): directional FD \(fd) vs analytic \(an)")
+            }
+            for (k, t) in params.enumerated() {
+                let gs = grads[k].scalars
+                guard let j = gs.indices.max(by: { abs(gs[$0]) < abs(gs[$1]) }) else { continue }
+                let v = params.enumerated().map { (i, t2) in
+                    (0..<t2.count).map { $0 == j && i == k ? Float(1) : 0 }
+                }
+                let (fd, an) = try adapterTestDirectional(model, tokens, labels, p, grads: grads, v: v, h: 1e-2)
+                let err = abs(fd - an)
+                worstComponent = max(worstComponent, err / max(abs(an), 1e-12))
+                #expect(err <= 1e-2 * abs(an) + 1e-4, "\(label): tensor \(k) shape \(t.shape) [\(j)]: FD \(fd) vs \(an)")
+            }
+        }
+        print("tiny BERT gradient check: worst directional relative error \(worstDirectional), worst component relative error \(worstComponent)")
+    }
+
+    /// all-MiniLM-L6-v2 (6 layers, d = 384), 2 sentences, adapters on Q, K, V, O of every layer
+    /// with random non-zero factors: directional derivative (v = ±1 on every scalar, central
+    /// differences at h = 1e-3 and 2e-3 Richardson-combined, as in the tiny test) within 1e-3
+    /// relative, for LoRA (r = 4) and LoRTA (r = 4). Also: the gradients are
+    /// bitwise identical with 1 and 2 threads, and with the scalar micro-kernels they agree
+    /// with the active ISA within 1e-3 of the largest component.
+    @Test func miniLMGradientsMatchDirectionalDerivative() throws {
+        let model = try adapterTestMiniLM.get()
+        let c = model.configuration
+        let tokens = adapterTestBatch([[101, 2023, 3185, 2003, 2307, 1012, 102], [101, 11771, 1012, 102]], length: 7)
+        let labels: [Int32] = [1, 0]
+        let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 3)
+        let all: [BertProjection] = [.query, .key, .value, .attentionOutput]
+        var rng = LoRATestRNG(seed: 99)
+        for lorta in [false, true] {
+            let adapters = lorta ? try adapterTestLoRTA(c, targets: all, rank: 4, scale: 0.05, seed: 17)
+                                 : try adapterTestLoRA(c, targets: all, rank: 4, scale: 0.05, seed: 18)
+            let p = AdapterTestTrainable(adapters: adapters, head: head)
+            let g1 = try Runtime.withThreadCount(1) { try model.gradients(tokens, labels: labels, adapters: adapters, head: head) }
+            let g2 = try Runtime.withThreadCount(2) { try model.gradients(tokens, labels: labels, adapters: adapters, head: head) }
+            let grads = AdapterTestTrainable.flatGradients(g2)
+            #expect(AdapterTestTrainable.flatGradients(g1) == grads)
+            let gs = try Runtime.withInstructionSet(.scalar) {
+                AdapterTestTrainable.flatGradients(try model.gradients(tokens, labels: labels, adapters: adapters, head: head))
+            }
+            let largest = grads.flatMap(\.scalars).reduce(0) { max($0, abs($1)) }
+            let isaDiff = zip(gs.flatMap(\.scalars), grads.flatMap(\.scalars)).reduce(0) { max($0, abs($1.0 - $1.1)) }
+            #expect(isaDiff <= 1e-3 * largest)
+            let v = p.tensors.map { t in (0..<t.count).map { _ in rng.uniform() < 0 ? Float(-1) : 1 } }
+            let (fd, an) = try adapterTestDirectional(model, tokens, labels, p, grads: grads, v: v, h: 1e-3,
+                                                     richardson: true)
+            let rel = abs(fd - an) / abs(an)
+            print("MiniLM \(lorta ? "LoRTA" : "LoRA") directional derivative: FD \(fd), analytic \(an), relative error \(rel)")
+            #expect(rel <= 1e-3, "\(lorta ? "LoRTA" : "LoRA"): FD \(fd) vs analytic \(an)")
+        }
+    }
+}
+
