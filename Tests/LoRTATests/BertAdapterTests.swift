@@ -167,6 +167,33 @@ struct BertAdapterForwardTests {
         }
     }
 
+    /// Initialisation: PEFT's LoRA (A in ±1/√d, every matrix different, B = 0; same seed, same
+    /// bits), torch.nn.Linear's head (weight and bias in ±1/√d, deterministic), and the
+    /// parameter counts of the reference recipe (r = 8, Q, K, V, O of MiniLM's 6 layers:
+    /// 147,456 for LoRA, 3,504 for LoRTA, as in the PyTorch + PEFT run).
+    @Test func initialisationAndParameterCounts() throws {
+        let c = try BertConfiguration(contentsOf: adapterTestRoot.appendingPathComponent("assets/all-MiniLM-L6-v2/config.json"))
+        let all: [BertProjection] = [.query, .key, .value, .attentionOutput]
+        let cfg = try LoRAConfiguration(rank: 8, alpha: 16)
+        let lora = try BertLoRAAdapters(model: c, targets: all, configuration: cfg, seed: 11)
+        #expect(BertAdapters.lora(lora).parameterCount == 147_456)
+        let again = try BertLoRAAdapters(model: c, targets: all, configuration: cfg, seed: 11)
+        #expect(lora.a.joined().map(\.scalars) == again.a.joined().map(\.scalars))
+        let bound = 1 / Float(c.hiddenSize).squareRoot()
+        let aAll = lora.a.joined().map(\.scalars)
+        #expect(aAll.allSatisfy { $0.allSatisfy { abs($0) <= bound } })
+        #expect(Set(aAll.map { $0[0] }).count == aAll.count)   // every matrix has its own draw
+        #expect(lora.b.joined().allSatisfy { $0.scalars.allSatisfy { $0 == 0 } })
+        let lortaCfg = try LoRTAConfiguration(rank: 8, alpha: 16, targetModules: all.map(\.rawValue),
+                                              layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
+        #expect(BertAdapters.lorta(try LoRTAAdapter(configuration: lortaCfg, seed: 1)).parameterCount == 3_504)
+        let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 4)
+        #expect(head.weight.shape == [2, c.hiddenSize] && head.bias.shape == [2])
+        #expect((head.weight.scalars + head.bias.scalars).allSatisfy { abs($0) <= bound })
+        #expect(head.weight.scalars.contains { $0 != 0 } && head.bias.scalars.contains { $0 != 0 })
+        #expect(try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 4).weight == head.weight)
+    }
+
     @Test func adapterErrorsAreTyped() throws {
         let model = try adapterTestTinyModel()
         let c = model.configuration

@@ -199,10 +199,18 @@ public struct BertModel: Sendable {
     ///
     /// - Parameters:
     ///   - batch: token ids and attention mask (`B × T`); token type ids are taken as 0.
+    ///   - adapters: LoRA or LoRTA adapters whose outputs are added at the hook points: Q/K/V
+    ///     into the column slices of the fused `n × 3d` projection (LoRA: that projection then
+    ///     runs as one GEMM per slice with the adapter fused in; LoRTA: one shared projection
+    ///     of the layer input for Q, K and V), the attention output after its GEMM (LoRTA: its
+    ///     own projection of the attention context). Nothing is saved for the adapters: the
+    ///     backward recomputes `X Aᵀ` (LoRA) or the LoRTA projection (O(n·d·r) each).
     ///   - recordingActivations: keep what the backward needs (``BertActivations``): about
     ///     `n·(10d + I) + B·H·T²` floats per layer instead of reusing a few scratch buffers.
-    /// - Throws: ``BertError`` for a bad batch (see ``validate(_:)``).
-    /// - Complexity: O(L · (n·d·(4d + 2I) + B·H·T²·d_h)) flops, n = B·T.
+    /// - Throws: ``BertError`` for a bad batch (see ``validate(_:)``) or adapters that do not
+    ///   fit the model (``BertError/invalidAdapter(_:)``).
+    /// - Complexity: O(L · (n·d·(4d + 2I) + B·H·T²·d_h)) flops, n = B·T, plus O(L·n·d·r) per
+    ///   adapted projection.
     public func forward(_ batch: TokenBatch, adapters: BertAdapters? = nil,
                         recordingActivations: Bool = false) throws -> BertOutput {
         try validate(batch)
