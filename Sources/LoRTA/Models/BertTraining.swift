@@ -138,6 +138,8 @@ extension BertModel {
         let n64 = Int64(n), d64 = Int64(d), i64 = Int64(inter), ld3 = Int64(3 * d)
         let scale = Float(1.0 / Double(dh).squareRoot())
 
+        // One n × d buffer carries the residual-stream gradient through the layer, in place:
+        // dS2 → dA (+ dZ Wi) → dS1 (LayerNorm backward in place) → dX (+ Σ dY_m W_m + adapters).
         // Y = LN(S2), S2 = gelu(Z) W2ᵀ + b2 + A.
         var dS2 = Tensor(uninitializedShape: [n, d])
         try bertCheck(lt_layernorm_backward(n64, d64, dOutput.pointer, d64, act.outputSum.pointer, d64,
@@ -149,8 +151,9 @@ extension BertModel {
                                                dG.mutablePointer, i64, 0), "lt_linear_backward_input (output)")
         let g = dG.mutablePointer
         try bertCheck(lt_gelu_backward(n64, i64, act.intermediate.pointer, i64, g, i64, g, i64), "lt_gelu_backward")
-        // A = LN(S1): dA = dS2 (residual) + dZ Wi.
-        var dA = Tensor(copying: dS2)
+        // A = LN(S1): dA = dS2 (residual) + dZ Wi, accumulated into the same buffer.
+        var dA = dS2
+        dS2 = Tensor(uninitializedShape: [0])   // dA stays uniquely referenced (no copy)
         try bertCheck(lt_linear_backward_input(n64, d64, i64, dG.pointer, i64, w.intermediateWeight.pointer, d64,
                                                dA.mutablePointer, d64, 1), "lt_linear_backward_input (intermediate)")
         // S1 = C Woᵀ + bo + X (+ ΔO): LayerNorm backward in place (dX may alias dY).
@@ -159,7 +162,8 @@ extension BertModel {
                                             w.attentionNormWeight.pointer, act.attentionMean.pointer,
                                             act.attentionInverseStd.pointer, ds1, d64, nil, nil, 0),
                       "lt_layernorm_backward (attention)")
-        let dSum = dA
+        var dSum = dA
+        dA = Tensor(uninitializedShape: [0])
         var dC = Tensor(uninitializedShape: [n, d])
         let dc = dC.mutablePointer
         switch adapters {
@@ -193,9 +197,9 @@ extension BertModel {
                                             dq, ld3, dq + d, ld3, dq + 2 * d, ld3, ws.mutablePointer),
                       "lt_attention_backward")
 
-        // X: residual (dS1) + Σ_m dY_m W_m + adapters.
-        var dX = Tensor(copying: dSum)
-        let dx: UnsafeMutablePointer<Float>? = wantInputGradient ? dX.mutablePointer : nil
+        // X: residual (dS1, already in the buffer) + Σ_m dY_m W_m + adapters; dS1 is not read
+        // any more, so dX accumulates over it.
+        let dx: UnsafeMutablePointer<Float>? = wantInputGradient ? dSum.mutablePointer : nil
         let projections: [BertProjection] = [.query, .key, .value]
         switch adapters {
         case .lora(let lora):
@@ -226,7 +230,7 @@ extension BertModel {
             }
         }
         withExtendedLifetime((dQKV, dC)) {}
-        return wantInputGradient ? dX : Tensor(uninitializedShape: [0])
+        return wantInputGradient ? dSum : Tensor(uninitializedShape: [0])
     }
 
     /// LoRA backward of one projection (W frozen): dA, dB into the accumulators (overwritten:
@@ -279,13 +283,5 @@ extension BertModel {
         }
         grads.lorta = g
         try bertCheck(status, "lt_lorta_backward")
-    }
-}
-
-extension Tensor {
-    /// A copy with its own storage (so writing it never touches `other`).
-    init(copying other: Tensor) {
-        self.init(uninitializedShape: other.shape)
-        mutablePointer.update(from: other.pointer, count: other.count)
     }
 }
