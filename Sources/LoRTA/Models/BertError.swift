@@ -27,6 +27,14 @@ public enum BertError: Error, Equatable, CustomStringConvertible {
     case tokenOutOfRange(id: Int32, row: Int, position: Int, vocabularySize: Int)
     /// A C kernel returned an error status (a bug: the Swift layer validates its inputs first).
     case kernelFailure(function: String, status: String)
+    /// An adapter set does not fit the model (layer count, sizes, targets, factor shapes).
+    case invalidAdapter(String)
+    /// A classification head does not fit the model (shapes, class count).
+    case invalidClassificationHead(String)
+    /// The number of labels differs from the number of sequences in the batch.
+    case labelCountMismatch(expected: Int, actual: Int)
+    /// A label is outside `0 ..< classCount`.
+    case labelOutOfRange(label: Int32, row: Int, classCount: Int)
 
     public var description: String {
         switch self {
@@ -47,6 +55,10 @@ public enum BertError: Error, Equatable, CustomStringConvertible {
         case .tokenOutOfRange(let id, let r, let p, let v):
             return "token id \(id) at row \(r), position \(p) is outside the vocabulary (size \(v))"
         case .kernelFailure(let f, let s): return "internal error: \(f) failed (\(s))"
+        case .invalidAdapter(let r): return "adapter does not fit the BERT model: \(r)"
+        case .invalidClassificationHead(let r): return "classification head does not fit the BERT model: \(r)"
+        case .labelCountMismatch(let e, let a): return "\(a) labels for a batch of \(e) sequences"
+        case .labelOutOfRange(let l, let r, let c): return "label \(l) of row \(r) is outside 0..<\(c)"
         }
     }
 }

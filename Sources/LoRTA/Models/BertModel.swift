@@ -199,12 +199,22 @@ public struct BertModel: Sendable {
     ///
     /// - Parameters:
     ///   - batch: token ids and attention mask (`B × T`); token type ids are taken as 0.
+    ///   - adapters: LoRA or LoRTA adapters whose outputs are added at the hook points: Q/K/V
+    ///     into the column slices of the fused `n × 3d` projection (LoRA: that projection then
+    ///     runs as one GEMM per slice with the adapter fused in; LoRTA: one shared projection
+    ///     of the layer input for Q, K and V), the attention output after its GEMM (LoRTA: its
+    ///     own projection of the attention context). Nothing is saved for the adapters: the
+    ///     backward recomputes `X Aᵀ` (LoRA) or the LoRTA projection (O(n·d·r) each).
     ///   - recordingActivations: keep what the backward needs (``BertActivations``): about
     ///     `n·(10d + I) + B·H·T²` floats per layer instead of reusing a few scratch buffers.
-    /// - Throws: ``BertError`` for a bad batch (see ``validate(_:)``).
-    /// - Complexity: O(L · (n·d·(4d + 2I) + B·H·T²·d_h)) flops, n = B·T.
-    public func forward(_ batch: TokenBatch, recordingActivations: Bool = false) throws -> BertOutput {
+    /// - Throws: ``BertError`` for a bad batch (see ``validate(_:)``) or adapters that do not
+    ///   fit the model (``BertError/invalidAdapter(_:)``).
+    /// - Complexity: O(L · (n·d·(4d + 2I) + B·H·T²·d_h)) flops, n = B·T, plus O(L·n·d·r) per
+    ///   adapted projection.
+    public func forward(_ batch: TokenBatch, adapters: BertAdapters? = nil,
+                        recordingActivations: Bool = false) throws -> BertOutput {
         try validate(batch)
+        try adapters?.validate(for: configuration)
         try Runtime.initialize()
         let c = configuration
         let B = batch.count, T = batch.sequenceLength, n = B * T
@@ -244,12 +254,12 @@ public struct BertModel: Sendable {
         // Scratch reused by every layer when not recording.
         var scratch: LayerBuffers? = record ? nil : LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: false)
         var recorded: [BertLayerActivations] = []
-        for layer in layers {
+        for (l, layer) in layers.enumerated() {
             // Move the scratch out (scratch = nil) so its buffers stay uniquely referenced and the
             // kernels write them in place instead of copying them first (copy-on-write).
             var buf = scratch.take() ?? LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: true)
             try mask.withUnsafeBufferPointer { m in
-                try Self.layerForward(layer, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
+                try Self.layerForward(layer, index: l, adapters: adapters, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
                                       inter: inter, scale: scale, eps: eps, mask: m.baseAddress!, record: record)
             }
             if record {
@@ -307,21 +317,20 @@ public struct BertModel: Sendable {
     ///   Z = A Wiᵀ + bi;  Y = LN(gelu(Z) W2ᵀ + b2 + A)
     /// Adapter hook points: after the QKV GEMM (add ΔQ, ΔK, ΔV into the column slices of
     /// `qkv`, ld 3d, from `input`) and with the attention output GEMM (add ΔO from `context`).
-    static func layerForward(_ w: BertLayerWeights, input: Tensor, buffers b: inout LayerBuffers,
+    static func layerForward(_ w: BertLayerWeights, index l: Int, adapters: BertAdapters?, input: Tensor,
+                             buffers b: inout LayerBuffers,
                              B: Int, T: Int, d: Int, H: Int, dh: Int, inter: Int, scale: Float, eps: Float,
                              mask: UnsafePointer<Int32>, record: Bool) throws(BertError) {
         let n = Int64(B * T), d64 = Int64(d), i64 = Int64(inter), ld3 = Int64(3 * d)
         let qkv = b.qkv.mutablePointer
-        try bertCheck(lt_linear_forward(n, d64, ld3, input.pointer, d64, w.queryKeyValueWeight.pointer, d64,
-                                        w.queryKeyValueBias.pointer, nil, 0, qkv, ld3), "lt_linear_forward (QKV)")
+        try qkvForward(w, layer: l, adapters: adapters, input: input, qkv: qkv, n: B * T, d: d, H: H)
         let ctx = b.context.mutablePointer
         try bertCheck(lt_attention_forward(Int64(B), Int64(T), Int64(H), Int64(dh), scale,
                                            qkv, ld3, qkv + d, ld3, qkv + 2 * d, ld3, mask,
                                            b.probabilities.mutablePointer, ctx, d64), "lt_attention_forward")
         let aSum = b.attentionSum.mutablePointer
-        try bertCheck(lt_linear_forward(n, d64, d64, ctx, d64, w.attentionOutputWeight.pointer, d64,
-                                        w.attentionOutputBias.pointer, input.pointer, d64, aSum, d64),
-                      "lt_linear_forward (attention output)")
+        try attentionOutputForward(w, layer: l, adapters: adapters, context: b.context, input: input,
+                                   sum: aSum, n: B * T, d: d)
         let aOut = b.statistics ? b.attentionOutput.mutablePointer : aSum
         try bertCheck(lt_layernorm_forward(n, d64, eps, aSum, d64, w.attentionNormWeight.pointer,
                                            w.attentionNormBias.pointer, aOut, d64,
