@@ -32,3 +32,45 @@ func bertBenchmark() throws {
     print("32 × 64 tokens, 2 threads, recording:  \(ms(t[2]))")
     print("32 × \(dynamic.sequenceLength) tokens (dynamic padding), 2 threads: \(ms(t[3]))")
 }
+
+/// One training step's forward + backward (loss, head and adapter gradients; no optimizer
+/// update) on MiniLM, B = 32 sentences padded to 64 tokens, r = 8 on Q, K, V, O:
+/// head only, LoRA, LoRTA. Median of 5 interleaved repetitions, 2 threads. Peak RSS of the
+/// whole benchmark process is printed at the end (getrusage).
+func bertTrainStepBenchmark() throws {
+    let dir = URL(fileURLWithPath: "../assets/all-MiniLM-L6-v2")
+    guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) else {
+        print("bert-train: assets missing, run scripts/fetch-assets.sh"); return
+    }
+    let model = try BertModel(directory: dir)
+    let tokenizer = try BertTokenizer(vocabularyURL: dir.appendingPathComponent("vocab.txt"))
+    let rows = try String(contentsOf: URL(fileURLWithPath: "../assets/movies/train.tsv"), encoding: .utf8)
+        .split(separator: "\n").prefix(32).map { $0.split(separator: "\t", maxSplits: 1) }
+    let labels = rows.map { Int32($0[0])! }
+    let texts = rows.map { String($0[1]) }
+    let fixed = try tokenizer.encodeBatch(texts, maxLength: 64, padding: .fixed)
+    let dynamic = try tokenizer.encodeBatch(texts, maxLength: 64, padding: .longest)
+    let head = try BertClassificationHead(hiddenSize: model.configuration.hiddenSize, classCount: 2, seed: 1)
+    let targets: [BertProjection] = [.query, .key, .value, .attentionOutput]
+    let lora = BertAdapters.lora(try BertLoRAAdapters(model: model.configuration, targets: targets,
+                                                      configuration: LoRAConfiguration(rank: 8, alpha: 16), seed: 2))
+    let lortaConfig = try LoRTAConfiguration(rank: 8, alpha: 16, targetModules: targets.map(\.rawValue),
+                                             layerCount: model.configuration.layerCount,
+                                             headCount: model.configuration.headCount,
+                                             headDimension: model.configuration.hiddenSize / model.configuration.headCount)
+    let lorta = BertAdapters.lorta(try LoRTAAdapter(configuration: lortaConfig, seed: 3))
+    print("== MiniLM training step: forward + backward (no optimizer), B=32, r=8 on Q,K,V,O, \(Runtime.threadCount) threads ==")
+    let t = try timeInterleaved([
+        { _ = try model.gradients(fixed, labels: labels, adapters: nil, head: head) },
+        { _ = try model.gradients(fixed, labels: labels, adapters: lora, head: head) },
+        { _ = try model.gradients(fixed, labels: labels, adapters: lorta, head: head) },
+        { _ = try model.gradients(dynamic, labels: labels, adapters: lora, head: head) },
+    ], repetitions: 5, warmup: 1)
+    print("head only, 64 tokens:      \(ms(t[0]))")
+    print("LoRA r=8 (\(lora.parameterCount) params), 64 tokens:  \(ms(t[1]))")
+    print("LoRTA r=8 (\(lorta.parameterCount) params), 64 tokens:  \(ms(t[2]))")
+    print("LoRA r=8, dynamic padding (\(dynamic.sequenceLength) tokens): \(ms(t[3]))")
+    var usage = rusage()
+    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+    print(String(format: "peak RSS of this process: %.0f MB", Double(usage.ru_maxrss) / 1024))
+}

@@ -1,5 +1,5 @@
 // lorta-bench: speed figures for swift-lorta, every ratio measured within one run.
-//   lorta-bench [lora|gemm-core|lorta|lorta-merge|bert|all]
+//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train]
 import Foundation
 import LoRTA
 
@@ -30,6 +30,7 @@ case "gemm-core-child":
 case "gemm-core": try gemmCoreComparison()
 case "lora": try loraBenchmark()
 case "lorta": try lortaBenchmark()
+case "bert-train": try bertTrainStepBenchmark()
 case "lorta-384": try lortaBenchmark(shapes: [(384, 12)])
 case "lorta-merge": try lortaMergeBenchmark()
 case "bert": try bertBenchmark()
@@ -39,7 +40,7 @@ case "all":
     try lortaBenchmark()
     try lortaMergeBenchmark()
 default:
-    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-merge|bert]")
+    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train]")
     exit(2)
 }
 
