@@ -2,6 +2,7 @@
  * nn_basic.c — embeddings, linear layers, GELU, masked mean pooling and softmax cross-entropy
  * (API, shapes and conventions in lt_nn.h). Forward beside backward for each.
  */
+#pragma STDC FP_CONTRACT OFF
 #include "lt_nn.h"
 #include "nn_internal.h"
 
@@ -137,19 +138,84 @@ static inline float lt__erf(float a) {
     return p / q;
 }
 
+/* e^x for x ≤ 0 (clamped at −87, where e^x is near float's smallest normal): x = n ln2 + r
+ * with |r| ≤ ln2/2 (Cody–Waite, two-part ln2), e^r by its degree-6 Taylor polynomial
+ * (relative error < 2e-7), 2^n put into the exponent bits. Pure arithmetic, so the GELU
+ * backward loop vectorises (glibc's expf is a scalar call). */
+static inline float lt__exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : (x > 0.0f ? 0.0f : x);
+    const float shifter = 12582912.0f;                       /* 1.5 · 2^23: round to nearest */
+    float n = (x * 1.44269504088896341f + shifter) - shifter;
+    float r = x - n * 0.693359375f;                          /* ln2 high part (exact in float) */
+    r = r - n * -2.12194440e-4f;                             /* ln2 low part */
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { int32_t i; float f; } scale;
+    scale.i = ((int32_t)n + 127) << 23;
+    return p * scale.f;
+}
+
+/* One row of GELU forward (g unused) / backward, written once and compiled three times: the
+ * portable baseline, AVX2+FMA and AVX-512 (target attributes, never -march), chosen by the
+ * active ISA (LORTA_ISA). The loops are plain arithmetic, so each variant auto-vectorises at
+ * its own width. */
+typedef void (*gelu_row_fn)(const float *x, const float *g, float *out, int64_t d);
+
+#define LT_GELU_ROWS(suffix, attr)                                                            \
+    attr static void gelu_forward_row_##suffix(const float *x, const float *g, float *y,       \
+                                               int64_t d) {                                   \
+        (void)g;                                                                              \
+        for (int64_t j = 0; j < d; j++)                                                       \
+            y[j] = 0.5f * x[j] * (1.0f + lt__erf(x[j] * 0.70710678118654752440f));             \
+    }                                                                                         \
+    attr static void gelu_backward_row_##suffix(const float *x, const float *g, float *dx,     \
+                                                int64_t d) {                                  \
+        for (int64_t j = 0; j < d; j++) {                                                     \
+            float xv = x[j];                                                                  \
+            float cdf = 0.5f * (1.0f + lt__erf(xv * 0.70710678118654752440f));                 \
+            float pdf = 0.39894228040143267794f * lt__exp_nonpositive(-0.5f * xv * xv);       \
+            dx[j] = g[j] * (cdf + xv * pdf);                                                  \
+        }                                                                                     \
+    }
+
+LT_GELU_ROWS(scalar, )
+#if defined(__x86_64__)
+LT_GELU_ROWS(avx2, __attribute__((target("avx2,fma"))))
+LT_GELU_ROWS(avx512, __attribute__((target("avx512f,fma"))))
+#endif
+
+static gelu_row_fn gelu_forward_row_for(lt_isa isa) {
+#if defined(__x86_64__)
+    if (isa == LT_ISA_AVX512) return gelu_forward_row_avx512;
+    if (isa == LT_ISA_AVX2) return gelu_forward_row_avx2;
+#endif
+    (void)isa;
+    return gelu_forward_row_scalar;
+}
+
+static gelu_row_fn gelu_backward_row_for(lt_isa isa) {
+#if defined(__x86_64__)
+    if (isa == LT_ISA_AVX512) return gelu_backward_row_avx512;
+    if (isa == LT_ISA_AVX2) return gelu_backward_row_avx2;
+#endif
+    (void)isa;
+    return gelu_backward_row_scalar;
+}
+
 /* Y = 0.5 X (1 + erf(X/√2))                                    X, Y [n × d] */
 lt_status lt_gelu_forward(int64_t n, int64_t d, const float *X, int64_t ldx, float *Y, int64_t ldy) {
     LT_CHECK(X && Y, LT_ERR_NULL_POINTER);
     LT_CHECK(n >= 0 && d >= 0 && nn_ld_ok(ldx, d) && nn_ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(X != Y || ldx == ldy, LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
-    const float inv_sqrt2 = 0.70710678118654752440f;
+    const gelu_row_fn row = gelu_forward_row_for(lt_isa_active());
     #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
-    for (int64_t i = 0; i < n; i++) {
-        const float *x = X + i * ldx;
-        float *y = Y + i * ldy;
-        for (int64_t j = 0; j < d; j++) y[j] = 0.5f * x[j] * (1.0f + lt__erf(x[j] * inv_sqrt2));
-    }
+    for (int64_t i = 0; i < n; i++) row(X + i * ldx, NULL, Y + i * ldy, d);
     return LT_OK;
 }
 
@@ -161,20 +227,9 @@ lt_status lt_gelu_backward(int64_t n, int64_t d, const float *X, int64_t ldx,
              LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(dY != dX || lddy == lddx, LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
-    const float inv_sqrt2 = 0.70710678118654752440f;
-    const float inv_sqrt2pi = 0.39894228040143267794f;
+    const gelu_row_fn row = gelu_backward_row_for(lt_isa_active());
     #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
-    for (int64_t i = 0; i < n; i++) {
-        const float *x = X + i * ldx;
-        const float *g = dY + i * lddy;
-        float *dx = dX + i * lddx;
-        for (int64_t j = 0; j < d; j++) {
-            float xv = x[j];
-            float cdf = 0.5f * (1.0f + lt__erf(xv * inv_sqrt2));
-            float pdf = inv_sqrt2pi * expf(-0.5f * xv * xv);
-            dx[j] = g[j] * (cdf + xv * pdf);
-        }
-    }
+    for (int64_t i = 0; i < n; i++) row(X + i * ldx, dY + i * lddy, dX + i * lddx, d);
     return LT_OK;
 }
 

@@ -413,3 +413,33 @@ struct NNKernelTests {
         #expect(lt_linear_forward(2, 4, 4, x, 4, x, 4, nil, x, 3, &y, 4) == LT_ERR_INVALID_ARGUMENT)
     }
 }
+
+@Suite("GELU instruction sets", .serialized)
+struct GELUISATests {
+    @Test func everyISAAgreesWithScalar() throws {
+        let n = 37, d = 203   // odd width: vector tails on every ISA
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2_000_001) / 250_000 - 4   // [-4, 4]
+        }
+        let x = (0..<(n * d)).map { _ in next() } + [-90, -20, -5, 0, 5, 20, 90].flatMap { v in [Float](repeating: v, count: d) }
+        let rows = n + 7
+        let g = (0..<(rows * d)).map { _ in next() }
+        func run() -> ([Float], [Float]) {
+            var y = [Float](repeating: 0, count: rows * d), dx = y
+            #expect(lt_gelu_forward(Int64(rows), Int64(d), x, Int64(d), &y, Int64(d)) == LT_OK)
+            #expect(lt_gelu_backward(Int64(rows), Int64(d), x, Int64(d), g, Int64(d), &dx, Int64(d)) == LT_OK)
+            return (y, dx)
+        }
+        let (ys, dxs) = try Runtime.withInstructionSet(.scalar) { run() }
+        #expect(ys.allSatisfy(\.isFinite) && dxs.allSatisfy(\.isFinite))
+        for isa in Runtime.availableInstructionSets where isa != .scalar {
+            let (y, dx) = try Runtime.withInstructionSet(isa) { run() }
+            for i in 0..<y.count {
+                #expect(abs(y[i] - ys[i]) <= 1e-6 * max(1, abs(ys[i])), "\(isa) forward at \(i)")
+                #expect(abs(dx[i] - dxs[i]) <= 1e-6 * max(1, abs(dxs[i])), "\(isa) backward at \(i)")
+            }
+        }
+    }
+}
