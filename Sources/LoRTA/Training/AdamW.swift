@@ -121,8 +121,12 @@ public struct AdamW: Sendable {
             if bad >= 0 { throw .nonFiniteGradient(index: i, element: Int(bad)) }
         }
         if fresh {
-            // Shapes come from existing tensors, so zeros cannot fail.
-            state.firstMoments = parameters.map { (try? Tensor(zeros: $0.shape)) ?? $0 }
+            // Zero tensors of the parameters' shapes (a copy of each, then cleared).
+            state.firstMoments = parameters.map { p in
+                var z = p
+                z.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+                return z
+            }
             state.secondMoments = state.firstMoments
         }
         let step = state.step + 1

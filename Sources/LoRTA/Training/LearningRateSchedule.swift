@@ -9,7 +9,9 @@ public enum LearningRateSchedule: Sendable, Equatable, CustomStringConvertible {
     case constant(Double)
     /// Linear warm-up from 0 to `peak` over `warmupSteps` steps, then linear decay to 0 at
     /// `totalSteps` (and 0 after): factor `k / max(1, w)` for `k < w`, else
-    /// `max(0, (T − k) / max(1, T − w))`, as `get_linear_schedule_with_warmup`.
+    /// `max(0, (T − k) / max(1, T − w))`, as `get_linear_schedule_with_warmup`. Build it with
+    /// ``linearWarmupDecay(peak:warmupSteps:totalSteps:)``, which validates the values; an
+    /// unchecked value with bad fields still evaluates (never traps) but does not parse back.
     case linearWarmupDecayUnchecked(peak: Double, warmupSteps: Int, totalSteps: Int)
 
     /// A checked linear warm-up + decay schedule.

@@ -20,7 +20,7 @@ public struct OptimizerCheckpoint: Sendable {
     public var schedule: LearningRateSchedule
     public var seed: UInt64
     public var position: TrainingPosition
-    /// One name per parameter tensor, in the optimizer's order (unique, no ".").
+    /// One name per parameter tensor, in the optimizer's order (unique, non-empty).
     public var parameterNames: [String]
 
     /// - Parameter parameterNames: names of the optimizer's parameters; `nil` names them
