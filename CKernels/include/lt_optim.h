@@ -3,8 +3,10 @@
  * check for gradients.
  *
  * AdamW, step t >= 1 (t counts the updates made so far including this one), all arrays of
- * length n, float32, updated in place element by element exactly as torch.optim.AdamW
- * (single-tensor path, amsgrad=False, maximize=False):
+ * length n, float32, updated in place element by element as torch.optim.AdamW (single-tensor
+ * path, amsgrad=False, maximize=False), with torch's operation order (lerp_, addcmul_,
+ * addcdiv_); torch's CPU vector kernels may fuse multiply-adds, so results agree to a few
+ * float32 ulps rather than bitwise:
  *
  *     p  <- p * (1 - lr * weight_decay)                  (decoupled weight decay)
  *     m  <- beta1 * m + (1 - beta1) * g     (computed as m + (1 - beta1) * (g - m), torch's lerp_)
@@ -14,9 +16,10 @@
  * The hyper-parameters are doubles, as Python floats are in torch: the scalars 1 - beta1,
  * 1 - beta2, 1 - lr * weight_decay, lr / (1 - beta1^t) and sqrt(1 - beta2^t) are computed in
  * double and rounded once to float (rounding beta2 = 0.999 to float first would change
- * 1 - beta2 by 1.3e-5 relative). Every element
- * is independent, so the result is bitwise the same for any thread count; OpenMP splits the
- * arrays into fixed chunks (LT_ADAMW_CHUNK elements). No allocation, no printing.
+ * 1 - beta2 by 1.3e-5 relative). Every element is independent, so the result is bitwise
+ * the same for any thread count; OpenMP splits the arrays into fixed chunks (LT_ADAMW_CHUNK
+ * elements). One build for every ISA (plain loop, compiler-vectorised). No allocation, no
+ * printing.
  */
 #ifndef LT_OPTIM_H
 #define LT_OPTIM_H

@@ -13,11 +13,11 @@ static void adamw_chunk(float *restrict p, const float *restrict g, float *restr
         float gi = g[i];
         float pi = p[i] * decay;
         float mi = m[i] + one_minus_b1 * (gi - m[i]);  /* = b1 m + (1-b1) g, torch's lerp_ */
-        float vi = beta2 * v[i] + one_minus_b2 * (gi * gi);
+        float vi = beta2 * v[i] + (one_minus_b2 * gi) * gi;  /* addcmul_'s order */
         float denom = sqrtf(vi) / bc2_sqrt + eps;
         m[i] = mi;
         v[i] = vi;
-        p[i] = pi - step_size * (mi / denom);
+        p[i] = pi - (step_size * mi) / denom;  /* addcdiv_'s order */
     }
 }
 

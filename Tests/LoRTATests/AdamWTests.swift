@@ -130,8 +130,9 @@ private func kernelSteps(n: Int, steps: Int, seed: UInt64) throws -> ([Float], [
             let grads = try zip(s.gradients, f.shapes).map { try Tensor($0, shape: $1) }
             try opt.update(parameters: &params, gradients: grads, learningRate: lr)
             for i in params.indices {
-                // torch computes m by lerp and passes lr as a double: a few float32 ulps apart.
-                for (a, b) in zip(params[i].scalars, s.parameters[i]) { #expect(abs(a - b) <= 1e-6 * max(1, abs(b)), "p step \(k)") }
+                // Same operation order as torch; torch's vector kernels fuse some multiply-adds, so the
+                // moments differ by a few float32 ulps and the parameters by at most 2 ulps.
+                for (a, b) in zip(params[i].scalars, s.parameters[i]) { #expect(abs(a - b) <= 2 * b.ulp, "p step \(k)") }
                 for (a, b) in zip(opt.state.firstMoments[i].scalars, s.exp_avg[i]) { #expect(abs(a - b) <= 2e-6 * max(0.1, abs(b)), "m step \(k)") }
                 for (a, b) in zip(opt.state.secondMoments[i].scalars, s.exp_avg_sq[i]) { #expect(abs(a - b) <= 2e-6 * max(1e-3, abs(b)), "v step \(k)") }
             }
