@@ -11,4 +11,5 @@
 #include "lt_lorta.h"
 #include "lt_stats.h"
 #include "lt_nn.h"
+#include "lt_optim.h"
 #endif

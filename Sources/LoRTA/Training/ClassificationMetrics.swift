@@ -1,0 +1,63 @@
+import CKernels
+
+/// Running evaluation metrics of a classifier over batches: example count, accuracy (argmax
+/// of the logits, ties to the lowest class index as `torch.argmax`) and mean softmax
+/// cross-entropy (per-row terms from the `lt_cross_entropy_forward` kernel, summed in Double
+/// in row order, so the result does not depend on how the data was batched beyond float
+/// rounding of each row's term, which is batch-independent).
+public struct ClassificationMetrics: Sendable, Equatable {
+    public let classCount: Int
+    /// Examples seen.
+    public private(set) var count = 0
+    /// Examples whose argmax equals the label.
+    public private(set) var correct = 0
+    /// Σ of per-example cross-entropy terms.
+    public private(set) var lossSum = 0.0
+    /// `confusion[label * classCount + predicted]` counts.
+    public private(set) var confusion: [Int]
+
+    /// - Throws: ``TrainingError/invalidBatching(_:)`` when `classCount < 1`.
+    public init(classCount: Int) throws(TrainingError) {
+        guard classCount >= 1 else { throw .invalidBatching("class count \(classCount) must be >= 1") }
+        self.classCount = classCount
+        self.confusion = [Int](repeating: 0, count: classCount * classCount)
+    }
+
+    /// correct / count (0 when empty).
+    public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
+    /// lossSum / count (0 when empty).
+    public var meanLoss: Double { count == 0 ? 0 : lossSum / Double(count) }
+
+    /// Adds a batch: `logits` of shape `[n, classCount]`, `labels` of length n. O(n · classCount).
+    /// - Throws: ``TrainingError/shapeMismatch(index:expected:actual:)`` (index 0) for logits of
+    ///   another shape, ``TrainingError/invalidBatching(_:)`` for a label out of range or
+    ///   non-finite logits. Nothing is added on error.
+    public mutating func add(logits: Tensor, labels: [Int32]) throws(TrainingError) {
+        let n = labels.count, c = classCount
+        guard logits.shape == [n, c] else { throw .shapeMismatch(index: 0, expected: [n, c], actual: logits.shape) }
+        guard n > 0 else { return }
+        if let i = labels.firstIndex(where: { $0 < 0 || Int($0) >= c }) {
+            throw .invalidBatching("label \(labels[i]) of row \(i) is out of range 0..<\(c)")
+        }
+        var rowLoss = [Float](repeating: 0, count: n)
+        var mean: Float = 0
+        var bad: Int64 = -1
+        let status = logits.withUnsafeBufferPointer { z -> lt_status in
+            let st = lt_all_finite(z.baseAddress, Int64(z.count), &bad)
+            guard st == LT_OK, bad < 0 else { return st }
+            return lt_cross_entropy_forward(Int64(n), Int64(c), z.baseAddress, Int64(c), labels, &mean, &rowLoss)
+        }
+        guard status == LT_OK else { throw .kernel(function: "lt_cross_entropy_forward", status: Int32(status.rawValue)) }
+        if bad >= 0 { throw .invalidBatching("logit \(bad) (row \(Int(bad) / c)) is not finite") }
+        let z = logits.scalars
+        for i in 0..<n {
+            var best = 0
+            for j in 1..<c where z[i * c + j] > z[i * c + best] { best = j }
+            let y = Int(labels[i])
+            if best == y { correct += 1 }
+            confusion[y * c + best] += 1
+            lossSum += Double(rowLoss[i])
+        }
+        count += n
+    }
+}
