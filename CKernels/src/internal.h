@@ -14,11 +14,15 @@
 lt_status lt__ensure_init(void);
 
 /* Work below this many flops runs its OpenMP loop on the calling thread only (`if` clause):
- * right after a BLAS call OpenBLAS's own workers still spin on the other cores, and waking
- * an OpenMP team to share a fraction of a millisecond of work then costs more than it saves
- * (measured: LoRTA d=384 forward overhead +30% parallel vs +11% serial on 2 cores). The result
- * bits do not change: every row is computed by the same code either way. */
-#define LT_PARALLEL_MIN_FLOPS 16.0e6
+ * waking a team costs more than it saves for tiny loops. The result bits do not change: every
+ * row is computed by the same code either way. Measured at n = 512, d = 384 (LoRA r = 8 and
+ * LoRTA r = 8 forwards, ~6–13 MFLOP, 2 cores, three interleaved A/B runs): a 16 MFLOP threshold
+ * (those loops serial) was no better than always parallel, and LoRA was slower (+24% vs +15%
+ * over the base GEMM), so only really small loops stay serial. Override at build time with
+ * -DLT_PARALLEL_MIN_FLOPS=… for experiments. */
+#ifndef LT_PARALLEL_MIN_FLOPS
+#define LT_PARALLEL_MIN_FLOPS 1.0e6
+#endif
 #define LT_PARALLEL_IF(flops) ((double)(flops) >= LT_PARALLEL_MIN_FLOPS)
 
 #endif
