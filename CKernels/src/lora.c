@@ -55,24 +55,6 @@ static lt_status check_dims(int64_t n, int64_t d_in, int64_t d_out, int64_t r) {
     return LT_OK;
 }
 
-/* C[m×n] = alpha op(A) op(B) + beta C, row-major, handling empty shapes that CBLAS may reject
- * or treat inconsistently (k = 0: C = beta·C with beta = 0 meaning "set to zero"). */
-static void gemm_rm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                    float *C, int64_t ldc) {
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        for (int64_t i = 0; i < m; i++) {
-            float *c = C + i * ldc;
-            if (beta == 0.0f) memset(c, 0, (size_t)n * sizeof(float));
-            else if (beta != 1.0f) for (int64_t j = 0; j < n; j++) c[j] *= beta;
-        }
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha,
-                A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
-}
 
 /* From this rank on, the adapter's skinny products go to sgemm instead of the per-row
  * micro-kernels (measured at n = 512, d = 384: r = 64 forward +177% over the base GEMM with
@@ -159,14 +141,14 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
      * reads C once in its kernel, so Y crosses memory one time less than "GEMM, then add". */
     if (r >= LT_LORA_GEMM_RANK) {
         /* Large r: the two skinny products are real GEMMs; BLAS beats per-row kernels. */
-        gemm_rm(0, 1, n, r, d_in, 1.0f, X, ldx, A, d_in, 0.0f, Tw, r);          /* T = X Aᵀ */
+        lt__sgemm(0, 1, n, r, d_in, 1.0f, X, ldx, A, d_in, 0.0f, Tw, r);          /* T = X Aᵀ */
         for (int64_t i = 0; i < n; i++) {
             float *y = Y + i * ldy;
             if (bias) memcpy(y, bias, (size_t)d_out * sizeof(float));
             else memset(y, 0, (size_t)d_out * sizeof(float));
         }
-        gemm_rm(0, 0, n, d_out, r, 1.0f, Tw, r, sBt, d_out, 1.0f, Y, ldy);      /* Y += T (s Bᵀ) */
-        gemm_rm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, 1.0f, Y, ldy);     /* Y += X Wᵀ */
+        lt__sgemm(0, 0, n, d_out, r, 1.0f, Tw, r, sBt, d_out, 1.0f, Y, ldy);      /* Y += T (s Bᵀ) */
+        lt__sgemm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, 1.0f, Y, ldy);     /* Y += X Wᵀ */
         return LT_OK;
     }
     lt_dot_many_fn dot = lt__dot_many();
@@ -180,7 +162,7 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
         else memset(y, 0, (size_t)d_out * sizeof(float));
         axpy(y, t, sBt, d_out, r, d_out);              /* y_i += Σ_k t_k (s Bᵀ)[k,:] */
     }
-    gemm_rm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, 1.0f, Y, ldy);   /* Y += X Wᵀ */
+    lt__sgemm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, 1.0f, Y, ldy);   /* Y += X Wᵀ */
     return LT_OK;
 }
 
@@ -195,7 +177,7 @@ lt_status lt_lora_base_forward(int64_t n, int64_t d_in, int64_t d_out,
     LT_CHECK(blas_ok(n) && blas_ok(d_in) && blas_ok(d_out) && blas_ok(ldx) && blas_ok(ldw) &&
              blas_ok(ldy), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
-    gemm_rm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, 0.0f, Y, ldy);
+    lt__sgemm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, 0.0f, Y, ldy);
     if (bias && d_out > 0) {
         #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
         for (int64_t i = 0; i < n; i++) {
@@ -248,8 +230,8 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
 
     const int big_rank = r >= LT_LORA_GEMM_RANK;
     if (big_rank) {
-        if (Tw) gemm_rm(0, 1, n, r, d_in, 1.0f, X, ldx, A, d_in, 0.0f, Tw, r);        /* T = X Aᵀ */
-        gemm_rm(0, 1, n, r, d_out, 1.0f, dY, lddy, sBt, d_out, 0.0f, Gs, r);          /* s G = dY (s B) */
+        if (Tw) lt__sgemm(0, 1, n, r, d_in, 1.0f, X, ldx, A, d_in, 0.0f, Tw, r);        /* T = X Aᵀ */
+        lt__sgemm(0, 1, n, r, d_out, 1.0f, dY, lddy, sBt, d_out, 0.0f, Gs, r);          /* s G = dY (s B) */
     } else {
         lt_dot_many_fn dot = lt__dot_many();
         #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (d_in + d_out)))
@@ -260,13 +242,13 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
     }
 
     float beta = accumulate ? 1.0f : 0.0f;
-    gemm_rm(1, 0, d_out, r, n, s, dY, lddy, Tu, r, beta, dB, r);      /* dB = s dYᵀ T */
-    gemm_rm(1, 0, r, d_in, n, 1.0f, Gs, r, X, ldx, beta, dA, d_in);   /* dA = (s G)ᵀ X */
+    lt__sgemm(1, 0, d_out, r, n, s, dY, lddy, Tu, r, beta, dB, r);      /* dB = s dYᵀ T */
+    lt__sgemm(1, 0, r, d_in, n, 1.0f, Gs, r, X, ldx, beta, dA, d_in);   /* dA = (s G)ᵀ X */
 
     if (dX && n > 0 && d_in > 0) {
-        gemm_rm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, W, ldw, 0.0f, dX, lddx);  /* dX = dY W */
+        lt__sgemm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, W, ldw, 0.0f, dX, lddx);  /* dX = dY W */
         if (big_rank) {
-            gemm_rm(0, 0, n, d_in, r, 1.0f, Gs, r, A, d_in, 1.0f, dX, lddx);     /* dX += (s G) A */
+            lt__sgemm(0, 0, n, d_in, r, 1.0f, Gs, r, A, d_in, 1.0f, dX, lddx);     /* dX += (s G) A */
         } else {
             lt_axpy_many_fn axpy = lt__axpy_many();
             #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * d_in))

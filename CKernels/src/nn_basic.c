@@ -66,7 +66,7 @@ lt_status lt_linear_forward(int64_t n, int64_t d_in, int64_t d_out,
         }
         beta = 1.0f;
     }
-    nn_gemm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, beta, Y, ldy);
+    lt__sgemm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, beta, Y, ldy);
     return LT_OK;
 }
 
@@ -80,7 +80,7 @@ lt_status lt_linear_backward_input(int64_t n, int64_t d_in, int64_t d_out,
     LT_CHECK(nn_blas_ok(n) && nn_blas_ok(d_in) && nn_blas_ok(d_out) && nn_blas_ok(lddy) &&
              nn_blas_ok(ldw) && nn_blas_ok(lddx), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
-    nn_gemm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, W, ldw, accumulate ? 1.0f : 0.0f, dX, lddx);
+    lt__sgemm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, W, ldw, accumulate ? 1.0f : 0.0f, dX, lddx);
     return LT_OK;
 }
 
@@ -95,7 +95,7 @@ lt_status lt_linear_backward_params(int64_t n, int64_t d_in, int64_t d_out,
     LT_CHECK(nn_blas_ok(n) && nn_blas_ok(d_in) && nn_blas_ok(d_out) && nn_blas_ok(lddy) &&
              nn_blas_ok(ldx), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
-    if (dW) nn_gemm(1, 0, d_out, d_in, n, 1.0f, dY, lddy, X, ldx, accumulate ? 1.0f : 0.0f, dW, d_in);
+    if (dW) lt__sgemm(1, 0, d_out, d_in, n, 1.0f, dY, lddy, X, ldx, accumulate ? 1.0f : 0.0f, dW, d_in);
     if (db) {
         int64_t blocks = (d_out + NN_COL_BLOCK - 1) / NN_COL_BLOCK;
         #pragma omp parallel for schedule(static, 1)

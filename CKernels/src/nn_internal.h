@@ -26,23 +26,5 @@ static inline int nn_blas_ok(int64_t v) { return v <= (int64_t)INT32_MAX; }
  * threads. The double accumulators of one block live on the stack. */
 #define NN_COL_BLOCK 64
 
-/* C[m×n] = alpha op(A) op(B) + beta C (row-major), with the empty shapes handled here. Never
- * call it inside an OpenMP region. */
-static inline void nn_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                           float *C, int64_t ldc) {
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        for (int64_t i = 0; i < m; i++) {
-            float *c = C + i * ldc;
-            if (beta == 0.0f) memset(c, 0, (size_t)n * sizeof(float));
-            else if (beta != 1.0f) for (int64_t j = 0; j < n; j++) c[j] *= beta;
-        }
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha,
-                A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
-}
 
 #endif
