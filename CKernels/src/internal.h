@@ -28,6 +28,19 @@ lt_status lt__ensure_init(void);
 #include <cblas.h>
 #include <string.h>
 
+/* A leading dimension must cover the row (and be >= 1 so that empty rows stay addressable). */
+static inline int lt__ld_ok(int64_t ld, int64_t len) { return ld >= (len > 1 ? len : 1); }
+
+/* a * b without overflow (a, b >= 0): returns 0 and sets *out, or 1 on overflow. */
+static inline int lt__mul_overflows(int64_t a, int64_t b, int64_t *out) {
+    if (a != 0 && b > INT64_MAX / a) return 1;
+    *out = a * b;
+    return 0;
+}
+
+/* BLAS takes 32-bit sizes in the usual LP64 build: reject what it cannot address. */
+static inline int lt__blas_ok(int64_t v) { return v <= (int64_t)INT32_MAX; }
+
 /* C[m×n] = alpha op(A) op(B) + beta C, row-major, through cblas_sgemm, with the empty shapes
  * that CBLAS may reject or treat inconsistently handled here (k = 0: C = beta·C, beta = 0
  * meaning "set to zero"). Never call it inside an OpenMP region. */

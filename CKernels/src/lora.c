@@ -40,15 +40,6 @@
 
 /* ---- validation helpers ---- */
 
-static int ld_ok(int64_t ld, int64_t len) { return ld >= (len > 1 ? len : 1); }
-
-/* a * b without overflow (a, b >= 0); returns 0 and sets *out, or 1 on overflow */
-static int mul_overflows(int64_t a, int64_t b, int64_t *out) {
-    if (a != 0 && b > INT64_MAX / a) return 1;
-    *out = a * b;
-    return 0;
-}
-
 static lt_status check_dims(int64_t n, int64_t d_in, int64_t d_out, int64_t r) {
     LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(r >= 1, LT_ERR_INVALID_ARGUMENT);
@@ -60,9 +51,6 @@ static lt_status check_dims(int64_t n, int64_t d_in, int64_t d_out, int64_t r) {
  * micro-kernels (measured at n = 512, d = 384: r = 64 forward +177% over the base GEMM with
  * micro-kernels). */
 #define LT_LORA_GEMM_RANK 32
-
-/* BLAS takes 32-bit sizes in the usual LP64 build: reject what it cannot address. */
-static int blas_ok(int64_t v) { return v <= (int64_t)INT32_MAX; }
 
 /* dst[r × d_out] = s · Bᵀ, B d_out × r contiguous. */
 static void scaled_transpose(int64_t d_out, int64_t r, float s, const float *B, float *dst) {
@@ -84,7 +72,7 @@ lt_status lt_lora_init(uint64_t seed, int64_t r, int64_t d_in, int64_t d_out, fl
     LT_CHECK(A != NULL && B != NULL, LT_ERR_NULL_POINTER);
     LT_CHECK(r >= 1 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
     int64_t na, nb;
-    LT_CHECK(!mul_overflows(r, d_in, &na) && !mul_overflows(d_out, r, &nb), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!lt__mul_overflows(r, d_in, &na) && !lt__mul_overflows(d_out, r, &nb), LT_ERR_INVALID_ARGUMENT);
     if (na > 0) {
         float bound = lt_kaiming_uniform_bound(d_in);
         lt_status st = lt_rng_uniform(seed, 0, -bound, bound, A, na);
@@ -102,7 +90,7 @@ lt_status lt_lora_forward_workspace_size(int64_t n, int64_t d_in, int64_t d_out,
     lt_status st = check_dims(n, d_in, d_out, r);
     if (st != LT_OK) return st;
     int64_t bt, t;
-    LT_CHECK(!mul_overflows(r, d_out, &bt) && !mul_overflows(n, r, &t), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!lt__mul_overflows(r, d_out, &bt) && !lt__mul_overflows(n, r, &t), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(bt <= INT64_MAX - t, LT_ERR_INVALID_ARGUMENT);
     *floats = bt + t;
     return LT_OK;
@@ -115,13 +103,13 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
     LT_CHECK(X && W && A && B && Y && workspace, LT_ERR_NULL_POINTER);
     lt_status st = check_dims(n, d_in, d_out, r);
     if (st != LT_OK) return st;
-    LT_CHECK(ld_ok(ldx, d_in) && ld_ok(ldw, d_in) && ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) && lt__ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(isfinite(s), LT_ERR_INVALID_ARGUMENT);
     int64_t ws;
     st = lt_lora_forward_workspace_size(n, d_in, d_out, r, &ws);
     if (st != LT_OK) return st;
-    LT_CHECK(blas_ok(n) && blas_ok(d_in) && blas_ok(d_out) && blas_ok(ldx) && blas_ok(ldw) &&
-             blas_ok(ldy), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(ldx) && lt__blas_ok(ldw) &&
+             lt__blas_ok(ldy), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init(); /* a bad environment leaves the defaults in force */
     if (n == 0 || d_out == 0) {
         /* nothing to write except T = X Aᵀ */
@@ -173,9 +161,9 @@ lt_status lt_lora_base_forward(int64_t n, int64_t d_in, int64_t d_out,
                                const float *bias, float *Y, int64_t ldy) {
     LT_CHECK(X && W && Y, LT_ERR_NULL_POINTER);
     LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(ld_ok(ldx, d_in) && ld_ok(ldw, d_in) && ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(blas_ok(n) && blas_ok(d_in) && blas_ok(d_out) && blas_ok(ldx) && blas_ok(ldw) &&
-             blas_ok(ldy), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) && lt__ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(ldx) && lt__blas_ok(ldw) &&
+             lt__blas_ok(ldy), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     lt__sgemm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, 0.0f, Y, ldy);
     if (bias && d_out > 0) {
@@ -196,7 +184,7 @@ lt_status lt_lora_backward_workspace_size(int64_t n, int64_t d_in, int64_t d_out
     lt_status st = check_dims(n, d_in, d_out, r);
     if (st != LT_OK) return st;
     int64_t bt, t, t2;
-    LT_CHECK(!mul_overflows(r, d_out, &bt) && !mul_overflows(n, r, &t) && !mul_overflows(t, 2, &t2),
+    LT_CHECK(!lt__mul_overflows(r, d_out, &bt) && !lt__mul_overflows(n, r, &t) && !lt__mul_overflows(t, 2, &t2),
              LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(bt <= INT64_MAX - t2, LT_ERR_INVALID_ARGUMENT);
     *floats = bt + t2;
@@ -211,15 +199,15 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
     LT_CHECK(X && W && A && B && dY && dA && dB && workspace, LT_ERR_NULL_POINTER);
     lt_status st = check_dims(n, d_in, d_out, r);
     if (st != LT_OK) return st;
-    LT_CHECK(ld_ok(ldx, d_in) && ld_ok(ldw, d_in) && ld_ok(lddy, d_out), LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(!dX || ld_ok(lddx, d_in), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) && lt__ld_ok(lddy, d_out), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!dX || lt__ld_ok(lddx, d_in), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(accumulate == 0 || accumulate == 1, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(isfinite(s), LT_ERR_INVALID_ARGUMENT);
     int64_t ws;
     st = lt_lora_backward_workspace_size(n, d_in, d_out, r, &ws);
     if (st != LT_OK) return st;
-    LT_CHECK(blas_ok(n) && blas_ok(d_in) && blas_ok(d_out) && blas_ok(r) && blas_ok(ldx) &&
-             blas_ok(ldw) && blas_ok(lddy) && (!dX || blas_ok(lddx)), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(r) && lt__blas_ok(ldx) &&
+             lt__blas_ok(ldw) && lt__blas_ok(lddy) && (!dX || lt__blas_ok(lddx)), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
 
     float *sBt = workspace;                                   /* r × d_out: s Bᵀ */
@@ -269,7 +257,7 @@ static lt_status merge_signed(int64_t d_out, int64_t d_in, int64_t r, float s, c
                               const float *B, float *W, int64_t ldw, float sign) {
     LT_CHECK(A && B && W, LT_ERR_NULL_POINTER);
     LT_CHECK(d_out >= 0 && d_in >= 0 && r >= 1, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(ld_ok(ldw, d_in), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(ldw, d_in), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(isfinite(s), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     if (d_in == 0) return LT_OK;

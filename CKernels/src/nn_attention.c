@@ -46,10 +46,10 @@ static lt_status check_common(int64_t B, int64_t T, int64_t H, int64_t d_h, floa
     LT_CHECK(B >= 0 && T >= 0 && H >= 1 && d_h >= 1, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(isfinite(scale), LT_ERR_INVALID_ARGUMENT);
     int64_t d, n, bh, bht, bhtt;
-    LT_CHECK(!nn_mul_overflows(H, d_h, &d) && !nn_mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(!nn_mul_overflows(B, H, &bh) && !nn_mul_overflows(bh, T, &bht) &&
-             !nn_mul_overflows(bht, T, &bhtt), LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(nn_ld_ok(ldq, d) && nn_ld_ok(ldk, d) && nn_ld_ok(ldv, d) && nn_ld_ok(ldc, d),
+    LT_CHECK(!lt__mul_overflows(H, d_h, &d) && !lt__mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!lt__mul_overflows(B, H, &bh) && !lt__mul_overflows(bh, T, &bht) &&
+             !lt__mul_overflows(bht, T, &bhtt), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(ldq, d) && lt__ld_ok(ldk, d) && lt__ld_ok(ldv, d) && lt__ld_ok(ldc, d),
              LT_ERR_INVALID_ARGUMENT);
     return LT_OK;
 }
@@ -113,8 +113,8 @@ lt_status lt_attention_backward_workspace_size(int64_t B, int64_t T, int64_t H, 
     LT_CHECK(floats, LT_ERR_NULL_POINTER);
     LT_CHECK(B >= 0 && T >= 0 && H >= 1, LT_ERR_INVALID_ARGUMENT);
     int64_t bh, bht, bhtt;
-    LT_CHECK(!nn_mul_overflows(B, H, &bh) && !nn_mul_overflows(bh, T, &bht) &&
-             !nn_mul_overflows(bht, T, &bhtt), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!lt__mul_overflows(B, H, &bh) && !lt__mul_overflows(bh, T, &bht) &&
+             !lt__mul_overflows(bht, T, &bhtt), LT_ERR_INVALID_ARGUMENT);
     *floats = bhtt;
     return LT_OK;
 }
@@ -147,7 +147,7 @@ lt_status lt_attention_backward(int64_t B, int64_t T, int64_t H, int64_t d_h, fl
     lt_status st = check_common(B, T, H, d_h, scale, ldq, ldk, ldv, lddc);
     if (st != LT_OK) return st;
     int64_t d = H * d_h;
-    LT_CHECK(nn_ld_ok(lddq, d) && nn_ld_ok(lddk, d) && nn_ld_ok(lddv, d), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(lddq, d) && lt__ld_ok(lddk, d) && lt__ld_ok(lddv, d), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     lt_dot_many_fn dot = lt__dot_many();
     lt_axpy_many_fn axpy = lt__axpy_many();

@@ -18,9 +18,9 @@ lt_status lt_embeddings_forward(int64_t B, int64_t T, int64_t d, const int32_t *
                                 float *Y, int64_t ldy) {
     LT_CHECK(ids && word && pos && Y, LT_ERR_NULL_POINTER);
     LT_CHECK(B >= 0 && T >= 0 && d >= 0 && vocab >= 0 && max_pos >= 0, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(T <= max_pos && nn_ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(T <= max_pos && lt__ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
     int64_t n;
-    LT_CHECK(!nn_mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!lt__mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
     for (int64_t i = 0; i < n; i++) LT_CHECK(ids[i] >= 0 && ids[i] < vocab, LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
@@ -43,11 +43,11 @@ lt_status lt_linear_forward(int64_t n, int64_t d_in, int64_t d_out,
                             float *Y, int64_t ldy) {
     LT_CHECK(X && W && Y, LT_ERR_NULL_POINTER);
     LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(nn_ld_ok(ldx, d_in) && nn_ld_ok(ldw, d_in) && nn_ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(!R || nn_ld_ok(ldr, d_out), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) && lt__ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!R || lt__ld_ok(ldr, d_out), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(!R || R != Y || ldr == ldy, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(nn_blas_ok(n) && nn_blas_ok(d_in) && nn_blas_ok(d_out) && nn_blas_ok(ldx) &&
-             nn_blas_ok(ldw) && nn_blas_ok(ldy), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(ldx) &&
+             lt__blas_ok(ldw) && lt__blas_ok(ldy), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     if (n == 0 || d_out == 0) return LT_OK;
     float beta = 0.0f;
@@ -76,9 +76,9 @@ lt_status lt_linear_backward_input(int64_t n, int64_t d_in, int64_t d_out,
                                    float *dX, int64_t lddx, int accumulate) {
     LT_CHECK(dY && W && dX, LT_ERR_NULL_POINTER);
     LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(nn_ld_ok(lddy, d_out) && nn_ld_ok(ldw, d_in) && nn_ld_ok(lddx, d_in), LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(nn_blas_ok(n) && nn_blas_ok(d_in) && nn_blas_ok(d_out) && nn_blas_ok(lddy) &&
-             nn_blas_ok(ldw) && nn_blas_ok(lddx), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(lddy, d_out) && lt__ld_ok(ldw, d_in) && lt__ld_ok(lddx, d_in), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(lddy) &&
+             lt__blas_ok(ldw) && lt__blas_ok(lddx), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     lt__sgemm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, W, ldw, accumulate ? 1.0f : 0.0f, dX, lddx);
     return LT_OK;
@@ -91,9 +91,9 @@ lt_status lt_linear_backward_params(int64_t n, int64_t d_in, int64_t d_out,
     LT_CHECK(dY, LT_ERR_NULL_POINTER);
     LT_CHECK(!dW || X, LT_ERR_NULL_POINTER);
     LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(nn_ld_ok(lddy, d_out) && (!dW || nn_ld_ok(ldx, d_in)), LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(nn_blas_ok(n) && nn_blas_ok(d_in) && nn_blas_ok(d_out) && nn_blas_ok(lddy) &&
-             nn_blas_ok(ldx), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(lddy, d_out) && (!dW || lt__ld_ok(ldx, d_in)), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(lddy) &&
+             lt__blas_ok(ldx), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     if (dW) lt__sgemm(1, 0, d_out, d_in, n, 1.0f, dY, lddy, X, ldx, accumulate ? 1.0f : 0.0f, dW, d_in);
     if (db) {
@@ -210,7 +210,7 @@ static gelu_row_fn gelu_backward_row_for(lt_isa isa) {
 /* Y = 0.5 X (1 + erf(X/√2))                                    X, Y [n × d] */
 lt_status lt_gelu_forward(int64_t n, int64_t d, const float *X, int64_t ldx, float *Y, int64_t ldy) {
     LT_CHECK(X && Y, LT_ERR_NULL_POINTER);
-    LT_CHECK(n >= 0 && d >= 0 && nn_ld_ok(ldx, d) && nn_ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(n >= 0 && d >= 0 && lt__ld_ok(ldx, d) && lt__ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(X != Y || ldx == ldy, LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     const gelu_row_fn row = gelu_forward_row_for(lt_isa_active());
@@ -223,7 +223,7 @@ lt_status lt_gelu_forward(int64_t n, int64_t d, const float *X, int64_t ldx, flo
 lt_status lt_gelu_backward(int64_t n, int64_t d, const float *X, int64_t ldx,
                            const float *dY, int64_t lddy, float *dX, int64_t lddx) {
     LT_CHECK(X && dY && dX, LT_ERR_NULL_POINTER);
-    LT_CHECK(n >= 0 && d >= 0 && nn_ld_ok(ldx, d) && nn_ld_ok(lddy, d) && nn_ld_ok(lddx, d),
+    LT_CHECK(n >= 0 && d >= 0 && lt__ld_ok(ldx, d) && lt__ld_ok(lddy, d) && lt__ld_ok(lddx, d),
              LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(dY != dX || lddy == lddx, LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
@@ -245,9 +245,9 @@ static double pool_count(const int32_t *m, int64_t T) {
 lt_status lt_mean_pool_forward(int64_t B, int64_t T, int64_t d, const float *X, int64_t ldx,
                                const int32_t *mask, float *Y, int64_t ldy) {
     LT_CHECK(X && mask && Y, LT_ERR_NULL_POINTER);
-    LT_CHECK(B >= 0 && T >= 0 && d >= 0 && nn_ld_ok(ldx, d) && nn_ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(B >= 0 && T >= 0 && d >= 0 && lt__ld_ok(ldx, d) && lt__ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
     int64_t n;
-    LT_CHECK(!nn_mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!lt__mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     #pragma omp parallel for schedule(static, 1)
     for (int64_t b = 0; b < B; b++) {
@@ -273,9 +273,9 @@ lt_status lt_mean_pool_forward(int64_t B, int64_t T, int64_t d, const float *X, 
 lt_status lt_mean_pool_backward(int64_t B, int64_t T, int64_t d, const float *dY, int64_t lddy,
                                 const int32_t *mask, float *dX, int64_t lddx) {
     LT_CHECK(dY && mask && dX, LT_ERR_NULL_POINTER);
-    LT_CHECK(B >= 0 && T >= 0 && d >= 0 && nn_ld_ok(lddy, d) && nn_ld_ok(lddx, d), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(B >= 0 && T >= 0 && d >= 0 && lt__ld_ok(lddy, d) && lt__ld_ok(lddx, d), LT_ERR_INVALID_ARGUMENT);
     int64_t n;
-    LT_CHECK(!nn_mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!lt__mul_overflows(B, T, &n), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     #pragma omp parallel for schedule(static, 1)
     for (int64_t b = 0; b < B; b++) {
@@ -311,7 +311,7 @@ static double row_logsumexp(const float *z, int64_t c) {
 lt_status lt_cross_entropy_forward(int64_t n, int64_t c, const float *Z, int64_t ldz,
                                    const int32_t *labels, float *loss, float *row_loss) {
     LT_CHECK(Z && labels && loss, LT_ERR_NULL_POINTER);
-    LT_CHECK(n >= 1 && c >= 1 && nn_ld_ok(ldz, c), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(n >= 1 && c >= 1 && lt__ld_ok(ldz, c), LT_ERR_INVALID_ARGUMENT);
     lt_status st = check_labels(n, c, labels);
     if (st != LT_OK) return st;
     double total = 0.0;   /* in row order: a handful of rows per batch, no threads needed */
@@ -329,7 +329,7 @@ lt_status lt_cross_entropy_forward(int64_t n, int64_t c, const float *Z, int64_t
 lt_status lt_cross_entropy_backward(int64_t n, int64_t c, const float *Z, int64_t ldz,
                                     const int32_t *labels, float dloss, float *dZ, int64_t lddz) {
     LT_CHECK(Z && labels && dZ, LT_ERR_NULL_POINTER);
-    LT_CHECK(n >= 1 && c >= 1 && nn_ld_ok(ldz, c) && nn_ld_ok(lddz, c), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(n >= 1 && c >= 1 && lt__ld_ok(ldz, c) && lt__ld_ok(lddz, c), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(isfinite(dloss), LT_ERR_INVALID_ARGUMENT);
     lt_status st = check_labels(n, c, labels);
     if (st != LT_OK) return st;

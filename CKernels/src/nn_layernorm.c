@@ -26,7 +26,7 @@ lt_status lt_layernorm_forward(int64_t n, int64_t d, float eps,
                                float *Y, int64_t ldy,
                                float *mean, float *rstd) {
     LT_CHECK(X && gamma && beta && Y, LT_ERR_NULL_POINTER);
-    LT_CHECK(n >= 0 && d >= 1 && nn_ld_ok(ldx, d) && nn_ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(n >= 0 && d >= 1 && lt__ld_ok(ldx, d) && lt__ld_ok(ldy, d), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(isfinite(eps) && eps > 0.0f, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(X != Y || ldx == ldy, LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
@@ -57,7 +57,7 @@ lt_status lt_layernorm_backward(int64_t n, int64_t d,
                                 float *dX, int64_t lddx,
                                 float *dgamma, float *dbeta, int accumulate) {
     LT_CHECK(dY && X && gamma && mean && rstd && dX, LT_ERR_NULL_POINTER);
-    LT_CHECK(n >= 0 && d >= 1 && nn_ld_ok(lddy, d) && nn_ld_ok(ldx, d) && nn_ld_ok(lddx, d),
+    LT_CHECK(n >= 0 && d >= 1 && lt__ld_ok(lddy, d) && lt__ld_ok(ldx, d) && lt__ld_ok(lddx, d),
              LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(dY != dX || lddy == lddx, LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
