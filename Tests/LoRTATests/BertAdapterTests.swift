@@ -13,58 +13,11 @@ private let adapterTestMiniLM: Result<BertModel, any Error> = Result {
     try BertModel(directory: adapterTestRoot.appendingPathComponent("assets/all-MiniLM-L6-v2"))
 }
 
-/// A tiny random BERT (vocab 12, d = 8, 2 heads, 2 layers, I = 16), written as safetensors
-/// into a fresh temporary folder and loaded back.
-private func adapterTestTinyModel(seed: UInt64 = 91) throws -> BertModel {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-bert-adapters-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let cfg: [String: Any] = [
-        "model_type": "bert", "vocab_size": 12, "hidden_size": 8, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 10,
-        "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
-    ]
-    try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
-    var rng = LoRATestRNG(seed: seed)
-    var shapes: [(String, [Int])] = [
-        ("embeddings.word_embeddings.weight", [12, 8]), ("embeddings.position_embeddings.weight", [10, 8]),
-        ("embeddings.token_type_embeddings.weight", [2, 8]), ("embeddings.LayerNorm.weight", [8]),
-        ("embeddings.LayerNorm.bias", [8]),
-    ]
-    for l in 0..<2 {
-        let p = "encoder.layer.\(l)."
-        for m in ["query", "key", "value"] {
-            shapes += [(p + "attention.self.\(m).weight", [8, 8]), (p + "attention.self.\(m).bias", [8])]
-        }
-        shapes += [(p + "attention.output.dense.weight", [8, 8]), (p + "attention.output.dense.bias", [8]),
-                   (p + "attention.output.LayerNorm.weight", [8]), (p + "attention.output.LayerNorm.bias", [8]),
-                   (p + "intermediate.dense.weight", [16, 8]), (p + "intermediate.dense.bias", [16]),
-                   (p + "output.dense.weight", [8, 16]), (p + "output.dense.bias", [8]),
-                   (p + "output.LayerNorm.weight", [8]), (p + "output.LayerNorm.bias", [8])]
-    }
-    var tensors: [String: Tensor] = [:]
-    for (name, shape) in shapes {
-        // LayerNorm gains around 1 (as in trained models), everything else uniform in ±0.5.
-        if name.hasSuffix("LayerNorm.weight") {
-            tensors[name] = try Tensor(rng.array(shape[0], scale: 0.3).map { 1 + $0 }, shape: shape)
-        } else {
-            tensors[name] = rng.tensor(shape, scale: 0.5)
-        }
-    }
-    try SafeTensors.save(tensors, to: dir.appendingPathComponent("model.safetensors"))
-    return try BertModel(directory: dir)
-}
+/// The shared tiny random BERT (TinyBertSupport.swift): vocab 12, d = 8, 2 heads, 2 layers, I = 16.
+private func adapterTestTinyModel(seed: UInt64 = 91) throws -> BertModel { try tinyBertModel(seed: seed) }
 
-private func adapterTestBatch(_ rows: [[Int32]], length: Int) -> TokenBatch {
-    var ids: [Int32] = [], mask: [Int32] = []
-    for r in rows {
-        ids += r + [Int32](repeating: 0, count: length - r.count)
-        mask += [Int32](repeating: 1, count: r.count) + [Int32](repeating: 0, count: length - r.count)
-    }
-    return TokenBatch(count: rows.count, sequenceLength: length, ids: ids, attentionMask: mask, lengths: rows.map(\.count))
-}
+private func adapterTestBatch(_ rows: [[Int32]], length: Int) -> TokenBatch { tinyBertBatch(rows, length: length) }
 
-/// LoRA adapters with random non-zero factors (A, B uniform in ±scale).
 private func adapterTestLoRA(_ c: BertConfiguration, targets: [BertProjection], rank: Int, scale: Float,
                              seed: UInt64) throws -> BertAdapters {
     var rng = LoRATestRNG(seed: seed)

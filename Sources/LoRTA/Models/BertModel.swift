@@ -205,6 +205,9 @@ public struct BertModel: Sendable {
     ///     of the layer input for Q, K and V), the attention output after its GEMM (LoRTA: its
     ///     own projection of the attention context). Nothing is saved for the adapters: the
     ///     backward recomputes `X Aᵀ` (LoRA) or the LoRTA projection (O(n·d·r) each).
+    ///   - observer: sees the activations of its ``BertActivationObserver/observationPoints``
+    ///     (layer outputs, per-head attention contexts) as borrowed views of the forward's own
+    ///     buffers, layer by layer; nil (the default) costs nothing.
     ///   - recordingActivations: keep what the backward needs (``BertActivations``): about
     ///     `n·(10d + I) + B·H·T²` floats per layer instead of reusing a few scratch buffers.
     /// - Throws: ``BertError`` for a bad batch (see ``validate(_:)``) or adapters that do not
@@ -212,9 +215,12 @@ public struct BertModel: Sendable {
     /// - Complexity: O(L · (n·d·(4d + 2I) + B·H·T²·d_h)) flops, n = B·T, plus O(L·n·d·r) per
     ///   adapted projection.
     public func forward(_ batch: TokenBatch, adapters: BertAdapters? = nil,
-                        recordingActivations: Bool = false) throws -> BertOutput {
+                        recordingActivations: Bool = false,
+                        observer: BertActivationObserver? = nil) throws -> BertOutput {
         try validate(batch)
         try adapters?.validate(for: configuration)
+        let observed = observer?.observationPoints ?? []
+        for p in observed { try p.validate(for: configuration) }
         try Runtime.initialize()
         let c = configuration
         let B = batch.count, T = batch.sequenceLength, n = B * T
@@ -262,6 +268,8 @@ public struct BertModel: Sendable {
                 try Self.layerForward(layer, index: l, adapters: adapters, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
                                       inter: inter, scale: scale, eps: eps, mask: m.baseAddress!, record: record)
             }
+            try Self.notify(observer, points: observed, layer: l, batch: batch, context: buf.context,
+                            output: record ? buf.output : buf.outputSum, d: d, H: H, dh: dh)
             if record {
                 recorded.append(BertLayerActivations(
                     input: hidden, queryKeyValue: buf.qkv, attentionProbabilities: try buf.probabilities.reshaped([B, H, T, T]),
