@@ -59,3 +59,10 @@ func tinyBertBatch(_ rows: [[Int32]], length: Int) -> TokenBatch {
     }
     return TokenBatch(count: rows.count, sequenceLength: length, ids: ids, attentionMask: mask, lengths: rows.map(\.count))
 }
+
+/// A tokenizer over the tiny BERT's 12-token vocabulary: the 4 special tokens, then
+/// `good bad movie plot fun dull boring slow`.
+func tinyBertTokenizer() throws -> BertTokenizer {
+    try BertTokenizer(vocabulary: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad", "movie", "plot", "fun", "dull",
+                                   "boring", "slow"])
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+extension BertModel {
+    /// Accuracy, mean cross-entropy and the confusion matrix of the classification head (on
+    /// the adapted encoder) over a labelled dataset, in file order.
+    ///
+    /// Batches are padded to their longest sequence (dynamic padding; the result does not
+    /// depend on the padding) and truncated to `maxLength` tokens. An observer sees every
+    /// batch's activations (e.g. a ``BertStatisticsCollector`` gathering the statistics of a
+    /// trusted set for the detectors); with `labelObserver` set, a collector's
+    /// ``BertStatisticsCollector/labels`` are set to each batch's labels first, so it keeps
+    /// per-label statistics.
+    /// - Parameters:
+    ///   - progress: called after each batch with (examples done, total); may be nil.
+    /// - Throws: ``TrainingError/invalidBatching(_:)`` for `batchSize < 1` or `maxLength < 2`,
+    ///   ``BertError`` for adapters or a head that do not fit, or a label outside the head's
+    ///   classes.
+    /// - Complexity: one forward per batch: O(count · maxLength · (L·d·(4d + 2I))) flops.
+    public func evaluate(_ data: LabelledTextDataset, tokenizer: BertTokenizer, adapters: BertAdapters? = nil,
+                         head: BertClassificationHead, batchSize: Int = 64, maxLength: Int = 64,
+                         observer: BertActivationObserver? = nil, labelObserver: Bool = false,
+                         progress: ((Int, Int) -> Void)? = nil) throws -> ClassificationMetrics {
+        try head.validate(for: configuration)
+        try adapters?.validate(for: configuration)
+        guard data.labelCount <= head.classCount else {
+            throw BertError.invalidClassificationHead("the data has \(data.labelCount) classes, the head \(head.classCount)")
+        }
+        let loader = try BatchLoader(dataset: data, tokenizer: tokenizer, batchSize: batchSize, maxLength: maxLength,
+                                     padding: .longest, shuffler: nil)
+        var metrics = try ClassificationMetrics(classCount: head.classCount)
+        var done = 0
+        for batch in try loader.batches(epoch: 0) {
+            if labelObserver, let collector = observer as? BertStatisticsCollector {
+                collector.labels = batch.labels.map(Int.init)
+            }
+            let out = try forward(batch.tokens, adapters: adapters, observer: observer)
+            let logits = try Self.headForward(head, pooled: out.pooled, B: batch.count)
+            try metrics.add(logits: logits, labels: batch.labels)
+            done += batch.count
+            progress?(done, data.count)
+        }
+        if labelObserver, let collector = observer as? BertStatisticsCollector { collector.labels = nil }
+        return metrics
+    }
+}
