@@ -18,16 +18,27 @@ struct Merge: ParsableCommand {
         ΔW[:, h·d_h:(h+1)·d_h] = s·A·diag(C_h[h]∘C_l[l]∘C_m[m])·B (s = lora_alpha/r). Every \
         other tensor is copied unchanged. The output is written atomically: on any error no \
         output file is left behind.
+
+        With --model DIR instead of --base, OUT is a directory: the merged model.safetensors \
+        plus every other top-level file of DIR (config.json, vocab.txt, tokenizer files), and \
+        the adapter directory's classifier.safetensors when there is one — a plain model \
+        directory that `transformers` (AutoModel.from_pretrained) and `lorta` load directly.
         """)
 
     @Option(help: "The base checkpoint (.safetensors).")
-    var base: String
+    var base: String?
+
+    @Option(help: "A model directory (config.json + model.safetensors): export a merged model directory to --out.")
+    var model: String?
 
     @Option(help: "The adapter directory (adapter_config.json + adapter_model.safetensors).")
     var adapter: String
 
-    @Option(help: "Where to write the merged checkpoint (.safetensors).")
+    @Option(help: "Where to write the merged checkpoint (.safetensors), or the merged model directory with --model.")
     var out: String
+
+    @Flag(help: "With --model: replace the contents of an existing, non-empty output directory.")
+    var overwrite = false
 
     @Flag(help: "Subtract the adapter's update instead of adding it.")
     var unmerge = false
@@ -35,13 +46,22 @@ struct Merge: ParsableCommand {
     @Flag(help: "Print a machine-readable JSON summary.")
     var json = false
 
+    func validate() throws {
+        if (base == nil) == (model == nil) { throw ValidationError("give exactly one of --base FILE and --model DIR") }
+    }
+
     func run() throws {
         do { try Runtime.initialize() } catch { throw ValidationError("\(error)") }
         let summary: MergeSummary
         do {
-            summary = try AdapterMerger.merge(
-                baseModel: URL(fileURLWithPath: base), adapterDirectory: URL(fileURLWithPath: adapter),
-                output: URL(fileURLWithPath: out), unmerge: unmerge)
+            if let model {
+                summary = try Self.exportDirectory(model: URL(fileURLWithPath: model), adapter: URL(fileURLWithPath: adapter),
+                                                   out: URL(fileURLWithPath: out), unmerge: unmerge, overwrite: overwrite)
+            } else {
+                summary = try AdapterMerger.merge(
+                    baseModel: URL(fileURLWithPath: base!), adapterDirectory: URL(fileURLWithPath: adapter),
+                    output: URL(fileURLWithPath: out), unmerge: unmerge)
+            }
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)
@@ -53,6 +73,51 @@ struct Merge: ParsableCommand {
         } else {
             print("\(summary.operation)d \(summary.adapterType) adapter: \(summary.tensorsChanged) of \(summary.tensorsTotal) tensors changed, max |ΔW| = \(summary.maxAbsDelta)")
             print("wrote \(out)")
+        }
+    }
+}
+
+extension Merge {
+    /// Merges into `model/model.safetensors` and writes a complete model directory at `out`:
+    /// the merged weights, copies of the model directory's other top-level files, and the
+    /// adapter directory's head when present. Everything is first written into a temporary
+    /// sibling directory that is renamed into place at the end, so a failure leaves `out` as
+    /// it was.
+    static func exportDirectory(model: URL, adapter: URL, out: URL, unmerge: Bool, overwrite: Bool) throws -> MergeSummary {
+        let fm = FileManager.default
+        let weights = model.appendingPathComponent("model.safetensors")
+        guard fm.fileExists(atPath: weights.path) else { throw FileProblem(path: weights.path, message: "not found") }
+        var isDir: ObjCBool = false
+        let exists = fm.fileExists(atPath: out.path, isDirectory: &isDir)
+        if exists {
+            guard isDir.boolValue else { throw FileProblem(path: out.path, message: "exists and is not a directory") }
+            let empty = try fm.contentsOfDirectory(atPath: out.path).isEmpty
+            guard overwrite || empty else {
+                throw FileProblem(path: out.path, message: "exists and is not empty (use --overwrite)")
+            }
+        }
+        let parent = out.standardizedFileURL.deletingLastPathComponent()
+        let staging = parent.appendingPathComponent(".\(out.lastPathComponent).tmp-\(UUID().uuidString)")
+        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+        do {
+            let summary = try AdapterMerger.merge(baseModel: weights, adapterDirectory: adapter,
+                                                  output: staging.appendingPathComponent("model.safetensors"), unmerge: unmerge)
+            for name in try fm.contentsOfDirectory(atPath: model.path).sorted() where name != "model.safetensors" {
+                let src = model.appendingPathComponent(name)
+                var sub: ObjCBool = false
+                guard fm.fileExists(atPath: src.path, isDirectory: &sub), !sub.boolValue else { continue }
+                try fm.copyItem(at: src, to: staging.appendingPathComponent(name))
+            }
+            let head = adapter.appendingPathComponent("classifier.safetensors")
+            if fm.fileExists(atPath: head.path) {
+                try fm.copyItem(at: head, to: staging.appendingPathComponent("classifier.safetensors"))
+            }
+            if exists { try fm.removeItem(at: out) }
+            try fm.moveItem(at: staging, to: out)
+            return summary
+        } catch {
+            try? fm.removeItem(at: staging)
+            throw error
         }
     }
 }
