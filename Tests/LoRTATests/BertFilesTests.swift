@@ -527,7 +527,7 @@ struct BertFilesTests {
         #expect(throws: BertFileError.tensorShapeMismatch(tensor: "bias", expected: [3], actual: [2])) {
             try BertClassificationHead(contentsOf: try write("bias-shape") { try $0.add("weight", w3); try $0.add("bias", try Tensor(zeros: [2])) })
         }
-        #expect(throws: BertFileError.self) {
+        #expect(throws: BertError.self) {
             try BertClassificationHead(contentsOf: try write("rank1") { try $0.add("weight", try Tensor(zeros: [24])); try $0.add("bias", b3) })
         }
         #expect(throws: BertError.self) {   // d = 8 file, model with d = 16

@@ -8,6 +8,7 @@ extension BertModel {
     /// `__metadata__` entry that marks a `model.safetensors` written by
     /// ``save(to:copyingFilesFrom:overwrite:)`` (so a later export may replace it).
     public static let exportMetadataKey = "exported_by"
+    /// The value of ``exportMetadataKey`` in an export's `__metadata__`.
     public static let exportMetadataValue = "lorta"
 
     /// The tensors of the model under the names `transformers` gives a `BertModel`

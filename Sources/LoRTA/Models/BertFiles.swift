@@ -358,9 +358,9 @@ extension BertClassificationHead {
     /// Reads a head written by ``save(to:)``: exactly the tensors `weight` `[C, d]` and `bias`
     /// `[C]` with C >= 2, a float dtype (converted to Float32), finite values; with `model`,
     /// `d` must be its hidden size.
-    /// - Throws: ``BertFileError`` (missing file or tensor, unexpected tensor, shape, dtype,
-    ///   non-finite), ``BertError/invalidClassificationHead(_:)`` for C < 2 or another `d` than
-    ///   the model's, ``SafeTensorsError`` for a corrupt file.
+    /// - Throws: ``BertFileError`` (missing file or tensor, unexpected tensor, bias shape, dtype,
+    ///   non-finite), ``BertError/invalidClassificationHead(_:)`` for a weight that is not a
+    ///   matrix, C < 2 or another `d` than the model's, ``SafeTensorsError`` for a corrupt file.
     /// - Complexity: O(C · d).
     public init(contentsOf url: URL, model: BertConfiguration? = nil) throws {
         try bertFilesRequire(url)
@@ -369,7 +369,7 @@ extension BertClassificationHead {
         guard let w = reader.entry("weight") else { throw BertFileError.missingTensor("weight") }
         guard reader.entry("bias") != nil else { throw BertFileError.missingTensor("bias") }
         guard w.shape.count == 2 else {
-            throw BertFileError.tensorShapeMismatch(tensor: "weight", expected: [-1, model?.hiddenSize ?? -1], actual: w.shape)
+            throw BertError.invalidClassificationHead("weight has shape \(w.shape), expected [classes, d]")
         }
         if let model, w.shape[1] != model.hiddenSize {
             throw BertError.invalidClassificationHead("weight has \(w.shape[1]) columns, the model's hidden size is \(model.hiddenSize)")
