@@ -32,9 +32,11 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// are the caller's.
     public var seed: UInt64
 
+    /// Defaults: batch 16 without accumulation, `maxLength` 64, dynamic padding, torch's AdamW
+    /// defaults (lr 1e-3, weight decay 0.01), seed 0.
     /// - Parameters:
     ///   - schedule: `nil` means a constant rate of `optimizer.learningRate`.
-    /// Values are checked by ``validate()`` (called by ``BertTrainer``), not here.
+    /// Values are checked by ``validate()`` (called by ``BertTrainer``), not here. O(1).
     public init(steps: Int, batchSize: Int = 16, microBatchSize: Int? = nil, maxLength: Int = 64,
                 padding: BertTokenizer.Padding = .longest, optimizer: AdamWConfiguration = AdamWConfiguration(),
                 schedule: LearningRateSchedule? = nil, seed: UInt64 = 0) {
@@ -101,6 +103,7 @@ public struct TrainingProgress: Sendable {
 
 /// What the progress callback answers.
 public enum TrainingControl: Sendable {
+    /// Continue with the next step.
     case proceed
     /// End `train()` after this step (the state is consistent and can be saved or resumed).
     case stop
@@ -166,9 +169,13 @@ public struct TrainingSummary: Sendable {
 /// value: `query`, `key`, `value`, `output`); for LoRTA `lorta.A.<i>` (one per distinct output
 /// size), `lorta.B`, `lorta.C_H`, `lorta.C_L`, `lorta.C_M`.
 public struct BertTrainer: Sendable {
+    /// The frozen base model.
     public let model: BertModel
+    /// Tokenizes the training (and evaluation) texts.
     public let tokenizer: BertTokenizer
+    /// The training examples (see the data order above).
     public let trainingData: LabelledTextDataset
+    /// The run's settings (validated).
     public let configuration: TrainingConfiguration
     /// The trained adapters (`nil`: only the head is trained).
     public private(set) var adapters: BertAdapters?
