@@ -20,6 +20,10 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     case invalidCheckpoint(String)
     /// A C kernel returned an error status.
     case kernel(function: String, status: Int32)
+    /// A training checkpoint (``BertTrainer``) cannot be written or resumed: a missing or malformed file,
+    /// a wrong format tag, or contents that do not fit each other, the model or the data.
+    /// `file` is the path of the offending file (or of the directory).
+    case invalidTrainingCheckpoint(file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -40,6 +44,8 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
         case .kernel(let function, let status):
             let text = lt_status_string(status).map { String(cString: $0) } ?? "unknown status"
             return "\(function) failed: \(text) (status \(status))"
+        case .invalidTrainingCheckpoint(let file, let reason):
+            return "training checkpoint \(file): \(reason)"
         }
     }
 }
