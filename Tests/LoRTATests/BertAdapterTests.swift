@@ -148,6 +148,34 @@ struct BertAdapterForwardTests {
         #expect(try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 4).weight == head.weight)
     }
 
+    /// LoRTA targets may be written as module paths (`attention.output.dense`, the form
+    /// `lorta train` saves so that `lorta merge` can match checkpoint names): same forward, same
+    /// merge as the raw names; naming one projection twice is an error.
+    @Test func lortaTargetsAcceptModulePaths() throws {
+        let model = try adapterTestTinyModel()
+        let c = model.configuration
+        guard case .lorta(let raw) = try adapterTestLoRTA(c, targets: [.query, .attentionOutput], rank: 2, scale: 0.5, seed: 4) else {
+            Issue.record("expected LoRTA"); return
+        }
+        let pathsConfig = try LoRTAConfiguration(rank: 2, alpha: 4, targetModules: ["attention.self.query", "attention.output.dense"],
+                                                 layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
+        let paths = BertAdapters.lorta(try LoRTAAdapter(configuration: pathsConfig, factors: raw.factors))
+        let tokens = adapterTestBatch([[2, 5, 6, 3], [2, 7, 3]], length: 4)
+        let a = try model.forward(tokens, adapters: .lorta(raw)).lastHiddenState
+        let b = try model.forward(tokens, adapters: paths).lastHiddenState
+        #expect(a.scalars == b.scalars)
+        #expect(try model.forward(tokens).lastHiddenState.scalars != a.scalars, "the adapter must act")
+        #expect(try model.merged(with: paths).layers[1].attentionOutputWeight.scalars
+                == model.merged(with: .lorta(raw)).layers[1].attentionOutputWeight.scalars)
+        let twice = try LoRTAConfiguration(rank: 2, alpha: 4, targetModules: ["output", "attention.output.dense"],
+                                           layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
+        let twiceAdapter = BertAdapters.lorta(try LoRTAAdapter(configuration: twice, seed: 1))
+        #expect(throws: BertError.self) { try model.forward(tokens, adapters: twiceAdapter) }
+        let mlp = try LoRTAConfiguration(rank: 2, alpha: 4, targetModules: ["output.dense"],
+                                         layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
+        #expect(throws: BertError.self) { try model.forward(tokens, adapters: .lorta(try LoRTAAdapter(configuration: mlp, seed: 1))) }
+    }
+
     @Test func adapterErrorsAreTyped() throws {
         let model = try adapterTestTinyModel()
         let c = model.configuration

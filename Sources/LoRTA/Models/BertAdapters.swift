@@ -123,8 +123,12 @@ public enum BertAdapters: Sendable {
             guard c.outputSizes.allSatisfy({ $0 == model.hiddenSize }) else {
                 throw .invalidAdapter("LoRTA output sizes \(c.outputSizes) must all be \(model.hiddenSize)")
             }
-            for name in c.targetModules where BertProjection(rawValue: name) == nil {
-                throw .invalidAdapter("LoRTA target \"\(name)\" is not one of \(BertProjection.allCases.map(\.rawValue))")
+            let projections = c.targetModules.map { BertProjection(targetName: $0) }
+            for (name, p) in zip(c.targetModules, projections) where p == nil {
+                throw .invalidAdapter("LoRTA target \"\(name)\" is not one of \(BertProjection.allCases.map(\.rawValue)) or their module paths \(BertProjection.allCases.map(\.modulePath))")
+            }
+            guard Set(projections).count == projections.count else {
+                throw .invalidAdapter("LoRTA targets \(c.targetModules) name a projection twice")
             }
         }
     }
@@ -274,7 +278,7 @@ extension BertModel {
     static func lortaTargets(_ a: LoRTAAdapter, _ projections: [BertProjection]) -> [LoRTATarget] {
         var out: [LoRTATarget] = []
         for (i, p) in projections.enumerated() {
-            if let m = a.configuration.targetModules.firstIndex(of: p.rawValue) {
+            if let m = a.configuration.matrixIndex(of: p) {
                 out.append(LoRTATarget(matrix: m, slice: p == .attentionOutput ? 0 : i))
             }
         }
@@ -330,7 +334,7 @@ extension BertModel {
                         try LoRA.merge(into: &slices[m], a: lora.a[l][t], b: lora.b[l][t], scale: lora.configuration.scale)
                     }
                 case .lorta(let a):
-                    if let mi = a.configuration.targetModules.firstIndex(of: p.rawValue) {
+                    if let mi = a.configuration.matrixIndex(of: p) {
                         try a.merge(into: &slices[m], layer: l, matrix: mi)
                     }
                 }
@@ -343,7 +347,7 @@ extension BertModel {
                                    scale: lora.configuration.scale)
                 }
             case .lorta(let a):
-                if let mi = a.configuration.targetModules.firstIndex(of: BertProjection.attentionOutput.rawValue) {
+                if let mi = a.configuration.matrixIndex(of: .attentionOutput) {
                     try a.merge(into: &lw.attentionOutputWeight, layer: l, matrix: mi)
                 }
             }

@@ -106,6 +106,25 @@ extension BertProjection {
     /// The `target_modules` entry PEFT uses for this projection (`attention.output.dense` for
     /// the attention output, so that the MLP's `output.dense` is not matched).
     public var peftTargetName: String { self == .attentionOutput ? "attention.output.dense" : rawValue }
+
+    /// The projection a LoRTA `target_modules` entry names: the raw value (`"query"`,
+    /// `"output"`) or the module path inside a layer (`"attention.self.query"`,
+    /// `"attention.output.dense"` — the form `lorta train` writes, which `lorta merge` matches
+    /// against checkpoint names without touching the MLP's `output.dense`). nil otherwise.
+    public init?(targetName: String) {
+        guard let p = BertProjection.allCases.first(where: { $0.rawValue == targetName || $0.modulePath == targetName }) else {
+            return nil
+        }
+        self = p
+    }
+}
+
+extension LoRTAConfiguration {
+    /// The matrix index `m` of a BERT projection among ``targetModules`` (see
+    /// ``BertProjection/init(targetName:)``), or nil when it is not adapted.
+    func matrixIndex(of p: BertProjection) -> Int? {
+        targetModules.firstIndex { BertProjection(targetName: $0) == p }
+    }
 }
 
 extension BertLoRAAdapters {

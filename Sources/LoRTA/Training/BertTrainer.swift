@@ -349,17 +349,9 @@ public struct BertTrainer: Sendable {
         guard data.labelCount <= head.classCount else {
             throw TrainingError.invalidBatching("the data has \(data.labelCount) labels, the head only \(head.classCount) classes")
         }
-        var metrics = try ClassificationMetrics(classCount: head.classCount)
-        guard data.count > 0 else { return metrics }
-        let evalLoader = try BatchLoader(dataset: data, tokenizer: tokenizer, batchSize: batchSize,
-                                         maxLength: configuration.maxLength, padding: configuration.padding, shuffler: nil)
-        let batches = try evalLoader.batches(epoch: 0)
-        for i in 0..<batches.count {
-            let batch = try batches.batch(i)
-            let logits = try model.logits(batch.tokens, adapters: adapters, head: head)
-            try metrics.add(logits: logits, labels: batch.labels)
-        }
-        return metrics
+        guard data.count > 0 else { return try ClassificationMetrics(classCount: head.classCount) }
+        return try model.evaluate(data, tokenizer: tokenizer, adapters: adapters, head: head, batchSize: batchSize,
+                                  maxLength: configuration.maxLength)
     }
 }
 

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import LoRTA
+
+/// `lorta eval`: accuracy and loss of a trained adapter + head, optionally collecting
+/// activation statistics for the detectors.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a trained adapter and classification head on labelled text.",
+        discussion: """
+        ADAPTER is a directory written by `lorta train`: adapter files (adapter_config.json + \
+        adapter_model.safetensors, LoRA in PEFT's layout or LoRTA) and classifier.safetensors; \
+        without adapter_config.json only the head is used. DATA has `label<TAB>text` lines. \
+        With --observe, activation statistics of the named points (layer.L.output, \
+        layer.L.attention.head.H, or the shorthands `layers`, `heads`, `all`) are accumulated \
+        over DATA and written to --statistics-out as one .safetensors per point (the input of \
+        `lorta detect` and of the Swift detectors).
+        """)
+
+    @Option(help: "Model directory (config.json, model.safetensors, vocab.txt).")
+    var model: String
+    @Option(help: "Directory written by `lorta train` (adapter files and classifier.safetensors).")
+    var adapter: String
+    @Option(help: "Labelled data (label<TAB>text per line).")
+    var data: String
+    @Option(help: "Classification head file (default: ADAPTER/classifier.safetensors).")
+    var head: String?
+    @Option(help: "Examples per forward.")
+    var batchSize: Int = 64
+    @Option(help: "Maximum tokens per sequence.")
+    var maxLength: Int = 64
+    @Option(help: "Observation points, comma-separated (layer.L.output, layer.L.attention.head.H, layers, heads, all).")
+    var observe: String?
+    @Option(help: "How token activations become rows: mean (per sequence), first ([CLS]) or tokens.")
+    var reduction: String = "mean"
+    @Flag(help: "Keep per-label statistics too (reduction mean or first).")
+    var perLabel = false
+    @Option(help: "Directory for the statistics files (needed with --observe).")
+    var statisticsOut: String?
+    @Option(help: "Threads (default: LORTA_NUM_THREADS or all cores).")
+    var threads: Int?
+    @Flag(help: "Print a JSON summary to stdout.")
+    var json = false
+
+    func validate() throws {
+        if observe != nil && statisticsOut == nil { throw ValidationError("--observe needs --statistics-out DIR") }
+        if observe == nil && statisticsOut != nil { throw ValidationError("--statistics-out needs --observe") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be >= 1") }
+        guard BertStatisticsCollector.Reduction(rawValue: reduction) != nil else {
+            throw ValidationError("--reduction must be mean, first or tokens")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            try Runtime.initialize()
+            if let threads { try Runtime.setThreadCount(threads) }
+            let modelURL = URL(fileURLWithPath: model), adapterURL = URL(fileURLWithPath: adapter)
+            let bert = try loadBertModel(modelURL)
+            let c = bert.configuration
+            let tokenizer = try BertTokenizer(vocabularyURL: modelURL.appendingPathComponent("vocab.txt"))
+            let headURL = head.map { URL(fileURLWithPath: $0) } ?? adapterURL.appendingPathComponent(BertClassificationHead.fileName)
+            let classifier = try withSafeTensorsPath(headURL) { try BertClassificationHead(contentsOf: headURL, model: c) }
+            let hasAdapter = FileManager.default.fileExists(atPath: adapterURL.appendingPathComponent("adapter_config.json").path)
+            let adapterWeights = adapterURL.appendingPathComponent("adapter_model.safetensors")
+            let adapters = hasAdapter ? try withSafeTensorsPath(adapterWeights) { try BertAdapters(contentsOf: adapterURL, model: c) } : nil
+            let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: classifier.classCount)
+
+            var collector: BertStatisticsCollector?
+            if let observe {
+                collector = try BertStatisticsCollector(points: try Self.points(observe, c), model: c,
+                                                        reduction: BertStatisticsCollector.Reduction(rawValue: reduction)!)
+            }
+            let terminal = isatty(2) != 0
+            let (metrics, seconds) = try timed {
+                try bert.evaluate(dataset, tokenizer: tokenizer, adapters: adapters, head: classifier,
+                                  batchSize: batchSize, maxLength: maxLength, observer: collector,
+                                  labelObserver: perLabel) { done, total in
+                    if terminal && !json {
+                        FileHandle.standardError.write(Data("\r\u{1B}[Kevaluating \(done)/\(total)".utf8))
+                    }
+                }
+            }
+            if terminal && !json { FileHandle.standardError.write(Data("\n".utf8)) }
+            var written: [String] = []
+            if let collector, let statisticsOut {
+                let dir = URL(fileURLWithPath: statisticsOut)
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                for (point, stats) in collector.statistics.sorted(by: { $0.key < $1.key }) {
+                    let url = dir.appendingPathComponent("\(point).safetensors")
+                    try stats.write(to: url)
+                    written.append(url.path)
+                }
+            }
+            let result: [String: Any] = [
+                "accuracy": metrics.accuracy, "loss": metrics.meanLoss, "examples": metrics.count,
+                "correct": metrics.correct, "confusion": metrics.confusion,
+                "adapter": adapterKindName(adapters), "seconds": seconds,
+                "examples_per_second": seconds > 0 ? Double(metrics.count) / seconds : 0,
+                "statistics_files": written,
+            ]
+            if json {
+                print(jsonText(result))
+            } else {
+                print(String(format: "accuracy %.2f%% (%d/%d), loss %.4f, %.1f s", 100 * metrics.accuracy, metrics.correct,
+                             metrics.count, metrics.meanLoss, seconds))
+                if !written.isEmpty { print("wrote \(written.count) statistics files to \(statisticsOut!)") }
+            }
+        }
+    }
+
+    static func points(_ text: String, _ c: BertConfiguration) throws -> [BertObservationPoint] {
+        var out: [BertObservationPoint] = []
+        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            switch part {
+            case "layers": out += BertObservationPoint.layerOutputs(c)
+            case "heads": out += BertObservationPoint.attentionHeads(c)
+            case "all": out += BertObservationPoint.layerOutputs(c) + BertObservationPoint.attentionHeads(c)
+            default: out.append(try BertObservationPoint(parsing: part))
+            }
+        }
+        return Array(Set(out)).sorted()
+    }
+}

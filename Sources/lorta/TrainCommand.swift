@@ -1,0 +1,338 @@
+import ArgumentParser
+import Foundation
+import LoRTA
+
+/// Set by SIGINT while training: the progress callback then stops after the current step and
+/// the command saves a checkpoint before exiting.
+nonisolated(unsafe) private var interruptRequested: Int32 = 0
+
+/// `lorta train`: fine-tune LoRTA, LoRA or a head alone on a BERT encoder.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fine-tune a LoRTA or LoRA adapter (and a classification head) on a BERT encoder.",
+        discussion: """
+        Data files are `label<TAB>text` lines (labels 0..<classes). The encoder is frozen; the \
+        adapter and a linear head on the mean-pooled embedding are trained with AdamW. \
+        OUT receives the adapter (LoRA: PEFT's adapter_model.safetensors + adapter_config.json; \
+        LoRTA: the LoRTA layout with peft_type LORTA), the head (classifier.safetensors), a \
+        resumable checkpoint (checkpoint/) and training_summary.json. A live progress line goes \
+        to stderr; Ctrl-C stops after the current step and saves the checkpoint. With --resume \
+        the adapter, optimizer and data settings come from the checkpoint and --steps sets the \
+        new total; the continued run gives the same bits as an uninterrupted one (same thread \
+        count).
+        """)
+
+    enum AdapterKind: String, ExpressibleByArgument, CaseIterable { case lorta, lora, none }
+    enum ScheduleKind: String, ExpressibleByArgument, CaseIterable { case constant, linear }
+    enum PaddingKind: String, ExpressibleByArgument, CaseIterable { case longest, fixed }
+
+    @Option(help: "Model directory (config.json, model.safetensors, vocab.txt).")
+    var model: String
+    @Option(help: "Training data (label<TAB>text per line).")
+    var train: String
+    @Option(help: "Evaluation data, evaluated after training.")
+    var eval: String?
+    @Option(help: "Adapter type: lorta, lora, or none (head only).")
+    var adapter: AdapterKind = .lorta
+    @Option(help: "Adapter rank r.")
+    var rank: Int = 8
+    @Option(help: "lora_alpha (scale alpha/r).")
+    var alpha: Float = 16
+    @Flag(help: "LoRA: scale alpha/√r (rsLoRA).")
+    var rslora = false
+    @Option(help: "Adapted projections, comma-separated: query,key,value,output.")
+    var targets: String = "query,key,value,output"
+    @Option(help: "LoRTA: initial value of every C factor.")
+    var lortaCInit: Float = 1
+    @Option(help: "Optimizer steps (default: one epoch).")
+    var steps: Int?
+    @Option(help: "Epochs (steps = epochs × full batches per epoch); alternative to --steps.")
+    var epochs: Int?
+    @Option(help: "Examples per optimizer step.")
+    var batchSize: Int = 32
+    @Option(help: "Examples per forward/backward (gradient accumulation when smaller than --batch-size).")
+    var microBatchSize: Int?
+    @Option(help: "Peak learning rate.")
+    var lr: Double = 1e-3
+    @Option(help: "Learning-rate schedule: constant, or linear (warm-up then linear decay to 0).")
+    var schedule: ScheduleKind = .constant
+    @Option(help: "Warm-up steps of the linear schedule.")
+    var warmup: Int = 0
+    @Option(help: "AdamW weight decay.")
+    var weightDecay: Double = 0
+    @Option(help: "Maximum tokens per sequence (longer ones are truncated).")
+    var maxLength: Int = 64
+    @Option(help: "Padding: longest (each batch to its longest sequence) or fixed (to --max-length).")
+    var padding: PaddingKind = .longest
+    @Option(help: "Seed of the shuffling and of the adapter and head initialisation.")
+    var seed: UInt64 = 0
+    @Option(help: "Number of classes.")
+    var classes: Int = 2
+    @Option(help: "Output directory.")
+    var out: String
+    @Flag(help: "Replace the contents of an existing, non-empty output directory.")
+    var overwrite = false
+    @Option(help: "Continue from this checkpoint directory (OUT/checkpoint of an earlier run).")
+    var resume: String?
+    @Option(help: "Also save the checkpoint every N steps (it is always saved at the end).")
+    var checkpointEvery: Int?
+    @Option(help: "Threads (default: LORTA_NUM_THREADS or all cores).")
+    var threads: Int?
+    @Flag(help: "No progress line.")
+    var quiet = false
+    @Flag(help: "Print a JSON summary to stdout.")
+    var json = false
+
+    func validate() throws {
+        if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
+        if let s = steps, s < 1 { throw ValidationError("--steps must be >= 1") }
+        if let e = epochs, e < 1 { throw ValidationError("--epochs must be >= 1") }
+        if let n = checkpointEvery, n < 1 { throw ValidationError("--checkpoint-every must be >= 1") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be >= 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            try Runtime.initialize()
+            if let threads { try Runtime.setThreadCount(threads) }
+            let modelURL = URL(fileURLWithPath: model)
+            let outURL = URL(fileURLWithPath: out)
+            try OutputDirectory.prepare(outURL, overwrite: overwrite, allowing: resume.map { URL(fileURLWithPath: $0) })
+            let bert = try loadBertModel(modelURL)
+            let tokenizer = try BertTokenizer(vocabularyURL: modelURL.appendingPathComponent("vocab.txt"))
+            let trainData = try LabelledTextDataset.load(from: URL(fileURLWithPath: train), labelCount: classes)
+            let evalData = try eval.map { try LabelledTextDataset.load(from: URL(fileURLWithPath: $0), labelCount: classes) }
+
+            var trainer: BertTrainer
+            if let resume {
+                trainer = try BertTrainer(resumingFrom: URL(fileURLWithPath: resume), model: bert, tokenizer: tokenizer,
+                                          trainingData: trainData, steps: try totalSteps(dataCount: trainData.count))
+            } else {
+                trainer = try makeTrainer(bert, tokenizer: tokenizer, data: trainData)
+            }
+            let total = trainer.configuration.steps
+            let trainable = (trainer.adapters?.parameterCount ?? 0) + trainer.head.weight.count + trainer.head.bias.count
+            if !quiet {
+                printError("training \(adapterDescription(trainer.adapters)) + head (\(trainable) trainable parameters) on \(trainData.count) examples: steps \(trainer.step + 1)…\(total), batch \(trainer.configuration.batchSize), \(Runtime.threadCount) threads")
+            }
+            let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
+            let checkpointDir = outURL.appendingPathComponent("checkpoint")
+            var stepSeconds: [Double] = [], losses: [Double] = [], tokens = 0
+            let start = Date()
+            var lastTime = start
+            signal(SIGINT) { _ in interruptRequested = 1 }
+            defer { signal(SIGINT, SIG_DFL) }
+            // train() runs to the end unless the callback stops it: for a periodic checkpoint
+            // (saved between steps, then training continues) or on Ctrl-C.
+            while true {
+                var pauseForCheckpoint = false
+                _ = try trainer.train { p in
+                    let now = Date()
+                    stepSeconds.append(now.timeIntervalSince(lastTime))
+                    lastTime = now
+                    losses.append(Double(p.loss))
+                    tokens += p.tokens
+                    progress.update(p, elapsed: now.timeIntervalSince(start))
+                    if interruptRequested != 0 { return .stop }
+                    if let every = checkpointEvery, p.step % every == 0, p.step < p.totalSteps {
+                        pauseForCheckpoint = true
+                        return .stop
+                    }
+                    return .proceed
+                }
+                guard pauseForCheckpoint else { break }
+                try trainer.saveCheckpoint(to: checkpointDir)
+                lastTime = Date()
+            }
+            progress.finish()
+            let elapsed = Date().timeIntervalSince(start)
+            let stoppedEarly = trainer.step < total
+
+            try trainer.saveCheckpoint(to: checkpointDir)
+            if let adapters = trainer.adapters { try adapters.save(to: outURL, baseModelName: model) }
+            try trainer.head.save(to: outURL.appendingPathComponent(BertClassificationHead.fileName))
+
+            var result: [String: Any] = [
+                "adapter": adapterKindName(trainer.adapters),
+                "trainable_parameters": trainable,
+                "adapter_parameters": trainer.adapters?.parameterCount ?? 0,
+                "steps": trainer.step, "total_steps": total, "stopped_early": stoppedEarly,
+                "steps_this_run": losses.count,
+                "final_loss": losses.last ?? .nan,
+                "mean_loss": losses.isEmpty ? .nan : losses.reduce(0, +) / Double(losses.count),
+                "seconds": elapsed,
+                "median_step_seconds": median(stepSeconds),
+                "tokens_per_second": elapsed > 0 ? Double(tokens) / elapsed : 0,
+                "peak_rss_mb": peakResidentMegabytes(),
+                "threads": Runtime.threadCount,
+                "out": out,
+            ]
+            if let evalData {
+                if !quiet { printError("evaluating on \(evalData.count) examples…") }
+                let m = try trainer.evaluate(evalData)
+                result["eval_accuracy"] = m.accuracy
+                result["eval_loss"] = m.meanLoss
+                result["eval_examples"] = m.count
+            }
+            try Data((jsonText(result) + "\n").utf8).write(to: outURL.appendingPathComponent("training_summary.json"),
+                                                       options: .atomic)
+            if json {
+                print(jsonText(result))
+            } else {
+                var line = String(format: "step %d/%d: %d steps in %.1f s (median %.3f s/step), final loss %.4f",
+                                  trainer.step, total, losses.count, elapsed, median(stepSeconds), losses.last ?? .nan)
+                if let acc = result["eval_accuracy"] as? Double, let loss = result["eval_loss"] as? Double {
+                    line += String(format: ", eval accuracy %.2f%% (loss %.4f)", 100 * acc, loss)
+                }
+                print(line)
+                print("wrote \(out) (adapter, \(BertClassificationHead.fileName), checkpoint/, training_summary.json)")
+                if stoppedEarly { print("stopped early at step \(trainer.step); continue with --resume \(checkpointDir.path)") }
+            }
+        }
+    }
+
+    /// The total number of optimizer steps from --steps / --epochs (default one epoch).
+    func totalSteps(dataCount: Int) throws -> Int? {
+        if let steps { return steps }
+        let perEpoch = dataCount / batchSize
+        guard perEpoch >= 1 else {
+            throw ValidationError("\(dataCount) training examples make no full batch of \(batchSize)")
+        }
+        if let epochs { return epochs * perEpoch }
+        return resume == nil ? perEpoch : nil
+    }
+
+    func makeTrainer(_ bert: BertModel, tokenizer: BertTokenizer, data: LabelledTextDataset) throws -> BertTrainer {
+        let c = bert.configuration
+        let total = try totalSteps(dataCount: data.count)!
+        let projections = try targets.split(separator: ",").map { name -> BertProjection in
+            guard let p = BertProjection(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("unknown target \"\(name)\"; use \(BertProjection.allCases.map(\.rawValue).joined(separator: ","))")
+            }
+            return p
+        }
+        let adapters: BertAdapters?
+        switch adapter {
+        case .none: adapters = nil
+        case .lora:
+            adapters = .lora(try BertLoRAAdapters(model: c, targets: projections,
+                                                  configuration: LoRAConfiguration(rank: rank, alpha: alpha, useRSLoRA: rslora),
+                                                  seed: seed &+ 1))
+        case .lorta:
+            let config = try LoRTAConfiguration(rank: rank, alpha: alpha, targetModules: projections.map(\.peftTargetName),
+                                                layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
+            adapters = .lorta(try LoRTAAdapter(configuration: config, seed: seed &+ 1, cInitialValue: lortaCInit))
+        }
+        let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: classes, seed: seed &+ 2)
+        let sched: LearningRateSchedule = schedule == .constant
+            ? .constant(lr) : try .linearWarmupDecay(peak: lr, warmupSteps: warmup, totalSteps: total)
+        let configuration = TrainingConfiguration(
+            steps: total, batchSize: batchSize, microBatchSize: microBatchSize, maxLength: maxLength,
+            padding: padding == .fixed ? .fixed : .longest,
+            optimizer: AdamWConfiguration(learningRate: lr, weightDecay: weightDecay),
+            schedule: sched, seed: seed)
+        return try BertTrainer(model: bert, tokenizer: tokenizer, trainingData: data, adapters: adapters, head: head,
+                               configuration: configuration)
+    }
+}
+
+/// Short names of the adapter kinds for summaries.
+func adapterKindName(_ a: BertAdapters?) -> String {
+    switch a {
+    case .lora?: return "lora"
+    case .lorta?: return "lorta"
+    case nil: return "none"
+    }
+}
+
+func adapterDescription(_ a: BertAdapters?) -> String {
+    switch a {
+    case .lora(let l)?: return "LoRA r=\(l.configuration.rank) on \(l.targets.map(\.rawValue).joined(separator: ","))"
+    case .lorta(let t)?: return "LoRTA r=\(t.configuration.rank) on \(t.configuration.targetModules.joined(separator: ","))"
+    case nil: return "no adapter"
+    }
+}
+
+func median(_ xs: [Double]) -> Double {
+    guard !xs.isEmpty else { return 0 }
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// Peak resident set size of this process so far, in MB (getrusage).
+func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
+/// The live progress line: rewritten in place on a terminal, a line every ~5% otherwise.
+final class ProgressLine {
+    let enabled: Bool
+    let total: Int
+    let firstStep: Int
+    let terminal = isatty(2) != 0
+    var lastPrinted = 0
+
+    init(enabled: Bool, total: Int, firstStep: Int) {
+        self.enabled = enabled
+        self.total = total
+        self.firstStep = firstStep
+        self.lastPrinted = firstStep
+    }
+
+    /// - Parameter elapsed: seconds since this run began (the ETA extrapolates this run's rate).
+    func update(_ p: TrainingProgress, elapsed: Double) {
+        guard enabled else { return }
+        let done = p.step - firstStep
+        let eta = done > 0 ? elapsed / Double(done) * Double(p.totalSteps - p.step) : .nan
+        let text = String(format: "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  elapsed %@  ETA %@", p.step, p.totalSteps,
+                          Double(p.loss), p.learningRate, p.tokensPerSecond, Self.clock(elapsed), Self.clock(eta))
+        if terminal {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+        } else if p.step == p.totalSteps || p.step - lastPrinted >= max(1, total / 20) || done == 1 {
+            printError(text)
+            lastPrinted = p.step
+        }
+    }
+
+    func finish() {
+        if enabled && terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "?" }
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%dh%02dm", s / 3600, s / 60 % 60) : String(format: "%dm%02ds", s / 60, s % 60)
+    }
+}
+
+/// Output directory rules: created when missing; an existing non-empty directory is refused
+/// unless --overwrite, or unless it is the directory of the checkpoint being resumed.
+enum OutputDirectory {
+    static func prepare(_ url: URL, overwrite: Bool, allowing resume: URL?) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: url.path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw FileProblem(path: url.path, message: "exists and is not a directory") }
+            let contents = try fm.contentsOfDirectory(atPath: url.path)
+            let resumingHere = resume.map { $0.standardizedFileURL.deletingLastPathComponent().path == url.standardizedFileURL.path } ?? false
+            if !contents.isEmpty && !overwrite && !resumingHere {
+                throw FileProblem(path: url.path, message: "exists and is not empty (use --overwrite, or another --out)")
+            }
+        } else {
+            try fm.createDirectory(at: url, withIntermediateDirectories: true)
+        }
+    }
+}
+
+/// Runs `body`; a corrupt safetensors file (whose errors do not carry a path) is reported
+/// with `path`.
+func withSafeTensorsPath<T>(_ path: URL, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as SafeTensorsError { throw FileProblem(path: path.path, message: "\(e)") }
+}
+
+/// Loads a model directory; a corrupt weights file is reported with its path.
+func loadBertModel(_ directory: URL) throws -> BertModel {
+    try withSafeTensorsPath(directory.appendingPathComponent("model.safetensors")) { try BertModel(directory: directory) }
+}
