@@ -16,47 +16,13 @@ private func filesTemporaryDirectory(_ tag: String) -> URL {
     FileManager.default.temporaryDirectory.appendingPathComponent("lorta-bert-files-\(tag)-\(UUID().uuidString)")
 }
 
-/// Writes the tiny random BERT (vocab 12, d = 8, 2 heads, 2 layers, I = 16) of
-/// BertAdapterTests into `dir` (config.json + model.safetensors), with optional extra tensors
-/// and an optional name prefix, and returns the loaded model.
+/// The shared tiny random BERT (TinyBertSupport.swift) written into `dir` with
+/// `architectures: ["BertModel"]` in its config, optional extra tensors and an optional name
+/// prefix; returns the loaded model.
 @discardableResult
 private func filesTinyModel(in dir: URL, seed: UInt64 = 91, prefix: String = "",
                             extra: (inout SafeTensorsWriter) throws -> Void = { _ in }) throws -> BertModel {
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let cfg: [String: Any] = [
-        "model_type": "bert", "vocab_size": 12, "hidden_size": 8, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 10,
-        "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu", "architectures": ["BertModel"],
-    ]
-    try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
-    var rng = LoRATestRNG(seed: seed)
-    var shapes: [(String, [Int])] = [
-        ("embeddings.word_embeddings.weight", [12, 8]), ("embeddings.position_embeddings.weight", [10, 8]),
-        ("embeddings.token_type_embeddings.weight", [2, 8]), ("embeddings.LayerNorm.weight", [8]),
-        ("embeddings.LayerNorm.bias", [8]),
-    ]
-    for l in 0..<2 {
-        let p = "encoder.layer.\(l)."
-        for m in ["query", "key", "value"] {
-            shapes += [(p + "attention.self.\(m).weight", [8, 8]), (p + "attention.self.\(m).bias", [8])]
-        }
-        shapes += [(p + "attention.output.dense.weight", [8, 8]), (p + "attention.output.dense.bias", [8]),
-                   (p + "attention.output.LayerNorm.weight", [8]), (p + "attention.output.LayerNorm.bias", [8]),
-                   (p + "intermediate.dense.weight", [16, 8]), (p + "intermediate.dense.bias", [16]),
-                   (p + "output.dense.weight", [8, 16]), (p + "output.dense.bias", [8]),
-                   (p + "output.LayerNorm.weight", [8]), (p + "output.LayerNorm.bias", [8])]
-    }
-    var writer = SafeTensorsWriter()
-    for (name, shape) in shapes {
-        if name.hasSuffix("LayerNorm.weight") {
-            try writer.add(prefix + name, try Tensor(rng.array(shape[0], scale: 0.3).map { 1 + $0 }, shape: shape))
-        } else {
-            try writer.add(prefix + name, rng.tensor(shape, scale: 0.5))
-        }
-    }
-    try extra(&writer)
-    try writer.write(to: dir.appendingPathComponent("model.safetensors"))
-    return try BertModel(directory: dir)
+    try tinyBertWrite(to: dir, seed: seed, prefix: prefix, extraConfiguration: ["architectures": ["BertModel"]], extra: extra)
 }
 
 private func filesTinyConfiguration() throws -> BertConfiguration {
@@ -64,14 +30,7 @@ private func filesTinyConfiguration() throws -> BertConfiguration {
                           maxPositionEmbeddings: 10)
 }
 
-private func filesBatch(_ rows: [[Int32]], length: Int) -> TokenBatch {
-    var ids: [Int32] = [], mask: [Int32] = []
-    for r in rows {
-        ids += r + [Int32](repeating: 0, count: length - r.count)
-        mask += [Int32](repeating: 1, count: r.count) + [Int32](repeating: 0, count: length - r.count)
-    }
-    return TokenBatch(count: rows.count, sequenceLength: length, ids: ids, attentionMask: mask, lengths: rows.map(\.count))
-}
+private func filesBatch(_ rows: [[Int32]], length: Int) -> TokenBatch { tinyBertBatch(rows, length: length) }
 
 /// The token ids and mask the fixture script saved (transformers' tokenizer of MiniLM).
 private func filesFixtureTokens() throws -> TokenBatch {

@@ -7,45 +7,9 @@ import Testing
 private let trainerTestRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// A tiny random BERT (vocab 12, d = 8, 2 heads, `layers` layers, I = 16, 10 positions),
-/// written as safetensors into a temporary folder and loaded back (as in BertAdapterTests).
+/// The shared tiny random BERT (TinyBertSupport.swift) with `layers` layers.
 private func trainerTestTinyModel(seed: UInt64 = 91, layers: Int = 2) throws -> BertModel {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-trainer-model-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let cfg: [String: Any] = [
-        "model_type": "bert", "vocab_size": 12, "hidden_size": 8, "num_hidden_layers": layers,
-        "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 10,
-        "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
-    ]
-    try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
-    var rng = LoRATestRNG(seed: seed)
-    var shapes: [(String, [Int])] = [
-        ("embeddings.word_embeddings.weight", [12, 8]), ("embeddings.position_embeddings.weight", [10, 8]),
-        ("embeddings.token_type_embeddings.weight", [2, 8]), ("embeddings.LayerNorm.weight", [8]),
-        ("embeddings.LayerNorm.bias", [8]),
-    ]
-    for l in 0..<layers {
-        let p = "encoder.layer.\(l)."
-        for m in ["query", "key", "value"] {
-            shapes += [(p + "attention.self.\(m).weight", [8, 8]), (p + "attention.self.\(m).bias", [8])]
-        }
-        shapes += [(p + "attention.output.dense.weight", [8, 8]), (p + "attention.output.dense.bias", [8]),
-                   (p + "attention.output.LayerNorm.weight", [8]), (p + "attention.output.LayerNorm.bias", [8]),
-                   (p + "intermediate.dense.weight", [16, 8]), (p + "intermediate.dense.bias", [16]),
-                   (p + "output.dense.weight", [8, 16]), (p + "output.dense.bias", [8]),
-                   (p + "output.LayerNorm.weight", [8]), (p + "output.LayerNorm.bias", [8])]
-    }
-    var tensors: [String: Tensor] = [:]
-    for (name, shape) in shapes {
-        if name.hasSuffix("LayerNorm.weight") {
-            tensors[name] = try Tensor(rng.array(shape[0], scale: 0.3).map { 1 + $0 }, shape: shape)
-        } else {
-            tensors[name] = rng.tensor(shape, scale: 0.5)
-        }
-    }
-    try SafeTensors.save(tensors, to: dir.appendingPathComponent("model.safetensors"))
-    return try BertModel(directory: dir)
+    try tinyBertModel(seed: seed, layers: layers)
 }
 
 /// The tiny model's vocabulary as a tokenizer: 4 specials and 8 words.

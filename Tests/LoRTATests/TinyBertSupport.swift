@@ -3,24 +3,29 @@ import Foundation
 
 // Shared helpers for tests that need a small random BERT (fast in debug builds).
 
-/// A tiny random BERT (vocab 12, d = 8, 2 heads, 2 layers, I = 16, 10 positions), written as
-/// safetensors into a fresh temporary folder and loaded back. LayerNorm gains around 1, every
-/// other weight uniform in ±0.5.
-func tinyBertModel(seed: UInt64 = 91) throws -> BertModel {
+/// A tiny random BERT (vocab 12, d = 8, 2 heads, `layers` layers, I = 16, 10 positions),
+/// written as safetensors into a fresh temporary folder and loaded back. LayerNorm gains around
+/// 1, every other weight uniform in ±0.5.
+func tinyBertModel(seed: UInt64 = 91, layers: Int = 2) throws -> BertModel {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-tiny-bert-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
-    try tinyBertWrite(to: dir, seed: seed)
-    return try BertModel(directory: dir)
+    return try tinyBertWrite(to: dir, seed: seed, layers: layers)
 }
 
-/// Writes the tiny BERT's `config.json` and `model.safetensors` into `dir`.
-func tinyBertWrite(to dir: URL, seed: UInt64 = 91) throws {
-    let cfg: [String: Any] = [
-        "model_type": "bert", "vocab_size": 12, "hidden_size": 8, "num_hidden_layers": 2,
+/// Writes the tiny BERT's `config.json` (plus `extraConfiguration` entries) and
+/// `model.safetensors` (tensor names under `prefix`, then whatever `extra` adds) into `dir`
+/// (created if needed) and returns the loaded model.
+@discardableResult
+func tinyBertWrite(to dir: URL, seed: UInt64 = 91, layers: Int = 2, prefix: String = "",
+                   extraConfiguration: [String: Any] = [:],
+                   extra: (inout SafeTensorsWriter) throws -> Void = { _ in }) throws -> BertModel {
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    var cfg: [String: Any] = [
+        "model_type": "bert", "vocab_size": 12, "hidden_size": 8, "num_hidden_layers": layers,
         "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 10,
         "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu",
     ]
+    cfg.merge(extraConfiguration) { $1 }
     try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
     var rng = LoRATestRNG(seed: seed)
     var shapes: [(String, [Int])] = [
@@ -28,7 +33,7 @@ func tinyBertWrite(to dir: URL, seed: UInt64 = 91) throws {
         ("embeddings.token_type_embeddings.weight", [2, 8]), ("embeddings.LayerNorm.weight", [8]),
         ("embeddings.LayerNorm.bias", [8]),
     ]
-    for l in 0..<2 {
+    for l in 0..<layers {
         let p = "encoder.layer.\(l)."
         for m in ["query", "key", "value"] {
             shapes += [(p + "attention.self.\(m).weight", [8, 8]), (p + "attention.self.\(m).bias", [8])]
@@ -39,15 +44,17 @@ func tinyBertWrite(to dir: URL, seed: UInt64 = 91) throws {
                    (p + "output.dense.weight", [8, 16]), (p + "output.dense.bias", [8]),
                    (p + "output.LayerNorm.weight", [8]), (p + "output.LayerNorm.bias", [8])]
     }
-    var tensors: [String: Tensor] = [:]
+    var writer = SafeTensorsWriter()
     for (name, shape) in shapes {
         if name.hasSuffix("LayerNorm.weight") {
-            tensors[name] = try Tensor(rng.array(shape[0], scale: 0.3).map { 1 + $0 }, shape: shape)
+            try writer.add(prefix + name, try Tensor(rng.array(shape[0], scale: 0.3).map { 1 + $0 }, shape: shape))
         } else {
-            tensors[name] = rng.tensor(shape, scale: 0.5)
+            try writer.add(prefix + name, rng.tensor(shape, scale: 0.5))
         }
     }
-    try SafeTensors.save(tensors, to: dir.appendingPathComponent("model.safetensors"))
+    try extra(&writer)
+    try writer.write(to: dir.appendingPathComponent("model.safetensors"))
+    return try BertModel(directory: dir)
 }
 
 /// A batch from explicit id rows, each padded with id 0 (mask 0) to `length`.
