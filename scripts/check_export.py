@@ -14,6 +14,13 @@ model:   transformers' AutoModel.from_pretrained(DIR/export-lora) loads OUR merg
          BertModel; its mean-pooled embeddings are compared with ours (DIR/export-lora-embeddings.npy),
          and the loading report must have no missing or unexpected weights.
 Prints max |Δ| and the smallest row cosine; exits 1 when max |Δ| > 1e-4 or cosine < 0.99999.
+
+accuracy: end to end on files written by `lorta train` and `lorta merge --model`:
+    python scripts/check_export.py accuracy MODEL TRAINED_DIR MERGED_DIR TEST_TSV [MAX_LENGTH]
+         test accuracy of (a) PEFT's PeftModel.from_pretrained(AutoModel(MODEL), TRAINED_DIR) (LoRA
+         only) and (b) AutoModel.from_pretrained(MERGED_DIR), each with the head
+         TRAINED_DIR/classifier.safetensors on the mean-pooled embedding and the Hugging Face
+         tokenizer (truncation to MAX_LENGTH, default 64) — to compare with `lorta eval`.
 """
 import json
 import os
@@ -38,7 +45,41 @@ def compare(name, theirs, ours):
     return diff <= 1e-4 and cos >= 0.99999
 
 
+def accuracy_mode(model_dir, trained, merged, tsv, max_length):
+    from safetensors.numpy import load_file
+    from transformers import AutoTokenizer
+    head = load_file(os.path.join(trained, "classifier.safetensors"))
+    w, b = torch.tensor(head["weight"]), torch.tensor(head["bias"])
+    labels, texts = [], []
+    with open(tsv, encoding="utf-8") as f:
+        for line in f:
+            y, t = line.rstrip("\n").split("\t", 1)
+            labels.append(int(y)); texts.append(t)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    y = np.array(labels)
+
+    def acc(model):
+        correct = 0
+        for i in range(0, len(texts), 64):
+            enc = tok(texts[i:i + 64], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+            p = torch.tensor(pooled(model, enc["input_ids"], enc["attention_mask"]))
+            correct += int(((p @ w.T + b).argmax(1).numpy() == y[i:i + 64]).sum())
+        return correct / len(texts)
+
+    with open(os.path.join(trained, "adapter_config.json")) as f:
+        peft_type = json.load(f).get("peft_type")
+    if peft_type == "LORA":
+        from peft import PeftModel
+        peft_model = PeftModel.from_pretrained(AutoModel.from_pretrained(model_dir), trained).eval()
+        print(f"PEFT + our LoRA adapter + our head: accuracy {100 * acc(peft_model):.2f}% on {len(texts)} examples")
+    exported = AutoModel.from_pretrained(merged).eval()
+    print(f"transformers on our merged export + our head: accuracy {100 * acc(exported):.2f}% on {len(texts)} examples")
+
+
 def main():
+    if len(sys.argv) >= 6 and sys.argv[1] == "accuracy":
+        accuracy_mode(*sys.argv[2:6], int(sys.argv[6]) if len(sys.argv) > 6 else 64)
+        return
     if len(sys.argv) < 3 or sys.argv[1] not in ("adapter", "model"):
         sys.exit(__doc__)
     mode, d = sys.argv[1], sys.argv[2]
