@@ -170,11 +170,13 @@ typedef void (*gelu_row_fn)(const float *x, const float *g, float *out, int64_t 
     attr static void gelu_forward_row_##suffix(const float *x, const float *g, float *y,       \
                                                int64_t d) {                                   \
         (void)g;                                                                              \
+        LT_ELEMENTWISE                                                                        \
         for (int64_t j = 0; j < d; j++)                                                       \
             y[j] = 0.5f * x[j] * (1.0f + lt__erf(x[j] * 0.70710678118654752440f));             \
     }                                                                                         \
     attr static void gelu_backward_row_##suffix(const float *x, const float *g, float *dx,     \
                                                 int64_t d) {                                  \
+        LT_ELEMENTWISE                                                                        \
         for (int64_t j = 0; j < d; j++) {                                                     \
             float xv = x[j];                                                                  \
             float cdf = 0.5f * (1.0f + lt__erf(xv * 0.70710678118654752440f));                 \

@@ -42,6 +42,7 @@ lt_status lt_layernorm_forward(int64_t n, int64_t d, float eps,
         for (int64_t j = 0; j < d; j++) { double c = (double)x[j] - mu; ss += c * c; }
         double rs = 1.0 / sqrt(ss * inv_d + (double)eps);
         float muf = (float)mu, rsf = (float)rs;
+        LT_ELEMENTWISE
         for (int64_t j = 0; j < d; j++) y[j] = ((x[j] - muf) * rsf) * gamma[j] + beta[j];
         if (mean) mean[i] = muf;
         if (rstd) rstd[i] = rsf;
@@ -104,6 +105,7 @@ lt_status lt_layernorm_backward(int64_t n, int64_t d,
             sgx += gj * (double)((x[j] - mu) * rs);
         }
         float mg = (float)(sg * inv_d), mgx = (float)(sgx * inv_d);
+        LT_ELEMENTWISE
         for (int64_t j = 0; j < d; j++) {
             float xh = (x[j] - mu) * rs;
             dx[j] = rs * ((g[j] * gamma[j] - mg) - xh * mgx);

@@ -442,4 +442,37 @@ struct GELUISATests {
             }
         }
     }
+
+    /// In place (Y over X, dX over dY: how the model calls them) the element-wise kernels run
+    /// their vector loops too; the result must be the bits of the out-of-place call, on every ISA.
+    @Test func inPlaceCallsGiveTheOutOfPlaceBits() throws {
+        let n = 19, d = 203, dn = 37   // odd widths: vector tails
+        var rng = LoRATestRNG(seed: 77)
+        let x = rng.array(n * d, scale: 6), g = rng.array(n * d)
+        let xn = rng.array(n * dn, scale: 3), gamma = rng.array(dn, scale: 1.5), beta = rng.array(dn)
+        for isa in Runtime.availableInstructionSets {
+            try Runtime.withInstructionSet(isa) {
+                var y = [Float](repeating: .nan, count: n * d), yIn = x
+                #expect(lt_gelu_forward(Int64(n), Int64(d), x, Int64(d), &y, Int64(d)) == LT_OK)
+                let st1 = yIn.withUnsafeMutableBufferPointer { p in
+                    lt_gelu_forward(Int64(n), Int64(d), p.baseAddress, Int64(d), p.baseAddress, Int64(d))
+                }
+                #expect(st1 == LT_OK && yIn == y, "\(isa) GELU forward")
+                var dx = [Float](repeating: .nan, count: n * d), dxIn = g
+                #expect(lt_gelu_backward(Int64(n), Int64(d), x, Int64(d), g, Int64(d), &dx, Int64(d)) == LT_OK)
+                let st2 = dxIn.withUnsafeMutableBufferPointer { p in
+                    lt_gelu_backward(Int64(n), Int64(d), x, Int64(d), p.baseAddress, Int64(d), p.baseAddress, Int64(d))
+                }
+                #expect(st2 == LT_OK && dxIn == dx, "\(isa) GELU backward")
+                var ln = [Float](repeating: .nan, count: n * dn), lnIn = xn
+                #expect(lt_layernorm_forward(Int64(n), Int64(dn), 1e-12, xn, Int64(dn), gamma, beta, &ln, Int64(dn),
+                                             nil, nil) == LT_OK)
+                let st3 = lnIn.withUnsafeMutableBufferPointer { p in
+                    lt_layernorm_forward(Int64(n), Int64(dn), 1e-12, p.baseAddress, Int64(dn), gamma, beta,
+                                         p.baseAddress, Int64(dn), nil, nil)
+                }
+                #expect(st3 == LT_OK && lnIn == ln, "\(isa) LayerNorm forward")
+            }
+        }
+    }
 }
