@@ -571,3 +571,80 @@ struct LowRankKernelTests {
         #expect(y == x)
     }
 }
+
+@Suite("Low-rank adapter backward", .serialized)
+struct LowRankBackwardTests {
+    /// dA = s (dY B)ᵀ X, dB = s dYᵀ (X Aᵀ), dX += s (dY B) A in float64; X, dY strided.
+    static func run(n: Int, dIn: Int, dOut: Int, r: Int, s: Float, x: [Float], dy: [Float], a: [Float], b: [Float],
+                    accumulate: Int32) -> [Float] {
+        let ldx = dIn + 3, lddy = dOut + 2
+        var ws: Int64 = 0
+        #expect(lt_lowrank_backward_workspace_size(Int64(n), Int64(dIn), Int64(dOut), Int64(r), &ws) == LT_OK)
+        var work = [Float](repeating: .nan, count: Int(ws))
+        var dA = [Float](repeating: 0.25, count: r * dIn), dB = [Float](repeating: 0.25, count: dOut * r)
+        var dX = [Float](repeating: 0.5, count: n * dIn)
+        #expect(lt_lowrank_backward(Int64(n), Int64(dIn), Int64(dOut), Int64(r), s, x, Int64(ldx), a, b, dy, Int64(lddy),
+                                    &dA, &dB, &dX, Int64(dIn), accumulate, &work) == LT_OK)
+        return dA + dB + dX
+    }
+
+    @Test(arguments: [(8, Int32(0)), (8, Int32(1)), (19, Int32(0))])   // r = 19: two rank chunks and a tail
+    func matchesFloat64(r: Int, accumulate: Int32) throws {
+        let n = 45, dIn = 37, dOut = 70   // column blocks with tails
+        let ldx = dIn + 3, lddy = dOut + 2
+        var rng = LoRATestRNG(seed: 200 + UInt64(r))
+        let x = rng.array(n * ldx), dy = rng.array(n * lddy), a = rng.array(r * dIn), b = rng.array(dOut * r)
+        let s: Float = 1.5
+        let got = Self.run(n: n, dIn: dIn, dOut: dOut, r: r, s: s, x: x, dy: dy, a: a, b: b, accumulate: accumulate)
+        var t = [Double](repeating: 0, count: n * r), g = t
+        for i in 0..<n {
+            for k in 0..<r {
+                for j in 0..<dIn { t[i * r + k] += Double(x[i * ldx + j]) * Double(a[k * dIn + j]) }
+                for o in 0..<dOut { g[i * r + k] += Double(dy[i * lddy + o]) * Double(b[o * r + k]) }
+            }
+        }
+        let base = accumulate == 1 ? 0.25 : 0
+        var dA = [Double](repeating: base, count: r * dIn), dB = [Double](repeating: base, count: dOut * r)
+        var dX = [Double](repeating: 0.5, count: n * dIn)
+        for i in 0..<n {
+            for k in 0..<r {
+                for j in 0..<dIn {
+                    dA[k * dIn + j] += Double(s) * g[i * r + k] * Double(x[i * ldx + j])
+                    dX[i * dIn + j] += Double(s) * g[i * r + k] * Double(a[k * dIn + j])
+                }
+                for o in 0..<dOut { dB[o * r + k] += Double(s) * Double(dy[i * lddy + o]) * t[i * r + k] }
+            }
+        }
+        let nA = r * dIn, nB = dOut * r
+        #expect(relativeError(Array(got[0..<nA]), dA) < 1e-5)
+        #expect(relativeError(Array(got[nA..<(nA + nB)]), dB) < 1e-5)
+        #expect(relativeError(Array(got[(nA + nB)...]), dX) < 1e-5)
+    }
+
+    @Test func threadCountInvariantAndISAsAgree() throws {
+        let n = 200, dIn = 96, dOut = 64, r = 8
+        var rng = LoRATestRNG(seed: 210)
+        let x = rng.array(n * (dIn + 3)), dy = rng.array(n * (dOut + 2)), a = rng.array(r * dIn), b = rng.array(dOut * r)
+        func go() -> [Float] { Self.run(n: n, dIn: dIn, dOut: dOut, r: r, s: 2, x: x, dy: dy, a: a, b: b, accumulate: 1) }
+        let scalar = try Runtime.withInstructionSet(.scalar) { go() }
+        for isa in Runtime.availableInstructionSets {
+            let one = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(1) { go() } }
+            let two = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(2) { go() } }
+            #expect(one == two, "\(isa)")
+            #expect(relativeError(one, d64(scalar)) < 1e-5, "\(isa)")
+        }
+    }
+
+    @Test func invalidArgumentsAreRejected() throws {
+        var ws: Int64 = 0
+        #expect(lt_lowrank_backward_workspace_size(4, 4, 4, 0, &ws) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_lowrank_backward_workspace_size(Int64.max / 2, 4, 4, 8, &ws) == LT_ERR_INVALID_ARGUMENT)
+        let x = [Float](repeating: 1, count: 64)
+        var dA = x, dB = x, dX = x, w = x
+        #expect(lt_lowrank_backward(2, 4, 4, 2, 1, x, 4, x, x, x, 4, nil, &dB, &dX, 4, 0, &w) == LT_ERR_NULL_POINTER)
+        #expect(lt_lowrank_backward(2, 4, 4, 2, 1, x, 3, x, x, x, 4, &dA, &dB, &dX, 4, 0, &w) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_lowrank_backward(2, 4, 4, 2, 1, x, 4, x, x, x, 4, &dA, &dB, &dX, 3, 0, &w) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_lowrank_backward(2, 4, 4, 2, .infinity, x, 4, x, x, x, 4, &dA, &dB, &dX, 4, 0, &w) == LT_ERR_INVALID_ARGUMENT)
+        #expect(dA == x && dB == x && dX == x)
+    }
+}
