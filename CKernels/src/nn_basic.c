@@ -210,11 +210,9 @@ typedef void (*tn_block_fn)(int64_t n, const float *M, int64_t ldm, const float 
                             int64_t kc, int64_t w, float acc[NN_TN_RCHUNK][NN_TN_COLS]);
 
 #define LT_TN_BLOCK(suffix, attr)                                                                 \
-    attr static void tn_block_##suffix(int64_t n, const float *restrict M, int64_t ldm,            \
-                                       const float *restrict N, int64_t ldn, int64_t kc,           \
-                                       int64_t w, float out[NN_TN_RCHUNK][NN_TN_COLS]) {           \
-        /* Local accumulators: provably unaliased, so the column loops vectorise. */              \
-        float acc[NN_TN_RCHUNK][NN_TN_COLS];                                                      \
+    attr static void tn_block_##suffix(int64_t n, const float *M, int64_t ldm, const float *N,     \
+                                       int64_t ldn, int64_t kc, int64_t w,                         \
+                                       float acc[NN_TN_RCHUNK][NN_TN_COLS]) {                      \
         for (int64_t k = 0; k < NN_TN_RCHUNK; k++)                                                \
             for (int64_t j = 0; j < NN_TN_COLS; j++) acc[k][j] = 0.0f;                            \
         if (w == NN_TN_COLS && kc == NN_TN_RCHUNK) {                                              \
@@ -234,7 +232,6 @@ typedef void (*tn_block_fn)(int64_t n, const float *M, int64_t ldm, const float 
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
-        memcpy(out, acc, sizeof acc);                                                             \
     }
 
 LT_TN_BLOCK(scalar, )
