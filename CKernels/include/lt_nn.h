@@ -94,23 +94,6 @@ lt_status lt_lowrank_backward_input(int64_t n, int64_t d_in, int64_t d_out, int6
                                     const float *A, const float *B,
                                     float *dX, int64_t lddx, int accumulate, float *workspace);
 
-/* ---- low-rank adapter backward (LoRA's factors, W frozen and handled elsewhere) ----------------
- *   T = X Aᵀ, G = dY B (n × r, per row by dot_many);  dA (=|+=) s Gᵀ X  [r × d_in];
- *   dB (=|+=) s dYᵀ T  [d_out × r];  dX += s G A  (always added; nullable) — the frozen
- *   dX = dY W comes from one lt_linear_backward_input (a fused QKV GEMM). accumulate applies to
- *   dA and dB. The two factor products are summed over the n rows by a blocked kernel (columns
- *   split between threads, rows summed in order in float), not by BLAS: OpenBLAS runs these
- *   r-wide shapes at ~1 GFLOP/s. Bits depend on neither the thread count nor the ISA for dA, dB.
- * workspace: lt_lowrank_backward_workspace_size floats (r·d_out + 2·n·r). O(n·r·(d_in + d_out)). */
-lt_status lt_lowrank_backward_workspace_size(int64_t n, int64_t d_in, int64_t d_out, int64_t r,
-                                             int64_t *floats);
-lt_status lt_lowrank_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
-                              const float *X, int64_t ldx,
-                              const float *A, const float *B,
-                              const float *dY, int64_t lddy,
-                              float *dA, float *dB,
-                              float *dX, int64_t lddx, int accumulate, float *workspace);
-
 /* ---- LayerNorm ---------------------------------------------------------------------------------
  * forward:  mean_i = Σ_j x_ij / d;  var_i = Σ_j (x_ij − mean_i)² / d   (biased, as torch)
  *           rstd_i = 1 / sqrt(var_i + eps);  Y_ij = (x_ij − mean_i) · rstd_i · γ_j + β_j

@@ -168,11 +168,12 @@ extension BertModel {
         let dc = dC.mutablePointer
         switch adapters {
         case .lora(let lora):
-            try bertCheck(lt_linear_backward_input(n64, d64, d64, dSum.pointer, d64, w.attentionOutputWeight.pointer, d64,
-                                                   dc, d64, 0), "lt_linear_backward_input (attention output)")
             if let t = lora.slot(.attentionOutput) {
-                try loraBackward(lora, layer: l, slot: t, n: n, d: d, x: act.context.pointer, dY: dSum.pointer, lddy: d,
-                                 grads: &grads, dX: dc)
+                try loraBackward(lora, layer: l, slot: t, n: n, d: d, x: act.context.pointer, w: w.attentionOutputWeight.pointer,
+                                 dY: dSum.pointer, lddy: d, grads: &grads, dX: dc)
+            } else {
+                try bertCheck(lt_linear_backward_input(n64, d64, d64, dSum.pointer, d64, w.attentionOutputWeight.pointer, d64,
+                                                       dc, d64, 0), "lt_linear_backward_input (attention output)")
             }
         case .lorta(let a):
             try bertCheck(lt_linear_backward_input(n64, d64, d64, dSum.pointer, d64, w.attentionOutputWeight.pointer, d64,
@@ -209,8 +210,18 @@ extension BertModel {
             }
             for (m, p) in projections.enumerated() {
                 guard let t = lora.slot(p) else { continue }
-                try loraBackward(lora, layer: l, slot: t, n: n, d: d, x: act.input.pointer, dY: dq + m * d, lddy: 3 * d,
-                                 grads: &grads, dX: dx)
+                try loraBackward(lora, layer: l, slot: t, n: n, d: d, x: act.input.pointer,
+                                 w: w.queryKeyValueWeight.pointer + m * d * d, dY: dq + m * d, lddy: 3 * d,
+                                 grads: &grads, dX: nil)
+                if let dx {
+                    let r = Int64(lora.configuration.rank)
+                    var size: Int64 = 0
+                    try bertCheck(lt_lowrank_workspace_size(d64, d64, r, &size), "lt_lowrank_workspace_size")
+                    var work = Tensor(uninitializedShape: [Int(size)])
+                    try bertCheck(lt_lowrank_backward_input(n64, d64, d64, r, lora.configuration.scale, dq + m * d, ld3,
+                                                            lora.a[l][t].pointer, lora.b[l][t].pointer, dx, d64, 1,
+                                                            work.mutablePointer), "lt_lowrank_backward_input (\(p))")
+                }
             }
         case .lorta(let a):
             if let dx {
@@ -227,21 +238,21 @@ extension BertModel {
         return wantInputGradient ? dSum : Tensor(uninitializedShape: [0])
     }
 
-    /// LoRA backward of one projection, W frozen (its `dY W` is computed by the caller): dA, dB
-    /// into the accumulators (overwritten: every (layer, target) is visited once) and
-    /// `dX += s (dY B) A` when `dX` is given.
+    /// LoRA backward of one projection (W frozen): dA, dB into the accumulators (overwritten:
+    /// every (layer, target) is visited once) and `dX = dY W + s (dY B) A` (overwritten) when
+    /// `dX` is given.
     static func loraBackward(_ lora: BertLoRAAdapters, layer l: Int, slot t: Int, n: Int, d: Int,
-                             x: UnsafePointer<Float>, dY: UnsafePointer<Float>, lddy: Int,
+                             x: UnsafePointer<Float>, w: UnsafePointer<Float>, dY: UnsafePointer<Float>, lddy: Int,
                              grads: inout AdapterGradientBuffers, dX: UnsafeMutablePointer<Float>?) throws(BertError) {
-        let r = Int64(lora.configuration.rank)
+        let r = lora.configuration.rank
         var size: Int64 = 0
-        try bertCheck(lt_lowrank_backward_workspace_size(Int64(n), Int64(d), Int64(d), r, &size),
-                      "lt_lowrank_backward_workspace_size")
+        try bertCheck(lt_lora_backward_workspace_size(Int64(n), Int64(d), Int64(d), Int64(r), &size),
+                      "lt_lora_backward_workspace_size")
         var work = Tensor(uninitializedShape: [Int(size)])
         let da = grads.loraA[l][t].mutablePointer, db = grads.loraB[l][t].mutablePointer
-        try bertCheck(lt_lowrank_backward(Int64(n), Int64(d), Int64(d), r, lora.configuration.scale, x, Int64(d),
-                                          lora.a[l][t].pointer, lora.b[l][t].pointer, dY, Int64(lddy), da, db,
-                                          dX, Int64(d), 0, work.mutablePointer), "lt_lowrank_backward")
+        try bertCheck(lt_lora_backward(Int64(n), Int64(d), Int64(d), Int64(r), lora.configuration.scale, x, Int64(d),
+                                       w, Int64(d), lora.a[l][t].pointer, lora.b[l][t].pointer, dY, Int64(lddy), nil,
+                                       da, db, dX, Int64(d), 0, work.mutablePointer), "lt_lora_backward")
     }
 
     /// LoRTA backward of the targets of one layer that share `input`: accumulates the factor
