@@ -72,6 +72,28 @@ lt_status lt_linear_backward_params(int64_t n, int64_t d_in, int64_t d_out,
                                     const float *X, int64_t ldx,
                                     float *dW, float *db, int accumulate);
 
+/* ---- low-rank adapter term alone (LoRA's ΔW = s·B A without the frozen GEMM) -------------------
+ * For adapters added on top of a fused frozen GEMM (Q|K|V as one n × 3d product): the frozen
+ * part runs as one lt_linear_forward / lt_linear_backward_input over all projections, and these
+ * add each adapter's term to its column slice.
+ * forward:          Y[n × d_out] (=|+=) s · (X Aᵀ) Bᵀ      X [n × d_in] (ld ldx)
+ * backward (input): dX[n × d_in] (=|+=) s · (dY B) A       dY [n × d_out] (ld lddy)
+ *   A [r × d_in], B [d_out × r] contiguous (lt_lora.h layout); accumulate = 0 overwrites,
+ *   1 adds. Per row and chunk of 64 ranks: the chunk's r-vector by dot_many (x_i against the
+ *   rows of A, or dy_i against the rows of s·Bᵀ), then one axpy_many; OpenMP over rows (fixed
+ *   chunks), so the bits do not depend on the thread count. r >= 1; outputs must not overlap
+ *   the inputs. O(n·r·(d_in + d_out)).
+ * workspace: lt_lowrank_workspace_size floats (r · d_out: s·Bᵀ). */
+lt_status lt_lowrank_workspace_size(int64_t d_in, int64_t d_out, int64_t r, int64_t *floats);
+lt_status lt_lowrank_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                             const float *X, int64_t ldx,
+                             const float *A, const float *B,
+                             float *Y, int64_t ldy, int accumulate, float *workspace);
+lt_status lt_lowrank_backward_input(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                                    const float *dY, int64_t lddy,
+                                    const float *A, const float *B,
+                                    float *dX, int64_t lddx, int accumulate, float *workspace);
+
 /* ---- LayerNorm ---------------------------------------------------------------------------------
  * forward:  mean_i = Σ_j x_ij / d;  var_i = Σ_j (x_ij − mean_i)² / d   (biased, as torch)
  *           rstd_i = 1 / sqrt(var_i + eps);  Y_ij = (x_ij − mean_i) · rstd_i · γ_j + β_j

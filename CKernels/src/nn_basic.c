@@ -114,6 +114,88 @@ lt_status lt_linear_backward_params(int64_t n, int64_t d_in, int64_t d_out,
     return LT_OK;
 }
 
+/* ================================ low-rank adapter term ====================================== */
+
+/* The rank is processed in chunks of NN_LOWRANK_RCHUNK (the chunk's r-vector of a row lives on
+ * the stack); the chunking is fixed, so the bits do not depend on anything but the ISA. */
+#define NN_LOWRANK_RCHUNK 64
+
+lt_status lt_lowrank_workspace_size(int64_t d_in, int64_t d_out, int64_t r, int64_t *floats) {
+    LT_CHECK(floats, LT_ERR_NULL_POINTER);
+    LT_CHECK(d_in >= 0 && d_out >= 0 && r >= 1, LT_ERR_INVALID_ARGUMENT);
+    int64_t f;
+    LT_CHECK(!lt__mul_overflows(r, d_out, &f), LT_ERR_INVALID_ARGUMENT);
+    *floats = f;
+    return LT_OK;
+}
+
+static lt_status lowrank_check(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                               int64_t ld_in, int64_t ld_out, int accumulate) {
+    LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0 && r >= 1, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(ld_in, d_in) && lt__ld_ok(ld_out, d_out), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(accumulate == 0 || accumulate == 1, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(isfinite(s), LT_ERR_INVALID_ARGUMENT);
+    int64_t t;
+    LT_CHECK(!lt__mul_overflows(n, ld_in, &t) && !lt__mul_overflows(n, ld_out, &t), LT_ERR_INVALID_ARGUMENT);
+    return LT_OK;
+}
+
+/* Y (=|+=) s (X Aᵀ) Bᵀ: per row t = A x_i (dot_many), y_i (=|+=) Σ_k t_k (s Bᵀ)[k, :] (axpy_many). */
+lt_status lt_lowrank_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                             const float *X, int64_t ldx, const float *A, const float *B,
+                             float *Y, int64_t ldy, int accumulate, float *workspace) {
+    LT_CHECK(X && A && B && Y && workspace, LT_ERR_NULL_POINTER);
+    lt_status st = lowrank_check(n, d_in, d_out, r, s, ldx, ldy, accumulate);
+    if (st != LT_OK) return st;
+    (void)lt__ensure_init();
+    if (n == 0 || d_out == 0) return LT_OK;
+    float *sBt = workspace;                                   /* r × d_out */
+    for (int64_t o = 0; o < d_out; o++)
+        for (int64_t k = 0; k < r; k++) sBt[k * d_out + o] = s * B[o * r + k];
+    lt_dot_many_fn dot = lt__dot_many();
+    lt_axpy_many_fn axpy = lt__axpy_many();
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (d_in + d_out)))
+    for (int64_t i = 0; i < n; i++) {
+        float t[NN_LOWRANK_RCHUNK];
+        float *y = Y + i * ldy;
+        if (!accumulate) memset(y, 0, (size_t)d_out * sizeof(float));
+        for (int64_t k0 = 0; k0 < r; k0 += NN_LOWRANK_RCHUNK) {
+            int64_t kc = r - k0 < NN_LOWRANK_RCHUNK ? r - k0 : NN_LOWRANK_RCHUNK;
+            dot(X + i * ldx, A + k0 * d_in, d_in, kc, d_in, t);
+            axpy(y, t, sBt + k0 * d_out, d_out, kc, d_out);
+        }
+    }
+    return LT_OK;
+}
+
+/* dX (=|+=) s (dY B) A: per row g = (s Bᵀ) dy_i (dot_many), dx_i (=|+=) Σ_k g_k A[k, :]. */
+lt_status lt_lowrank_backward_input(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                                    const float *dY, int64_t lddy, const float *A, const float *B,
+                                    float *dX, int64_t lddx, int accumulate, float *workspace) {
+    LT_CHECK(dY && A && B && dX && workspace, LT_ERR_NULL_POINTER);
+    lt_status st = lowrank_check(n, d_out, d_in, r, s, lddy, lddx, accumulate);
+    if (st != LT_OK) return st;
+    (void)lt__ensure_init();
+    if (n == 0 || d_in == 0) return LT_OK;
+    float *sBt = workspace;                                   /* r × d_out */
+    for (int64_t o = 0; o < d_out; o++)
+        for (int64_t k = 0; k < r; k++) sBt[k * d_out + o] = s * B[o * r + k];
+    lt_dot_many_fn dot = lt__dot_many();
+    lt_axpy_many_fn axpy = lt__axpy_many();
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (d_in + d_out)))
+    for (int64_t i = 0; i < n; i++) {
+        float g[NN_LOWRANK_RCHUNK];
+        float *dx = dX + i * lddx;
+        if (!accumulate) memset(dx, 0, (size_t)d_in * sizeof(float));
+        for (int64_t k0 = 0; k0 < r; k0 += NN_LOWRANK_RCHUNK) {
+            int64_t kc = r - k0 < NN_LOWRANK_RCHUNK ? r - k0 : NN_LOWRANK_RCHUNK;
+            dot(dY + i * lddy, sBt + k0 * d_out, d_out, kc, d_out, g);
+            axpy(dx, g, A + k0 * d_in, d_in, kc, d_in);
+        }
+    }
+    return LT_OK;
+}
+
 /* ================================ GELU (erf) ================================================= */
 
 /* erf(x) for float as a rational function of x (numerator odd, degree 13; denominator even,
@@ -170,11 +252,13 @@ typedef void (*gelu_row_fn)(const float *x, const float *g, float *out, int64_t 
     attr static void gelu_forward_row_##suffix(const float *x, const float *g, float *y,       \
                                                int64_t d) {                                   \
         (void)g;                                                                              \
+        LT_ELEMENTWISE                                                                        \
         for (int64_t j = 0; j < d; j++)                                                       \
             y[j] = 0.5f * x[j] * (1.0f + lt__erf(x[j] * 0.70710678118654752440f));             \
     }                                                                                         \
     attr static void gelu_backward_row_##suffix(const float *x, const float *g, float *dx,     \
                                                 int64_t d) {                                  \
+        LT_ELEMENTWISE                                                                        \
         for (int64_t j = 0; j < d; j++) {                                                     \
             float xv = x[j];                                                                  \
             float cdf = 0.5f * (1.0f + lt__erf(xv * 0.70710678118654752440f));                 \

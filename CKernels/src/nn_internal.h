@@ -13,5 +13,15 @@
  * threads. The double accumulators of one block live on the stack. */
 #define NN_COL_BLOCK 64
 
+/* Put before an element-wise loop whose output may alias an input exactly (in-place GELU,
+ * LayerNorm, …): iteration j reads only element j of each input before writing element j of
+ * the output, so vector iterations are safe. Without it the compiler guards the vector loop
+ * with an overlap check, which fails for in-place calls and falls back to the scalar loop. */
+#if defined(__clang__)
+#define LT_ELEMENTWISE _Pragma("clang loop vectorize(assume_safety)")
+#else
+#define LT_ELEMENTWISE _Pragma("omp simd")
+#endif
+
 
 #endif

@@ -442,4 +442,132 @@ struct GELUISATests {
             }
         }
     }
+
+    /// In place (Y over X, dX over dY: how the model calls them) the element-wise kernels run
+    /// their vector loops too; the result must be the bits of the out-of-place call, on every ISA.
+    @Test func inPlaceCallsGiveTheOutOfPlaceBits() throws {
+        let n = 19, d = 203, dn = 37   // odd widths: vector tails
+        var rng = LoRATestRNG(seed: 77)
+        let x = rng.array(n * d, scale: 6), g = rng.array(n * d)
+        let xn = rng.array(n * dn, scale: 3), gamma = rng.array(dn, scale: 1.5), beta = rng.array(dn)
+        for isa in Runtime.availableInstructionSets {
+            try Runtime.withInstructionSet(isa) {
+                var y = [Float](repeating: .nan, count: n * d), yIn = x
+                #expect(lt_gelu_forward(Int64(n), Int64(d), x, Int64(d), &y, Int64(d)) == LT_OK)
+                let st1 = yIn.withUnsafeMutableBufferPointer { p in
+                    lt_gelu_forward(Int64(n), Int64(d), p.baseAddress, Int64(d), p.baseAddress, Int64(d))
+                }
+                #expect(st1 == LT_OK && yIn == y, "\(isa) GELU forward")
+                var dx = [Float](repeating: .nan, count: n * d), dxIn = g
+                #expect(lt_gelu_backward(Int64(n), Int64(d), x, Int64(d), g, Int64(d), &dx, Int64(d)) == LT_OK)
+                let st2 = dxIn.withUnsafeMutableBufferPointer { p in
+                    lt_gelu_backward(Int64(n), Int64(d), x, Int64(d), p.baseAddress, Int64(d), p.baseAddress, Int64(d))
+                }
+                #expect(st2 == LT_OK && dxIn == dx, "\(isa) GELU backward")
+                var ln = [Float](repeating: .nan, count: n * dn), lnIn = xn
+                #expect(lt_layernorm_forward(Int64(n), Int64(dn), 1e-12, xn, Int64(dn), gamma, beta, &ln, Int64(dn),
+                                             nil, nil) == LT_OK)
+                let st3 = lnIn.withUnsafeMutableBufferPointer { p in
+                    lt_layernorm_forward(Int64(n), Int64(dn), 1e-12, p.baseAddress, Int64(dn), gamma, beta,
+                                         p.baseAddress, Int64(dn), nil, nil)
+                }
+                #expect(st3 == LT_OK && lnIn == ln, "\(isa) LayerNorm forward")
+            }
+        }
+    }
+}
+
+@Suite("Low-rank adapter kernels", .serialized)
+struct LowRankKernelTests {
+    /// Naive float64 `s (M Aᵀ) Bᵀ` for the forward (M = X, n × d_in) and `s (M B) A` for the
+    /// input gradient (M = dY, n × d_out). A [r × d_in], B [d_out × r].
+    static func reference(forward: Bool, n: Int, dIn: Int, dOut: Int, r: Int, s: Double,
+                          m: [Float], ldm: Int, a: [Float], b: [Float]) -> [Double] {
+        let cols = forward ? dOut : dIn
+        var out = [Double](repeating: 0, count: n * cols)
+        for i in 0..<n {
+            var t = [Double](repeating: 0, count: r)
+            for k in 0..<r {
+                if forward { for j in 0..<dIn { t[k] += Double(m[i * ldm + j]) * Double(a[k * dIn + j]) } }
+                else { for o in 0..<dOut { t[k] += Double(m[i * ldm + o]) * Double(b[o * r + k]) } }
+            }
+            for c in 0..<cols {
+                var v = 0.0
+                for k in 0..<r { v += t[k] * (forward ? Double(b[c * r + k]) : Double(a[k * dIn + c])) }
+                out[i * cols + c] = s * v
+            }
+        }
+        return out
+    }
+
+    /// Runs both kernels on a strided layout (ld larger than the width, as a column slice of
+    /// a fused Q|K|V buffer), accumulating onto `base`; returns the written blocks.
+    static func run(n: Int, dIn: Int, dOut: Int, r: Int, s: Float, x: [Float], dy: [Float], a: [Float], b: [Float],
+                    base: Float, accumulate: Int32) -> (y: [Float], dx: [Float]) {
+        let ldy = dOut + 5, lddx = dIn + 3
+        var ws: Int64 = 0
+        #expect(lt_lowrank_workspace_size(Int64(dIn), Int64(dOut), Int64(r), &ws) == LT_OK)
+        var work = [Float](repeating: .nan, count: Int(ws))
+        var y = [Float](repeating: base, count: n * ldy), dx = [Float](repeating: base, count: n * lddx)
+        #expect(lt_lowrank_forward(Int64(n), Int64(dIn), Int64(dOut), Int64(r), s, x, Int64(dIn), a, b,
+                                   &y, Int64(ldy), accumulate, &work) == LT_OK)
+        #expect(lt_lowrank_backward_input(Int64(n), Int64(dIn), Int64(dOut), Int64(r), s, dy, Int64(dOut), a, b,
+                                          &dx, Int64(lddx), accumulate, &work) == LT_OK)
+        // Columns beyond the width are untouched.
+        for i in 0..<n {
+            #expect((dOut..<ldy).allSatisfy { y[i * ldy + $0] == base })
+            #expect((dIn..<lddx).allSatisfy { dx[i * lddx + $0] == base })
+        }
+        let yb = (0..<n).flatMap { i in y[(i * ldy)..<(i * ldy + dOut)] }
+        let dxb = (0..<n).flatMap { i in dx[(i * lddx)..<(i * lddx + dIn)] }
+        return (yb, dxb)
+    }
+
+    @Test(arguments: [(8, 0), (8, 1), (70, 1)])   // r = 70: two rank chunks
+    func matchesFloat64(r: Int, accumulate: Int32) throws {
+        let n = 23, dIn = 37, dOut = 29
+        var rng = LoRATestRNG(seed: 90 + UInt64(r))
+        let x = rng.array(n * dIn), dy = rng.array(n * dOut), a = rng.array(r * dIn), b = rng.array(dOut * r)
+        let s: Float = 0.75, base: Float = 0.5
+        let (y, dx) = Self.run(n: n, dIn: dIn, dOut: dOut, r: r, s: s, x: x, dy: dy, a: a, b: b, base: base,
+                               accumulate: accumulate)
+        let add = accumulate == 1 ? Double(base) : 0
+        let yRef = Self.reference(forward: true, n: n, dIn: dIn, dOut: dOut, r: r, s: Double(s), m: x, ldm: dIn, a: a, b: b)
+        let dxRef = Self.reference(forward: false, n: n, dIn: dIn, dOut: dOut, r: r, s: Double(s), m: dy, ldm: dOut, a: a, b: b)
+        #expect(relativeError(y, yRef.map { $0 + add }) < 1e-5)
+        #expect(relativeError(dx, dxRef.map { $0 + add }) < 1e-5)
+    }
+
+    @Test func threadCountInvariantAndISAsAgree() throws {
+        let n = 100, dIn = 384, dOut = 384, r = 8   // 1.2 MFLOP: above the parallel threshold
+        var rng = LoRATestRNG(seed: 95)
+        let x = rng.array(n * dIn), dy = rng.array(n * dOut), a = rng.array(r * dIn), b = rng.array(dOut * r)
+        func go() -> [Float] {
+            let (y, dx) = Self.run(n: n, dIn: dIn, dOut: dOut, r: r, s: 2, x: x, dy: dy, a: a, b: b, base: 1, accumulate: 1)
+            return y + dx
+        }
+        for isa in Runtime.availableInstructionSets {
+            let one = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(1) { go() } }
+            let two = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(2) { go() } }
+            #expect(one == two, "\(isa)")
+            let scalar = try Runtime.withInstructionSet(.scalar) { go() }
+            #expect(relativeError(one, d64(scalar)) < 1e-5, "\(isa)")
+        }
+    }
+
+    @Test func invalidArgumentsAreRejected() throws {
+        var ws: Int64 = 0
+        #expect(lt_lowrank_workspace_size(4, 4, 0, &ws) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_lowrank_workspace_size(4, 4, 2, nil) == LT_ERR_NULL_POINTER)
+        #expect(lt_lowrank_workspace_size(4, Int64.max / 2, 4, &ws) == LT_ERR_INVALID_ARGUMENT)
+        let x = [Float](repeating: 1, count: 16)
+        var y = x, w = x
+        #expect(lt_lowrank_forward(2, 4, 4, 2, 1, x, 4, x, x, &y, 4, 0, nil) == LT_ERR_NULL_POINTER)
+        #expect(lt_lowrank_forward(2, 4, 4, 2, 1, x, 3, x, x, &y, 4, 0, &w) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_lowrank_forward(2, 4, 4, 2, .nan, x, 4, x, x, &y, 4, 0, &w) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_lowrank_forward(2, 4, 4, 2, 1, x, 4, x, x, &y, 4, 2, &w) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_lowrank_backward_input(2, 4, 4, 2, 1, x, 4, x, x, &y, 3, 0, &w) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_lowrank_backward_input(-1, 4, 4, 2, 1, x, 4, x, x, &y, 4, 0, &w) == LT_ERR_INVALID_ARGUMENT)
+        #expect(y == x)
+    }
 }

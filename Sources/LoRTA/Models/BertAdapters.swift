@@ -208,27 +208,17 @@ extension BertModel {
                            qkv: UnsafeMutablePointer<Float>, n: Int, d: Int, H: Int) throws(BertError) {
         let n64 = Int64(n), d64 = Int64(d), ld3 = Int64(3 * d)
         let qkvProjections: [BertProjection] = [.query, .key, .value]
-        if case .lora(let lora)? = adapters, qkvProjections.contains(where: { lora.slot($0) != nil }) {
-            // One GEMM per projection (same flops as the fused one), the adapter fused in.
-            let r = lora.configuration.rank, s = lora.configuration.scale
-            var size: Int64 = 0
-            try bertCheck(lt_lora_forward_workspace_size(n64, d64, d64, Int64(r), &size), "lt_lora_forward_workspace_size")
-            var work = Tensor(uninitializedShape: [Int(size)])
-            for (m, p) in qkvProjections.enumerated() {
-                let wm = w.queryKeyValueWeight.pointer + m * d * d, bm = w.queryKeyValueBias.pointer + m * d
-                if let t = lora.slot(p) {
-                    try bertCheck(lt_lora_forward(n64, d64, d64, Int64(r), s, input.pointer, d64, wm, d64, bm,
-                                                  lora.a[l][t].pointer, lora.b[l][t].pointer, qkv + m * d, ld3,
-                                                  nil, work.mutablePointer), "lt_lora_forward (\(p))")
-                } else {
-                    try bertCheck(lt_linear_forward(n64, d64, d64, input.pointer, d64, wm, d64, bm, nil, 0, qkv + m * d, ld3),
-                                  "lt_linear_forward (\(p))")
-                }
-            }
-            return
-        }
         try bertCheck(lt_linear_forward(n64, d64, ld3, input.pointer, d64, w.queryKeyValueWeight.pointer, d64,
                                         w.queryKeyValueBias.pointer, nil, 0, qkv, ld3), "lt_linear_forward (QKV)")
+        if case .lora(let lora)? = adapters {
+            // One fused frozen GEMM for Q|K|V (above), then each adapter's s (X Aᵀ) Bᵀ added
+            // to its column slice.
+            for (m, p) in qkvProjections.enumerated() {
+                if let t = lora.slot(p) {
+                    try loraDeltaForward(lora, layer: l, slot: t, x: input.pointer, n: n, d: d, y: qkv + m * d, ldy: 3 * d)
+                }
+            }
+        }
         if case .lorta(let adapter)? = adapters {
             let targets = lortaTargets(adapter, qkvProjections)
             if !targets.isEmpty {
@@ -246,22 +236,12 @@ extension BertModel {
                                        sum: UnsafeMutablePointer<Float>, n: Int, d: Int) throws(BertError) {
         let n64 = Int64(n), d64 = Int64(d)
         let context = ctxTensor.pointer
-        if case .lora(let lora)? = adapters, let t = lora.slot(.attentionOutput) {
-            let r = lora.configuration.rank
-            var size: Int64 = 0
-            try bertCheck(lt_lora_forward_workspace_size(n64, d64, d64, Int64(r), &size), "lt_lora_forward_workspace_size")
-            var work = Tensor(uninitializedShape: [Int(size)])
-            try bertCheck(lt_lora_forward(n64, d64, d64, Int64(r), lora.configuration.scale, context, d64,
-                                          w.attentionOutputWeight.pointer, d64, w.attentionOutputBias.pointer,
-                                          lora.a[l][t].pointer, lora.b[l][t].pointer, sum, d64, nil,
-                                          work.mutablePointer), "lt_lora_forward (attention output)")
-            let x = input.pointer
-            for i in 0..<(n * d) { sum[i] += x[i] }
-            return
-        }
         try bertCheck(lt_linear_forward(n64, d64, d64, context, d64, w.attentionOutputWeight.pointer, d64,
                                         w.attentionOutputBias.pointer, input.pointer, d64, sum, d64),
                       "lt_linear_forward (attention output)")
+        if case .lora(let lora)? = adapters, let t = lora.slot(.attentionOutput) {
+            try loraDeltaForward(lora, layer: l, slot: t, x: context, n: n, d: d, y: sum, ldy: d)
+        }
         if case .lorta(let adapter)? = adapters {
             let targets = lortaTargets(adapter, [.attentionOutput])
             if !targets.isEmpty {
@@ -269,6 +249,19 @@ extension BertModel {
                 try lortaExpand(adapter, layer: l, u: u, n: n, targets: targets, outputs: [sum], ld: d)
             }
         }
+    }
+
+    /// `y += s (x Aᵀ) Bᵀ` for the LoRA adapter of one (layer, projection) (`n × d`, ld `ldy`):
+    /// the adapter's term on top of the frozen GEMM's output.
+    static func loraDeltaForward(_ lora: BertLoRAAdapters, layer l: Int, slot t: Int, x: UnsafePointer<Float>,
+                                 n: Int, d: Int, y: UnsafeMutablePointer<Float>, ldy: Int) throws(BertError) {
+        let r = Int64(lora.configuration.rank)
+        var size: Int64 = 0
+        try bertCheck(lt_lowrank_workspace_size(Int64(d), Int64(d), r, &size), "lt_lowrank_workspace_size")
+        var work = Tensor(uninitializedShape: [Int(size)])
+        try bertCheck(lt_lowrank_forward(Int64(n), Int64(d), Int64(d), r, lora.configuration.scale, x, Int64(d),
+                                         lora.a[l][t].pointer, lora.b[l][t].pointer, y, Int64(ldy), 1,
+                                         work.mutablePointer), "lt_lowrank_forward")
     }
 
     /// A LoRTA target of a layer: the matrix index `m` and the column slice (0 Q, 1 K, 2 V; 0

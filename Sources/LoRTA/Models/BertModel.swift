@@ -200,10 +200,10 @@ public struct BertModel: Sendable {
     /// - Parameters:
     ///   - batch: token ids and attention mask (`B × T`); token type ids are taken as 0.
     ///   - adapters: LoRA or LoRTA adapters whose outputs are added at the hook points: Q/K/V
-    ///     into the column slices of the fused `n × 3d` projection (LoRA: that projection then
-    ///     runs as one GEMM per slice with the adapter fused in; LoRTA: one shared projection
-    ///     of the layer input for Q, K and V), the attention output after its GEMM (LoRTA: its
-    ///     own projection of the attention context). Nothing is saved for the adapters: the
+    ///     into the column slices of the fused `n × 3d` projection (one frozen GEMM for Q|K|V,
+    ///     then LoRA's `s (X Aᵀ) Bᵀ` per adapted slice; LoRTA: one shared projection of the
+    ///     layer input for Q, K and V), the attention output after its GEMM (LoRTA: its own
+    ///     projection of the attention context). Nothing is saved for the adapters: the
     ///     backward recomputes `X Aᵀ` (LoRA) or the LoRTA projection (O(n·d·r) each).
     ///   - observer: sees the activations of its ``BertActivationObserver/observationPoints``
     ///     (layer outputs, per-head attention contexts) as borrowed views of the forward's own

@@ -203,19 +203,24 @@ extension BertModel {
         let projections: [BertProjection] = [.query, .key, .value]
         switch adapters {
         case .lora(let lora):
-            var tmp = Tensor(uninitializedShape: [wantInputGradient ? n : 0, d])
+            // One fused frozen GEMM dX += dQKV Wqkv, then per adapter dA, dB and s (dY B) A.
+            if let dx {
+                try bertCheck(lt_linear_backward_input(n64, d64, ld3, dq, ld3, w.queryKeyValueWeight.pointer, d64, dx, d64, 1),
+                              "lt_linear_backward_input (QKV)")
+            }
             for (m, p) in projections.enumerated() {
-                let wm = w.queryKeyValueWeight.pointer + m * d * d
-                if let t = lora.slot(p) {
-                    try loraBackward(lora, layer: l, slot: t, n: n, d: d, x: act.input.pointer, w: wm, dY: dq + m * d,
-                                     lddy: 3 * d, grads: &grads, dX: wantInputGradient ? tmp.mutablePointer : nil)
-                    if let dx {
-                        let tp = tmp.pointer
-                        for i in 0..<(n * d) { dx[i] += tp[i] }
-                    }
-                } else if let dx {
-                    try bertCheck(lt_linear_backward_input(n64, d64, d64, dq + m * d, ld3, wm, d64, dx, d64, 1),
-                                  "lt_linear_backward_input (\(p))")
+                guard let t = lora.slot(p) else { continue }
+                try loraBackward(lora, layer: l, slot: t, n: n, d: d, x: act.input.pointer,
+                                 w: w.queryKeyValueWeight.pointer + m * d * d, dY: dq + m * d, lddy: 3 * d,
+                                 grads: &grads, dX: nil)
+                if let dx {
+                    let r = Int64(lora.configuration.rank)
+                    var size: Int64 = 0
+                    try bertCheck(lt_lowrank_workspace_size(d64, d64, r, &size), "lt_lowrank_workspace_size")
+                    var work = Tensor(uninitializedShape: [Int(size)])
+                    try bertCheck(lt_lowrank_backward_input(n64, d64, d64, r, lora.configuration.scale, dq + m * d, ld3,
+                                                            lora.a[l][t].pointer, lora.b[l][t].pointer, dx, d64, 1,
+                                                            work.mutablePointer), "lt_lowrank_backward_input (\(p))")
                 }
             }
         case .lorta(let a):
