@@ -5,6 +5,7 @@
 # initialised to ones. Rows: LoRA r=8 (alpha 16), LoRTA r=8 (alpha 16), head alone, then LoRTA at
 # ranks 32 and 64 (alpha = 2r, the same scale alpha/r = 2 as r=8).
 #   bash scripts/quality.sh [rows...]     rows: lora lorta head lorta32 lorta64 (default: all)
+#   QUALITY_SEED=1 bash scripts/quality.sh lora     another seed (init + shuffling); rows get a -s1 suffix
 # Each run writes runs/quality/<row>/ (adapter, head, checkpoint, training_summary.json); the
 # table is printed at the end and written to runs/quality/table.md.
 set -euo pipefail
@@ -15,6 +16,8 @@ source scripts/blas-env.sh
 swift build -c release --product lorta >/dev/null
 LORTA="$(swift build -c release --show-bin-path)/lorta"
 STEPS="${QUALITY_STEPS:-300}"
+SEED="${QUALITY_SEED:-0}"
+SUFFIX=""; [ "$SEED" != 0 ] && SUFFIX="-s$SEED"
 OUT=runs/quality
 mkdir -p "$OUT"
 rows=("$@")
@@ -31,17 +34,18 @@ for row in "${rows[@]}"; do
   echo "== $row" >&2
   "$LORTA" train --model assets/all-MiniLM-L6-v2 --train assets/movies/train.tsv --eval assets/movies/test.tsv \
     "${args[@]}" --targets query,key,value,output --lorta-c-init 1 --steps "$STEPS" --batch-size 32 \
-    --max-length 64 --padding fixed --lr 1e-3 --schedule constant --weight-decay 0 --seed 0 \
-    --out "$OUT/$row" --overwrite --json > "$OUT/$row.json"
+    --max-length 64 --padding fixed --lr 1e-3 --schedule constant --weight-decay 0 --seed "$SEED" \
+    --out "$OUT/$row$SUFFIX" --overwrite --json > "$OUT/$row$SUFFIX.json"
 done
 python3 - "$OUT" <<'PY'
 import json, os, sys
 out = sys.argv[1]
 lines = ["| row | test accuracy | trainable parameters (adapter + head) | median s/step | peak RSS MB | final loss |",
          "|---|---|---|---|---|---|"]
-for row in ["lora", "lorta", "head", "lorta32", "lorta64"]:
+names = sorted(f[:-5] for f in os.listdir(out) if f.endswith(".json"))
+order = ["lora", "lorta", "head", "lorta32", "lorta64"]
+for row in sorted(names, key=lambda n: (order.index(n.split("-")[0]) if n.split("-")[0] in order else 99, n)):
     p = os.path.join(out, row + ".json")
-    if not os.path.exists(p): continue
     s = json.load(open(p))
     lines.append(f"| {row} | {100*s['eval_accuracy']:.2f}% | {s['adapter_parameters']} + {s['trainable_parameters']-s['adapter_parameters']} "
                  f"| {s['median_step_seconds']:.3f} | {s['peak_rss_mb']:.0f} | {s['final_loss']:.4f} |")
