@@ -140,7 +140,33 @@ static lt_status lowrank_check(int64_t n, int64_t d_in, int64_t d_out, int64_t r
     return LT_OK;
 }
 
-/* Y (=|+=) s (X Aᵀ) Bᵀ: per row t = A x_i (dot_many), y_i (=|+=) Σ_k t_k (s Bᵀ)[k, :] (axpy_many). */
+/* The row loop of both low-rank products: for each row i, t = P v_i (P: r × p, via dot_many over
+ * rank chunks) and w_i (=|+=) Σ_k t_k Q[k, :] (Q: r × q, axpy_many). */
+static void lowrank_rows(int64_t n, int64_t r, const float *V, int64_t ldv, const float *P, int64_t p,
+                         const float *Q, int64_t q, float *W, int64_t ldw, int accumulate) {
+    lt_dot_many_fn dot = lt__dot_many();
+    lt_axpy_many_fn axpy = lt__axpy_many();
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (p + q)))
+    for (int64_t i = 0; i < n; i++) {
+        float t[NN_LOWRANK_RCHUNK];
+        float *w = W + i * ldw;
+        if (!accumulate) memset(w, 0, (size_t)q * sizeof(float));
+        for (int64_t k0 = 0; k0 < r; k0 += NN_LOWRANK_RCHUNK) {
+            int64_t kc = r - k0 < NN_LOWRANK_RCHUNK ? r - k0 : NN_LOWRANK_RCHUNK;
+            dot(V + i * ldv, P + k0 * p, p, kc, p, t);
+            axpy(w, t, Q + k0 * q, q, kc, q);
+        }
+    }
+}
+
+/* s Bᵀ (r × d_out) from B (d_out × r) into the workspace. */
+static float *lowrank_scaled_bt(const float *B, int64_t d_out, int64_t r, float s, float *workspace) {
+    for (int64_t o = 0; o < d_out; o++)
+        for (int64_t k = 0; k < r; k++) workspace[k * d_out + o] = s * B[o * r + k];
+    return workspace;
+}
+
+/* Y (=|+=) s (X Aᵀ) Bᵀ: per row t = A x_i, y_i (=|+=) Σ_k t_k (s Bᵀ)[k, :]. */
 lt_status lt_lowrank_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
                              const float *X, int64_t ldx, const float *A, const float *B,
                              float *Y, int64_t ldy, int accumulate, float *workspace) {
@@ -149,26 +175,12 @@ lt_status lt_lowrank_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, 
     if (st != LT_OK) return st;
     (void)lt__ensure_init();
     if (n == 0 || d_out == 0) return LT_OK;
-    float *sBt = workspace;                                   /* r × d_out */
-    for (int64_t o = 0; o < d_out; o++)
-        for (int64_t k = 0; k < r; k++) sBt[k * d_out + o] = s * B[o * r + k];
-    lt_dot_many_fn dot = lt__dot_many();
-    lt_axpy_many_fn axpy = lt__axpy_many();
-    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (d_in + d_out)))
-    for (int64_t i = 0; i < n; i++) {
-        float t[NN_LOWRANK_RCHUNK];
-        float *y = Y + i * ldy;
-        if (!accumulate) memset(y, 0, (size_t)d_out * sizeof(float));
-        for (int64_t k0 = 0; k0 < r; k0 += NN_LOWRANK_RCHUNK) {
-            int64_t kc = r - k0 < NN_LOWRANK_RCHUNK ? r - k0 : NN_LOWRANK_RCHUNK;
-            dot(X + i * ldx, A + k0 * d_in, d_in, kc, d_in, t);
-            axpy(y, t, sBt + k0 * d_out, d_out, kc, d_out);
-        }
-    }
+    const float *sBt = lowrank_scaled_bt(B, d_out, r, s, workspace);
+    lowrank_rows(n, r, X, ldx, A, d_in, sBt, d_out, Y, ldy, accumulate);
     return LT_OK;
 }
 
-/* dX (=|+=) s (dY B) A: per row g = (s Bᵀ) dy_i (dot_many), dx_i (=|+=) Σ_k g_k A[k, :]. */
+/* dX (=|+=) s (dY B) A: per row g = (s Bᵀ) dy_i, dx_i (=|+=) Σ_k g_k A[k, :]. */
 lt_status lt_lowrank_backward_input(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
                                     const float *dY, int64_t lddy, const float *A, const float *B,
                                     float *dX, int64_t lddx, int accumulate, float *workspace) {
@@ -177,22 +189,8 @@ lt_status lt_lowrank_backward_input(int64_t n, int64_t d_in, int64_t d_out, int6
     if (st != LT_OK) return st;
     (void)lt__ensure_init();
     if (n == 0 || d_in == 0) return LT_OK;
-    float *sBt = workspace;                                   /* r × d_out */
-    for (int64_t o = 0; o < d_out; o++)
-        for (int64_t k = 0; k < r; k++) sBt[k * d_out + o] = s * B[o * r + k];
-    lt_dot_many_fn dot = lt__dot_many();
-    lt_axpy_many_fn axpy = lt__axpy_many();
-    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (d_in + d_out)))
-    for (int64_t i = 0; i < n; i++) {
-        float g[NN_LOWRANK_RCHUNK];
-        float *dx = dX + i * lddx;
-        if (!accumulate) memset(dx, 0, (size_t)d_in * sizeof(float));
-        for (int64_t k0 = 0; k0 < r; k0 += NN_LOWRANK_RCHUNK) {
-            int64_t kc = r - k0 < NN_LOWRANK_RCHUNK ? r - k0 : NN_LOWRANK_RCHUNK;
-            dot(dY + i * lddy, sBt + k0 * d_out, d_out, kc, d_out, g);
-            axpy(dx, g, A + k0 * d_in, d_in, kc, d_in);
-        }
-    }
+    const float *sBt = lowrank_scaled_bt(B, d_out, r, s, workspace);
+    lowrank_rows(n, r, dY, lddy, sBt, d_out, A, d_in, dX, lddx, accumulate);
     return LT_OK;
 }
 

@@ -217,48 +217,16 @@ private struct AdapterTestTrainable {
     var adapters: BertAdapters?
     var head: BertClassificationHead
 
-    /// Tensors in a fixed order: head weight, head bias, then LoRA a[l][t], b[l][t] per layer
-    /// and target, or LoRTA A…, B, C_H, C_L, C_M.
-    var tensors: [Tensor] {
-        var out = [head.weight, head.bias]
-        switch adapters {
-        case .lora(let l)?:
-            for i in l.a.indices { for t in l.a[i].indices { out += [l.a[i][t], l.b[i][t]] } }
-        case .lorta(let a)?:
-            out += a.factors.a + [a.factors.b, a.factors.cH, a.factors.cL, a.factors.cM]
-        case nil: break
-        }
-        return out
-    }
+    /// Tensors in the trainer's order (``TrainableParameters``): head weight, head bias, then
+    /// LoRA a[l][t], b[l][t] per layer and target, or LoRTA A…, B, C_H, C_L, C_M.
+    var tensors: [Tensor] { TrainableParameters.flatten(adapters: adapters, head: head) }
 
-    static func flatGradients(_ g: BertTrainingGradients) -> [Tensor] {
-        var out = [g.headWeight, g.headBias]
-        switch g.adapters {
-        case .lora(let a, let b)?:
-            for i in a.indices { for t in a[i].indices { out += [a[i][t], b[i][t]] } }
-        case .lorta(let f)?:
-            out += f.a + [f.b, f.cH, f.cL, f.cM]
-        case nil: break
-        }
-        return out
-    }
+    static func flatGradients(_ g: BertTrainingGradients) -> [Tensor] { TrainableParameters.gradients(g) }
 
     /// A copy whose parameters are `tensors` (same order and shapes as ``tensors``).
     func replacing(_ ts: [Tensor]) throws -> AdapterTestTrainable {
         var copy = self
-        copy.head = try BertClassificationHead(weight: ts[0], bias: ts[1])
-        var k = 2
-        switch adapters {
-        case .lora(var l)?:
-            for i in l.a.indices { for t in l.a[i].indices { l.a[i][t] = ts[k]; l.b[i][t] = ts[k + 1]; k += 2 } }
-            copy.adapters = .lora(l)
-        case .lorta(var a)?:
-            let na = a.factors.a.count
-            try a.setFactors(LoRTAFactors(a: Array(ts[k..<(k + na)]), b: ts[k + na], cH: ts[k + na + 1],
-                                          cL: ts[k + na + 2], cM: ts[k + na + 3]))
-            copy.adapters = .lorta(a)
-        case nil: break
-        }
+        (copy.adapters, copy.head) = try TrainableParameters.rebuild(ts, adapters: adapters)
         return copy
     }
 
