@@ -31,16 +31,7 @@ private func adapterTestLoRA(_ c: BertConfiguration, targets: [BertProjection], 
 /// A LoRTA adapter with random non-zero factors (C factors around 1).
 private func adapterTestLoRTA(_ c: BertConfiguration, targets: [BertProjection], rank: Int, scale: Float,
                               seed: UInt64) throws -> BertAdapters {
-    var rng = LoRATestRNG(seed: seed)
-    let cfg = try LoRTAConfiguration(rank: rank, alpha: 2 * Float(rank), targetModules: targets.map(\.rawValue),
-                                     layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
-    let s = cfg.factorShapes
-    func around1(_ shape: [Int]) throws -> Tensor {
-        try Tensor(rng.array(shape.reduce(1, *), scale: 0.5).map { 1 + $0 }, shape: shape)
-    }
-    let f = LoRTAFactors(a: s.a.map { rng.tensor($0, scale: scale) }, b: rng.tensor(s.b, scale: scale),
-                         cH: try around1(s.cH), cL: try around1(s.cL), cM: try around1(s.cM))
-    return .lorta(try LoRTAAdapter(configuration: cfg, factors: f))
+    .lorta(try randomBertLoRTA(c, targets: targets, rank: rank, scale: scale, seed: seed))
 }
 
 private func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {

@@ -73,3 +73,19 @@ func tinyBertTokenizer() throws -> BertTokenizer {
     try BertTokenizer(vocabulary: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad", "movie", "plot", "fun", "dull",
                                    "boring", "slow"])
 }
+
+/// A LoRTA adapter on a BERT shape with random non-zero factors: A and B uniform in ±`scale`,
+/// C factors around 1 (1 ± 0.5), alpha = 2r.
+func randomBertLoRTA(_ c: BertConfiguration, targets: [BertProjection], rank: Int, scale: Float,
+                     seed: UInt64) throws -> LoRTAAdapter {
+    var rng = LoRATestRNG(seed: seed)
+    let cfg = try LoRTAConfiguration(rank: rank, alpha: 2 * Float(rank), targetModules: targets.map(\.rawValue),
+                                     layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
+    let s = cfg.factorShapes
+    func around1(_ shape: [Int]) throws -> Tensor {
+        try Tensor(rng.array(shape.reduce(1, *), scale: 0.5).map { 1 + $0 }, shape: shape)
+    }
+    let f = LoRTAFactors(a: s.a.map { rng.tensor($0, scale: scale) }, b: rng.tensor(s.b, scale: scale),
+                         cH: try around1(s.cH), cL: try around1(s.cL), cM: try around1(s.cM))
+    return try LoRTAAdapter(configuration: cfg, factors: f)
+}
