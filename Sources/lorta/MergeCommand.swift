@@ -87,15 +87,7 @@ extension Merge {
         let fm = FileManager.default
         let weights = model.appendingPathComponent("model.safetensors")
         guard fm.fileExists(atPath: weights.path) else { throw FileProblem(path: weights.path, message: "not found") }
-        var isDir: ObjCBool = false
-        let exists = fm.fileExists(atPath: out.path, isDirectory: &isDir)
-        if exists {
-            guard isDir.boolValue else { throw FileProblem(path: out.path, message: "exists and is not a directory") }
-            let empty = try fm.contentsOfDirectory(atPath: out.path).isEmpty
-            guard overwrite || empty else {
-                throw FileProblem(path: out.path, message: "exists and is not empty (use --overwrite)")
-            }
-        }
+        let exists = try OutputDirectory.check(out, overwrite: overwrite)
         let parent = out.standardizedFileURL.deletingLastPathComponent()
         let staging = parent.appendingPathComponent(".\(out.lastPathComponent).tmp-\(UUID().uuidString)")
         try fm.createDirectory(at: staging, withIntermediateDirectories: true)

@@ -307,21 +307,28 @@ final class ProgressLine {
     }
 }
 
-/// Output directory rules: created when missing; an existing non-empty directory is refused
-/// unless --overwrite, or unless it is the directory of the checkpoint being resumed.
+/// Output directory rules: an existing path must be a directory, and a non-empty one is
+/// refused unless --overwrite, or unless it is the directory of the checkpoint being resumed.
 enum OutputDirectory {
-    static func prepare(_ url: URL, overwrite: Bool, allowing resume: URL?) throws {
+    /// Applies the rules; returns whether `url` exists.
+    @discardableResult
+    static func check(_ url: URL, overwrite: Bool, allowing resume: URL? = nil) throws -> Bool {
         let fm = FileManager.default
         var isDir: ObjCBool = false
-        if fm.fileExists(atPath: url.path, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw FileProblem(path: url.path, message: "exists and is not a directory") }
-            let contents = try fm.contentsOfDirectory(atPath: url.path)
-            let resumingHere = resume.map { $0.standardizedFileURL.deletingLastPathComponent().path == url.standardizedFileURL.path } ?? false
-            if !contents.isEmpty && !overwrite && !resumingHere {
-                throw FileProblem(path: url.path, message: "exists and is not empty (use --overwrite, or another --out)")
-            }
-        } else {
-            try fm.createDirectory(at: url, withIntermediateDirectories: true)
+        guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else { return false }
+        guard isDir.boolValue else { throw FileProblem(path: url.path, message: "exists and is not a directory") }
+        let contents = try fm.contentsOfDirectory(atPath: url.path)
+        let resumingHere = resume.map { $0.standardizedFileURL.deletingLastPathComponent().path == url.standardizedFileURL.path } ?? false
+        if !contents.isEmpty && !overwrite && !resumingHere {
+            throw FileProblem(path: url.path, message: "exists and is not empty (use --overwrite, or another --out)")
+        }
+        return true
+    }
+
+    /// Applies the rules and creates the directory when missing.
+    static func prepare(_ url: URL, overwrite: Bool, allowing resume: URL?) throws {
+        if try !check(url, overwrite: overwrite, allowing: resume) {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         }
     }
 }
