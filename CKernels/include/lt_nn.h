@@ -1,7 +1,9 @@
 /*
- * lt_nn.h — neural-network kernels of the BERT encoder: embeddings, linear layers with bias and
- * residual, LayerNorm, GELU, multi-head self-attention with a padding mask, masked mean pooling
- * and softmax cross-entropy. Each forward sits beside its backward (llm.c style).
+ * lt_nn.h — neural-network kernels of the transformer models: for the BERT encoder embeddings,
+ * linear layers with bias and residual, LayerNorm, GELU, multi-head self-attention with a
+ * padding mask, masked mean pooling and softmax cross-entropy; for Llama-family decoders
+ * RMSNorm, rotary position embedding, the SwiGLU gate and causal grouped-query attention with
+ * a key/value cache. Each forward sits beside its backward (llm.c style).
  *
  * Conventions (as the rest of the library, see lt_lora.h):
  *   - row-major; `ld*` = leading dimension (elements between consecutive rows, >= row length);
@@ -184,6 +186,97 @@ lt_status lt_cross_entropy_forward(int64_t n, int64_t c, const float *Z, int64_t
 lt_status lt_cross_entropy_backward(int64_t n, int64_t c, const float *Z, int64_t ldz,
                                     const int32_t *labels, float dloss,
                                     float *dZ, int64_t lddz);
+
+/* ======================== Llama-family decoder kernels ======================================== */
+
+/* ---- RMSNorm (Hugging Face LlamaRMSNorm) -----------------------------------------------------
+ * forward:  rstd_i = 1 / sqrt(Σ_j x_ij² / d + eps)      (sum of squares in double)
+ *           Y_ij   = γ_j · (x_ij · rstd_i)               (float32, the order transformers uses)
+ *   X, Y [n × d] (ld ldx, ldy; Y may alias X exactly), γ [d], rstd [n] nullable (saved for the
+ *   backward). eps > 0 and finite.
+ * backward: with x̂ = x · rstd and g = dY ∘ γ,
+ *   dX_i = rstd_i · (g_i − x̂_i · mean_j(g_ij x̂_ij))      (overwrites dX; may alias dY exactly)
+ *   dγ (=|+=) Σ_i dY_i ∘ x̂_i                             (nullable; double accumulators) */
+lt_status lt_rmsnorm_forward(int64_t n, int64_t d, float eps,
+                             const float *X, int64_t ldx, const float *gamma,
+                             float *Y, int64_t ldy, float *rstd);
+lt_status lt_rmsnorm_backward(int64_t n, int64_t d,
+                              const float *dY, int64_t lddy,
+                              const float *X, int64_t ldx, const float *gamma,
+                              const float *rstd,
+                              float *dX, int64_t lddx, float *dgamma, int accumulate);
+
+/* ---- rotary position embedding (Hugging Face layout, "rotate_half") ---------------------------
+ * X [n × H·d_h] (ld ldx) holds H heads of width d_h per row; row i has position pos[i] >= 0.
+ * The first d_rot columns of every head (d_rot even, 2 <= d_rot <= d_h) are rotated in pairs
+ * (j, j + d_rot/2), j < d_rot/2, by the angle θ = (float)pos · inv_freq[j] (a float32 product,
+ * as transformers computes it; the caller computes inv_freq [d_rot/2], e.g.
+ * 1 / base^(2j/d_rot) in float32, or a scaled variant):
+ *   x'_j          = x_j · cos θ − x_{j+d_rot/2} · sin θ
+ *   x'_{j+d_rot/2} = x_{j+d_rot/2} · cos θ + x_j · sin θ
+ * cos θ and sin θ are rounded to float32 from a double evaluation. In place.
+ * backward: the transposed rotation (angle −θ) applied in place to dX (the gradient of the
+ * rotated output on entry, of the input on return). */
+lt_status lt_rope_forward(int64_t n, int64_t H, int64_t d_h, int64_t d_rot,
+                          const int32_t *pos, const float *inv_freq, float *X, int64_t ldx);
+lt_status lt_rope_backward(int64_t n, int64_t H, int64_t d_h, int64_t d_rot,
+                           const int32_t *pos, const float *inv_freq, float *dX, int64_t lddx);
+
+/* ---- SwiGLU gate (Llama MLP: down(silu(gate(x)) ∘ up(x))) -------------------------------------
+ * forward:  Y = silu(G) ∘ U,  silu(g) = g · σ(g) = g / (1 + e^{−g})
+ *   G, U, Y [n × I] with their own ld (G and U may be the two halves of one fused [n × 2I]
+ *   buffer); Y may alias G or U exactly.
+ * backward: dG = dY ∘ U ∘ σ(g) · (1 + g · (1 − σ(g))),   dU = dY ∘ silu(G)   (overwritten;
+ *   dG/dU must not alias G, U or dY, except that dG may alias dY exactly). */
+lt_status lt_swiglu_forward(int64_t n, int64_t I, const float *G, int64_t ldg,
+                            const float *U, int64_t ldu, float *Y, int64_t ldy);
+lt_status lt_swiglu_backward(int64_t n, int64_t I, const float *G, int64_t ldg,
+                             const float *U, int64_t ldu, const float *dY, int64_t lddy,
+                             float *dG, int64_t lddg, float *dU, int64_t lddu);
+
+/* ---- causal grouped-query attention with a key/value cache -------------------------------------
+ * B sequences; each brings T new query tokens at absolute positions past … past+T−1, and its
+ * keys/values for positions 0 … past+T−1 are already in the cache (the caller appended the new
+ * rows first). H query heads and H_kv key/value heads of width d_h (H a multiple of H_kv):
+ * query head h reads key/value head h / (H / H_kv) (transformers' repeat_kv).
+ *   Q [B·T × H·d_h] (ld ldq): row b·T + t.
+ *   K, V caches: row s of sequence b at K + (b·cache_len + s)·ldk, head g at column g·d_h
+ *     (ld >= H_kv·d_h), cache_len >= past + T.
+ *   For query t the keys 0 … past+t are visible (causal); S = q·kᵀ · scale (scale passed
+ *   explicitly, 1/√d_h for Llama), P = softmax over the visible keys (max-subtracted,
+ *   normaliser in double), C = P V written to C [B·T × H·d_h] (ld ldc), heads concatenated.
+ *   P nullable: when given (training), P[((b·H + h)·T + t)·S + s] with S = past + T, entries
+ *   of invisible keys set to exactly 0.
+ * workspace: lt_causal_attention_workspace_size floats (scores of the rows in flight).
+ * Work is split over (sequence, head, block of query rows) items with a fixed schedule; each
+ * output row is computed by one thread with the same code, whatever the thread count.
+ * backward (training; requires past = 0 and the P saved by the forward):
+ *   dV_g = Σ_{h in group g} P_hᵀ dC_h;  dP = dC_h V_gᵀ;  dS = P ∘ (dP − rowsum(P ∘ dP));
+ *   dQ_h = scale · dS K_g;  dK_g = Σ_{h in group g} scale · dSᵀ Q_h      (all overwritten;
+ *   the sums over a group's query heads run in head order). dK, dV [B·T × H_kv·d_h] with
+ *   their own ld; workspace: lt_causal_attention_backward_workspace_size floats. */
+lt_status lt_causal_attention_workspace_size(int64_t B, int64_t T, int64_t past, int64_t H,
+                                             int64_t *floats);
+lt_status lt_causal_attention_forward(int64_t B, int64_t T, int64_t past,
+                                      int64_t H, int64_t H_kv, int64_t d_h, float scale,
+                                      const float *Q, int64_t ldq,
+                                      const float *K, int64_t ldk,
+                                      const float *V, int64_t ldv, int64_t cache_len,
+                                      float *P, float *C, int64_t ldc,
+                                      float *workspace);
+lt_status lt_causal_attention_backward_workspace_size(int64_t B, int64_t T, int64_t H,
+                                                      int64_t *floats);
+lt_status lt_causal_attention_backward(int64_t B, int64_t T,
+                                       int64_t H, int64_t H_kv, int64_t d_h, float scale,
+                                       const float *Q, int64_t ldq,
+                                       const float *K, int64_t ldk,
+                                       const float *V, int64_t ldv,
+                                       const float *P,
+                                       const float *dC, int64_t lddc,
+                                       float *dQ, int64_t lddq,
+                                       float *dK, int64_t lddk,
+                                       float *dV, int64_t lddv,
+                                       float *workspace);
 
 #ifdef __cplusplus
 }

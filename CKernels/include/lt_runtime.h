@@ -21,6 +21,8 @@ typedef enum lt_status {
     LT_ERR_UNSUPPORTED_ISA = 3,   /* the requested ISA is not supported by this CPU/build */
     LT_ERR_BAD_ENVIRONMENT = 4,   /* LORTA_ISA / LORTA_NUM_THREADS holds an unknown value */
     LT_ERR_NUMERICAL = 5,         /* a factorization failed (singular matrix, NaN) */
+    LT_ERR_UNSUPPORTED = 6,       /* a valid request this library does not implement (e.g. a
+                                     tensor storage type without a dequantizer) */
 } lt_status;
 
 /* Human-readable name of a status code (static storage). */

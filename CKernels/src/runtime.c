@@ -26,6 +26,7 @@ const char *lt_status_string(int status) {
     case LT_ERR_UNSUPPORTED_ISA: return "unsupported ISA";
     case LT_ERR_BAD_ENVIRONMENT: return "bad environment variable";
     case LT_ERR_NUMERICAL: return "numerical failure";
+    case LT_ERR_UNSUPPORTED: return "unsupported";
     default: return "unknown status";
     }
 }

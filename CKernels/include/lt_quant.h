@@ -1,0 +1,99 @@
+/*
+ * lt_quant.h — frozen weight matrices stored in GGML block formats (as in GGUF files):
+ * dequantization, and products with float32 activations that read the blocks directly, so a
+ * quantized model never needs its weights widened to float32 as a whole.
+ *
+ * Storage types are identified by their ggml type number (the value GGUF files store):
+ *   F32 0, F16 1, Q4_0 2, Q4_1 3, Q5_0 6, Q5_1 7, Q8_0 8, Q4_K 12, Q5_K 13, Q6_K 14, BF16 30.
+ * These are the types this library dequantizes; every other ggml type number gives
+ * LT_ERR_UNSUPPORTED (a valid type we do not implement) — never garbage.
+ *
+ * A matrix W [rows × cols] (PyTorch `out × in`; GGUF dims [cols, rows]) is stored row after
+ * row; each row is cols / block_elements blocks of block_bytes bytes (cols must be a multiple
+ * of block_elements: 1 for F32/F16/BF16, 32 for Q4_0…Q8_0, 256 for the K types). Blocks are
+ * little-endian and not aligned (Q4_1 blocks are 20 bytes): kernels use unaligned loads.
+ * The dequantized values are exactly those of ggml's reference `dequantize_row_*` (and of the
+ * `gguf` Python package): the same float32 operations in the same order (e.g. Q4_1:
+ * d·q + m with d, m widened from float16), so they are bit-identical.
+ *
+ * Conventions as in lt_lora.h / lt_nn.h: row-major, explicit leading dimensions, int64_t
+ * sizes, every entry point validates its arguments and returns an lt_status, nothing aborts,
+ * prints or allocates (callers pass workspace sized by the *_workspace_size query, in floats),
+ * results are bitwise identical for any thread count (each output element is computed by the
+ * same code in the same order whichever thread runs it; no split of a sum across threads).
+ * BLAS is never called inside an OpenMP region.
+ */
+#ifndef LT_QUANT_H
+#define LT_QUANT_H
+
+#include <stdint.h>
+#include "lt_runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ggml type numbers of the storage types this library dequantizes. */
+enum {
+    LT_GGML_F32 = 0, LT_GGML_F16 = 1, LT_GGML_Q4_0 = 2, LT_GGML_Q4_1 = 3, LT_GGML_Q5_0 = 6,
+    LT_GGML_Q5_1 = 7, LT_GGML_Q8_0 = 8, LT_GGML_Q4_K = 12, LT_GGML_Q5_K = 13, LT_GGML_Q6_K = 14,
+    LT_GGML_BF16 = 30,
+};
+
+/* Block geometry of a supported type: elements per block and bytes per block.
+ * LT_ERR_UNSUPPORTED for any other type number; LT_ERR_NULL_POINTER for a NULL output. */
+lt_status lt_quant_block_size(int32_t type, int64_t *block_elements, int64_t *block_bytes);
+
+/* Bytes of one row of `cols` elements (cols a multiple of the block size, else
+ * LT_ERR_INVALID_ARGUMENT; overflow → LT_ERR_INVALID_ARGUMENT). */
+lt_status lt_quant_row_bytes(int32_t type, int64_t cols, int64_t *bytes);
+
+/* ---- dequantization ------------------------------------------------------------------------
+ * dst[0 ..< n] = the n values encoded by the first n / block_elements blocks of src.
+ *   n a multiple of the block size; src_bytes >= the bytes those blocks need (checked, so a
+ *   short buffer is LT_ERR_INVALID_ARGUMENT, never an overread). OpenMP over blocks for large
+ *   n (each value written by the same code whatever the thread count). */
+lt_status lt_dequantize(int32_t type, const void *src, int64_t src_bytes, int64_t n, float *dst);
+
+/* Rows of a matrix: Y[i, :] = dequantized row ids[i] of W   (an embedding lookup).
+ *   W [rows × cols] in `type`; ids [n] int32 each in 0 ..< rows (LT_ERR_INVALID_ARGUMENT
+ *   otherwise); Y [n × cols] (ld ldy). */
+lt_status lt_quant_gather_rows(int32_t type, int64_t rows, int64_t cols, const void *W,
+                               int64_t w_bytes, const int32_t *ids, int64_t n,
+                               float *Y, int64_t ldy);
+
+/* ---- products with a stored matrix (frozen weights) -------------------------------------------
+ * forward:            Y[n × d_out] (=|+=) X[n × d_in] · Wᵀ          W [d_out × d_in] in `type`
+ * backward (input):   dX[n × d_in] (=|+=) dY[n × d_out] · W
+ *   w_bytes = d_out · row_bytes(type, d_in) (checked); accumulate 0 overwrites, 1 adds.
+ *   Y/dX must not overlap the inputs.
+ * Paths (chosen from the shape only, never from the thread count):
+ *   - small n (decode, n <= LT_QUANT_GEMV_MAX_ROWS): OpenMP over fixed chunks of output rows;
+ *     each chunk's weight rows are dequantized into the thread's slice of the workspace (or
+ *     read directly by a fused kernel for the common types) and dotted with every X row;
+ *   - larger n: panels of weight rows are dequantized (OpenMP) into the workspace, then one
+ *     cblas_sgemm per panel outside the parallel region;
+ *   - F32 W: cblas_sgemm directly (no workspace).
+ * The backward of the parameters does not exist here: stored matrices are frozen.
+ * workspace: `workspace_floats` floats; lt_quant_matmul_workspace_size gives the size that
+ * lets every thread of the current team work (0 is a valid answer, then workspace may be NULL).
+ * A smaller workspace (but at least one thread's share, else LT_ERR_INVALID_ARGUMENT) only
+ * runs fewer threads; the results do not change. */
+#define LT_QUANT_GEMV_MAX_ROWS 8
+lt_status lt_quant_matmul_workspace_size(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                                         int64_t *floats);
+lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                          const float *X, int64_t ldx,
+                          const void *W, int64_t w_bytes,
+                          float *Y, int64_t ldy, int accumulate,
+                          float *workspace, int64_t workspace_floats);
+lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                                         const float *dY, int64_t lddy,
+                                         const void *W, int64_t w_bytes,
+                                         float *dX, int64_t lddx, int accumulate,
+                                         float *workspace, int64_t workspace_floats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LT_QUANT_H */
