@@ -14,7 +14,12 @@
  * little-endian and not aligned (Q4_1 blocks are 20 bytes): kernels use unaligned loads.
  * The dequantized values are exactly those of ggml's reference `dequantize_row_*` (and of the
  * `gguf` Python package): the same float32 operations in the same order (e.g. Q4_1:
- * d·q + m with d, m widened from float16), so they are bit-identical.
+ * d·q + m with d, m widened from float16), so they are bit-identical. Every product in these
+ * formulas is exact in float32 (at most 11 + 7 + 6 significant bits); only the added minimum
+ * (Q4_1, Q5_1, Q4_K, Q5_K) rounds. F16 widens exactly, NaN payloads kept as numpy keeps them
+ * (a signalling NaN stays signalling); BF16 is the high half of a float32. Where two different
+ * NaNs meet in one operation (both scales of a block NaN) the result is NaN but its payload is
+ * not specified.
  *
  * Conventions as in lt_lora.h / lt_nn.h: row-major, explicit leading dimensions, int64_t
  * sizes, every entry point validates its arguments and returns an lt_status, nothing aborts,
@@ -51,8 +56,11 @@ lt_status lt_quant_row_bytes(int32_t type, int64_t cols, int64_t *bytes);
 /* ---- dequantization ------------------------------------------------------------------------
  * dst[0 ..< n] = the n values encoded by the first n / block_elements blocks of src.
  *   n a multiple of the block size; src_bytes >= the bytes those blocks need (checked, so a
- *   short buffer is LT_ERR_INVALID_ARGUMENT, never an overread). OpenMP over blocks for large
- *   n (each value written by the same code whatever the thread count). */
+ *   short buffer is LT_ERR_INVALID_ARGUMENT, never an overread: exactly those bytes are read).
+ *   src needs no alignment; dst must not overlap src. n = 0 accepts NULL pointers.
+ *   OpenMP over fixed chunks of 16,384 values from 65,536 values on (each value written by the
+ *   same code whatever the thread count). Kernel variants per ISA (lt_isa_active()) give the
+ *   same bits. The per-type block decoders are internal (CKernels/src/quant_internal.h). */
 lt_status lt_dequantize(int32_t type, const void *src, int64_t src_bytes, int64_t n, float *dst);
 
 /* Rows of a matrix: Y[i, :] = dequantized row ids[i] of W   (an embedding lookup).

@@ -29,6 +29,12 @@
  * NaN scales propagate as the hardware does; where two different NaNs meet in one operation
  * (e.g. Q4_1 with both d and m NaN) the surviving payload depends on the compiler's operand
  * order, so such values are NaN but their payload bits are not specified.
+ *
+ * For fused kernels: every product above is exact in float32 (a float16 scale has 11
+ * significant bits, a 6-bit scale 6, an int8 scale 7, a code at most 6, so at most 24 bits;
+ * the float16 range keeps them far from overflow and from float32 subnormals). Only the
+ * addition of the minimum rounds. So (d·sc)·q == d·(sc·q), and fma(d1, q, −m1) == d1·q − m1:
+ * a kernel may regroup the products or contract them with the add and still get these bits.
  */
 #ifndef LT_QUANT_INTERNAL_H
 #define LT_QUANT_INTERNAL_H
