@@ -3,6 +3,7 @@
  * once per ISA: quant_dequant.c includes this file three times with
  *   LT_DQ_NAME(base)  the function name for this variant (e.g. base##_avx2)
  *   LT_DQ_ATTR        the function attributes (static plus a target attribute, or just static)
+ *   LT_DQ_SCALE(p)    the float32 value of the float16 block scale at byte pointer p
  * Plain loops of exact float32 operations (no FMA: quant_dequant.c turns contraction off), so
  * every variant gives the same bits; the compiler vectorises the inner loops.
  * Block layouts (little-endian, unaligned), from ggml-common.h:
@@ -33,7 +34,7 @@ LT_DQ_ATTR void LT_DQ_NAME(lt__dq_q4_0)(const uint8_t *restrict src, int64_t nbl
     LT_DQ_BLOCK_LOOP
     for (int64_t b = 0; b < nblocks; b++) {
         const uint8_t *blk = src + b * 18;
-        const float d = lt__f16_to_f32(lt__load_u16(blk));
+        const float d = LT_DQ_SCALE(blk);
         const uint8_t *qs = blk + 2;
         float *y = dst + b * 32;
         for (int j = 0; j < 16; j++) {
@@ -47,8 +48,8 @@ LT_DQ_ATTR void LT_DQ_NAME(lt__dq_q4_1)(const uint8_t *restrict src, int64_t nbl
     LT_DQ_BLOCK_LOOP
     for (int64_t b = 0; b < nblocks; b++) {
         const uint8_t *blk = src + b * 20;
-        const float d = lt__f16_to_f32(lt__load_u16(blk));
-        const float m = lt__f16_to_f32(lt__load_u16(blk + 2));
+        const float d = LT_DQ_SCALE(blk);
+        const float m = LT_DQ_SCALE(blk + 2);
         const uint8_t *qs = blk + 4;
         float *y = dst + b * 32;
         for (int j = 0; j < 16; j++) {
@@ -62,7 +63,7 @@ LT_DQ_ATTR void LT_DQ_NAME(lt__dq_q5_0)(const uint8_t *restrict src, int64_t nbl
     LT_DQ_BLOCK_LOOP
     for (int64_t b = 0; b < nblocks; b++) {
         const uint8_t *blk = src + b * 22;
-        const float d = lt__f16_to_f32(lt__load_u16(blk));
+        const float d = LT_DQ_SCALE(blk);
         const uint32_t qh = lt__load_u32(blk + 2);
         const uint8_t *qs = blk + 6;
         float *y = dst + b * 32;
@@ -79,8 +80,8 @@ LT_DQ_ATTR void LT_DQ_NAME(lt__dq_q5_1)(const uint8_t *restrict src, int64_t nbl
     LT_DQ_BLOCK_LOOP
     for (int64_t b = 0; b < nblocks; b++) {
         const uint8_t *blk = src + b * 24;
-        const float d = lt__f16_to_f32(lt__load_u16(blk));
-        const float m = lt__f16_to_f32(lt__load_u16(blk + 2));
+        const float d = LT_DQ_SCALE(blk);
+        const float m = LT_DQ_SCALE(blk + 2);
         const uint32_t qh = lt__load_u32(blk + 4);
         const uint8_t *qs = blk + 8;
         float *y = dst + b * 32;
@@ -97,7 +98,7 @@ LT_DQ_ATTR void LT_DQ_NAME(lt__dq_q8_0)(const uint8_t *restrict src, int64_t nbl
     LT_DQ_BLOCK_LOOP
     for (int64_t b = 0; b < nblocks; b++) {
         const uint8_t *blk = src + b * 34;
-        const float d = lt__f16_to_f32(lt__load_u16(blk));
+        const float d = LT_DQ_SCALE(blk);
         const int8_t *qs = (const int8_t *)(blk + 2);
         float *y = dst + b * 32;
         for (int j = 0; j < 32; j++) y[j] = (float)qs[j] * d;
@@ -119,8 +120,8 @@ LT_DQ_ATTR void LT_DQ_NAME(lt__dq_q4_k)(const uint8_t *restrict src, int64_t nbl
     LT_DQ_BLOCK_LOOP
     for (int64_t b = 0; b < nblocks; b++) {
         const uint8_t *blk = src + b * 144;
-        const float d = lt__f16_to_f32(lt__load_u16(blk));
-        const float dmin = lt__f16_to_f32(lt__load_u16(blk + 2));
+        const float d = LT_DQ_SCALE(blk);
+        const float dmin = LT_DQ_SCALE(blk + 2);
         const uint8_t *scales = blk + 4;
         const uint8_t *qs = blk + 16;
         float *y = dst + b * 256;
@@ -142,8 +143,8 @@ LT_DQ_ATTR void LT_DQ_NAME(lt__dq_q5_k)(const uint8_t *restrict src, int64_t nbl
     LT_DQ_BLOCK_LOOP
     for (int64_t b = 0; b < nblocks; b++) {
         const uint8_t *blk = src + b * 176;
-        const float d = lt__f16_to_f32(lt__load_u16(blk));
-        const float dmin = lt__f16_to_f32(lt__load_u16(blk + 2));
+        const float d = LT_DQ_SCALE(blk);
+        const float dmin = LT_DQ_SCALE(blk + 2);
         const uint8_t *scales = blk + 4;
         const uint8_t *qh = blk + 16;
         const uint8_t *qs = blk + 48;
@@ -176,7 +177,7 @@ LT_DQ_ATTR void LT_DQ_NAME(lt__dq_q6_k)(const uint8_t *restrict src, int64_t nbl
         const uint8_t *ql = blk;
         const uint8_t *qh = blk + 128;
         const int8_t *scales = (const int8_t *)(blk + 192);
-        const float d = lt__f16_to_f32(lt__load_u16(blk + 208));
+        const float d = LT_DQ_SCALE(blk + 208);
         float ds[16];
         for (int k = 0; k < 16; k++) ds[k] = d * (float)scales[k];
         float *y = dst + b * 256;
