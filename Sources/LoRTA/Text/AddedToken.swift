@@ -42,6 +42,10 @@ struct AddedTokenMatcher: Sendable {
 
     /// Entries by first scalar, longest first.
     private let entriesByFirstScalar: [Unicode.Scalar: [Entry]]
+    /// Bit v of (low, high) set when an entry starts with ASCII scalar v; a quick rejection test.
+    private let asciiFirstLow: UInt64, asciiFirstHigh: UInt64
+    /// Whether some entry starts with a non-ASCII scalar.
+    private let hasNonASCIIFirst: Bool
 
     /// A part of the text: plain text (a range of scalars) or an added token's id.
     enum Segment: Equatable {
@@ -58,6 +62,21 @@ struct AddedTokenMatcher: Sendable {
         }
         for key in byFirst.keys { byFirst[key]?.sort { $0.scalars.count > $1.scalars.count } }
         entriesByFirstScalar = byFirst
+        var low: UInt64 = 0, high: UInt64 = 0
+        for key in byFirst.keys where key.value < 128 {
+            if key.value < 64 { low |= 1 << UInt64(key.value) } else { high |= 1 << UInt64(key.value - 64) }
+        }
+        asciiFirstLow = low
+        asciiFirstHigh = high
+        hasNonASCIIFirst = byFirst.keys.contains { $0.value >= 128 }
+    }
+
+    @inline(__always)
+    private func mayStart(_ c: Unicode.Scalar) -> Bool {
+        let v = c.value
+        if v < 64 { return asciiFirstLow & (1 << UInt64(v)) != 0 }
+        if v < 128 { return asciiFirstHigh & (1 << UInt64(v - 64)) != 0 }
+        return hasNonASCIIFirst
     }
 
     var isEmpty: Bool { entriesByFirstScalar.isEmpty }
@@ -73,7 +92,7 @@ struct AddedTokenMatcher: Sendable {
         var textStart = range.lowerBound  // start of the pending text (HF's start_offset)
         var i = range.lowerBound
         while i < range.upperBound {
-            guard let candidates = entriesByFirstScalar[s[i]],
+            guard mayStart(s[i]), let candidates = entriesByFirstScalar[s[i]],
                   let entry = candidates.first(where: { e in
                       (includingSpecial || !e.token.isSpecial) && i + e.scalars.count <= range.upperBound
                           && s[i..<(i + e.scalars.count)].elementsEqual(e.scalars)

@@ -182,15 +182,14 @@ public struct ByteLevelBPETokenizer: Sendable {
 
         // Merges: (left, right) → (rank, merged). A repeated pair keeps its last rank, as in
         // `tokenizers` (which collects the list into a map).
-        var merges: [UInt64: UInt64] = [:]
-        merges.reserveCapacity(mergePairs.count)
+        var merges = BytePairMerger.PairTable(minimumCapacity: mergePairs.count)
         for (rank, (left, right)) in mergePairs.enumerated() {
             guard let a = idsByBytes[Array(left.utf8)] else { throw .mergeNamesUnknownToken(rank: rank, token: left) }
             guard let b = idsByBytes[Array(right.utf8)] else { throw .mergeNamesUnknownToken(rank: rank, token: right) }
             guard let m = idsByBytes[Array(left.utf8) + Array(right.utf8)] else {
                 throw .mergeResultNotInVocabulary(rank: rank, token: left + right)
             }
-            merges[BytePairMerger.pairKey(a, b)] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: m))
+            merges.set(UInt64(rank) << 32 | UInt64(UInt32(bitPattern: m)), for: BytePairMerger.pairKey(a, b))
         }
 
         var byteIDs = [Int32](repeating: -1, count: 256)
@@ -300,14 +299,21 @@ public struct ByteLevelBPETokenizer: Sendable {
         let scalars = Array(text.unicodeScalars)
         var segments: [AddedTokenMatcher.Segment] = []
         rawMatcher.segments(scalars, 0..<scalars.count, includingSpecial: parsingSpecialTokens, into: &segments)
+        // Without normalization, second matching or prefix space, the text is pre-tokenized in place.
+        let inPlace = normalization == .none && normalizedMatcher.isEmpty && !addsPrefixSpace
+        let classes = inPlace ? ScalarClass.classify(scalars) : []
         var scratch = EncodingScratch()
         for segment in segments {
             switch segment {
             case .token(let id):
                 ids.append(id)
             case .text(let range):
-                appendNormalized(scalars[range], parsingSpecialTokens: parsingSpecialTokens,
-                                 scratch: &scratch, to: &ids)
+                if inPlace {
+                    appendPieces(scalars, classes, range, scratch: &scratch, to: &ids)
+                } else {
+                    appendNormalized(scalars[range], parsingSpecialTokens: parsingSpecialTokens,
+                                     scratch: &scratch, to: &ids)
+                }
             }
         }
         if addingSpecialTokens { ids.append(contentsOf: suffixIDs) }
@@ -325,9 +331,10 @@ public struct ByteLevelBPETokenizer: Sendable {
         var segments: [AddedTokenMatcher.Segment] = []
     }
 
+    /// Normalizes a stretch of text, cuts out the normalized added tokens, and encodes the rest.
     private func appendNormalized(_ text: ArraySlice<Unicode.Scalar>, parsingSpecialTokens: Bool,
                                   scratch: inout EncodingScratch, to ids: inout [Int32]) {
-        var scalars: [Unicode.Scalar]
+        let scalars: [Unicode.Scalar]
         switch normalization {
         case .none:
             scalars = Array(text)
@@ -335,10 +342,6 @@ public struct ByteLevelBPETokenizer: Sendable {
             var view = String.UnicodeScalarView()
             view.append(contentsOf: text)
             scalars = Array(String(view).precomposedStringWithCanonicalMapping.unicodeScalars)
-        }
-        if normalizedMatcher.isEmpty {
-            appendPreTokenized(&scalars, scratch: &scratch, to: &ids)
-            return
         }
         scratch.segments.removeAll(keepingCapacity: true)
         normalizedMatcher.segments(scalars, 0..<scalars.count, includingSpecial: parsingSpecialTokens,
@@ -350,18 +353,19 @@ public struct ByteLevelBPETokenizer: Sendable {
                 ids.append(id)
             case .text(let range):
                 var part = Array(scalars[range])
-                appendPreTokenized(&part, scratch: &scratch, to: &ids)
+                if addsPrefixSpace, part.first != " " { part.insert(" ", at: 0) }
+                appendPieces(part, ScalarClass.classify(part), 0..<part.count, scratch: &scratch, to: &ids)
             }
         }
     }
 
-    private func appendPreTokenized(_ scalars: inout [Unicode.Scalar], scratch: inout EncodingScratch,
-                                    to ids: inout [Int32]) {
-        if scalars.isEmpty { return }
-        if addsPrefixSpace, scalars[0] != " " { scalars.insert(" ", at: 0) }
-        let classes = ScalarClass.classify(scalars)
+    /// Pre-tokenizes `scalars[range]` and appends the ids of its pieces. `classes` holds the
+    /// ``ScalarClass`` bits of every scalar of `scalars`.
+    private func appendPieces(_ scalars: [Unicode.Scalar], _ classes: [UInt8], _ range: Range<Int>,
+                              scratch: inout EncodingScratch, to ids: inout [Int32]) {
+        if range.isEmpty { return }
         scratch.pieces.removeAll(keepingCapacity: true)
-        preTokenizer.split(scalars, classes, 0..<scalars.count, into: &scratch.pieces)
+        preTokenizer.split(scalars, classes, range, into: &scratch.pieces)
         for piece in scratch.pieces {
             scratch.bytes.removeAll(keepingCapacity: true)
             for s in scalars[piece] { Self.appendUTF8(s, to: &scratch.bytes) }

@@ -299,22 +299,29 @@ enum ScalarClass {
     @inline(__always)
     static func isOther(_ bits: UInt8) -> Bool { bits & (letter | number | whitespace) == 0 }
 
-    private static let ascii: [UInt8] = (0..<128).map { v in
-        classifyNonTable(Unicode.Scalar(UInt8(v)))
-    }
-
-    /// The class bits of `s`. O(1).
+    /// The class bits of `s`: computed directly for ASCII, from the Unicode properties otherwise. O(1).
     @inline(__always)
     static func of(_ s: Unicode.Scalar) -> UInt8 {
-        s.value < 128 ? ascii[Int(s.value)] : classifyNonTable(s)
+        let v = s.value
+        guard v < 0x80 else { return fromProperties(s) }
+        let folded = v | 0x20
+        if folded >= 0x61 && folded <= 0x7A { return letter }                  // A-Z a-z
+        if v >= 0x30 && v <= 0x39 { return number }                           // 0-9
+        if v == 0x20 || (v >= 0x09 && v <= 0x0D) { return whitespace }         // space, \t…\r
+        if v < 0x20 || v == 0x7F || v == 0x60 { return 0 }                    // controls, ` (Sk)
+        return punctuationOrSymbol                                             // P, and $+<=>^|~
     }
 
     /// The class bits of each scalar. O(`scalars.count`).
-    static func classify(_ scalars: [Unicode.Scalar]) -> [UInt8] {
-        scalars.map(of)
+    static func classify(_ scalars: some Collection<Unicode.Scalar>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(scalars.count)
+        for s in scalars { out.append(of(s)) }
+        return out
     }
 
-    private static func classifyNonTable(_ s: Unicode.Scalar) -> UInt8 {
+    /// The class bits from the scalar's Unicode properties (any scalar).
+    static func fromProperties(_ s: Unicode.Scalar) -> UInt8 {
         let p = s.properties
         var bits: UInt8 = p.isWhitespace ? whitespace : 0
         switch p.generalCategory {
