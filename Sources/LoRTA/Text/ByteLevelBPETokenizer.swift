@@ -74,7 +74,7 @@ public struct ByteLevelBPETokenizer: Sendable {
     /// The model's chat template (Jinja source), if it has one; see ``ChatTemplate``.
     public let chatTemplate: String?
 
-    private let idsByBytes: [[UInt8]: Int32]
+    private let idsByBytes: [ByteString: Int32]
     private let merger: BytePairMerger
     private let rawMatcher: AddedTokenMatcher
     private let normalizedMatcher: AddedTokenMatcher
@@ -171,11 +171,11 @@ public struct ByteLevelBPETokenizer: Sendable {
         }
 
         // Token text → id, compared byte for byte (not with String's canonical equivalence).
-        var idsByBytes: [[UInt8]: Int32] = [:]
+        var idsByBytes: [ByteString: Int32] = [:]
         idsByBytes.reserveCapacity(tokens.count)
         for (id, token) in tokens.enumerated() {
-            let key = Array(token.utf8)
-            if key.isEmpty { continue }
+            let key = ByteString(Array(token.utf8))
+            if key.bytes.isEmpty { continue }
             if let first = idsByBytes[key] { throw .duplicateToken(token, firstID: Int(first), secondID: id) }
             idsByBytes[key] = Int32(id)
         }
@@ -184,9 +184,9 @@ public struct ByteLevelBPETokenizer: Sendable {
         // `tokenizers` (which collects the list into a map).
         var merges = BytePairMerger.PairTable(minimumCapacity: mergePairs.count)
         for (rank, (left, right)) in mergePairs.enumerated() {
-            guard let a = idsByBytes[Array(left.utf8)] else { throw .mergeNamesUnknownToken(rank: rank, token: left) }
-            guard let b = idsByBytes[Array(right.utf8)] else { throw .mergeNamesUnknownToken(rank: rank, token: right) }
-            guard let m = idsByBytes[Array(left.utf8) + Array(right.utf8)] else {
+            guard let a = idsByBytes[ByteString(Array(left.utf8))] else { throw .mergeNamesUnknownToken(rank: rank, token: left) }
+            guard let b = idsByBytes[ByteString(Array(right.utf8))] else { throw .mergeNamesUnknownToken(rank: rank, token: right) }
+            guard let m = idsByBytes[ByteString(Array(left.utf8) + Array(right.utf8))] else {
                 throw .mergeResultNotInVocabulary(rank: rank, token: left + right)
             }
             merges.set(UInt64(rank) << 32 | UInt64(UInt32(bitPattern: m)), for: BytePairMerger.pairKey(a, b))
@@ -194,7 +194,7 @@ public struct ByteLevelBPETokenizer: Sendable {
 
         var byteIDs = [Int32](repeating: -1, count: 256)
         for b in 0..<256 {
-            let key = Array(String(Character(ByteLevelAlphabet.scalars[b])).utf8)
+            let key = ByteString(Array(String(Character(ByteLevelAlphabet.scalars[b])).utf8))
             if let id = idsByBytes[key] { byteIDs[b] = id }
         }
 
@@ -204,11 +204,11 @@ public struct ByteLevelBPETokenizer: Sendable {
         var storage: [UInt8] = []
         var offsets: [Int] = [0]
         offsets.reserveCapacity(tokens.count + 1)
-        var wholePieces: [[UInt8]: Int32] = [:]
+        var wholePieces: [ByteString: Int32] = [:]
         for (id, token) in tokens.enumerated() {
             if !addedIDs.contains(Int32(id)), let bytes = ByteLevelAlphabet.bytes(of: token) {
                 storage.append(contentsOf: bytes)
-                if ignoresMerges, !bytes.isEmpty { wholePieces[bytes] = Int32(id) }
+                if ignoresMerges, !bytes.isEmpty { wholePieces[ByteString(bytes)] = Int32(id) }
             } else {
                 storage.append(contentsOf: token.utf8)
             }
@@ -261,7 +261,7 @@ public struct ByteLevelBPETokenizer: Sendable {
     public var vocabularySize: Int { tokens.count }
 
     /// The id of `token` (compared byte for byte), if it is in the vocabulary. O(length of `token`).
-    public func id(for token: String) -> Int32? { idsByBytes[Array(token.utf8)] }
+    public func id(for token: String) -> Int32? { idsByBytes[ByteString(Array(token.utf8))] }
 
     /// The token string of `id`, or nil when out of range.
     public func token(for id: Int32) -> String? {

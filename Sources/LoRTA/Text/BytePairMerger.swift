@@ -19,7 +19,7 @@ struct BytePairMerger: Sendable {
     let fusesUnknown: Bool
     /// When set, a piece that is a whole token is that token, without merging (Llama 3's
     /// `ignore_merges`): the piece's bytes → id.
-    let wholePieceIDs: [[UInt8]: Int32]?
+    let wholePieceIDs: [ByteString: Int32]?
     /// Memoized results, shared by copies.
     let cache: Cache
 
@@ -27,7 +27,7 @@ struct BytePairMerger: Sendable {
     static let longestCachedPiece = 256
 
     init(byteIDs: [Int32], merges: PairTable, unknownID: Int32?, fusesUnknown: Bool,
-         wholePieceIDs: [[UInt8]: Int32]?, cacheCapacity: Int = 65_536) {
+         wholePieceIDs: [ByteString: Int32]?, cacheCapacity: Int = 65_536) {
         self.byteIDs = byteIDs
         self.merges = merges
         self.unknownID = unknownID
@@ -45,7 +45,7 @@ struct BytePairMerger: Sendable {
     /// cache miss, one hash look-up on a hit.
     func appendIDs(of piece: [UInt8], to ids: inout [Int32]) {
         if piece.isEmpty { return }
-        if let whole = wholePieceIDs, let id = whole[piece] {
+        if let whole = wholePieceIDs, let id = whole[ByteString(piece)] {
             ids.append(id)
             return
         }
@@ -226,7 +226,7 @@ struct BytePairMerger: Sendable {
     /// `tokenizers`' cache does).
     final class Cache: @unchecked Sendable {
         private let lock = NSLock()
-        private var storage: [[UInt8]: [Int32]] = [:]
+        private var storage: [ByteString: [Int32]] = [:]
         let capacity: Int
 
         init(capacity: Int) { self.capacity = capacity }
@@ -234,13 +234,30 @@ struct BytePairMerger: Sendable {
         func value(for key: [UInt8]) -> [Int32]? {
             lock.lock()
             defer { lock.unlock() }
-            return storage[key]
+            return storage[ByteString(key)]
         }
 
         func insert(_ value: [Int32], for key: [UInt8]) {
             lock.lock()
             defer { lock.unlock() }
-            if storage.count < capacity { storage[key] = value }
+            if storage.count < capacity { storage[ByteString(key)] = value }
+        }
+    }
+}
+
+/// Bytes as a dictionary key, hashed in one block (an `[UInt8]` key hashes byte by byte).
+struct ByteString: Hashable, Sendable {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    static func == (a: ByteString, b: ByteString) -> Bool {
+        a.bytes.count == b.bytes.count && a.bytes.withUnsafeBytes { x in
+            b.bytes.withUnsafeBytes { y in x.elementsEqual(y) }
         }
     }
 }
