@@ -94,6 +94,9 @@ struct ChatTemplateTests {
         let noGeneration = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
         let wrongSeparator = "{% for message in messages %}{{'<|im_start|>' + message['role'] + ': ' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
         let contentOnly = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+        let reasons = [llama3: "unsupported statement {% set loop_messages = messages %}", trimmed: "filters are not supported",
+                       mistral: "unsupported variable `bos_token`", wrongSeparator: "a message is rendered as",
+                       noGeneration: "found for-loop", "{% for": "unterminated tag"]
         for source in [llama3, zephyr, mistral, trimmed, noGeneration, wrongSeparator, contentOnly, "", "{% for", "plain text"] {
             do {
                 let t = try ChatTemplate(source)
@@ -102,6 +105,7 @@ struct ChatTemplateTests {
                 guard case .unsupportedTemplate(let excerpt, let reason) = error else { continue }
                 #expect(source.hasPrefix(excerpt.hasSuffix("…") ? String(excerpt.dropLast()) : excerpt))
                 #expect(!reason.isEmpty)
+                if let expected = reasons[source] { #expect(reason.contains(expected), "\(reason)") }
                 #expect(error.description.hasPrefix("unsupported chat template " + excerpt.debugDescription), "\(error.description)")
             }
         }

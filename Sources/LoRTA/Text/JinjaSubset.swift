@@ -254,15 +254,13 @@ enum JinjaSubset {
                 if !text.isEmpty { nodes.append(.output([.literal(String(String.UnicodeScalarView(text)))])) }
             case .tag(.output, let body, _, _, _, _):
                 index += 1
-                var lexer = ExpressionLexer(body)
-                let tokens = try lexer.tokens()
+                let tokens = try lexTag(body, "{{", "}}")
                 var p = ExpressionParser(tokens: tokens, loopVariable: loopVariable)
                 let atoms = try p.concatenation()
                 guard p.atEnd else { throw Failure(reason: "unsupported expression {{\(String(String.UnicodeScalarView(body)))}}") }
                 nodes.append(.output(atoms))
             case .tag(.statement, let body, _, _, _, _):
-                var lexer = ExpressionLexer(body)
-                let tokens = try lexer.tokens()
+                let tokens = try lexTag(body, "{%", "%}")
                 let statement = String(String.UnicodeScalarView(body)).trimmingSpaces
                 guard case .identifier(let keyword)? = tokens.first else {
                     throw Failure(reason: "unsupported statement {%\(statement)%}")
@@ -303,6 +301,17 @@ enum JinjaSubset {
         }
         if !terminators.isEmpty { throw Failure(reason: "missing {% \(terminators.sorted().first ?? "end") %}") }
         return nodes
+    }
+
+    /// The tokens of a tag's body; a failure names the tag.
+    private static func lexTag(_ body: [Unicode.Scalar], _ open: String, _ close: String) throws(Failure) -> [Token] {
+        var lexer = ExpressionLexer(body)
+        do throws(Failure) {
+            return try lexer.tokens()
+        } catch {
+            let text = String(String.UnicodeScalarView(body)).trimmingSpaces
+            throw Failure(reason: "unsupported \(open == "{{" ? "expression" : "statement") \(open) \(text) \(close) (\(error.reason))")
+        }
     }
 
     // MARK: Expressions
@@ -348,6 +357,8 @@ enum JinjaSubset {
                 switch c {
                 case "+", "~", "[", "]", ".", "(", ")":
                     out.append(.symbol(String(c))); i += 1
+                case "|":
+                    throw Failure(reason: "filters are not supported")
                 default:
                     throw Failure(reason: "unsupported character \(String(c).debugDescription) in an expression")
                 }
