@@ -603,6 +603,7 @@ struct BPETokenizerErrorTests {
         expectError(.malformedMerge(rank: 1, merge: "[\"a\"]"),
                     Self.json(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": [["a", "b"], ["a"]]}"#))
         expectError(.missingTokenID(1), Self.json(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 2}, "merges": []}"#))
+        expectError(.missingTokenID(1), Self.json(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 2000000000}, "merges": []}"#))
         expectError(.malformedJSON(file: "tokenizer.json", reason: "special is 1, not a boolean"),
                     Self.json(addedTokens: #"[{"id": 4, "content": "<s>", "special": 1}]"#))
     }

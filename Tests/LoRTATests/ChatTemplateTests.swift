@@ -97,7 +97,12 @@ struct ChatTemplateTests {
         let reasons = [llama3: "unsupported statement {% set loop_messages = messages %}", trimmed: "filters are not supported",
                        mistral: "unsupported variable `bos_token`", wrongSeparator: "a message is rendered as",
                        noGeneration: "found for-loop", "{% for": "unterminated tag"]
-        for source in [llama3, zephyr, mistral, trimmed, noGeneration, wrongSeparator, contentOnly, "", "{% for", "plain text"] {
+        // Hostile nesting is refused, not a stack overflow.
+        let deepBlocks = String(repeating: "{% if add_generation_prompt %}", count: 100_000)
+        let deepCondition = "{% if " + String(repeating: "not ", count: 100_000) + "add_generation_prompt %}{% endif %}"
+        let deepParentheses = "{{ " + String(repeating: "(", count: 100_000) + "'x'" + String(repeating: ")", count: 100_000) + " }}"
+        for source in [llama3, zephyr, mistral, trimmed, noGeneration, wrongSeparator, contentOnly, "", "{% for", "plain text",
+                       deepBlocks, deepCondition, deepParentheses] {
             do {
                 let t = try ChatTemplate(source)
                 Issue.record("accepted \(source.debugDescription) as \(t.family)")

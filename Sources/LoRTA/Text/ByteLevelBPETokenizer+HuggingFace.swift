@@ -127,6 +127,11 @@ extension ByteLevelBPETokenizer {
             }
         }
         guard let maxID = byID.keys.max() else { throw .emptyVocabulary }
+        if maxID != byID.count - 1 {  // a gap; found before allocating for maxID + 1 tokens
+            var gap = 0
+            while byID[gap] != nil { gap += 1 }
+            throw .missingTokenID(gap)
+        }
         var tokens: [String] = []
         tokens.reserveCapacity(maxID + 1)
         for id in 0...maxID {

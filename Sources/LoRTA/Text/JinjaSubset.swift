@@ -238,13 +238,17 @@ enum JinjaSubset {
     static func parse(_ source: String) throws(Failure) -> [Node] {
         let pieces = try lex(source)
         var index = 0
-        let nodes = try parseBlock(pieces, &index, loopVariable: nil, until: [])
+        let nodes = try parseBlock(pieces, &index, loopVariable: nil, until: [], depth: 0)
         guard index == pieces.count else { throw Failure(reason: "unexpected block end") }
         return nodes
     }
 
+    /// Deepest nesting of blocks, and of parentheses and `not`s in an expression.
+    static let maximumDepth = 32
+
     private static func parseBlock(_ pieces: [Piece], _ index: inout Int, loopVariable: String?,
-                                   until terminators: Set<String>) throws(Failure) -> [Node] {
+                                   until terminators: Set<String>, depth: Int) throws(Failure) -> [Node] {
+        guard depth <= maximumDepth else { throw Failure(reason: "blocks nested deeper than \(maximumDepth) levels") }
         var nodes: [Node] = []
         while index < pieces.count {
             let piece = pieces[index]
@@ -277,7 +281,7 @@ enum JinjaSubset {
                         throw Failure(reason: "unsupported loop {%\(statement)%} (only `for message in messages`)")
                     }
                     guard loopVariable == nil else { throw Failure(reason: "nested loops") }
-                    let body = try parseBlock(pieces, &index, loopVariable: variable, until: ["endfor"])
+                    let body = try parseBlock(pieces, &index, loopVariable: variable, until: ["endfor"], depth: depth + 1)
                     guard index < pieces.count else { throw Failure(reason: "missing {% endfor %}") }
                     index += 1
                     nodes.append(.forLoop(body))
@@ -285,7 +289,8 @@ enum JinjaSubset {
                     var p = ExpressionParser(tokens: Array(tokens.dropFirst()), loopVariable: loopVariable)
                     let condition = try p.condition()
                     guard p.atEnd else { throw Failure(reason: "unsupported condition {%\(statement)%}") }
-                    let body = try parseBlock(pieces, &index, loopVariable: loopVariable, until: ["endif", "else", "elif"])
+                    let body = try parseBlock(pieces, &index, loopVariable: loopVariable, until: ["endif", "else", "elif"],
+                                              depth: depth + 1)
                     guard index < pieces.count else { throw Failure(reason: "missing {% endif %}") }
                     if case .tag(_, let b, _, _, _, _) = pieces[index], String(String.UnicodeScalarView(b)).trimmingSpaces != "endif" {
                         throw Failure(reason: "unsupported {%\(String(String.UnicodeScalarView(b)).trimmingSpaces)%} branch")
@@ -411,6 +416,7 @@ enum JinjaSubset {
         let tokens: [Token]
         let loopVariable: String?
         var i = 0
+        var depth = 0
 
         init(tokens: [Token], loopVariable: String?) {
             self.tokens = tokens
@@ -449,6 +455,9 @@ enum JinjaSubset {
                 return [.literal(s)]
             case .symbol("("):
                 i += 1
+                depth += 1
+                guard depth <= JinjaSubset.maximumDepth else { throw Failure(reason: "expression nested too deeply") }
+                defer { depth -= 1 }
                 let inner = try concatenation()
                 guard accept(.symbol(")")) else { throw Failure(reason: "unsupported expression `\(rendered)`") }
                 return inner
@@ -507,6 +516,9 @@ enum JinjaSubset {
         }
 
         private mutating func term() throws(Failure) -> Condition {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= JinjaSubset.maximumDepth else { throw Failure(reason: "condition nested too deeply") }
             if accept(.identifier("not")) { return .not(try term()) }
             if accept(.symbol("(")) {
                 let c = try condition()
