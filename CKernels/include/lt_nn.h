@@ -190,13 +190,15 @@ lt_status lt_cross_entropy_backward(int64_t n, int64_t c, const float *Z, int64_
 /* ======================== Llama-family decoder kernels ======================================== */
 
 /* ---- RMSNorm (Hugging Face LlamaRMSNorm) -----------------------------------------------------
- * forward:  rstd_i = 1 / sqrt(Σ_j x_ij² / d + eps)      (sum of squares in double)
+ * forward:  rstd_i = 1 / sqrt(Σ_j x_ij² / d + eps)      (in double, rounded to float once)
  *           Y_ij   = γ_j · (x_ij · rstd_i)               (float32, the order transformers uses)
  *   X, Y [n × d] (ld ldx, ldy; Y may alias X exactly), γ [d], rstd [n] nullable (saved for the
- *   backward). eps > 0 and finite.
- * backward: with x̂ = x · rstd and g = dY ∘ γ,
- *   dX_i = rstd_i · (g_i − x̂_i · mean_j(g_ij x̂_ij))      (overwrites dX; may alias dY exactly)
- *   dγ (=|+=) Σ_i dY_i ∘ x̂_i                             (nullable; double accumulators) */
+ *   backward). d >= 1; eps > 0 and finite.
+ * backward: with x̂ = x · rstd (float, as the forward) and g = dY ∘ γ,
+ *   dX_i = rstd_i · (g_i − x̂_i · mean_j(g_ij x̂_ij))      (overwrites dX; may alias dY exactly;
+ *                                                          the row mean in double)
+ *   dγ (=|+=) Σ_i dY_i ∘ x̂_i      (nullable; double accumulators; accumulate 0 overwrites, 1 adds)
+ * OpenMP over rows (dγ: over column blocks, rows summed in order): thread-count invariant. */
 lt_status lt_rmsnorm_forward(int64_t n, int64_t d, float eps,
                              const float *X, int64_t ldx, const float *gamma,
                              float *Y, int64_t ldy, float *rstd);
@@ -214,9 +216,15 @@ lt_status lt_rmsnorm_backward(int64_t n, int64_t d,
  * 1 / base^(2j/d_rot) in float32, or a scaled variant):
  *   x'_j          = x_j · cos θ − x_{j+d_rot/2} · sin θ
  *   x'_{j+d_rot/2} = x_{j+d_rot/2} · cos θ + x_j · sin θ
- * cos θ and sin θ are rounded to float32 from a double evaluation. In place.
- * backward: the transposed rotation (angle −θ) applied in place to dX (the gradient of the
- * rotated output on entry, of the input on return). */
+ * cos θ and sin θ are rounded to float32 from a double evaluation (one pair per j, shared by
+ * columns j and j + d_rot/2: transformers' cat(freqs, freqs)). The float32 expressions are
+ * evaluated in the order above without fused multiply-adds (= x·cos + rotate_half(x)·sin).
+ * Columns d_rot … d_h−1 of each head are left as they are. In place.
+ * backward: the transposed rotation (angle −θ, the same float cos/sin) applied in place to dX
+ * (the gradient of the rotated output on entry, of the input on return); forward then backward
+ * restores X up to rounding.
+ * Errors: LT_ERR_INVALID_ARGUMENT for a negative pos[i], d_rot odd or outside 2 … d_h, a
+ * non-finite inv_freq[j], ld < H·d_h. */
 lt_status lt_rope_forward(int64_t n, int64_t H, int64_t d_h, int64_t d_rot,
                           const int32_t *pos, const float *inv_freq, float *X, int64_t ldx);
 lt_status lt_rope_backward(int64_t n, int64_t H, int64_t d_h, int64_t d_rot,
@@ -226,8 +234,12 @@ lt_status lt_rope_backward(int64_t n, int64_t H, int64_t d_h, int64_t d_rot,
  * forward:  Y = silu(G) ∘ U,  silu(g) = g · σ(g) = g / (1 + e^{−g})
  *   G, U, Y [n × I] with their own ld (G and U may be the two halves of one fused [n × 2I]
  *   buffer); Y may alias G or U exactly.
+ *   σ and silu are evaluated in double (no overflow: e^{−g} with g clamped to ±708), silu(g)
+ *   rounded to float once, then multiplied by u in float32 (transformers' act_fn(gate) * up).
+ *   Every finite g gives a finite result (silu(1e30) = 1e30, silu(−1e30) = −0).
  * backward: dG = dY ∘ U ∘ σ(g) · (1 + g · (1 − σ(g))),   dU = dY ∘ silu(G)   (overwritten;
- *   dG/dU must not alias G, U or dY, except that dG may alias dY exactly). */
+ *   dG/dU must not alias G, U or dY, except that dG may alias dY exactly). dG is rounded once
+ *   from the double product; dU uses the forward's float silu(g). */
 lt_status lt_swiglu_forward(int64_t n, int64_t I, const float *G, int64_t ldg,
                             const float *U, int64_t ldu, float *Y, int64_t ldy);
 lt_status lt_swiglu_backward(int64_t n, int64_t I, const float *G, int64_t ldg,
