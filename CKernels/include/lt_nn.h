@@ -259,14 +259,38 @@ lt_status lt_swiglu_backward(int64_t n, int64_t I, const float *G, int64_t ldg,
  *   normaliser in double), C = P V written to C [B·T × H·d_h] (ld ldc), heads concatenated.
  *   P nullable: when given (training), P[((b·H + h)·T + t)·S + s] with S = past + T, entries
  *   of invisible keys set to exactly 0.
- * workspace: lt_causal_attention_workspace_size floats (scores of the rows in flight).
- * Work is split over (sequence, head, block of query rows) items with a fixed schedule; each
- * output row is computed by one thread with the same code, whatever the thread count.
- * backward (training; requires past = 0 and the P saved by the forward):
+ *   Only visible keys get a score (the upper triangle is skipped, not masked). P·V for a block
+ *   of 16 query rows runs up to the last row's last key, with p = 0 exactly for the keys an
+ *   earlier row does not see (adding 0·v changes nothing for finite v; as in a masked matmul,
+ *   a non-finite value in V at a position < past + T would reach those rows). Rows of the cache
+ *   at past + T and beyond are never read.
+ * workspace: lt_causal_attention_workspace_size floats = B·H·T·(past + T) (P's size; required
+ *   even when P is given): the scores when P is NULL, and the per-key-block partial sums of
+ *   P·V on the key-split path below.
+ * Arithmetic: a score is one float dot product of length d_h (lane partial sums, fixed
+ *   reduction tree: depends only on the two vectors and the ISA); softmax max-subtracted, e^x
+ *   evaluated in double and rounded to float, normaliser in double; C = sum over key blocks of
+ *   256 (in block order) of each block's float P·V. Hence a row's result does not depend on
+ *   how the tokens are split into calls: prefill of T tokens gives the same bits as T
+ *   single-token calls with a growing cache (and the same on either work split below).
+ * Work split (chosen from the shapes only): with many query rows, items of (sequence, head,
+ *   block of 16 query rows), heaviest first, dealt out cyclically (static schedule); with few
+ *   query rows and a long cache (decode), the keys are split instead: items of (sequence, kv head, block of 256
+ *   keys) compute the scores and P·V partials of all the group's query heads (each cache row
+ *   read once per kv head), merged per row in block order. Each output element is computed by
+ *   the same code whichever thread runs its item: bitwise identical for any thread count.
+ * backward (training; requires past = 0 — K, V [B·T × H_kv·d_h] with their own ld — and the P
+ *   saved by the forward):
  *   dV_g = Σ_{h in group g} P_hᵀ dC_h;  dP = dC_h V_gᵀ;  dS = P ∘ (dP − rowsum(P ∘ dP));
  *   dQ_h = scale · dS K_g;  dK_g = Σ_{h in group g} scale · dSᵀ Q_h      (all overwritten;
- *   the sums over a group's query heads run in head order). dK, dV [B·T × H_kv·d_h] with
- *   their own ld; workspace: lt_causal_attention_backward_workspace_size floats. */
+ *   the sums over a group's query heads run in head order, then over query rows in order,
+ *   in chunks of 64 rows each summed in float and added in order).
+ *   rowsum in double. dK, dV [B·T × H_kv·d_h] with their own ld; workspace:
+ *   lt_causal_attention_backward_workspace_size floats = B·H·T·T (holds dS). Items: (sequence,
+ *   head, block of query rows) for dS and dQ, then (sequence, kv head, block of 16 keys) for
+ *   dK and dV; thread-count invariant as the forward.
+ * Errors: LT_ERR_INVALID_ARGUMENT for H not a multiple of H_kv, past < 0, cache_len < past + T,
+ *   a leading dimension below the row width, a non-finite scale, sizes that overflow. */
 lt_status lt_causal_attention_workspace_size(int64_t B, int64_t T, int64_t past, int64_t H,
                                              int64_t *floats);
 lt_status lt_causal_attention_forward(int64_t B, int64_t T, int64_t past,
@@ -289,6 +313,16 @@ lt_status lt_causal_attention_backward(int64_t B, int64_t T,
                                        float *dK, int64_t lddk,
                                        float *dV, int64_t lddv,
                                        float *workspace);
+
+/* ---- micro-kernel entry points (tests and benchmarks) -------------------------------------
+ * Run one variant of the attention micro-kernels of simd.h regardless of the active ISA.
+ *   dot_block:  out[i·ldo + k] = Σ_j X[i·ldx + j] · M[k·ldm + j]     i < m, k < r, j < d
+ *   axpy_block: Y[i·ldy + j] += Σ_k Cf[i·ldc + k] · M[k·ldm + j]     i < m, j < d, k < r
+ * LT_ERR_UNSUPPORTED_ISA when `isa` cannot run here; zero sizes are allowed. */
+lt_status lt_kernel_dot_block(int isa, int64_t m, int64_t r, int64_t d, const float *X, int64_t ldx,
+                              const float *M, int64_t ldm, float *out, int64_t ldo);
+lt_status lt_kernel_axpy_block(int isa, int64_t m, int64_t r, int64_t d, const float *Cf, int64_t ldc,
+                               const float *M, int64_t ldm, float *Y, int64_t ldy);
 
 #ifdef __cplusplus
 }
