@@ -12,6 +12,12 @@
  * cos θ and sin θ are computed in double and rounded to float (torch's float32 cos/sin are within
  * an ulp of that). Columns d_rot … d_h−1 of every head pass through untouched (partial rotary).
  *
+ * cos/sin in double: for |θ| < 2^19 (positions times frequencies in any real model) by
+ * rope_sincos below — Cody–Waite reduction by π/2 with fdlibm's two 33-bit parts (k times
+ * each exact for these k) and the remainder, fdlibm's __kernel_sin/__kernel_cos polynomials on |r| <= π/4 (error below an ulp
+ * of double), quadrant by selection — plain arithmetic that vectorises, where libm's sin and
+ * cos (two calls of ~20 ns each per pair) took most of the kernel's time; libm beyond.
+ *
  * backward: the map is x ↦ R x with R orthogonal per pair; its transpose (the rotation by −θ,
  * with the same float cos/sin) maps the output gradient to the input gradient.
  *
@@ -25,6 +31,33 @@
 #include <math.h>
 
 #define ROPE_CHUNK 64
+#define ROPE_REDUCE_MAX 524288.0   /* 2^19: |k| < 2^19 · 2/π, so k · (33-bit part) is exact */
+
+/* cos x and sin x in double for |x| < ROPE_REDUCE_MAX (see the header comment). */
+static inline void rope_sincos(double x, double *cs, double *sn) {
+    const double shifter = 6755399441055744.0;                 /* 1.5 · 2^52 */
+    double kd = x * 6.36619772367581382433e-01 + shifter;      /* round(x · 2/π) */
+    double k = kd - shifter;
+    double r = x - k * 1.57079632673412561417e+00;             /* π/2, first 33 bits */
+    r = r - k * 6.07710050630396597660e-11;                    /* second 33 bits */
+    r = r - k * 2.02226624879595063154e-21;                    /* π/2 minus the two */
+    uint64_t bits;
+    memcpy(&bits, &kd, sizeof bits);
+    const uint64_t q = bits & 3u;                              /* k mod 4 */
+    const double z = r * r;
+    const double ps = -1.66666666666666324348e-01 + z * (8.33333333332248946124e-03 +
+                      z * (-1.98412698298579493134e-04 + z * (2.75573137070700676789e-06 +
+                      z * (-2.50507602534068634195e-08 + z * 1.58969099521155010221e-10))));
+    const double s = r + r * z * ps;
+    const double pc = 4.16666666666666019037e-02 + z * (-1.38888888888741095749e-03 +
+                      z * (2.48015872894767294178e-05 + z * (-2.75573143513906633035e-07 +
+                      z * (2.08757232129817482790e-09 + z * -1.13596475577881948265e-11))));
+    const double c = (1.0 - 0.5 * z) + z * z * pc;
+    /* x = kπ/2 + r: quadrant 0 (s, c), 1 (c, −s), 2 (−s, −c), 3 (−c, s) */
+    const double s1 = (q & 1u) ? c : s, c1 = (q & 1u) ? s : c;
+    *sn = (q & 2u) ? -s1 : s1;
+    *cs = ((q + 1u) & 2u) ? -c1 : c1;
+}
 
 static lt_status rope_check(int64_t n, int64_t H, int64_t d_h, int64_t d_rot, const int32_t *pos,
                             const float *inv_freq, const float *X, int64_t ldx) {
@@ -51,12 +84,22 @@ static void rope_apply(int64_t n, int64_t H, int64_t d_h, int64_t d_rot, const i
         float c[ROPE_CHUNK], s[ROPE_CHUNK];
         for (int64_t j0 = 0; j0 < half; j0 += ROPE_CHUNK) {
             const int64_t w = half - j0 < ROPE_CHUNK ? half - j0 : ROPE_CHUNK;
+            int big = 0;
             for (int64_t j = 0; j < w; j++) {
-                const float theta = p * inv_freq[j0 + j];
-                c[j] = (float)cos((double)theta);
-                s[j] = (float)sin((double)theta);
-                if (sign < 0) s[j] = -s[j];
+                const double theta = (double)(p * inv_freq[j0 + j]);
+                double cd, sd;
+                rope_sincos(theta, &cd, &sd);
+                c[j] = (float)cd;
+                s[j] = (float)sd;
+                big |= !(fabs(theta) < ROPE_REDUCE_MAX);
             }
+            if (big)   /* positions × frequencies this large: libm's full range reduction */
+                for (int64_t j = 0; j < w; j++) {
+                    const double theta = (double)(p * inv_freq[j0 + j]);
+                    if (!(fabs(theta) < ROPE_REDUCE_MAX)) { c[j] = (float)cos(theta); s[j] = (float)sin(theta); }
+                }
+            if (sign < 0)
+                for (int64_t j = 0; j < w; j++) s[j] = -s[j];
             for (int64_t h = 0; h < H; h++) {
                 float *lo = X + i * ldx + h * d_h + j0, *hi = lo + half;
                 for (int64_t j = 0; j < w; j++) {
