@@ -60,42 +60,54 @@ extern int omp_get_thread_num(void);
 #endif
 #define CA_BWD_KEYS 16          /* keys per backward dK/dV item */
 #define CA_BWD_ROWS 64          /* query rows per gathered dS/P column block */
-#define CA_LANES 8
+#define CA_LANES 16             /* max lanes of the softmax */
 
 static inline int64_t ca_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ---- softmax of one row, in place ------------------------------------------------------------
  * s_j ← scale·s_j (float, as transformers scales the product), then p_j = e^{s_j − max} / Σ with
- * e^x = (float)lt__exp_d(x) and the normaliser in double. Written once, compiled per ISA (the
- * loops vectorise; the 8 lanes fix the summation order). n >= 1. */
+ * e^x = (float)lt__exp_d(x) and the normaliser in double. Written once, compiled per ISA; all
+ * four loops vectorise: the max over CA_LANES fixed lanes (exact in any order), the exponentials
+ * element-wise, the normaliser as a reduction the compiler may reassociate (`#pragma clang fp
+ * reassociate` on that loop only: it keeps vector-width partial sums, an order fixed by the
+ * compiled code and the row length — the same in every call, whichever path or thread makes
+ * it), the normalisation element-wise. n >= 1. */
 typedef void (*ca_softmax_fn)(float *s, int64_t n, float scale);
 
-static inline double ca_lanes_total(const double *a) {
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-}
+/* Σ_j s_j in double; the only loop whose additions may be reassociated (vector partial sums). */
+#define LT_CA_ROW_SUM(suffix, attr)                                                           \
+    attr static double ca_row_sum_##suffix(const float *s, int64_t n) {                       \
+        _Pragma("clang fp reassociate(on)")                                                   \
+        double acc = 0.0;                                                                     \
+        _Pragma("clang loop interleave_count(2)")                                             \
+        for (int64_t j = 0; j < n; j++) acc += (double)s[j];                                  \
+        return acc;                                                                           \
+    }
 
 #define LT_CA_SOFTMAX(suffix, attr)                                                           \
+    LT_CA_ROW_SUM(suffix, attr)                                                               \
     attr static void ca_softmax_##suffix(float *s, int64_t n, float scale) {                  \
-        LT_ELEMENTWISE                                                                        \
-        for (int64_t j = 0; j < n; j++) s[j] *= scale;                                        \
         float mx[CA_LANES];                                                                   \
         for (int k = 0; k < CA_LANES; k++) mx[k] = -INFINITY;                                 \
         int64_t j = 0;                                                                        \
         for (; j + CA_LANES <= n; j += CA_LANES)                                              \
-            for (int k = 0; k < CA_LANES; k++) mx[k] = s[j + k] > mx[k] ? s[j + k] : mx[k];   \
-        for (int k = 0; j < n; j++, k++) mx[k] = s[j] > mx[k] ? s[j] : mx[k];                 \
-        float m = mx[0];                                                                      \
-        for (int k = 1; k < CA_LANES; k++) m = mx[k] > m ? mx[k] : m;                         \
-        const double md = (double)m;                                                          \
-        LT_ELEMENTWISE                                                                        \
+            for (int k = 0; k < CA_LANES; k++) {                                              \
+                float v = s[j + k] * scale;                                                   \
+                s[j + k] = v;                                                                 \
+                mx[k] = v > mx[k] ? v : mx[k];                                                \
+            }                                                                                 \
+        for (int k = 0; j < n; j++, k++) {                                                    \
+            float v = s[j] * scale;                                                           \
+            s[j] = v;                                                                         \
+            mx[k] = v > mx[k] ? v : mx[k];                                                    \
+        }                                                                                     \
+        for (int w = CA_LANES / 2; w >= 1; w /= 2)      /* lanes folded as a tree */          \
+            for (int k = 0; k < w; k++) mx[k] = mx[k + w] > mx[k] ? mx[k + w] : mx[k];        \
+        const double md = (double)mx[0];                                                      \
+        _Pragma("clang loop vectorize(assume_safety) interleave_count(1)")                  \
         for (int64_t t = 0; t < n; t++) s[t] = (float)lt__exp_d((double)s[t] - md);           \
-        double acc[CA_LANES] = {0};                                                           \
-        j = 0;                                                                                \
-        for (; j + CA_LANES <= n; j += CA_LANES)                                              \
-            for (int k = 0; k < CA_LANES; k++) acc[k] += (double)s[j + k];                    \
-        for (int k = 0; j < n; j++, k++) acc[k] += (double)s[j];                              \
-        const double inv = 1.0 / ca_lanes_total(acc);                                         \
-        LT_ELEMENTWISE                                                                        \
+        const double inv = 1.0 / ca_row_sum_##suffix(s, n);                                   \
+        _Pragma("clang loop vectorize(assume_safety) interleave_count(1)")                  \
         for (int64_t t = 0; t < n; t++) s[t] = (float)((double)s[t] * inv);                   \
     }
 
@@ -114,14 +126,17 @@ static ca_softmax_fn ca_softmax_for(lt_isa isa) {
     return ca_softmax_scalar;
 }
 
-/* dS row in place over dP: D = Σ_j p_j dp_j (double, 8 lanes); ds_j = scale · p_j (dp_j − D). */
+/* dS row in place over dP: D = Σ_j p_j dp_j (double; reassociable into vector partial sums as
+ * the softmax normaliser); ds_j = scale · p_j (dp_j − D). */
+static double ca_row_dot(const float *p, const float *dp, int64_t n) {
+    _Pragma("clang fp reassociate(on)")
+    double acc = 0.0;
+    for (int64_t j = 0; j < n; j++) acc += (double)p[j] * (double)dp[j];
+    return acc;
+}
+
 static void ca_dsoftmax_row(const float *p, float *ds, int64_t n, float scale) {
-    double acc[CA_LANES] = {0};
-    int64_t j = 0;
-    for (; j + CA_LANES <= n; j += CA_LANES)
-        for (int k = 0; k < CA_LANES; k++) acc[k] += (double)p[j + k] * (double)ds[j + k];
-    for (int k = 0; j < n; j++, k++) acc[k] += (double)p[j] * (double)ds[j];
-    const float D = (float)ca_lanes_total(acc);
+    const float D = (float)ca_row_dot(p, ds, n);
     LT_ELEMENTWISE
     for (int64_t t = 0; t < n; t++) ds[t] = scale * (p[t] * (ds[t] - D));
 }
