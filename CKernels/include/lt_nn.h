@@ -274,10 +274,11 @@ lt_status lt_swiglu_backward(int64_t n, int64_t I, const float *G, int64_t ldg,
  *   how the tokens are split into calls: prefill of T tokens gives the same bits as T
  *   single-token calls with a growing cache (and the same on either work split below).
  * Work split (chosen from the shapes only): with many query rows, items of (sequence, head,
- *   block of 16 query rows), heaviest first, dealt out cyclically (static schedule); with few
- *   query rows and a long cache (decode), the keys are split instead: items of (sequence, kv head, block of 256
- *   keys) compute the scores and P·V partials of all the group's query heads (each cache row
- *   read once per kv head), merged per row in block order. Each output element is computed by
+ *   block of 16 query rows), heaviest first, dealt out cyclically (static schedule); with fewer
+ *   than 16 new tokens (decode) or few such items, and at least 512 keys, the keys are split
+ *   instead: items of (sequence, kv head, block of 256 keys) compute the scores and P·V
+ *   partials of all the group's query heads (each cache row read once per kv head), merged per
+ *   row in block order. Each output element is computed by
  *   the same code whichever thread runs its item: bitwise identical for any thread count.
  * backward (training; requires past = 0 — K, V [B·T × H_kv·d_h] with their own ld — and the P
  *   saved by the forward):

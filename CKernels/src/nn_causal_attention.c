@@ -26,9 +26,10 @@
  *     as one dot_block (4 rows × 4 keys register tiles), then each row's few diagonal keys —
  *     the softmax, and C by key blocks with axpy_block (4 rows × 64 columns tiles). Only visible
  *     keys are computed; the upper triangle is skipped, not masked.
- *   key path (decode: few query rows, long cache): with only B·H·⌈T/CA_ROWS⌉ < CA_KEY_PATH_ITEMS
- *     row items (9 for SmolLM2 decode) two threads would idle, so the keys are split instead, in
- *     four OpenMP loops: (1) items (sequence, kv head, key block): the scores of all the group's
+ *   key path (decode: fewer than CA_ROWS query tokens, or fewer than CA_KEY_PATH_ITEMS row
+ *     items, and at least 2·CA_KEYS keys): the row path would read each kv head's cache once per
+ *     query head, and give only 9 items to the threads for SmolLM2 decode, so the keys are split
+ *     instead, in four OpenMP loops: (1) items (sequence, kv head, key block): the scores of all the group's
  *     query heads against the block (K read once per group, not once per query head); (2) per
  *     row: softmax; (3) items (sequence, kv head, full key block): the block's partial P·V of
  *     every query head of the group (V read once per group), stored in the workspace at the
@@ -236,9 +237,12 @@ static void ca_keys_combine(const ca_fwd *a, const float *sc, int64_t rho) {
                 a->V + (b * a->cache_len + nfull * CA_KEYS) * a->ldv + g * dh, a->ldv, c, a->ldc);
 }
 
+/* Key path for a long cache (two key blocks or more) when the query rows are too few to fill
+ * one row block (decode, at any batch size: the row path would read each kv head's cache once
+ * per query head instead of once per kv head) or to give the threads enough items. */
 static int ca_key_path(int64_t B, int64_t T, int64_t past, int64_t H, int64_t dh) {
     const int64_t row_items = B * H * ((T + CA_ROWS - 1) / CA_ROWS);
-    return dh <= CA_KEYS && past + T >= 2 * CA_KEYS && row_items < CA_KEY_PATH_ITEMS;
+    return dh <= CA_KEYS && past + T >= 2 * CA_KEYS && (T < CA_ROWS || row_items < CA_KEY_PATH_ITEMS);
 }
 
 static lt_status ca_check_heads(int64_t H, int64_t H_kv, int64_t d_h, float scale) {

@@ -495,12 +495,12 @@ struct CausalAttentionKernelTests {
     init() throws { try Runtime.initialize() }
 
     /// (B, T, past, H, H_kv, d_h): GQA ratios 1, 3, 4; d_h 3, 5, 16, 64; past 0 and > 0; B > 1;
-    /// the last three take the key-split path (few query rows, ≥ 512 keys), the very last with
-    /// rows seeing 511, 512 and 513 keys (key blocks of 256: a last block of 255, none, 1).
+    /// the last four take the key-split path (fewer than 16 new tokens, ≥ 512 keys), one of them
+    /// with rows seeing 511, 512 and 513 keys (key blocks of 256: a last block of 255, none, 1).
     static let shapes: [(Int, Int, Int, Int, Int, Int)] = [
         (2, 5, 0, 4, 4, 3), (2, 7, 3, 6, 2, 3), (1, 9, 11, 8, 2, 5), (3, 1, 20, 9, 3, 64),
         (1, 37, 0, 9, 3, 64), (2, 20, 30, 3, 1, 16), (1, 1, 600, 9, 3, 64), (2, 3, 700, 4, 1, 16),
-        (1, 3, 510, 4, 2, 64),
+        (1, 3, 510, 4, 2, 64), (3, 2, 600, 8, 2, 32),
     ]
 
     @Test(arguments: shapes)
