@@ -447,45 +447,66 @@ struct DecoderKernelTests {
         #expect(y == a && z == a)
     }
 
-    @Test func elementwiseKernelsAreThreadCountInvariantAndISAsAgree() throws {
-        // SmolLM2 widths; every loop is above the 1 MFLOP parallel threshold (RMSNorm forward
-        // ~4·n·d = 1.5 M, RoPE ~n·(3·H·d_rot + 40·d_rot/2) = 1.9 M) with 40 chunks of 16 rows.
-        // (RMSNorm and RoPE have one portable variant; SwiGLU has one per ISA.)
-        let n = 640, d = 576, w = 1536
-        var rng = LoRATestRNG(seed: 130)
-        let x = rng.array(n * d, scale: 3), dyd = rng.array(n * d), gamma = rng.array(d, scale: 1.5)
-        let g = rng.array(n * w, scale: 8), u = rng.array(n * w), dyw = rng.array(n * w)
+    /// Inputs of RMSNorm, RoPE and SwiGLU on n rows at SmolLM2 widths.
+    private struct ElementwiseInputs {
+        let n: Int, x: [Float], dyd: [Float], gamma: [Float], g: [Float], u: [Float], dyw: [Float]
+        init(n: Int, seed: UInt64) {
+            var rng = LoRATestRNG(seed: seed)
+            self.n = n
+            x = rng.array(n * 576, scale: 3); dyd = rng.array(n * 576); gamma = rng.array(576, scale: 1.5)
+            g = rng.array(n * 1536, scale: 8); u = rng.array(n * 1536); dyw = rng.array(n * 1536)
+        }
+    }
+
+    /// RMSNorm, RoPE and SwiGLU forward and backward.
+    private static func elementwiseOutputs(_ inp: ElementwiseInputs) -> [[Float]] {
+        let n = inp.n, d = 576, w = 1536
+        let x = inp.x, dyd = inp.dyd, gamma = inp.gamma, g = inp.g, u = inp.u, dyw = inp.dyw
         let pos = (0..<n).map { Int32($0 * 7) }
         let invFreq = Self.invFreq(base: 100_000, dRot: 64)
-        func run() -> [[Float]] {
-            var y = [Float](repeating: 0, count: n * d), rstd = [Float](repeating: 0, count: n)
-            _ = lt_rmsnorm_forward(Int64(n), Int64(d), 1e-5, x, Int64(d), gamma, &y, Int64(d), &rstd)
-            var dx = y, dg = gamma
-            _ = lt_rmsnorm_backward(Int64(n), Int64(d), dyd, Int64(d), x, Int64(d), gamma, rstd, &dx, Int64(d), &dg, 0)
-            var rq = x
-            _ = lt_rope_forward(Int64(n), 9, 64, 64, pos, invFreq, &rq, Int64(d))
-            var rb = x
-            _ = lt_rope_backward(Int64(n), 9, 64, 64, pos, invFreq, &rb, Int64(d))
-            var s = [Float](repeating: 0, count: n * w), dgw = s, duw = s
-            _ = lt_swiglu_forward(Int64(n), Int64(w), g, Int64(w), u, Int64(w), &s, Int64(w))
-            _ = lt_swiglu_backward(Int64(n), Int64(w), g, Int64(w), u, Int64(w), dyw, Int64(w), &dgw, Int64(w), &duw, Int64(w))
-            return [y, rstd, dx, dg, rq, rb, s, dgw, duw]
-        }
-        let one = try Runtime.withThreadCount(1) { run() }
-        let two = try Runtime.withThreadCount(2) { run() }
-        #expect(zip(one, two).allSatisfy { bitwise($0, $1) })
-        let scalar = try Runtime.withInstructionSet(.scalar) { run() }
-        var worst = 0.0
-        for isa in Runtime.availableInstructionSets where isa != .scalar {
-            let other = try Runtime.withInstructionSet(isa) { run() }
-            for (a, b) in zip(other, scalar) {
-                let e = relativeError(a, d64(b))
-                worst = max(worst, e)
-                #expect(e < 1e-6, "\(isa)")
-            }
-        }
-        report("RMSNorm/RoPE/SwiGLU ISA vs scalar rel. error", worst)
+        var y = [Float](repeating: 0, count: n * d), rstd = [Float](repeating: 0, count: n)
+        _ = lt_rmsnorm_forward(Int64(n), Int64(d), 1e-5, x, Int64(d), gamma, &y, Int64(d), &rstd)
+        var dx = y, dg = gamma
+        _ = lt_rmsnorm_backward(Int64(n), Int64(d), dyd, Int64(d), x, Int64(d), gamma, rstd, &dx, Int64(d), &dg, 0)
+        var rq = x
+        _ = lt_rope_forward(Int64(n), 9, 64, 64, pos, invFreq, &rq, Int64(d))
+        var rb = x
+        _ = lt_rope_backward(Int64(n), 9, 64, 64, pos, invFreq, &rb, Int64(d))
+        var sw = [Float](repeating: 0, count: n * w), dgw = sw, duw = sw
+        _ = lt_swiglu_forward(Int64(n), Int64(w), g, Int64(w), u, Int64(w), &sw, Int64(w))
+        _ = lt_swiglu_backward(Int64(n), Int64(w), g, Int64(w), u, Int64(w), dyw, Int64(w), &dgw, Int64(w), &duw, Int64(w))
+        return [y, rstd, dx, dg, rq, rb, sw, dgw, duw]
     }
+
+    /// Every loop above the 1 MFLOP parallel threshold (RMSNorm forward ~4·n·d = 1.5 M, RoPE
+    /// ~n·(3·H·d_rot + 40·d_rot/2) = 1.9 M) with 40 chunks of 16 rows: bitwise equal results.
+    @Test func elementwiseKernelsAreThreadCountInvariant() throws {
+        let inputs = ElementwiseInputs(n: 640, seed: 130)
+        let one = try Runtime.withThreadCount(1) { Self.elementwiseOutputs(inputs) }
+        let two = try Runtime.withThreadCount(2) { Self.elementwiseOutputs(inputs) }
+        let names = ["RMSNorm Y", "rstd", "RMSNorm dX", "dγ", "RoPE fwd", "RoPE bwd", "SwiGLU Y", "dG", "dU"]
+        for i in names.indices { #expect(bitwise(one[i], two[i]), "\(names[i])") }
+    }
+
+    /// SwiGLU has a variant per ISA (RMSNorm and RoPE one portable variant, checked as well).
+    private func elementwiseISAAgreesWithScalar(_ isa: InstructionSet) throws {
+        let inputs = ElementwiseInputs(n: 48, seed: 131)
+        let scalar = try Runtime.withInstructionSet(.scalar) { Self.elementwiseOutputs(inputs) }
+        let other = try Runtime.withInstructionSet(isa) { Self.elementwiseOutputs(inputs) }
+        var worst = 0.0
+        for (a, b) in zip(other, scalar) {
+            let e = relativeError(a, d64(b))
+            worst = max(worst, e)
+            #expect(e < 1e-6, "\(isa)")
+        }
+        report("RMSNorm/RoPE/SwiGLU \(isa) vs scalar rel. error", worst)
+    }
+
+    @Test(.enabled(if: Runtime.availableInstructionSets.contains(.avx2)))
+    func elementwiseAVX2AgreesWithScalar() throws { try elementwiseISAAgreesWithScalar(.avx2) }
+
+    @Test(.enabled(if: Runtime.availableInstructionSets.contains(.avx512)))
+    func elementwiseAVX512AgreesWithScalar() throws { try elementwiseISAAgreesWithScalar(.avx512) }
 }
 
 // MARK: - Causal attention
