@@ -22,10 +22,10 @@
  *   row path (prefill, many query rows): items = (sequence, head, block of CA_ROWS query rows),
  *     heaviest first, dealt out cyclically (schedule(static, 1): thread loads differ by at most
  *     about one item; schedule(dynamic) is not an option, clang 21 emits __kmpc_dispatch_deinit,
- *     which the system libomp (LLVM 14) lacks). An item computes its rows' scores — the keys all its rows see
- *     as one dot_block (4 rows × 4 keys register tiles), then each row's few diagonal keys —
- *     the softmax, and C by key blocks with axpy_block (4 rows × 64 columns tiles). Only visible
- *     keys are computed; the upper triangle is skipped, not masked.
+ *     which the system libomp (LLVM 14) lacks). An item computes its rows' scores (ca_causal_dots:
+ *     4 rows × 4 keys register tiles over the keys groups of rows share, the last few diagonal
+ *     keys per row), the softmax, and C by key blocks with axpy_block (4 rows × 64 columns).
+ *     Only visible keys get a score; the upper triangle is skipped, not masked.
  *   key path (decode: fewer than CA_ROWS query tokens, or fewer than CA_KEY_PATH_ITEMS row
  *     items, and at least 2·CA_KEYS keys): the row path would read each kv head's cache once per
  *     query head, and give only 9 items to the threads for SmolLM2 decode, so the keys are split
@@ -142,6 +142,22 @@ static void ca_dsoftmax_row(const float *p, float *ds, int64_t n, float scale) {
     for (int64_t t = 0; t < n; t++) ds[t] = scale * (p[t] * (ds[t] - D));
 }
 
+/* ---- causal block of dot products ----------------------------------------------------------
+ * out[r, j] = x_r · k_j for r < n and j < e0 + r (row r sees e0 + r keys): the e0 keys every row
+ * sees as one dot_block, then per group of 4 rows (the register tile) the keys the group shares,
+ * then each row's last 1–3 keys. Only visible pairs are computed. */
+static void ca_causal_dots(lt_dot_block_fn dot, int64_t n, int64_t e0, int64_t dh,
+                           const float *X, int64_t ldx, const float *Kb, int64_t ldk,
+                           float *out, int64_t ldo) {
+    dot(n, e0, dh, X, ldx, Kb, ldk, out, ldo);
+    for (int64_t q = 0; q < n; q += 4) {
+        const int64_t qn = ca_min(4, n - q);
+        if (q > 0) dot(qn, q, dh, X + q * ldx, ldx, Kb + e0 * ldk, ldk, out + q * ldo + e0, ldo);
+        for (int64_t i = 1; i < qn; i++)
+            dot(1, i, dh, X + (q + i) * ldx, ldx, Kb + (e0 + q) * ldk, ldk, out + (q + i) * ldo + e0 + q, ldo);
+    }
+}
+
 /* ---- forward -------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -167,10 +183,7 @@ static void ca_rows_forward(const ca_fwd *a, int64_t b, int64_t h, int64_t t0, i
     const int64_t e0 = a->past + t0 + 1;      /* keys row t0 sees; row t0 + r sees e0 + r */
     const int64_t e_last = e0 + n - 1;
 
-    /* S rows: the e0 keys every row sees in one block, then row r's r diagonal keys. */
-    a->dot(n, e0, dh, Qr, a->ldq, Kg, a->ldk, sc, S);
-    for (int64_t r = 1; r < n; r++)
-        a->dot(1, r, dh, Qr + r * a->ldq, a->ldq, Kg + e0 * a->ldk, a->ldk, sc + r * S + e0, S);
+    ca_causal_dots(a->dot, n, e0, dh, Qr, a->ldq, Kg, a->ldk, sc, S);       /* S = Q Kᵀ, visible */
     /* softmax; the keys a row does not see get p = 0 (up to S in P, up to e_last in a slot,
      * which is all the P·V blocks below read). */
     for (int64_t r = 0; r < n; r++) {
@@ -384,9 +397,7 @@ static void ca_rows_backward(const ca_bwd *a, int64_t b, int64_t h, int64_t t0, 
     float *dQr = a->dQ + (b * T + t0) * a->lddq + h * dh;
     const int64_t e0 = t0 + 1, e_last = t1;
 
-    a->dot(n, e0, dh, dCr, a->lddc, Vg, a->ldv, dSr, T);                 /* dP = dC Vᵀ */
-    for (int64_t r = 1; r < n; r++)
-        a->dot(1, r, dh, dCr + r * a->lddc, a->lddc, Vg + e0 * a->ldv, a->ldv, dSr + r * T + e0, T);
+    ca_causal_dots(a->dot, n, e0, dh, dCr, a->lddc, Vg, a->ldv, dSr, T);     /* dP = dC Vᵀ, visible */
     for (int64_t r = 0; r < n; r++) {
         float *ds = dSr + r * T;
         ca_dsoftmax_row(Pr + r * T, ds, e0 + r, a->scale);
