@@ -71,3 +71,38 @@ w64 = Q64 @ K64.transpose(0, 1, 3, 2) * float(np.float32(scale)) + mask.numpy().
 p64 = np.exp(w64 - w64.max(-1, keepdims=True)); p64 /= p64.sum(-1, keepdims=True)
 r64 = (p64 @ V64).transpose(0, 2, 1, 3).reshape(B * T, H * dh)
 print(f"Attention ours vs torch eager: rel {rel(C, ref):.2e};  vs float64: ours {rel(C, r64):.2e}, torch {rel(ref, r64):.2e}")
+
+# Backward passes vs torch autograd in float64 (the float32 kernels' gradients against exact ones).
+def t64(a, grad=True): return torch.tensor(a, dtype=torch.float64, requires_grad=grad)
+# RMSNorm
+dy = rng.standard_normal((n, d)).astype(np.float32)
+xt, gt64 = t64(x), t64(g)
+(gt64 * xt / torch.sqrt((xt ** 2).mean(1, keepdim=True) + 1e-5) * t64(dy, False)).sum().backward()
+rs = np.zeros(n, np.float32); dx = np.zeros_like(x); dg = np.zeros(d, np.float32)
+lib.lt_rmsnorm_forward(L(n), L(d), ctypes.c_float(1e-5), fp(x), L(d), fp(g), fp(np.zeros_like(x)), L(d), fp(rs))
+lib.lt_rmsnorm_backward(L(n), L(d), fp(dy), L(d), fp(x), L(d), fp(g), fp(rs), fp(dx), L(d), fp(dg), ctypes.c_int(0))
+print(f"RMSNorm  backward vs float64 autograd: dX {rel(dx, xt.grad.numpy()):.2e}, dgamma {rel(dg, gt64.grad.numpy()):.2e}")
+# SwiGLU
+dy = rng.standard_normal((n, 1536)).astype(np.float32)
+g6, u6 = t64(gt), t64(ut)
+(torch.nn.functional.silu(g6) * u6 * t64(dy, False)).sum().backward()
+dg = np.zeros_like(gt); du = np.zeros_like(ut)
+lib.lt_swiglu_backward(L(n), L(1536), fp(gt), L(1536), fp(ut), L(1536), fp(dy), L(1536), fp(dg), L(1536), fp(du), L(1536))
+print(f"SwiGLU   backward vs float64 autograd: dG {rel(dg, g6.grad.numpy()):.2e}, dU {rel(du, u6.grad.numpy()):.2e}")
+# Attention (past = 0), GQA 9/3
+B, T = 2, 70
+Q = rng.standard_normal((B, H, T, dh)).astype(np.float32); K = rng.standard_normal((B, Hkv, T, dh)).astype(np.float32)
+V = rng.standard_normal((B, Hkv, T, dh)).astype(np.float32); dC = rng.standard_normal((B * T, H * dh)).astype(np.float32)
+q6, k6, v6 = t64(Q), t64(K), t64(V)
+w = q6 @ k6.repeat_interleave(3, 1).transpose(2, 3) * float(np.float32(scale))
+w = w + torch.triu(torch.full((T, T), float("-inf"), dtype=torch.float64), diagonal=1)
+c6 = (torch.softmax(w, -1) @ v6.repeat_interleave(3, 1)).transpose(1, 2).reshape(B * T, H * dh)
+(c6 * t64(dC, False)).sum().backward()
+Qc = np.ascontiguousarray(Q.transpose(0, 2, 1, 3).reshape(B * T, H * dh))
+Kc = np.ascontiguousarray(K.transpose(0, 2, 1, 3).reshape(B * T, Hkv * dh)); Vc = np.ascontiguousarray(V.transpose(0, 2, 1, 3).reshape(B * T, Hkv * dh))
+C = np.zeros((B * T, H * dh), np.float32); P = np.zeros(B * H * T * T, np.float32); ws = np.zeros(B * H * T * T, np.float32)
+lib.lt_causal_attention_forward(L(B), L(T), L(0), L(H), L(Hkv), L(dh), ctypes.c_float(scale), fp(Qc), L(H*dh), fp(Kc), L(Hkv*dh), fp(Vc), L(Hkv*dh), L(T), fp(P), fp(C), L(H*dh), fp(ws))
+dQ = np.zeros_like(Qc); dK = np.zeros_like(Kc); dV = np.zeros_like(Vc)
+lib.lt_causal_attention_backward(L(B), L(T), L(H), L(Hkv), L(dh), ctypes.c_float(scale), fp(Qc), L(H*dh), fp(Kc), L(Hkv*dh), fp(Vc), L(Hkv*dh), fp(P), fp(dC), L(H*dh), fp(dQ), L(H*dh), fp(dK), L(Hkv*dh), fp(dV), L(Hkv*dh), fp(ws))
+def bthd(t, h): return t.grad.numpy().transpose(0, 2, 1, 3).reshape(B * T, h * dh)
+print(f"Attention backward vs float64 autograd: dQ {rel(dQ, bthd(q6, H)):.2e}, dK {rel(dK, bthd(k6, Hkv)):.2e}, dV {rel(dV, bthd(v6, Hkv)):.2e}")
