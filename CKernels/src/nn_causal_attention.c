@@ -10,7 +10,8 @@
  * Arithmetic (the same for every path below, which is what makes them agree bit for bit):
  *   - a score q·k is one dot_block entry (simd.h): its value depends only on q, k and the ISA;
  *   - a row's softmax: max, e_j = e^{s_j − max} (lt__exp_d, rounded to float), normaliser
- *     Σ e_j in double (8 fixed lanes), p_j = e_j · (1/Σ) rounded once;
+ *     Σ e_j in double (vector partial sums fixed by the compiled code and the row length),
+ *     p_j = (float)(e_j · (1/Σ)) in double;
  *   - c_t = (((0 + a_0) + a_1) + …) where a_k = Σ_{j in key block k} p_tj v_j is formed by
  *     axpy_block over the block's keys in order (blocks of CA_KEYS keys from key 0). A block
  *     reaching past e_t is summed over e_t − k0 keys, or over more with p = 0 for the keys the
@@ -29,8 +30,9 @@
  *   key path (decode: fewer than CA_ROWS query tokens, or fewer than CA_KEY_PATH_ITEMS row
  *     items, and at least 2·CA_KEYS keys): the row path would read each kv head's cache once per
  *     query head, and give only 9 items to the threads for SmolLM2 decode, so the keys are split
- *     instead, in four OpenMP loops: (1) items (sequence, kv head, key block): the scores of all the group's
- *     query heads against the block (K read once per group, not once per query head); (2) per
+ *     instead, in four OpenMP loops of one parallel region: (1) items (sequence, kv head, key
+ *     block): the scores of all the group's query heads against the block (K read once per
+ *     group, not once per query head); (2) per
  *     row: softmax; (3) items (sequence, kv head, full key block): the block's partial P·V of
  *     every query head of the group (V read once per group), stored in the workspace at the
  *     block's own offset of the row; (4) per row: the partials added in block order, plus the
