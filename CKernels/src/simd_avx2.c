@@ -73,9 +73,9 @@ LT_AVX2 void lt__axpy_many_avx2(float *y, const float *coef, const float *M, int
 
 #if defined(__x86_64__)
 /* ---- dot_block ------------------------------------------------------------------------------
- * 2 rows × 4 keys per register tile (8 accumulators; 16 registers in all); row and key tails
- * repeat the last row / key pointer and drop the extra results, so every entry goes through the
- * same tile code. Reduction of one accumulator v (8 lanes, fixed for every entry): inside each
+ * 2 rows × 4 keys per register tile (8 accumulators; 16 registers in all), a last odd row alone
+ * with the same per-entry arithmetic; a key tail repeats the last key pointer and drops the
+ * extra results. Reduction of one accumulator v (8 lanes, fixed for every entry): inside each
  * 128-bit half, s = (v0 + v2) + (v1 + v3); then s_lo + s_hi. */
 
 /* [total(v0), total(v1), total(v2), total(v3)] */
@@ -103,6 +103,28 @@ LT_AVX2 void lt__dot_block_avx2(int64_t m, int64_t r, int64_t d, const float *X,
         for (int64_t i0 = 0; i0 < m; i0 += 2) {
             const int64_t in = m - i0 < 2 ? m - i0 : 2;
             const float *x0 = X + i0 * ldx, *x1 = X + (i0 + in - 1) * ldx;
+            if (in == 1) {                         /* the last row alone: same sums, half the work */
+                __m256 b0 = _mm256_setzero_ps(), b1 = b0, b2 = b0, b3 = b0;
+                int64_t j = 0;
+                for (; j < dv; j += 8) {
+                    __m256 q = _mm256_loadu_ps(x0 + j);
+                    b0 = _mm256_fmadd_ps(q, _mm256_loadu_ps(m0 + j), b0);
+                    b1 = _mm256_fmadd_ps(q, _mm256_loadu_ps(m1 + j), b1);
+                    b2 = _mm256_fmadd_ps(q, _mm256_loadu_ps(m2 + j), b2);
+                    b3 = _mm256_fmadd_ps(q, _mm256_loadu_ps(m3 + j), b3);
+                }
+                if (d & 7) {
+                    __m256 q = _mm256_maskload_ps(x0 + j, tail);
+                    b0 = _mm256_fmadd_ps(q, _mm256_maskload_ps(m0 + j, tail), b0);
+                    b1 = _mm256_fmadd_ps(q, _mm256_maskload_ps(m1 + j, tail), b1);
+                    b2 = _mm256_fmadd_ps(q, _mm256_maskload_ps(m2 + j, tail), b2);
+                    b3 = _mm256_fmadd_ps(q, _mm256_maskload_ps(m3 + j, tail), b3);
+                }
+                float buf[4];
+                _mm_storeu_ps(buf, sums4_avx2(b0, b1, b2, b3));
+                for (int64_t k = 0; k < kn; k++) out[i0 * ldo + k0 + k] = buf[k];
+                continue;
+            }
             __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
             __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
 #define LT_DOT_TILE_STEP(LOAD)                                                                \

@@ -68,10 +68,12 @@ LT_AVX512 void lt__axpy_many_avx512(float *y, const float *coef, const float *M,
 
 #if defined(__x86_64__)
 /* ---- dot_block ------------------------------------------------------------------------------
- * 4 rows × 4 keys per register tile (16 accumulators, 8 loads per 16 FMAs); row and key tails
- * repeat the last row / key pointer and drop the extra results, so every entry goes through the
- * same tile code. Reduction of one accumulator v (16 lanes, fixed for every entry): inside each
- * 128-bit lane L, s_L = (v0 + v2) + (v1 + v3); then (s_L0 + s_L1) + (s_L2 + s_L3). */
+ * 4 rows × 4 keys per register tile (16 accumulators, 8 loads per 16 FMAs; 3 left-over rows
+ * repeat the last one), 1 or 2 left-over rows in 1 row × 4 keys tiles; a key tail repeats the
+ * last key pointer and drops the extra results.
+ * Reduction of one accumulator v (16 lanes, the same in both tiles, so an entry's bits do not
+ * depend on its tile): inside each 128-bit lane L, s_L = (v0 + v2) + (v1 + v3); then
+ * (s_L0 + s_L1) + (s_L2 + s_L3). */
 
 /* Per 128-bit lane L: [s_L(v0), s_L(v1), s_L(v2), s_L(v3)]. */
 LT_AVX512 static inline __m512 lane_sums4_avx512(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
@@ -92,23 +94,51 @@ LT_AVX512 static inline __m512 cross_lanes4_avx512(__m512 u0, __m512 u1, __m512 
                          _mm512_shuffle_f32x4(w01, w23, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+/* One row × 4 keys: the same lane sums and cross-lane tree as one lane of the 4 × 4 tile. */
+LT_AVX512 static inline __m128 dot_row4_avx512(const float *x, const float *m0, const float *m1,
+                                               const float *m2, const float *m3, int64_t dv,
+                                               __mmask16 tail) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t j = 0;
+    for (; j < dv; j += 16) {
+        __m512 q = _mm512_loadu_ps(x + j);
+        a0 = _mm512_fmadd_ps(q, _mm512_loadu_ps(m0 + j), a0);
+        a1 = _mm512_fmadd_ps(q, _mm512_loadu_ps(m1 + j), a1);
+        a2 = _mm512_fmadd_ps(q, _mm512_loadu_ps(m2 + j), a2);
+        a3 = _mm512_fmadd_ps(q, _mm512_loadu_ps(m3 + j), a3);
+    }
+    if (tail) {
+        __m512 q = _mm512_maskz_loadu_ps(tail, x + j);
+        a0 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(tail, m0 + j), a0);
+        a1 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(tail, m1 + j), a1);
+        a2 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(tail, m2 + j), a2);
+        a3 = _mm512_fmadd_ps(q, _mm512_maskz_loadu_ps(tail, m3 + j), a3);
+    }
+    __m512 u = lane_sums4_avx512(a0, a1, a2, a3);
+    /* (L0 + L1) in lane 0 and (L2 + L3) in lane 2, then their sum: the tree of cross_lanes4 */
+    __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)), u);
+    w = _mm512_add_ps(w, _mm512_shuffle_f32x4(w, w, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm512_castps512_ps128(w);
+}
+
 LT_AVX512 void lt__dot_block_avx512(int64_t m, int64_t r, int64_t d, const float *X, int64_t ldx,
                                     const float *M, int64_t ldm, float *out, int64_t ldo) {
     if (m <= 0 || r <= 0) return;
     const int64_t dv = d & ~(int64_t)15;
     const __mmask16 tail = (__mmask16)((1u << (d & 15)) - 1u);
+    /* rows in 4 × 4 tiles; 3 left-over rows too (the 4th repeats the 3rd, its results dropped),
+     * 1 or 2 left-over rows in 1 × 4 tiles */
+    const int64_t m4 = (m & 3) == 3 ? m + 1 : m & ~(int64_t)3;
     for (int64_t k0 = 0; k0 < r; k0 += 4) {
         const int64_t kn = r - k0 < 4 ? r - k0 : 4;
         const float *m0 = M + k0 * ldm;
         const float *m1 = M + (k0 + (kn > 1 ? 1 : 0)) * ldm;
         const float *m2 = M + (k0 + (kn > 2 ? 2 : kn - 1)) * ldm;
         const float *m3 = M + (k0 + kn - 1) * ldm;
-        for (int64_t i0 = 0; i0 < m; i0 += 4) {
+        for (int64_t i0 = 0; i0 < m4; i0 += 4) {
             const int64_t in = m - i0 < 4 ? m - i0 : 4;
-            const float *x0 = X + i0 * ldx;
-            const float *x1 = X + (i0 + (in > 1 ? 1 : 0)) * ldx;
-            const float *x2 = X + (i0 + (in > 2 ? 2 : in - 1)) * ldx;
-            const float *x3 = X + (i0 + in - 1) * ldx;
+            const float *x0 = X + i0 * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx;
+            const float *x3 = in == 4 ? x2 + ldx : x2;
             __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
             __m512 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
             __m512 a20 = a00, a21 = a00, a22 = a00, a23 = a00;
@@ -145,19 +175,28 @@ LT_AVX512 void lt__dot_block_avx512(int64_t m, int64_t r, int64_t d, const float
                                            lane_sums4_avx512(a10, a11, a12, a13),
                                            lane_sums4_avx512(a20, a21, a22, a23),
                                            lane_sums4_avx512(a30, a31, a32, a33));
-            if (in == 4 && kn == 4) {
-                float *o = out + i0 * ldo + k0;
+            float *o = out + i0 * ldo + k0;
+            if (kn == 4) {
                 _mm_storeu_ps(o, _mm512_castps512_ps128(f));
                 _mm_storeu_ps(o + ldo, _mm512_extractf32x4_ps(f, 1));
                 _mm_storeu_ps(o + 2 * ldo, _mm512_extractf32x4_ps(f, 2));
-                _mm_storeu_ps(o + 3 * ldo, _mm512_extractf32x4_ps(f, 3));
+                if (in == 4) _mm_storeu_ps(o + 3 * ldo, _mm512_extractf32x4_ps(f, 3));
             } else {
                 float buf[16];
                 _mm512_storeu_ps(buf, f);
-                for (int64_t i = 0; i < in; i++) {
-                    float *o = out + (i0 + i) * ldo + k0;
-                    for (int64_t k = 0; k < kn; k++) o[k] = buf[4 * i + k];
-                }
+                for (int64_t i = 0; i < in; i++)
+                    for (int64_t k = 0; k < kn; k++) o[i * ldo + k] = buf[4 * i + k];
+            }
+        }
+        for (int64_t i = m4; i < m; i++) {        /* 1 or 2 left-over rows one at a time */
+            __m128 f = dot_row4_avx512(X + i * ldx, m0, m1, m2, m3, dv, tail);
+            float *o = out + i * ldo + k0;
+            if (kn == 4) {
+                _mm_storeu_ps(o, f);
+            } else {
+                float buf[4];
+                _mm_storeu_ps(buf, f);
+                for (int64_t k = 0; k < kn; k++) o[k] = buf[k];
             }
         }
     }
