@@ -19,9 +19,9 @@
  *     (OpenBLAS splits a GEMM over output blocks, never over the summed dimension).
  *   - long sums use double accumulators: LayerNorm statistics (two-pass mean then variance,
  *     in double), LayerNorm parameter gradients, softmax normalisers, pooling sums, the
- *     cross-entropy loss. Dot products of length d_h (attention) use the float SIMD
- *     micro-kernels of simd.h (8-way partial sums), so the attention results depend (within
- *     rounding) on the active ISA, never on the thread count.
+ *     cross-entropy loss, RMSNorm statistics. Dot products of length d_h (attention) use the
+ *     float SIMD micro-kernels of simd.h (vector-lane partial sums), so the attention results
+ *     depend (within rounding) on the active ISA, never on the thread count.
  *
  * Notation: n rows (tokens); B sequences of T tokens (n = B·T, sequence b owns rows b·T…b·T+T−1);
  * d model width; H heads of width d_h (d = H·d_h, head h owns columns h·d_h…(h+1)·d_h−1).
