@@ -19,9 +19,9 @@
  *     (OpenBLAS splits a GEMM over output blocks, never over the summed dimension).
  *   - long sums use double accumulators: LayerNorm statistics (two-pass mean then variance,
  *     in double), LayerNorm parameter gradients, softmax normalisers, pooling sums, the
- *     cross-entropy loss. Dot products of length d_h (attention) use the float SIMD
- *     micro-kernels of simd.h (8-way partial sums), so the attention results depend (within
- *     rounding) on the active ISA, never on the thread count.
+ *     cross-entropy loss, RMSNorm statistics. Dot products of length d_h (attention) use the
+ *     float SIMD micro-kernels of simd.h (vector-lane partial sums), so the attention results
+ *     depend (within rounding) on the active ISA, never on the thread count.
  *
  * Notation: n rows (tokens); B sequences of T tokens (n = B·T, sequence b owns rows b·T…b·T+T−1);
  * d model width; H heads of width d_h (d = H·d_h, head h owns columns h·d_h…(h+1)·d_h−1).
@@ -190,13 +190,15 @@ lt_status lt_cross_entropy_backward(int64_t n, int64_t c, const float *Z, int64_
 /* ======================== Llama-family decoder kernels ======================================== */
 
 /* ---- RMSNorm (Hugging Face LlamaRMSNorm) -----------------------------------------------------
- * forward:  rstd_i = 1 / sqrt(Σ_j x_ij² / d + eps)      (sum of squares in double)
+ * forward:  rstd_i = 1 / sqrt(Σ_j x_ij² / d + eps)      (in double, rounded to float once)
  *           Y_ij   = γ_j · (x_ij · rstd_i)               (float32, the order transformers uses)
  *   X, Y [n × d] (ld ldx, ldy; Y may alias X exactly), γ [d], rstd [n] nullable (saved for the
- *   backward). eps > 0 and finite.
- * backward: with x̂ = x · rstd and g = dY ∘ γ,
- *   dX_i = rstd_i · (g_i − x̂_i · mean_j(g_ij x̂_ij))      (overwrites dX; may alias dY exactly)
- *   dγ (=|+=) Σ_i dY_i ∘ x̂_i                             (nullable; double accumulators) */
+ *   backward). d >= 1; eps > 0 and finite.
+ * backward: with x̂ = x · rstd (float, as the forward) and g = dY ∘ γ,
+ *   dX_i = rstd_i · (g_i − x̂_i · mean_j(g_ij x̂_ij))      (overwrites dX; may alias dY exactly;
+ *                                                          the row mean in double)
+ *   dγ (=|+=) Σ_i dY_i ∘ x̂_i      (nullable; double accumulators; accumulate 0 overwrites, 1 adds)
+ * OpenMP over rows (dγ: over column blocks, rows summed in order): thread-count invariant. */
 lt_status lt_rmsnorm_forward(int64_t n, int64_t d, float eps,
                              const float *X, int64_t ldx, const float *gamma,
                              float *Y, int64_t ldy, float *rstd);
@@ -214,9 +216,15 @@ lt_status lt_rmsnorm_backward(int64_t n, int64_t d,
  * 1 / base^(2j/d_rot) in float32, or a scaled variant):
  *   x'_j          = x_j · cos θ − x_{j+d_rot/2} · sin θ
  *   x'_{j+d_rot/2} = x_{j+d_rot/2} · cos θ + x_j · sin θ
- * cos θ and sin θ are rounded to float32 from a double evaluation. In place.
- * backward: the transposed rotation (angle −θ) applied in place to dX (the gradient of the
- * rotated output on entry, of the input on return). */
+ * cos θ and sin θ are rounded to float32 from a double evaluation (one pair per j, shared by
+ * columns j and j + d_rot/2: transformers' cat(freqs, freqs)). The float32 expressions are
+ * evaluated in the order above without fused multiply-adds (= x·cos + rotate_half(x)·sin).
+ * Columns d_rot … d_h−1 of each head are left as they are. In place.
+ * backward: the transposed rotation (angle −θ, the same float cos/sin) applied in place to dX
+ * (the gradient of the rotated output on entry, of the input on return); forward then backward
+ * restores X up to rounding.
+ * Errors: LT_ERR_INVALID_ARGUMENT for a negative pos[i], d_rot odd or outside 2 … d_h, a
+ * non-finite inv_freq[j], ld < H·d_h. */
 lt_status lt_rope_forward(int64_t n, int64_t H, int64_t d_h, int64_t d_rot,
                           const int32_t *pos, const float *inv_freq, float *X, int64_t ldx);
 lt_status lt_rope_backward(int64_t n, int64_t H, int64_t d_h, int64_t d_rot,
@@ -226,8 +234,12 @@ lt_status lt_rope_backward(int64_t n, int64_t H, int64_t d_h, int64_t d_rot,
  * forward:  Y = silu(G) ∘ U,  silu(g) = g · σ(g) = g / (1 + e^{−g})
  *   G, U, Y [n × I] with their own ld (G and U may be the two halves of one fused [n × 2I]
  *   buffer); Y may alias G or U exactly.
+ *   σ and silu are evaluated in double (no overflow: e^{−g} with g clamped to ±708), silu(g)
+ *   rounded to float once, then multiplied by u in float32 (transformers' act_fn(gate) * up).
+ *   Every finite g gives a finite result (silu(1e30) = 1e30, silu(−1e30) = −0).
  * backward: dG = dY ∘ U ∘ σ(g) · (1 + g · (1 − σ(g))),   dU = dY ∘ silu(G)   (overwritten;
- *   dG/dU must not alias G, U or dY, except that dG may alias dY exactly). */
+ *   dG/dU must not alias G, U or dY, except that dG may alias dY exactly). dG is rounded once
+ *   from the double product; dU uses the forward's float silu(g). */
 lt_status lt_swiglu_forward(int64_t n, int64_t I, const float *G, int64_t ldg,
                             const float *U, int64_t ldu, float *Y, int64_t ldy);
 lt_status lt_swiglu_backward(int64_t n, int64_t I, const float *G, int64_t ldg,
@@ -247,14 +259,39 @@ lt_status lt_swiglu_backward(int64_t n, int64_t I, const float *G, int64_t ldg,
  *   normaliser in double), C = P V written to C [B·T × H·d_h] (ld ldc), heads concatenated.
  *   P nullable: when given (training), P[((b·H + h)·T + t)·S + s] with S = past + T, entries
  *   of invisible keys set to exactly 0.
- * workspace: lt_causal_attention_workspace_size floats (scores of the rows in flight).
- * Work is split over (sequence, head, block of query rows) items with a fixed schedule; each
- * output row is computed by one thread with the same code, whatever the thread count.
- * backward (training; requires past = 0 and the P saved by the forward):
+ *   Only visible keys get a score (the upper triangle is skipped, not masked). P·V for a block
+ *   of 16 query rows runs up to the last row's last key, with p = 0 exactly for the keys an
+ *   earlier row does not see (adding 0·v changes nothing for finite v; as in a masked matmul,
+ *   a non-finite value in V at a position < past + T would reach those rows). Rows of the cache
+ *   at past + T and beyond are never read.
+ * workspace: lt_causal_attention_workspace_size floats = B·H·T·(past + T) (P's size; required
+ *   even when P is given): the scores when P is NULL, and the per-key-block partial sums of
+ *   P·V on the key-split path below.
+ * Arithmetic: a score is one float dot product of length d_h (lane partial sums, fixed
+ *   reduction tree: depends only on the two vectors and the ISA); softmax max-subtracted, e^x
+ *   evaluated in double and rounded to float, normaliser in double; C = sum over key blocks of
+ *   256 (in block order) of each block's float P·V. Hence a row's result does not depend on
+ *   how the tokens are split into calls: prefill of T tokens gives the same bits as T
+ *   single-token calls with a growing cache (and the same on either work split below).
+ * Work split (chosen from the shapes only): with many query rows, items of (sequence, head,
+ *   block of 16 query rows), heaviest first, dealt out cyclically (static schedule); with fewer
+ *   than 16 new tokens (decode) or few such items, and at least 512 keys, the keys are split
+ *   instead: items of (sequence, kv head, block of 256 keys) compute the scores and P·V
+ *   partials of all the group's query heads (each cache row read once per kv head), merged per
+ *   row in block order. Each output element is computed by
+ *   the same code whichever thread runs its item: bitwise identical for any thread count.
+ * backward (training; requires past = 0 — K, V [B·T × H_kv·d_h] with their own ld — and the P
+ *   saved by the forward):
  *   dV_g = Σ_{h in group g} P_hᵀ dC_h;  dP = dC_h V_gᵀ;  dS = P ∘ (dP − rowsum(P ∘ dP));
  *   dQ_h = scale · dS K_g;  dK_g = Σ_{h in group g} scale · dSᵀ Q_h      (all overwritten;
- *   the sums over a group's query heads run in head order). dK, dV [B·T × H_kv·d_h] with
- *   their own ld; workspace: lt_causal_attention_backward_workspace_size floats. */
+ *   the sums over a group's query heads run in head order, then over query rows in order,
+ *   in chunks of 64 rows each summed in float and added in order).
+ *   rowsum in double. dK, dV [B·T × H_kv·d_h] with their own ld; workspace:
+ *   lt_causal_attention_backward_workspace_size floats = B·H·T·T (holds dS). Items: (sequence,
+ *   head, block of query rows) for dS and dQ, then (sequence, kv head, block of 16 keys) for
+ *   dK and dV; thread-count invariant as the forward.
+ * Errors: LT_ERR_INVALID_ARGUMENT for H not a multiple of H_kv, past < 0, cache_len < past + T,
+ *   a leading dimension below the row width, a non-finite scale, sizes that overflow. */
 lt_status lt_causal_attention_workspace_size(int64_t B, int64_t T, int64_t past, int64_t H,
                                              int64_t *floats);
 lt_status lt_causal_attention_forward(int64_t B, int64_t T, int64_t past,
@@ -277,6 +314,16 @@ lt_status lt_causal_attention_backward(int64_t B, int64_t T,
                                        float *dK, int64_t lddk,
                                        float *dV, int64_t lddv,
                                        float *workspace);
+
+/* ---- micro-kernel entry points (tests and benchmarks) -------------------------------------
+ * Run one variant of the attention micro-kernels of simd.h regardless of the active ISA.
+ *   dot_block:  out[i·ldo + k] = Σ_j X[i·ldx + j] · M[k·ldm + j]     i < m, k < r, j < d
+ *   axpy_block: Y[i·ldy + j] += Σ_k Cf[i·ldc + k] · M[k·ldm + j]     i < m, j < d, k < r
+ * LT_ERR_UNSUPPORTED_ISA when `isa` cannot run here; zero sizes are allowed. */
+lt_status lt_kernel_dot_block(int isa, int64_t m, int64_t r, int64_t d, const float *X, int64_t ldx,
+                              const float *M, int64_t ldm, float *out, int64_t ldo);
+lt_status lt_kernel_axpy_block(int isa, int64_t m, int64_t r, int64_t d, const float *Cf, int64_t ldc,
+                               const float *M, int64_t ldm, float *Y, int64_t ldy);
 
 #ifdef __cplusplus
 }

@@ -30,9 +30,40 @@ void lt__dot_many_avx512(const float *x, const float *M, int64_t ldm, int64_t r,
 void lt__axpy_many_avx512(float *y, const float *coef, const float *M, int64_t ldm, int64_t r, int64_t d);
 #endif
 
+/* dot_block: out[i*ldo + k] = sum_j X[i*ldx + j] * M[k*ldm + j]     X: m x d,  M: r x d,  out: m x r
+ * m x r dot products of length d (attention scores q_i . k_k, dP = dC V^T). Register tiles of
+ * rows x keys share every load. Each entry is computed by the same arithmetic wherever it falls
+ * in the tiling (one lane-parallel accumulator per entry over chunks of the vector width, the
+ * lanes then added in one fixed tree), so an entry depends only on its two vectors, never on m,
+ * r or its position: a score is the same whether its query row is computed alone (decode) or
+ * with others (prefill). */
+typedef void (*lt_dot_block_fn)(int64_t m, int64_t r, int64_t d, const float *X, int64_t ldx,
+                                const float *M, int64_t ldm, float *out, int64_t ldo);
+
+/* axpy_block: Y[i*ldy + j] += sum_k Cf[i*ldc + k] * M[k*ldm + j]     Cf: m x r,  M: r x d,  Y: m x d
+ * A small GEMM (P V, dS K, dS^T Q). Per element: acc = 0, then acc += Cf[i,k] * M[k,j] for
+ * k = 0 ... r-1 in order (a fused multiply-add on the vector ISAs), then y += acc: the result
+ * depends neither on m nor on the column tiling. Y must not overlap Cf or M. */
+typedef void (*lt_axpy_block_fn)(int64_t m, int64_t r, int64_t d, const float *Cf, int64_t ldc,
+                                 const float *M, int64_t ldm, float *Y, int64_t ldy);
+
+void lt__dot_block_scalar(int64_t m, int64_t r, int64_t d, const float *X, int64_t ldx, const float *M, int64_t ldm, float *out, int64_t ldo);
+void lt__axpy_block_scalar(int64_t m, int64_t r, int64_t d, const float *Cf, int64_t ldc, const float *M, int64_t ldm, float *Y, int64_t ldy);
+#if defined(__x86_64__)
+void lt__dot_block_avx2(int64_t m, int64_t r, int64_t d, const float *X, int64_t ldx, const float *M, int64_t ldm, float *out, int64_t ldo);
+void lt__axpy_block_avx2(int64_t m, int64_t r, int64_t d, const float *Cf, int64_t ldc, const float *M, int64_t ldm, float *Y, int64_t ldy);
+void lt__dot_block_avx512(int64_t m, int64_t r, int64_t d, const float *X, int64_t ldx, const float *M, int64_t ldm, float *out, int64_t ldo);
+void lt__axpy_block_avx512(int64_t m, int64_t r, int64_t d, const float *Cf, int64_t ldc, const float *M, int64_t ldm, float *Y, int64_t ldy);
+#endif
+
 /* The variant for the active ISA (resolved at call time, so tests can switch ISA). */
 lt_dot_many_fn lt__dot_many(void);
 lt_axpy_many_fn lt__axpy_many(void);
+lt_dot_block_fn lt__dot_block(void);
+lt_axpy_block_fn lt__axpy_block(void);
+/* The variant of a given ISA (no support check). */
+lt_dot_block_fn lt__dot_block_for(int isa);
+lt_axpy_block_fn lt__axpy_block_for(int isa);
 
 /* Fixed chunking for OpenMP loops over rows: results never depend on the thread count
  * because every row is computed by the same code regardless of which thread runs it. */

@@ -23,3 +23,24 @@ lt_axpy_many_fn lt__axpy_many(void) {
 #endif
     return lt__axpy_many_scalar;
 }
+
+lt_dot_block_fn lt__dot_block_for(int isa) {
+#if defined(__x86_64__)
+    if (isa == LT_ISA_AVX512) return lt__dot_block_avx512;
+    if (isa == LT_ISA_AVX2) return lt__dot_block_avx2;
+#endif
+    (void)isa;
+    return lt__dot_block_scalar;
+}
+
+lt_axpy_block_fn lt__axpy_block_for(int isa) {
+#if defined(__x86_64__)
+    if (isa == LT_ISA_AVX512) return lt__axpy_block_avx512;
+    if (isa == LT_ISA_AVX2) return lt__axpy_block_avx2;
+#endif
+    (void)isa;
+    return lt__axpy_block_scalar;
+}
+
+lt_dot_block_fn lt__dot_block(void) { return lt__dot_block_for(lt_isa_active()); }
+lt_axpy_block_fn lt__axpy_block(void) { return lt__axpy_block_for(lt_isa_active()); }
