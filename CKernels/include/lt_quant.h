@@ -73,11 +73,12 @@ lt_status lt_quant_gather_rows(int32_t type, int64_t rows, int64_t cols, const v
  *   the forward, d_out = 0 in the backward) gives zeros (accumulate 0) or leaves Y unchanged;
  *   pointers that would not be read may then be NULL.
  * Values: every product uses exactly the dequantized weights (the values lt_dequantize gives,
- *   bit for bit, NaN payloads aside) and float32 activations; only the summation is the kernels' own, fixed by the
- *   code (never by the thread count), so each element satisfies the usual bound for a sum of
- *   d_in (backward: d_out) products, |error| <= γ · (Σ |x·w| + |y_old|), γ ≈ (terms + 2) · 2⁻²⁴.
- *   Results are bitwise identical for any thread count and any workspace size that is accepted.
- *   Different paths (decode-sized vs batched) and ISAs may differ in the last bits.
+ *   bit for bit, NaN payloads aside) and the float32 activations; only the order of the sum is
+ *   the kernels' own. That order is fixed by the code (never by the thread count), so each
+ *   element obeys the bound of any float32 sum of K products (K = d_in forward, d_out
+ *   backward): |error| <= γ_{K+2} · (Σ_k |x_k·w_k| + |y_old|), γ_m = m·2⁻²⁴ / (1 − m·2⁻²⁴).
+ *   Results are bitwise identical for any thread count and any accepted workspace size; the
+ *   decode-sized and batched paths, and different ISAs, may differ in the last bits.
  * Paths (chosen from the shape and the active ISA, never from the thread count):
  *   - n <= LT_QUANT_GEMV_MAX_ROWS (decoding): fused kernels decode 32 stored values at a time
  *     in registers (AVX-512 / AVX2; the portable variant decodes up to 256 values into a stack

@@ -1,10 +1,11 @@
 /*
  * quant_gemv_avx2.c — AVX2 + FMA decode-sized products with stored matrices (n <= 8 rows of
  * activations): fused kernels that turn 32 stored values at a time into four 8-lane vectors of
- * exactly the dequantized weights (the reference's float32 operations, e.g. Q4_1 d·q + m) and
- * multiply-add them with the activations (contract and summation order in
- * quant_matmul_internal.h: vectors 0 and 2 of a unit feed one chain, 1 and 3 the other, so the
- * 16-lane chains of the AVX-512 variant are kept as two 8-lane halves).
+ * exactly the dequantized weights (e.g. Q4_1 d·q + m; the products in the block formulas are
+ * exact in float32, quant_internal.h, so fma(d, q, m) gives the reference's bits) and
+ * multiply-add them with the activations (contract in quant_matmul_internal.h; here vectors 0
+ * and 2 of a unit feed one 8-lane chain, 1 and 3 the other, and the result is the fixed-tree
+ * sum of the two).
  */
 #if defined(__x86_64__)
 #pragma STDC FP_CONTRACT OFF
@@ -62,7 +63,7 @@ A2 INL void dec_q4_1(const uint8_t *row, int64_t u, __m256 *v) {
     const __m256 d = _mm256_set1_ps(h2f(blk)), m = _mm256_set1_ps(h2f(blk + 2));
     __m256i c[4];
     nibbles(blk + 4, c);
-    for (int k = 0; k < 4; k++) v[k] = _mm256_add_ps(_mm256_mul_ps(d, cvt(c[k])), m);
+    for (int k = 0; k < 4; k++) v[k] = _mm256_fmadd_ps(d, cvt(c[k]), m);
 }
 
 /* Bit (j + shift) of qh for the 8 lanes j = 0…7, as 0 or 16. */
@@ -90,7 +91,7 @@ A2 INL void dec_q5_1(const uint8_t *row, int64_t u, __m256 *v) {
     __m256i c[4];
     nibbles(blk + 8, c);
     for (int k = 0; k < 4; k++)
-        v[k] = _mm256_add_ps(_mm256_mul_ps(d, cvt(_mm256_or_si256(c[k], high_bits(qh, 8 * k)))), m);
+        v[k] = _mm256_fmadd_ps(d, cvt(_mm256_or_si256(c[k], high_bits(qh, 8 * k))), m);
 }
 
 A2 INL void dec_q8_0(const uint8_t *row, int64_t u, __m256 *v) {
@@ -121,7 +122,7 @@ A2 INL void dec_q4_k(const uint8_t *row, int64_t u, __m256 *v) {
     for (int k = 0; k < 4; k++) {
         __m256i b = bytes8(q + 8 * k);
         b = (s & 1) ? _mm256_srli_epi32(b, 4) : _mm256_and_si256(b, m);
-        v[k] = _mm256_sub_ps(_mm256_mul_ps(d0, cvt(b)), n0);
+        v[k] = _mm256_fmsub_ps(d0, cvt(b), n0);
     }
 }
 
@@ -138,7 +139,7 @@ A2 INL void dec_q5_k(const uint8_t *row, int64_t u, __m256 *v) {
         b = (s & 1) ? _mm256_srli_epi32(b, 4) : _mm256_and_si256(b, m);
         const __m256i hb = _mm256_and_si256(_mm256_srli_epi32(bytes8(qh + 8 * k), s), one);
         b = _mm256_or_si256(b, _mm256_slli_epi32(hb, 4));
-        v[k] = _mm256_sub_ps(_mm256_mul_ps(d0, cvt(b)), n0);
+        v[k] = _mm256_fmsub_ps(d0, cvt(b), n0);
     }
 }
 

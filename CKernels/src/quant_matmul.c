@@ -21,9 +21,6 @@
 #include "gemm_internal.h"
 #include "internal.h"
 
-/* W rows per OpenMP chunk of the decode-sized forward (a multiple of every row group). */
-#define LT_QGEMV_ROWS_PER_CHUNK 32
-
 float lt__qelem(int32_t type, const uint8_t *row, int64_t k) {
     switch (type) {
     case LT_GGML_F32: return lt__f32_from_bits(lt__load_u32(row + 4 * k));

@@ -8,16 +8,17 @@
  *   backward dX[i, c] (=|+=) Σ_o dY[i, o] · w[o, c]      for columns c0 <= c < c1, i < n
  *
  * where w = the dequantized matrix, value for value the one lt_dequantize gives (the fused
- * decoders compute each weight with the same float32 operations as the reference decoders,
- * e.g. Q4_1 d·q + m, rounded twice; only the summation differs from a plain dot product).
+ * decoders compute each weight from the block formulas, e.g. Q4_1 d·q + m; their products are
+ * exact, so a contracted fma(d, q, m) has the reference's bits — quant_internal.h).
  *
- * Forward summation order (SIMD variants): the row is cut into units of 32 values; lanes
- * 0–15 of every unit accumulate into one 16-lane vector chain and lanes 16–31 into another
- * (AVX-512: one fma per unit and chain; AVX2: two 8-lane halves per chain), in unit order;
- * the result is the fixed-tree sum of the two chains. Which rows are processed together, how
- * many activation rows share a decode and which thread runs the rows do not change a bit.
- * The portable variant dequantizes up to 256 values at a time into a stack buffer and keeps
- * 8 partial sums (element j into sum j mod 8, product rounded separately).
+ * Forward summation order: fixed by the code of each variant. AVX-512: the row is cut into
+ * units of 32 values; lanes 0–15 of every unit accumulate into one 16-lane fma chain and lanes
+ * 16–31 into another, in unit order, and the result is the fixed-tree sum of the two chains.
+ * AVX2: the same with four 8-lane vectors per unit (vectors 0 and 2 in one chain, 1 and 3 in
+ * the other). Which rows are processed together, how many activation rows share a decode and
+ * which thread runs the rows do not change a bit. The portable variant dequantizes up to 256
+ * values at a time into a stack buffer and keeps 8 partial sums (element j into sum j mod 8,
+ * product rounded separately).
  *
  * Backward summation order: each dX element is one chain over o = 0 … d_out−1 in order (fma
  * in the SIMD variants, identical bits between them; mul + add in the portable variant).
@@ -27,6 +28,9 @@
 
 #include <stdint.h>
 #include "lt_quant.h"
+
+/* W rows per OpenMP chunk of the decode-sized forward (a multiple of every row group). */
+#define LT_QGEMV_ROWS_PER_CHUNK 32
 
 /* Columns of dX one backward task covers (a multiple of every block size but the K types',
  * whose tasks cover 256). */

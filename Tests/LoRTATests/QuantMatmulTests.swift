@@ -284,6 +284,77 @@ struct QuantMatmulTests {
         }
     }
 
+    /// One-hot activations pick single weights: with X = rows of the identity, Y = X·Wᵀ holds
+    /// the weights themselves (every other product is ±0), so the fused decoders and the packed
+    /// panels must reproduce lt_dequantize exactly. Checked on the decode-sized path (8 one-hot
+    /// rows per call) and the batched one (all d_in one-hot rows in one call), forward and
+    /// backward (dY one-hot → rows of W), on every ISA.
+    static func checkOneHot(_ isa: InstructionSet, _ type: GGMLType) throws {
+        let dIn = dIn(type), dOut = 37
+        var rng = LoRATestRNG(seed: 4242 &+ UInt64(type.rawValue))
+        let w = randomMatrix(type, rows: dOut, cols: dIn, rng: &rng)
+        let wd = dequantized(type, w, count: dOut * dIn).map { Float($0) }
+        func forward(rows ks: [Int]) -> [Float] {
+            let n = ks.count
+            var x = [Float](repeating: 0, count: n * dIn)
+            for (i, k) in ks.enumerated() { x[i * dIn + k] = 1 }
+            var y = [Float](repeating: .nan, count: n * dOut)
+            var f: Int64 = 0
+            _ = lt_quant_matmul_workspace_size(Int32(type.rawValue), Int64(n), Int64(dIn), Int64(dOut), &f)
+            var ws = [Float](repeating: 0, count: max(Int(f), 1))
+            let st = w.withUnsafeBytes { pw in
+                lt_quant_matmul(Int32(type.rawValue), Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), pw.baseAddress,
+                                Int64(pw.count), &y, Int64(dOut), 0, &ws, f)
+            }
+            #expect(st == LT_OK)
+            return y
+        }
+        func backward(rows os: [Int]) -> [Float] {
+            let n = os.count
+            var dy = [Float](repeating: 0, count: n * dOut)
+            for (i, o) in os.enumerated() { dy[i * dOut + o] = 1 }
+            var dx = [Float](repeating: .nan, count: n * dIn)
+            var f: Int64 = 0
+            _ = lt_quant_matmul_workspace_size(Int32(type.rawValue), Int64(n), Int64(dIn), Int64(dOut), &f)
+            var ws = [Float](repeating: 0, count: max(Int(f), 1))
+            let st = w.withUnsafeBytes { pw in
+                lt_quant_matmul_backward_input(Int32(type.rawValue), Int64(n), Int64(dIn), Int64(dOut), dy, Int64(dOut),
+                                               pw.baseAddress, Int64(pw.count), &dx, Int64(dIn), 0, &ws, f)
+            }
+            #expect(st == LT_OK)
+            return dx
+        }
+        try Runtime.withInstructionSet(isa) {
+            var mismatches = 0
+            // decode-sized: 8 columns of W at a time
+            for k0 in stride(from: 0, to: dIn, by: 8) {
+                let ks = Array(k0..<min(k0 + 8, dIn))
+                let y = forward(rows: ks)
+                for (i, k) in ks.enumerated() { for o in 0..<dOut where y[i * dOut + o] != wd[o * dIn + k] { mismatches += 1 } }
+            }
+            // batched: the whole identity
+            let y = forward(rows: Array(0..<dIn))
+            for k in 0..<dIn { for o in 0..<dOut where y[k * dOut + o] != wd[o * dIn + k] { mismatches += 1 } }
+            // backward, both paths
+            for os in [Array(0..<8), Array(0..<dOut)] {
+                let dx = backward(rows: os)
+                for (i, o) in os.enumerated() { for k in 0..<dIn where dx[i * dIn + k] != wd[o * dIn + k] { mismatches += 1 } }
+            }
+            #expect(mismatches == 0, "\(type) \(isa): \(mismatches) products differ from the dequantized weights")
+        }
+    }
+
+    @Test("one-hot activations return exactly the dequantized weights (portable)", arguments: types)
+    func oneHotScalar(type: GGMLType) throws { try Self.checkOneHot(.scalar, type) }
+
+    @Test("one-hot activations return exactly the dequantized weights (AVX2)",
+          .enabled(if: Runtime.availableInstructionSets.contains(.avx2)), arguments: types)
+    func oneHotAVX2(type: GGMLType) throws { try Self.checkOneHot(.avx2, type) }
+
+    @Test("one-hot activations return exactly the dequantized weights (AVX-512)",
+          .enabled(if: Runtime.availableInstructionSets.contains(.avx512)), arguments: types)
+    func oneHotAVX512(type: GGMLType) throws { try Self.checkOneHot(.avx512, type) }
+
     // MARK: threads and workspace
 
     /// Shapes where every path splits into many tasks above the parallel threshold: decode
