@@ -21,19 +21,80 @@ A2 INL float h2f(const uint8_t *p) { return _cvtsh_ss(lt__load_u16(p)); }
 A2 INL __m256i bytes8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
 A2 INL __m256 cvt(__m256i v) { return _mm256_cvtepi32_ps(v); }
 
-/* ---- decoders: unit u (values 32u ..< 32u + 32) → v[0..3] (8 values each) ------------------ */
+/* ---- decoders ----------------------------------------------------------------------------------
+ * prep_T(row, u0, nu, sc): the two per-unit scalars (d and m, the sub-block's d·sc and dmin·mn,
+ *   or Q6_K's two group scales) of units u0 ..< u0 + nu into sc[0 ..< 2·nu], once per chunk;
+ * dec_T(row, u, sc, v): unit u (values 32u ..< 32u + 32) → v[0..3] (8 values each). */
 
-A2 INL void dec_f32(const uint8_t *row, int64_t u, __m256 *v) {
+#define NO_PREP(T) INL void prep_##T(const uint8_t *row, int64_t u0, int64_t nu, float *sc) { \
+        (void)row; (void)u0; (void)nu; (void)sc; }
+NO_PREP(f32)
+NO_PREP(f16)
+NO_PREP(bf16)
+
+/* d (and m, or junk) of 32-value blocks: both float16 values widened by one conversion. */
+A2 INL void prep_dm(const uint8_t *row, int64_t bytes, int64_t u0, int64_t nu, float *sc) {
+    for (int64_t u = 0; u < nu; u++)
+        _mm_storel_pi((__m64 *)(void *)(sc + 2 * u),
+                      _mm_cvtph_ps(_mm_cvtsi32_si128((int)lt__load_u32(row + bytes * (u0 + u)))));
+}
+A2 INL void prep_q4_0(const uint8_t *row, int64_t u0, int64_t nu, float *sc) { prep_dm(row, 18, u0, nu, sc); }
+A2 INL void prep_q4_1(const uint8_t *row, int64_t u0, int64_t nu, float *sc) { prep_dm(row, 20, u0, nu, sc); }
+A2 INL void prep_q5_0(const uint8_t *row, int64_t u0, int64_t nu, float *sc) { prep_dm(row, 22, u0, nu, sc); }
+A2 INL void prep_q5_1(const uint8_t *row, int64_t u0, int64_t nu, float *sc) { prep_dm(row, 24, u0, nu, sc); }
+A2 INL void prep_q8_0(const uint8_t *row, int64_t u0, int64_t nu, float *sc) { prep_dm(row, 34, u0, nu, sc); }
+
+/* Q4_K / Q5_K: the eight 6-bit scales and mins of a block at once (32-bit masks as in ggml's
+ * dot kernels), then [d·sc, dmin·mn] pairs. u0 and nu are whole blocks. */
+A2 INL void prep_k45(const uint8_t *row, int64_t bytes, int64_t u0, int64_t nu, float *sc) {
+    for (int64_t u = 0; u < nu; u += 8) {
+        const uint8_t *blk = row + bytes * ((u0 + u) >> 3);
+        uint32_t t[4];
+        memcpy(t, blk + 4, 12);
+        const uint32_t k1 = 0x3f3f3f3fu, k2 = 0x0f0f0f0fu, k3 = 0x03030303u;
+        t[3] = ((t[2] >> 4) & k2) | (((t[1] >> 6) & k3) << 4);
+        const uint32_t mins_lo = t[1] & k1;
+        t[1] = (t[2] & k2) | (((t[0] >> 6) & k3) << 4);
+        t[2] = mins_lo;
+        t[0] &= k1;
+        const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)lt__load_u32(blk)));
+        const __m256 ds = _mm256_mul_ps(_mm256_set1_ps(_mm_cvtss_f32(dm)),
+                                        cvt(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)t[1], (int)t[0]))));
+        const __m256 ns = _mm256_mul_ps(_mm256_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(dm))),
+                                        cvt(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)t[3], (int)t[2]))));
+        const __m256 lo = _mm256_unpacklo_ps(ds, ns), hi = _mm256_unpackhi_ps(ds, ns);
+        _mm256_storeu_ps(sc + 2 * u, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(sc + 2 * u + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+}
+A2 INL void prep_q4_k(const uint8_t *row, int64_t u0, int64_t nu, float *sc) { prep_k45(row, 144, u0, nu, sc); }
+A2 INL void prep_q5_k(const uint8_t *row, int64_t u0, int64_t nu, float *sc) { prep_k45(row, 176, u0, nu, sc); }
+
+/* Q6_K: d·sc of the sixteen 16-value groups of a block, in order (= the units' pairs). */
+A2 INL void prep_q6_k(const uint8_t *row, int64_t u0, int64_t nu, float *sc) {
+    for (int64_t u = 0; u < nu; u += 8) {
+        const uint8_t *blk = row + 210 * ((u0 + u) >> 3);
+        const __m256 d = _mm256_set1_ps(h2f(blk + 208));
+        const __m128i s = _mm_loadu_si128((const __m128i *)(blk + 192));
+        _mm256_storeu_ps(sc + 2 * u, _mm256_mul_ps(d, cvt(_mm256_cvtepi8_epi32(s))));
+        _mm256_storeu_ps(sc + 2 * u + 8, _mm256_mul_ps(d, cvt(_mm256_cvtepi8_epi32(_mm_srli_si128(s, 8)))));
+    }
+}
+
+A2 INL void dec_f32(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
+    (void)sc;
     const float *p = (const float *)(const void *)row + 32 * u;
     for (int c = 0; c < 4; c++) v[c] = _mm256_loadu_ps(p + 8 * c);
 }
 
-A2 INL void dec_f16(const uint8_t *row, int64_t u, __m256 *v) {
+A2 INL void dec_f16(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
+    (void)sc;
     const uint8_t *p = row + 64 * u;
     for (int c = 0; c < 4; c++) v[c] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * c)));
 }
 
-A2 INL void dec_bf16(const uint8_t *row, int64_t u, __m256 *v) {
+A2 INL void dec_bf16(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
+    (void)sc;
     const uint8_t *p = row + 64 * u;
     for (int c = 0; c < 4; c++)
         v[c] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 16 * c))), 16));
@@ -49,20 +110,18 @@ A2 INL void nibbles(const uint8_t *qs, __m256i *c) {
     c[3] = _mm256_srli_epi32(b1, 4);
 }
 
-A2 INL void dec_q4_0(const uint8_t *row, int64_t u, __m256 *v) {
-    const uint8_t *blk = row + 18 * u;
-    const __m256 d = _mm256_set1_ps(h2f(blk));
+A2 INL void dec_q4_0(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
+    const __m256 d = _mm256_set1_ps(sc[0]);
     __m256i c[4];
-    nibbles(blk + 2, c);
+    nibbles(row + 18 * u + 2, c);
     const __m256i eight = _mm256_set1_epi32(8);
     for (int k = 0; k < 4; k++) v[k] = _mm256_mul_ps(d, cvt(_mm256_sub_epi32(c[k], eight)));
 }
 
-A2 INL void dec_q4_1(const uint8_t *row, int64_t u, __m256 *v) {
-    const uint8_t *blk = row + 20 * u;
-    const __m256 d = _mm256_set1_ps(h2f(blk)), m = _mm256_set1_ps(h2f(blk + 2));
+A2 INL void dec_q4_1(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
+    const __m256 d = _mm256_set1_ps(sc[0]), m = _mm256_set1_ps(sc[1]);
     __m256i c[4];
-    nibbles(blk + 4, c);
+    nibbles(row + 20 * u + 4, c);
     for (int k = 0; k < 4; k++) v[k] = _mm256_fmadd_ps(d, cvt(c[k]), m);
 }
 
@@ -73,9 +132,9 @@ A2 INL __m256i high_bits(uint32_t qh, int shift) {
     return _mm256_slli_epi32(_mm256_and_si256(b, _mm256_set1_epi32(1)), 4);
 }
 
-A2 INL void dec_q5_0(const uint8_t *row, int64_t u, __m256 *v) {
+A2 INL void dec_q5_0(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
     const uint8_t *blk = row + 22 * u;
-    const __m256 d = _mm256_set1_ps(h2f(blk));
+    const __m256 d = _mm256_set1_ps(sc[0]);
     const uint32_t qh = lt__load_u32(blk + 2);
     __m256i c[4];
     nibbles(blk + 6, c);
@@ -84,9 +143,9 @@ A2 INL void dec_q5_0(const uint8_t *row, int64_t u, __m256 *v) {
         v[k] = _mm256_mul_ps(d, cvt(_mm256_sub_epi32(_mm256_or_si256(c[k], high_bits(qh, 8 * k)), sixteen)));
 }
 
-A2 INL void dec_q5_1(const uint8_t *row, int64_t u, __m256 *v) {
+A2 INL void dec_q5_1(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
     const uint8_t *blk = row + 24 * u;
-    const __m256 d = _mm256_set1_ps(h2f(blk)), m = _mm256_set1_ps(h2f(blk + 2));
+    const __m256 d = _mm256_set1_ps(sc[0]), m = _mm256_set1_ps(sc[1]);
     const uint32_t qh = lt__load_u32(blk + 4);
     __m256i c[4];
     nibbles(blk + 8, c);
@@ -94,30 +153,17 @@ A2 INL void dec_q5_1(const uint8_t *row, int64_t u, __m256 *v) {
         v[k] = _mm256_fmadd_ps(d, cvt(_mm256_or_si256(c[k], high_bits(qh, 8 * k))), m);
 }
 
-A2 INL void dec_q8_0(const uint8_t *row, int64_t u, __m256 *v) {
+A2 INL void dec_q8_0(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
     const uint8_t *blk = row + 34 * u;
-    const __m256 d = _mm256_set1_ps(h2f(blk));
+    const __m256 d = _mm256_set1_ps(sc[0]);
     for (int k = 0; k < 4; k++)
         v[k] = _mm256_mul_ps(cvt(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k)))), d);
 }
 
-INL void scale_min_k4(int j, const uint8_t *q, int *sc, int *mn) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *mn = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
-        *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-A2 INL void dec_q4_k(const uint8_t *row, int64_t u, __m256 *v) {
-    const uint8_t *blk = row + 144 * (u >> 3);
+A2 INL void dec_q4_k(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
     const int s = (int)(u & 7);
-    int sc, mn;
-    scale_min_k4(s, blk + 4, &sc, &mn);
-    const __m256 d0 = _mm256_set1_ps(h2f(blk) * (float)sc), n0 = _mm256_set1_ps(h2f(blk + 2) * (float)mn);
-    const uint8_t *q = blk + 16 + 32 * (s >> 1);
+    const __m256 d0 = _mm256_set1_ps(sc[0]), n0 = _mm256_set1_ps(sc[1]);
+    const uint8_t *q = row + 144 * (u >> 3) + 16 + 32 * (s >> 1);
     const __m256i m = _mm256_set1_epi32(0x0F);
     for (int k = 0; k < 4; k++) {
         __m256i b = bytes8(q + 8 * k);
@@ -126,12 +172,10 @@ A2 INL void dec_q4_k(const uint8_t *row, int64_t u, __m256 *v) {
     }
 }
 
-A2 INL void dec_q5_k(const uint8_t *row, int64_t u, __m256 *v) {
+A2 INL void dec_q5_k(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
     const uint8_t *blk = row + 176 * (u >> 3);
     const int s = (int)(u & 7);
-    int sc, mn;
-    scale_min_k4(s, blk + 4, &sc, &mn);
-    const __m256 d0 = _mm256_set1_ps(h2f(blk) * (float)sc), n0 = _mm256_set1_ps(h2f(blk + 2) * (float)mn);
+    const __m256 d0 = _mm256_set1_ps(sc[0]), n0 = _mm256_set1_ps(sc[1]);
     const uint8_t *qh = blk + 16, *q = blk + 48 + 32 * (s >> 1);
     const __m256i m = _mm256_set1_epi32(0x0F), one = _mm256_set1_epi32(1);
     for (int k = 0; k < 4; k++) {
@@ -143,7 +187,7 @@ A2 INL void dec_q5_k(const uint8_t *row, int64_t u, __m256 *v) {
     }
 }
 
-A2 INL void dec_q6_k(const uint8_t *row, int64_t u, __m256 *v) {
+A2 INL void dec_q6_k(const uint8_t *row, int64_t u, const float *sc, __m256 *v) {
     const uint8_t *blk = row + 210 * (u >> 3);
     const int w = (int)(u & 7), h = w >> 2, j = w & 3;
     const __m256i L = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32 * (j & 1)));
@@ -152,9 +196,7 @@ A2 INL void dec_q6_k(const uint8_t *row, int64_t u, __m256 *v) {
     const __m256i nib = (j >> 1) ? _mm256_and_si256(_mm256_srli_epi16(L, 4), m4) : _mm256_and_si256(L, m4);
     const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(H, 2 * j), m2);
     const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nib, _mm256_slli_epi16(hb, 4)), _mm256_set1_epi8(32));
-    const int8_t *sc = (const int8_t *)(blk + 192) + 8 * h + 2 * j;
-    const float d = h2f(blk + 208);
-    const __m256 s0 = _mm256_set1_ps(d * (float)sc[0]), s1 = _mm256_set1_ps(d * (float)sc[1]);
+    const __m256 s0 = _mm256_set1_ps(sc[0]), s1 = _mm256_set1_ps(sc[1]);
     const __m128i q0 = _mm256_castsi256_si128(q), q1 = _mm256_extracti128_si256(q, 1);
     v[0] = _mm256_mul_ps(s0, cvt(_mm256_cvtepi8_epi32(q0)));
     v[1] = _mm256_mul_ps(s0, cvt(_mm256_cvtepi8_epi32(_mm_srli_si128(q0, 8))));
@@ -185,25 +227,42 @@ A2 INL float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Units whose scalars are prepared at a time (the chunking does not change any result). */
+#define UNIT_CHUNK 64
+
 #define DEF_TILE(T, R, G)                                                                        \
-    A2 __attribute__((noinline)) static void tile_##T##_##R##_##G(int32_t type, const uint8_t *w, int64_t rb, int64_t K,    \
-                                        const float *x, int64_t ldx, float *res) {               \
+    A2 __attribute__((noinline)) static void tile_##T##_##R##_##G(int32_t type, const uint8_t *w, \
+            int64_t rb, int64_t K, const float *x, int64_t ldx, float *res) {                    \
         const int64_t units = K / 32, t = K % 32;                                                \
         __m256 a0[R][G], a1[R][G];                                                               \
         for (int r = 0; r < R; r++)                                                              \
             for (int g = 0; g < G; g++) a0[r][g] = a1[r][g] = _mm256_setzero_ps();               \
-        for (int64_t u = 0; u <= units; u++) {                                                   \
-            if (u == units && !t) break;                                                         \
-            __m256 xv[G][4];                                                                     \
-            for (int g = 0; g < G; g++) {                                                        \
-                if (u < units)                                                                   \
+        float sc[R][2 * UNIT_CHUNK] __attribute__((aligned(32)));                                \
+        for (int64_t u0 = 0; u0 < units; u0 += UNIT_CHUNK) {                                     \
+            const int64_t nu = units - u0 < UNIT_CHUNK ? units - u0 : UNIT_CHUNK;                \
+            for (int r = 0; r < R; r++) prep_##T(w + r * rb, u0, nu, sc[r]);                     \
+            for (int64_t u = u0; u < u0 + nu; u++) {                                             \
+                __m256 xv[G][4];                                                                 \
+                for (int g = 0; g < G; g++)                                                      \
                     for (int c = 0; c < 4; c++) xv[g][c] = _mm256_loadu_ps(x + g * ldx + 32 * u + 8 * c); \
-                else tail_x(x + g * ldx, 32 * u, t, xv[g]);                                      \
+                for (int r = 0; r < R; r++) {                                                    \
+                    __m256 v[4];                                                                 \
+                    dec_##T(w + r * rb, u, sc[r] + 2 * (u - u0), v);                             \
+                    for (int g = 0; g < G; g++) {                                                \
+                        a0[r][g] = _mm256_fmadd_ps(v[0], xv[g][0], a0[r][g]);                    \
+                        a1[r][g] = _mm256_fmadd_ps(v[1], xv[g][1], a1[r][g]);                    \
+                        a0[r][g] = _mm256_fmadd_ps(v[2], xv[g][2], a0[r][g]);                    \
+                        a1[r][g] = _mm256_fmadd_ps(v[3], xv[g][3], a1[r][g]);                    \
+                    }                                                                            \
+                }                                                                                \
             }                                                                                    \
+        }                                                                                        \
+        if (t) {                                                                                 \
+            __m256 xv[G][4];                                                                     \
+            for (int g = 0; g < G; g++) tail_x(x + g * ldx, 32 * units, t, xv[g]);               \
             for (int r = 0; r < R; r++) {                                                        \
                 __m256 v[4];                                                                     \
-                if (u < units) dec_##T(w + r * rb, u, v);                                        \
-                else tail_unit(type, w + r * rb, 32 * u, t, v);                                  \
+                tail_unit(type, w + r * rb, 32 * units, t, v);                                   \
                 for (int g = 0; g < G; g++) {                                                    \
                     a0[r][g] = _mm256_fmadd_ps(v[0], xv[g][0], a0[r][g]);                        \
                     a1[r][g] = _mm256_fmadd_ps(v[1], xv[g][1], a1[r][g]);                        \
@@ -259,7 +318,9 @@ DEF_TYPE(q5_k)
 DEF_TYPE(q6_k)
 
 A2 void lt__qgemv_avx2(int32_t type, const uint8_t *W, int64_t rb, int64_t K, int64_t o0, int64_t o1,
-                    const float *X, int64_t ldx, int64_t n, float *Y, int64_t ldy, int accumulate) {
+                    const float *X, int64_t ldx, int64_t n, float *Y, int64_t ldy, int accumulate,
+                         const uint8_t *pf, int64_t pf_bytes) {
+    (void)pf; (void)pf_bytes;
     switch (type) {
     case LT_GGML_F32: rows_f32(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
     case LT_GGML_F16: rows_f16(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;

@@ -288,12 +288,18 @@ static inline void put(float *y, float v, int accumulate) { *y = accumulate ? *y
  * rows are short enough, the scalars of all of them are prepared first (independent gathers
  * and conversions, so their latency overlaps), then the tiles run. */
 #define PREP_ALL_UNITS 128
+#define PREFETCH_STEP(bytes)                                                                     \
+    for (const int64_t end_ = pf_off + (bytes); pf_off < end_ && pf_off < pf_bytes; pf_off += 64) \
+        _mm_prefetch((const char *)pf + pf_off, _MM_HINT_T1)
 #define DEF_TYPE(T)                                                                              \
     DEF_TILE(T, 4, 1) DEF_TILE(T, 1, 1) DEF_TILE(T, 1, 2) DEF_TILE(T, 1, 4)                      \
     A512 static void rows_##T(int32_t type, const uint8_t *W, int64_t rb, int64_t K, int64_t o0,\
                               int64_t o1, const float *X, int64_t ldx, int64_t n, float *Y,      \
-                              int64_t ldy, int accumulate) {                                     \
+                              int64_t ldy, int accumulate, const uint8_t *pf, int64_t pf_bytes) {\
         float res[16];                                                                           \
+        /* the hinted bytes, spread over the rows of this chunk (to L2) */                       \
+        const int64_t pf_step = (pf_bytes / (o1 - o0) + 64) & ~(int64_t)63;                      \
+        int64_t pf_off = 0;                                                                      \
         float scall[LT_QGEMV_ROWS_PER_CHUNK][2 * PREP_ALL_UNITS] __attribute__((aligned(64)));  \
         const int all = K / 32 <= PREP_ALL_UNITS && o1 - o0 <= LT_QGEMV_ROWS_PER_CHUNK;          \
         if (all)                                                                                 \
@@ -302,11 +308,13 @@ static inline void put(float *y, float v, int accumulate) { *y = accumulate ? *y
         int64_t o = o0;                                                                          \
         if (n == 1) {                                                                            \
             for (; o + 4 <= o1; o += 4) {                                                        \
+                PREFETCH_STEP(4 * pf_step);                                                      \
                 tile_##T##_4_1(type, W + o * rb, rb, K, X, ldx, all ? scall[o - o0] : NULL, lds, res); \
                 for (int r = 0; r < 4; r++) put(Y + o + r, res[r], accumulate);                  \
             }                                                                                    \
         }                                                                                        \
         for (; o < o1; o++) {                                                                    \
+            PREFETCH_STEP(pf_step);                                                              \
             const float *scp = all ? scall[o - o0] : NULL;                                       \
             int64_t i = 0;                                                                       \
             for (; i + 4 <= n; i += 4) {                                                         \
@@ -338,19 +346,20 @@ DEF_TYPE(q5_k)
 DEF_TYPE(q6_k)
 
 A512 void lt__qgemv_avx512(int32_t type, const uint8_t *W, int64_t rb, int64_t K, int64_t o0, int64_t o1,
-                      const float *X, int64_t ldx, int64_t n, float *Y, int64_t ldy, int accumulate) {
+                      const float *X, int64_t ldx, int64_t n, float *Y, int64_t ldy, int accumulate,
+                           const uint8_t *pf, int64_t pf_bytes) {
     switch (type) {
-    case LT_GGML_F32: rows_f32(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
-    case LT_GGML_F16: rows_f16(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
-    case LT_GGML_BF16: rows_bf16(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
-    case LT_GGML_Q4_0: rows_q4_0(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
-    case LT_GGML_Q4_1: rows_q4_1(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
-    case LT_GGML_Q5_0: rows_q5_0(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
-    case LT_GGML_Q5_1: rows_q5_1(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
-    case LT_GGML_Q8_0: rows_q8_0(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
-    case LT_GGML_Q4_K: rows_q4_k(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
-    case LT_GGML_Q5_K: rows_q5_k(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
-    case LT_GGML_Q6_K: rows_q6_k(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate); break;
+    case LT_GGML_F32: rows_f32(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
+    case LT_GGML_F16: rows_f16(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
+    case LT_GGML_BF16: rows_bf16(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
+    case LT_GGML_Q4_0: rows_q4_0(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
+    case LT_GGML_Q4_1: rows_q4_1(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
+    case LT_GGML_Q5_0: rows_q5_0(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
+    case LT_GGML_Q5_1: rows_q5_1(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
+    case LT_GGML_Q8_0: rows_q8_0(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
+    case LT_GGML_Q4_K: rows_q4_k(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
+    case LT_GGML_Q5_K: rows_q5_k(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
+    case LT_GGML_Q6_K: rows_q6_k(type, W, rb, K, o0, o1, X, ldx, n, Y, ldy, accumulate, pf, pf_bytes); break;
     default: break;
     }
 }

@@ -11,7 +11,9 @@
 #define QS_CHUNK 256
 
 void lt__qgemv_scalar(int32_t type, const uint8_t *W, int64_t rb, int64_t K, int64_t o0, int64_t o1,
-                      const float *X, int64_t ldx, int64_t n, float *Y, int64_t ldy, int accumulate) {
+                      const float *X, int64_t ldx, int64_t n, float *Y, int64_t ldy, int accumulate,
+                      const uint8_t *pf, int64_t pf_bytes) {
+    (void)pf; (void)pf_bytes;
     int64_t be = 1, bb = 4;
     lt__quant_geometry(type, &be, &bb);
     const lt__dequant_fn dq = lt__dequant_for_isa(type, LT_ISA_SCALAR);

@@ -199,6 +199,11 @@ static void zero_rows(int64_t n, int64_t cols, float *Y, int64_t ldy, int accumu
     for (int64_t i = 0; i < n; i++) memset(Y + i * ldy, 0, (size_t)cols * sizeof(float));
 }
 
+/* Prefetch hints for the decode-sized forward (build with -DLT_QGEMV_PREFETCH=0 to compare). */
+#ifndef LT_QGEMV_PREFETCH
+#define LT_QGEMV_PREFETCH 1
+#endif
+
 /* ---- task split of the decode-sized paths ----------------------------------------------------- */
 
 static int64_t gemv_chunks(int64_t d_out) {
@@ -287,7 +292,12 @@ lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
         for (int64_t ch; (ch = lt__next_task(&counter)) < chunks;) {
             const int64_t o0 = ch * LT_QGEMV_ROWS_PER_CHUNK;
             const int64_t o1 = o0 + LT_QGEMV_ROWS_PER_CHUNK < d_out ? o0 + LT_QGEMV_ROWS_PER_CHUNK : d_out;
-            f(type, w, rb, d_in, o0, o1, X, ldx, n, Y, ldy, accumulate);
+            /* hint: the chunk this thread probably takes after the other threads' next ones */
+            const int64_t p0 = o0 + (int64_t)threads * LT_QGEMV_ROWS_PER_CHUNK;
+            const int64_t p1 = p0 + LT_QGEMV_ROWS_PER_CHUNK < d_out ? p0 + LT_QGEMV_ROWS_PER_CHUNK : d_out;
+            const int pf = LT_QGEMV_PREFETCH && p0 < d_out;
+            f(type, w, rb, d_in, o0, o1, X, ldx, n, Y, ldy, accumulate, pf ? w + p0 * rb : NULL,
+              pf ? (p1 - p0) * rb : 0);
         }
         return LT_OK;
     }

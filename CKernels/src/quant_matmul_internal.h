@@ -37,9 +37,12 @@
 #define LT_QBWD_COLS 128
 #define LT_QBWD_COLS_MAX 256
 
+/* pf, pf_bytes: bytes this thread will probably read next (the chunk after the next ones);
+ * the kernel may prefetch them while it computes (a hint: never dereferenced otherwise). */
 typedef void (*lt__qgemv_fn)(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t K,
                              int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t n,
-                             float *Y, int64_t ldy, int accumulate);
+                             float *Y, int64_t ldy, int accumulate, const uint8_t *pf,
+                             int64_t pf_bytes);
 
 /* c1 − c0 <= LT_QBWD_COLS_MAX; c0 and c1 − c0 whole blocks (c1 − c0 may end at d_in). */
 typedef void (*lt__qgemv_bwd_fn)(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t d_out,
@@ -48,20 +51,20 @@ typedef void (*lt__qgemv_bwd_fn)(int32_t type, const uint8_t *W, int64_t row_byt
 
 void lt__qgemv_scalar(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t K, int64_t o0,
                       int64_t o1, const float *X, int64_t ldx, int64_t n, float *Y, int64_t ldy,
-                      int accumulate);
+                      int accumulate, const uint8_t *pf, int64_t pf_bytes);
 void lt__qgemv_bwd_scalar(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t d_out,
                           int64_t c0, int64_t c1, const float *dY, int64_t lddy, int64_t n,
                           float *dX, int64_t lddx, int accumulate);
 #if defined(__x86_64__)
 void lt__qgemv_avx2(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t K, int64_t o0,
                     int64_t o1, const float *X, int64_t ldx, int64_t n, float *Y, int64_t ldy,
-                    int accumulate);
+                    int accumulate, const uint8_t *pf, int64_t pf_bytes);
 void lt__qgemv_bwd_avx2(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t d_out,
                         int64_t c0, int64_t c1, const float *dY, int64_t lddy, int64_t n,
                         float *dX, int64_t lddx, int accumulate);
 void lt__qgemv_avx512(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t K, int64_t o0,
                       int64_t o1, const float *X, int64_t ldx, int64_t n, float *Y, int64_t ldy,
-                      int accumulate);
+                      int accumulate, const uint8_t *pf, int64_t pf_bytes);
 void lt__qgemv_bwd_avx512(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t d_out,
                           int64_t c0, int64_t c1, const float *dY, int64_t lddy, int64_t n,
                           float *dX, int64_t lddx, int accumulate);

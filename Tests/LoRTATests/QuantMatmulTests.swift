@@ -284,13 +284,38 @@ struct QuantMatmulTests {
         }
     }
 
+    @Test("long rows (d_in > 4096: block scales prepared in chunks) match the reference on every ISA",
+          arguments: [GGMLType.q4_1, .q8_0, .q5_1, .q4_K, .q6_K, .f32])
+    func longRows(type: GGMLType) throws {
+        let dIn = type == .f32 ? 4100 : 4352          // 136 units of 32 (17 K blocks); F32 ragged
+        for n in [1, 3, 12] {
+            let c = Case(type, n: n, dIn: dIn, dOut: 13, seed: 31 &+ UInt64(n))
+            let fref = c.forwardReference(), bref = c.backwardReference()
+            for isa in Runtime.availableInstructionSets {
+                try Runtime.withInstructionSet(isa) {
+                    let (st, y) = c.forward(accumulate: true)
+                    #expect(st == LT_OK)
+                    Self.check(y, old: c.y0, accumulate: true, rows: n, cols: c.dOut, ld: c.ldy, reference: fref,
+                               terms: dIn, "\(type) \(isa) n=\(n) forward")
+                    let (sb, dx) = c.backward(accumulate: false)
+                    #expect(sb == LT_OK)
+                    Self.check(dx, old: c.dx0, accumulate: false, rows: n, cols: dIn, ld: c.lddx, reference: bref,
+                               terms: c.dOut, "\(type) \(isa) n=\(n) backward")
+                }
+            }
+        }
+        // With K = 4352 the bound no longer separates one wrong weight from rounding: check the
+        // weights themselves with one-hot activations.
+        for isa in Runtime.availableInstructionSets { try Self.checkOneHot(isa, type, dIn: dIn, dOut: 13) }
+    }
+
     /// One-hot activations pick single weights: with X = rows of the identity, Y = X·Wᵀ holds
     /// the weights themselves (every other product is ±0), so the fused decoders and the packed
     /// panels must reproduce lt_dequantize exactly. Checked on the decode-sized path (8 one-hot
     /// rows per call) and the batched one (all d_in one-hot rows in one call), forward and
     /// backward (dY one-hot → rows of W), on every ISA.
-    static func checkOneHot(_ isa: InstructionSet, _ type: GGMLType) throws {
-        let dIn = dIn(type), dOut = 37
+    static func checkOneHot(_ isa: InstructionSet, _ type: GGMLType, dIn: Int? = nil, dOut: Int = 37) throws {
+        let dIn = dIn ?? Self.dIn(type)
         var rng = LoRATestRNG(seed: 4242 &+ UInt64(type.rawValue))
         let w = randomMatrix(type, rows: dOut, cols: dIn, rng: &rng)
         let wd = dequantized(type, w, count: dOut * dIn).map { Float($0) }
