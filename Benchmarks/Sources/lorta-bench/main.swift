@@ -1,5 +1,5 @@
 // lorta-bench: speed figures for swift-lorta, every ratio measured within one run.
-//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train]
+//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|quant-matmul]
 import Foundation
 import LoRTA
 
@@ -34,13 +34,14 @@ case "bert-train": try bertTrainStepBenchmark()
 case "lorta-384": try lortaBenchmark(shapes: [(384, 12)])
 case "lorta-merge": try lortaMergeBenchmark()
 case "bert": try bertBenchmark()
+case "quant-matmul": try quantMatmulBenchmark()
 case "all":
     try gemmCoreComparison()
     try loraBenchmark()
     try lortaBenchmark()
     try lortaMergeBenchmark()
 default:
-    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train]")
+    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|quant-matmul]")
     exit(2)
 }
 
