@@ -30,11 +30,12 @@ const lt__gemm_kernel *lt__gemm_kernel_for_isa(int isa) {
 
 /* ---- blocking ----------------------------------------------------------------------------- */
 
-/* Target depth of a packed chunk of B: kc · NR floats of a micro-panel stay in L1 while every
- * tile of the task's M-block streams past it (256 · 48 · 4 B = 48 KiB on AVX-512). Override at
- * build time for experiments. */
+/* Target depth of a packed chunk of B: a micro-panel's kc · NR floats stay in L1 (with the
+ * tile's A rows) while every tile of the task's M-block streams past it: 128 · 48 · 4 B =
+ * 24 KiB of a 48 KiB L1 on AVX-512. Override at build time for experiments (-DLT_GEMM_KC=…);
+ * the value never changes a result bit (partial tiles are reloaded exactly). */
 #ifndef LT_GEMM_KC
-#define LT_GEMM_KC 256
+#define LT_GEMM_KC 128
 #endif
 /* Cap of the partial-result block of a task (mc · nc floats) and of mc. */
 #ifndef LT_GEMM_PARTIAL_FLOATS

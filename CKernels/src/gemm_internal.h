@@ -15,8 +15,9 @@
  * [q·kc·NR + k·NR + c] (k-major). Columns at or past N are zero.
  *
  * Blocking and threads (all choices depend on the shape and the ISA only):
- *   - tasks = (N-panels of nc columns) × (M-blocks of mc rows); OpenMP hands tasks out
- *     dynamically; a task is done by one thread from start to end;
+ *   - tasks = (N-panels of nc columns) × (M-blocks of mc rows); the threads of the OpenMP team
+ *     take tasks from a shared counter (dynamic, robust to a busy core); a task is done by one
+ *     thread from start to end;
  *   - inside a task: for each kc-chunk of K, the task packs its B panel for that chunk (so a
  *     packed chunk, kc × nc floats, stays in the core's L1/L2), then runs the micro-kernel on
  *     every MR × NR tile of its block; partial tiles live in the thread's workspace between
