@@ -203,6 +203,10 @@ static void zero_rows(int64_t n, int64_t cols, float *Y, int64_t ldy, int accumu
 #ifndef LT_QGEMV_PREFETCH
 #define LT_QGEMV_PREFETCH 1
 #endif
+/* How far ahead: the thread's k-th next chunk (assuming the threads take chunks in turn). */
+#ifndef LT_QGEMV_PF_CHUNKS
+#define LT_QGEMV_PF_CHUNKS 1
+#endif
 
 /* ---- task split of the decode-sized paths ----------------------------------------------------- */
 
@@ -293,7 +297,7 @@ lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
             const int64_t o0 = ch * LT_QGEMV_ROWS_PER_CHUNK;
             const int64_t o1 = o0 + LT_QGEMV_ROWS_PER_CHUNK < d_out ? o0 + LT_QGEMV_ROWS_PER_CHUNK : d_out;
             /* hint: the chunk this thread probably takes after the other threads' next ones */
-            const int64_t p0 = o0 + (int64_t)threads * LT_QGEMV_ROWS_PER_CHUNK;
+            const int64_t p0 = o0 + (int64_t)threads * LT_QGEMV_PF_CHUNKS * LT_QGEMV_ROWS_PER_CHUNK;
             const int64_t p1 = p0 + LT_QGEMV_ROWS_PER_CHUNK < d_out ? p0 + LT_QGEMV_ROWS_PER_CHUNK : d_out;
             const int pf = LT_QGEMV_PREFETCH && p0 < d_out;
             f(type, w, rb, d_in, o0, o1, X, ldx, n, Y, ldy, accumulate, pf ? w + p0 * rb : NULL,
