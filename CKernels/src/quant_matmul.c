@@ -53,7 +53,7 @@ static lt__qgemv_bwd_fn qgemv_bwd_for(int isa) {
 typedef struct qsource {
     int32_t type;
     const uint8_t *W;
-    int64_t row_bytes, be, bb, cols;   /* cols: d_in */
+    int64_t row_bytes, be, bb;
     int isa;
 } qsource;
 
@@ -112,7 +112,6 @@ static void qgemm_setup(qgemm *g, int backward, int32_t type, int64_t n, int64_t
     g->src.row_bytes = row_bytes;
     g->src.be = be;
     g->src.bb = bb;
-    g->src.cols = d_in;
     g->src.isa = isa;
     g->f32.p = (const float *)W;
     g->f32.ld = d_in;
@@ -183,12 +182,12 @@ static lt_status qcheck(int32_t type, int64_t n, int64_t d_in, int64_t d_out, in
     return LT_OK;
 }
 
+/* The batched path needs at least one thread's share of workspace (the decode-sized one none). */
 static lt_status workspace_check(int32_t type, int64_t n, int64_t d_in, int64_t d_out, const qcall *c,
-                                 const float *workspace, int64_t workspace_floats, int64_t *per_thread) {
-    *per_thread = 0;
+                                 const float *workspace, int64_t workspace_floats) {
     if (n <= LT_QUANT_GEMV_MAX_ROWS) return LT_OK;
-    *per_thread = per_thread_floats(type, n, d_in, d_out, c->be, c->bb, c->row_bytes);
-    LT_CHECK(workspace_floats >= *per_thread, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(workspace_floats >= per_thread_floats(type, n, d_in, d_out, c->be, c->bb, c->row_bytes),
+             LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(workspace, LT_ERR_NULL_POINTER);
     return LT_OK;
 }
@@ -276,9 +275,8 @@ lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
     if (n == 0 || d_out == 0) return LT_OK;
     LT_CHECK(Y, LT_ERR_NULL_POINTER);
     LT_CHECK(d_in == 0 || (X && W), LT_ERR_NULL_POINTER);
-    int64_t per = 0;
     if (d_in > 0) {
-        st = workspace_check(type, n, d_in, d_out, &c, workspace, workspace_floats, &per);
+        st = workspace_check(type, n, d_in, d_out, &c, workspace, workspace_floats);
         if (st != LT_OK) return st;
     }
     (void)lt__ensure_init();
@@ -313,7 +311,6 @@ lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
     lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, &plan);
     const lt__gemm_epilogue epi = {accumulate};
     lt__gemm_run(kern, &plan, g.M, g.N, g.K, X, ldx, &g.b, &epi, Y, ldy, workspace, workspace_floats, threads);
-    (void)per;
     return LT_OK;
 }
 
@@ -328,9 +325,8 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
     if (n == 0 || d_in == 0) return LT_OK;
     LT_CHECK(dX, LT_ERR_NULL_POINTER);
     LT_CHECK(d_out == 0 || (dY && W), LT_ERR_NULL_POINTER);
-    int64_t per = 0;
     if (d_out > 0) {
-        st = workspace_check(type, n, d_in, d_out, &c, workspace, workspace_floats, &per);
+        st = workspace_check(type, n, d_in, d_out, &c, workspace, workspace_floats);
         if (st != LT_OK) return st;
     }
     (void)lt__ensure_init();
@@ -359,6 +355,5 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
     lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, &plan);
     const lt__gemm_epilogue epi = {accumulate};
     lt__gemm_run(kern, &plan, g.M, g.N, g.K, dY, lddy, &g.b, &epi, dX, lddx, workspace, workspace_floats, threads);
-    (void)per;
     return LT_OK;
 }
