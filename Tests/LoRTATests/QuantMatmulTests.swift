@@ -219,6 +219,7 @@ struct QuantMatmulTests {
 
     /// Forward and backward, both accumulate modes, every row count, on one ISA.
     static func checkAgainstReference(_ isa: InstructionSet, _ type: GGMLType) throws {
+        var worst = (decode: 0.0, batched: 0.0)
         try Runtime.withInstructionSet(isa) {
             for (index, n) in rowCounts.enumerated() {
                 let c = Case(type, n: n, dIn: dIn(type), dOut: 37, seed: UInt64(index) &* 7919 &+ UInt64(type.rawValue))
@@ -227,15 +228,19 @@ struct QuantMatmulTests {
                     let what = "\(type) \(isa) n=\(n) accumulate=\(accumulate)"
                     let (st, y) = c.forward(accumulate: accumulate)
                     #expect(st == LT_OK, "\(what) forward status \(st)")
-                    check(y, old: c.y0, accumulate: accumulate, rows: n, cols: c.dOut, ld: c.ldy,
-                          reference: fref, terms: c.dIn, "\(what) forward")
+                    let ef = check(y, old: c.y0, accumulate: accumulate, rows: n, cols: c.dOut, ld: c.ldy,
+                                   reference: fref, terms: c.dIn, "\(what) forward")
                     let (sb, dx) = c.backward(accumulate: accumulate)
                     #expect(sb == LT_OK, "\(what) backward status \(sb)")
-                    check(dx, old: c.dx0, accumulate: accumulate, rows: n, cols: c.dIn, ld: c.lddx,
-                          reference: bref, terms: c.dOut, "\(what) backward")
+                    let eb = check(dx, old: c.dx0, accumulate: accumulate, rows: n, cols: c.dIn, ld: c.lddx,
+                                   reference: bref, terms: c.dOut, "\(what) backward")
+                    if n <= Int(LT_QUANT_GEMV_MAX_ROWS) { worst.decode = max(worst.decode, ef, eb) }
+                    else { worst.batched = max(worst.batched, ef, eb) }
                 }
             }
         }
+        print(String(format: "lt_quant_matmul %@ %@: worst |error| / (Σ|x·w| + |y_old|) decode-sized %.2e, batched %.2e",
+                     type.name, isa.rawValue, worst.decode, worst.batched))
     }
 
     // MARK: accuracy per ISA
@@ -258,10 +263,10 @@ struct QuantMatmulTests {
         try Self.checkAgainstReference(.avx512, type)
     }
 
-    @Test("each SIMD path agrees with the portable one within twice the bound", arguments: types)
+    @Test("each SIMD path agrees with the portable one within twice the bound",
+          .enabled(if: Runtime.availableInstructionSets.count > 1), arguments: types)
     func simdAgreesWithScalar(type: GGMLType) throws {
         let simd = Runtime.availableInstructionSets.filter { $0 != .scalar }
-        try #require(!simd.isEmpty, "no SIMD instruction set on this CPU")
         for (index, n) in [1, 5, 64].enumerated() {
             let c = Case(type, n: n, dIn: Self.dIn(type), dOut: 45, seed: 500 + UInt64(index))
             let (_, ys) = try Runtime.withInstructionSet(.scalar) { c.forward(accumulate: false) }
