@@ -96,8 +96,9 @@ lt_status lt_quant_gather_rows(int32_t type, int64_t rows, int64_t cols, const v
  * lt_quant_matmul_workspace_size gives a size that lets every thread of the current team work
  * in either direction (forward and backward_input of the same type and shape) under any ISA;
  * 0 for n <= LT_QUANT_GEMV_MAX_ROWS (workspace may then be NULL). A smaller workspace, down to
- * one thread's share, only runs fewer threads (the results do not change); below one share →
- * LT_ERR_INVALID_ARGUMENT; NULL with a nonzero need → LT_ERR_NULL_POINTER.
+ * one thread's share, only runs fewer threads (the results do not change); workspace_floats
+ * below one share → LT_ERR_INVALID_ARGUMENT; a NULL workspace where one is needed →
+ * LT_ERR_NULL_POINTER.
  * Argument errors: unsupported type → LT_ERR_UNSUPPORTED (checked first); bad sizes, strides,
  * accumulate flag or buffer sizes → LT_ERR_INVALID_ARGUMENT; a NULL pointer that would be read
  * or written → LT_ERR_NULL_POINTER. Nothing is written unless the call returns LT_OK. */
@@ -117,7 +118,7 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
 
 /* How a product of this shape is shared out (for tests and benchmarks): *tasks = independent
  * units of work (row or column chunks, GEMM task blocks), *team = 1 when the call runs its
- * OpenMP team (work above the library's small-work threshold and more than one task, with a
+ * OpenMP team (work above the library's small-work threshold and more than one task; with a
  * full-size workspace). backward 0: lt_quant_matmul, 1: lt_quant_matmul_backward_input.
  * Same argument checks as the products' sizes. */
 lt_status lt_quant_matmul_tasks(int32_t type, int64_t n, int64_t d_in, int64_t d_out, int backward,
