@@ -73,20 +73,43 @@ lt_status lt_quant_gather_rows(int32_t type, int64_t rows, int64_t cols, const v
 /* ---- products with a stored matrix (frozen weights) -------------------------------------------
  * forward:            Y[n × d_out] (=|+=) X[n × d_in] · Wᵀ          W [d_out × d_in] in `type`
  * backward (input):   dX[n × d_in] (=|+=) dY[n × d_out] · W
- *   w_bytes = d_out · row_bytes(type, d_in) (checked); accumulate 0 overwrites, 1 adds.
- *   Y/dX must not overlap the inputs.
- * Paths (chosen from the shape only, never from the thread count):
- *   - small n (decode, n <= LT_QUANT_GEMV_MAX_ROWS): OpenMP over fixed chunks of output rows;
- *     each chunk's weight rows are dequantized into the thread's slice of the workspace (or
- *     read directly by a fused kernel for the common types) and dotted with every X row;
- *   - larger n: panels of weight rows are dequantized (OpenMP) into the workspace, then one
- *     cblas_sgemm per panel outside the parallel region;
- *   - F32 W: cblas_sgemm directly (no workspace).
- * The backward of the parameters does not exist here: stored matrices are frozen.
- * workspace: `workspace_floats` floats; lt_quant_matmul_workspace_size gives the size that
- * lets every thread of the current team work (0 is a valid answer, then workspace may be NULL).
- * A smaller workspace (but at least one thread's share, else LT_ERR_INVALID_ARGUMENT) only
- * runs fewer threads; the results do not change. */
+ *   w_bytes >= d_out · row_bytes(type, d_in) (checked: a short buffer is LT_ERR_INVALID_ARGUMENT,
+ *   never an overread); d_in a multiple of the block size; accumulate 0 overwrites, 1 adds
+ *   (Y = Y + (X·Wᵀ), the product rounded first); ldx >= d_in, ldy >= d_out (padding between
+ *   rows is neither read nor written). Y/dX must not overlap the inputs.
+ *   Empty shapes: n = 0 or no output columns → nothing is touched; an empty sum (d_in = 0 in
+ *   the forward, d_out = 0 in the backward) gives zeros (accumulate 0) or leaves Y unchanged;
+ *   pointers that would not be read may then be NULL.
+ * Values: every product uses exactly the dequantized weights (the values lt_dequantize gives,
+ *   bit for bit, NaN payloads aside) and the float32 activations; only the order of the sum is
+ *   the kernels' own. That order is fixed by the code (never by the thread count), so each
+ *   element obeys the bound of any float32 sum of K products (K = d_in forward, d_out
+ *   backward): |error| <= γ_{K+2} · (Σ_k |x_k·w_k| + |y_old|), γ_m = m·2⁻²⁴ / (1 − m·2⁻²⁴).
+ *   Results are bitwise identical for any thread count and any accepted workspace size; the
+ *   decode-sized and batched paths, and different ISAs, may differ in the last bits.
+ * Paths (chosen from the shape and the active ISA, never from the thread count):
+ *   - n <= LT_QUANT_GEMV_MAX_ROWS (decoding): fused kernels decode 32 stored values at a time
+ *     in registers (AVX-512 / AVX2; the portable variant decodes up to 256 values into a stack
+ *     buffer) and multiply-add them with every X row; OpenMP over fixed chunks of 32 W rows
+ *     (backward: of 128 dX columns, 256 for the K types). No workspace.
+ *   - larger n (prefill, batches, training): a packed GEMM on the library's own OpenMP team
+ *     (no BLAS): panels of W are dequantized straight into the micro-kernel's packed layout
+ *     (forward: Wᵀ; backward: W), X (dY) is read in place, and register-blocked micro-kernels
+ *     (AVX-512 8×48, AVX2 6×16, portable 4×16) compute each output tile from start to end on
+ *     one thread (the summed dimension is never split across threads).
+ *   - F32 W: the same paths without decoding.
+ * BLAS is not called. The backward of the parameters does not exist here: stored matrices are
+ * frozen.
+ * workspace: `workspace_floats` floats (64-byte alignment recommended, not required).
+ * lt_quant_matmul_workspace_size gives a size that lets every thread of the current team work
+ * in either direction (forward and backward_input of the same type and shape) under any ISA;
+ * 0 for n <= LT_QUANT_GEMV_MAX_ROWS (workspace may then be NULL). A smaller workspace, down to
+ * one thread's share, only runs fewer threads (the results do not change); workspace_floats
+ * below one share → LT_ERR_INVALID_ARGUMENT; a NULL workspace where one is needed →
+ * LT_ERR_NULL_POINTER.
+ * Argument errors: unsupported type → LT_ERR_UNSUPPORTED (checked first); bad sizes, strides,
+ * accumulate flag or buffer sizes → LT_ERR_INVALID_ARGUMENT; a NULL pointer that would be read
+ * or written → LT_ERR_NULL_POINTER. Nothing is written unless the call returns LT_OK. */
 #define LT_QUANT_GEMV_MAX_ROWS 8
 lt_status lt_quant_matmul_workspace_size(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
                                          int64_t *floats);
@@ -100,6 +123,14 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
                                          const void *W, int64_t w_bytes,
                                          float *dX, int64_t lddx, int accumulate,
                                          float *workspace, int64_t workspace_floats);
+
+/* How a product of this shape is shared out (for tests and benchmarks): *tasks = independent
+ * units of work (row or column chunks, GEMM task blocks), *team = 1 when the call runs its
+ * OpenMP team (work above the library's small-work threshold and more than one task; with a
+ * full-size workspace). backward 0: lt_quant_matmul, 1: lt_quant_matmul_backward_input.
+ * Same argument checks as the products' sizes. */
+lt_status lt_quant_matmul_tasks(int32_t type, int64_t n, int64_t d_in, int64_t d_out, int backward,
+                                int64_t *tasks, int *team);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 // lorta-bench: speed figures for swift-lorta, every ratio measured within one run.
-//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention]
+//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul]
 import Foundation
 import LoRTA
 
@@ -35,13 +35,14 @@ case "lorta-384": try lortaBenchmark(shapes: [(384, 12)])
 case "lorta-merge": try lortaMergeBenchmark()
 case "bert": try bertBenchmark()
 case "decoder-attention": try decoderBenchmark()
+case "quant-matmul": try quantMatmulBenchmark()
 case "all":
     try gemmCoreComparison()
     try loraBenchmark()
     try lortaBenchmark()
     try lortaMergeBenchmark()
 default:
-    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention]")
+    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul]")
     exit(2)
 }
 

@@ -1,0 +1,153 @@
+/*
+ * gemm_internal.h — the packed GEMM core (BLIS style) run on our own OpenMP team. Not public.
+ *
+ *     C[M × N] (=|+=) A[M × K] · B[K × N]          row-major, explicit leading dimensions
+ *
+ * A is read in place (row-major, lda; rows are contiguous in k). B is never read by the core:
+ * a caller-supplied packer writes column panels of B into the packed layout the micro-kernel
+ * wants, so B may be anything that can produce its values — a float32 matrix (plain or
+ * transposed), or a quantized weight matrix dequantized straight into the panel. The epilogue
+ * (how a finished tile of A·B reaches C: store, or add) is a separate step applied once per
+ * tile; fused epilogues (bias, activation, residual, adapter terms) plug in there.
+ *
+ * Layout of a packed panel of B (columns j0 ..< j0 + nc, rows k0 ..< k0 + kc): micro-panels of
+ * NR columns, one after the other; micro-panel q holds B[k0 + k, j0 + q·NR + c] at
+ * [q·kc·NR + k·NR + c] (k-major). Columns at or past N are zero.
+ *
+ * Blocking and threads (all choices depend on the shape and the ISA only):
+ *   - tasks = (N-panels of nc columns) × (M-blocks of mc rows); the threads of the OpenMP team
+ *     take tasks from a shared counter (dynamic, robust to a busy core); a task is done by one
+ *     thread from start to end;
+ *   - inside a task: for each kc-chunk of K, the task packs its B panel for that chunk (so a
+ *     packed chunk, kc × nc floats, stays in the core's L1/L2), then runs the micro-kernel on
+ *     every MR × NR tile of its block; partial tiles live in the thread's workspace between
+ *     chunks and are reloaded exactly;
+ *   - the micro-kernel computes c = fma(a[k], b[k], c) for k = 0, 1, …, K−1 starting from 0.
+ * So every element of A·B is one float32 fma chain in k order, whichever thread, task, tile,
+ * chunk or ISA variant (AVX2 and AVX-512 give identical bits; the portable variant rounds the
+ * product separately) computes it: the results do not depend on the thread count.
+ * The core never calls BLAS and never allocates: it uses the caller's workspace.
+ */
+#ifndef LT_GEMM_INTERNAL_H
+#define LT_GEMM_INTERNAL_H
+
+#include <stdint.h>
+#include "lt_runtime.h"
+
+/* Micro-kernel: C_tile[MR × NR] (ld ldc) = (load_c ? C_tile : 0) + A_rows[MR × kc] · Bp[kc × NR]
+ *   a: row 0 of the tile's A rows (row r at a + r·lda); bp: packed micro-panel (k-major). */
+typedef void (*lt__gemm_ukernel_fn)(int64_t kc, const float *a, int64_t lda, const float *bp,
+                                    float *c, int64_t ldc, int load_c);
+
+/* Transpose of a 16-row strip: dst[k·ldd + r] = src[r·lds + k] for r < 16, k < kc. The packers
+ * use it to turn rows of a weight matrix into k-major micro-panels. */
+typedef void (*lt__transpose16_fn)(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd);
+
+typedef struct lt__gemm_kernel {
+    int mr, nr;                     /* tile shape (nr a multiple of 16) */
+    lt__gemm_ukernel_fn ukernel;
+    lt__transpose16_fn transpose16;
+    int isa;                        /* the lt_isa this variant belongs to */
+} lt__gemm_kernel;
+
+/* The kernel of an ISA (LT_ISA_SCALAR always exists). */
+const lt__gemm_kernel *lt__gemm_kernel_for_isa(int isa);
+
+/* Packer: writes the packed panel of B for columns j0 ..< j0 + nc and rows k0 ..< k0 + kc into
+ * dst (layout above, ceil(nc / NR) micro-panels, zero past N). `scratch` is the thread's
+ * scratch area of the size the packer declared (lt__gemm_b.scratch_per_*). Runs
+ * inside the parallel region: must be reentrant and allocation-free. */
+typedef void (*lt__gemm_pack_b_fn)(const void *ctx, const lt__gemm_kernel *kern, int64_t j0,
+                                   int64_t nc, int64_t k0, int64_t kc, float *dst, float *scratch);
+
+typedef struct lt__gemm_b {
+    lt__gemm_pack_b_fn pack;
+    const void *ctx;
+    int64_t scratch_per_kc;         /* the packer's scratch per thread: scratch_per_kc · kc */
+    int64_t scratch_per_nc;         /*   + scratch_per_nc · nc + scratch_const floats */
+    int64_t scratch_const;
+    int64_t kc_multiple;            /* every chunk of K but the last is a multiple of this
+                                       (e.g. the quant block when k runs along stored rows) */
+    int64_t nc_align;               /* preferred alignment of panel starts (e.g. the quant block
+                                       when columns run along stored rows); 1 if none. Panels
+                                       are lcm(NR, nc_align) wide when that is at most twice
+                                       the larger of the two, else the smallest multiple of NR
+                                       >= nc_align (and the packer meets unaligned starts). */
+} lt__gemm_b;
+
+/* Epilogue: how a finished tile reaches C. */
+typedef struct lt__gemm_epilogue {
+    int accumulate;                 /* 0: C = A·B;  1: C = C + A·B */
+} lt__gemm_epilogue;
+
+/* The blocking chosen for a shape (a pure function of the shape, the kernel and the packer). */
+typedef struct lt__gemm_plan {
+    int64_t kc, nc, mc;
+    int64_t per_thread_floats;      /* workspace one thread needs */
+} lt__gemm_plan;
+
+void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64_t K,
+                        const lt__gemm_b *b, lt__gemm_plan *plan);
+
+/* Tasks of a plan (N-panels × M-blocks): the units the team shares out. */
+int64_t lt__gemm_tasks(const lt__gemm_plan *plan, int64_t M, int64_t N);
+/* 1 when a product of this size uses the team at all (the LT_PARALLEL_IF threshold). */
+int lt__gemm_uses_team(int64_t M, int64_t N, int64_t K);
+
+/* Runs the product on up to `max_threads` threads (fewer when the workspace holds fewer
+ * per-thread shares; the caller checked that it holds at least one). Sizes must be valid and
+ * non-empty (M, N >= 1; K >= 0: K = 0 gives A·B = 0). */
+void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_t M, int64_t N,
+                  int64_t K, const float *A, int64_t lda, const lt__gemm_b *b,
+                  const lt__gemm_epilogue *epi, float *C, int64_t ldc,
+                  float *workspace, int64_t workspace_floats, int max_threads);
+
+/* Packers for float32 B. ctx points to an lt__gemm_f32_source. */
+typedef struct lt__gemm_f32_source {
+    const float *p;
+    int64_t ld;
+} lt__gemm_f32_source;
+/* B = Wᵀ where W is row-major N × K (ld): a micro-panel is a transposed strip of W rows.
+ * Scratch: 16 · kc floats (the ragged last strip is transposed from a zero-padded copy). */
+void lt__gemm_pack_b_f32_t(const void *ctx, const lt__gemm_kernel *kern, int64_t j0, int64_t nc,
+                           int64_t k0, int64_t kc, float *dst, float *scratch);
+/* B row-major K × N (ld): a micro-panel is a copy of row pieces. No scratch. */
+void lt__gemm_pack_b_f32_n(const void *ctx, const lt__gemm_kernel *kern, int64_t j0, int64_t nc,
+                           int64_t k0, int64_t kc, float *dst, float *scratch);
+
+/* Dynamic hand-out of tasks inside a parallel region: each call returns the next task index
+ * (>= tasks: no work left). The Debian libomp (LLVM 14) lacks the dispatch entry point that
+ * newer clangs emit for schedule(dynamic), so the counter is ours; which thread takes a task
+ * never changes what the task computes. */
+static inline int64_t lt__next_task(int64_t *counter) {
+    return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
+/* Bookkeeping the packers share: the columns of panel q of a packed chunk, and its base. */
+static inline float *lt__gemm_panel(float *dst, int64_t q, int64_t kc, int nr) {
+    return dst + q * kc * (int64_t)nr;
+}
+
+/* Micro-kernels and transposes of each ISA (gemm_scalar.c, gemm_avx2.c, gemm_avx512.c). */
+void lt__gemm_ukernel_scalar(int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+                             int64_t ldc, int load_c);
+void lt__transpose16_scalar(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd);
+#if defined(__x86_64__)
+void lt__gemm_ukernel_avx2(int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+                           int64_t ldc, int load_c);
+void lt__transpose16_avx2(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd);
+void lt__gemm_ukernel_avx512(int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+                             int64_t ldc, int load_c);
+void lt__transpose16_avx512(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd);
+#endif
+/* Tile shapes of the variants. */
+#define LT_GEMM_SCALAR_MR 4
+#define LT_GEMM_SCALAR_NR 16
+#define LT_GEMM_AVX2_MR 6
+#define LT_GEMM_AVX2_NR 16
+#define LT_GEMM_AVX512_MR 8
+#define LT_GEMM_AVX512_NR 48
+#define LT_GEMM_MAX_MR 8
+#define LT_GEMM_MAX_NR 48
+
+#endif /* LT_GEMM_INTERNAL_H */
