@@ -95,6 +95,16 @@ public struct SafeTensorsReader: Sendable {
         return bytes.withUnsafeBytes { raw in Data(bytes: raw.baseAddress! + begin, count: count) }
     }
 
+    /// The tensor's exact bytes as a slice of the reader's storage: no copy, O(1). The slice
+    /// keeps the mapped file alive by itself (the reader may be dropped) and is copy-on-write;
+    /// its indices are file offsets (use `withUnsafeBytes` or `startIndex`).
+    /// - Throws: ``SafeTensorsError/tensorNotFound(_:)``.
+    public func storedBytes(_ name: String) throws -> Data {
+        guard let e = entry(name) else { throw SafeTensorsError.tensorNotFound(name) }
+        let begin = bytes.startIndex + dataStart + e.byteRange.lowerBound
+        return bytes[begin..<(begin + e.byteRange.count)]
+    }
+
     // MARK: - Decoding
 
     static func decode(_ src: UnsafeRawBufferPointer, dtype: SafeTensorsDType, count: Int, into out: UnsafeMutableBufferPointer<Float>) {
