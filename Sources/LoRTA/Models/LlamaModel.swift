@@ -1,0 +1,280 @@
+import CKernels
+import Foundation
+
+/// The frozen weights of one decoder block, in Hugging Face's layout and row order.
+///
+/// Query, key and value are one ``StackedProjection`` (rows `[q; k; v]`, output
+/// `[n × (H + 2·H_kv)·d_h]`), gate and up another (`[n × 2I]`). Matrices stay in their stored
+/// type (Float32, F16/BF16, or a GGUF block format).
+public struct LlamaLayerWeights: Sendable {
+    /// `input_layernorm.weight` `[d]`.
+    public internal(set) var attentionNormWeight: Tensor
+    /// `q_proj | k_proj | v_proj`.
+    var queryKeyValue: StackedProjection
+    /// `o_proj` `[d, H·d_h]`.
+    public internal(set) var attentionOutput: QuantizedMatrix
+    /// `post_attention_layernorm.weight` `[d]`.
+    public internal(set) var mlpNormWeight: Tensor
+    /// `gate_proj | up_proj`.
+    var gateUp: StackedProjection
+    /// `down_proj` `[d, I]`.
+    public internal(set) var down: QuantizedMatrix
+}
+
+/// Which rows of logits a forward pass computes.
+public enum LogitSelection: Sendable {
+    /// The last token of each sequence (generation): `[B, vocab]`. The output projection —
+    /// a fifth of SmolLM2's flops — runs on B rows only.
+    case last
+    /// Every token: `[B·T, vocab]` (scoring, perplexity).
+    case all
+    /// None (fill the cache only): an empty `[0, vocab]` tensor.
+    case none
+}
+
+/// A Llama-family causal language model (SmolLM2, Llama 2/3-style checkpoints without rope
+/// scaling) with frozen weights, run by the C kernels of `lt_nn.h` and `lt_quant.h`.
+///
+/// ```swift
+/// let model = try LlamaModel(contentsOf: URL(filePath: "assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+/// var cache = try model.makeCache(capacity: 256)
+/// let logits = try model.forward(promptIDs, cache: &cache)       // [1, vocab]
+/// ```
+///
+/// Weights keep the type they are stored in: a GGUF's quantized blocks are read in place from
+/// the memory-mapped file (135M parameters in Q4_1: ~90 MB instead of 540 MB as Float32), a
+/// Hugging Face checkpoint's F32/F16/BF16 tensors likewise. GGUF files store the rows of the
+/// query and key projections permuted for llama.cpp's rotary convention; they are put back in
+/// Hugging Face's order on load, so the model — and adapters trained on it — use the names and
+/// layout of `transformers` and PEFT. Results do not depend on the thread count.
+public struct LlamaModel: Sendable {
+    public let configuration: LlamaConfiguration
+    /// `embed_tokens` `[vocab, d]`.
+    public internal(set) var embedding: QuantizedMatrix
+    public internal(set) var layers: [LlamaLayerWeights]
+    /// `model.norm.weight` `[d]`.
+    public internal(set) var finalNormWeight: Tensor
+    /// `lm_head` `[vocab, d]` (the embedding itself when tied).
+    public internal(set) var output: QuantizedMatrix
+    /// Where the weights came from (a path), for messages.
+    public let source: String
+
+    /// Builds the model from named weights (Hugging Face names, see ``LlamaWeightNames``).
+    /// - Throws: ``LlamaError/missingWeight(_:)``, ``LlamaError/weightShapeMismatch(name:expected:actual:)``,
+    ///   ``QuantizedMatrixError`` for a storage type without a decoder.
+    init(configuration c: LlamaConfiguration, weights: some LlamaWeightSource) throws {
+        let d = c.hiddenSize
+        func matrix(_ name: String, _ shape: [Int]) throws -> QuantizedMatrix {
+            guard let actual = weights.shape(of: name) else { throw LlamaError.missingWeight(weights.storedName(name)) }
+            guard actual == shape else {
+                throw LlamaError.weightShapeMismatch(name: weights.storedName(name), expected: shape, actual: actual)
+            }
+            return try weights.matrix(name)
+        }
+        func vector(_ name: String) throws -> Tensor {
+            guard let actual = weights.shape(of: name) else { throw LlamaError.missingWeight(weights.storedName(name)) }
+            guard actual == [d] else {
+                throw LlamaError.weightShapeMismatch(name: weights.storedName(name), expected: [d], actual: actual)
+            }
+            return try weights.vector(name)
+        }
+        let names = LlamaWeightNames.self
+        configuration = c
+        source = weights.sourceDescription
+        embedding = try matrix(names.embedding, [c.vocabularySize, d])
+        var layers: [LlamaLayerWeights] = []
+        layers.reserveCapacity(c.layerCount)
+        for l in 0..<c.layerCount {
+            let q = try matrix(names.layer(l, "self_attn.q_proj.weight"), [c.queryWidth, d])
+            let k = try matrix(names.layer(l, "self_attn.k_proj.weight"), [c.keyValueWidth, d])
+            let v = try matrix(names.layer(l, "self_attn.v_proj.weight"), [c.keyValueWidth, d])
+            let gate = try matrix(names.layer(l, "mlp.gate_proj.weight"), [c.intermediateSize, d])
+            let up = try matrix(names.layer(l, "mlp.up_proj.weight"), [c.intermediateSize, d])
+            layers.append(LlamaLayerWeights(
+                attentionNormWeight: try vector(names.layer(l, "input_layernorm.weight")),
+                queryKeyValue: try StackedProjection([q, k, v], name: names.layer(l, "self_attn.qkv")),
+                attentionOutput: try matrix(names.layer(l, "self_attn.o_proj.weight"), [d, c.queryWidth]),
+                mlpNormWeight: try vector(names.layer(l, "post_attention_layernorm.weight")),
+                gateUp: try StackedProjection([gate, up], name: names.layer(l, "mlp.gate_up")),
+                down: try matrix(names.layer(l, "mlp.down_proj.weight"), [d, c.intermediateSize])))
+        }
+        self.layers = layers
+        finalNormWeight = try vector(names.finalNorm)
+        output = c.tiedEmbeddings ? embedding : try matrix(names.output, [c.vocabularySize, d])
+    }
+
+    /// A cache for `batchSize` sequences of up to `capacity` tokens each.
+    /// - Throws: ``LlamaError/invalidParameter(name:value:expected:)`` for a non-positive size or
+    ///   a capacity beyond the context length.
+    public func makeCache(batchSize: Int = 1, capacity: Int) throws -> KVCache {
+        guard batchSize >= 1 else {
+            throw LlamaError.invalidParameter(name: "batchSize", value: "\(batchSize)", expected: "at least 1")
+        }
+        guard capacity >= 1, capacity <= configuration.contextLength else {
+            throw LlamaError.invalidParameter(name: "capacity", value: "\(capacity)",
+                                              expected: "1...\(configuration.contextLength) (the context length)")
+        }
+        return try KVCache(layerCount: configuration.layerCount, batchSize: batchSize, capacity: capacity,
+                           width: configuration.keyValueWidth)
+    }
+
+    /// Bytes of the stored weights (as kept in memory: quantized blocks count at their size).
+    public var weightByteCount: Int {
+        var total = embedding.byteCount + finalNormWeight.count * 4
+        if !configuration.tiedEmbeddings { total += output.byteCount }
+        for l in layers {
+            total += l.queryKeyValue.byteCount + l.attentionOutput.byteCount + l.gateUp.byteCount
+                + l.down.byteCount + 4 * (l.attentionNormWeight.count + l.mlpNormWeight.count)
+        }
+        return total
+    }
+
+    /// Storage types of the matrices and how many matrices use each (for `lorta info`).
+    public var matrixTypeCounts: [GGMLType: Int] {
+        var counts: [GGMLType: Int] = [:]
+        counts[embedding.type, default: 0] += 1
+        if !configuration.tiedEmbeddings { counts[output.type, default: 0] += 1 }
+        for l in layers {
+            for t in l.queryKeyValue.types + l.gateUp.types + [l.attentionOutput.type, l.down.type] {
+                counts[t, default: 0] += 1
+            }
+        }
+        return counts
+    }
+
+    /// Runs `tokens` — `cache.batchSize` sequences of `T` new tokens each, row-major
+    /// (`tokens[b·T + t]`) — after the tokens already in `cache`, appends their keys and values
+    /// to it, and returns the requested logits.
+    ///
+    /// - Returns: `[B, vocab]` for ``LogitSelection/last``, `[B·T, vocab]` for
+    ///   ``LogitSelection/all`` (row `b·T + t`), `[0, vocab]` for ``LogitSelection/none``.
+    /// - Throws: ``LlamaError/emptyInput``, ``LlamaError/tokenOutOfRange(id:position:vocabularySize:)``,
+    ///   ``LlamaError/contextExceeded(length:maximum:)`` (cache capacity or context length),
+    ///   ``LlamaError/cacheMismatch(_:)`` (another model's cache, or a token count that is not a
+    ///   multiple of the batch size). The cache is unchanged when it throws.
+    /// - Complexity: O(L · n · (d·(H + 2H_kv)·d_h + H·d_h·d + 3·d·I) + L · B·H·T·(past+T)·d_h)
+    ///   flops for n = B·T, plus n (or B) · vocab · d for the logits.
+    public func forward(_ tokens: [Int32], cache: inout KVCache, logits selection: LogitSelection = .last) throws -> Tensor {
+        let c = configuration
+        guard cache.layerCount == c.layerCount, cache.width == c.keyValueWidth else {
+            throw LlamaError.cacheMismatch("the cache was made for \(cache.layerCount) layers of width \(cache.width), "
+                                           + "the model has \(c.layerCount) of width \(c.keyValueWidth)")
+        }
+        let B = cache.batchSize
+        guard !tokens.isEmpty else { throw LlamaError.emptyInput }
+        guard tokens.count % B == 0 else {
+            throw LlamaError.cacheMismatch("\(tokens.count) tokens do not split into \(B) sequences of equal length")
+        }
+        let T = tokens.count / B, past = cache.length
+        guard past + T <= cache.capacity else { throw LlamaError.contextExceeded(length: past + T, maximum: cache.capacity) }
+        guard past + T <= c.contextLength else { throw LlamaError.contextExceeded(length: past + T, maximum: c.contextLength) }
+        if let i = tokens.firstIndex(where: { $0 < 0 || Int($0) >= c.vocabularySize }) {
+            throw LlamaError.tokenOutOfRange(id: tokens[i], position: past + i % T, vocabularySize: c.vocabularySize)
+        }
+        try Runtime.initialize()
+
+        let n = B * T, d = c.hiddenSize, inter = c.intermediateSize
+        let H = c.headCount, Hkv = c.keyValueHeadCount, dh = c.headDimension
+        let qw = c.queryWidth, kvw = c.keyValueWidth, qkvw = qw + 2 * kvw
+        let eps = c.rmsNormEpsilon
+        let scale = Float(1.0 / Double(dh).squareRoot())
+        let invFreq = c.rotaryInverseFrequencies
+        var positions = [Int32](repeating: 0, count: n)
+        for b in 0..<B { for t in 0..<T { positions[b * T + t] = Int32(past + t) } }
+
+        let scratch = ScratchBuffer()
+        var x = Tensor(uninitializedShape: [n, d])
+        try embedding.gatherRows(tokens, into: &x)
+        var h = Tensor(uninitializedShape: [n, d])
+        var qkv = Tensor(uninitializedShape: [n, qkvw])
+        var ctx = Tensor(uninitializedShape: [n, qw])
+        var gu = Tensor(uninitializedShape: [n, 2 * inter])
+        var act = Tensor(uninitializedShape: [n, inter])
+        var attnFloats: Int64 = 0
+        try KernelFailure.check(lt_causal_attention_workspace_size(Int64(B), Int64(T), Int64(past), Int64(H), &attnFloats),
+                                "lt_causal_attention_workspace_size")
+        var attnWork = Tensor(uninitializedShape: [Int(attnFloats)])
+
+        // Work on copies of the cache's buffers: the cache changes only when every layer ran.
+        var keys = cache.keys, values = cache.values
+        cache.keys = []; cache.values = []
+        defer { if cache.keys.isEmpty { cache.keys = keys; cache.values = values } }
+
+        let xp = x.mutablePointer, hp = h.mutablePointer, qkvp = qkv.mutablePointer
+        let ctxp = ctx.mutablePointer, gup = gu.mutablePointer, actp = act.mutablePointer
+        let n64 = Int64(n), d64 = Int64(d)
+        try positions.withUnsafeBufferPointer { pos in
+            try invFreq.withUnsafeBufferPointer { freq in
+                for (l, w) in layers.enumerated() {
+                    // Attention: h = RMSNorm(x); [q|k|v] = h Wqkvᵀ; rotate q, k; cache k, v.
+                    try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, xp, d64, w.attentionNormWeight.pointer,
+                                                               hp, d64, nil), "lt_rmsnorm_forward")
+                    try w.queryKeyValue.apply(n: n, x: hp, ldx: d, into: qkvp, ldy: qkvw, accumulate: false, scratch: scratch)
+                    try KernelFailure.check(lt_rope_forward(n64, Int64(H), Int64(dh), Int64(c.rotaryDimension),
+                                                            pos.baseAddress, freq.baseAddress, qkvp, Int64(qkvw)),
+                                            "lt_rope_forward (query)")
+                    try KernelFailure.check(lt_rope_forward(n64, Int64(Hkv), Int64(dh), Int64(c.rotaryDimension),
+                                                            pos.baseAddress, freq.baseAddress, qkvp + qw, Int64(qkvw)),
+                                            "lt_rope_forward (key)")
+                    let kp = keys[l].mutablePointer, vp = values[l].mutablePointer
+                    for b in 0..<B {
+                        for t in 0..<T {
+                            let src = qkvp + (b * T + t) * qkvw
+                            let row = (b * cache.capacity + past + t) * kvw
+                            (kp + row).update(from: src + qw, count: kvw)
+                            (vp + row).update(from: src + qw + kvw, count: kvw)
+                        }
+                    }
+                    try KernelFailure.check(lt_causal_attention_forward(
+                        Int64(B), Int64(T), Int64(past), Int64(H), Int64(Hkv), Int64(dh), scale,
+                        qkvp, Int64(qkvw), kp, Int64(kvw), vp, Int64(kvw), Int64(cache.capacity),
+                        nil, ctxp, Int64(qw), attnWork.mutablePointer), "lt_causal_attention_forward")
+                    // x += ctx Woᵀ
+                    try w.attentionOutput.multiplyTransposed(n: n, x: ctxp, ldx: qw, into: xp, ldy: d,
+                                                             accumulate: true, scratch: scratch)
+                    // MLP: h = RMSNorm(x); x += (silu(h Wgᵀ) ∘ h Wuᵀ) Wdᵀ
+                    try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, xp, d64, w.mlpNormWeight.pointer,
+                                                               hp, d64, nil), "lt_rmsnorm_forward")
+                    try w.gateUp.apply(n: n, x: hp, ldx: d, into: gup, ldy: 2 * inter, accumulate: false, scratch: scratch)
+                    try KernelFailure.check(lt_swiglu_forward(n64, Int64(inter), gup, Int64(2 * inter), gup + inter,
+                                                              Int64(2 * inter), actp, Int64(inter)), "lt_swiglu_forward")
+                    try w.down.multiplyTransposed(n: n, x: actp, ldx: inter, into: xp, ldy: d,
+                                                  accumulate: true, scratch: scratch)
+                }
+            }
+        }
+        cache.keys = keys
+        cache.values = values
+        cache.length = past + T
+        withExtendedLifetime((qkv, ctx, gu, act, attnWork)) {}
+        return try logits(hidden: x, B: B, T: T, selection: selection, scratch: scratch)
+    }
+
+    /// Final RMSNorm and output projection of the selected rows of the last hidden state.
+    private func logits(hidden x: Tensor, B: Int, T: Int, selection: LogitSelection, scratch: ScratchBuffer) throws -> Tensor {
+        let c = configuration, d = c.hiddenSize, V = c.vocabularySize
+        let rows: [Int]
+        switch selection {
+        case .none: return try Tensor(zeros: [0, V])
+        case .all: rows = Array(0..<(B * T))
+        case .last: rows = (0..<B).map { $0 * T + T - 1 }
+        }
+        var h = Tensor(uninitializedShape: [rows.count, d])
+        let hp = h.mutablePointer, xp = x.pointer
+        for (i, r) in rows.enumerated() {
+            try KernelFailure.check(lt_rmsnorm_forward(1, Int64(d), c.rmsNormEpsilon, xp + r * d, Int64(d),
+                                                       finalNormWeight.pointer, hp + i * d, Int64(d), nil),
+                                    "lt_rmsnorm_forward (final)")
+        }
+        var out = Tensor(uninitializedShape: [rows.count, V])
+        try output.multiplyTransposed(n: rows.count, x: hp, ldx: d, into: out.mutablePointer, ldy: V,
+                                      accumulate: false, scratch: scratch)
+        return out
+    }
+
+    /// Logits of every position of one sequence, from an empty cache: `[tokens.count, vocab]`.
+    public func logits(for tokens: [Int32]) throws -> Tensor {
+        var cache = try makeCache(capacity: max(tokens.count, 1))
+        return try forward(tokens, cache: &cache, logits: .all)
+    }
+}
