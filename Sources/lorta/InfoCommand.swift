@@ -5,13 +5,20 @@ import LoRTA
 /// `lorta info`: version, SIMD paths, threads and the BLAS library in use.
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the version, instruction sets, thread count and BLAS in use.")
+        abstract: "Print the version, instruction sets, thread count and BLAS in use, or describe a model.")
+
+    @Option(help: "Describe this model instead (a .gguf file or a Hugging Face directory): architecture, sizes, storage types, tokenizer.")
+    var model: String?
 
     @Flag(help: "Print a JSON object instead of text.")
     var json = false
 
     func run() throws {
         do { try Runtime.initialize() } catch { throw ValidationError("\(error)") }
+        if let model {
+            try reportingErrors { try ModelInfo.print(path: model, json: json) }
+            return
+        }
         let blas = BLASDiagnostics.current
         if json {
             let object: [String: Any] = [

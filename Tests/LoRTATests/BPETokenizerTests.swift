@@ -91,97 +91,21 @@ private struct TinyFixture: Decodable {
     let cases: [Case]
 }
 
-// MARK: - A test-local GGUF reader (tokenizer metadata only)
+// MARK: - GGUF tokenizer metadata (through the library's reader)
 
-/// Reads the `tokenizer.*` metadata of a GGUF v2/v3 file, just enough for these tests: strings,
-/// booleans, 32/64-bit integers, and arrays of strings or 32-bit integers. (The library's GGUF
-/// reader replaces it when the branches are merged.)
+/// Typed access to the `tokenizer.*` metadata of a GGUF file, read with ``GGUFReader``.
 struct TestGGUFTokenizerMetadata {
-    enum Value { case int(Int64), bool(Bool), string(String), strings([String]), ints([Int64]), skipped }
     struct Failure: Error, CustomStringConvertible { let description: String }
 
-    let values: [String: Value]
+    let reader: GGUFReader
 
-    init(url: URL) throws {
-        let data = try Data(contentsOf: url, options: .alwaysMapped)
-        var offset = 0
-        func take(_ n: Int) throws -> Data {
-            guard n >= 0, offset + n <= data.count else { throw Failure(description: "GGUF truncated at byte \(offset)") }
-            defer { offset += n }
-            return data[(data.startIndex + offset)..<(data.startIndex + offset + n)]
-        }
-        func u32() throws -> UInt32 { try take(4).reversed().reduce(0) { $0 << 8 | UInt32($1) } }
-        func u64() throws -> UInt64 { try take(8).reversed().reduce(0) { $0 << 8 | UInt64($1) } }
-        func length() throws -> Int {
-            let n = try u64()
-            guard n < 1 << 31 else { throw Failure(description: "GGUF length \(n) too large") }
-            return Int(n)
-        }
-        func string() throws -> String { String(decoding: try take(try length()), as: UTF8.self) }
-        // Byte sizes of the scalar types: u8 i8 u16 i16 u32 i32 f32 bool (string) (array) u64 i64 f64.
-        let sizes: [UInt32: Int] = [0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8]
-        func scalar(_ type: UInt32) throws -> Value {
-            switch type {
-            case 4: return .int(Int64(try u32()))
-            case 5: return .int(Int64(Int32(bitPattern: try u32())))
-            case 10, 11: return .int(Int64(bitPattern: try u64()))
-            case 7: return .bool(try take(1).first != 0)
-            case 8: return .string(try string())
-            default:
-                guard let size = sizes[type] else { throw Failure(description: "GGUF value type \(type)") }
-                _ = try take(size)
-                return .skipped
-            }
-        }
-        guard try take(4).elementsEqual("GGUF".utf8) else { throw Failure(description: "not a GGUF file") }
-        let version = try u32()
-        guard version == 2 || version == 3 else { throw Failure(description: "GGUF version \(version)") }
-        _ = try u64()  // tensor count
-        var values: [String: Value] = [:]
-        for _ in 0..<(try length()) {
-            let key = try string()
-            let type = try u32()
-            let value: Value
-            if type == 9 {
-                let elementType = try u32()
-                let n = try length()
-                var strings: [String] = [], ints: [Int64] = []
-                for _ in 0..<n {
-                    switch try scalar(elementType) {
-                    case .string(let s): strings.append(s)
-                    case .int(let i): ints.append(i)
-                    default: break
-                    }
-                }
-                value = elementType == 8 ? .strings(strings) : (ints.count == n ? .ints(ints) : .skipped)
-            } else {
-                value = try scalar(type)
-            }
-            if key.hasPrefix("tokenizer.") { values[key] = value }
-        }
-        self.values = values
-    }
+    init(url: URL) throws { reader = try GGUFReader(contentsOf: url) }
 
-    func strings(_ key: String) throws -> [String] {
-        guard case .strings(let s)? = values[key] else { throw Failure(description: "\(key) missing") }
-        return s
-    }
-    func string(_ key: String) throws -> String {
-        guard case .string(let s)? = values[key] else { throw Failure(description: "\(key) missing") }
-        return s
-    }
-    func int32s(_ key: String) throws -> [Int32] {
-        guard case .ints(let v)? = values[key] else { throw Failure(description: "\(key) missing") }
-        return v.map { Int32(truncatingIfNeeded: $0) }
-    }
-    func int(_ key: String) -> Int32? {
-        guard case .int(let v)? = values[key] else { return nil }
-        return Int32(truncatingIfNeeded: v)
-    }
-    func bool(_ key: String) -> Bool? {
-        guard case .bool(let b)? = values[key] else { return nil }
-        return b
-    }
+    func strings(_ key: String) throws -> [String] { try reader.metadata.stringArray(forKey: key) }
+    func string(_ key: String) throws -> String { try reader.metadata.string(forKey: key) }
+    func int32s(_ key: String) throws -> [Int32] { try reader.metadata.int32Array(forKey: key) }
+    func int(_ key: String) -> Int32? { (try? reader.metadata.int(forKey: key)).flatMap { Int32(exactly: $0) } }
+    func bool(_ key: String) -> Bool? { try? reader.metadata.bool(forKey: key) }
 }
 
 /// SmolLM2-135M-Instruct's tokenizer metadata, read once.
@@ -193,9 +117,11 @@ private let smolLMMetadata: Result<TestGGUFTokenizerMetadata, any Error> = Resul
     return try TestGGUFTokenizerMetadata(url: url)
 }
 
-/// SmolLM2's tokenizer built from the GGUF arrays, with the file's pre-tokenizer or `preTokenizer`.
+/// SmolLM2's tokenizer built from the GGUF file (``ByteLevelBPETokenizer/init(gguf:)``), or
+/// from its arrays with another pre-tokenizer.
 private func smolLMTokenizer(preTokenizer: String? = nil) throws -> ByteLevelBPETokenizer {
     let m = try smolLMMetadata.get()
+    if preTokenizer == nil { return try ByteLevelBPETokenizer(gguf: m.reader) }
     return try ByteLevelBPETokenizer(
         tokens: try m.strings("tokenizer.ggml.tokens"), merges: try m.strings("tokenizer.ggml.merges"),
         tokenTypes: try m.int32s("tokenizer.ggml.token_type"),

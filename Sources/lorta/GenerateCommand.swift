@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import LoRTA
+
+/// `lorta generate`: continue a prompt or answer a chat message with a causal language model.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text with a Llama-family model (GGUF file or Hugging Face directory).",
+        discussion: """
+        Streams the generated text to stdout as it is produced and prints the prompt and \
+        generation speeds to stderr. --chat renders the message with the model's chat template \
+        (a template the package cannot render is an error); --prompt / --prompt-file are used \
+        as they are. Greedy decoding by default (--temperature 0); sampling is seeded.
+        """)
+
+    @Option(help: "Model: a .gguf file or a Hugging Face directory.")
+    var model: String
+    @Option(help: "Plain prompt text.")
+    var prompt: String?
+    @Option(help: "Read the plain prompt from this file (UTF-8).")
+    var promptFile: String?
+    @Option(help: "A user message, rendered with the model's chat template.")
+    var chat: String?
+    @Option(help: "System message for --chat (default: the template's own, if any).")
+    var system: String?
+    @Option(help: "Most tokens to generate.")
+    var maxTokens: Int = 256
+    @Option(help: "Sampling temperature (0 = greedy).")
+    var temperature: Float = 0
+    @Option(help: "Keep the K most likely tokens (0 = no limit).")
+    var topK: Int = 0
+    @Option(help: "Nucleus sampling mass in (0, 1] (1 = off).")
+    var topP: Float = 1
+    @Option(help: "Seed of the sampling.")
+    var seed: UInt64 = 0
+    @Option(help: "Threads (default: LORTA_NUM_THREADS or all cores).")
+    var threads: Int?
+    @Flag(help: "Print one JSON object (prompt_tokens, tokens, text, prompt_tokens_per_second, tokens_per_second, …) instead of streaming.")
+    var json = false
+
+    func validate() throws {
+        let sources = [prompt != nil, promptFile != nil, chat != nil].filter { $0 }.count
+        guard sources == 1 else { throw ValidationError("give exactly one of --prompt, --prompt-file or --chat") }
+        if system != nil && chat == nil { throw ValidationError("--system needs --chat") }
+        guard (1...1_000_000).contains(maxTokens) else { throw ValidationError("--max-tokens must be in 1...1000000") }
+        guard temperature.isFinite, temperature >= 0 else { throw ValidationError("--temperature must be a finite number >= 0") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be >= 0") }
+        guard topP.isFinite, topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be in 1...4096") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            try Runtime.initialize()
+            if let threads { try Runtime.setThreadCount(threads) }
+            let lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
+            let ids: [Int32]
+            if let chat {
+                var messages: [ChatMessage] = []
+                if let system { messages.append(.system(system)) }
+                messages.append(.user(chat))
+                ids = try lm.encodeChat(messages)
+            } else if let promptFile {
+                let url = URL(fileURLWithPath: promptFile)
+                guard let data = FileManager.default.contents(atPath: url.path) else {
+                    throw FileProblem(path: promptFile, message: "cannot read the prompt file")
+                }
+                guard let text = String(data: data, encoding: .utf8) else {
+                    throw FileProblem(path: promptFile, message: "not valid UTF-8")
+                }
+                ids = lm.encode(text)
+            } else {
+                ids = lm.encode(prompt ?? "")
+            }
+            let parameters = GenerationParameters(
+                maxTokens: maxTokens,
+                sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed))
+            let out = FileHandle.standardOutput
+            let (result, text) = try lm.generate(prompt: ids, parameters: parameters) { piece in
+                if !json { out.write(Data(piece.utf8)) }
+                return .proceed
+            }
+            if json {
+                print(jsonText([
+                    "prompt_tokens": result.promptTokenCount,
+                    "tokens": result.tokens.map { Int($0) },
+                    "text": text,
+                    "stop_reason": result.stopReason.rawValue,
+                    "prompt_seconds": result.promptSeconds,
+                    "prompt_tokens_per_second": result.promptTokensPerSecond,
+                    "decode_steps": result.decodeSteps,
+                    "decode_seconds": result.decodeSeconds,
+                    "tokens_per_second": result.tokensPerSecond,
+                    "threads": Runtime.threadCount,
+                ] as [String: Any]))
+            } else {
+                out.write(Data("\n".utf8))
+                printError(String(format: "prompt: %d tokens, %.1f tokens/s; generated: %d tokens (%@), %.1f tokens/s; %d threads",
+                                  result.promptTokenCount, result.promptTokensPerSecond, result.tokens.count,
+                                  result.stopReason.rawValue, result.tokensPerSecond, Runtime.threadCount))
+            }
+        }
+    }
+}
