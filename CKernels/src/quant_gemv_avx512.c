@@ -229,13 +229,14 @@ A512 INL void tail_x(const float *x, int64_t k0, int64_t t, __m512 *lo, __m512 *
     *hi = _mm512_maskz_loadu_ps(mh, x + k0 + 16);
 }
 
-/* tile: rows w, w + rb, … (R of them) against G activation rows; res[g·R + r]. scp: the rows'
- * prepared scalars of all units (row r at scp + r·lds), or NULL to prepare them here in
- * chunks of UNIT_CHUNK units. */
+/* tile: rows w, w + rb, … (R of them) against G activation rows; res[g·R + r]. The rows'
+ * scalars are prepared UNIT_CHUNK units at a time, interleaved with the arithmetic (measured:
+ * preparing a whole chunk of rows up front was 3–5% slower per token when the weights come
+ * from memory, the same in cache). */
 #define DEF_TILE(T, R, G)                                                                        \
     A512 __attribute__((noinline)) static void tile_##T##_##R##_##G(                             \
             int32_t type, const uint8_t *w, int64_t rb, int64_t K, const float *x, int64_t ldx,  \
-            const float *scp, int64_t lds, float *res) {                                         \
+            float *res) {                                                                        \
         const int64_t units = K / 32, t = K % 32;                                                \
         __m512 al[R][G], ah[R][G];                                                               \
         for (int r = 0; r < R; r++)                                                              \
@@ -243,11 +244,7 @@ A512 INL void tail_x(const float *x, int64_t k0, int64_t t, __m512 *lo, __m512 *
         float sc[R][2 * UNIT_CHUNK] __attribute__((aligned(64)));                                \
         for (int64_t u0 = 0; u0 < units; u0 += UNIT_CHUNK) {                                     \
             const int64_t nu = units - u0 < UNIT_CHUNK ? units - u0 : UNIT_CHUNK;                \
-            const float *sr[R];                                                                  \
-            for (int r = 0; r < R; r++) {                                                        \
-                if (scp) sr[r] = scp + r * lds + 2 * u0;                                         \
-                else { prep_##T(w + r * rb, u0, nu, sc[r]); sr[r] = sc[r]; }                     \
-            }                                                                                    \
+            for (int r = 0; r < R; r++) prep_##T(w + r * rb, u0, nu, sc[r]);                     \
             for (int64_t u = u0; u < u0 + nu; u++) {                                             \
                 __m512 xl[G], xh[G];                                                             \
                 for (int g = 0; g < G; g++) {                                                    \
@@ -256,7 +253,7 @@ A512 INL void tail_x(const float *x, int64_t k0, int64_t t, __m512 *lo, __m512 *
                 }                                                                                \
                 for (int r = 0; r < R; r++) {                                                    \
                     __m512 lo, hi;                                                               \
-                    dec_##T(w + r * rb, u, sr[r] + 2 * (u - u0), &lo, &hi);                      \
+                    dec_##T(w + r * rb, u, sc[r] + 2 * (u - u0), &lo, &hi);                      \
                     for (int g = 0; g < G; g++) {                                                \
                         al[r][g] = _mm512_fmadd_ps(lo, xl[g], al[r][g]);                         \
                         ah[r][g] = _mm512_fmadd_ps(hi, xh[g], ah[r][g]);                         \
@@ -283,11 +280,9 @@ A512 INL void tail_x(const float *x, int64_t k0, int64_t t, __m512 *lo, __m512 *
 
 static inline void put(float *y, float v, int accumulate) { *y = accumulate ? *y + v : v; }
 
-/* Rows o0 ..< o1 (at most LT_QGEMV_ROWS_PER_CHUNK) of W against the n rows of X: 4 rows at a
- * time for one activation row (decoding), 1 row × up to 4 activation rows otherwise. When the
- * rows are short enough, the scalars of all of them are prepared first (independent gathers
- * and conversions, so their latency overlaps), then the tiles run. */
-#define PREP_ALL_UNITS 128
+/* Rows o0 ..< o1 of W against the n rows of X: 4 rows at a time for one activation row
+ * (decoding), 1 row × up to 4 activation rows otherwise. pf / pf_bytes (the thread's probable
+ * next chunk) are prefetched to L2, spread over the rows of this call. */
 #define PREFETCH_STEP(bytes)                                                                     \
     for (const int64_t end_ = pf_off + (bytes); pf_off < end_ && pf_off < pf_bytes; pf_off += 64) \
         _mm_prefetch((const char *)pf + pf_off, _MM_HINT_T1)
@@ -297,37 +292,30 @@ static inline void put(float *y, float v, int accumulate) { *y = accumulate ? *y
                               int64_t o1, const float *X, int64_t ldx, int64_t n, float *Y,      \
                               int64_t ldy, int accumulate, const uint8_t *pf, int64_t pf_bytes) {\
         float res[16];                                                                           \
-        /* the hinted bytes, spread over the rows of this chunk (to L2) */                       \
         const int64_t pf_step = (pf_bytes / (o1 - o0) + 64) & ~(int64_t)63;                      \
         int64_t pf_off = 0;                                                                      \
-        float scall[LT_QGEMV_ROWS_PER_CHUNK][2 * PREP_ALL_UNITS] __attribute__((aligned(64)));  \
-        const int all = K / 32 <= PREP_ALL_UNITS && o1 - o0 <= LT_QGEMV_ROWS_PER_CHUNK;          \
-        if (all)                                                                                 \
-            for (int64_t o = o0; o < o1; o++) prep_##T(W + o * rb, 0, K / 32, scall[o - o0]);    \
-        const int64_t lds = 2 * PREP_ALL_UNITS;                                                  \
         int64_t o = o0;                                                                          \
         if (n == 1) {                                                                            \
             for (; o + 4 <= o1; o += 4) {                                                        \
                 PREFETCH_STEP(4 * pf_step);                                                      \
-                tile_##T##_4_1(type, W + o * rb, rb, K, X, ldx, all ? scall[o - o0] : NULL, lds, res); \
+                tile_##T##_4_1(type, W + o * rb, rb, K, X, ldx, res);                            \
                 for (int r = 0; r < 4; r++) put(Y + o + r, res[r], accumulate);                  \
             }                                                                                    \
         }                                                                                        \
         for (; o < o1; o++) {                                                                    \
             PREFETCH_STEP(pf_step);                                                              \
-            const float *scp = all ? scall[o - o0] : NULL;                                       \
             int64_t i = 0;                                                                       \
             for (; i + 4 <= n; i += 4) {                                                         \
-                tile_##T##_1_4(type, W + o * rb, rb, K, X + i * ldx, ldx, scp, lds, res);        \
+                tile_##T##_1_4(type, W + o * rb, rb, K, X + i * ldx, ldx, res);                  \
                 for (int g = 0; g < 4; g++) put(Y + (i + g) * ldy + o, res[g], accumulate);      \
             }                                                                                    \
             if (i + 2 <= n) {                                                                    \
-                tile_##T##_1_2(type, W + o * rb, rb, K, X + i * ldx, ldx, scp, lds, res);        \
+                tile_##T##_1_2(type, W + o * rb, rb, K, X + i * ldx, ldx, res);                  \
                 for (int g = 0; g < 2; g++) put(Y + (i + g) * ldy + o, res[g], accumulate);      \
                 i += 2;                                                                          \
             }                                                                                    \
             if (i < n) {                                                                         \
-                tile_##T##_1_1(type, W + o * rb, rb, K, X + i * ldx, ldx, scp, lds, res);        \
+                tile_##T##_1_1(type, W + o * rb, rb, K, X + i * ldx, ldx, res);                  \
                 put(Y + i * ldy + o, res[0], accumulate);                                        \
             }                                                                                    \
         }                                                                                        \
