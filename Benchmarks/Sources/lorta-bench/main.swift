@@ -1,5 +1,5 @@
 // lorta-bench: speed figures for swift-lorta, every ratio measured within one run.
-//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul]
+//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|llama]
 import Foundation
 import LoRTA
 
@@ -36,13 +36,14 @@ case "lorta-merge": try lortaMergeBenchmark()
 case "bert": try bertBenchmark()
 case "decoder-attention": try decoderBenchmark()
 case "quant-matmul": try quantMatmulBenchmark()
+case "llama": try llamaBenchmark()
 case "all":
     try gemmCoreComparison()
     try loraBenchmark()
     try lortaBenchmark()
     try lortaMergeBenchmark()
 default:
-    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul]")
+    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|llama]")
     exit(2)
 }
 

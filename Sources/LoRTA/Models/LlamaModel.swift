@@ -101,6 +101,17 @@ public struct LlamaModel: Sendable {
         self.layers = layers
         finalNormWeight = try vector(names.finalNorm)
         output = c.tiedEmbeddings ? embedding : try matrix(names.output, [c.vocabularySize, d])
+        prefault()
+    }
+
+    /// Maps every weight read in place from a file into the page tables, so the first forward
+    /// pass is not slowed by page faults (called by the initializers; cheap when already done).
+    public func prefault() {
+        embedding.prefault()
+        if !configuration.tiedEmbeddings { output.prefault() }
+        for l in layers {
+            l.queryKeyValue.prefault(); l.attentionOutput.prefault(); l.gateUp.prefault(); l.down.prefault()
+        }
     }
 
     /// A cache for `batchSize` sequences of up to `capacity` tokens each.

@@ -53,6 +53,9 @@ struct StackedProjection: Sendable {
         }
     }
 
+    /// Prefaults every run's bytes (see ``QuantizedMatrix/prefault()``).
+    func prefault() { for r in runs { r.prefault() } }
+
     /// Bytes of the stored weights.
     var byteCount: Int { runs.reduce(0) { $0 + $1.byteCount } }
     /// Storage types used (for `lorta info`).
