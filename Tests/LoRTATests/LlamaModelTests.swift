@@ -100,7 +100,35 @@ private struct SmolPrompt {
     /// 256 fixed vocabulary columns, incl. each row's argmax, at the other positions); the
     /// argmax equal wherever transformers' top-2 gap exceeds that tolerance.
     @Test func smolLM2LogitsMatchTransformers() throws {
-        let lm = try sharedSmolLM2.get()
+        try Self.checkLogits(try sharedSmolLM2.get(), label: "GGUF")
+    }
+
+    /// Greedy continuations of 32 tokens (stopping at <|im_end|> as transformers' generate
+    /// does) are identical.
+    @Test func smolLM2GreedyMatchesTransformers() throws {
+        try Self.checkGreedy(try sharedSmolLM2.get())
+    }
+
+    /// The same checks through the safetensors loader, on SmolLM2 saved as a Hugging Face
+    /// directory by transformers (`save_pretrained`, float32, 540 MB — not fetched by CI, which
+    /// has no PyTorch): `bash scripts/check-llama-hf.sh` writes it and runs this test with
+    /// LORTA_SMOLLM2_HF pointing at it. Skipped (visibly) otherwise.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["LORTA_SMOLLM2_HF"] != nil,
+                   "set LORTA_SMOLLM2_HF to a transformers save_pretrained directory of SmolLM2 (scripts/check-llama-hf.sh)"))
+    func smolLM2HuggingFaceDirectoryMatchesTransformers() throws {
+        let path = try #require(ProcessInfo.processInfo.environment["LORTA_SMOLLM2_HF"])
+        let lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: path))
+        #expect(lm.format == "huggingface")
+        #expect(lm.model.matrixTypeCounts == [.f32: 121])
+        for p in try SmolPrompt.all().prompts {
+            if p.kind == "chat" { #expect(try lm.encodeChat(p.messages) == p.ids, "\(p.name)") }
+            else { #expect(lm.encode(p.text) == p.ids, "\(p.name)") }
+        }
+        try Self.checkLogits(lm, label: "Hugging Face directory")
+        try Self.checkGreedy(lm)
+    }
+
+    static func checkLogits(_ lm: CausalLanguageModel, label: String) throws {
         let (prompts, subset, last) = try SmolPrompt.all()
         let V = lm.model.configuration.vocabularySize
         var worst: Float = 0
@@ -130,13 +158,10 @@ private struct SmolPrompt {
                 if p.topGap[t] > 1e-4 * p.maxAbs[t] { #expect(best == p.argmax[t], "\(p.name) position \(t)") }
             }
         }
-        print("SmolLM2 logits vs transformers: worst |Δ| / max|logit| = \(worst)")
+        print("SmolLM2 (\(label)) logits vs transformers: worst |Δ| / max|logit| = \(worst)")
     }
 
-    /// Greedy continuations of 32 tokens (stopping at <|im_end|> as transformers' generate
-    /// does) are identical.
-    @Test func smolLM2GreedyMatchesTransformers() throws {
-        let lm = try sharedSmolLM2.get()
+    static func checkGreedy(_ lm: CausalLanguageModel) throws {
         for p in try SmolPrompt.all().prompts {
             let result = try lm.model.generate(prompt: p.ids, parameters: GenerationParameters(maxTokens: 32, stopTokens: lm.stopTokens))
             #expect(result.tokens == p.greedy, "\(p.name)")
