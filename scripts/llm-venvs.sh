@@ -7,9 +7,9 @@
 #   llamacpp_venv   LLAMACPP_VENV (default /tmp/lorta-llamacpp-venv): llama-cpp-python 0.3.36,
 #                   built from source by pip (its sdist vendors llama.cpp; pip fetches cmake and
 #                   ninja into the build environment). CPU only, OpenMP, no BLAS. The build costs
-#                   ~20 CPU-minutes: ~10 minutes on an idle 2-core machine (45 minutes when
-#                   three Swift builds share the machine). It is kept in its own venv so the torch
-#                   one never rebuilds it.
+#                   ~20 CPU-minutes (measured: 19 min user time), so ~10 minutes on an idle 2-core
+#                   machine; it took 45–51 minutes of wall time here while three Swift builds
+#                   shared the machine. Its own venv, so the torch one never rebuilds it.
 #
 # Why not GGML_NATIVE: this VM's CPU lists amx_tile/amx_int8/amx_bf16 in /proc/cpuinfo, so
 # -march=native compiles ggml's AMX path, which repacks the Q4_1/Q8_0 weights into AMX tiles and
