@@ -8,33 +8,6 @@ import CKernels
 // difference quotient is then exact to ~1e-9, so the float32 kernel's own rounding dominates:
 // tolerance 2e-5 relative to the largest gradient entry, about 100 float ulps).
 
-/// Central differences of a float64 function. O(count) evaluations.
-private func numericGradient(_ x: [Double], h: Double = 1e-6, _ f: ([Double]) -> Double) -> [Double] {
-    var x = x
-    var g = [Double](repeating: 0, count: x.count)
-    for i in x.indices {
-        let v = x[i]
-        x[i] = v + h; let fp = f(x)
-        x[i] = v - h; let fm = f(x)
-        x[i] = v
-        g[i] = (fp - fm) / (2 * h)
-    }
-    return g
-}
-
-/// max |a − b| / max(1e-3, max |b|)
-private func relativeError(_ a: [Float], _ b: [Double]) -> Double {
-    precondition(a.count == b.count)
-    var diff = 0.0, scale = 1e-3
-    for i in a.indices {
-        diff = max(diff, abs(Double(a[i]) - b[i]))
-        scale = max(scale, abs(b[i]))
-    }
-    return diff / scale
-}
-
-private func d64(_ a: [Float]) -> [Double] { a.map(Double.init) }
-private func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
 
 // MARK: - float64 references
 

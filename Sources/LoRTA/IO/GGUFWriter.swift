@@ -131,36 +131,18 @@ public struct GGUFWriter: Sendable {
     ///   exist), and the errors of ``serialized()``.
     public func write(to url: URL) throws {
         let (head, _, alignment) = try layout()
-        let target = url.path
-        let directory = url.deletingLastPathComponent().path
-        let temporary = (directory.isEmpty ? "." : directory) + "/." + url.lastPathComponent + "." + UUID().uuidString + ".tmp"
-
-        func failure(_ operation: String, _ path: String, _ code: Int32) -> GGUFError {
-            .fileSystem(path: path, operation: operation, reason: String(cString: strerror(code)))
-        }
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw failure("create", temporary, errno) }
-        var closed = false
-        var renamed = false
-        defer {
-            if !closed { close(fd) }
-            if !renamed { unlink(temporary) }
-        }
-        func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
-            let code = ggufWriteAll(fd, bytes)
-            if code != 0 { throw failure("write", temporary, code) }
-        }
-        try head.withUnsafeBytes { try writeAll($0) }
         let zeros = [UInt8](repeating: 0, count: alignment)
-        for p in pending {
-            try p.bytes.withUnsafeBytes { try writeAll($0) }
-            try zeros.withUnsafeBytes { try writeAll(UnsafeRawBufferPointer(rebasing: $0[0..<Self.padding(p.bytes.count, alignment)])) }
+        do {
+            try AtomicFileWriter.write(to: url) { write in
+                try head.withUnsafeBytes { try write($0) }
+                for p in pending {
+                    try p.bytes.withUnsafeBytes { try write($0) }
+                    try zeros.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[0..<Self.padding(p.bytes.count, alignment)])) }
+                }
+            }
+        } catch let f as AtomicFileWriter.Failure {
+            throw GGUFError.fileSystem(path: f.path, operation: f.operation, reason: f.reason)
         }
-        guard fsync(fd) == 0 else { throw failure("fsync", temporary, errno) }
-        closed = true
-        guard close(fd) == 0 else { throw failure("close", temporary, errno) }
-        guard rename(temporary, target) == 0 else { throw failure("rename to \(target)", temporary, errno) }
-        renamed = true
     }
 
     // MARK: - Layout
@@ -266,18 +248,4 @@ public struct GGUFWriter: Sendable {
             throw .invalidShape(tensor: name, shape: shape)
         }
     }
-}
-
-/// Writes all of `bytes` to `fd`, retrying partial writes and EINTR; returns 0 or an errno.
-private func ggufWriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
-    var offset = 0
-    while offset < bytes.count {
-        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if n < 0 {
-            if errno == EINTR { continue }
-            return errno
-        }
-        offset += n
-    }
-    return 0
 }

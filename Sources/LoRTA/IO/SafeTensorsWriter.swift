@@ -90,32 +90,14 @@ public struct SafeTensorsWriter: Sendable {
     ///   does not exist), ``SafeTensorsError/headerTooLarge(headerLength:)``.
     public func write(to url: URL) throws {
         let header = try headerBytes()
-        let target = url.path
-        let directory = url.deletingLastPathComponent().path
-        let temporary = (directory.isEmpty ? "." : directory) + "/." + url.lastPathComponent + "." + UUID().uuidString + ".tmp"
-
-        func failure(_ operation: String, _ path: String, _ code: Int32) -> SafeTensorsError {
-            .fileSystem(path: path, operation: operation, reason: String(cString: strerror(code)))
+        do {
+            try AtomicFileWriter.write(to: url) { write in
+                try header.withUnsafeBytes { try write($0) }
+                for p in pending { try p.bytes.withUnsafeBytes { try write($0) } }
+            }
+        } catch let f as AtomicFileWriter.Failure {
+            throw SafeTensorsError.fileSystem(path: f.path, operation: f.operation, reason: f.reason)
         }
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw failure("create", temporary, errno) }
-        var closed = false
-        var renamed = false
-        defer {
-            if !closed { close(fd) }
-            if !renamed { unlink(temporary) }
-        }
-        func writeAll(_ data: Data) throws {
-            let code = data.withUnsafeBytes { systemWriteAll(fd, $0) }
-            if code != 0 { throw failure("write", temporary, code) }
-        }
-        try writeAll(header)
-        for p in pending { try writeAll(p.bytes) }
-        guard fsync(fd) == 0 else { throw failure("fsync", temporary, errno) }
-        closed = true
-        guard close(fd) == 0 else { throw failure("close", temporary, errno) }
-        guard rename(temporary, target) == 0 else { throw failure("rename to \(target)", temporary, errno) }
-        renamed = true
     }
 
     // MARK: - Private
@@ -181,18 +163,4 @@ public struct SafeTensorsWriter: Sendable {
         }
         return out + "\""
     }
-}
-
-/// Writes all of `bytes` to `fd`, retrying partial writes and EINTR; returns 0 or an errno.
-private func systemWriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
-    var offset = 0
-    while offset < bytes.count {
-        let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if n < 0 {
-            if errno == EINTR { continue }
-            return errno
-        }
-        offset += n
-    }
-    return 0
 }

@@ -189,11 +189,7 @@ public struct QuantizedMatrix: Sendable {
     /// The workspace comes from `scratch` (grown on demand and reused by the caller).
     func multiplyTransposed(n: Int, x: UnsafePointer<Float>, ldx: Int, into y: UnsafeMutablePointer<Float>,
                             ldy: Int, accumulate: Bool, scratch: ScratchBuffer) throws {
-        var floats: Int64 = 0
-        try KernelFailure.check(lt_quant_matmul_workspace_size(Int32(type.rawValue), Int64(n), Int64(columns),
-                                                               Int64(rows), &floats),
-                                "lt_quant_matmul_workspace_size")
-        let ws = try scratch.floats(Int(floats))
+        let (ws, floats) = try workspace(n: n, scratch: scratch)
         let status = withUnsafeBytes { raw in
             lt_quant_matmul(Int32(type.rawValue), Int64(n), Int64(columns), Int64(rows), x, Int64(ldx),
                             raw.baseAddress, Int64(raw.count), y, Int64(ldy), accumulate ? 1 : 0, ws, floats)
@@ -205,17 +201,23 @@ public struct QuantizedMatrix: Sendable {
     /// a frozen projection).
     func multiply(n: Int, dy: UnsafePointer<Float>, lddy: Int, into dx: UnsafeMutablePointer<Float>,
                   lddx: Int, accumulate: Bool, scratch: ScratchBuffer) throws {
-        var floats: Int64 = 0
-        try KernelFailure.check(lt_quant_matmul_workspace_size(Int32(type.rawValue), Int64(n), Int64(columns),
-                                                               Int64(rows), &floats),
-                                "lt_quant_matmul_workspace_size")
-        let ws = try scratch.floats(Int(floats))
+        let (ws, floats) = try workspace(n: n, scratch: scratch)
         let status = withUnsafeBytes { raw in
             lt_quant_matmul_backward_input(Int32(type.rawValue), Int64(n), Int64(columns), Int64(rows), dy,
                                            Int64(lddy), raw.baseAddress, Int64(raw.count), dx, Int64(lddx),
                                            accumulate ? 1 : 0, ws, floats)
         }
         try KernelFailure.check(status, "lt_quant_matmul_backward_input(\(type.name), n: \(n), \(rows)×\(columns))")
+    }
+
+    /// The workspace `lt_quant_matmul` and its backward need for `n` rows (one size serves
+    /// both directions), taken from `scratch`.
+    private func workspace(n: Int, scratch: ScratchBuffer) throws -> (UnsafeMutablePointer<Float>?, Int64) {
+        var floats: Int64 = 0
+        try KernelFailure.check(lt_quant_matmul_workspace_size(Int32(type.rawValue), Int64(n), Int64(columns),
+                                                               Int64(rows), &floats),
+                                "lt_quant_matmul_workspace_size")
+        return (try scratch.floats(Int(floats)), floats)
     }
 
     /// The matrix whose row `i` is row `order[i]` of this one (rows move as whole blocks: exact
