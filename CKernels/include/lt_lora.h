@@ -63,7 +63,9 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
  *   dB = s dYᵀ T              [d_out × r]  (cblas_sgemm)
  *   dA = s Gᵀ X               [r × d_in]   (cblas_sgemm)
  *   dX = dY W + s G A         [n × d_in]   (cblas_sgemm, then axpy_many per row) — dX nullable
- * accumulate = 0 overwrites dA and dB; 1 adds to them. dX (when given) is always overwritten.
+ * accumulate = 0 overwrites dA and dB; 1 adds to them. dX (when given) is overwritten — except
+ * when W is NULL (a frozen path computed elsewhere, e.g. from quantized blocks): then only the
+ * adapter's term is added, dX += s G A.
  * workspace: lt_lora_backward_workspace_size floats (r·d_out + n·r, plus n·r when T is NULL). */
 lt_status lt_lora_backward_workspace_size(int64_t n, int64_t d_in, int64_t d_out, int64_t r,
                                           int64_t *floats);

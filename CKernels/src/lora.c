@@ -196,10 +196,10 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
                            const float *A, const float *B, const float *dY, int64_t lddy,
                            const float *T, float *dA, float *dB, float *dX, int64_t lddx,
                            int accumulate, float *workspace) {
-    LT_CHECK(X && W && A && B && dY && dA && dB && workspace, LT_ERR_NULL_POINTER);
+    LT_CHECK(X && A && B && dY && dA && dB && workspace, LT_ERR_NULL_POINTER);
     lt_status st = check_dims(n, d_in, d_out, r);
     if (st != LT_OK) return st;
-    LT_CHECK(lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) && lt__ld_ok(lddy, d_out), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(ldx, d_in) && (!W || lt__ld_ok(ldw, d_in)) && lt__ld_ok(lddy, d_out), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(!dX || lt__ld_ok(lddx, d_in), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(accumulate == 0 || accumulate == 1, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(isfinite(s), LT_ERR_INVALID_ARGUMENT);
@@ -207,7 +207,7 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
     st = lt_lora_backward_workspace_size(n, d_in, d_out, r, &ws);
     if (st != LT_OK) return st;
     LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(r) && lt__blas_ok(ldx) &&
-             lt__blas_ok(ldw) && lt__blas_ok(lddy) && (!dX || lt__blas_ok(lddx)), LT_ERR_INVALID_ARGUMENT);
+             (!W || lt__blas_ok(ldw)) && lt__blas_ok(lddy) && (!dX || lt__blas_ok(lddx)), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
 
     float *sBt = workspace;                                   /* r × d_out: s Bᵀ */
@@ -234,7 +234,7 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
     lt__sgemm(1, 0, r, d_in, n, 1.0f, Gs, r, X, ldx, beta, dA, d_in);   /* dA = (s G)ᵀ X */
 
     if (dX && n > 0 && d_in > 0) {
-        lt__sgemm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, W, ldw, 0.0f, dX, lddx);  /* dX = dY W */
+        if (W) lt__sgemm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, W, ldw, 0.0f, dX, lddx);  /* dX = dY W */
         if (big_rank) {
             lt__sgemm(0, 0, n, d_in, r, 1.0f, Gs, r, A, d_in, 1.0f, dX, lddx);     /* dX += (s G) A */
         } else {

@@ -165,7 +165,18 @@ public struct LlamaModel: Sendable {
     ///   multiple of the batch size). The cache is unchanged when it throws.
     /// - Complexity: O(L · n · (d·(H + 2H_kv)·d_h + H·d_h·d + 3·d·I) + L · B·H·T·(past+T)·d_h)
     ///   flops for n = B·T, plus n (or B) · vocab · d for the logits.
-    public func forward(_ tokens: [Int32], cache: inout KVCache, logits selection: LogitSelection = .last) throws -> Tensor {
+    public func forward(_ tokens: [Int32], cache: inout KVCache, logits selection: LogitSelection = .last,
+                        adapter: (any Adapter)? = nil) throws -> Tensor {
+        let B = cache.batchSize
+        let x = try hiddenStates(tokens, cache: &cache, adapter: adapter, record: nil)
+        return try logits(hidden: x, B: B, T: tokens.count / B, selection: selection, scratch: ScratchBuffer())
+    }
+
+    /// The decoder stack: the last hidden state `[B·T, d]` (before the final norm) of `tokens`
+    /// after the cache's tokens. With `adapter`, every adapted projection adds its update; with
+    /// `record`, each layer's activations are kept for the backward pass (training, past = 0).
+    func hiddenStates(_ tokens: [Int32], cache: inout KVCache, adapter: (any Adapter)?,
+                      record: LlamaActivationRecord?) throws -> Tensor {
         let c = configuration
         guard cache.layerCount == c.layerCount, cache.width == c.keyValueWidth else {
             throw LlamaError.cacheMismatch("the cache was made for \(cache.layerCount) layers of width \(cache.width), "
@@ -181,6 +192,10 @@ public struct LlamaModel: Sendable {
         guard past + T <= c.contextLength else { throw LlamaError.contextExceeded(length: past + T, maximum: c.contextLength) }
         if let i = tokens.firstIndex(where: { $0 < 0 || Int($0) >= c.vocabularySize }) {
             throw LlamaError.tokenOutOfRange(id: tokens[i], position: past + i % T, vocabularySize: c.vocabularySize)
+        }
+        if let adapter { try adapter.validate(for: adapterHost) }
+        if record != nil, past != 0 {
+            throw LlamaError.invalidParameter(name: "cache", value: "\(past) tokens", expected: "an empty cache when recording")
         }
         try Runtime.initialize()
 
@@ -217,10 +232,16 @@ public struct LlamaModel: Sendable {
         try positions.withUnsafeBufferPointer { pos in
             try invFreq.withUnsafeBufferPointer { freq in
                 for (l, w) in layers.enumerated() {
-                    // Attention: h = RMSNorm(x); [q|k|v] = h Wqkvᵀ; rotate q, k; cache k, v.
+                    var saved = record.map { _ in LlamaLayerActivations() }
+                    saved?.input = x.copy()
+                    // Attention: h = RMSNorm(x); [q|k|v] = h Wqkvᵀ (+ adapters); rotate q, k; cache k, v.
                     try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, xp, d64, w.attentionNormWeight.pointer,
                                                                hp, d64, nil), "lt_rmsnorm_forward")
                     try w.queryKeyValue.apply(n: n, x: hp, ldx: d, into: qkvp, ldy: qkvw, accumulate: false, scratch: scratch)
+                    try adapter?.forward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d), outputs: [
+                        AdapterOutput(module: "q_proj", qkvp, stride: qkvw),
+                        AdapterOutput(module: "k_proj", qkvp + qw, stride: qkvw),
+                        AdapterOutput(module: "v_proj", qkvp + qw + kvw, stride: qkvw)])
                     try KernelFailure.check(lt_rope_forward(n64, Int64(H), Int64(dh), Int64(c.rotaryDimension),
                                                             pos.baseAddress, freq.baseAddress, qkvp, Int64(qkvw)),
                                             "lt_rope_forward (query)")
@@ -236,29 +257,46 @@ public struct LlamaModel: Sendable {
                             (vp + row).update(from: src + qw + kvw, count: kvw)
                         }
                     }
+                    var probabilities = Tensor(uninitializedShape: [record == nil ? 0 : B * H * T * T])
                     try KernelFailure.check(lt_causal_attention_forward(
                         Int64(B), Int64(T), Int64(past), Int64(H), Int64(Hkv), Int64(dh), scale,
                         qkvp, Int64(qkvw), kp, Int64(kvw), vp, Int64(kvw), Int64(cache.capacity),
-                        nil, ctxp, Int64(qw), attnWork.mutablePointer), "lt_causal_attention_forward")
-                    // x += ctx Woᵀ
+                        record == nil ? nil : probabilities.mutablePointer, ctxp, Int64(qw), attnWork.mutablePointer),
+                        "lt_causal_attention_forward")
+                    if saved != nil {
+                        saved?.queryKeyValue = qkv.copy()
+                        saved?.probabilities = probabilities
+                        saved?.context = ctx.copy()
+                    }
+                    // x += ctx Woᵀ (+ adapter)
                     try w.attentionOutput.multiplyTransposed(n: n, x: ctxp, ldx: qw, into: xp, ldy: d,
                                                              accumulate: true, scratch: scratch)
-                    // MLP: h = RMSNorm(x); x += (silu(h Wgᵀ) ∘ h Wuᵀ) Wdᵀ
+                    try adapter?.forward(layer: l, input: AdapterInput(ctxp, rows: n, width: qw, stride: qw),
+                                         outputs: [AdapterOutput(module: "o_proj", xp, stride: d)])
+                    saved?.middle = x.copy()
+                    // MLP: h = RMSNorm(x); x += (silu(h Wgᵀ) ∘ h Wuᵀ) Wdᵀ (+ adapters)
                     try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, xp, d64, w.mlpNormWeight.pointer,
                                                                hp, d64, nil), "lt_rmsnorm_forward")
                     try w.gateUp.apply(n: n, x: hp, ldx: d, into: gup, ldy: 2 * inter, accumulate: false, scratch: scratch)
+                    try adapter?.forward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d), outputs: [
+                        AdapterOutput(module: "gate_proj", gup, stride: 2 * inter),
+                        AdapterOutput(module: "up_proj", gup + inter, stride: 2 * inter)])
+                    saved?.gateUp = gu.copy()
                     try KernelFailure.check(lt_swiglu_forward(n64, Int64(inter), gup, Int64(2 * inter), gup + inter,
                                                               Int64(2 * inter), actp, Int64(inter)), "lt_swiglu_forward")
                     try w.down.multiplyTransposed(n: n, x: actp, ldx: inter, into: xp, ldy: d,
                                                   accumulate: true, scratch: scratch)
+                    try adapter?.forward(layer: l, input: AdapterInput(actp, rows: n, width: inter, stride: inter),
+                                         outputs: [AdapterOutput(module: "down_proj", xp, stride: d)])
+                    if let saved { record?.layers.append(saved) }
                 }
             }
         }
         cache.keys = keys
         cache.values = values
         cache.length = past + T
-        withExtendedLifetime((qkv, ctx, gu, act, attnWork)) {}
-        return try logits(hidden: x, B: B, T: T, selection: selection, scratch: scratch)
+        withExtendedLifetime((qkv, ctx, gu, act, attnWork, h)) {}
+        return x
     }
 
     /// Final RMSNorm and output projection of the selected rows of the last hidden state.

@@ -53,6 +53,15 @@ struct StackedProjection: Sendable {
         }
     }
 
+    /// Input gradient of ``apply(n:x:ldx:into:ldy:accumulate:scratch:)``: `dX = Σ_k dY[:, slice k] W_k`
+    /// (overwritten), dY `[n × outputWidth]` (ld `lddy`), dX `[n × inputWidth]` (ld `lddx`).
+    func applyBackward(n: Int, dy: UnsafePointer<Float>, lddy: Int, into dx: UnsafeMutablePointer<Float>, lddx: Int,
+                       scratch: ScratchBuffer) throws {
+        for (k, (run, offset)) in zip(runs, offsets).enumerated() {
+            try run.multiply(n: n, dy: dy + offset, lddy: lddy, into: dx, lddx: lddx, accumulate: k > 0, scratch: scratch)
+        }
+    }
+
     /// Prefaults every run's bytes (see ``QuantizedMatrix/prefault()``).
     func prefault() { for r in runs { r.prefault() } }
 

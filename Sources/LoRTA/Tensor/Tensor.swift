@@ -158,6 +158,14 @@ public struct Tensor: Sendable {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
     }
 
+    /// A tensor with its own copy of the elements (for keeping a buffer that raw-pointer writes
+    /// will change afterwards, which copy-on-write cannot see). O(count).
+    func copy() -> Tensor {
+        var t = self
+        t.storage = storage.copy()
+        return t
+    }
+
     /// Throws unless the tensor is 2-dimensional; returns (rows, columns).
     func matrixShape(_ operation: String) throws -> (Int, Int) {
         guard rank == 2 else { throw TensorError.rankMismatch(operation: operation, expected: 2, actual: rank) }

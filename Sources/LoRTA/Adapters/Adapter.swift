@@ -1,0 +1,184 @@
+import CKernels
+
+/// The linear projections of a model that adapters can attach to, described the way adapters
+/// need it: sizes, names, and the head structure of the attention input.
+///
+/// A model publishes one host description (``LlamaModel/adapterHost``); an ``Adapter`` is
+/// created for it and checked against it. Module names are the Hugging Face / PEFT ones
+/// (`q_proj`, `gate_proj`, …), so `target_modules` in files and on the command line mean what
+/// they mean in PEFT.
+public struct AdapterHost: Sendable, Equatable {
+    /// One kind of projection that every layer has (`y = x Wᵀ`, `W` is `outputSize × inputSize`).
+    public struct Module: Sendable, Equatable {
+        /// Short name, the PEFT `target_modules` entry: `q_proj`.
+        public let name: String
+        /// Path below a layer, as in the Hugging Face module tree: `self_attn.q_proj`.
+        public let path: String
+        /// Columns of `W` (width of the projection's input).
+        public let inputSize: Int
+        /// Rows of `W`.
+        public let outputSize: Int
+        /// True for projections whose input is split into the attention heads (LoRTA's tensor
+        /// runs over those heads: Q, K, V read the block input, O the heads' context).
+        public let isAttention: Bool
+
+        public init(name: String, path: String, inputSize: Int, outputSize: Int, isAttention: Bool) {
+            self.name = name
+            self.path = path
+            self.inputSize = inputSize
+            self.outputSize = outputSize
+            self.isAttention = isAttention
+        }
+    }
+
+    /// `model_type` of the architecture (`llama`, `bert`).
+    public let modelType: String
+    /// Number of layers `L`.
+    public let layerCount: Int
+    /// Attention heads `H` (query heads).
+    public let headCount: Int
+    /// Head width `d_h`.
+    public let headDimension: Int
+    /// The projections of one layer, in the model's order.
+    public let modules: [Module]
+    /// Module path of the layer list in the Hugging Face model, e.g. `model.layers`; PEFT keys
+    /// are `base_model.model.<layerPath>.<layer>.<module path>.lora_A.weight`.
+    public let layerPath: String
+
+    public init(modelType: String, layerCount: Int, headCount: Int, headDimension: Int, modules: [Module],
+                layerPath: String) {
+        self.modelType = modelType
+        self.layerCount = layerCount
+        self.headCount = headCount
+        self.headDimension = headDimension
+        self.modules = modules
+        self.layerPath = layerPath
+    }
+
+    /// The module with a given short name (or full path), if the model has it.
+    public func module(named name: String) -> Module? {
+        modules.first { $0.name == name || $0.path == name }
+    }
+
+    /// The modules for `names` in that order.
+    /// - Throws: ``AdapterError/unknownTarget(_:available:)`` for a name the model does not have.
+    public func modules(named names: [String]) throws(AdapterError) -> [Module] {
+        try names.map { name throws(AdapterError) in
+            guard let m = module(named: name) else { throw .unknownTarget(name, available: modules.map(\.name)) }
+            return m
+        }
+    }
+
+    /// PEFT's module prefix of one projection: `base_model.model.model.layers.3.self_attn.q_proj`.
+    public func peftPrefix(layer: Int, module: Module) -> String {
+        "base_model.model.\(layerPath).\(layer).\(module.path)"
+    }
+}
+
+/// Errors about an adapter and the model it is attached to.
+public enum AdapterError: Error, Equatable, CustomStringConvertible {
+    /// A target module name the model does not have.
+    case unknownTarget(String, available: [String])
+    /// The adapter was made for another model shape (the message says what differs).
+    case incompatible(String)
+    /// Parameters of the wrong count or shape were given.
+    case parameterMismatch(String)
+
+    public var description: String {
+        switch self {
+        case .unknownTarget(let t, let available):
+            return "the model has no projection \"\(t)\" (it has: \(available.joined(separator: ", ")))"
+        case .incompatible(let m): return "the adapter does not fit the model: \(m)"
+        case .parameterMismatch(let m): return "adapter parameters: \(m)"
+        }
+    }
+}
+
+/// The input rows that several projections of one layer share (`n × width`, row stride `stride`).
+public struct AdapterInput {
+    public let pointer: UnsafePointer<Float>
+    public let rows: Int
+    public let width: Int
+    public let stride: Int
+
+    public init(_ pointer: UnsafePointer<Float>, rows: Int, width: Int, stride: Int) {
+        self.pointer = pointer
+        self.rows = rows
+        self.width = width
+        self.stride = stride
+    }
+}
+
+/// The output (forward) or output gradient (backward) of one projection, `n × outputSize` at
+/// `pointer` with row stride `stride` (often a column slice of a wider buffer: q|k|v).
+public struct AdapterOutput {
+    public let module: String
+    public let pointer: UnsafeMutablePointer<Float>
+    public let stride: Int
+
+    public init(module: String, _ pointer: UnsafeMutablePointer<Float>, stride: Int) {
+        self.module = module
+        self.pointer = pointer
+        self.stride = stride
+    }
+}
+
+/// A trainable update of some projections of a model: LoRA (``LoRAAdapter``) or LoRTA
+/// (``LoRTAAdapter``). Models call it at each group of projections that share an input and
+/// never look at the adapter's kind; training, merging and files go through the same methods.
+///
+/// Forward contract: for a layer `l` and projections `m` reading the same input `X`, the adapted
+/// output is `Y_m = X W_mᵀ + Δ_{l,m}(X)`; the model computes the frozen part and calls
+/// ``forward(layer:input:outputs:)`` to add `Δ`. Modules the adapter does not target are
+/// skipped, so a model passes every projection of the group.
+public protocol Adapter: Sendable {
+    /// The adapted modules (short names), in the adapter's order.
+    var targetModules: [String] { get }
+    /// The trainable tensors in a fixed order (the optimizer's, the checkpoint's).
+    var parameters: [Tensor] { get }
+    /// Replaces the trainable tensors (same count and shapes as ``parameters``).
+    /// - Throws: ``AdapterError/parameterMismatch(_:)``.
+    mutating func setParameters(_ parameters: [Tensor]) throws
+    /// Names of ``parameters`` for files (PEFT-style keys for `host`).
+    func parameterNames(host: AdapterHost) -> [String]
+    /// Checks that the adapter was made for this model shape.
+    /// - Throws: ``AdapterError``.
+    func validate(for host: AdapterHost) throws
+    /// Adds the adapter's term of `layer` to each output (`Y_m += Δ_{l,m}(X)`).
+    /// - Complexity: O(n · r · (d_in + Σ d_out)) for the low-rank adapters here.
+    func forward(layer: Int, input: AdapterInput, outputs: [AdapterOutput]) throws
+    /// Backward of ``forward(layer:input:outputs:)`` given `dY_m` in `outputGradients`: adds
+    /// the parameter gradients to `parameterGradients` (same layout as ``parameters``) and, when
+    /// `inputGradient` is given (`n × width` at the input's shape, own stride), adds the
+    /// adapter's part of `dX` to it (the frozen part `Σ_m dY_m W_m` is the model's).
+    func backward(layer: Int, input: AdapterInput, outputGradients: [AdapterOutput],
+                  parameterGradients: inout [Tensor], inputGradient: AdapterOutput?) throws
+    /// The dense update `ΔW` (`outputSize × inputSize`, the weight's orientation) that merging
+    /// adds to one projection, or nil when that projection is not adapted.
+    func delta(layer: Int, module: String) throws -> Tensor?
+}
+
+extension Adapter {
+    /// Number of trainable scalars.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// True when `module` is one of ``targetModules``.
+    public func adapts(_ module: String) -> Bool { targetModules.contains(module) }
+
+    /// Zero tensors in the layout of ``parameters`` (gradient accumulators).
+    public func zeroGradients() throws -> [Tensor] { try parameters.map { try Tensor(zeros: $0.shape) } }
+
+    /// `W += ΔW` for every adapted projection of every layer; `weights(layer, module)` gives
+    /// the float32 weight to update (or nil to skip it).
+    /// - Complexity: O(L · Σ_m d_out·d_in·r).
+    public func merge(into weight: inout Tensor, layer: Int, module: String) throws {
+        guard let d = try delta(layer: layer, module: module) else { return }
+        guard d.shape == weight.shape else {
+            throw AdapterError.incompatible("\(module) of layer \(layer): weight \(weight.shape), update \(d.shape)")
+        }
+        let n = weight.count
+        let dp = d.pointer, wp = weight.mutablePointer
+        for i in 0..<n { wp[i] += dp[i] }
+        withExtendedLifetime(d) {}
+    }
+}

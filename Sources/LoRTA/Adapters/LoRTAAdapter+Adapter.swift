@@ -1,0 +1,130 @@
+import CKernels
+
+/// LoRTA as a model's ``Adapter``: the targets are attention projections (their input is split
+/// into the `H` heads of width `d_h`); every layer shares the one CP decomposition. For each
+/// group of targets reading the same input (Q, K, V read the block input; O reads the heads'
+/// context) the input is projected once, `U = Σ_h (X_h Bᵀ) ∘ C_H[h]` (`n × r`), and expanded
+/// into each target's output, `Y_m += s (U ∘ C_L[l] ∘ C_M[m]) A_mᵀ` — ΔW is never formed.
+///
+/// Parameters, in order: the `A` factors (one per distinct output width: under grouped-query
+/// attention K and V are narrower than Q and O), then `B`, `C_H`, `C_L`, `C_M`.
+extension LoRTAAdapter: Adapter {
+    public var targetModules: [String] { configuration.targetModules }
+
+    public var parameters: [Tensor] { factors.a + [factors.b, factors.cH, factors.cL, factors.cM] }
+
+    public mutating func setParameters(_ p: [Tensor]) throws {
+        let na = factors.a.count
+        guard p.count == na + 4 else {
+            throw AdapterError.parameterMismatch("\(p.count) tensors for \(na + 4) LoRTA factors")
+        }
+        try setFactors(LoRTAFactors(a: Array(p[0..<na]), b: p[na], cH: p[na + 1], cL: p[na + 2], cM: p[na + 3]))
+    }
+
+    public func parameterNames(host: AdapterHost) -> [String] {
+        configuration.factorTensorShapes.map(\.name)
+    }
+
+    public func validate(for host: AdapterHost) throws {
+        let c = configuration
+        guard c.layerCount == host.layerCount, c.headCount == host.headCount, c.headDimension == host.headDimension else {
+            throw AdapterError.incompatible("LoRTA adapter for L=\(c.layerCount), H=\(c.headCount), d_h=\(c.headDimension); the model has L=\(host.layerCount), H=\(host.headCount), d_h=\(host.headDimension)")
+        }
+        let modules = try host.modules(named: c.targetModules)
+        for (m, size) in zip(modules, c.outputSizes) {
+            guard m.isAttention, m.inputSize == c.inputSize else {
+                throw AdapterError.incompatible("LoRTA adapts attention projections whose input is the \(c.headCount) heads (width \(c.inputSize)); \(m.name) is not one")
+            }
+            guard m.outputSize == size else {
+                throw AdapterError.incompatible("LoRTA output size of \(m.name) is \(size), the model's is \(m.outputSize)")
+            }
+        }
+    }
+
+    /// The targets among `modules`: (matrix index m, position in `modules`).
+    private func targets(_ modules: [String]) -> [(matrix: Int, index: Int)] {
+        modules.enumerated().compactMap { i, name in
+            configuration.targetModules.firstIndex(of: name).map { ($0, i) }
+        }
+    }
+
+    /// `U` (`n × r`) and, when asked, `P` (`n·H × r`).
+    private func project(_ x: AdapterInput, wantP: Bool) throws -> (Tensor, Tensor) {
+        let c = configuration
+        guard x.width == c.inputSize else {
+            throw AdapterError.incompatible("LoRTA input width \(x.width), the adapter's heads span \(c.inputSize)")
+        }
+        var u = Tensor(uninitializedShape: [x.rows, c.rank])
+        var p = Tensor(uninitializedShape: [wantP ? x.rows * c.headCount : 0, c.rank])
+        var dims = Self.dims(c)
+        try KernelFailure.check(lt_lorta_project_forward(&dims, Int64(x.rows), x.pointer, Int64(x.stride),
+                                                         factors.b.pointer, factors.cH.pointer, u.mutablePointer,
+                                                         wantP ? p.mutablePointer : nil), "lt_lorta_project_forward")
+        return (u, p)
+    }
+
+    public func forward(layer: Int, input x: AdapterInput, outputs: [AdapterOutput]) throws {
+        let t = targets(outputs.map(\.module))
+        guard !t.isEmpty else { return }
+        try configuration.checkLayer(layer)
+        let c = configuration
+        let (u, _) = try project(x, wantP: false)
+        var dims = Self.dims(c)
+        let dOut = t.map { Int64(c.outputSizes[$0.matrix]) }
+        let aPointers: [UnsafePointer<Float>?] = t.map { factors.a[c.factorAIndex(forMatrix: $0.matrix)].pointer }
+        let yPointers: [UnsafeMutablePointer<Float>?] = t.map { outputs[$0.index].pointer }
+        let ld = t.map { Int64(outputs[$0.index].stride) }
+        let bytes = lt_lorta_expand_workspace_size(&dims, Int64(t.count), dOut)
+        let f = factors
+        let status = Self.withWorkspace(bytes) { ws in
+            withExtendedLifetime((f, u)) {
+                lt_lorta_expand_forward(&dims, Int64(x.rows), u.pointer, f.cL.pointer, f.cM.pointer, c.scaling,
+                                        Int64(layer), Int64(t.count), t.map { Int64($0.matrix) }, dOut,
+                                        aPointers, yPointers, ld, ws, bytes)
+            }
+        }
+        try KernelFailure.check(status, "lt_lorta_expand_forward")
+    }
+
+    public func backward(layer: Int, input x: AdapterInput, outputGradients: [AdapterOutput],
+                         parameterGradients g: inout [Tensor], inputGradient: AdapterOutput?) throws {
+        let t = targets(outputGradients.map(\.module))
+        guard !t.isEmpty else { return }
+        try configuration.checkLayer(layer)
+        let c = configuration
+        let na = factors.a.count
+        let expected = parameters.map(\.shape)
+        guard g.map(\.shape) == expected else {
+            throw AdapterError.parameterMismatch("gradient shapes \(g.map(\.shape)), expected \(expected)")
+        }
+        let (u, p) = try project(x, wantP: true)
+        var dims = Self.dims(c)
+        let dOut = t.map { Int64(c.outputSizes[$0.matrix]) }
+        let aIndex = t.map { c.factorAIndex(forMatrix: $0.matrix) }
+        let aPointers: [UnsafePointer<Float>?] = aIndex.map { factors.a[$0].pointer }
+        let dyPointers: [UnsafePointer<Float>?] = t.map { UnsafePointer(outputGradients[$0.index].pointer) }
+        let lddy = t.map { Int64(outputGradients[$0.index].stride) }
+        var gradA: [UnsafeMutablePointer<Float>] = []
+        for i in 0..<na { gradA.append(g[i].mutablePointer) }
+        let daPointers: [UnsafeMutablePointer<Float>?] = aIndex.map { gradA[$0] }
+        let dB = g[na].mutablePointer, dCH = g[na + 1].mutablePointer
+        let dCL = g[na + 2].mutablePointer, dCM = g[na + 3].mutablePointer
+        let bytes = lt_lorta_backward_workspace_size(&dims, Int64(x.rows), Int64(t.count), dOut)
+        let f = factors
+        let status = Self.withWorkspace(bytes) { ws in
+            withExtendedLifetime((u, p, f)) {
+                lt_lorta_backward(&dims, Int64(x.rows), x.pointer, Int64(x.stride), u.pointer, p.pointer, f.b.pointer,
+                                  f.cH.pointer, f.cL.pointer, f.cM.pointer, c.scaling, Int64(layer), Int64(t.count),
+                                  t.map { Int64($0.matrix) }, dOut, aPointers, dyPointers, lddy, daPointers,
+                                  dB, dCH, dCL, dCM, inputGradient?.pointer, Int64(inputGradient?.stride ?? x.width),
+                                  ws, bytes)
+            }
+        }
+        try KernelFailure.check(status, "lt_lorta_backward")
+    }
+
+    public func delta(layer: Int, module: String) throws -> Tensor? {
+        guard let m = configuration.targetModules.firstIndex(of: module) else { return nil }
+        return try deltaWeight(layer: layer, matrix: m)
+    }
+}
