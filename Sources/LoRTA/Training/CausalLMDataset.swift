@@ -11,8 +11,10 @@ public struct CausalLMExample: Sendable, Equatable {
     /// Per token: is it a training target.
     public let lossMask: [Bool]
     /// The tokens to give the model to generate the (last) answer: for a chat, the conversation
-    /// before the last assistant message followed by `<|im_start|>assistant\n`; for a
-    /// prompt/response pair, the prompt's tokens.
+    /// before the last assistant message followed by `<|im_start|>assistant\n` (what
+    /// `render(messages[..<last], addGenerationPrompt: true)` encodes to; before a first assistant
+    /// message the template's default system message comes first, as in training); for a
+    /// prompt/response pair, the prompt's tokens (with the tokenizer's prefix ids).
     public let promptTokens: [Int32]
     /// The text of the last assistant message, or the response.
     public let expectedAnswer: String
@@ -290,10 +292,8 @@ public struct CausalLMDataset: Sendable, Equatable {
                 throw .noAssistantMessage(path: path, line: line)
             }
             let template = try resolvedTemplate(line: line)
-            let (tokens, mask) = try CausalLMDataset.encodeChat(messages, template: template, tokenizer: tokenizer,
-                                                                path: path, line: line)
-            let prompt = tokenizer.encode(template.render(Array(messages[..<last]), addGenerationPrompt: true),
-                                          addingSpecialTokens: false)
+            let (tokens, mask, prompt) = try CausalLMDataset.encodeChat(messages, template: template, tokenizer: tokenizer,
+                                                                        path: path, line: line)
             return try make(tokens: tokens, mask: mask, prompt: prompt, answer: messages[last].content, line: line,
                             field: "messages[\(last)].content")
         }
@@ -343,21 +343,28 @@ public struct CausalLMDataset: Sendable, Equatable {
         return (text, targets)
     }
 
-    /// Tokens and loss mask of a conversation (see the type's documentation for the rule).
-    /// O(total length), plus one encoding of a prefix per assistant message when the tokenizer
-    /// does not reproduce the text byte for byte.
+    /// Tokens and loss mask of a conversation (see the type's documentation for the rule), and
+    /// the prompt tokens for generating the last assistant message: the encoding of the rendered
+    /// text before its content — `template.render(messages[..<last], addGenerationPrompt: true)`,
+    /// except that before a first assistant message it holds the default system message too, as
+    /// in training. `messages` must hold an assistant message. O(total length), plus one encoding
+    /// of a prefix per assistant message when the tokenizer does not reproduce the text byte for byte.
     static func encodeChat(_ messages: [ChatMessage], template: ChatTemplate, tokenizer: ByteLevelBPETokenizer,
-                           path: String, line: Int) throws(CausalLMDataError) -> (tokens: [Int32], mask: [Bool]) {
+                           path: String, line: Int) throws(CausalLMDataError) -> (tokens: [Int32], mask: [Bool], prompt: [Int32]) {
         let (text, targets) = renderWithTargets(messages, template: template)
-        guard text.utf8.elementsEqual(template.render(messages, addGenerationPrompt: false).utf8) else {
+        guard let last = targets.last,
+              text.utf8.elementsEqual(template.render(messages, addGenerationPrompt: false).utf8) else {
             // Unreachable while every family renders as above; refused rather than mis-masked.
             throw .unsupportedTemplate(path: path, line: line, reason: "the template renders differently from its family")
         }
+        let bytes = Array(text.utf8)
         let tokens = tokenizer.encode(text, addingSpecialTokens: false)
-        if let mask = maskByByteOverlap(tokens: tokens, text: Array(text.utf8), targets: targets.map(\.bytes), tokenizer: tokenizer) {
-            return (tokens, mask)
+        let prompt = tokenizer.encode(String(decoding: bytes[..<last.bytes.lowerBound], as: UTF8.self), addingSpecialTokens: false)
+        if let mask = maskByByteOverlap(tokens: tokens, text: bytes, targets: targets.map(\.bytes), tokenizer: tokenizer) {
+            return (tokens, mask, prompt)
         }
-        return (tokens, try maskByPrefixes(tokens: tokens, text: text, targets: targets, tokenizer: tokenizer, path: path, line: line))
+        let mask = try maskByPrefixes(tokens: tokens, text: text, targets: targets, tokenizer: tokenizer, path: path, line: line)
+        return (tokens, mask, prompt)
     }
 
     /// Marks the tokens whose bytes overlap a target range; nil when the tokens' bytes are not
