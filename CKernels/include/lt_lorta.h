@@ -2,7 +2,7 @@
  * lt_lorta.h — LoRTA (low-rank tensor adaptation, CP form) kernels that never build ΔW.
  *
  * One rank-r CP decomposition is shared by every adapted matrix of every layer
- * (DESIGN.md §4). Factors, row-major:
+ * (docs/math.md §3). Factors, row-major:
  *
  *     A    d_out x r      (one per distinct output size, see "GQA extension" below)
  *     B    r x d_h

@@ -1,6 +1,6 @@
 /*
  * lorta.c — LoRTA forward (projection + head reduction, expansion) and backward, side by side
- * (see lt_lorta.h for the math and DESIGN.md §4). ΔW is never built.
+ * (see lt_lorta.h and docs/math.md §3 for the math). ΔW is never built.
  *
  * Determinism: every OpenMP loop runs over rows (or fixed chunks of LT_ROWS_PER_CHUNK rows);
  * a row is always computed by the same code whichever thread runs it, and reductions over rows

@@ -105,7 +105,7 @@ struct LoRTAAdapterTests {
     }
 
     @Test func parameterCount() throws {
-        // DESIGN.md §1: RoBERTa-base, Q,K,V,O of 12 layers, r = 4 → 3,440.
+        // docs/math.md §3.5: RoBERTa-base, Q,K,V,O of 12 layers, r = 4 → 3,440.
         let roberta = try LoRTAConfiguration(rank: 4, alpha: 8, targetModules: ["query", "key", "value", "dense"],
                                              layerCount: 12, headCount: 12, headDimension: 64)
         let adapter = try LoRTAAdapter(configuration: roberta, seed: 1)

@@ -25,6 +25,8 @@ extension LlamaModel {
     /// thread count beyond float32 rounding of the logits.
     ///
     /// - Parameters:
+    ///   - tokens: the token ids of the text, in order.
+    ///   - N: the window length (`context`), in tokens.
     ///   - batchSize: windows run together (larger GEMMs; memory grows with it).
     ///   - progress: called after each batch with (windows done, windows in all).
     /// - Throws: ``LlamaError/invalidParameter(name:value:expected:)`` when `context` is below 4 or

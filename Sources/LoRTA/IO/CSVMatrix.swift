@@ -88,6 +88,7 @@ public struct CSVMatrix {
 
     /// Parses CSV bytes into a row-major float64 matrix. O(size of the input).
     /// - Parameters:
+    ///   - data: the bytes of the file (UTF-8).
     ///   - hasHeader: true or false to force; nil to detect (see the type's documentation).
     ///   - delimiter: one ASCII character other than '"', '\n', '\r'.
     /// - Returns: the values row by row, the counts, and the header names (nil when there is

@@ -5,7 +5,12 @@ extension Tensor {
     /// `sgemm` (multi-threaded by OpenBLAS's own pool; see ``Runtime/setThreadCount(_:)``).
     ///
     /// - Parameters:
-    ///   - transposeA / transposeB: use `Aᵀ` / `Bᵀ`.
+    ///   - a: the matrix `A`.
+    ///   - b: the matrix `B`.
+    ///   - transposeA: use `Aᵀ`.
+    ///   - transposeB: use `Bᵀ`.
+    ///   - alpha: the factor of the product.
+    ///   - beta: the factor of the previous contents of `c` (0 ignores them).
     ///   - c: the output; must already have shape `[rows(op(A)), columns(op(B))]`.
     /// - Throws: ``TensorError`` when a shape does not fit.
     /// - Complexity: O(m·n·k).

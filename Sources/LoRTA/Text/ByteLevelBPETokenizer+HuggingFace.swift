@@ -52,7 +52,10 @@ extension ByteLevelBPETokenizer {
     ///   from which "default" is taken). `add_bos_token`/`add_eos_token` are not read:
     ///   transformers 5 takes the added tokens from the post-processor, and so do we.
     ///
-    /// - Parameter chatTemplate: overrides the configuration's chat template.
+    /// - Parameters:
+    ///   - tokenizerJSON: the bytes of `tokenizer.json`.
+    ///   - tokenizerConfig: the bytes of `tokenizer_config.json`, when there is one.
+    ///   - chatTemplate: overrides the configuration's chat template.
     /// - Complexity: O(size of the files).
     public init(tokenizerJSON: Data, tokenizerConfig: Data? = nil, chatTemplate: String? = nil) throws(BPETokenizerError) {
         let root = try Self.parseJSON(tokenizerJSON, file: "tokenizer.json")

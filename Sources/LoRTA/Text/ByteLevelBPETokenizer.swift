@@ -95,8 +95,12 @@ public struct ByteLevelBPETokenizer: Sendable {
     ///     user-defined (4) tokens are matched atomically in text.
     ///   - preTokenizer: `tokenizer.ggml.pre` (see ``PreTokenizer/named(_:)``; `llama3` also sets
     ///     ``ignoresMerges`` as llama.cpp does).
-    ///   - bosID, eosID, unknownID, paddingID: special ids (`tokenizer.ggml.*_token_id`).
-    ///   - addsBOS, addsEOS: `tokenizer.ggml.add_bos_token` / `add_eos_token`.
+    ///   - bosID: `tokenizer.ggml.bos_token_id`.
+    ///   - eosID: `tokenizer.ggml.eos_token_id`.
+    ///   - unknownID: `tokenizer.ggml.unknown_token_id`.
+    ///   - paddingID: `tokenizer.ggml.padding_token_id`.
+    ///   - addsBOS: `tokenizer.ggml.add_bos_token`.
+    ///   - addsEOS: `tokenizer.ggml.add_eos_token`.
     ///   - chatTemplate: `tokenizer.chat_template`.
     /// - Complexity: O(total length of tokens and merges).
     /// - Throws: ``BPETokenizerError`` for an empty vocabulary, a token-type count or value
@@ -287,6 +291,7 @@ public struct ByteLevelBPETokenizer: Sendable {
     /// The token ids of `text`.
     ///
     /// - Parameters:
+    ///   - text: the text to encode.
     ///   - addingSpecialTokens: put ``prefixIDs`` (e.g. the BOS when the model adds one) and
     ///     ``suffixIDs`` around the result (Hugging Face `add_special_tokens`).
     ///   - parsingSpecialTokens: match special (control) tokens written in `text` as single
@@ -403,7 +408,9 @@ public struct ByteLevelBPETokenizer: Sendable {
     /// Added tokens decode to their text, as llama.cpp renders them; Hugging Face passes them
     /// through the byte alphabet too, which differs only for added tokens with characters of the
     /// alphabet outside ASCII (e.g. `<|é|>`), none in the supported models' special tokens.
-    /// - Parameter skippingSpecialTokens: leave out special (control and unknown) tokens.
+    /// - Parameters:
+    ///   - ids: the token ids to decode.
+    ///   - skippingSpecialTokens: leave out special (control and unknown) tokens.
     /// - Complexity: O(total bytes).
     /// - Throws: ``BPETokenizerError/tokenIDOutOfRange(_:vocabularySize:)``.
     public func decode(_ ids: [Int32], skippingSpecialTokens: Bool = false) throws(BPETokenizerError) -> String {

@@ -102,7 +102,9 @@ public struct ChatTemplate: Sendable, Equatable {
 
     /// The prompt text of `messages` — what `tokenizer.apply_chat_template(messages,
     /// tokenize=False, add_generation_prompt=…)` returns in transformers. O(total length).
-    /// - Parameter addGenerationPrompt: end with the opening of an assistant turn.
+    /// - Parameters:
+    ///   - messages: the conversation, oldest message first.
+    ///   - addGenerationPrompt: end with the opening of an assistant turn.
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
         switch family {
         case .chatML(let defaultSystem):
