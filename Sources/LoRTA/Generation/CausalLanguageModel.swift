@@ -39,6 +39,8 @@ public struct CausalLanguageModel: Sendable {
     public let format: String
     /// The file or directory the model came from.
     public let path: String
+    /// An unmerged adapter that ``generate(prompt:parameters:onText:)`` applies (nil: none).
+    public var adapter: (any Adapter)? = nil
 
     /// Loads a GGUF file (weights, configuration and tokenizer from its metadata) or a Hugging
     /// Face directory (`config.json`, `model.safetensors` or its sharded index, `tokenizer.json`,
@@ -126,7 +128,7 @@ public struct CausalLanguageModel: Sendable {
         if parameters.stopTokens.isEmpty { parameters.stopTokens = stopTokens }
         var decoder = tokenizer.makeStreamingDecoder(skippingSpecialTokens: true)
         var text = ""
-        let result = try model.generate(prompt: prompt, parameters: parameters) { id in
+        let result = try model.generate(prompt: prompt, parameters: parameters, adapter: adapter) { id in
             let piece = try decoder.append(id)
             if piece.isEmpty { return .proceed }
             text += piece

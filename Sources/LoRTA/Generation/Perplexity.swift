@@ -28,12 +28,13 @@ extension LlamaModel {
     ///   - tokens: the token ids of the text, in order.
     ///   - N: the window length (`context`), in tokens.
     ///   - batchSize: windows run together (larger GEMMs; memory grows with it).
+    ///   - adapter: an unmerged adapter (nil: the base model).
     ///   - progress: called after each batch with (windows done, windows in all).
     /// - Throws: ``LlamaError/invalidParameter(name:value:expected:)`` when `context` is below 4 or
     ///   above the model's context length, or fewer than `context` tokens are given.
     /// - Complexity: one forward pass over `windows · N` tokens with all logits
     ///   (`N · vocab` floats per window in memory at a time).
-    public func perplexity(of tokens: [Int32], context N: Int, batchSize: Int = 1,
+    public func perplexity(of tokens: [Int32], context N: Int, batchSize: Int = 1, adapter: (any Adapter)? = nil,
                            progress: ((Int, Int) -> Void)? = nil) throws -> PerplexityResult {
         guard N >= 4, N <= configuration.contextLength else {
             throw LlamaError.invalidParameter(name: "context", value: "\(N)", expected: "4...\(configuration.contextLength)")
@@ -55,7 +56,7 @@ extension LlamaModel {
             let b = min(batchSize, windows - done)
             let slice = Array(tokens[(done * N)..<((done + b) * N)])
             var cache = try makeCache(batchSize: b, capacity: N)
-            let logits = try forward(slice, cache: &cache, logits: .all)
+            let logits = try forward(slice, cache: &cache, logits: .all, adapter: adapter)
             var rowLoss = [Float](repeating: 0, count: b * scoredPerWindow)
             var labels = [Int32](repeating: 0, count: b * scoredPerWindow)
             for w in 0..<b { for j in 0..<scoredPerWindow { labels[w * scoredPerWindow + j] = slice[w * N + first + 1 + j] } }

@@ -63,7 +63,8 @@ extension LlamaModel {
     ///   whatever `onToken` throws.
     /// - Complexity: one prefill of `prompt.count` tokens and up to `maxTokens − 1` decode steps;
     ///   memory: a cache of `min(context, prompt + maxTokens)` tokens.
-    public func generate(prompt: [Int32], parameters: GenerationParameters,
+    /// - Parameter adapter: an unmerged adapter applied at every step (nil: the base model).
+    public func generate(prompt: [Int32], parameters: GenerationParameters, adapter: (any Adapter)? = nil,
                          onToken: (Int32) throws -> GenerationControl = { _ in .proceed }) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw LlamaError.emptyInput }
         guard parameters.maxTokens >= 1 else {
@@ -77,7 +78,7 @@ extension LlamaModel {
 
         let clock = ContinuousClock()
         let start = clock.now
-        var logits = try forward(prompt, cache: &cache, logits: .last)
+        var logits = try forward(prompt, cache: &cache, logits: .last, adapter: adapter)
         var next = try logits.withUnsafeBufferPointer { try sampler.sample($0) }
         let promptDuration = clock.now - start
 
@@ -92,7 +93,7 @@ extension LlamaModel {
             if tokens.count >= parameters.maxTokens { reason = .maximumTokens; break }
             if cache.remainingCapacity < 1 { reason = .contextFull; break }
             let t0 = clock.now
-            logits = try forward([next], cache: &cache, logits: .last)
+            logits = try forward([next], cache: &cache, logits: .last, adapter: adapter)
             next = try logits.withUnsafeBufferPointer { try sampler.sample($0) }
             decode += clock.now - t0
             steps += 1

@@ -1,0 +1,249 @@
+import Foundation
+
+/// Settings of a causal-LM fine-tuning run.
+public struct CausalLMTrainingConfiguration: Sendable, Equatable {
+    /// Optimizer steps to run in all.
+    public var steps: Int
+    /// Sequences per optimizer step (the global batch).
+    public var batchSize: Int
+    /// Sequences per forward/backward pass (gradient accumulation when smaller than
+    /// ``batchSize``); nil means ``batchSize``.
+    public var microBatchSize: Int?
+    /// Padding of each micro-batch: to its longest sequence, or to the data's `maxLength`.
+    public var padding: CausalLMDataset.Padding
+    /// AdamW's hyper-parameters (the learning rate is the schedule's peak).
+    public var optimizer: AdamWConfiguration
+    /// Learning rate per step.
+    public var schedule: LearningRateSchedule
+    /// Seed of the data order (one shuffle per epoch).
+    public var seed: UInt64
+
+    public init(steps: Int, batchSize: Int = 8, microBatchSize: Int? = nil, padding: CausalLMDataset.Padding = .longest,
+                optimizer: AdamWConfiguration = AdamWConfiguration(), schedule: LearningRateSchedule? = nil, seed: UInt64 = 0) {
+        self.steps = steps
+        self.batchSize = batchSize
+        self.microBatchSize = microBatchSize
+        self.padding = padding
+        self.optimizer = optimizer
+        self.schedule = schedule ?? .constant(optimizer.learningRate)
+        self.seed = seed
+    }
+
+    /// Sequences per forward pass.
+    public var effectiveMicroBatchSize: Int { min(microBatchSize ?? batchSize, batchSize) }
+
+    /// - Throws: ``TrainingError`` for a non-positive count or an invalid optimizer setting.
+    public func validate() throws(TrainingError) {
+        guard steps >= 0 else { throw .invalidBatching("steps must be >= 0, got \(steps)") }
+        guard batchSize >= 1 else { throw .invalidBatching("batch size must be >= 1, got \(batchSize)") }
+        if let m = microBatchSize, m < 1 { throw .invalidBatching("micro-batch size must be >= 1, got \(m)") }
+        try optimizer.validate()
+    }
+}
+
+/// Fine-tunes an adapter of a causal language model on prompt/response data: the loss is the
+/// mean negative log-likelihood of the response tokens (prompt tokens are not scored), the
+/// token-weighted mean over the micro-batches of a step; AdamW updates the adapter's parameters,
+/// nothing else. Data order: one seeded permutation per epoch (``EpochShuffler``), consecutive
+/// global batches of it, the last incomplete batch of an epoch dropped — so a run resumed from
+/// a checkpoint (``checkpoint()``, ``init(model:trainingData:adapter:configuration:resumingFrom:)``)
+/// takes exactly the batches, and computes exactly the bits, of a run that never stopped.
+public struct CausalLMTrainer: Sendable {
+    public let model: LlamaModel
+    public let trainingData: CausalLMDataset
+    public let configuration: CausalLMTrainingConfiguration
+    /// The adapter being trained (its current parameters).
+    public private(set) var adapter: any Adapter
+    /// Optimizer steps done.
+    public private(set) var step: Int
+    /// Where the next step's batch starts.
+    public private(set) var position: TrainingPosition
+    private var optimizer: AdamW
+
+    /// Full batches per epoch.
+    public var stepsPerEpoch: Int { trainingData.count / configuration.batchSize }
+
+    /// A trainer at step 0 (AdamW moments at zero).
+    /// - Throws: ``TrainingError`` for an invalid configuration or fewer examples than one batch;
+    ///   ``AdapterError`` when the adapter does not fit the model.
+    public init(model: LlamaModel, trainingData: CausalLMDataset, adapter: any Adapter,
+                configuration: CausalLMTrainingConfiguration) throws {
+        let zeros = try adapter.zeroGradients()
+        let optimizer = try AdamW(configuration: configuration.optimizer,
+                                  state: OptimizerState(step: 0, firstMoments: zeros, secondMoments: zeros))
+        try self.init(model: model, trainingData: trainingData, adapter: adapter, configuration: configuration,
+                      step: 0, position: TrainingPosition(), optimizer: optimizer)
+    }
+
+    /// A trainer that continues from a checkpoint: `adapter` holds the checkpoint's parameters,
+    /// `checkpoint` its optimizer state, schedule, seed and data position.
+    /// - Throws: ``TrainingError/invalidCheckpoint(_:)`` when the checkpoint's moments do not fit
+    ///   the adapter, or its seed differs from the configuration's.
+    public init(model: LlamaModel, trainingData: CausalLMDataset, adapter: any Adapter,
+                configuration: CausalLMTrainingConfiguration, resumingFrom checkpoint: OptimizerCheckpoint) throws {
+        guard checkpoint.optimizer.state.firstMoments.map(\.shape) == adapter.parameters.map(\.shape) else {
+            throw TrainingError.invalidCheckpoint("the optimizer state has \(checkpoint.optimizer.state.firstMoments.count) moment tensors that do not match the adapter's \(adapter.parameters.count) parameters")
+        }
+        guard checkpoint.seed == configuration.seed else {
+            throw TrainingError.invalidCheckpoint("the checkpoint was trained with seed \(checkpoint.seed), not \(configuration.seed)")
+        }
+        var c = configuration
+        c.schedule = checkpoint.schedule
+        c.optimizer = checkpoint.optimizer.configuration
+        try self.init(model: model, trainingData: trainingData, adapter: adapter, configuration: c,
+                      step: checkpoint.optimizer.state.step, position: checkpoint.position, optimizer: checkpoint.optimizer)
+    }
+
+    private init(model: LlamaModel, trainingData: CausalLMDataset, adapter: any Adapter,
+                 configuration: CausalLMTrainingConfiguration, step: Int, position: TrainingPosition, optimizer: AdamW) throws {
+        try configuration.validate()
+        try adapter.validate(for: model.adapterHost)
+        guard trainingData.count >= configuration.batchSize else {
+            throw TrainingError.invalidBatching("\(trainingData.count) training examples make no full batch of \(configuration.batchSize)")
+        }
+        self.model = model
+        self.trainingData = trainingData
+        self.configuration = configuration
+        self.adapter = adapter
+        self.step = step
+        self.position = position
+        self.optimizer = optimizer
+    }
+
+    /// The optimizer side of a checkpoint of the current state (save it beside the adapter).
+    public func checkpoint() throws -> OptimizerCheckpoint {
+        try OptimizerCheckpoint(optimizer: optimizer, schedule: configuration.schedule, seed: configuration.seed,
+                                position: position, parameterNames: adapter.parameterNames(host: model.adapterHost))
+    }
+
+    /// The example indices of the global batch at `position`.
+    private func batchIndices(_ position: TrainingPosition) throws -> [Int] {
+        let order = try EpochShuffler(seed: configuration.seed).permutation(epoch: position.epoch, count: trainingData.count)
+        let start = position.batchInEpoch * configuration.batchSize
+        return Array(order[start..<(start + configuration.batchSize)])
+    }
+
+    /// Runs optimizer steps until ``step`` reaches the configured total or `progress` returns
+    /// `.stop` (asked after every step).
+    /// - Returns: a summary of this call.
+    /// - Throws: ``LlamaError``, ``AdapterError``, ``TrainingError`` (e.g. a non-finite
+    ///   gradient); the failed step leaves no trace.
+    /// - Complexity: per step, forward and backward over `batchSize` sequences.
+    public mutating func train(progress: ((TrainingProgress) -> TrainingControl)? = nil) throws -> TrainingSummary {
+        let clock = ContinuousClock()
+        let start = clock.now
+        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+        var stepsRun = 0, lossSum = 0.0, lastLoss = Double.nan, tokenTotal = 0
+        var stepTimes: [Double] = []
+        var stopped = false
+        while step < configuration.steps {
+            let stepStart = clock.now
+            let indices = try batchIndices(position)
+            let parts = try trainingData.microBatches(indices, microBatchSize: configuration.effectiveMicroBatchSize,
+                                                      padding: configuration.padding)
+            var gradients = try adapter.zeroGradients()
+            var loss = CausalLMLoss(sum: 0, targetCount: 0)
+            var tokens = 0
+            let scale = Float(parts.lossScale)
+            for b in parts.microBatches {
+                loss = loss + (try model.lossAndGradients(tokens: b.tokens, targets: b.targets, batchSize: b.batchSize,
+                                                          adapter: adapter, gradientScale: scale, gradients: &gradients))
+                tokens += b.lengths.reduce(0, +)
+            }
+            let learningRate = configuration.schedule.learningRate(atStep: step)
+            var parameters = adapter.parameters
+            var newOptimizer = optimizer
+            try newOptimizer.update(parameters: &parameters, gradients: gradients, learningRate: learningRate)
+            var newAdapter = adapter
+            try newAdapter.setParameters(parameters)
+            // Commit.
+            let epoch = position.epoch
+            optimizer = newOptimizer
+            adapter = newAdapter
+            step += 1
+            position.batchInEpoch += 1
+            if position.batchInEpoch >= stepsPerEpoch { position = TrainingPosition(epoch: epoch + 1, batchInEpoch: 0) }
+
+            stepsRun += 1
+            lossSum += loss.mean
+            lastLoss = loss.mean
+            tokenTotal += tokens
+            let now = clock.now
+            stepTimes.append(seconds(now - stepStart))
+            let elapsed = seconds(now - start)
+            if let progress {
+                let info = TrainingProgress(
+                    step: step, totalSteps: configuration.steps, epoch: epoch, loss: loss.mean, learningRate: learningRate,
+                    examples: indices.count, tokens: tokens, elapsedSeconds: elapsed,
+                    tokensPerSecond: elapsed > 0 ? Double(tokenTotal) / elapsed : 0,
+                    etaSeconds: elapsed / Double(stepsRun) * Double(configuration.steps - step))
+                if progress(info) == .stop {
+                    stopped = step < configuration.steps
+                    break
+                }
+            }
+        }
+        let elapsed = seconds(clock.now - start)
+        stepTimes.sort()
+        let median = stepTimes.isEmpty ? 0
+            : stepTimes.count % 2 == 1 ? stepTimes[stepTimes.count / 2]
+            : (stepTimes[stepTimes.count / 2 - 1] + stepTimes[stepTimes.count / 2]) / 2
+        return TrainingSummary(stepsRun: stepsRun, finalStep: step, stoppedEarly: stopped,
+                               meanLoss: stepsRun > 0 ? lossSum / Double(stepsRun) : .nan, lastLoss: lastLoss,
+                               elapsedSeconds: elapsed, medianStepSeconds: median,
+                               tokensPerSecond: elapsed > 0 && stepsRun > 0 ? Double(tokenTotal) / elapsed : 0)
+    }
+}
+
+extension LlamaModel {
+    /// Loss of the response tokens of every example of `data` (file order, `batchSize`
+    /// sequences per pass): sum and count, hence mean NLL and perplexity `exp(mean)`.
+    /// - Throws: ``LlamaError``, ``AdapterError``, ``CausalLMDataError``.
+    public func evaluate(_ data: CausalLMDataset, adapter: (any Adapter)? = nil, batchSize: Int = 8,
+                         progress: ((Int, Int) -> Void)? = nil) throws -> CausalLMLoss {
+        guard batchSize >= 1 else {
+            throw LlamaError.invalidParameter(name: "batch size", value: "\(batchSize)", expected: "at least 1")
+        }
+        var total = CausalLMLoss(sum: 0, targetCount: 0)
+        var lo = 0
+        while lo < data.count {
+            let hi = min(lo + batchSize, data.count)
+            let b = try data.batch(Array(lo..<hi))
+            total = total + (try loss(tokens: b.tokens, targets: b.targets, batchSize: b.batchSize, adapter: adapter))
+            lo = hi
+            progress?(lo, data.count)
+        }
+        return total
+    }
+}
+
+/// Exact-match accuracy of greedy answers (``CausalLMDataset/answerMatches(generated:expected:)``).
+public struct AnswerAccuracy: Sendable, Equatable {
+    public var correct: Int
+    public var total: Int
+    public var accuracy: Double { total == 0 ? 0 : Double(correct) / Double(total) }
+}
+
+extension CausalLanguageModel {
+    /// Greedy answers to the prompts of `data` (each example's prompt tokens), compared with the
+    /// expected answers. Uses ``adapter`` when set.
+    /// - Parameters:
+    ///   - limit: the first `limit` examples only (nil: all).
+    ///   - maxNewTokens: tokens generated per answer.
+    ///   - onAnswer: called with (example index, generated text, correct?) after each answer.
+    /// - Throws: ``LlamaError`` and what generation throws.
+    public func answerAccuracy(_ data: CausalLMDataset, limit: Int? = nil, maxNewTokens: Int = 4,
+                               onAnswer: ((Int, String, Bool) -> Void)? = nil) throws -> AnswerAccuracy {
+        var result = AnswerAccuracy(correct: 0, total: 0)
+        let count = min(limit ?? data.count, data.count)
+        for i in 0..<count {
+            let e = data.examples[i]
+            let (_, text) = try generate(prompt: e.promptTokens, parameters: GenerationParameters(maxTokens: maxNewTokens))
+            let ok = CausalLMDataset.answerMatches(generated: text, expected: e.expectedAnswer)
+            result.total += 1
+            if ok { result.correct += 1 }
+            onAnswer?(i, text, ok)
+        }
+        return result
+    }
+}
