@@ -307,4 +307,26 @@ struct LlamaExportTests {
         let t = try ByteLevelBPETokenizer(tokenizerJSON: try #require(files["tokenizer.json"]))
         #expect(t.prefixIDs == [1] && t.suffixIDs.isEmpty)
     }
+
+    /// Writes SmolLM2 (the Q4_1 asset) for scripts/check-llama-export.sh, which compares the
+    /// files with transformers and gguf-py: `smollm2-hf-f32/` (Hugging Face, float32),
+    /// `smollm2.f32.gguf`, `smollm2.q8_0.gguf`, and `smollm2-override.f32.gguf` +
+    /// `override.npy` (layer 3's q_proj replaced by 1.5 × itself plus a labelled pattern).
+    /// Runs only with LORTA_EXPORT_OUT set to an existing directory.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["LORTA_EXPORT_OUT"] != nil,
+                   "set LORTA_EXPORT_OUT to a directory (scripts/check-llama-export.sh)"))
+    func exportSmolLM2ForThePythonCheck() throws {
+        let out = URL(fileURLWithPath: try #require(ProcessInfo.processInfo.environment["LORTA_EXPORT_OUT"]))
+        let model = try LlamaModel(contentsOf: exportRoot.appendingPathComponent("assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        try model.export(to: out.appendingPathComponent("smollm2-hf-f32"), format: .huggingFace(dtype: .float32), overwrite: true)
+        try model.export(to: out.appendingPathComponent("smollm2.f32.gguf"), format: .gguf(type: .f32), overwrite: true)
+        try model.export(to: out.appendingPathComponent("smollm2.q8_0.gguf"), format: .gguf(type: .q8_0), overwrite: true)
+        let name = "model.layers.3.self_attn.q_proj.weight"
+        let q = try model.weight(named: name).scalars
+        let pattern = try labelled(model.configuration.queryWidth, model.configuration.hiddenSize).scalars
+        let replaced = try Tensor(zip(q, pattern).map { 1.5 * $0 + 0.01 * $1 }, shape: [model.configuration.queryWidth, model.configuration.hiddenSize])
+        try NumpyWriter.write(replaced, to: out.appendingPathComponent("override.npy"))
+        try model.export(to: out.appendingPathComponent("smollm2-override.f32.gguf"), format: .gguf(type: .f32),
+                         replacing: [name: replaced], overwrite: true)
+    }
 }
