@@ -132,6 +132,17 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
 lt_status lt_quant_matmul_tasks(int32_t type, int64_t n, int64_t d_in, int64_t d_out, int backward,
                                 int64_t *tasks, int *team);
 
+
+/* ---- quantization ---------------------------------------------------------------------------
+ * dst = the Q8_0 blocks of src[0 ..< n] (n / 32 blocks of 34 bytes: an f16 scale d = max|x|/127
+ * rounded to nearest even, then 32 int8 values roundf(x · (1/d)) in float32), bit for bit what ggml's
+ * quantize_row_q8_0_ref and the gguf Python package (gguf.quants.quantize(x, Q8_0)) write.
+ *   n a multiple of 32 and dst_bytes >= n / 32 · 34, else LT_ERR_INVALID_ARGUMENT; every value
+ *   finite, else LT_ERR_INVALID_ARGUMENT and nothing is written. n = 0 accepts NULL pointers.
+ *   A block whose largest magnitude is below ~1e-37 (its 1/d overflows; its f16 scale is 0 and
+ *   it decodes to zeros) gets clamped q values where numpy's are unspecified. Single-threaded. */
+lt_status lt_quantize_q8_0(const float *src, int64_t n, void *dst, int64_t dst_bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -143,6 +143,7 @@ extension LlamaModel {
         if isDirectory.boolValue {
             let configuration = try LlamaConfiguration(contentsOf: url.appendingPathComponent("config.json"))
             try self.init(configuration: configuration, weights: try SafeTensorsLlamaWeights(directory: url))
+            origin = .huggingFace(directory: url)
         } else {
             try self.init(gguf: try GGUFReader(contentsOf: url), source: url.path)
         }
@@ -153,5 +154,6 @@ extension LlamaModel {
         let configuration = try LlamaConfiguration(gguf: reader, source: source)
         try self.init(configuration: configuration,
                       weights: GGUFLlamaWeights(reader: reader, configuration: configuration, sourceDescription: source))
+        origin = .gguf(metadata: reader.metadata)
     }
 }

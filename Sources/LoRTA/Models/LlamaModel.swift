@@ -58,6 +58,9 @@ public struct LlamaModel: Sendable {
     public internal(set) var output: QuantizedMatrix
     /// Where the weights came from (a path), for messages.
     public let source: String
+    /// The file or directory the model was read from, kept so ``export(to:format:replacing:overwrite:)``
+    /// can carry its metadata and tokenizer over (nil for a model built another way).
+    public internal(set) var origin: LlamaModelOrigin? = nil
 
     /// Builds the model from named weights (Hugging Face names, see ``LlamaWeightNames``).
     /// - Throws: ``LlamaError/missingWeight(_:)``, ``LlamaError/weightShapeMismatch(name:expected:actual:)``,
