@@ -270,7 +270,7 @@ extension LoRAAdapter {
     ///   ``AdapterFileError/nonFinite(file:tensor:)`` before writing anything when a factor
     ///   holds NaN or infinity; ``AdapterFileError/fileSystem(path:reason:)``, ``SafeTensorsError``.
     /// - Complexity: O(parameter count).
-    public func save(to directory: URL, host: AdapterHost, baseModelName: String?) throws {
+    public func save(to directory: URL, host: AdapterHost, baseModelName: String? = nil) throws {
         try validate(for: host)
         let named = zip(parameterNames(host: host), parameters).sorted { $0.0 < $1.0 }
         try AdapterDirectory.write(directory, tensors: named, json: try peftConfigJSON(host: host, baseModelName: baseModelName))
