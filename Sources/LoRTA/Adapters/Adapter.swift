@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 
 /// The linear projections of a model that adapters can attach to, described the way adapters
 /// need it: sizes, names, and the head structure of the attention input.
@@ -156,6 +157,10 @@ public protocol Adapter: Sendable {
     /// The dense update `ΔW` (`outputSize × inputSize`, the weight's orientation) that merging
     /// adds to one projection, or nil when that projection is not adapted.
     func delta(layer: Int, module: String) throws -> Tensor?
+    /// Writes the adapter's directory for `host` (`adapter_config.json` +
+    /// `adapter_model.safetensors`, each atomically); ``AdapterFiles/load(from:host:)`` reads it.
+    /// - Throws: ``AdapterError`` for another model shape, ``AdapterFileError``.
+    func save(to directory: URL, host: AdapterHost) throws
 }
 
 extension Adapter {
