@@ -4,7 +4,7 @@ import LoRTA
 
 /// Set by SIGINT while training: the progress callback then stops after the current step and
 /// the command saves a checkpoint before exiting.
-nonisolated(unsafe) private var interruptRequested: Int32 = 0
+nonisolated(unsafe) var interruptRequested: Int32 = 0
 
 /// `lorta train`: fine-tune LoRTA, LoRA or a head alone on a BERT encoder.
 struct Train: ParsableCommand {
@@ -26,8 +26,12 @@ struct Train: ParsableCommand {
     enum ScheduleKind: String, ExpressibleByArgument, CaseIterable { case constant, linear }
     enum PaddingKind: String, ExpressibleByArgument, CaseIterable { case longest, fixed }
 
-    @Option(help: "Model directory (config.json, model.safetensors, vocab.txt).")
+    enum Task: String, ExpressibleByArgument, CaseIterable { case classification, causalLM = "causal-lm" }
+
+    @Option(help: "Model: a BERT directory (config.json, model.safetensors, vocab.txt), or for --task causal-lm a GGUF file or a Llama directory.")
     var model: String
+    @Option(help: "classification (BERT + head on label<TAB>text data) or causal-lm (Llama; JSONL prompt/response or messages, loss on the responses). Default: from the model.")
+    var task: Task?
     @Option(help: "Training data (label<TAB>text per line).")
     var train: String
     @Option(help: "Evaluation data, evaluated after training.")
@@ -40,8 +44,8 @@ struct Train: ParsableCommand {
     var alpha: Float = 16
     @Flag(help: "LoRA: scale alpha/√r (rsLoRA).")
     var rslora = false
-    @Option(help: "Adapted projections, comma-separated: query,key,value,output.")
-    var targets: String = "query,key,value,output"
+    @Option(help: "Adapted projections, comma-separated (BERT: query,key,value,output — the default; Llama: q_proj,k_proj,v_proj,o_proj — the default — and for LoRA also gate_proj,up_proj,down_proj).")
+    var targets: String?
     @Option(help: "LoRTA: initial value of every C factor.")
     var lortaCInit: Float = 1
     @Option(help: "Optimizer steps (default: one epoch).")
@@ -60,8 +64,8 @@ struct Train: ParsableCommand {
     var warmup: Int = 0
     @Option(help: "AdamW weight decay.")
     var weightDecay: Double = 0
-    @Option(help: "Maximum tokens per sequence (longer ones are truncated).")
-    var maxLength: Int = 64
+    @Option(help: "Maximum tokens per sequence (classification: longer ones are truncated; causal-lm: longer examples are skipped, default 256).")
+    var maxLength: Int?
     @Option(help: "Padding: longest (each batch to its longest sequence) or fixed (to --max-length).")
     var padding: PaddingKind = .longest
     @Option(help: "Seed of the shuffling and of the adapter and head initialisation.")
@@ -91,7 +95,13 @@ struct Train: ParsableCommand {
         if let t = threads, t < 1 { throw ValidationError("--threads must be >= 1") }
     }
 
+    /// The task: given, or causal-lm for a GGUF file / Llama directory.
+    var resolvedTask: Task {
+        task ?? (CausalLanguageModel.isCausalLanguageModel(at: URL(fileURLWithPath: model)) ? .causalLM : .classification)
+    }
+
     func run() throws {
+        if resolvedTask == .causalLM { return try runCausalLM() }
         try reportingErrors {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }
@@ -205,7 +215,7 @@ struct Train: ParsableCommand {
     func makeTrainer(_ bert: BertModel, tokenizer: BertTokenizer, data: LabelledTextDataset) throws -> BertTrainer {
         let c = bert.configuration
         let total = try totalSteps(dataCount: data.count)!
-        let projections = try targets.split(separator: ",").map { name -> BertProjection in
+        let projections = try (targets ?? "query,key,value,output").split(separator: ",").map { name -> BertProjection in
             guard let p = BertProjection(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("unknown target \"\(name)\"; use \(BertProjection.allCases.map(\.rawValue).joined(separator: ","))")
             }
@@ -227,7 +237,7 @@ struct Train: ParsableCommand {
         let sched: LearningRateSchedule = schedule == .constant
             ? .constant(lr) : try .linearWarmupDecay(peak: lr, warmupSteps: warmup, totalSteps: total)
         let configuration = TrainingConfiguration(
-            steps: total, batchSize: batchSize, microBatchSize: microBatchSize, maxLength: maxLength,
+            steps: total, batchSize: batchSize, microBatchSize: microBatchSize, maxLength: maxLength ?? 64,
             padding: padding == .fixed ? .fixed : .longest,
             optimizer: AdamWConfiguration(learningRate: lr, weightDecay: weightDecay),
             schedule: sched, seed: seed)

@@ -135,6 +135,8 @@ public struct AdapterOutput {
 public protocol Adapter: Sendable {
     /// The adapted modules (short names), in the adapter's order.
     var targetModules: [String] { get }
+    /// One line for logs: kind, rank and targets (e.g. `LoRA r=8 on q_proj,v_proj`).
+    var summary: String { get }
     /// The trainable tensors in a fixed order (the optimizer's, the checkpoint's).
     var parameters: [Tensor] { get }
     /// Replaces the trainable tensors (same count and shapes as ``parameters``).
@@ -187,3 +189,4 @@ extension Adapter {
         withExtendedLifetime(d) {}
     }
 }
+

@@ -64,6 +64,8 @@ public struct LoRAAdapter: Adapter {
         return modules
     }
 
+    public var summary: String { "LoRA r=\(configuration.rank) on \(targetModules.joined(separator: ","))" }
+
     public var parameters: [Tensor] {
         var p: [Tensor] = []
         p.reserveCapacity(2 * a.count)

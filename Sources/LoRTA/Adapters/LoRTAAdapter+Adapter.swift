@@ -11,6 +11,10 @@ import CKernels
 extension LoRTAAdapter: Adapter {
     public var targetModules: [String] { configuration.targetModules }
 
+    public var summary: String {
+        "LoRTA r=\(configuration.rank) on \(configuration.targetModules.joined(separator: ","))"
+    }
+
     public var parameters: [Tensor] { factors.a + [factors.b, factors.cH, factors.cL, factors.cM] }
 
     public mutating func setParameters(_ p: [Tensor]) throws {

@@ -39,6 +39,23 @@ public struct CausalLanguageModel: Sendable {
     public let format: String
     /// The file or directory the model came from.
     public let path: String
+    /// True when `url` looks like a causal language model this type loads: a GGUF file, or a
+    /// directory whose `config.json` names a Llama architecture (`LlamaForCausalLM` or
+    /// `model_type` `llama`). Reads at most the file's magic or the config.
+    public static func isCausalLanguageModel(at url: URL) -> Bool {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else { return false }
+        if !isDirectory.boolValue {
+            guard let h = FileHandle(forReadingAtPath: url.path) else { return false }
+            defer { try? h.close() }
+            return (try? h.read(upToCount: 4)) == Data("GGUF".utf8)
+        }
+        guard let data = FileManager.default.contents(atPath: url.appendingPathComponent("config.json").path),
+              let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return false }
+        let architectures = object["architectures"] as? [String] ?? []
+        return object["model_type"] as? String == "llama" || architectures.contains("LlamaForCausalLM")
+    }
+
     /// An unmerged adapter that ``generate(prompt:parameters:onText:)`` applies (nil: none).
     public var adapter: (any Adapter)? = nil
 

@@ -195,6 +195,63 @@ public struct CausalLMTrainer: Sendable {
     }
 }
 
+extension CausalLMTrainer {
+    /// File names inside a checkpoint directory (beside the adapter's own files).
+    public static let optimizerFileName = "optimizer.safetensors"
+    public static let settingsFileName = "trainer.json"
+
+    /// Saves a resumable checkpoint into `directory` (created if needed): the adapter's files
+    /// (``Adapter/save(to:host:)``), the optimizer state, schedule, seed and data position
+    /// (``OptimizerCheckpoint``) and the batch settings (`trainer.json`). Each file is written
+    /// atomically; the optimizer file is written last, so a checkpoint interrupted while saving
+    /// is recognisable (its step disagrees) and the previous one is never half-replaced file by file
+    /// without the optimizer state that belongs to it.
+    public func saveCheckpoint(to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try adapter.save(to: directory, host: model.adapterHost)
+        let settings: [String: Any] = [
+            "format": "lorta-causal-lm-trainer-1", "step": step, "total_steps": configuration.steps,
+            "batch_size": configuration.batchSize, "micro_batch_size": configuration.effectiveMicroBatchSize,
+            "padding": configuration.padding == .fixed ? "fixed" : "longest", "max_length": trainingData.maxLength,
+        ]
+        let json = try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys])
+        try AtomicFileWriter.write(to: directory.appendingPathComponent(Self.settingsFileName)) { write in
+            try json.withUnsafeBytes { try write($0) }
+        }
+        try checkpoint().write(to: directory.appendingPathComponent(Self.optimizerFileName))
+    }
+
+    /// Continues a run from a directory written by ``saveCheckpoint(to:)``: adapter, optimizer,
+    /// schedule, seed, position and batch settings come from it; `steps` (nil: the saved total)
+    /// sets the new total. `trainingData` must be the same data (same order) for the continued
+    /// run to equal an uninterrupted one.
+    /// - Throws: ``TrainingError/invalidTrainingCheckpoint(file:reason:)`` for missing or
+    ///   inconsistent files, ``AdapterFileError`` for the adapter, and what
+    ///   ``init(model:trainingData:adapter:configuration:resumingFrom:)`` throws.
+    public init(resumingFrom directory: URL, model: LlamaModel, trainingData: CausalLMDataset, steps: Int? = nil) throws {
+        let settingsURL = directory.appendingPathComponent(Self.settingsFileName)
+        func bad(_ reason: String) -> TrainingError { .invalidTrainingCheckpoint(file: settingsURL.path, reason: reason) }
+        guard let data = FileManager.default.contents(atPath: settingsURL.path) else { throw bad("missing or unreadable") }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+              object["format"] as? String == "lorta-causal-lm-trainer-1",
+              let savedStep = object["step"] as? Int, let total = object["total_steps"] as? Int,
+              let batch = object["batch_size"] as? Int, let micro = object["micro_batch_size"] as? Int,
+              let padding = object["padding"] as? String, padding == "fixed" || padding == "longest" else {
+            throw bad("not a causal-LM trainer settings file")
+        }
+        let adapter = try AdapterFiles.load(from: directory, host: model.adapterHost)
+        let optimizer = try OptimizerCheckpoint(contentsOf: directory.appendingPathComponent(Self.optimizerFileName))
+        guard optimizer.optimizer.state.step == savedStep else {
+            throw bad("the optimizer file is at step \(optimizer.optimizer.state.step), the settings at step \(savedStep)")
+        }
+        let configuration = CausalLMTrainingConfiguration(
+            steps: steps ?? total, batchSize: batch, microBatchSize: micro, padding: padding == "fixed" ? .fixed : .longest,
+            optimizer: optimizer.optimizer.configuration, schedule: optimizer.schedule, seed: optimizer.seed)
+        try self.init(model: model, trainingData: trainingData, adapter: adapter, configuration: configuration,
+                      resumingFrom: optimizer)
+    }
+}
+
 extension LlamaModel {
     /// Loss of the response tokens of every example of `data` (file order, `batchSize`
     /// sequences per pass): sum and count, hence mean NLL and perplexity `exp(mean)`.
