@@ -17,18 +17,24 @@ struct Eval: ParsableCommand {
         `lorta detect` and of the Swift detectors).
         """)
 
-    @Option(help: "Model directory (config.json, model.safetensors, vocab.txt).")
+    @Option(help: "Model: a BERT directory (config.json, model.safetensors, vocab.txt), or a causal LM (GGUF file or Llama directory).")
     var model: String
-    @Option(help: "Directory written by `lorta train` (adapter files and classifier.safetensors).")
-    var adapter: String
-    @Option(help: "Labelled data (label<TAB>text per line).")
+    @Option(help: "Directory written by `lorta train` (adapter files, and classifier.safetensors for BERT). Optional for a causal LM (the base model is evaluated).")
+    var adapter: String?
+    @Option(help: "Data: labelled text (label<TAB>text per line) for BERT; JSONL (prompt/response or messages) for a causal LM.")
     var data: String
+    @Flag(help: "Causal LM: also generate a greedy answer to every prompt and report the exact-match accuracy.")
+    var generate = false
+    @Option(help: "Causal LM with --generate: answer only the first N examples.")
+    var limit: Int?
+    @Option(help: "Causal LM with --generate: tokens generated per answer.")
+    var maxNewTokens: Int = 4
     @Option(help: "Classification head file (default: ADAPTER/classifier.safetensors).")
     var head: String?
-    @Option(help: "Examples per forward.")
-    var batchSize: Int = 64
-    @Option(help: "Maximum tokens per sequence.")
-    var maxLength: Int = 64
+    @Option(help: "Examples per forward (default 64; causal LM 8).")
+    var batchSize: Int?
+    @Option(help: "Maximum tokens per sequence (BERT: truncates, default 64; causal LM: longer examples are skipped, default 256).")
+    var maxLength: Int?
     @Option(help: "Observation points, comma-separated (layer.L.output, layer.L.attention.head.H, layers, heads, all).")
     var observe: String?
     @Option(help: "How token activations become rows: mean (per sequence), first ([CLS]) or tokens.")
@@ -52,6 +58,9 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
+        if CausalLanguageModel.isCausalLanguageModel(at: URL(fileURLWithPath: model)) { return try runCausalLM() }
+        guard let adapter else { throw ValidationError("--adapter DIR (written by `lorta train`) is needed for a BERT model") }
+        let batchSize = self.batchSize ?? 64, maxLength = self.maxLength ?? 64
         try reportingErrors {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }

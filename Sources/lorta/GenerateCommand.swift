@@ -33,6 +33,8 @@ struct Generate: ParsableCommand {
     var topP: Float = 1
     @Option(help: "Seed of the sampling.")
     var seed: UInt64 = 0
+    @Option(help: "An adapter directory (LoRA in PEFT's layout or LoRTA, e.g. written by `lorta train`), applied unmerged.")
+    var adapter: String?
     @Option(help: "Threads (default: LORTA_NUM_THREADS or all cores).")
     var threads: Int?
     @Flag(help: "Print one JSON object (prompt_tokens, tokens, text, prompt_tokens_per_second, tokens_per_second, …) instead of streaming.")
@@ -53,7 +55,8 @@ struct Generate: ParsableCommand {
         try reportingErrors {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }
-            let lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
+            var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
+            if let adapter { lm.adapter = try AdapterFiles.load(from: URL(fileURLWithPath: adapter), host: lm.model.adapterHost) }
             let ids: [Int32]
             if let chat {
                 var messages: [ChatMessage] = []

@@ -40,6 +40,12 @@ struct Merge: ParsableCommand {
     @Flag(help: "With --model: replace the contents of an existing, non-empty output directory.")
     var overwrite = false
 
+    @Option(help: "Causal LMs (--model FILE.gguf or a Llama directory): hf (a Hugging Face directory, the default) or gguf (one .gguf file).")
+    var format: String = "hf"
+
+    @Option(help: "Causal LMs: weight type of the output: f32 (default) or bf16 for hf; f32, f16 or q8_0 for gguf.")
+    var type: String = "f32"
+
     @Flag(help: "Subtract the adapter's update instead of adding it.")
     var unmerge = false
 
@@ -51,6 +57,9 @@ struct Merge: ParsableCommand {
     }
 
     func run() throws {
+        if let model, CausalLanguageModel.isCausalLanguageModel(at: URL(fileURLWithPath: model)) {
+            return try runCausalLM(model: model)
+        }
         do { try Runtime.initialize() } catch { throw ValidationError("\(error)") }
         let summary: MergeSummary
         do {

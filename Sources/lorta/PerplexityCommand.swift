@@ -21,6 +21,8 @@ struct Perplexity: ParsableCommand {
     var context: Int = 512
     @Option(help: "Windows evaluated together.")
     var batchSize: Int = 1
+    @Option(help: "An adapter directory (LoRA in PEFT's layout or LoRTA, e.g. written by `lorta train`), applied unmerged.")
+    var adapter: String?
     @Option(help: "Threads (default: LORTA_NUM_THREADS or all cores).")
     var threads: Int?
     @Flag(help: "Print a JSON object {tokens, nll, perplexity, …}.")
@@ -36,7 +38,8 @@ struct Perplexity: ParsableCommand {
         try reportingErrors {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }
-            let lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
+            var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
+            if let adapter { lm.adapter = try AdapterFiles.load(from: URL(fileURLWithPath: adapter), host: lm.model.adapterHost) }
             guard let bytes = FileManager.default.contents(atPath: data) else {
                 throw FileProblem(path: data, message: "cannot read the data file")
             }
@@ -46,7 +49,7 @@ struct Perplexity: ParsableCommand {
             let tokens = lm.encode(text)
             let terminal = isatty(2) != 0
             let (result, seconds) = try timed {
-                try lm.model.perplexity(of: tokens, context: context, batchSize: batchSize) { done, total in
+                try lm.model.perplexity(of: tokens, context: context, batchSize: batchSize, adapter: lm.adapter) { done, total in
                     if terminal && !json {
                         FileHandle.standardError.write(Data("\r\u{1B}[Kwindow \(done)/\(total)".utf8))
                     }

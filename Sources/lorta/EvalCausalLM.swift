@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import LoRTA
+
+/// `lorta eval` on a causal LM: loss and perplexity of the response tokens, and with
+/// --generate the exact-match accuracy of greedy answers.
+extension Eval {
+    func runCausalLM() throws {
+        try reportingErrors {
+            try Runtime.initialize()
+            if let threads { try Runtime.setThreadCount(threads) }
+            if observe != nil { throw ValidationError("--observe is available for BERT models only (for now)") }
+            if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
+            if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be >= 1") }
+            var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
+            if let adapter { lm.adapter = try AdapterFiles.load(from: URL(fileURLWithPath: adapter), host: lm.model.adapterHost) }
+            let length = maxLength ?? 256
+            let dataset = try CausalLMDataset.load(from: URL(fileURLWithPath: data), tokenizer: lm.tokenizer,
+                                                   maxLength: length, template: try? lm.chatTemplate())
+            let start = Date()
+            let loss = try lm.model.evaluate(dataset, adapter: lm.adapter, batchSize: batchSize ?? 8)
+            var result: [String: Any] = [
+                "examples": dataset.count, "skipped_examples": dataset.droppedCount, "tokens": loss.targetCount,
+                "loss": loss.mean, "perplexity": exp(loss.mean), "adapter": lm.adapter?.summary ?? "none",
+            ]
+            if generate {
+                let total = min(limit ?? dataset.count, dataset.count)
+                let accuracy = try lm.answerAccuracy(dataset, limit: limit, maxNewTokens: maxNewTokens) { i, _, _ in
+                    if !json && isatty(2) != 0 {
+                        FileHandle.standardError.write(Data("\r\u{1B}[Kanswering \(i + 1)/\(total)".utf8))
+                    }
+                }
+                if !json && isatty(2) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+                result["answers"] = accuracy.total
+                result["correct"] = accuracy.correct
+                result["accuracy"] = accuracy.accuracy
+            }
+            result["seconds"] = Date().timeIntervalSince(start)
+            if json {
+                print(jsonText(result))
+            } else {
+                var line = String(format: "%d examples (%d response tokens): loss %.4f, perplexity %.3f", dataset.count,
+                                  loss.targetCount, loss.mean, exp(loss.mean))
+                if let acc = result["accuracy"] as? Double, let n = result["answers"] as? Int {
+                    line += String(format: ", accuracy of greedy answers %.2f%% (%d of %d)", 100 * acc,
+                                   result["correct"] as? Int ?? 0, n)
+                }
+                print(line)
+                if dataset.droppedCount > 0 { print("skipped \(dataset.droppedCount) examples longer than \(length) tokens") }
+            }
+        }
+    }
+}
