@@ -1,5 +1,5 @@
 // lorta-bench: speed figures for swift-lorta, every ratio measured within one run.
-//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|llama]
+//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|llama|llama-train]
 import Foundation
 import LoRTA
 
@@ -37,13 +37,14 @@ case "bert": try bertBenchmark()
 case "decoder-attention": try decoderBenchmark()
 case "quant-matmul": try quantMatmulBenchmark()
 case "llama": try llamaBenchmark()
+case "llama-train": try llamaTrainBenchmark()
 case "all":
     try gemmCoreComparison()
     try loraBenchmark()
     try lortaBenchmark()
     try lortaMergeBenchmark()
 default:
-    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|llama]")
+    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|llama|llama-train]")
     exit(2)
 }
 
