@@ -20,7 +20,7 @@
 # built with the same CMake arguments: the file lorta-cmake-args in the venv records them);
 # otherwise the pins are installed into it.
 
-TORCH_PINS=(torch==2.15.0 transformers==5.24.0 gguf==0.19.0 numpy==2.4.6 safetensors==0.8.0 tokenizers==0.23.3)
+TORCH_PINS=(torch==2.15.0 transformers==5.24.0 gguf==0.19.0 numpy==2.4.6 safetensors==0.8.0 tokenizers==0.23.3 peft==0.21.0)
 LLAMACPP_PINS=(llama-cpp-python==0.3.36 numpy==2.4.6)
 
 # CMake arguments for llama.cpp: no -march=native; each x86 extension this CPU lists, AMX off.
