@@ -60,25 +60,10 @@ extension Train {
             }
             let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
             let checkpointDir = outURL.appendingPathComponent("checkpoint")
-            var summaries: [TrainingSummary] = []
-            signal(SIGINT) { _ in interruptRequested = 1 }
-            defer { signal(SIGINT, SIG_DFL) }
             let start = Date()
-            while true {
-                var pauseForCheckpoint = false
-                summaries.append(try trainer.train { p in
-                    progress.update(p, elapsed: Date().timeIntervalSince(start))
-                    if interruptRequested != 0 { return .stop }
-                    if let every = checkpointEvery, p.step % every == 0, p.step < p.totalSteps {
-                        pauseForCheckpoint = true
-                        return .stop
-                    }
-                    return .proceed
-                })
-                guard pauseForCheckpoint else { break }
-                try trainer.saveCheckpoint(to: checkpointDir)
-            }
-            progress.finish()
+            let summaries = try runTrainingLoop(progress: progress, start: start, checkpointEvery: checkpointEvery,
+                                                train: { try trainer.train(progress: $0) },
+                                                saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir) })
             let elapsed = Date().timeIntervalSince(start)
             let stepsRun = summaries.reduce(0) { $0 + $1.stepsRun }
             try trainer.saveCheckpoint(to: checkpointDir)

@@ -130,31 +130,15 @@ struct Train: ParsableCommand {
             var stepSeconds: [Double] = [], losses: [Double] = [], tokens = 0
             let start = Date()
             var lastTime = start
-            signal(SIGINT) { _ in interruptRequested = 1 }
-            defer { signal(SIGINT, SIG_DFL) }
-            // train() runs to the end unless the callback stops it: for a periodic checkpoint
-            // (saved between steps, then training continues) or on Ctrl-C.
-            while true {
-                var pauseForCheckpoint = false
-                _ = try trainer.train { p in
-                    let now = Date()
-                    stepSeconds.append(now.timeIntervalSince(lastTime))
-                    lastTime = now
-                    losses.append(Double(p.loss))
-                    tokens += p.tokens
-                    progress.update(p, elapsed: now.timeIntervalSince(start))
-                    if interruptRequested != 0 { return .stop }
-                    if let every = checkpointEvery, p.step % every == 0, p.step < p.totalSteps {
-                        pauseForCheckpoint = true
-                        return .stop
-                    }
-                    return .proceed
-                }
-                guard pauseForCheckpoint else { break }
-                try trainer.saveCheckpoint(to: checkpointDir)
-                lastTime = Date()
+            try runTrainingLoop(progress: progress, start: start, checkpointEvery: checkpointEvery,
+                                train: { try trainer.train(progress: $0) },
+                                saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir); lastTime = Date() }) { p in
+                let now = Date()
+                stepSeconds.append(now.timeIntervalSince(lastTime))
+                lastTime = now
+                losses.append(Double(p.loss))
+                tokens += p.tokens
             }
-            progress.finish()
             let elapsed = Date().timeIntervalSince(start)
             let stoppedEarly = trainer.step < total
 
@@ -244,6 +228,38 @@ struct Train: ParsableCommand {
         return try BertTrainer(model: bert, tokenizer: tokenizer, trainingData: data, adapters: adapters, head: head,
                                configuration: configuration)
     }
+}
+
+/// The training loop of `lorta train`: runs `train` with the live progress line; stops after the
+/// current step on Ctrl-C; with `checkpointEvery`, pauses every N steps to `saveCheckpoint` and
+/// continues. `observe` sees every step's progress. Returns the summaries of the `train` calls.
+@discardableResult
+func runTrainingLoop(progress: ProgressLine, start: Date, checkpointEvery: Int?,
+                     train: (_ callback: @escaping (TrainingProgress) -> TrainingControl) throws -> TrainingSummary,
+                     saveCheckpoint: () throws -> Void,
+                     observe: (TrainingProgress) -> Void = { _ in }) throws -> [TrainingSummary] {
+    signal(SIGINT) { _ in interruptRequested = 1 }
+    defer { signal(SIGINT, SIG_DFL) }
+    var summaries: [TrainingSummary] = []
+    try withoutActuallyEscaping(observe) { observe in
+        while true {
+            nonisolated(unsafe) var pauseForCheckpoint = false
+            summaries.append(try train { p in
+                observe(p)
+                progress.update(p, elapsed: Date().timeIntervalSince(start))
+                if interruptRequested != 0 { return .stop }
+                if let every = checkpointEvery, p.step % every == 0, p.step < p.totalSteps {
+                    pauseForCheckpoint = true
+                    return .stop
+                }
+                return .proceed
+            })
+            guard pauseForCheckpoint else { break }
+            try saveCheckpoint()
+        }
+    }
+    progress.finish()
+    return summaries
 }
 
 /// Short names of the adapter kinds for summaries.

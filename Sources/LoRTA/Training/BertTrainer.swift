@@ -269,18 +269,12 @@ public struct BertTrainer: Sendable {
     /// - Complexity: per step, one forward and backward over `batchSize` examples plus
     ///   O(parameters) for the optimizer; O(count) per epoch for the shuffle.
     public mutating func train(progress: ((TrainingProgress) -> TrainingControl)? = nil) throws -> TrainingSummary {
-        let clock = ContinuousClock()
-        let start = clock.now
-        func seconds(_ d: Duration) -> Double {
-            Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-        }
+        var run = TrainingRun()
         let k = configuration.microBatchesPerStep
         var epochBatches: EpochBatches?
-        var stepsRun = 0, lossSum = 0.0, lastLoss = Double.nan, tokenTotal = 0
-        var stepTimes: [Double] = []
         var stopped = false
         while step < configuration.steps {
-            let stepStart = clock.now
+            run.beginStep()
             if epochBatches?.epoch != position.epoch { epochBatches = try loader.batches(epoch: position.epoch) }
             var accumulator = try GradientAccumulator(microBatchesPerStep: k)
             var weightedLoss = 0.0, examples = 0, tokens = 0
@@ -308,34 +302,14 @@ public struct BertTrainer: Sendable {
             if position.batchInEpoch >= stepsPerEpoch { position = TrainingPosition(epoch: epoch + 1, batchInEpoch: 0) }
 
             let loss = weightedLoss / Double(examples)  // example-weighted mean over the micro-batches
-            stepsRun += 1
-            lossSum += loss
-            lastLoss = loss
-            tokenTotal += tokens
-            let now = clock.now
-            stepTimes.append(seconds(now - stepStart))
-            let elapsed = seconds(now - start)
-            if let progress {
-                let info = TrainingProgress(
-                    step: step, totalSteps: configuration.steps, epoch: epoch, loss: loss, learningRate: learningRate,
-                    examples: examples, tokens: tokens, elapsedSeconds: elapsed,
-                    tokensPerSecond: elapsed > 0 ? Double(tokenTotal) / elapsed : 0,
-                    etaSeconds: elapsed / Double(stepsRun) * Double(configuration.steps - step))
-                if progress(info) == .stop {
-                    stopped = step < configuration.steps
-                    break
-                }
+            let info = run.endStep(step: step, totalSteps: configuration.steps, epoch: epoch, loss: loss,
+                                   learningRate: learningRate, examples: examples, tokens: tokens)
+            if let progress, progress(info) == .stop {
+                stopped = step < configuration.steps
+                break
             }
         }
-        let elapsed = seconds(clock.now - start)
-        stepTimes.sort()
-        let median = stepTimes.isEmpty ? 0
-            : stepTimes.count % 2 == 1 ? stepTimes[stepTimes.count / 2]
-            : (stepTimes[stepTimes.count / 2 - 1] + stepTimes[stepTimes.count / 2]) / 2
-        return TrainingSummary(stepsRun: stepsRun, finalStep: step, stoppedEarly: stopped,
-                               meanLoss: stepsRun > 0 ? lossSum / Double(stepsRun) : .nan, lastLoss: lastLoss,
-                               elapsedSeconds: elapsed, medianStepSeconds: median,
-                               tokensPerSecond: elapsed > 0 && stepsRun > 0 ? Double(tokenTotal) / elapsed : 0)
+        return run.summary(finalStep: step, stoppedEarly: stopped)
     }
 
     /// Accuracy, mean cross-entropy and confusion counts of the current adapters and head on

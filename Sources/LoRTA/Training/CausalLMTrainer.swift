@@ -130,14 +130,10 @@ public struct CausalLMTrainer: Sendable {
     ///   gradient); the failed step leaves no trace.
     /// - Complexity: per step, forward and backward over `batchSize` sequences.
     public mutating func train(progress: ((TrainingProgress) -> TrainingControl)? = nil) throws -> TrainingSummary {
-        let clock = ContinuousClock()
-        let start = clock.now
-        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
-        var stepsRun = 0, lossSum = 0.0, lastLoss = Double.nan, tokenTotal = 0
-        var stepTimes: [Double] = []
+        var run = TrainingRun()
         var stopped = false
         while step < configuration.steps {
-            let stepStart = clock.now
+            run.beginStep()
             let indices = try batchIndices(position)
             let parts = try trainingData.microBatches(indices, microBatchSize: configuration.effectiveMicroBatchSize,
                                                       padding: configuration.padding)
@@ -164,34 +160,14 @@ public struct CausalLMTrainer: Sendable {
             position.batchInEpoch += 1
             if position.batchInEpoch >= stepsPerEpoch { position = TrainingPosition(epoch: epoch + 1, batchInEpoch: 0) }
 
-            stepsRun += 1
-            lossSum += loss.mean
-            lastLoss = loss.mean
-            tokenTotal += tokens
-            let now = clock.now
-            stepTimes.append(seconds(now - stepStart))
-            let elapsed = seconds(now - start)
-            if let progress {
-                let info = TrainingProgress(
-                    step: step, totalSteps: configuration.steps, epoch: epoch, loss: loss.mean, learningRate: learningRate,
-                    examples: indices.count, tokens: tokens, elapsedSeconds: elapsed,
-                    tokensPerSecond: elapsed > 0 ? Double(tokenTotal) / elapsed : 0,
-                    etaSeconds: elapsed / Double(stepsRun) * Double(configuration.steps - step))
-                if progress(info) == .stop {
-                    stopped = step < configuration.steps
-                    break
-                }
+            let info = run.endStep(step: step, totalSteps: configuration.steps, epoch: epoch, loss: loss.mean,
+                                   learningRate: learningRate, examples: indices.count, tokens: tokens)
+            if let progress, progress(info) == .stop {
+                stopped = step < configuration.steps
+                break
             }
         }
-        let elapsed = seconds(clock.now - start)
-        stepTimes.sort()
-        let median = stepTimes.isEmpty ? 0
-            : stepTimes.count % 2 == 1 ? stepTimes[stepTimes.count / 2]
-            : (stepTimes[stepTimes.count / 2 - 1] + stepTimes[stepTimes.count / 2]) / 2
-        return TrainingSummary(stepsRun: stepsRun, finalStep: step, stoppedEarly: stopped,
-                               meanLoss: stepsRun > 0 ? lossSum / Double(stepsRun) : .nan, lastLoss: lastLoss,
-                               elapsedSeconds: elapsed, medianStepSeconds: median,
-                               tokensPerSecond: elapsed > 0 && stepsRun > 0 ? Double(tokenTotal) / elapsed : 0)
+        return run.summary(finalStep: step, stoppedEarly: stopped)
     }
 }
 
