@@ -6,7 +6,7 @@
 # the accuracy of greedy answers before and after, exports the merged model as a Q8_0 GGUF and
 # answers a review with it. The encoder job (MiniLM classifier) is scripts/run-minilm.sh.
 #   LORTA_RUN_DIR   output folder (default runs/smollm2-sentiment)
-#   LORTA_STEPS     training steps (default 60)
+#   LORTA_STEPS     training steps (default 40)
 #   LORTA_EVAL      balanced test reviews answered before and after (default 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ echo "== base model: greedy answers to the test prompts"
 "$LORTA" eval --model "$SMOL" --data "$OUT/test.jsonl" --generate
 echo "== fine-tuning a LoRTA adapter"
 "$LORTA" train --model "$SMOL" --train "$OUT/train.jsonl" --eval "$OUT/test.jsonl" \
-  --adapter lorta --rank 8 --alpha 16 --targets q_proj,k_proj,v_proj,o_proj --steps "${LORTA_STEPS:-60}" \
+  --adapter lorta --rank 8 --alpha 16 --targets q_proj,k_proj,v_proj,o_proj --steps "${LORTA_STEPS:-40}" \
   --batch-size 8 --lr 5e-3 --seed 0 --out "$OUT/adapter" --overwrite
 echo "== adapted model: greedy answers to the same prompts"
 "$LORTA" eval --model "$SMOL" --adapter "$OUT/adapter" --data "$OUT/test.jsonl" --generate
