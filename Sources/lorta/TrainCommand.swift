@@ -6,7 +6,10 @@ import LoRTA
 /// the command saves a checkpoint before exiting.
 nonisolated(unsafe) var interruptRequested: Int32 = 0
 
-/// `lorta train`: fine-tune LoRTA, LoRA or a head alone on a BERT encoder.
+extension LoRTAAdapter.Initialization: ExpressibleByArgument {}
+
+/// `lorta train`: fine-tune LoRTA, LoRA or a head alone on a BERT encoder, or an adapter on a
+/// causal LM (`--task causal-lm`, TrainCausalLM.swift).
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune a LoRTA or LoRA adapter (and a classification head) on a BERT encoder.",
@@ -46,8 +49,10 @@ struct Train: ParsableCommand {
     var rslora = false
     @Option(help: "Adapted projections, comma-separated (BERT: query,key,value,output — the default; Llama: q_proj,k_proj,v_proj,o_proj — the default — and for LoRA also gate_proj,up_proj,down_proj).")
     var targets: String?
-    @Option(help: "LoRTA: initial value of every C factor.")
+    @Option(help: "LoRTA: initial value of every C factor (with --lorta-init ones).")
     var lortaCInit: Float = 1
+    @Option(help: "LoRTA initialisation: ones (A kaiming-uniform over H·d_h, B = 0, C = --lorta-c-init) or reference (the paper's code: A U(±1/√r), B = 0, C U(±√(6/r))).")
+    var lortaInit: LoRTAAdapter.Initialization = .ones
     @Option(help: "Optimizer steps (default: one epoch).")
     var steps: Int?
     @Option(help: "Epochs (steps = epochs × full batches per epoch); alternative to --steps.")
@@ -215,7 +220,9 @@ struct Train: ParsableCommand {
         case .lorta:
             let config = try LoRTAConfiguration(rank: rank, alpha: alpha, targetModules: projections.map(\.peftTargetName),
                                                 layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
-            adapters = .lorta(try LoRTAAdapter(configuration: config, seed: seed &+ 1, cInitialValue: lortaCInit))
+            adapters = .lorta(lortaInit == .reference
+                              ? try LoRTAAdapter(configuration: config, seed: seed &+ 1, initialization: .reference)
+                              : try LoRTAAdapter(configuration: config, seed: seed &+ 1, cInitialValue: lortaCInit))
         }
         let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: classes, seed: seed &+ 2)
         let sched: LearningRateSchedule = schedule == .constant

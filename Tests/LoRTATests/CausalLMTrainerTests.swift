@@ -112,6 +112,29 @@ private func lorta(_ model: LlamaModel) throws -> any Adapter {
         #expect(worst < 1e-5, "full batch vs micro-batches of 4 (token-weighted): max difference \(worst)")
     }
 
+    /// The reference implementation's initialisation: bounds 1/√r for A and √(6/r) for the C
+    /// factors, B = 0 (ΔW = 0), deterministic in the seed; it trains like the default.
+    @Test func referenceInitialization() throws {
+        let model = try tinyModel()
+        let base = try #require(try lorta(model) as? LoRTAAdapter)
+        let a = try LoRTAAdapter(configuration: base.configuration, seed: 5, initialization: .reference)
+        let b = try LoRTAAdapter(configuration: base.configuration, seed: 5, initialization: .reference)
+        #expect(a.parameters == b.parameters)
+        let r = Float(base.configuration.rank)
+        for t in a.factors.a { #expect(t.maxAbsolute <= 1 / r.squareRoot() && t.maxAbsolute > 0.5 / r.squareRoot()) }
+        #expect(a.factors.b.maxAbsolute == 0)
+        for t in [a.factors.cH, a.factors.cL, a.factors.cM] {
+            #expect(t.maxAbsolute <= (6 / r).squareRoot() && t.maxAbsolute > 0.2)
+        }
+        let data = try memorisationData()
+        #expect(try model.evaluate(data, adapter: a, batchSize: 12) == model.evaluate(data, batchSize: 12))
+        var trainer = try CausalLMTrainer(model: model, trainingData: data, adapter: a,
+                                          configuration: CausalLMTrainingConfiguration(
+                                            steps: 20, batchSize: 4, optimizer: AdamWConfiguration(learningRate: 2e-2)))
+        _ = try trainer.train()
+        #expect(try model.evaluate(data, adapter: trainer.adapter).mean < model.evaluate(data).mean)
+    }
+
     @Test func badSettingsAreErrors() throws {
         let model = try tinyModel()
         let data = try memorisationData()

@@ -132,3 +132,42 @@ extension LoRTAAdapter: Adapter {
         return try deltaWeight(layer: layer, matrix: m)
     }
 }
+
+extension LoRTAAdapter {
+    /// How the factors start.
+    public enum Initialization: String, Sendable, CaseIterable {
+        /// This library's default: `A` kaiming-uniform over `H·d_h` (bound `1/√(H·d_h)`), `B = 0`,
+        /// every `C` entry 1.
+        case ones
+        /// The paper's reference implementation (docs/file-formats.md §4.2): `A` kaiming-uniform
+        /// with a = √5 over its `d_out × r` shape (bound `1/√r`), `B = 0`, every `C` kaiming-uniform
+        /// with a = 0 (bound `√(6/r)`).
+        case reference
+    }
+
+    /// A fresh adapter (ΔW = 0 since `B = 0`) initialised as `initialization` says; deterministic
+    /// in `seed` (the reference scheme draws `A`s, then `C_H`, `C_L`, `C_M`, from one counter-based
+    /// stream).
+    /// - Throws: ``LoRTAError`` for an invalid configuration.
+    public init(configuration: LoRTAConfiguration, seed: UInt64, initialization: Initialization) throws {
+        switch initialization {
+        case .ones:
+            try self.init(configuration: configuration, seed: seed, cInitialValue: 1)
+        case .reference:
+            var f = try LoRTAFactors(zerosFor: configuration)
+            let r = Float(configuration.rank)
+            var offset: UInt64 = 0
+            func draw(_ t: inout Tensor, bound: Float) throws {
+                try KernelFailure.check(lt_rng_uniform(seed, offset, -bound, bound, t.mutablePointer, Int64(t.count)),
+                                        "lt_rng_uniform")
+                offset += UInt64(t.count)
+            }
+            for i in f.a.indices { try draw(&f.a[i], bound: 1 / r.squareRoot()) }
+            let cBound = (6 / r).squareRoot()
+            try draw(&f.cH, bound: cBound)
+            try draw(&f.cL, bound: cBound)
+            try draw(&f.cM, bound: cBound)
+            try self.init(configuration: configuration, factors: f)
+        }
+    }
+}
