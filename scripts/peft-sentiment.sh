@@ -16,6 +16,15 @@
 # summary.json (recipe, accuracies, answer counts, the loss of every step, timings, versions) and
 # adapter/ (the PEFT adapter: adapter_config.json + adapter_model.safetensors).
 # Uses the pinned torch venv (scripts/llm-venvs.sh: torch, transformers, gguf, peft, …).
+#
+# Measured (fixed recipe, torch 2.15.0, transformers 5.24.0, peft 0.21.0, 2 threads, on a machine
+# shared with Swift builds: load average 3-8, CPU pressure often >90%): 0 of 8,454 training
+# examples dropped (54-121 tokens); zero-shot 0.035 (7/200: the base model answers "The sentiment
+# of this …"; its two-way choice accuracy is 0.745) → after 200 steps 0.865 (173/200, answers
+# 99 negative / 101 positive; choice accuracy 0.865); 921,600 LoRA parameters; loss 1.41 at step 1,
+# mean 0.33 over steps 1-20 and 0.13-0.19 over the last 100; training 2,046 s (10.2 s/step; ~3 s/step
+# in a quiet stretch, so ~10 minutes idle), evaluations 501 s and 387 s, total 50 minutes; peak RSS
+# 3.6 GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-assets.sh >/dev/null

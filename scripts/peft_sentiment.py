@@ -280,7 +280,7 @@ def main():
 
     tuned = evaluate(pmodel, "after LoRA training")
     if args.save:
-        pmodel.save_pretrained(args.save)
+        pmodel.save_pretrained(args.save, save_embedding_layers=False)  # no embedding adapted; avoids a Hub lookup
         print(f"adapter saved to {args.save}")
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
