@@ -175,9 +175,10 @@ extension Adapter {
     /// Zero tensors in the layout of ``parameters`` (gradient accumulators).
     public func zeroGradients() throws -> [Tensor] { try parameters.map { try Tensor(zeros: $0.shape) } }
 
-    /// `W += ΔW` for every adapted projection of every layer; `weights(layer, module)` gives
-    /// the float32 weight to update (or nil to skip it).
-    /// - Complexity: O(L · Σ_m d_out·d_in·r).
+    /// `W += ΔW` for one projection (`weight` is its float32 `d_out × d_in` matrix); nothing
+    /// happens when the adapter does not adapt it.
+    /// - Throws: ``AdapterError/incompatible(_:)`` when the shapes differ.
+    /// - Complexity: O(d_out · d_in · r).
     public func merge(into weight: inout Tensor, layer: Int, module: String) throws {
         guard let d = try delta(layer: layer, module: module) else { return }
         guard d.shape == weight.shape else {
