@@ -13,7 +13,7 @@ extension Eval {
             if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
             if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be >= 1") }
             var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
-            if let adapter { lm.adapter = try AdapterFiles.load(from: URL(fileURLWithPath: adapter), host: lm.model.adapterHost) }
+            if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
             let length = maxLength ?? 256
             let dataset = try CausalLMDataset.load(from: URL(fileURLWithPath: data), tokenizer: lm.tokenizer,
                                                    maxLength: length, template: try? lm.chatTemplate())

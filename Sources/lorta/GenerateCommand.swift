@@ -56,7 +56,7 @@ struct Generate: ParsableCommand {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }
             var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
-            if let adapter { lm.adapter = try AdapterFiles.load(from: URL(fileURLWithPath: adapter), host: lm.model.adapterHost) }
+            if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
             let ids: [Int32]
             if let chat {
                 var messages: [ChatMessage] = []

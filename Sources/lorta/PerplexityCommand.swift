@@ -39,7 +39,7 @@ struct Perplexity: ParsableCommand {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }
             var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
-            if let adapter { lm.adapter = try AdapterFiles.load(from: URL(fileURLWithPath: adapter), host: lm.model.adapterHost) }
+            if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
             guard let bytes = FileManager.default.contents(atPath: data) else {
                 throw FileProblem(path: data, message: "cannot read the data file")
             }

@@ -41,9 +41,8 @@ extension Train {
                                                         layerCount: host.layerCount, headCount: host.headCount,
                                                         headDimension: host.headDimension,
                                                         outputSizes: try host.modules(named: names).map(\.outputSize))
-                    let lorta = lortaInit == .reference
-                        ? try LoRTAAdapter(configuration: config, seed: seed &+ 1, initialization: .reference)
-                        : try LoRTAAdapter(configuration: config, seed: seed &+ 1, cInitialValue: lortaCInit)
+                    let lorta = try LoRTAAdapter(configuration: config, seed: seed &+ 1, initialization: lortaInit,
+                                                 cInitialValue: lortaCInit)
                     try lorta.validate(for: host)
                     made = lorta
                 }

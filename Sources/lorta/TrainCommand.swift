@@ -220,9 +220,8 @@ struct Train: ParsableCommand {
         case .lorta:
             let config = try LoRTAConfiguration(rank: rank, alpha: alpha, targetModules: projections.map(\.peftTargetName),
                                                 layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
-            adapters = .lorta(lortaInit == .reference
-                              ? try LoRTAAdapter(configuration: config, seed: seed &+ 1, initialization: .reference)
-                              : try LoRTAAdapter(configuration: config, seed: seed &+ 1, cInitialValue: lortaCInit))
+            adapters = .lorta(try LoRTAAdapter(configuration: config, seed: seed &+ 1, initialization: lortaInit,
+                                               cInitialValue: lortaCInit))
         }
         let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: classes, seed: seed &+ 2)
         let sched: LearningRateSchedule = schedule == .constant

@@ -148,11 +148,13 @@ extension LoRTAAdapter {
     /// A fresh adapter (ΔW = 0 since `B = 0`) initialised as `initialization` says; deterministic
     /// in `seed` (the reference scheme draws `A`s, then `C_H`, `C_L`, `C_M`, from one counter-based
     /// stream).
+    /// - Parameter cInitialValue: the value of every `C` entry with `.ones` (ignored by `.reference`).
     /// - Throws: ``LoRTAError`` for an invalid configuration.
-    public init(configuration: LoRTAConfiguration, seed: UInt64, initialization: Initialization) throws {
+    public init(configuration: LoRTAConfiguration, seed: UInt64, initialization: Initialization,
+                cInitialValue: Float = 1) throws {
         switch initialization {
         case .ones:
-            try self.init(configuration: configuration, seed: seed, cInitialValue: 1)
+            try self.init(configuration: configuration, seed: seed, cInitialValue: cInitialValue)
         case .reference:
             var f = try LoRTAFactors(zerosFor: configuration)
             let r = Float(configuration.rank)

@@ -56,6 +56,14 @@ public struct CausalLanguageModel: Sendable {
         return object["model_type"] as? String == "llama" || architectures.contains("LlamaForCausalLM")
     }
 
+    /// Loads an adapter directory (LoRA in PEFT's layout or LoRTA; see ``AdapterFiles``) for
+    /// this model and sets it as ``adapter``.
+    /// - Throws: ``AdapterFileError`` and ``AdapterError`` when the files are bad or made for
+    ///   another model.
+    public mutating func loadAdapter(from directory: URL) throws {
+        adapter = try AdapterFiles.load(from: directory, host: model.adapterHost)
+    }
+
     /// An unmerged adapter that ``generate(prompt:parameters:onText:)`` applies (nil: none).
     public var adapter: (any Adapter)? = nil
 
