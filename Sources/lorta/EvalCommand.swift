@@ -72,7 +72,7 @@ struct Eval: ParsableCommand {
             let classifier = try withSafeTensorsPath(headURL) { try BertClassificationHead(contentsOf: headURL, model: c) }
             let hasAdapter = FileManager.default.fileExists(atPath: adapterURL.appendingPathComponent("adapter_config.json").path)
             let adapterWeights = adapterURL.appendingPathComponent("adapter_model.safetensors")
-            let adapters = hasAdapter ? try withSafeTensorsPath(adapterWeights) { try BertAdapters(contentsOf: adapterURL, model: c) } : nil
+            let adapter = hasAdapter ? try withSafeTensorsPath(adapterWeights) { try AdapterFiles.load(from: adapterURL, host: bert.adapterHost) } : nil
             let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: classifier.classCount)
 
             var collector: BertStatisticsCollector?
@@ -82,7 +82,7 @@ struct Eval: ParsableCommand {
             }
             let terminal = isatty(2) != 0
             let (metrics, seconds) = try timed {
-                try bert.evaluate(dataset, tokenizer: tokenizer, adapters: adapters, head: classifier,
+                try bert.evaluate(dataset, tokenizer: tokenizer, adapter: adapter, head: classifier,
                                   batchSize: batchSize, maxLength: maxLength, observer: collector,
                                   labelObserver: perLabel) { done, total in
                     if terminal && !json {
@@ -104,7 +104,7 @@ struct Eval: ParsableCommand {
             let result: [String: Any] = [
                 "accuracy": metrics.accuracy, "loss": metrics.meanLoss, "examples": metrics.count,
                 "correct": metrics.correct, "confusion": metrics.confusion,
-                "adapter": adapterKindName(adapters), "seconds": seconds,
+                "adapter": adapterKindName(adapter), "seconds": seconds,
                 "examples_per_second": seconds > 0 ? Double(metrics.count) / seconds : 0,
                 "statistics_files": written,
             ]

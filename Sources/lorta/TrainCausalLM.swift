@@ -29,23 +29,7 @@ extension Train {
                                               trainingData: trainData, steps: try totalSteps(dataCount: trainData.count))
             } else {
                 let total = try totalSteps(dataCount: trainData.count)!
-                let names = (targets ?? "q_proj,k_proj,v_proj,o_proj").split(separator: ",")
-                    .map { $0.trimmingCharacters(in: .whitespaces) }
-                let made: any Adapter
-                if adapter == .lora {
-                    made = try LoRAAdapter(host: host, targets: names,
-                                           configuration: LoRAConfiguration(rank: rank, alpha: alpha, useRSLoRA: rslora),
-                                           seed: seed &+ 1)
-                } else {
-                    let config = try LoRTAConfiguration(rank: rank, alpha: alpha, targetModules: names,
-                                                        layerCount: host.layerCount, headCount: host.headCount,
-                                                        headDimension: host.headDimension,
-                                                        outputSizes: try host.modules(named: names).map(\.outputSize))
-                    let lorta = try LoRTAAdapter(configuration: config, seed: seed &+ 1, initialization: lortaInit,
-                                                 cInitialValue: lortaCInit)
-                    try lorta.validate(for: host)
-                    made = lorta
-                }
+                let made = try makeAdapter(for: host, defaultTargets: "q_proj,k_proj,v_proj,o_proj")!
                 let sched: LearningRateSchedule = schedule == .constant
                     ? .constant(lr) : try .linearWarmupDecay(peak: lr, warmupSteps: warmup, totalSteps: total)
                 trainer = try CausalLMTrainer(

@@ -25,7 +25,7 @@ struct Train: ParsableCommand {
         count).
         """)
 
-    enum AdapterKind: String, ExpressibleByArgument, CaseIterable { case lorta, lora, none }
+    enum AdapterChoice: String, ExpressibleByArgument, CaseIterable { case lorta, lora, none }
     enum ScheduleKind: String, ExpressibleByArgument, CaseIterable { case constant, linear }
     enum PaddingKind: String, ExpressibleByArgument, CaseIterable { case longest, fixed }
 
@@ -40,7 +40,7 @@ struct Train: ParsableCommand {
     @Option(help: "Evaluation data, evaluated after training.")
     var eval: String?
     @Option(help: "Adapter type: lorta, lora, or none (head only).")
-    var adapter: AdapterKind = .lorta
+    var adapter: AdapterChoice = .lorta
     @Option(help: "Adapter rank r.")
     var rank: Int = 8
     @Option(help: "lora_alpha (scale alpha/r).")
@@ -126,9 +126,9 @@ struct Train: ParsableCommand {
                 trainer = try makeTrainer(bert, tokenizer: tokenizer, data: trainData)
             }
             let total = trainer.configuration.steps
-            let trainable = (trainer.adapters?.parameterCount ?? 0) + trainer.head.weight.count + trainer.head.bias.count
+            let trainable = (trainer.adapter?.parameterCount ?? 0) + trainer.head.weight.count + trainer.head.bias.count
             if !quiet {
-                printError("training \(adapterDescription(trainer.adapters)) + head (\(trainable) trainable parameters) on \(trainData.count) examples: steps \(trainer.step + 1)…\(total), batch \(trainer.configuration.batchSize), \(Runtime.threadCount) threads")
+                printError("training \(trainer.adapter?.summary ?? "no adapter") + head (\(trainable) trainable parameters) on \(trainData.count) examples: steps \(trainer.step + 1)…\(total), batch \(trainer.configuration.batchSize), \(Runtime.threadCount) threads")
             }
             let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
             let checkpointDir = outURL.appendingPathComponent("checkpoint")
@@ -148,13 +148,13 @@ struct Train: ParsableCommand {
             let stoppedEarly = trainer.step < total
 
             try trainer.saveCheckpoint(to: checkpointDir)
-            if let adapters = trainer.adapters { try adapters.save(to: outURL, baseModelName: model) }
+            if let adapter = trainer.adapter { try adapter.save(to: outURL, host: bert.adapterHost) }
             try trainer.head.save(to: outURL.appendingPathComponent(BertClassificationHead.fileName))
 
             var result: [String: Any] = [
-                "adapter": adapterKindName(trainer.adapters),
+                "adapter": adapterKindName(trainer.adapter),
                 "trainable_parameters": trainable,
-                "adapter_parameters": trainer.adapters?.parameterCount ?? 0,
+                "adapter_parameters": trainer.adapter?.parameterCount ?? 0,
                 "steps": trainer.step, "total_steps": total, "stopped_early": stoppedEarly,
                 "steps_this_run": losses.count,
                 "final_loss": losses.last ?? .nan,
@@ -204,25 +204,7 @@ struct Train: ParsableCommand {
     func makeTrainer(_ bert: BertModel, tokenizer: BertTokenizer, data: LabelledTextDataset) throws -> BertTrainer {
         let c = bert.configuration
         let total = try totalSteps(dataCount: data.count)!
-        let projections = try (targets ?? "query,key,value,output").split(separator: ",").map { name -> BertProjection in
-            guard let p = BertProjection(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("unknown target \"\(name)\"; use \(BertProjection.allCases.map(\.rawValue).joined(separator: ","))")
-            }
-            return p
-        }
-        let adapters: BertAdapters?
-        switch adapter {
-        case .none: adapters = nil
-        case .lora:
-            adapters = .lora(try BertLoRAAdapters(model: c, targets: projections,
-                                                  configuration: LoRAConfiguration(rank: rank, alpha: alpha, useRSLoRA: rslora),
-                                                  seed: seed &+ 1))
-        case .lorta:
-            let config = try LoRTAConfiguration(rank: rank, alpha: alpha, targetModules: projections.map(\.peftTargetName),
-                                                layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
-            adapters = .lorta(try LoRTAAdapter(configuration: config, seed: seed &+ 1, initialization: lortaInit,
-                                               cInitialValue: lortaCInit))
-        }
+        let adapter = try makeAdapter(for: bert.adapterHost, defaultTargets: "query,key,value,output")
         let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: classes, seed: seed &+ 2)
         let sched: LearningRateSchedule = schedule == .constant
             ? .constant(lr) : try .linearWarmupDecay(peak: lr, warmupSteps: warmup, totalSteps: total)
@@ -231,7 +213,7 @@ struct Train: ParsableCommand {
             padding: padding == .fixed ? .fixed : .longest,
             optimizer: AdamWConfiguration(learningRate: lr, weightDecay: weightDecay),
             schedule: sched, seed: seed)
-        return try BertTrainer(model: bert, tokenizer: tokenizer, trainingData: data, adapters: adapters, head: head,
+        return try BertTrainer(model: bert, tokenizer: tokenizer, trainingData: data, adapter: adapter, head: head,
                                configuration: configuration)
     }
 }
@@ -268,20 +250,22 @@ func runTrainingLoop(progress: ProgressLine, start: Date, checkpointEvery: Int?,
     return summaries
 }
 
-/// Short names of the adapter kinds for summaries.
-func adapterKindName(_ a: BertAdapters?) -> String {
-    switch a {
-    case .lora?: return "lora"
-    case .lorta?: return "lorta"
-    case nil: return "none"
-    }
+/// Short name of an adapter's kind for summaries (`lora`, `lorta`, `none`): the lower-cased first
+/// word of its ``Adapter/summary``.
+func adapterKindName(_ a: (any Adapter)?) -> String {
+    guard let a else { return "none" }
+    return String(a.summary.prefix { $0 != " " }).lowercased()
 }
 
-func adapterDescription(_ a: BertAdapters?) -> String {
-    switch a {
-    case .lora(let l)?: return "LoRA r=\(l.configuration.rank) on \(l.targets.map(\.rawValue).joined(separator: ","))"
-    case .lorta(let t)?: return "LoRTA r=\(t.configuration.rank) on \(t.configuration.targetModules.joined(separator: ","))"
-    case nil: return "no adapter"
+extension Train {
+    /// The adapter `--adapter`, `--rank`, `--alpha`, `--targets` … describe, for `host` (nil for
+    /// `--adapter none`).
+    func makeAdapter(for host: AdapterHost, defaultTargets: String) throws -> (any Adapter)? {
+        guard let kind = AdapterKind(rawValue: adapter.rawValue) else { return nil }
+        let names = (targets ?? defaultTargets).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        return try AdapterRecipe(kind: kind, rank: rank, alpha: alpha, targets: names, useRSLoRA: rslora,
+                                 lortaInitialization: lortaInit, lortaCInitialValue: lortaCInit, seed: seed &+ 1)
+            .makeAdapter(for: host)
     }
 }
 

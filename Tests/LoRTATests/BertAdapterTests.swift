@@ -19,19 +19,20 @@ private func adapterTestTinyModel(seed: UInt64 = 91) throws -> BertModel { try t
 private func adapterTestBatch(_ rows: [[Int32]], length: Int) -> TokenBatch { tinyBertBatch(rows, length: length) }
 
 private func adapterTestLoRA(_ c: BertConfiguration, targets: [BertProjection], rank: Int, scale: Float,
-                             seed: UInt64) throws -> BertAdapters {
+                             seed: UInt64) throws -> any Adapter {
     var rng = LoRATestRNG(seed: seed)
     let d = c.hiddenSize
-    let a = (0..<c.layerCount).map { _ in targets.map { _ in rng.tensor([rank, d], scale: scale) } }
-    let b = (0..<c.layerCount).map { _ in targets.map { _ in rng.tensor([d, rank], scale: scale) } }
-    return .lora(try BertLoRAAdapters(model: c, targets: targets, configuration: LoRAConfiguration(rank: rank, alpha: 2 * Float(rank)),
-                                      a: a, b: b))
+    // Draw order: every A (layer-major, then target), then every B.
+    let a = (0..<c.layerCount).flatMap { _ in targets.map { _ in rng.tensor([rank, d], scale: scale) } }
+    let b = (0..<c.layerCount).flatMap { _ in targets.map { _ in rng.tensor([d, rank], scale: scale) } }
+    return try LoRAAdapter(host: c.adapterHost, targets: targets.map(\.rawValue),
+                           configuration: LoRAConfiguration(rank: rank, alpha: 2 * Float(rank)), a: a, b: b)
 }
 
 /// A LoRTA adapter with random non-zero factors (C factors around 1).
 private func adapterTestLoRTA(_ c: BertConfiguration, targets: [BertProjection], rank: Int, scale: Float,
-                              seed: UInt64) throws -> BertAdapters {
-    .lorta(try randomBertLoRTA(c, targets: targets, rank: rank, scale: scale, seed: seed))
+                              seed: UInt64) throws -> any Adapter {
+    try randomBertLoRTA(c, targets: targets, rank: rank, scale: scale, seed: seed)
 }
 
 private func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
@@ -62,31 +63,30 @@ struct BertAdapterForwardTests {
                 let adapters = lorta
                     ? try adapterTestLoRTA(c, targets: targets, rank: 3, scale: 0.5, seed: UInt64(10 + i))
                     : try adapterTestLoRA(c, targets: targets, rank: 3, scale: 0.5, seed: UInt64(20 + i))
-                let adapted = try model.forward(tokens, adapters: adapters)
+                let adapted = try model.forward(tokens, adapter: adapters)
                 let merged = try model.merged(with: adapters).forward(tokens)
                 let label = "\(lorta ? "LoRTA" : "LoRA") \(targets)"
                 #expect(maxAbsDiff(adapted.lastHiddenState, merged.lastHiddenState) <= 1e-4, "\(label)")
                 #expect(maxAbsDiff(adapted.pooled, merged.pooled) <= 1e-4, "\(label)")
                 #expect(maxAbsDiff(adapted.pooled, base.pooled) > 1e-2, "\(label): the adapter changes nothing")
-                let la = try model.logits(tokens, adapters: adapters, head: head)
+                let la = try model.logits(tokens, adapter: adapters, head: head)
                 let lm = try model.merged(with: adapters).logits(tokens, head: head)
                 #expect(maxAbsDiff(la, lm) <= 1e-4, "\(label)")
                 // Recording does not change the result.
-                let recorded = try model.forward(tokens, adapters: adapters, recordingActivations: true)
+                let recorded = try model.forward(tokens, adapter: adapters, recordingActivations: true)
                 #expect(recorded.lastHiddenState == adapted.lastHiddenState, "\(label)")
             }
         }
-        // PEFT-initialised LoRA (B = 0) and reference LoRTA (B = 0) leave the model unchanged
-        // (LoRA within rounding: its Q/K/V run as three GEMMs instead of the fused one, and the
-        // residual is added after the GEMM; LoRTA adds exact zeros to the same fused GEMM).
-        let lora0 = try BertLoRAAdapters(model: c, targets: [.query, .attentionOutput],
-                                         configuration: LoRAConfiguration(rank: 2, alpha: 4), seed: 3)
-        #expect(lora0.a.joined().allSatisfy { $0.scalars.contains { $0 != 0 } })
-        #expect(maxAbsDiff(try model.forward(tokens, adapters: .lora(lora0)).lastHiddenState, base.lastHiddenState) <= 1e-5)
+        // PEFT-initialised LoRA (B = 0) and LoRTA (B = 0) leave the model unchanged bit for bit:
+        // both add exact zeros after the same frozen GEMMs.
+        let lora0 = try LoRAAdapter(host: c.adapterHost, targets: ["query", "output"],
+                                    configuration: LoRAConfiguration(rank: 2, alpha: 4), seed: 3)
+        #expect(lora0.a.allSatisfy { $0.scalars.contains { $0 != 0 } })
+        #expect(try model.forward(tokens, adapter: lora0).lastHiddenState == base.lastHiddenState)
         let lortaCfg = try LoRTAConfiguration(rank: 2, alpha: 4, targetModules: ["query", "output"], layerCount: 2,
                                               headCount: 2, headDimension: 4)
         let lorta0 = try LoRTAAdapter(configuration: lortaCfg, seed: 3)
-        #expect(try model.forward(tokens, adapters: .lorta(lorta0)).lastHiddenState == base.lastHiddenState)
+        #expect(try model.forward(tokens, adapter: lorta0).lastHiddenState == base.lastHiddenState)
     }
 
     /// all-MiniLM-L6-v2 with random non-zero adapters on Q, K, V, O of all 6 layers: adapted
@@ -101,8 +101,8 @@ struct BertAdapterForwardTests {
         for lorta in [false, true] {
             let adapters = lorta ? try adapterTestLoRTA(c, targets: all, rank: 4, scale: 0.05, seed: 7)
                                  : try adapterTestLoRA(c, targets: all, rank: 4, scale: 0.05, seed: 8)
-            let one = try Runtime.withThreadCount(1) { try model.forward(tokens, adapters: adapters) }
-            let two = try Runtime.withThreadCount(2) { try model.forward(tokens, adapters: adapters) }
+            let one = try Runtime.withThreadCount(1) { try model.forward(tokens, adapter: adapters) }
+            let two = try Runtime.withThreadCount(2) { try model.forward(tokens, adapter: adapters) }
             #expect(one.pooled == two.pooled)
             let merged = try model.merged(with: adapters).forward(tokens)
             let diff = maxAbsDiff(two.pooled, merged.pooled)
@@ -120,18 +120,18 @@ struct BertAdapterForwardTests {
         let c = try BertConfiguration(contentsOf: adapterTestRoot.appendingPathComponent("assets/all-MiniLM-L6-v2/config.json"))
         let all: [BertProjection] = [.query, .key, .value, .attentionOutput]
         let cfg = try LoRAConfiguration(rank: 8, alpha: 16)
-        let lora = try BertLoRAAdapters(model: c, targets: all, configuration: cfg, seed: 11)
-        #expect(BertAdapters.lora(lora).parameterCount == 147_456)
-        let again = try BertLoRAAdapters(model: c, targets: all, configuration: cfg, seed: 11)
-        #expect(lora.a.joined().map(\.scalars) == again.a.joined().map(\.scalars))
+        let lora = try LoRAAdapter(host: c.adapterHost, targets: all.map(\.rawValue), configuration: cfg, seed: 11)
+        #expect(lora.parameterCount == 147_456)
+        let again = try LoRAAdapter(host: c.adapterHost, targets: all.map(\.rawValue), configuration: cfg, seed: 11)
+        #expect(lora.a.map(\.scalars) == again.a.map(\.scalars))
         let bound = 1 / Float(c.hiddenSize).squareRoot()
-        let aAll = lora.a.joined().map(\.scalars)
+        let aAll = lora.a.map(\.scalars)
         #expect(aAll.allSatisfy { $0.allSatisfy { abs($0) <= bound } })
         #expect(Set(aAll.map { $0[0] }).count == aAll.count)   // every matrix has its own draw
-        #expect(lora.b.joined().allSatisfy { $0.scalars.allSatisfy { $0 == 0 } })
+        #expect(lora.b.allSatisfy { $0.scalars.allSatisfy { $0 == 0 } })
         let lortaCfg = try LoRTAConfiguration(rank: 8, alpha: 16, targetModules: all.map(\.rawValue),
                                               layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
-        #expect(BertAdapters.lorta(try LoRTAAdapter(configuration: lortaCfg, seed: 1)).parameterCount == 3_504)
+        #expect(try LoRTAAdapter(configuration: lortaCfg, seed: 1).parameterCount == 3_504)
         let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 4)
         #expect(head.weight.shape == [2, c.hiddenSize] && head.bias.shape == [2])
         #expect((head.weight.scalars + head.bias.scalars).allSatisfy { abs($0) <= bound })
@@ -139,32 +139,44 @@ struct BertAdapterForwardTests {
         #expect(try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 4).weight == head.weight)
     }
 
-    /// LoRTA targets may be written as module paths (`attention.output.dense`, the form
-    /// `lorta train` saves so that `lorta merge` can match checkpoint names): same forward, same
-    /// merge as the raw names; naming one projection twice is an error.
-    @Test func lortaTargetsAcceptModulePaths() throws {
+    /// Targets may be written as module paths (`attention.output.dense`): ``AdapterRecipe`` and
+    /// the file loaders resolve them to the module names, so the adapter acts exactly as one
+    /// made with the names. An adapter whose configuration holds a path (or names a projection
+    /// twice, or an MLP projection) is refused by the model, never silently ignored.
+    @Test func targetsGivenAsModulePaths() throws {
         let model = try adapterTestTinyModel()
         let c = model.configuration
-        guard case .lorta(let raw) = try adapterTestLoRTA(c, targets: [.query, .attentionOutput], rank: 2, scale: 0.5, seed: 4) else {
-            Issue.record("expected LoRTA"); return
-        }
-        let pathsConfig = try LoRTAConfiguration(rank: 2, alpha: 4, targetModules: ["attention.self.query", "attention.output.dense"],
-                                                 layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
-        let paths = BertAdapters.lorta(try LoRTAAdapter(configuration: pathsConfig, factors: raw.factors))
         let tokens = adapterTestBatch([[2, 5, 6, 3], [2, 7, 3]], length: 4)
-        let a = try model.forward(tokens, adapters: .lorta(raw)).lastHiddenState
-        let b = try model.forward(tokens, adapters: paths).lastHiddenState
-        #expect(a.scalars == b.scalars)
+        for kind in AdapterKind.allCases {
+            let byName = try AdapterRecipe(kind: kind, rank: 2, alpha: 4, targets: ["query", "output"], seed: 9)
+                .makeAdapter(for: c.adapterHost)
+            let byPath = try AdapterRecipe(kind: kind, rank: 2, alpha: 4,
+                                           targets: ["attention.self.query", "attention.output.dense"], seed: 9)
+                .makeAdapter(for: c.adapterHost)
+            #expect(byPath.targetModules == ["query", "output"])
+            #expect(byPath.parameters.map(\.scalars) == byName.parameters.map(\.scalars))
+        }
+        let raw = try randomBertLoRTA(c, targets: [.query, .attentionOutput], rank: 2, scale: 0.5, seed: 4)
+        let a = try model.forward(tokens, adapter: raw).lastHiddenState
         #expect(try model.forward(tokens).lastHiddenState.scalars != a.scalars, "the adapter must act")
-        #expect(try model.merged(with: paths).layers[1].attentionOutputWeight.scalars
-                == model.merged(with: .lorta(raw)).layers[1].attentionOutputWeight.scalars)
-        let twice = try LoRTAConfiguration(rank: 2, alpha: 4, targetModules: ["output", "attention.output.dense"],
-                                           layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
-        let twiceAdapter = BertAdapters.lorta(try LoRTAAdapter(configuration: twice, seed: 1))
-        #expect(throws: BertError.self) { try model.forward(tokens, adapters: twiceAdapter) }
-        let mlp = try LoRTAConfiguration(rank: 2, alpha: 4, targetModules: ["output.dense"],
-                                         layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
-        #expect(throws: BertError.self) { try model.forward(tokens, adapters: .lorta(try LoRTAAdapter(configuration: mlp, seed: 1))) }
+        // Saved and loaded: the file holds PEFT's names (attention.output.dense), the loaded
+        // adapter the module names, and it acts the same.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-paths-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try raw.save(to: dir, host: c.adapterHost)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("adapter_config.json")))
+        #expect((config as? [String: Any])?["target_modules"] as? [String] == ["query", "attention.output.dense"])
+        let loaded = try AdapterFiles.load(from: dir, host: c.adapterHost)
+        #expect(loaded.targetModules == ["query", "output"])
+        #expect(try model.forward(tokens, adapter: loaded).lastHiddenState.scalars == a.scalars)
+        for targets in [["attention.self.query", "attention.output.dense"], ["output", "attention.output.dense"],
+                        ["output.dense"]] {
+            let cfg = try LoRTAConfiguration(rank: 2, alpha: 4, targetModules: targets,
+                                             layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
+            #expect(throws: AdapterError.self, "\(targets)") {
+                try model.forward(tokens, adapter: try LoRTAAdapter(configuration: cfg, seed: 1))
+            }
+        }
     }
 
     @Test func adapterErrorsAreTyped() throws {
@@ -172,21 +184,25 @@ struct BertAdapterForwardTests {
         let c = model.configuration
         let tokens = adapterTestBatch([[1, 2]], length: 2)
         let lcfg = try LoRAConfiguration(rank: 2, alpha: 4)
-        #expect(throws: BertError.self) { try BertLoRAAdapters(model: c, targets: [], configuration: lcfg, seed: 1) }
-        #expect(throws: BertError.self) {
-            try BertLoRAAdapters(model: c, targets: [.query, .query], configuration: lcfg, seed: 1)
+        let host = c.adapterHost
+        #expect(throws: AdapterError.self) { try LoRAAdapter(host: host, targets: [], configuration: lcfg, seed: 1) }
+        #expect(throws: AdapterError.self) {
+            try LoRAAdapter(host: host, targets: ["query", "query"], configuration: lcfg, seed: 1)
         }
-        var lora = try BertLoRAAdapters(model: c, targets: [.query], configuration: lcfg, seed: 1)
-        lora.a[1][0] = try Tensor(zeros: [3, 8])
-        #expect(throws: BertError.self) { try model.forward(tokens, adapters: .lora(lora)) }
+        #expect(throws: AdapterError.self) { try LoRAAdapter(host: host, targets: ["gate"], configuration: lcfg, seed: 1) }
+        let lora = try LoRAAdapter(host: host, targets: ["query"], configuration: lcfg, seed: 1)
+        #expect(throws: AdapterError.self) {
+            try LoRAAdapter(host: host, targets: ["query"], configuration: lcfg,
+                            a: [lora.a[0], try Tensor(zeros: [3, 8])], b: lora.b)
+        }
         // LoRTA of the wrong geometry or with an unknown target.
         let wrongLayers = try LoRTAAdapter(configuration: LoRTAConfiguration(
             rank: 2, alpha: 4, targetModules: ["query"], layerCount: 3, headCount: 2, headDimension: 4), seed: 1)
-        #expect(throws: BertError.self) { try model.forward(tokens, adapters: .lorta(wrongLayers)) }
+        #expect(throws: AdapterError.self) { try model.forward(tokens, adapter: wrongLayers) }
         let unknown = try LoRTAAdapter(configuration: LoRTAConfiguration(
             rank: 2, alpha: 4, targetModules: ["gate"], layerCount: 2, headCount: 2, headDimension: 4), seed: 1)
-        #expect(throws: BertError.self) { try model.forward(tokens, adapters: .lorta(unknown)) }
-        #expect(throws: BertError.self) { try model.merged(with: .lorta(unknown)) }
+        #expect(throws: AdapterError.self) { try model.forward(tokens, adapter: unknown) }
+        #expect(throws: AdapterError.self) { try model.merged(with: unknown) }
         // Head and labels.
         #expect(throws: BertError.self) { try BertClassificationHead(hiddenSize: 8, classCount: 1, seed: 1) }
         let wrongHead = try BertClassificationHead(hiddenSize: 9, classCount: 2, seed: 1)
@@ -205,19 +221,19 @@ struct BertAdapterForwardTests {
 
 /// The trainable parameters (head, then adapters) as one flat vector, and back.
 private struct AdapterTestTrainable {
-    var adapters: BertAdapters?
+    var adapters: (any Adapter)?
     var head: BertClassificationHead
 
     /// Tensors in the trainer's order (``TrainableParameters``): head weight, head bias, then
     /// LoRA a[l][t], b[l][t] per layer and target, or LoRTA A…, B, C_H, C_L, C_M.
-    var tensors: [Tensor] { TrainableParameters.flatten(adapters: adapters, head: head) }
+    var tensors: [Tensor] { TrainableParameters.flatten(adapter: adapters, head: head) }
 
     static func flatGradients(_ g: BertTrainingGradients) -> [Tensor] { TrainableParameters.gradients(g) }
 
     /// A copy whose parameters are `tensors` (same order and shapes as ``tensors``).
     func replacing(_ ts: [Tensor]) throws -> AdapterTestTrainable {
         var copy = self
-        (copy.adapters, copy.head) = try TrainableParameters.rebuild(ts, adapters: adapters)
+        (copy.adapters, copy.head) = try TrainableParameters.rebuild(ts, adapter: adapters)
         return copy
     }
 
@@ -229,7 +245,7 @@ private struct AdapterTestTrainable {
     }
 
     func loss(_ model: BertModel, _ tokens: TokenBatch, _ labels: [Int32]) throws -> Double {
-        Double(try model.loss(tokens, labels: labels, adapters: adapters, head: head))
+        Double(try model.loss(tokens, labels: labels, adapter: adapters, head: head))
     }
 }
 
@@ -285,7 +301,7 @@ struct BertAdapterGradientTests {
         var rng = LoRATestRNG(seed: 1234)
         var worstDirectional = 0.0, worstComponent = 0.0
         for (label, p) in cases {
-            let g = try model.gradients(tokens, labels: labels, adapters: p.adapters, head: p.head)
+            let g = try model.gradients(tokens, labels: labels, adapter: p.adapters, head: p.head)
             #expect(abs(Double(g.loss) - (try p.loss(model, tokens, labels))) <= 1e-6, "\(label)")
             let grads = AdapterTestTrainable.flatGradients(g)
             let params = p.tensors
@@ -331,12 +347,12 @@ struct BertAdapterGradientTests {
             let adapters = lorta ? try adapterTestLoRTA(c, targets: all, rank: 4, scale: 0.05, seed: 17)
                                  : try adapterTestLoRA(c, targets: all, rank: 4, scale: 0.05, seed: 18)
             let p = AdapterTestTrainable(adapters: adapters, head: head)
-            let g1 = try Runtime.withThreadCount(1) { try model.gradients(tokens, labels: labels, adapters: adapters, head: head) }
-            let g2 = try Runtime.withThreadCount(2) { try model.gradients(tokens, labels: labels, adapters: adapters, head: head) }
+            let g1 = try Runtime.withThreadCount(1) { try model.gradients(tokens, labels: labels, adapter: adapters, head: head) }
+            let g2 = try Runtime.withThreadCount(2) { try model.gradients(tokens, labels: labels, adapter: adapters, head: head) }
             let grads = AdapterTestTrainable.flatGradients(g2)
             #expect(AdapterTestTrainable.flatGradients(g1) == grads)
             let gs = try Runtime.withInstructionSet(.scalar) {
-                AdapterTestTrainable.flatGradients(try model.gradients(tokens, labels: labels, adapters: adapters, head: head))
+                AdapterTestTrainable.flatGradients(try model.gradients(tokens, labels: labels, adapter: adapters, head: head))
             }
             let largest = grads.flatMap(\.scalars).reduce(0) { max($0, abs($1)) }
             let isaDiff = zip(gs.flatMap(\.scalars), grads.flatMap(\.scalars)).reduce(0) { max($0, abs($1.0 - $1.1)) }

@@ -21,19 +21,19 @@ import Testing
         var factors = lorta.factors
         var rng = LoRATestRNG(seed: 9)
         factors.b = rng.tensor(factors.b.shape, scale: 0.5)   // make the adapter act
-        let adapters = BertAdapters.lorta(try LoRTAAdapter(configuration: lorta.configuration, factors: factors))
+        let adapters = try LoRTAAdapter(configuration: lorta.configuration, factors: factors)
         let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 3)
 
         var correct = 0, loss = 0.0
         for e in data.examples {
             let batch = try tokenizer.encodeBatch([e.text], maxLength: 8, padding: .longest)
-            let z = try model.logits(batch, adapters: adapters, head: head).scalars.map(Double.init)
+            let z = try model.logits(batch, adapter: adapters, head: head).scalars.map(Double.init)
             if (z[1] > z[0] ? 1 : 0) == e.label { correct += 1 }
             let mx = z.max()!
             loss += mx + log(z.map { exp($0 - mx) }.reduce(0, +)) - z[e.label]
         }
         for batchSize in [1, 4, 64] {
-            let m = try model.evaluate(data, tokenizer: tokenizer, adapters: adapters, head: head, batchSize: batchSize, maxLength: 8)
+            let m = try model.evaluate(data, tokenizer: tokenizer, adapter: adapters, head: head, batchSize: batchSize, maxLength: 8)
             #expect(m.count == data.count)
             #expect(m.correct == correct, "batch size \(batchSize)")
             #expect(abs(m.meanLoss - loss / Double(data.count)) <= 1e-5, "batch size \(batchSize): \(m.meanLoss) vs \(loss / Double(data.count))")

@@ -74,13 +74,26 @@ private func filesMinCosine(_ a: Tensor, _ b: Tensor) -> Double {
 
 /// LoRA adapters with random non-zero factors (A, B uniform in ±scale).
 private func filesLoRA(_ c: BertConfiguration, targets: [BertProjection], rank: Int, alpha: Float, rsLoRA: Bool = false,
-                       scale: Float, seed: UInt64) throws -> BertLoRAAdapters {
+                       scale: Float, seed: UInt64) throws -> LoRAAdapter {
     var rng = LoRATestRNG(seed: seed)
     let d = c.hiddenSize
-    let a = (0..<c.layerCount).map { _ in targets.map { _ in rng.tensor([rank, d], scale: scale) } }
-    let b = (0..<c.layerCount).map { _ in targets.map { _ in rng.tensor([d, rank], scale: scale) } }
-    return try BertLoRAAdapters(model: c, targets: targets,
-                                configuration: LoRAConfiguration(rank: rank, alpha: alpha, useRSLoRA: rsLoRA), a: a, b: b)
+    // Draw order: every A (layer-major, then target), then every B.
+    let a = (0..<c.layerCount).flatMap { _ in targets.map { _ in rng.tensor([rank, d], scale: scale) } }
+    let b = (0..<c.layerCount).flatMap { _ in targets.map { _ in rng.tensor([d, rank], scale: scale) } }
+    return try LoRAAdapter(host: c.adapterHost, targets: targets.map(\.rawValue),
+                           configuration: LoRAConfiguration(rank: rank, alpha: alpha, useRSLoRA: rsLoRA), a: a, b: b)
+}
+
+/// PEFT's key of a LoRA factor of the BERT host (`factor` is `lora_A` or `lora_B`).
+private func filesKey(_ c: BertConfiguration, layer: Int, _ p: BertProjection, _ factor: String) -> String {
+    let host = c.adapterHost
+    return host.peftPrefix(layer: layer, module: host.module(named: p.rawValue)!) + ".\(factor).weight"
+}
+
+/// The `AdapterConfigurationError` inside the error `body` throws (nil when it throws another).
+private func filesConfigurationError(_ body: () throws -> Void) -> AdapterConfigurationError? {
+    do { try body() } catch AdapterFileError.configuration(_, let e) { return e } catch { return nil }
+    return nil
 }
 
 /// A LoRTA adapter with random non-zero factors (C factors around 1).
@@ -89,10 +102,10 @@ private func filesLoRTA(_ c: BertConfiguration, targets: [BertProjection], rank:
     try randomBertLoRTA(c, targets: targets, rank: rank, scale: scale, seed: seed)
 }
 
-private func filesSameLoRA(_ x: BertLoRAAdapters, _ y: BertLoRAAdapters) -> Bool {
-    x.configuration == y.configuration && x.targets == y.targets
-        && zip(x.a.joined(), y.a.joined()).allSatisfy(filesBitwiseEqual) && zip(x.b.joined(), y.b.joined()).allSatisfy(filesBitwiseEqual)
-        && x.a.joined().count == y.a.joined().count
+private func filesSameLoRA(_ x: LoRAAdapter, _ y: LoRAAdapter) -> Bool {
+    x.configuration == y.configuration && x.targetModules == y.targetModules
+        && zip(x.a, y.a).allSatisfy(filesBitwiseEqual) && zip(x.b, y.b).allSatisfy(filesBitwiseEqual)
+        && x.a.count == y.a.count
 }
 
 /// Every weight of two models bitwise equal.
@@ -148,18 +161,18 @@ private func filesCopy(_ reader: SafeTensorsReader, into writer: inout SafeTenso
 struct BertFilesTests {
     /// PEFT's own adapter (scripts/fixtures/make_bert_peft_fixtures.py: LoRA r = 2, alpha 4 on
     /// Q, K, V, attention.output.dense of all-MiniLM-L6-v2, seeded non-zero lora_B) loads with
-    /// BertAdapters(contentsOf:), our forward matches PEFT's mean-pooled embeddings, and our
+    /// AdapterFiles.load(from:host:), our forward matches PEFT's mean-pooled embeddings, and our
     /// merged model matches PEFT's merge_and_unload() embeddings.
     @Test func peftAdapterOnMiniLMMatchesPEFTEmbeddings() throws {
         let model = try filesMiniLM.get()
-        let adapters = try BertAdapters(contentsOf: filesFixtures.appendingPathComponent("adapter"), model: model.configuration)
-        guard case .lora(let lora) = adapters else { Issue.record("expected LoRA"); return }
-        #expect(Set(lora.targets) == Set(BertProjection.allCases))
+        let adapters = try AdapterFiles.load(from: filesFixtures.appendingPathComponent("adapter"), host: model.adapterHost)
+        guard let lora = adapters as? LoRAAdapter else { Issue.record("expected LoRA"); return }
+        #expect(Set(lora.targetModules) == Set(BertProjection.allCases.map(\.rawValue)))
         #expect(lora.configuration == (try LoRAConfiguration(rank: 2, alpha: 4)))
         let tokens = try filesFixtureTokens()
         let peftAdapted = try filesFixtureEmbeddings("adapter"), peftMerged = try filesFixtureEmbeddings("merged")
         let peftBase = try filesFixtureEmbeddings("base")
-        let ours = try model.forward(tokens, adapters: adapters).pooled
+        let ours = try model.forward(tokens, adapter: adapters).pooled
         let oursMerged = try model.merged(with: adapters).forward(tokens).pooled
         let oursBase = try model.forward(tokens).pooled
         let (cos, diff) = (filesMinCosine(ours, peftAdapted), filesMaxAbsDiff(ours, peftAdapted))
@@ -181,10 +194,10 @@ struct BertFilesTests {
     @Test func ourSaveReproducesPEFTFiles() throws {
         let config = try BertConfiguration(contentsOf: filesMiniLMDirectory.appendingPathComponent("config.json"))
         let peftDir = filesFixtures.appendingPathComponent("adapter")
-        let lora = try BertLoRAAdapters(contentsOf: peftDir, model: config)
+        let lora = try LoRAAdapter(contentsOf: peftDir, host: config.adapterHost)
         let dir = filesTemporaryDirectory("peft-save")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try lora.save(to: dir, baseModelName: "assets/all-MiniLM-L6-v2")
+        try lora.save(to: dir, host: config.adapterHost, baseModelName: "assets/all-MiniLM-L6-v2")
 
         let theirs = try SafeTensorsReader(contentsOf: peftDir.appendingPathComponent("adapter_model.safetensors"))
         let mine = try SafeTensorsReader(contentsOf: dir.appendingPathComponent("adapter_model.safetensors"))
@@ -205,7 +218,7 @@ struct BertFilesTests {
         #expect(Set(myConfig["target_modules"] as! [String]) == Set(theirConfig["target_modules"] as! [String]))
 
         // Round trip, and the order of targets survives it.
-        let back = try BertLoRAAdapters(contentsOf: dir, model: config)
+        let back = try LoRAAdapter(contentsOf: dir, host: config.adapterHost)
         #expect(filesSameLoRA(back, lora))
     }
 
@@ -226,9 +239,9 @@ struct BertFilesTests {
         defer { if keep == nil { try? FileManager.default.removeItem(at: scratch) } }
         let source = try SafeTensorsReader(contentsOf: filesMiniLMDirectory.appendingPathComponent("model.safetensors"))
 
-        let peftLoRA = try BertAdapters(contentsOf: filesFixtures.appendingPathComponent("adapter"), model: c)
-        let lorta = BertAdapters.lorta(try filesLoRTA(c, targets: BertProjection.allCases, rank: 4, scale: 0.05, seed: 7))
-        for (label, adapters) in [("lora", peftLoRA), ("lorta", lorta)] {
+        let peftLoRA = try AdapterFiles.load(from: filesFixtures.appendingPathComponent("adapter"), host: c.adapterHost)
+        let lorta: any Adapter = try filesLoRTA(c, targets: BertProjection.allCases, rank: 4, scale: 0.05, seed: 7)
+        for (label, adapters) in [("lora", peftLoRA), ("lorta", lorta)] as [(String, any Adapter)] {
             let merged = try model.merged(with: adapters)
             let dir = scratch.appendingPathComponent("export-\(label)")
             try merged.save(to: dir, copyingFilesFrom: filesMiniLMDirectory, overwrite: keep != nil)
@@ -247,7 +260,7 @@ struct BertFilesTests {
                 #expect(try Data(contentsOf: dir.appendingPathComponent(name)) == Data(contentsOf: filesMiniLMDirectory.appendingPathComponent(name)), "\(name)")
             }
 
-            let unmerged = try model.logits(tokens, adapters: adapters, head: head)
+            let unmerged = try model.logits(tokens, adapter: adapters, head: head)
             let fromExport = try reloaded.logits(tokens, head: head)
             let diff = filesMaxAbsDiff(unmerged, fromExport)
             print("MiniLM \(label) export: max |logits(unmerged) − logits(exported merged)| = \(diff), max |logit| = \(unmerged.maxAbsolute)")
@@ -261,15 +274,15 @@ struct BertFilesTests {
         if let keep {
             // Our own LoRA (not PEFT's numbers) for PEFT to load: check_export.py adapter mode.
             let ours = try filesLoRA(c, targets: [.query, .value, .attentionOutput, .key], rank: 2, alpha: 3, scale: 0.05, seed: 5)
-            try BertAdapters.lora(ours).save(to: keep.appendingPathComponent("adapter-ours"), baseModelName: "all-MiniLM-L6-v2")
-            try NumpyWriter.write(try model.forward(tokens, adapters: .lora(ours)).pooled,
+            try ours.save(to: keep.appendingPathComponent("adapter-ours"), host: c.adapterHost, baseModelName: "all-MiniLM-L6-v2")
+            try NumpyWriter.write(try model.forward(tokens, adapter: ours).pooled,
                                   to: keep.appendingPathComponent("adapter-ours-embeddings.npy"))
             try Data(contentsOf: filesFixtures.appendingPathComponent("tokens.json")).write(to: keep.appendingPathComponent("tokens.json"))
         }
     }
 
     /// LoRA save → load on the tiny model is bitwise, keeps the target order, rank, alpha
-    /// (non-integer) and rsLoRA; BertAdapters dispatches on peft_type; a file with F16 factors
+    /// (non-integer) and rsLoRA; AdapterFiles.load dispatches on peft_type; a file with F16 factors
     /// loads (converted); the saved config is what PEFT's parser reads.
     @Test func loraRoundTrip() throws {
         let c = try filesTinyConfiguration()
@@ -278,22 +291,24 @@ struct BertFilesTests {
         for (i, targets) in [[BertProjection.value, .query], [.attentionOutput], BertProjection.allCases].enumerated() {
             let lora = try filesLoRA(c, targets: targets, rank: 3, alpha: 0.7, rsLoRA: i == 1, scale: 0.5, seed: UInt64(i))
             let sub = dir.appendingPathComponent("\(i)")
-            try BertAdapters.lora(lora).save(to: sub)
-            guard case .lora(let back) = try BertAdapters(contentsOf: sub, model: c) else { Issue.record("not LoRA"); continue }
+            try lora.save(to: sub, host: c.adapterHost)
+            guard let back = try AdapterFiles.load(from: sub, host: c.adapterHost) as? LoRAAdapter else {
+                Issue.record("not LoRA"); continue
+            }
             #expect(filesSameLoRA(back, lora), "\(targets)")
             let peft = try PEFTAdapterConfiguration(contentsOf: sub.appendingPathComponent("adapter_config.json"))
             #expect(peft.peftType == .lora && peft.rank == 3 && peft.alpha == 0.7 && peft.useRSLoRA == (i == 1))
-            #expect(peft.targetModules == .names(targets.map(\.peftTargetName)))
+            #expect(peft.targetModules == .names(targets.map { $0 == .attentionOutput ? "attention.output.dense" : $0.rawValue }))
         }
         // F16 factors are accepted and converted.
         let lora = try filesLoRA(c, targets: [.query], rank: 2, alpha: 4, scale: 0.5, seed: 9)
         let src = dir.appendingPathComponent("f16-src")
-        try lora.save(to: src)
+        try lora.save(to: src, host: c.adapterHost)
         let f16 = try filesEditedAdapter(src, in: dir, "f16") { reader, writer in
             for name in reader.names { try writer.add(name, reader.tensor(name), as: .f16) }
         }
-        let back = try BertLoRAAdapters(contentsOf: f16, model: c)
-        #expect(filesMaxAbsDiff(back.a[1][0], lora.a[1][0]) <= 1e-3 && filesMaxAbsDiff(back.b[0][0], lora.b[0][0]) <= 1e-3)
+        let back = try LoRAAdapter(contentsOf: f16, host: c.adapterHost)
+        #expect(filesMaxAbsDiff(back.a[1], lora.a[1]) <= 1e-3 && filesMaxAbsDiff(back.b[0], lora.b[0]) <= 1e-3)
         // A pattern selecting exactly Q and V of every layer, and PEFT's `bert.` prefix.
         let pattern = try filesEditedAdapter(src, in: dir, "pattern", config: { $0["target_modules"] = #"bert\.encoder\.layer\.\d+\.attention\.self\.query"# }) { reader, writer in
             for e in reader.entries {
@@ -301,31 +316,35 @@ struct BertFilesTests {
                                   dtype: e.dtype, shape: e.shape, bytes: reader.rawBytes(e.name))
             }
         }
-        #expect(filesSameLoRA(try BertLoRAAdapters(contentsOf: pattern, model: c), lora))
+        #expect(filesSameLoRA(try LoRAAdapter(contentsOf: pattern, host: c.adapterHost), lora))
     }
 
-    /// LoRTA through BertAdapters.save/init: bitwise round trip, base_model_name_or_path
-    /// recorded; a LoRTA adapter for another model is refused.
+    /// LoRTA through Adapter.save / AdapterFiles.load: bitwise round trip, target_modules in
+    /// PEFT's form; a LoRTA adapter for another model is refused.
     @Test func lortaRoundTrip() throws {
         let c = try filesTinyConfiguration()
         let dir = filesTemporaryDirectory("lorta")
         defer { try? FileManager.default.removeItem(at: dir) }
         let adapter = try filesLoRTA(c, targets: [.query, .value, .attentionOutput], rank: 3, scale: 0.5, seed: 4)
-        try BertAdapters.lorta(adapter).save(to: dir, baseModelName: "tiny-bert")
-        guard case .lorta(let back) = try BertAdapters(contentsOf: dir, model: c) else { Issue.record("not LoRTA"); return }
+        try adapter.save(to: dir, host: c.adapterHost)
+        guard let back = try AdapterFiles.load(from: dir, host: c.adapterHost) as? LoRTAAdapter else {
+            Issue.record("not LoRTA"); return
+        }
         #expect(back.configuration == adapter.configuration)
         let f = adapter.factors, g = back.factors
         #expect(zip(f.a, g.a).allSatisfy(filesBitwiseEqual) && f.a.count == g.a.count)
         #expect(filesBitwiseEqual(f.b, g.b) && filesBitwiseEqual(f.cH, g.cH) && filesBitwiseEqual(f.cL, g.cL) && filesBitwiseEqual(f.cM, g.cM))
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("adapter_config.json"))) as! [String: Any]
-        #expect(json["base_model_name_or_path"] as? String == "tiny-bert" && json["peft_type"] as? String == "LORTA")
+        #expect(json["peft_type"] as? String == "LORTA")
+        #expect(json["target_modules"] as? [String] == ["query", "value", "attention.output.dense"])
         // Same adapter, model with 3 layers.
         let other = try BertConfiguration(vocabularySize: 12, hiddenSize: 8, layerCount: 3, headCount: 2, intermediateSize: 16,
                                           maxPositionEmbeddings: 10)
-        #expect(throws: BertError.self) { try BertAdapters(contentsOf: dir, model: other) }
+        #expect(throws: AdapterFileError.self) { try AdapterFiles.load(from: dir, host: other.adapterHost) }
         // The LoRA loader refuses a LoRTA directory by type.
-        #expect(throws: BertFileError.wrongAdapterType(expected: "LORA", actual: "LORTA")) {
-            try BertLoRAAdapters(contentsOf: dir, model: c)
+        #expect(throws: AdapterFileError.wrongAdapterType(file: dir.appendingPathComponent("adapter_config.json").path,
+                                                          expected: "LORA", actual: "LORTA")) {
+            try LoRAAdapter(contentsOf: dir, host: c.adapterHost)
         }
     }
 
@@ -335,108 +354,117 @@ struct BertFilesTests {
         let dir = filesTemporaryDirectory("lora-errors")
         defer { try? FileManager.default.removeItem(at: dir) }
         let src = dir.appendingPathComponent("src")
+        let host = c.adapterHost
         let lora = try filesLoRA(c, targets: [.query, .attentionOutput], rank: 2, alpha: 4, scale: 0.5, seed: 3)
-        try lora.save(to: src)
-        let keyA0 = BertLoRAAdapters.peftTensorName(layer: 0, projection: .query, factor: "lora_A")
-        let keyB1 = BertLoRAAdapters.peftTensorName(layer: 1, projection: .attentionOutput, factor: "lora_B")
-        func load(_ d: URL) throws { _ = try BertAdapters(contentsOf: d, model: c) }
+        try lora.save(to: src, host: host)
+        let keyA0 = filesKey(c, layer: 0, .query, "lora_A")
+        let keyB1 = filesKey(c, layer: 1, .attentionOutput, "lora_B")
+        func load(_ d: URL) throws { _ = try AdapterFiles.load(from: d, host: host) }
+        func weights(_ d: URL) -> String { d.appendingPathComponent("adapter_model.safetensors").path }
+        func config(_ d: URL) -> String { d.appendingPathComponent("adapter_config.json").path }
 
         // Missing files.
         let empty = dir.appendingPathComponent("empty")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
-        #expect(throws: BertFileError.missingFile(empty.appendingPathComponent("adapter_config.json").path)) { try load(empty) }
+        #expect(throws: AdapterFileError.missingFile(config(empty))) { try load(empty) }
         let noWeights = try filesEditedAdapter(src, in: dir, "no-weights")
         try FileManager.default.removeItem(at: noWeights.appendingPathComponent("adapter_model.safetensors"))
-        #expect(throws: BertFileError.missingFile(noWeights.appendingPathComponent("adapter_model.safetensors").path)) {
-            try BertLoRAAdapters(contentsOf: noWeights, model: c)
+        #expect(throws: AdapterFileError.missingFile(weights(noWeights))) {
+            try LoRAAdapter(contentsOf: noWeights, host: host)
         }
         // Config problems.
-        #expect(throws: AdapterConfigurationError.unsupportedPEFTType("IA3")) {
+        #expect(filesConfigurationError {
             try load(try filesEditedAdapter(src, in: dir, "ia3", config: { $0["peft_type"] = "IA3" }))
-        }
-        let options: [(String, Any)] = [("use_dora", true), ("bias", "all"), ("modules_to_save", ["classifier"]),
-                                        ("fan_in_fan_out", true), ("layers_to_transform", [0]), ("exclude_modules", ["query"])]
+        } == .unsupportedPEFTType("IA3"))
+        let options: [(String, Any)] = [("use_dora", true), ("bias", "all"), ("modules_to_save", ["classifier"])]
         for (key, value) in options {
-            #expect(throws: AdapterConfigurationError.self, "\(key)") {
+            #expect(filesConfigurationError {
+                try load(try filesEditedAdapter(src, in: dir, "opt-\(key)", config: { $0[key] = value }))
+            } != nil, "\(key)")
+        }
+        for (key, value) in [("fan_in_fan_out", true as Any), ("layers_to_transform", [0] as Any),
+                             ("exclude_modules", ["query"] as Any)] {
+            #expect(throws: AdapterFileError.self, "\(key)") {
                 try load(try filesEditedAdapter(src, in: dir, "opt-\(key)", config: { $0[key] = value }))
             }
         }
-        #expect(throws: AdapterConfigurationError.unsupportedOption(name: "rank_pattern", value: "different ranks (2, 4) across adapted modules")) {
+        #expect(filesConfigurationError {
             try load(try filesEditedAdapter(src, in: dir, "rank-pattern", config: { $0["rank_pattern"] = ["attention.output.dense": 4] }))
-        }
-        #expect(throws: AdapterConfigurationError.self) {
+        } == .unsupportedOption(name: "rank_pattern", value: "different ranks (2, 4) across adapted modules"))
+        #expect(filesConfigurationError {
             try load(try filesEditedAdapter(src, in: dir, "alpha-pattern", config: { $0["alpha_pattern"] = ["layer.1.attention.self.query": 8] }))
-        }
+        } != nil)
         // Targets this encoder cannot adapt, none, or not the same in every layer.
         for (tag, targets) in [("dense", ["dense"] as Any), ("mlp", ["query", "intermediate.dense"] as Any),
                                ("pooler", ["query", "attention.output.dense", "pooler.dense"] as Any),
                                ("emb", ["query", "attention.output.dense", "word_embeddings"] as Any),
                                ("none", ["nothing"] as Any), ("layer0", #"encoder\.layer\.0\.attention\.self\.query"# as Any)] {
-            #expect(throws: BertFileError.self, "\(tag)") {
-                do { try load(try filesEditedAdapter(src, in: dir, "targets-\(tag)", config: { $0["target_modules"] = targets })) } catch let e as BertFileError {
+            #expect(throws: AdapterFileError.self, "\(tag)") {
+                do { try load(try filesEditedAdapter(src, in: dir, "targets-\(tag)", config: { $0["target_modules"] = targets })) } catch let e as AdapterFileError {
                     guard case .unsupportedTargets = e else { Issue.record("\(tag): \(e)"); return }
                     throw e
                 }
             }
         }
         // Tensor problems.
-        #expect(throws: BertFileError.missingTensor(keyB1)) {
-            try load(try filesEditedAdapter(src, in: dir, "missing") { try filesCopy($0, into: &$1) { $0 == keyB1 } })
+        let missing = try filesEditedAdapter(src, in: dir, "missing") { try filesCopy($0, into: &$1) { $0 == keyB1 } }
+        #expect(throws: AdapterFileError.missingTensor(file: weights(missing), tensor: keyB1)) { try load(missing) }
+        let pooler = "base_model.model.pooler.dense.lora_A.weight"
+        let extra = try filesEditedAdapter(src, in: dir, "extra") { r, w in
+            try filesCopy(r, into: &w)
+            try w.add(pooler, try Tensor(zeros: [2, 8]))
         }
-        #expect(throws: BertFileError.unexpectedTensor("base_model.model.pooler.dense.lora_A.weight")) {
-            try load(try filesEditedAdapter(src, in: dir, "extra") { r, w in
-                try filesCopy(r, into: &w)
-                try w.add("base_model.model.pooler.dense.lora_A.weight", try Tensor(zeros: [2, 8]))
-            })
-        }
+        #expect(throws: AdapterFileError.unexpectedTensor(file: weights(extra), tensor: pooler)) { try load(extra) }
         // Targets the config does not name but the file holds (key adapted in the file only).
-        #expect(throws: BertFileError.unexpectedTensor(BertLoRAAdapters.peftTensorName(layer: 0, projection: .key, factor: "lora_A"))) {
-            try load(try filesEditedAdapter(src, in: dir, "extra-key") { r, w in
-                try filesCopy(r, into: &w)
-                try w.add(BertLoRAAdapters.peftTensorName(layer: 0, projection: .key, factor: "lora_A"), try Tensor(zeros: [2, 8]))
-            })
+        let keyKey = filesKey(c, layer: 0, .key, "lora_A")
+        let extraKey = try filesEditedAdapter(src, in: dir, "extra-key") { r, w in
+            try filesCopy(r, into: &w)
+            try w.add(keyKey, try Tensor(zeros: [2, 8]))
         }
-        #expect(throws: BertFileError.rankMismatch(tensor: keyA0, configured: 2, actual: 3)) {
-            try load(try filesEditedAdapter(src, in: dir, "rank") { r, w in
-                try filesCopy(r, into: &w) { $0 == keyA0 }
-                try w.add(keyA0, try Tensor(zeros: [3, 8]))
-            })
+        #expect(throws: AdapterFileError.unexpectedTensor(file: weights(extraKey), tensor: keyKey)) { try load(extraKey) }
+        let rank = try filesEditedAdapter(src, in: dir, "rank") { r, w in
+            try filesCopy(r, into: &w) { $0 == keyA0 }
+            try w.add(keyA0, try Tensor(zeros: [3, 8]))
         }
-        #expect(throws: BertFileError.rankMismatch(tensor: keyA0, configured: 4, actual: 2)) {
-            try load(try filesEditedAdapter(src, in: dir, "r-config", config: { $0["r"] = 4; $0["lora_alpha"] = 8 }))
+        #expect(throws: AdapterFileError.rankMismatch(file: weights(rank), tensor: keyA0, configured: 2, actual: 3)) { try load(rank) }
+        let rConfig = try filesEditedAdapter(src, in: dir, "r-config", config: { $0["r"] = 4; $0["lora_alpha"] = 8 })
+        #expect(throws: AdapterFileError.rankMismatch(file: weights(rConfig), tensor: keyA0, configured: 4, actual: 2)) {
+            try load(rConfig)
         }
-        #expect(throws: BertFileError.tensorShapeMismatch(tensor: keyA0, expected: [2, 8], actual: [2, 7])) {
-            try load(try filesEditedAdapter(src, in: dir, "shape") { r, w in
-                try filesCopy(r, into: &w) { $0 == keyA0 }
-                try w.add(keyA0, try Tensor(zeros: [2, 7]))
-            })
+        let shape = try filesEditedAdapter(src, in: dir, "shape") { r, w in
+            try filesCopy(r, into: &w) { $0 == keyA0 }
+            try w.add(keyA0, try Tensor(zeros: [2, 7]))
         }
-        #expect(throws: BertFileError.unsupportedDType(tensor: keyA0, dtype: "I32")) {
-            try load(try filesEditedAdapter(src, in: dir, "dtype") { r, w in
-                try filesCopy(r, into: &w) { $0 == keyA0 }
-                try w.addRaw(keyA0, dtype: .i32, shape: [2, 8], bytes: Data(count: 64))
-            })
+        #expect(throws: AdapterFileError.tensorShapeMismatch(file: weights(shape), tensor: keyA0, expected: [2, 8], actual: [2, 7])) {
+            try load(shape)
         }
-        #expect(throws: BertFileError.nonFinite(tensor: keyA0)) {
-            try load(try filesEditedAdapter(src, in: dir, "nan") { r, w in
-                try filesCopy(r, into: &w) { $0 == keyA0 }
-                var t = try Tensor(zeros: [2, 8])
-                t.withUnsafeMutableBufferPointer { $0[5] = .nan }
-                try w.add(keyA0, t)
-            })
+        let dtype = try filesEditedAdapter(src, in: dir, "dtype") { r, w in
+            try filesCopy(r, into: &w) { $0 == keyA0 }
+            try w.addRaw(keyA0, dtype: .i32, shape: [2, 8], bytes: Data(count: 64))
         }
+        #expect(throws: AdapterFileError.unsupportedDType(file: weights(dtype), tensor: keyA0, dtype: "I32")) { try load(dtype) }
+        let nan = try filesEditedAdapter(src, in: dir, "nan") { r, w in
+            try filesCopy(r, into: &w) { $0 == keyA0 }
+            var t = try Tensor(zeros: [2, 8])
+            t.withUnsafeMutableBufferPointer { $0[5] = .nan }
+            try w.add(keyA0, t)
+        }
+        #expect(throws: AdapterFileError.nonFinite(file: weights(nan), tensor: keyA0)) { try load(nan) }
         #expect(throws: SafeTensorsError.self) {
             let d = try filesEditedAdapter(src, in: dir, "corrupt")
             try Data([1, 2, 3]).write(to: d.appendingPathComponent("adapter_model.safetensors"))
             try load(d)
         }
         // Saving refuses non-finite factors before writing.
+        var parameters = lora.parameters
+        parameters[2 * 2 + 1] = try Tensor(repeating: .infinity, shape: [8, 2])   // layer 1, query: lora_B
         var bad = lora
-        bad.b[1][0] = try Tensor(repeating: .infinity, shape: [8, 2])
+        try bad.setParameters(parameters)
         let badDir = dir.appendingPathComponent("bad-save")
-        #expect(throws: BertFileError.nonFinite(tensor: BertLoRAAdapters.peftTensorName(layer: 1, projection: .query, factor: "lora_B"))) {
-            try bad.save(to: badDir)
-        }
+        #expect(throws: AdapterFileError.self) { try bad.save(to: badDir, host: host) }
+        do { try bad.save(to: badDir, host: host) } catch AdapterFileError.nonFinite(_, let tensor) {
+            #expect(tensor == filesKey(c, layer: 1, .query, "lora_B"))
+        } catch { Issue.record("\(error)") }
         #expect(!FileManager.default.fileExists(atPath: badDir.path))
     }
 
@@ -506,7 +534,7 @@ struct BertFilesTests {
         let dir = filesTemporaryDirectory("tiny-export")
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = try filesTinyModel(in: dir.appendingPathComponent("src"))
-        let merged = try model.merged(with: .lora(try filesLoRA(model.configuration, targets: [.key, .attentionOutput], rank: 2, alpha: 4, scale: 0.5, seed: 1)))
+        let merged = try model.merged(with: try filesLoRA(model.configuration, targets: [.key, .attentionOutput], rank: 2, alpha: 4, scale: 0.5, seed: 1))
         let tokens = filesBatch([[1, 5, 7, 2], [1, 3, 2]], length: 4)
 
         let plain = dir.appendingPathComponent("plain")

@@ -34,16 +34,16 @@ private func trainerTestData(count: Int = 40, seed: UInt64 = 3) throws -> Labell
 
 private enum TrainerTestKind: CaseIterable { case headOnly, lora, lorta }
 
-private func trainerTestAdapters(_ kind: TrainerTestKind, _ c: BertConfiguration) throws -> BertAdapters? {
+private func trainerTestAdapters(_ kind: TrainerTestKind, _ c: BertConfiguration) throws -> (any Adapter)? {
     switch kind {
     case .headOnly: return nil
     case .lora:
-        return .lora(try BertLoRAAdapters(model: c, targets: [.query, .value, .attentionOutput],
-                                          configuration: LoRAConfiguration(rank: 2, alpha: 4), seed: 11))
+        return try LoRAAdapter(host: c.adapterHost, targets: ["query", "value", "output"],
+                               configuration: LoRAConfiguration(rank: 2, alpha: 4), seed: 11)
     case .lorta:
         let cfg = try LoRTAConfiguration(rank: 3, alpha: 6, targetModules: ["query", "key", "value", "output"],
                                          layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
-        return .lorta(try LoRTAAdapter(configuration: cfg, seed: 12))
+        return try LoRTAAdapter(configuration: cfg, seed: 12)
     }
 }
 
@@ -51,7 +51,7 @@ private func trainerTestTrainer(_ kind: TrainerTestKind, model: BertModel, data:
                                 configuration: TrainingConfiguration) throws -> BertTrainer {
     let head = try BertClassificationHead(hiddenSize: model.configuration.hiddenSize, classCount: 2, seed: 5)
     return try BertTrainer(model: model, tokenizer: try trainerTestTokenizer(), trainingData: data,
-                           adapters: try trainerTestAdapters(kind, model.configuration), head: head,
+                           adapter: try trainerTestAdapters(kind, model.configuration), head: head,
                            configuration: configuration)
 }
 
@@ -59,8 +59,8 @@ private func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
 
 /// Parameters, both moments, step and position of two trainers have the same bits.
 private func trainerTestSameState(_ a: BertTrainer, _ b: BertTrainer) -> Bool {
-    let pa = TrainableParameters.flatten(adapters: a.adapters, head: a.head)
-    let pb = TrainableParameters.flatten(adapters: b.adapters, head: b.head)
+    let pa = TrainableParameters.flatten(adapter: a.adapter, head: a.head)
+    let pb = TrainableParameters.flatten(adapter: b.adapter, head: b.head)
     let sa = a.optimizerState, sb = b.optimizerState
     return pa.map(bits) == pb.map(bits) && pa.map(\.shape) == pb.map(\.shape)
         && sa.firstMoments.map(bits) == sb.firstMoments.map(bits)
@@ -79,7 +79,7 @@ private func trainerTestNaiveMetrics(_ t: BertTrainer, _ data: LabelledTextDatas
     var correct = 0, lossSum = 0.0
     for e in data.examples {
         let tokens = try t.tokenizer.encodeBatch([e.text], maxLength: t.configuration.maxLength, padding: .longest)
-        let z = try t.model.logits(tokens, adapters: t.adapters, head: t.head).scalars.map(Double.init)
+        let z = try t.model.logits(tokens, adapter: t.adapter, head: t.head).scalars.map(Double.init)
         var best = 0
         for j in 1..<z.count where z[j] > z[best] { best = j }
         if best == e.label { correct += 1 }
@@ -107,12 +107,12 @@ struct BertTrainerTests {
                                            optimizer: AdamWConfiguration(weightDecay: 0.01), schedule: schedule, seed: 42)
         for kind in TrainerTestKind.allCases {
             var straight = try trainerTestTrainer(kind, model: model, data: data, configuration: config)
-            let initial = TrainableParameters.flatten(adapters: straight.adapters, head: straight.head)
+            let initial = TrainableParameters.flatten(adapter: straight.adapter, head: straight.head)
             let summary = try straight.train()
             #expect(summary.stepsRun == 10 && summary.finalStep == 10 && !summary.stoppedEarly)
             #expect(straight.position == TrainingPosition(epoch: 3, batchInEpoch: 1), "\(kind)")
             // Training changed every tensor (so the comparisons below can fail).
-            let final = TrainableParameters.flatten(adapters: straight.adapters, head: straight.head)
+            let final = TrainableParameters.flatten(adapter: straight.adapter, head: straight.head)
             for (a, b) in zip(initial, final) { #expect(bits(a) != bits(b), "\(kind): a tensor did not change") }
 
             // 5 (stopped by the callback) + save + resume + 5.
@@ -162,7 +162,7 @@ struct BertTrainerTests {
             tokenizer.encodeBatch(try EpochShuffler(seed: 9).permutation(epoch: 0, count: 20)[0..<6].map { data.examples[$0].text },
                                   maxLength: 7),
             labels: try EpochShuffler(seed: 9).permutation(epoch: 0, count: 20)[0..<6].map { Int32(data.examples[$0].label) },
-            adapters: trainer.adapters, head: trainer.head)
+            adapter: trainer.adapter, head: trainer.head)
         var seen: [TrainingProgress] = []
         let summary = try trainer.train { p in
             seen.append(p)
@@ -235,9 +235,9 @@ struct BertTrainerTests {
                 var t = try trainerTestTrainer(kind, model: model, data: data, configuration: config)
                 var losses: [Double] = []
                 _ = try t.train { losses.append($0.loss); return .proceed }
-                results.append((TrainableParameters.flatten(adapters: t.adapters, head: t.head), losses))
+                results.append((TrainableParameters.flatten(adapter: t.adapter, head: t.head), losses))
             }
-            for (name, (a, b)) in zip(TrainableParameters.names(adapters: try trainerTestAdapters(kind, model.configuration)),
+            for (name, (a, b)) in zip(TrainableParameters.names(adapter: try trainerTestAdapters(kind, model.configuration), host: model.adapterHost),
                                       zip(results[0].0, results[1].0)) {
                 // ‖a − b‖₂ / ‖a‖₂ per tensor. (Element-wise differences relative to max|a| reach
                 // ~1.3e-6: AdamW's m/√v turns rounding noise of near-zero gradient components
@@ -282,13 +282,13 @@ struct BertTrainerTests {
             try trainerTestTrainer(.lora, model: model, data: three, configuration: TrainingConfiguration(steps: 1, batchSize: 4, maxLength: 8))
         }
         #expect(throws: BertError.self) {   // head of another width
-            try BertTrainer(model: model, tokenizer: try trainerTestTokenizer(), trainingData: data, adapters: nil,
+            try BertTrainer(model: model, tokenizer: try trainerTestTokenizer(), trainingData: data, adapter: nil,
                             head: try BertClassificationHead(hiddenSize: 6, classCount: 2, seed: 1),
                             configuration: TrainingConfiguration(steps: 1, batchSize: 4, maxLength: 8))
         }
         let big = try BertTokenizer(vocabulary: trainerTestVocabulary + ["extra"])
         #expect(throws: TrainingError.self) {
-            try BertTrainer(model: model, tokenizer: big, trainingData: data, adapters: nil,
+            try BertTrainer(model: model, tokenizer: big, trainingData: data, adapter: nil,
                             head: try BertClassificationHead(hiddenSize: 8, classCount: 2, seed: 1),
                             configuration: TrainingConfiguration(steps: 1, batchSize: 4, maxLength: 8))
         }
@@ -306,7 +306,7 @@ struct BertTrainerTests {
         let data = try trainerTestData(count: 12)
         let huge = try BertClassificationHead(weight: try Tensor(repeating: 3e38, shape: [2, 8]), bias: try Tensor(zeros: [2]))
         var t = try BertTrainer(model: model, tokenizer: try trainerTestTokenizer(), trainingData: data,
-                                adapters: try trainerTestAdapters(.lora, model.configuration), head: huge,
+                                adapter: try trainerTestAdapters(.lora, model.configuration), head: huge,
                                 configuration: TrainingConfiguration(steps: 3, batchSize: 4, maxLength: 8))
         let before = t
         do {
@@ -385,7 +385,7 @@ struct BertTrainerTests {
         // Wrong format tag.
         try expectFailure("trainer.json") { dir in
             let url = dir.appendingPathComponent("trainer.json")
-            let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "lorta-trainer-1", with: "lorta-trainer-9")
+            let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "lorta-trainer-2", with: "lorta-trainer-9")
             try Data(text.utf8).write(to: url)
         }
         // Files of different saves (same kind, step 3 vs step 2).
@@ -403,7 +403,7 @@ struct BertTrainerTests {
             var writer = SafeTensorsWriter()
             writer.metadata = reader.metadata
             for name in reader.names {
-                try writer.add(name, name == "lora.0.query.A" ? try Tensor(zeros: [3, 8]) : try reader.tensor(name))
+                try writer.add(name, name == "base_model.model.encoder.layer.0.attention.self.query.lora_A.weight" ? try Tensor(zeros: [3, 8]) : try reader.tensor(name))
             }
             try writer.write(to: url)
         }
@@ -422,6 +422,12 @@ struct BertTrainerTests {
             let url = dir.appendingPathComponent("trainer.json")
             let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: try id(good), with: try id(lorta))
             try Data(text.utf8).write(to: url)
+        }
+        // The adapter directory missing, or holding another adapter than trainer.json records.
+        try expectFailure("adapter") { try fm.removeItem(at: $0.appendingPathComponent("adapter")) }
+        try expectFailure("adapter") { dir in
+            try fm.removeItem(at: dir.appendingPathComponent("adapter"))
+            try fm.copyItem(at: lorta.appendingPathComponent("adapter"), to: dir.appendingPathComponent("adapter"))
         }
         // Another model shape (3 layers), other data.
         try expectFailure("trainer.json", model: try trainerTestTinyModel(layers: 3)) { _ in }
@@ -450,7 +456,7 @@ struct BertTrainerTests {
         let cfg = try LoRTAConfiguration(rank: 4, alpha: 8, targetModules: ["query", "key", "value", "output"],
                                          layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
         var t = try BertTrainer(model: model, tokenizer: tokenizer, trainingData: data,
-                                adapters: .lorta(try LoRTAAdapter(configuration: cfg, seed: 1)),
+                                adapter: try LoRTAAdapter(configuration: cfg, seed: 1),
                                 head: try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 2),
                                 configuration: TrainingConfiguration(steps: 3, batchSize: 4, maxLength: 32,
                                                                      optimizer: AdamWConfiguration(learningRate: 1e-3), seed: 3))
@@ -464,6 +470,6 @@ struct BertTrainerTests {
         let back = try BertTrainer(resumingFrom: out, model: model, tokenizer: tokenizer, trainingData: data)
         let same4 = trainerTestSameState(t, back)
         #expect(same4)
-        if case .lorta(let a)? = back.adapters { #expect(a.factors.b.maxAbsolute > 0) } else { Issue.record("not LoRTA") }
+        if let a = back.adapter as? LoRTAAdapter { #expect(a.factors.b.maxAbsolute > 0) } else { Issue.record("not LoRTA") }
     }
 }

@@ -45,15 +45,20 @@ public struct AdapterHost: Sendable, Equatable {
     /// Module path of the layer list in the Hugging Face model, e.g. `model.layers`; PEFT keys
     /// are `base_model.model.<layerPath>.<layer>.<module path>.lora_A.weight`.
     public let layerPath: String
+    /// Paths below a layer of the other linear layers, which adapters cannot target here
+    /// (BERT's MLP `intermediate.dense`, `output.dense`): a `target_modules` entry that selects
+    /// one of them (PEFT would adapt it) is refused instead of being half applied.
+    public let frozenLinearPaths: [String]
 
     public init(modelType: String, layerCount: Int, headCount: Int, headDimension: Int, modules: [Module],
-                layerPath: String) {
+                layerPath: String, frozenLinearPaths: [String] = []) {
         self.modelType = modelType
         self.layerCount = layerCount
         self.headCount = headCount
         self.headDimension = headDimension
         self.modules = modules
         self.layerPath = layerPath
+        self.frozenLinearPaths = frozenLinearPaths
     }
 
     /// The module with a given short name (or full path), if the model has it.
@@ -68,6 +73,30 @@ public struct AdapterHost: Sendable, Equatable {
             guard let m = module(named: name) else { throw .unknownTarget(name, available: modules.map(\.name)) }
             return m
         }
+    }
+
+    /// The `target_modules` entry PEFT needs for a module: its short name when that is the last
+    /// component of its path and, by PEFT's suffix rule, matches no other projection of the
+    /// layer; else its path inside the layer (BERT's `output` is `attention.output.dense`).
+    public func peftTargetName(_ m: Module) -> String {
+        let clash = modules.contains { $0 != m && ($0.path == m.name || $0.path.hasSuffix("." + m.name)) }
+        let own = m.path == m.name || m.path.hasSuffix("." + m.name)
+        return clash || !own ? m.path : m.name
+    }
+
+    /// The modules an adapter's `targets` name, checked to be the host's short names (what the
+    /// model passes to ``Adapter/forward(layer:input:outputs:)``), distinct and non-empty.
+    /// Paths (`attention.output.dense`) are resolved by ``AdapterRecipe`` and the file loaders,
+    /// not accepted here, so that an adapter can never silently miss its projection.
+    /// - Throws: ``AdapterError``.
+    public func adaptedModules(_ targets: [String]) throws(AdapterError) -> [Module] {
+        guard !targets.isEmpty else { throw .incompatible("no target modules") }
+        let found = try modules(named: targets)
+        for (t, m) in zip(targets, found) where t != m.name {
+            throw .incompatible("target \"\(t)\" must be given by its module name \"\(m.name)\"")
+        }
+        guard Set(targets).count == targets.count else { throw .incompatible("duplicate targets \(targets)") }
+        return found
     }
 
     /// PEFT's module prefix of one projection: `base_model.model.model.layers.3.self_attn.q_proj`.

@@ -199,6 +199,11 @@ enum AdapterDirectory {
                 }
             }
         }
+        for l in 0..<host.layerCount {
+            if let frozen = host.frozenLinearPaths.first(where: { targets.matches("\(layerPrefix).\(l).\($0)") }) {
+                throw .unsupportedTargets(file: file, reason: "\(targets) selects \(frozen), which cannot be adapted here (adaptable: \(available))")
+            }
+        }
         var perLayer: [[AdapterHost.Module]] = []
         for l in 0..<host.layerCount { perLayer.append(host.modules.filter { targets.matches(fullName(l, $0)) }) }
         guard let first = perLayer.first, !first.isEmpty else {
@@ -221,13 +226,6 @@ extension LoRAAdapter {
     /// PEFT `task_type` for a host: `CAUSAL_LM` for llama, null otherwise (a bare encoder).
     static func peftTaskType(_ host: AdapterHost) -> String? { host.modelType == "llama" ? "CAUSAL_LM" : nil }
 
-    /// The `target_modules` entry for a module: its short name when, by PEFT's suffix rule,
-    /// it matches no other projection of the layer; else its path inside the layer.
-    static func peftTargetName(_ m: AdapterHost.Module, host: AdapterHost) -> String {
-        let clash = host.modules.contains { $0 != m && ($0.path == m.name || $0.path.hasSuffix("." + m.name)) }
-        return clash ? m.path : m.name
-    }
-
     /// Text of the `adapter_config.json` PEFT 0.21 writes for this adapter on `host` (sorted
     /// keys): `peft_type` "LORA", `r`, `lora_alpha` (shortest decimal form of the Float),
     /// `use_rslora`, `target_modules` (the short names, in ``targetModules`` order),
@@ -247,7 +245,7 @@ extension LoRAAdapter {
             "peft_type": "LORA", "task_type": task.map { $0 as Any } ?? null, "r": configuration.rank,
             "lora_alpha": Double(String(configuration.alpha)) ?? Double(configuration.alpha),
             "use_rslora": configuration.useRSLoRA,
-            "target_modules": modules.map { Self.peftTargetName($0, host: host) },
+            "target_modules": modules.map(host.peftTargetName),
             "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": false, "inference_mode": true,
             "base_model_name_or_path": baseModelName.map { $0 as Any } ?? null, "auto_mapping": autoMapping,
             "init_lora_weights": true, "use_dora": false, "lora_bias": false, "use_qalora": false,
@@ -306,11 +304,21 @@ extension LoRAAdapter {
         }
         try AdapterDirectory.refuseLayerSelection(d.raw, file: d.configPath)
         // Module names as PEFT matched them: the host's layer path, or a suffix of it when the
-        // adapter was made on an inner model (LlamaModel instead of LlamaForCausalLM).
+        // adapter was made on an inner model (LlamaModel instead of LlamaForCausalLM), or the
+        // path under an outer prefix (`bert.encoder.layer` for a BertForSequenceClassification).
         let parts = host.layerPath.split(separator: ".").map(String.init)
         let candidates = parts.indices.map { parts[$0...].joined(separator: ".") }
-        let layerPrefix = candidates.first { c in d.weights.names.contains { $0.hasPrefix("base_model.model.\(c).") } }
-            ?? host.layerPath
+        var layerPrefix = host.layerPath
+        search: for name in d.weights.names where name.hasPrefix("base_model.model.") {
+            let rest = String(name.dropFirst("base_model.model.".count))
+            for c in candidates {
+                if rest.hasPrefix(c + ".") { layerPrefix = c; break search }
+                if let r = rest.range(of: "." + host.layerPath + ".") {
+                    layerPrefix = String(rest[..<r.lowerBound]) + "." + host.layerPath
+                    break search
+                }
+            }
+        }
         let modules = try AdapterDirectory.resolveTargets(peft.targetModules, host: host, layerPrefix: layerPrefix,
                                                           file: d.configPath)
         // One rank and one scale for every adapted module.
@@ -372,7 +380,14 @@ extension LoRTAAdapter {
         try validate(for: host)
         let names = configuration.factorTensorShapes.map(\.name)
         let tensors = factors.a + [factors.b, factors.cL, factors.cH, factors.cM]
-        try AdapterDirectory.write(directory, tensors: Array(zip(names, tensors)), json: try configuration.adapterConfigJSON())
+        // target_modules in PEFT's form for the host (BERT's `output` is written
+        // `attention.output.dense`, so that name-based tools never match the MLP's output.dense).
+        let c = configuration
+        let written = try LoRTAConfiguration(rank: c.rank, alpha: c.alpha,
+                                             targetModules: try host.modules(named: c.targetModules).map(host.peftTargetName),
+                                             layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headDimension,
+                                             outputSizes: c.outputSizes)
+        try AdapterDirectory.write(directory, tensors: Array(zip(names, tensors)), json: try written.adapterConfigJSON())
     }
 
     /// Loads a LoRTA adapter directory for `host`: our layout (written by ``save(to:host:)``

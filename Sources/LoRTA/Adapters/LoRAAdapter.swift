@@ -58,10 +58,7 @@ public struct LoRAAdapter: Adapter {
     }
 
     static func checkTargets(_ targets: [String], host: AdapterHost) throws(AdapterError) -> [AdapterHost.Module] {
-        guard !targets.isEmpty else { throw .incompatible("no target modules") }
-        let modules = try host.modules(named: targets)
-        guard Set(modules.map(\.name)).count == modules.count else { throw .incompatible("duplicate targets \(targets)") }
-        return modules
+        try host.adaptedModules(targets)
     }
 
     public var summary: String { "LoRA r=\(configuration.rank) on \(targetModules.joined(separator: ","))" }

@@ -34,7 +34,7 @@ extension LoRTAAdapter: Adapter {
         guard c.layerCount == host.layerCount, c.headCount == host.headCount, c.headDimension == host.headDimension else {
             throw AdapterError.incompatible("LoRTA adapter for L=\(c.layerCount), H=\(c.headCount), d_h=\(c.headDimension); the model has L=\(host.layerCount), H=\(host.headCount), d_h=\(host.headDimension)")
         }
-        let modules = try host.modules(named: c.targetModules)
+        let modules = try host.adaptedModules(c.targetModules)
         for (m, size) in zip(modules, c.outputSizes) {
             guard m.isAttention, m.inputSize == c.inputSize else {
                 throw AdapterError.incompatible("LoRTA adapts attention projections whose input is the \(c.headCount) heads (width \(c.inputSize)); \(m.name) is not one")

@@ -1,6 +1,6 @@
 import CKernels
 
-/// Errors of the BERT encoder: configuration, weights, input batches and kernel failures.
+/// Errors of the BERT encoder: configuration, weights, input batches, the classification head.
 public enum BertError: Error, Equatable, CustomStringConvertible {
     /// A file of the model directory does not exist.
     case fileNotFound(path: String)
@@ -25,10 +25,6 @@ public enum BertError: Error, Equatable, CustomStringConvertible {
     case sequenceTooLong(length: Int, maximum: Int)
     /// A token id is outside the vocabulary.
     case tokenOutOfRange(id: Int32, row: Int, position: Int, vocabularySize: Int)
-    /// A C kernel returned an error status (a bug: the Swift layer validates its inputs first).
-    case kernelFailure(function: String, status: String)
-    /// An adapter set does not fit the model (layer count, sizes, targets, factor shapes).
-    case invalidAdapter(String)
     /// A classification head does not fit the model (shapes, class count).
     case invalidClassificationHead(String)
     /// The number of labels differs from the number of sequences in the batch.
@@ -56,20 +52,10 @@ public enum BertError: Error, Equatable, CustomStringConvertible {
             return "sequence length \(l) exceeds max_position_embeddings = \(m)"
         case .tokenOutOfRange(let id, let r, let p, let v):
             return "token id \(id) at row \(r), position \(p) is outside the vocabulary (size \(v))"
-        case .kernelFailure(let f, let s): return "internal error: \(f) failed (\(s))"
-        case .invalidAdapter(let r): return "adapter does not fit the BERT model: \(r)"
         case .invalidClassificationHead(let r): return "classification head does not fit the BERT model: \(r)"
         case .labelCountMismatch(let e, let a): return "\(a) labels for a batch of \(e) sequences"
         case .labelOutOfRange(let l, let r, let c): return "label \(l) of row \(r) is outside 0..<\(c)"
         case .invalidObservationPoint(let r): return "invalid observation point: \(r)"
         }
-    }
-}
-
-/// Throws ``BertError/kernelFailure(function:status:)`` unless `status` is `LT_OK`.
-@inline(__always)
-func bertCheck(_ status: lt_status, _ function: @autoclosure () -> String) throws(BertError) {
-    if status != LT_OK {
-        throw .kernelFailure(function: function(), status: String(cString: lt_status_string(Int32(status.rawValue))))
     }
 }

@@ -27,8 +27,8 @@ public struct BertLayerWeights: Sendable {
     public internal(set) var outputNormBias: Tensor
 }
 
-/// The projections of a layer that adapters (LoRA per matrix, or LoRTA) can target, with the
-/// names PEFT uses in `target_modules`.
+/// The projections of a layer that adapters can target (``BertModel/adapterHost``); the raw
+/// values are the module names adapters use.
 public enum BertProjection: String, CaseIterable, Sendable {
     case query, key, value
     /// `attention.output.dense` (PEFT target name "dense" under "attention.output").
@@ -199,26 +199,25 @@ public struct BertModel: Sendable {
     ///
     /// - Parameters:
     ///   - batch: token ids and attention mask (`B × T`); token type ids are taken as 0.
-    ///   - adapters: LoRA or LoRTA adapters whose outputs are added at the hook points: Q/K/V
-    ///     into the column slices of the fused `n × 3d` projection (one frozen GEMM for Q|K|V,
-    ///     then LoRA's `s (X Aᵀ) Bᵀ` per adapted slice; LoRTA: one shared projection of the
-    ///     layer input for Q, K and V), the attention output after its GEMM (LoRTA: its own
-    ///     projection of the attention context). Nothing is saved for the adapters: the
-    ///     backward recomputes `X Aᵀ` (LoRA) or the LoRTA projection (O(n·d·r) each).
+    ///   - adapter: an ``Adapter`` for ``adapterHost`` (LoRA, LoRTA) whose terms are added at
+    ///     the block's hook points (see `BertBlock.swift`): Q/K/V into the column slices of the
+    ///     fused `n × 3d` projection, from the block input; the attention output after its GEMM,
+    ///     from the attention context. Nothing is saved for the adapter: its backward
+    ///     recomputes what it needs (O(n·d·r)).
     ///   - observer: sees the activations of its ``BertActivationObserver/observationPoints``
     ///     (layer outputs, per-head attention contexts) as borrowed views of the forward's own
     ///     buffers, layer by layer; nil (the default) costs nothing.
     ///   - recordingActivations: keep what the backward needs (``BertActivations``): about
     ///     `n·(10d + I) + B·H·T²` floats per layer instead of reusing a few scratch buffers.
-    /// - Throws: ``BertError`` for a bad batch (see ``validate(_:)``) or adapters that do not
-    ///   fit the model (``BertError/invalidAdapter(_:)``).
+    /// - Throws: ``BertError`` for a bad batch (see ``validate(_:)``), ``AdapterError`` for an
+    ///   adapter made for another model shape.
     /// - Complexity: O(L · (n·d·(4d + 2I) + B·H·T²·d_h)) flops, n = B·T, plus O(L·n·d·r) per
     ///   adapted projection.
-    public func forward(_ batch: TokenBatch, adapters: BertAdapters? = nil,
+    public func forward(_ batch: TokenBatch, adapter: (any Adapter)? = nil,
                         recordingActivations: Bool = false,
                         observer: BertActivationObserver? = nil) throws -> BertOutput {
         try validate(batch)
-        try adapters?.validate(for: configuration)
+        try adapter?.validate(for: adapterHost)
         let observed = observer?.observationPoints ?? []
         for p in observed { try p.validate(for: configuration) }
         try Runtime.initialize()
@@ -235,7 +234,7 @@ public struct BertModel: Sendable {
         var embMean = Tensor(uninitializedShape: [record ? n : 0])
         var embRstd = Tensor(uninitializedShape: [record ? n : 0])
         try batch.ids.withUnsafeBufferPointer { ids in
-            try bertCheck(lt_embeddings_forward(Int64(B), Int64(T), Int64(d), ids.baseAddress,
+            try KernelFailure.check(lt_embeddings_forward(Int64(B), Int64(T), Int64(d), ids.baseAddress,
                                                 wordEmbeddings.pointer, Int64(c.vocabularySize),
                                                 positionEmbeddings.pointer, Int64(c.maxPositionEmbeddings),
                                                 tokenTypeEmbeddings.pointer, embSum.mutablePointer, Int64(d)),
@@ -244,13 +243,13 @@ public struct BertModel: Sendable {
         var hidden: Tensor
         if record {
             hidden = Tensor(uninitializedShape: [n, d])
-            try bertCheck(lt_layernorm_forward(Int64(n), Int64(d), eps, embSum.pointer, Int64(d),
+            try KernelFailure.check(lt_layernorm_forward(Int64(n), Int64(d), eps, embSum.pointer, Int64(d),
                                                embeddingNormWeight.pointer, embeddingNormBias.pointer,
                                                hidden.mutablePointer, Int64(d),
                                                embMean.mutablePointer, embRstd.mutablePointer), "lt_layernorm_forward")
         } else {
             let e = embSum.mutablePointer   // in place
-            try bertCheck(lt_layernorm_forward(Int64(n), Int64(d), eps, e, Int64(d),
+            try KernelFailure.check(lt_layernorm_forward(Int64(n), Int64(d), eps, e, Int64(d),
                                                embeddingNormWeight.pointer, embeddingNormBias.pointer,
                                                e, Int64(d), nil, nil), "lt_layernorm_forward")
             hidden = embSum
@@ -265,7 +264,7 @@ public struct BertModel: Sendable {
             // kernels write them in place instead of copying them first (copy-on-write).
             var buf = scratch.take() ?? LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: true)
             try mask.withUnsafeBufferPointer { m in
-                try Self.layerForward(layer, index: l, adapters: adapters, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
+                try Self.layerForward(layer, index: l, adapter: adapter, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
                                       inter: inter, scale: scale, eps: eps, mask: m.baseAddress!, record: record)
             }
             try Self.notify(observer, points: observed, layer: l, batch: batch, context: buf.context,
@@ -288,81 +287,12 @@ public struct BertModel: Sendable {
 
         var pooled = Tensor(uninitializedShape: [B, d])
         try mask.withUnsafeBufferPointer { m in
-            try bertCheck(lt_mean_pool_forward(Int64(B), Int64(T), Int64(d), hidden.pointer, Int64(d),
+            try KernelFailure.check(lt_mean_pool_forward(Int64(B), Int64(T), Int64(d), hidden.pointer, Int64(d),
                                                m.baseAddress, pooled.mutablePointer, Int64(d)), "lt_mean_pool_forward")
         }
         let activations = record ? BertActivations(embeddingSum: embSum, embeddingMean: embMean,
                                                    embeddingInverseStd: embRstd, layers: recorded) : nil
         return BertOutput(lastHiddenState: hidden, pooled: pooled, activations: activations)
-    }
-
-    /// Buffers of one layer's forward. When not recording (`statistics` false), the LayerNorms
-    /// run in place over `attentionSum` and `outputSum` (`attentionOutput`, `output` and the
-    /// statistics are empty) and GELU runs in place over `intermediate`.
-    struct LayerBuffers {
-        var qkv, probabilities, context, attentionSum, attentionOutput, intermediate, outputSum, output: Tensor
-        var attentionMean, attentionRstd, outputMean, outputRstd: Tensor
-        let statistics: Bool
-
-        init(n: Int, d: Int, inter: Int, B: Int, H: Int, T: Int, statistics: Bool) {
-            qkv = Tensor(uninitializedShape: [n, 3 * d])
-            probabilities = Tensor(uninitializedShape: [B * H * T * T])
-            context = Tensor(uninitializedShape: [n, d])
-            attentionSum = Tensor(uninitializedShape: [n, d])
-            attentionOutput = Tensor(uninitializedShape: [statistics ? n : 0, d])
-            intermediate = Tensor(uninitializedShape: [n, inter])
-            outputSum = Tensor(uninitializedShape: [n, d])
-            output = Tensor(uninitializedShape: [statistics ? n : 0, d])
-            let s = statistics ? n : 0
-            attentionMean = Tensor(uninitializedShape: [s]); attentionRstd = Tensor(uninitializedShape: [s])
-            outputMean = Tensor(uninitializedShape: [s]); outputRstd = Tensor(uninitializedShape: [s])
-            self.statistics = statistics
-        }
-    }
-
-    /// One post-LayerNorm block:
-    ///   QKV = X Wqkvᵀ + bqkv;  C = attention(Q, K, V, mask);  A = LN(C Woᵀ + bo + X)
-    ///   Z = A Wiᵀ + bi;  Y = LN(gelu(Z) W2ᵀ + b2 + A)
-    /// Adapter hook points: after the QKV GEMM (add ΔQ, ΔK, ΔV into the column slices of
-    /// `qkv`, ld 3d, from `input`) and with the attention output GEMM (add ΔO from `context`).
-    static func layerForward(_ w: BertLayerWeights, index l: Int, adapters: BertAdapters?, input: Tensor,
-                             buffers b: inout LayerBuffers,
-                             B: Int, T: Int, d: Int, H: Int, dh: Int, inter: Int, scale: Float, eps: Float,
-                             mask: UnsafePointer<Int32>, record: Bool) throws(BertError) {
-        let n = Int64(B * T), d64 = Int64(d), i64 = Int64(inter), ld3 = Int64(3 * d)
-        let qkv = b.qkv.mutablePointer
-        try qkvForward(w, layer: l, adapters: adapters, input: input, qkv: qkv, n: B * T, d: d, H: H)
-        let ctx = b.context.mutablePointer
-        try bertCheck(lt_attention_forward(Int64(B), Int64(T), Int64(H), Int64(dh), scale,
-                                           qkv, ld3, qkv + d, ld3, qkv + 2 * d, ld3, mask,
-                                           b.probabilities.mutablePointer, ctx, d64), "lt_attention_forward")
-        let aSum = b.attentionSum.mutablePointer
-        try attentionOutputForward(w, layer: l, adapters: adapters, context: b.context, input: input,
-                                   sum: aSum, n: B * T, d: d)
-        let aOut = b.statistics ? b.attentionOutput.mutablePointer : aSum
-        try bertCheck(lt_layernorm_forward(n, d64, eps, aSum, d64, w.attentionNormWeight.pointer,
-                                           w.attentionNormBias.pointer, aOut, d64,
-                                           b.statistics ? b.attentionMean.mutablePointer : nil,
-                                           b.statistics ? b.attentionRstd.mutablePointer : nil),
-                      "lt_layernorm_forward (attention)")
-        let z = b.intermediate.mutablePointer
-        try bertCheck(lt_linear_forward(n, d64, i64, aOut, d64, w.intermediateWeight.pointer, d64,
-                                        w.intermediateBias.pointer, nil, 0, z, i64), "lt_linear_forward (intermediate)")
-        // GELU: in place when not recording; when recording Z is kept for the backward and a
-        // temporary [n, I] buffer holds gelu(Z).
-        var geluOut = record ? Tensor(uninitializedShape: [B * T, inter]) : b.intermediate
-        let g = record ? geluOut.mutablePointer : z
-        try bertCheck(lt_gelu_forward(n, i64, z, i64, g, i64), "lt_gelu_forward")
-        let oSum = b.outputSum.mutablePointer
-        try bertCheck(lt_linear_forward(n, i64, d64, g, i64, w.outputWeight.pointer, i64,
-                                        w.outputBias.pointer, aOut, d64, oSum, d64), "lt_linear_forward (output)")
-        let out = b.statistics ? b.output.mutablePointer : oSum
-        try bertCheck(lt_layernorm_forward(n, d64, eps, oSum, d64, w.outputNormWeight.pointer,
-                                           w.outputNormBias.pointer, out, d64,
-                                           b.statistics ? b.outputMean.mutablePointer : nil,
-                                           b.statistics ? b.outputRstd.mutablePointer : nil),
-                      "lt_layernorm_forward (output)")
-        withExtendedLifetime(geluOut) {}
     }
 }
 

@@ -111,7 +111,7 @@ public struct BertActivationView {
     public func meanPooled() throws -> Tensor {
         var out = Tensor(uninitializedShape: [batch.count, width])
         try batch.attentionMask.withUnsafeBufferPointer { m in
-            try bertCheck(lt_mean_pool_forward(Int64(batch.count), Int64(batch.sequenceLength), Int64(width), base,
+            try KernelFailure.check(lt_mean_pool_forward(Int64(batch.count), Int64(batch.sequenceLength), Int64(width), base,
                                                Int64(leadingDimension), m.baseAddress, out.mutablePointer, Int64(width)),
                           "lt_mean_pool_forward (observation)")
         }
@@ -129,7 +129,7 @@ public struct BertActivationView {
     }
 }
 
-/// Receives activations during ``BertModel/forward(_:adapters:recordingActivations:observer:)``.
+/// Receives activations during ``BertModel/forward(_:adapter:recordingActivations:observer:)``.
 ///
 /// Only the points in ``observationPoints`` are visited; with no observer (or an empty set)
 /// the forward does no extra work and copies nothing. `observe` is called synchronously on
@@ -148,7 +148,7 @@ public protocol BertActivationObserver: AnyObject {
 /// ```swift
 /// let collector = try BertStatisticsCollector(points: BertObservationPoint.layerOutputs(model.configuration),
 ///                                             model: model.configuration, reduction: .meanPooled)
-/// for batch in batches { _ = try model.forward(batch.tokens, adapters: adapters, observer: collector) }
+/// for batch in batches { _ = try model.forward(batch.tokens, adapter: adapter, observer: collector) }
 /// let stats = collector.statistics[.layerOutput(layer: 5)]!
 /// ```
 /// Set ``labels`` before a forward to keep per-label statistics (one label per sequence; only

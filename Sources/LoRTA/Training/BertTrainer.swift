@@ -129,14 +129,14 @@ public struct TrainingSummary: Sendable {
     public let tokensPerSecond: Double
 }
 
-/// Fine-tunes adapters (LoRA or LoRTA, or none) and a classification head on a frozen
+/// Fine-tunes an adapter (any ``Adapter``: LoRA, LoRTA; or none) and a classification head on a frozen
 /// ``BertModel`` with AdamW, and saves/resumes exact checkpoints.
 ///
 /// ```swift
 /// let head = try BertClassificationHead(hiddenSize: 384, classCount: 2, seed: 1)
 /// let adapter = try LoRTAAdapter(configuration: lortaConfig, seed: 2)
 /// var trainer = try BertTrainer(model: model, tokenizer: tokenizer, trainingData: train,
-///                               adapters: .lorta(adapter), head: head,
+///                               adapter: adapter, head: head,
 ///                               configuration: TrainingConfiguration(steps: 500, batchSize: 16))
 /// let summary = try trainer.train { p in print(p.step, p.loss); return .proceed }
 /// try trainer.saveCheckpoint(to: checkpointDirectory)
@@ -164,10 +164,9 @@ public struct TrainingSummary: Sendable {
 /// position untouched by the failed step).
 ///
 /// Parameter order (optimizer and checkpoint names): `head.weight` `[classes, d]`, `head.bias`
-/// `[classes]`; then for LoRA, per layer `l` and target `t` (in the adapters' order)
-/// `lora.<l>.<t>.A` `[r, d]` and `lora.<l>.<t>.B` `[d, r]` (`t` is the ``BertProjection`` raw
-/// value: `query`, `key`, `value`, `output`); for LoRTA `lorta.A.<i>` (one per distinct output
-/// size), `lorta.B`, `lorta.C_H`, `lorta.C_L`, `lorta.C_M`.
+/// `[classes]`, then the adapter's ``Adapter/parameters`` under its
+/// ``Adapter/parameterNames(host:)`` for ``BertModel/adapterHost`` (LoRA: PEFT's keys, per
+/// layer and target A then B; LoRTA: its factor names).
 public struct BertTrainer: Sendable {
     /// The frozen base model.
     public let model: BertModel
@@ -177,8 +176,8 @@ public struct BertTrainer: Sendable {
     public let trainingData: LabelledTextDataset
     /// The run's settings (validated).
     public let configuration: TrainingConfiguration
-    /// The trained adapters (`nil`: only the head is trained).
-    public private(set) var adapters: BertAdapters?
+    /// The trained adapter (`nil`: only the head is trained).
+    public private(set) var adapter: (any Adapter)?
     /// The trained classification head.
     public private(set) var head: BertClassificationHead
     /// Optimizer steps done.
@@ -193,26 +192,28 @@ public struct BertTrainer: Sendable {
     public var optimizerState: OptimizerState { optimizer.state }
 
     /// Names of the trained tensors in optimizer order (see the type's documentation).
-    public var parameterNames: [String] { TrainableParameters.names(adapters: adapters) }
+    public var parameterNames: [String] { TrainableParameters.names(adapter: adapter, host: model.adapterHost) }
 
     /// Optimizer steps in one epoch: `⌊trainingData.count / batchSize⌋`.
     public var stepsPerEpoch: Int { trainingData.count / configuration.batchSize }
 
     /// A trainer at step 0. The AdamW moments start at zero.
     /// - Parameters:
-    ///   - adapters: initial adapters (e.g. ``BertLoRAAdapters/init(model:targets:configuration:seed:)``
-    ///     or ``LoRTAAdapter/init(configuration:seed:cInitialValue:)``); `nil` trains the head only.
+    ///   - adapter: the initial adapter for ``BertModel/adapterHost`` (e.g.
+    ///     ``LoRAAdapter/init(host:targets:configuration:seed:)`` or
+    ///     ``LoRTAAdapter/init(configuration:seed:initialization:cInitialValue:)``); `nil` trains
+    ///     the head only.
     ///   - head: initial head; its class count must be at least `trainingData.labelCount`.
     /// - Throws: ``TrainingError`` for an invalid configuration, a batch size larger than the
     ///   data, a `maxLength` beyond the model's positions, a tokenizer whose vocabulary is larger
-    ///   than the model's, or labels the head cannot represent; ``BertError`` when the adapters
-    ///   or the head do not fit the model. O(parameters).
+    ///   than the model's, or labels the head cannot represent; ``AdapterError`` when the adapter
+    ///   does not fit the model, ``BertError`` when the head does not. O(parameters).
     public init(model: BertModel, tokenizer: BertTokenizer, trainingData: LabelledTextDataset,
-                adapters: BertAdapters?, head: BertClassificationHead,
+                adapter: (any Adapter)?, head: BertClassificationHead,
                 configuration: TrainingConfiguration) throws {
-        try adapters?.validate(for: model.configuration)
+        try adapter?.validate(for: model.adapterHost)
         try head.validate(for: model.configuration)
-        let parameters = TrainableParameters.flatten(adapters: adapters, head: head)
+        let parameters = TrainableParameters.flatten(adapter: adapter, head: head)
         let zeros = parameters.map { p -> Tensor in
             var z = p
             z.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
@@ -220,12 +221,12 @@ public struct BertTrainer: Sendable {
         }
         let optimizer = try AdamW(configuration: configuration.optimizer,
                                   state: OptimizerState(step: 0, firstMoments: zeros, secondMoments: zeros))
-        try self.init(model: model, tokenizer: tokenizer, trainingData: trainingData, adapters: adapters, head: head,
+        try self.init(model: model, tokenizer: tokenizer, trainingData: trainingData, adapter: adapter, head: head,
                       configuration: configuration, step: 0, position: TrainingPosition(), optimizer: optimizer)
     }
 
     /// The shared checks and set-up of both initialisers.
-    init(model: BertModel, tokenizer: BertTokenizer, trainingData: LabelledTextDataset, adapters: BertAdapters?,
+    init(model: BertModel, tokenizer: BertTokenizer, trainingData: LabelledTextDataset, adapter: (any Adapter)?,
          head: BertClassificationHead, configuration: TrainingConfiguration, step: Int, position: TrainingPosition,
          optimizer: AdamW) throws {
         try configuration.validate()
@@ -246,7 +247,7 @@ public struct BertTrainer: Sendable {
         self.tokenizer = tokenizer
         self.trainingData = trainingData
         self.configuration = configuration
-        self.adapters = adapters
+        self.adapter = adapter
         self.head = head
         self.step = step
         self.position = position
@@ -259,7 +260,7 @@ public struct BertTrainer: Sendable {
 
     /// Runs optimizer steps until ``step`` reaches ``TrainingConfiguration/steps`` or `progress`
     /// returns `.stop` (checked after every step). Each step: the micro-batches of the step
-    /// (see the type's data order), loss and gradients by ``BertModel/gradients(_:labels:adapters:head:)``,
+    /// (see the type's data order), loss and gradients by ``BertModel/gradients(_:labels:adapter:head:)``,
     /// their example-weighted mean (``GradientAccumulator``), one AdamW update with
     /// `schedule.learningRate(atStep: step)`.
     /// - Returns: a summary of this call (no step runs when ``step`` is already at the total).
@@ -280,7 +281,7 @@ public struct BertTrainer: Sendable {
             var weightedLoss = 0.0, examples = 0, tokens = 0
             for j in 0..<k {
                 let batch = try epochBatches!.batch(position.batchInEpoch * k + j)
-                let g = try model.gradients(batch.tokens, labels: batch.labels, adapters: adapters, head: head)
+                let g = try model.gradients(batch.tokens, labels: batch.labels, adapter: adapter, head: head)
                 try accumulator.add(TrainableParameters.gradients(g), exampleCount: batch.count)
                 weightedLoss += Double(g.loss) * Double(batch.count)
                 examples += batch.count
@@ -288,14 +289,14 @@ public struct BertTrainer: Sendable {
             }
             let gradient = try accumulator.takeMean()
             let learningRate = configuration.schedule.learningRate(atStep: step)
-            var parameters = TrainableParameters.flatten(adapters: adapters, head: head)
+            var parameters = TrainableParameters.flatten(adapter: adapter, head: head)
             var newOptimizer = optimizer
             try newOptimizer.update(parameters: &parameters, gradients: gradient, learningRate: learningRate)
-            let (newAdapters, newHead) = try TrainableParameters.rebuild(parameters, adapters: adapters)
+            let (newAdapter, newHead) = try TrainableParameters.rebuild(parameters, adapter: adapter)
             // Commit.
             let epoch = position.epoch
             optimizer = newOptimizer
-            adapters = newAdapters
+            adapter = newAdapter
             head = newHead
             step += 1
             position.batchInEpoch += 1
@@ -324,75 +325,31 @@ public struct BertTrainer: Sendable {
             throw TrainingError.invalidBatching("the data has \(data.labelCount) labels, the head only \(head.classCount) classes")
         }
         guard data.count > 0 else { return try ClassificationMetrics(classCount: head.classCount) }
-        return try model.evaluate(data, tokenizer: tokenizer, adapters: adapters, head: head, batchSize: batchSize,
+        return try model.evaluate(data, tokenizer: tokenizer, adapter: adapter, head: head, batchSize: batchSize,
                                   maxLength: configuration.maxLength)
     }
 }
 
-/// The flat list of trained tensors (head, then adapters) and their names.
+/// The flat list of trained tensors (head, then the adapter's) and their names.
 enum TrainableParameters {
-    static func names(adapters: BertAdapters?) -> [String] {
-        var out = ["head.weight", "head.bias"]
-        switch adapters {
-        case .lora(let l)?:
-            for layer in l.a.indices {
-                for t in l.targets { out += ["lora.\(layer).\(t.rawValue).A", "lora.\(layer).\(t.rawValue).B"] }
-            }
-        case .lorta(let a)?:
-            out += a.factors.a.indices.map { "lorta.A.\($0)" } + ["lorta.B", "lorta.C_H", "lorta.C_L", "lorta.C_M"]
-        case nil: break
-        }
-        return out
+    static func names(adapter: (any Adapter)?, host: AdapterHost) -> [String] {
+        ["head.weight", "head.bias"] + (adapter?.parameterNames(host: host) ?? [])
     }
 
-    static func flatten(adapters: BertAdapters?, head: BertClassificationHead) -> [Tensor] {
-        var out = [head.weight, head.bias]
-        switch adapters {
-        case .lora(let l)?:
-            for i in l.a.indices { for t in l.a[i].indices { out += [l.a[i][t], l.b[i][t]] } }
-        case .lorta(let a)?:
-            let f = a.factors
-            out += f.a + [f.b, f.cH, f.cL, f.cM]
-        case nil: break
-        }
-        return out
+    static func flatten(adapter: (any Adapter)?, head: BertClassificationHead) -> [Tensor] {
+        [head.weight, head.bias] + (adapter?.parameters ?? [])
     }
 
-    /// Gradients in the order of ``flatten(adapters:head:)``.
+    /// Gradients in the order of ``flatten(adapter:head:)``.
     static func gradients(_ g: BertTrainingGradients) -> [Tensor] {
-        var out = [g.headWeight, g.headBias]
-        switch g.adapters {
-        case .lora(let a, let b)?:
-            for i in a.indices { for t in a[i].indices { out += [a[i][t], b[i][t]] } }
-        case .lorta(let f)?:
-            out += f.a + [f.b, f.cH, f.cL, f.cM]
-        case nil: break
-        }
-        return out
+        [g.headWeight, g.headBias] + (g.adapter ?? [])
     }
 
-    /// Adapters and head holding `tensors` (order and shapes of ``flatten(adapters:head:)`` for
-    /// `adapters`).
-    static func rebuild(_ ts: [Tensor], adapters: BertAdapters?) throws -> (BertAdapters?, BertClassificationHead) {
+    /// Adapter and head holding `tensors` (order and shapes of ``flatten(adapter:head:)``).
+    static func rebuild(_ ts: [Tensor], adapter: (any Adapter)?) throws -> ((any Adapter)?, BertClassificationHead) {
         let head = try BertClassificationHead(weight: ts[0], bias: ts[1])
-        var k = 2
-        switch adapters {
-        case .lora(var l)?:
-            for i in l.a.indices {
-                for t in l.a[i].indices {
-                    l.a[i][t] = ts[k]
-                    l.b[i][t] = ts[k + 1]
-                    k += 2
-                }
-            }
-            return (.lora(l), head)
-        case .lorta(var a)?:
-            let na = a.factors.a.count
-            try a.setFactors(LoRTAFactors(a: Array(ts[k..<(k + na)]), b: ts[k + na], cH: ts[k + na + 1],
-                                          cL: ts[k + na + 2], cM: ts[k + na + 3]))
-            return (.lorta(a), head)
-        case nil:
-            return (nil, head)
-        }
+        guard var a = adapter else { return (nil, head) }
+        try a.setParameters(Array(ts[2...]))
+        return (a, head)
     }
 }

@@ -16,12 +16,12 @@ extension BertModel {
     ///   ``BertError`` for adapters or a head that do not fit, or a label outside the head's
     ///   classes.
     /// - Complexity: one forward per batch: O(count · maxLength · (L·d·(4d + 2I))) flops.
-    public func evaluate(_ data: LabelledTextDataset, tokenizer: BertTokenizer, adapters: BertAdapters? = nil,
+    public func evaluate(_ data: LabelledTextDataset, tokenizer: BertTokenizer, adapter: (any Adapter)? = nil,
                          head: BertClassificationHead, batchSize: Int = 64, maxLength: Int = 64,
                          observer: BertActivationObserver? = nil, labelObserver: Bool = false,
                          progress: ((Int, Int) -> Void)? = nil) throws -> ClassificationMetrics {
         try head.validate(for: configuration)
-        try adapters?.validate(for: configuration)
+        try adapter?.validate(for: adapterHost)
         guard data.labelCount <= head.classCount else {
             throw BertError.invalidClassificationHead("the data has \(data.labelCount) classes, the head \(head.classCount)")
         }
@@ -33,7 +33,7 @@ extension BertModel {
             if labelObserver, let collector = observer as? BertStatisticsCollector {
                 collector.labels = batch.labels.map(Int.init)
             }
-            let out = try forward(batch.tokens, adapters: adapters, observer: observer)
+            let out = try forward(batch.tokens, adapter: adapter, observer: observer)
             let logits = try Self.headForward(head, pooled: out.pooled, B: batch.count)
             try metrics.add(logits: logits, labels: batch.labels)
             done += batch.count

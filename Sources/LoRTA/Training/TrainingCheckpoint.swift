@@ -2,37 +2,42 @@ import Foundation
 
 /// Training checkpoints of ``BertTrainer``.
 ///
-/// A checkpoint is a directory with three files, each written atomically (temporary file in the
-/// directory, then renamed over the old one), in this order:
+/// A checkpoint is a directory with three files and, when an adapter is trained, the adapter's
+/// own directory, each file written atomically (temporary file in the directory, then renamed
+/// over the old one), in this order:
 ///
+/// - `adapter/`: the adapter's files (``Adapter/save(to:host:)`` for ``BertModel/adapterHost``,
+///   loaded back with ``AdapterFiles/load(from:host:)``); they say what the adapter is (kind,
+///   rank, targets) — the checkpoint does not repeat it.
 /// - `trainable.safetensors`: the current head and adapter tensors, F32 raw bits, under the
-///   parameter names of ``BertTrainer`` (`head.weight`, `head.bias`, `lora.<l>.<target>.A|B`,
-///   `lorta.A.<i>`, `lorta.B`, `lorta.C_H`, `lorta.C_L`, `lorta.C_M`); metadata `format` =
-///   `lorta-trainable-1`, `step`, `checkpoint_id` (a UUID shared with `trainer.json`).
+///   parameter names of ``BertTrainer`` (`head.weight`, `head.bias`, then the adapter's
+///   ``Adapter/parameterNames(host:)``); metadata `format` = `lorta-trainable-2`, `step`,
+///   `checkpoint_id` (a UUID shared with `trainer.json`).
 /// - `optimizer.safetensors`: an ``OptimizerCheckpoint`` (AdamW moments `exp_avg.<name>`,
 ///   `exp_avg_sq.<name>`, hyper-parameters, schedule, seed, data position, step) with the same
 ///   parameter names in optimizer order.
-/// - `trainer.json`: `format` = `lorta-trainer-1`, `checkpoint_id`, `step`, `position`
+/// - `trainer.json`: `format` = `lorta-trainer-2`, `checkpoint_id`, `step`, `position`
 ///   (`epoch`, `batch_in_epoch`), `configuration` (`steps`, `batch_size`, `micro_batch_size`
 ///   (absent = none), `max_length`, `padding` (`longest`/`fixed`), `optimizer`
 ///   (`learning_rate`, `beta1`, `beta2`, `epsilon`, `weight_decay`), `schedule`
 ///   (``LearningRateSchedule/description``), `seed`), `model` (vocabulary size, hidden size,
-///   layers, heads, intermediate size, positions), `adapter` (`kind` = `none`/`lora`/`lorta`
-///   and `lora` = `rank`, `alpha`, `use_rslora`, `targets` or `lorta` = `rank`, `alpha`,
-///   `target_modules`, `layer_count`, `head_count`, `head_dimension`, `output_sizes`), `head`
+///   layers, heads, intermediate size, positions), `adapter` (the adapter's
+///   ``Adapter/summary``, absent without adapter), `head`
 ///   (`class_count`, `hidden_size`), `data` (`example_count`, `label_count`, `fingerprint`:
 ///   FNV-1a 64 of the labels and texts), `parameters` (the names in optimizer order). Real
 ///   numbers and the seed are JSON strings in Swift's shortest round-trip form, so every value
 ///   reads back with the same bits.
 ///
-/// `trainer.json` is written last. Loading checks that the three files belong to the same save
-/// (same step in all, same `checkpoint_id` in the two that carry it).
+/// `trainer.json` is written last. Loading checks that the files belong to the same save (same
+/// step in all, same `checkpoint_id` in the two that carry it; the adapter directory's kind and
+/// shapes must give the recorded parameter names and shapes).
 extension BertTrainer {
     static let trainerFileName = "trainer.json"
     static let trainableFileName = "trainable.safetensors"
     static let optimizerFileName = "optimizer.safetensors"
-    static let trainerFormat = "lorta-trainer-1"
-    static let trainableFormat = "lorta-trainable-1"
+    static let trainerFormat = "lorta-trainer-2"
+    static let trainableFormat = "lorta-trainable-2"
+    static let adapterDirectoryName = "adapter"
 
     /// Saves the trained tensors, the optimizer state, the configuration and the data position
     /// into `directory` (created when missing; existing checkpoint files are replaced, each
@@ -55,7 +60,7 @@ extension BertTrainer {
         }
         let id = UUID().uuidString
         let names = parameterNames
-        let tensors = TrainableParameters.flatten(adapters: adapters, head: head)
+        let tensors = TrainableParameters.flatten(adapter: adapter, head: head)
         let record = TrainerCheckpointRecord(self, checkpointID: id)
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -67,6 +72,9 @@ extension BertTrainer {
         let optimizerFile = try OptimizerCheckpoint(optimizer: optimizer, schedule: configuration.schedule,
                                                     seed: configuration.seed, position: position, parameterNames: names)
 
+        if let adapter {
+            try adapter.save(to: directory.appendingPathComponent(Self.adapterDirectoryName), host: model.adapterHost)
+        }
         try writer.write(to: directory.appendingPathComponent(Self.trainableFileName))
         try optimizerFile.write(to: directory.appendingPathComponent(Self.optimizerFileName))
         let jsonURL = directory.appendingPathComponent(Self.trainerFileName)
@@ -139,10 +147,13 @@ extension BertTrainer {
         guard record.position.batchInEpoch < stepsPerEpoch else {
             throw fail(jsonURL, "data position \(record.position.batchInEpoch) is beyond the \(stepsPerEpoch) steps of an epoch")
         }
-        let template: (BertAdapters?, BertClassificationHead)
-        do { template = try record.template(for: model.configuration) } catch { throw fail(jsonURL, "\(error)") }
-        let names = TrainableParameters.names(adapters: template.0)
-        let shapes = TrainableParameters.flatten(adapters: template.0, head: template.1).map(\.shape)
+        let template: ((any Adapter)?, BertClassificationHead)
+        let adapterURL = directory.appendingPathComponent(Self.adapterDirectoryName)
+        do { template = try record.template(for: model, adapterDirectory: adapterURL) } catch {
+            throw fail(record.adapter == nil ? jsonURL : adapterURL, "\(error)")
+        }
+        let names = TrainableParameters.names(adapter: template.0, host: model.adapterHost)
+        let shapes = TrainableParameters.flatten(adapter: template.0, head: template.1).map(\.shape)
         guard record.parameters == names else {
             throw fail(jsonURL, "parameter names \(record.parameters) differ from those of its adapter \(names)")
         }
@@ -174,8 +185,8 @@ extension BertTrainer {
         } catch {
             throw fail(trainableURL, "\(error)")
         }
-        let adapters: BertAdapters?, head: BertClassificationHead
-        do { (adapters, head) = try TrainableParameters.rebuild(loaded, adapters: template.0) } catch {
+        let adapter: (any Adapter)?, head: BertClassificationHead
+        do { (adapter, head) = try TrainableParameters.rebuild(loaded, adapter: template.0) } catch {
             throw fail(trainableURL, "\(error)")
         }
 
@@ -196,7 +207,7 @@ extension BertTrainer {
             throw fail(optimizerURL, "moments of \(names[i]) have shape \(saved.optimizer.state.firstMoments[i].shape), expected \(shape)")
         }
         let optimizer = try AdamW(configuration: configuration.optimizer, state: saved.optimizer.state)
-        try self.init(model: model, tokenizer: tokenizer, trainingData: trainingData, adapters: adapters, head: head,
+        try self.init(model: model, tokenizer: tokenizer, trainingData: trainingData, adapter: adapter, head: head,
                       configuration: configuration, step: record.step, position: record.trainingPosition, optimizer: optimizer)
     }
 }
@@ -210,7 +221,8 @@ struct TrainerCheckpointRecord: Codable {
     var position: PositionRecord
     var configuration: ConfigurationRecord
     var model: ModelRecord
-    var adapter: AdapterRecord
+    /// ``Adapter/summary`` of the trained adapter; nil without one.
+    var adapter: String?
     var head: HeadRecord
     var data: DataRecord
     var parameters: [String]
@@ -222,47 +234,26 @@ struct TrainerCheckpointRecord: Codable {
         position = PositionRecord(epoch: t.position.epoch, batchInEpoch: t.position.batchInEpoch)
         configuration = ConfigurationRecord(t.configuration)
         model = ModelRecord(t.model.configuration)
-        adapter = AdapterRecord(t.adapters)
+        adapter = t.adapter?.summary
         head = HeadRecord(classCount: t.head.classCount, hiddenSize: t.head.weight.shape[1])
         data = DataRecord(t.trainingData)
         parameters = t.parameterNames
     }
 
-    /// Zero-valued adapters and head of the recorded kinds and shapes, checked against `model`.
-    func template(for model: BertConfiguration) throws -> (BertAdapters?, BertClassificationHead) {
-        guard head.hiddenSize == model.hiddenSize, head.classCount >= 2 else {
-            throw TrainingError.invalidCheckpoint("head of \(head.classCount) classes × \(head.hiddenSize) does not fit d = \(model.hiddenSize)")
+    /// A zero head of the recorded shape and, when the record names an adapter, the adapter read
+    /// from the checkpoint's adapter directory (checked against `model`).
+    func template(for model: BertModel, adapterDirectory: URL) throws -> ((any Adapter)?, BertClassificationHead) {
+        guard head.hiddenSize == model.configuration.hiddenSize, head.classCount >= 2 else {
+            throw TrainingError.invalidCheckpoint("head of \(head.classCount) classes × \(head.hiddenSize) does not fit d = \(model.configuration.hiddenSize)")
         }
         let h = try BertClassificationHead(weight: try Tensor(zeros: [head.classCount, head.hiddenSize]),
                                            bias: try Tensor(zeros: [head.classCount]))
-        let adapters: BertAdapters?
-        switch (adapter.kind, adapter.lora, adapter.lorta) {
-        case ("none", nil, nil):
-            adapters = nil
-        case ("lora", let l?, nil):
-            let targets = try l.targets.map { name in
-                guard let p = BertProjection(rawValue: name) else {
-                    throw TrainingError.invalidCheckpoint("unknown LoRA target \"\(name)\"")
-                }
-                return p
-            }
-            guard let alpha = Float(l.alpha) else { throw TrainingError.invalidCheckpoint("LoRA alpha \"\(l.alpha)\"") }
-            let c = try LoRAConfiguration(rank: l.rank, alpha: alpha, useRSLoRA: l.useRslora)
-            let d = model.hiddenSize
-            let a = try (0..<model.layerCount).map { _ in try targets.map { _ in try Tensor(zeros: [c.rank, d]) } }
-            let b = try (0..<model.layerCount).map { _ in try targets.map { _ in try Tensor(zeros: [d, c.rank]) } }
-            adapters = .lora(try BertLoRAAdapters(model: model, targets: targets, configuration: c, a: a, b: b))
-        case ("lorta", nil, let l?):
-            guard let alpha = Float(l.alpha) else { throw TrainingError.invalidCheckpoint("LoRTA alpha \"\(l.alpha)\"") }
-            let c = try LoRTAConfiguration(rank: l.rank, alpha: alpha, targetModules: l.targetModules,
-                                           layerCount: l.layerCount, headCount: l.headCount,
-                                           headDimension: l.headDimension, outputSizes: l.outputSizes)
-            adapters = .lorta(try LoRTAAdapter(configuration: c, factors: try LoRTAFactors(zerosFor: c)))
-        default:
-            throw TrainingError.invalidCheckpoint("adapter kind \"\(adapter.kind)\" with the wrong or no settings")
+        guard let summary = adapter else { return (nil, h) }
+        let loaded = try AdapterFiles.load(from: adapterDirectory, host: model.adapterHost)
+        guard loaded.summary == summary else {
+            throw TrainingError.invalidCheckpoint("the adapter directory holds \(loaded.summary), trainer.json records \(summary)")
         }
-        try adapters?.validate(for: model)
-        return (adapters, h)
+        return (loaded, h)
     }
 }
 
@@ -341,35 +332,6 @@ struct ModelRecord: Codable, Equatable, CustomStringConvertible {
 
     var description: String {
         "vocabulary \(vocabularySize), d = \(hiddenSize), \(layerCount) layers, \(headCount) heads, I = \(intermediateSize), \(maxPositionEmbeddings) positions"
-    }
-}
-
-struct AdapterRecord: Codable {
-    struct LoRA: Codable {
-        var rank: Int, alpha: String, useRslora: Bool, targets: [String]
-    }
-    struct LoRTA: Codable {
-        var rank: Int, alpha: String, targetModules: [String], layerCount: Int, headCount: Int, headDimension: Int
-        var outputSizes: [Int]
-    }
-    var kind: String
-    var lora: LoRA?
-    var lorta: LoRTA?
-
-    init(_ adapters: BertAdapters?) {
-        switch adapters {
-        case .lora(let l)?:
-            kind = "lora"
-            let c = l.configuration
-            lora = LoRA(rank: c.rank, alpha: "\(c.alpha)", useRslora: c.useRSLoRA, targets: l.targets.map(\.rawValue))
-        case .lorta(let a)?:
-            kind = "lorta"
-            let c = a.configuration
-            lorta = LoRTA(rank: c.rank, alpha: "\(c.alpha)", targetModules: c.targetModules, layerCount: c.layerCount,
-                          headCount: c.headCount, headDimension: c.headDimension, outputSizes: c.outputSizes)
-        case nil:
-            kind = "none"
-        }
     }
 }
 

@@ -1,0 +1,200 @@
+import CKernels
+
+// One post-LayerNorm BERT block: its forward, where adapters hook in, and its backward, side by
+// side (as the C kernels are). The math is in docs/math.md; shapes use n = B·T rows.
+//
+//   forward                                     backward (frozen weights: dX only)
+//   QKV = X Wqkvᵀ + bqkv (+ ΔQ, ΔK, ΔV from X)  dX += dQKV Wqkv (+ adapters' dX, dθ)
+//   C   = attention(Q, K, V, mask)              dQKV from dC (softmax backward)
+//   S1  = C Woᵀ + bo + X (+ ΔO from C)          dC = dS1 Wo (+ adapter's dC, dθ); dX = dS1
+//   A   = LN(S1)                                dS1 = LN'(dA)
+//   Z   = A Wiᵀ + bi                            dA += dZ Wi
+//   S2  = gelu(Z) W2ᵀ + b2 + A                  dZ = gelu'(Z) ∘ (dS2 W2); dA = dS2
+//   Y   = LN(S2)                                dS2 = LN'(dY)
+//
+// The adapter is called through the ``Adapter`` protocol only: once for the group Q|K|V (they
+// read X) and once for the attention output (it reads C). The model never looks at its kind.
+
+extension BertConfiguration {
+    /// The projections adapters can attach to, with the names PEFT uses for a `transformers`
+    /// `BertModel` (`encoder.layer.<l>.attention.self.query`, …). The attention output is named
+    /// `output` here (``BertProjection/attentionOutput``), its path `attention.output.dense`;
+    /// all four read the heads (`d × d`), so LoRTA can adapt them.
+    public var adapterHost: AdapterHost {
+        AdapterHost(modelType: "bert", layerCount: layerCount, headCount: headCount, headDimension: headSize,
+                    modules: BertProjection.allCases.map {
+                        AdapterHost.Module(name: $0.rawValue, path: $0.modulePath, inputSize: hiddenSize,
+                                           outputSize: hiddenSize, isAttention: true)
+                    },
+                    layerPath: "encoder.layer", frozenLinearPaths: ["intermediate.dense", "output.dense"])
+    }
+}
+
+extension BertModel {
+    /// The projections adapters can attach to (``BertConfiguration/adapterHost``).
+    public var adapterHost: AdapterHost { configuration.adapterHost }
+
+    /// Buffers of one layer's forward. When not recording (`statistics` false), the LayerNorms
+    /// run in place over `attentionSum` and `outputSum` (`attentionOutput`, `output` and the
+    /// statistics are empty) and GELU runs in place over `intermediate`.
+    struct LayerBuffers {
+        var qkv, probabilities, context, attentionSum, attentionOutput, intermediate, outputSum, output: Tensor
+        var attentionMean, attentionRstd, outputMean, outputRstd: Tensor
+        let statistics: Bool
+
+        init(n: Int, d: Int, inter: Int, B: Int, H: Int, T: Int, statistics: Bool) {
+            qkv = Tensor(uninitializedShape: [n, 3 * d])
+            probabilities = Tensor(uninitializedShape: [B * H * T * T])
+            context = Tensor(uninitializedShape: [n, d])
+            attentionSum = Tensor(uninitializedShape: [n, d])
+            attentionOutput = Tensor(uninitializedShape: [statistics ? n : 0, d])
+            intermediate = Tensor(uninitializedShape: [n, inter])
+            outputSum = Tensor(uninitializedShape: [n, d])
+            output = Tensor(uninitializedShape: [statistics ? n : 0, d])
+            let s = statistics ? n : 0
+            attentionMean = Tensor(uninitializedShape: [s]); attentionRstd = Tensor(uninitializedShape: [s])
+            outputMean = Tensor(uninitializedShape: [s]); outputRstd = Tensor(uninitializedShape: [s])
+            self.statistics = statistics
+        }
+    }
+
+    /// The Q|K|V outputs (column slices of one `n × 3d` buffer) as adapter outputs.
+    static func queryKeyValueOutputs(_ p: UnsafeMutablePointer<Float>, d: Int) -> [AdapterOutput] {
+        [BertProjection.query, .key, .value].enumerated().map { m, proj in
+            AdapterOutput(module: proj.rawValue, p + m * d, stride: 3 * d)
+        }
+    }
+
+    // MARK: - forward
+
+    /// Forward of block `l` (see the table at the top of this file). Adapter hooks: after the
+    /// fused QKV GEMM (the adapter adds ΔQ, ΔK, ΔV into the column slices of `qkv`, from
+    /// `input`) and after the attention output GEMM (ΔO from `context`).
+    static func layerForward(_ w: BertLayerWeights, index l: Int, adapter: (any Adapter)?, input: Tensor,
+                             buffers b: inout LayerBuffers,
+                             B: Int, T: Int, d: Int, H: Int, dh: Int, inter: Int, scale: Float, eps: Float,
+                             mask: UnsafePointer<Int32>, record: Bool) throws {
+        let n = Int64(B * T), d64 = Int64(d), i64 = Int64(inter), ld3 = Int64(3 * d)
+        // QKV = X Wqkvᵀ + bqkv (one GEMM for the three), then the adapter's terms.
+        let qkv = b.qkv.mutablePointer
+        try KernelFailure.check(lt_linear_forward(n, d64, ld3, input.pointer, d64, w.queryKeyValueWeight.pointer, d64,
+                                                  w.queryKeyValueBias.pointer, nil, 0, qkv, ld3), "lt_linear_forward (QKV)")
+        try adapter?.forward(layer: l, input: AdapterInput(input.pointer, rows: B * T, width: d, stride: d),
+                             outputs: queryKeyValueOutputs(qkv, d: d))
+        // C = attention(Q, K, V).
+        let ctx = b.context.mutablePointer
+        try KernelFailure.check(lt_attention_forward(Int64(B), Int64(T), Int64(H), Int64(dh), scale,
+                                                     qkv, ld3, qkv + d, ld3, qkv + 2 * d, ld3, mask,
+                                                     b.probabilities.mutablePointer, ctx, d64), "lt_attention_forward")
+        // S1 = C Woᵀ + bo + X (+ ΔO); A = LN(S1).
+        let aSum = b.attentionSum.mutablePointer
+        try KernelFailure.check(lt_linear_forward(n, d64, d64, ctx, d64, w.attentionOutputWeight.pointer, d64,
+                                                  w.attentionOutputBias.pointer, input.pointer, d64, aSum, d64),
+                                "lt_linear_forward (attention output)")
+        try adapter?.forward(layer: l, input: AdapterInput(ctx, rows: B * T, width: d, stride: d),
+                             outputs: [AdapterOutput(module: BertProjection.attentionOutput.rawValue, aSum, stride: d)])
+        let aOut = b.statistics ? b.attentionOutput.mutablePointer : aSum
+        try KernelFailure.check(lt_layernorm_forward(n, d64, eps, aSum, d64, w.attentionNormWeight.pointer,
+                                                     w.attentionNormBias.pointer, aOut, d64,
+                                                     b.statistics ? b.attentionMean.mutablePointer : nil,
+                                                     b.statistics ? b.attentionRstd.mutablePointer : nil),
+                                "lt_layernorm_forward (attention)")
+        // Z = A Wiᵀ + bi; S2 = gelu(Z) W2ᵀ + b2 + A; Y = LN(S2).
+        let z = b.intermediate.mutablePointer
+        try KernelFailure.check(lt_linear_forward(n, d64, i64, aOut, d64, w.intermediateWeight.pointer, d64,
+                                                  w.intermediateBias.pointer, nil, 0, z, i64), "lt_linear_forward (intermediate)")
+        // GELU: in place when not recording; when recording Z is kept for the backward and a
+        // temporary [n, I] buffer holds gelu(Z).
+        var geluOut = record ? Tensor(uninitializedShape: [B * T, inter]) : b.intermediate
+        let g = record ? geluOut.mutablePointer : z
+        try KernelFailure.check(lt_gelu_forward(n, i64, z, i64, g, i64), "lt_gelu_forward")
+        let oSum = b.outputSum.mutablePointer
+        try KernelFailure.check(lt_linear_forward(n, i64, d64, g, i64, w.outputWeight.pointer, i64,
+                                                  w.outputBias.pointer, aOut, d64, oSum, d64), "lt_linear_forward (output)")
+        let out = b.statistics ? b.output.mutablePointer : oSum
+        try KernelFailure.check(lt_layernorm_forward(n, d64, eps, oSum, d64, w.outputNormWeight.pointer,
+                                                     w.outputNormBias.pointer, out, d64,
+                                                     b.statistics ? b.outputMean.mutablePointer : nil,
+                                                     b.statistics ? b.outputRstd.mutablePointer : nil),
+                                "lt_layernorm_forward (output)")
+        withExtendedLifetime(geluOut) {}
+    }
+
+    // MARK: - backward
+
+    /// Backward of block `l` given `dY` of its output and what its recorded forward saved.
+    /// Adds the adapter's parameter gradients to `gradients` (layout of ``Adapter/parameters``)
+    /// and returns dX of the block input (an empty tensor when `wantInputGradient` is false:
+    /// layer 0). No buffer is allocated for a frozen weight's gradient.
+    /// - Complexity: about the forward's flops again (one GEMM per frozen matrix for dX) plus
+    ///   the adapter's backward; temporaries `O(n·(d + I) + B·H·T²)`.
+    static func layerBackward(_ w: BertLayerWeights, _ act: BertLayerActivations, layer l: Int,
+                              adapter: any Adapter, gradients: inout [Tensor], dOutput: Tensor,
+                              B: Int, T: Int, c: BertConfiguration, mask: UnsafePointer<Int32>,
+                              wantInputGradient: Bool) throws -> Tensor {
+        let n = B * T, d = c.hiddenSize, inter = c.intermediateSize, H = c.headCount, dh = c.headSize
+        let n64 = Int64(n), d64 = Int64(d), i64 = Int64(inter), ld3 = Int64(3 * d)
+        let scale = Float(1.0 / Double(dh).squareRoot())
+
+        // One n × d buffer carries the residual-stream gradient through the layer, in place:
+        // dS2 → dA (+ dZ Wi) → dS1 (LayerNorm backward in place) → dX (+ dQKV Wqkv + adapter).
+        var dS2 = Tensor(uninitializedShape: [n, d])
+        try KernelFailure.check(lt_layernorm_backward(n64, d64, dOutput.pointer, d64, act.outputSum.pointer, d64,
+                                                      w.outputNormWeight.pointer, act.outputMean.pointer,
+                                                      act.outputInverseStd.pointer, dS2.mutablePointer, d64, nil, nil, 0),
+                                "lt_layernorm_backward (output)")
+        var dG = Tensor(uninitializedShape: [n, inter])
+        try KernelFailure.check(lt_linear_backward_input(n64, i64, d64, dS2.pointer, d64, w.outputWeight.pointer, i64,
+                                                         dG.mutablePointer, i64, 0), "lt_linear_backward_input (output)")
+        let g = dG.mutablePointer
+        try KernelFailure.check(lt_gelu_backward(n64, i64, act.intermediate.pointer, i64, g, i64, g, i64),
+                                "lt_gelu_backward")
+        // A = LN(S1): dA = dS2 (residual) + dZ Wi, accumulated into the same buffer.
+        var dA = dS2
+        dS2 = Tensor(uninitializedShape: [0])   // dA stays uniquely referenced (no copy)
+        try KernelFailure.check(lt_linear_backward_input(n64, d64, i64, dG.pointer, i64, w.intermediateWeight.pointer, d64,
+                                                         dA.mutablePointer, d64, 1), "lt_linear_backward_input (intermediate)")
+        // S1 = C Woᵀ + bo + X (+ ΔO): LayerNorm backward in place (dX may alias dY).
+        let ds1 = dA.mutablePointer
+        try KernelFailure.check(lt_layernorm_backward(n64, d64, ds1, d64, act.attentionSum.pointer, d64,
+                                                      w.attentionNormWeight.pointer, act.attentionMean.pointer,
+                                                      act.attentionInverseStd.pointer, ds1, d64, nil, nil, 0),
+                                "lt_layernorm_backward (attention)")
+        var dSum = dA
+        dA = Tensor(uninitializedShape: [0])
+        // dC = dS1 Wo, then the adapter of the attention output (its dθ and its part of dC).
+        var dC = Tensor(uninitializedShape: [n, d])
+        let dc = dC.mutablePointer
+        try KernelFailure.check(lt_linear_backward_input(n64, d64, d64, dSum.pointer, d64, w.attentionOutputWeight.pointer,
+                                                         d64, dc, d64, 0), "lt_linear_backward_input (attention output)")
+        try adapter.backward(layer: l, input: AdapterInput(act.context.pointer, rows: n, width: d, stride: d),
+                             outputGradients: [AdapterOutput(module: BertProjection.attentionOutput.rawValue,
+                                                             dSum.mutablePointer, stride: d)],
+                             parameterGradients: &gradients, inputGradient: AdapterOutput(module: "", dc, stride: d))
+
+        // Attention: dC → dQ, dK, dV (columns of one n × 3d buffer).
+        var dQKV = Tensor(uninitializedShape: [n, 3 * d])
+        var wsSize: Int64 = 0
+        try KernelFailure.check(lt_attention_backward_workspace_size(Int64(B), Int64(T), Int64(H), &wsSize),
+                                "lt_attention_backward_workspace_size")
+        var ws = Tensor(uninitializedShape: [Int(wsSize)])
+        let qkv = act.queryKeyValue.pointer, dq = dQKV.mutablePointer
+        try KernelFailure.check(lt_attention_backward(Int64(B), Int64(T), Int64(H), Int64(dh), scale, qkv, ld3, qkv + d, ld3,
+                                                      qkv + 2 * d, ld3, mask, act.attentionProbabilities.pointer, dC.pointer,
+                                                      d64, dq, ld3, dq + d, ld3, dq + 2 * d, ld3, ws.mutablePointer),
+                                "lt_attention_backward")
+
+        // X: residual (dS1, already in the buffer) + dQKV Wqkv (one fused GEMM) + the adapter's
+        // part; dS1 is not read any more, so dX accumulates over it.
+        let dx: UnsafeMutablePointer<Float>? = wantInputGradient ? dSum.mutablePointer : nil
+        if let dx {
+            try KernelFailure.check(lt_linear_backward_input(n64, d64, ld3, dq, ld3, w.queryKeyValueWeight.pointer, d64,
+                                                             dx, d64, 1), "lt_linear_backward_input (QKV)")
+        }
+        try adapter.backward(layer: l, input: AdapterInput(act.input.pointer, rows: n, width: d, stride: d),
+                             outputGradients: queryKeyValueOutputs(dq, d: d), parameterGradients: &gradients,
+                             inputGradient: dx.map { AdapterOutput(module: "", $0, stride: d) })
+        withExtendedLifetime((dQKV, dC, ws)) {}
+        return wantInputGradient ? dSum : Tensor(uninitializedShape: [0])
+    }
+}
