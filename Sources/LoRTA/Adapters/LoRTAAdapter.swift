@@ -51,7 +51,7 @@ public struct LoRTAAdapter: Sendable {
         let status = lt_lorta_init(&dims, Int64(rows.count), rows, aPointers, f.b.mutablePointer,
                                    f.cH.mutablePointer, f.cL.mutablePointer,
                                    f.cM.mutablePointer, seed, cInitialValue)
-        try Self.check(status, "LoRTA initialisation")
+        try KernelFailure.check(status, "lt_lorta_init")
         self.configuration = configuration
         self.factors = f
         self.gradients = try LoRTAFactors(zerosFor: configuration)
@@ -111,7 +111,7 @@ public struct LoRTAAdapter: Sendable {
         let status = lt_lorta_project_forward(&dims, Int64(n), input.pointer, Int64(configuration.inputSize),
                                               factors.b.pointer, factors.cH.pointer,
                                               u.mutablePointer, p.mutablePointer)
-        try Self.check(status, "LoRTA projection")
+        try KernelFailure.check(status, "lt_lorta_project_forward")
         return LoRTAProjection(u: u, p: p)
     }
 
@@ -161,7 +161,7 @@ public struct LoRTAAdapter: Sendable {
                                     Int64(matrices.count), matrices.map { Int64($0) }, dOut,
                                     aPointers, yPointers, dOut, ws, bytes)
         }
-        try Self.check(status, "LoRTA forward")
+        try KernelFailure.check(status, "lt_lorta_expand_forward")
     }
 
     // MARK: backward
@@ -238,7 +238,7 @@ public struct LoRTAAdapter: Sendable {
                                   daPointers, dB, dCH, dCL, dCM, dx, din, ws, bytes)
             }
         }
-        try Self.check(status, "LoRTA backward")
+        try KernelFailure.check(status, "lt_lorta_backward")
     }
 
     // MARK: merge
@@ -291,7 +291,7 @@ public struct LoRTAAdapter: Sendable {
                                           factors.cH.pointer, factors.cL.pointer, factors.cM.pointer,
                                           Int64(layer), Int64(matrix), factor, weight.mutablePointer,
                                           Int64(expected[1]))
-        try Self.check(status, "LoRTA merge")
+        try KernelFailure.check(status, "lt_lorta_merge_slice")
     }
 
     private func mergeEvery(_ weights: inout [[Tensor]], factor: Float) throws {
@@ -321,7 +321,7 @@ public struct LoRTAAdapter: Sendable {
             lt_lorta_merge_all(&dims, dOut, aPointers, factors.b.pointer, factors.cH.pointer,
                                factors.cL.pointer, factors.cM.pointer, factor, wPointers, ldw)
         }
-        try Self.check(status, "LoRTA merge")
+        try KernelFailure.check(status, "lt_lorta_merge_all")
     }
 
     // MARK: helpers
@@ -329,12 +329,6 @@ public struct LoRTAAdapter: Sendable {
     static func dims(_ c: LoRTAConfiguration) -> lt_lorta_dims {
         lt_lorta_dims(rank: Int64(c.rank), heads: Int64(c.headCount), head_dim: Int64(c.headDimension),
                       layers: Int64(c.layerCount), matrices: Int64(c.matrixCount))
-    }
-
-    static func check(_ status: lt_status, _ operation: String) throws {
-        guard status == LT_OK else {
-            throw LoRTAError.kernelFailure(operation: operation, status: Int(status.rawValue))
-        }
     }
 
     static func withWorkspace<R>(_ bytes: Int, _ body: (UnsafeMutableRawPointer) throws -> R) rethrows -> R {
