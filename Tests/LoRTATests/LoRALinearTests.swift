@@ -312,7 +312,11 @@ struct LoRALinearTests {
         }
         // Descriptions name the problem.
         #expect(LoRAError.shapeMismatch(name: "loraA", expected: [3, 5], actual: [2, 5]).description.contains("loraA"))
-        #expect(LoRAError.kernelFailure(function: "lt_lora_forward", status: 2).description.contains("lt_lora_forward"))
+        // A failing kernel (a library bug, never a user mistake) surfaces as KernelFailure naming it.
+        #expect(throws: KernelFailure(function: "lt_lora_forward", status: "invalid argument")) {
+            try KernelFailure.check(LT_ERR_INVALID_ARGUMENT, "lt_lora_forward")
+        }
+        #expect(KernelFailure(function: "lt_lora_forward", status: "invalid argument").description.contains("lt_lora_forward"))
         #expect(LoRAError.alreadyMerged.description.contains("unmerge"))
     }
 

@@ -30,7 +30,7 @@ public enum LoRA {
                 }
             }
         }
-        try LoRAError.check(status, subtract ? "lt_lora_unmerge" : "lt_lora_merge")
+        try KernelFailure.check(status, subtract ? "lt_lora_unmerge" : "lt_lora_merge")
     }
 
     /// The dense update `scale · b a` (d_out × d_in) of a LoRA adapter.

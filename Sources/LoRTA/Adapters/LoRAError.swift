@@ -1,9 +1,8 @@
-import CKernels
-
 /// Errors raised by the LoRA layer, its configuration and the merge helpers.
 ///
 /// Every user mistake (bad rank, bad alpha, mismatched shapes, merging twice) is reported with
-/// one of these cases; nothing in the LoRA API traps on user input.
+/// one of these cases; nothing in the LoRA API traps on user input. A C kernel that fails after
+/// these checks (a bug in this library) throws ``KernelFailure`` instead.
 public enum LoRAError: Error, Equatable, CustomStringConvertible {
     /// The rank `r` was below 1.
     case invalidRank(Int)
@@ -23,9 +22,6 @@ public enum LoRAError: Error, Equatable, CustomStringConvertible {
     /// ``LoRALinear/backward(input:outputGradient:computeInputGradient:)`` was called on a
     /// merged layer: its forward no longer depends on `loraA`/`loraB` separately.
     case backwardThroughMergedAdapter
-    /// A C kernel rejected its arguments (a bug in this library if it ever happens after the
-    /// Swift-side checks); `status` is the `lt_status` code.
-    case kernelFailure(function: String, status: Int)
 
     public var description: String {
         switch self {
@@ -45,16 +41,6 @@ public enum LoRAError: Error, Equatable, CustomStringConvertible {
             return "LoRA: the adapter is not merged, there is nothing to unmerge"
         case .backwardThroughMergedAdapter:
             return "LoRA: cannot compute adapter gradients of a merged layer (call unmerge() first)"
-        case .kernelFailure(let function, let status):
-            let text = lt_status_string(Int32(status)).map { String(cString: $0) } ?? "unknown status"
-            return "LoRA: \(function) failed with status \(status) (\(text))"
-        }
-    }
-
-    /// Throws ``kernelFailure(function:status:)`` unless `status` is `LT_OK`.
-    static func check(_ status: lt_status, _ function: String) throws {
-        guard status == LT_OK else {
-            throw LoRAError.kernelFailure(function: function, status: Int(status.rawValue))
         }
     }
 }

@@ -68,7 +68,7 @@ public struct LoRALinear: Sendable {
                 lt_lora_init(seed, Int64(r), Int64(dIn), Int64(dOut), pa.baseAddress, pb.baseAddress)
             }
         }
-        try LoRAError.check(status, "lt_lora_init")
+        try KernelFailure.check(status, "lt_lora_init")
         try self.init(weight: weight, bias: bias, loraA: a, loraB: b, configuration: configuration)
     }
 
@@ -126,7 +126,7 @@ public struct LoRALinear: Sendable {
                 }
             }
         }
-        try LoRAError.check(status, isMerged ? "lt_lora_base_forward" : "lt_lora_forward")
+        try KernelFailure.check(status, isMerged ? "lt_lora_base_forward" : "lt_lora_forward")
         return y
     }
 
@@ -154,7 +154,7 @@ public struct LoRALinear: Sendable {
         var dB = try Tensor(zeros: [dOut, r])
         var dX: Tensor? = computeInputGradient ? try Tensor(zeros: x.shape) : nil
         var size: Int64 = 0
-        try LoRAError.check(
+        try KernelFailure.check(
             lt_lora_backward_workspace_size(Int64(n), Int64(dIn), Int64(dOut), Int64(r), &size),
             "lt_lora_backward_workspace_size")
         var work = [Float](repeating: 0, count: Int(size))
@@ -174,7 +174,7 @@ public struct LoRALinear: Sendable {
                 }
             }
         }
-        try LoRAError.check(status, "lt_lora_backward")
+        try KernelFailure.check(status, "lt_lora_backward")
         return LoRAGradients(a: dA, b: dB, input: dX)
     }
 

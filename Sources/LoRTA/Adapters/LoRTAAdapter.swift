@@ -47,11 +47,11 @@ public struct LoRTAAdapter: Sendable {
         var dims = Self.dims(configuration)
         let rows = configuration.distinctOutputSizes.map { Int64($0) }
         var aPointers: [UnsafeMutablePointer<Float>?] = []
-        for i in f.a.indices { aPointers.append(f.a[i].lortaMutableBase()) }
-        let status = lt_lorta_init(&dims, Int64(rows.count), rows, aPointers, f.b.lortaMutableBase(),
-                                   f.cH.lortaMutableBase(), f.cL.lortaMutableBase(),
-                                   f.cM.lortaMutableBase(), seed, cInitialValue)
-        try Self.check(status, "LoRTA initialisation")
+        for i in f.a.indices { aPointers.append(f.a[i].mutablePointer) }
+        let status = lt_lorta_init(&dims, Int64(rows.count), rows, aPointers, f.b.mutablePointer,
+                                   f.cH.mutablePointer, f.cL.mutablePointer,
+                                   f.cM.mutablePointer, seed, cInitialValue)
+        try KernelFailure.check(status, "lt_lorta_init")
         self.configuration = configuration
         self.factors = f
         self.gradients = try LoRTAFactors(zerosFor: configuration)
@@ -108,10 +108,10 @@ public struct LoRTAAdapter: Sendable {
         var u = try Tensor(zeros: [n, r])
         var p = try Tensor(zeros: [n * H, r])
         var dims = Self.dims(configuration)
-        let status = lt_lorta_project_forward(&dims, Int64(n), input.lortaBase, Int64(configuration.inputSize),
-                                              factors.b.lortaBase, factors.cH.lortaBase,
-                                              u.lortaMutableBase(), p.lortaMutableBase())
-        try Self.check(status, "LoRTA projection")
+        let status = lt_lorta_project_forward(&dims, Int64(n), input.pointer, Int64(configuration.inputSize),
+                                              factors.b.pointer, factors.cH.pointer,
+                                              u.mutablePointer, p.mutablePointer)
+        try KernelFailure.check(status, "lt_lorta_project_forward")
         return LoRTAProjection(u: u, p: p)
     }
 
@@ -148,20 +148,20 @@ public struct LoRTAAdapter: Sendable {
         var ys: [Tensor] = matrices.map { outputs.removeValue(forKey: $0)! }  // unique references
         defer { for (m, y) in zip(matrices, ys) { outputs[m] = y } }
         var yPointers: [UnsafeMutablePointer<Float>?] = []
-        for i in ys.indices { yPointers.append(ys[i].lortaMutableBase()) }
+        for i in ys.indices { yPointers.append(ys[i].mutablePointer) }
         let dOut = matrices.map { Int64(configuration.outputSizes[$0]) }
         let aPointers: [UnsafePointer<Float>?] = matrices.map {
-            factors.a[configuration.factorAIndex(forMatrix: $0)].lortaBase
+            factors.a[configuration.factorAIndex(forMatrix: $0)].pointer
         }
         var dims = Self.dims(configuration)
         let bytes = lt_lorta_expand_workspace_size(&dims, Int64(matrices.count), dOut)
         let status = Self.withWorkspace(bytes) { ws in
-            lt_lorta_expand_forward(&dims, Int64(n), projection.u.lortaBase, factors.cL.lortaBase,
-                                    factors.cM.lortaBase, configuration.scaling, Int64(layer),
+            lt_lorta_expand_forward(&dims, Int64(n), projection.u.pointer, factors.cL.pointer,
+                                    factors.cM.pointer, configuration.scaling, Int64(layer),
                                     Int64(matrices.count), matrices.map { Int64($0) }, dOut,
                                     aPointers, yPointers, dOut, ws, bytes)
         }
-        try Self.check(status, "LoRTA forward")
+        try KernelFailure.check(status, "lt_lorta_expand_forward")
     }
 
     // MARK: backward
@@ -217,28 +217,28 @@ public struct LoRTAAdapter: Sendable {
         }
         let dOut = matrices.map { Int64(configuration.outputSizes[$0]) }
         let aIndex = matrices.map { configuration.factorAIndex(forMatrix: $0) }
-        let aPointers: [UnsafePointer<Float>?] = aIndex.map { factors.a[$0].lortaBase }
-        let dyPointers: [UnsafePointer<Float>?] = matrices.map { outputGradients[$0]!.lortaBase }
+        let aPointers: [UnsafePointer<Float>?] = aIndex.map { factors.a[$0].pointer }
+        let dyPointers: [UnsafePointer<Float>?] = matrices.map { outputGradients[$0]!.pointer }
         var gradA: [UnsafeMutablePointer<Float>] = []
-        for i in gradients.a.indices { gradA.append(gradients.a[i].lortaMutableBase()) }
+        for i in gradients.a.indices { gradA.append(gradients.a[i].mutablePointer) }
         let daPointers: [UnsafeMutablePointer<Float>?] = aIndex.map { gradA[$0] }
-        let dB = gradients.b.lortaMutableBase(), dCH = gradients.cH.lortaMutableBase()
-        let dCL = gradients.cL.lortaMutableBase(), dCM = gradients.cM.lortaMutableBase()
-        let dx = dX.lortaMutableBase()
+        let dB = gradients.b.mutablePointer, dCH = gradients.cH.mutablePointer
+        let dCL = gradients.cL.mutablePointer, dCM = gradients.cM.mutablePointer
+        let dx = dX.mutablePointer
         var dims = Self.dims(configuration)
         let bytes = lt_lorta_backward_workspace_size(&dims, Int64(n), Int64(matrices.count), dOut)
         let din = Int64(configuration.inputSize)
         let f = factors
         let status = Self.withWorkspace(bytes) { ws in
             withExtendedLifetime((outputGradients, saved, f)) {
-                lt_lorta_backward(&dims, Int64(n), input.lortaBase, din, saved.u.lortaBase, saved.p.lortaBase,
-                                  f.b.lortaBase, f.cH.lortaBase, f.cL.lortaBase, f.cM.lortaBase,
+                lt_lorta_backward(&dims, Int64(n), input.pointer, din, saved.u.pointer, saved.p.pointer,
+                                  f.b.pointer, f.cH.pointer, f.cL.pointer, f.cM.pointer,
                                   configuration.scaling, Int64(layer), Int64(matrices.count),
                                   matrices.map { Int64($0) }, dOut, aPointers, dyPointers, dOut,
                                   daPointers, dB, dCH, dCL, dCM, dx, din, ws, bytes)
             }
         }
-        try Self.check(status, "LoRTA backward")
+        try KernelFailure.check(status, "lt_lorta_backward")
     }
 
     // MARK: merge
@@ -287,11 +287,11 @@ public struct LoRTAAdapter: Sendable {
         }
         var dims = Self.dims(configuration)
         let a = factors.a[configuration.factorAIndex(forMatrix: matrix)]
-        let status = lt_lorta_merge_slice(&dims, Int64(expected[0]), a.lortaBase, factors.b.lortaBase,
-                                          factors.cH.lortaBase, factors.cL.lortaBase, factors.cM.lortaBase,
-                                          Int64(layer), Int64(matrix), factor, weight.lortaMutableBase(),
+        let status = lt_lorta_merge_slice(&dims, Int64(expected[0]), a.pointer, factors.b.pointer,
+                                          factors.cH.pointer, factors.cL.pointer, factors.cM.pointer,
+                                          Int64(layer), Int64(matrix), factor, weight.mutablePointer,
                                           Int64(expected[1]))
-        try Self.check(status, "LoRTA merge")
+        try KernelFailure.check(status, "lt_lorta_merge_slice")
     }
 
     private func mergeEvery(_ weights: inout [[Tensor]], factor: Float) throws {
@@ -310,18 +310,18 @@ public struct LoRTAAdapter: Sendable {
             }
         }
         var wPointers: [UnsafeMutablePointer<Float>?] = []
-        for l in 0..<L { for m in 0..<M { wPointers.append(weights[l][m].lortaMutableBase()) } }
+        for l in 0..<L { for m in 0..<M { wPointers.append(weights[l][m].mutablePointer) } }
         let dOut = configuration.outputSizes.map { Int64($0) }
         let aPointers: [UnsafePointer<Float>?] = (0..<M).map {
-            factors.a[configuration.factorAIndex(forMatrix: $0)].lortaBase
+            factors.a[configuration.factorAIndex(forMatrix: $0)].pointer
         }
         let ldw = Array(repeating: Int64(configuration.inputSize), count: M)
         var dims = Self.dims(configuration)
         let status = withExtendedLifetime(weights) {
-            lt_lorta_merge_all(&dims, dOut, aPointers, factors.b.lortaBase, factors.cH.lortaBase,
-                               factors.cL.lortaBase, factors.cM.lortaBase, factor, wPointers, ldw)
+            lt_lorta_merge_all(&dims, dOut, aPointers, factors.b.pointer, factors.cH.pointer,
+                               factors.cL.pointer, factors.cM.pointer, factor, wPointers, ldw)
         }
-        try Self.check(status, "LoRTA merge")
+        try KernelFailure.check(status, "lt_lorta_merge_all")
     }
 
     // MARK: helpers
@@ -329,12 +329,6 @@ public struct LoRTAAdapter: Sendable {
     static func dims(_ c: LoRTAConfiguration) -> lt_lorta_dims {
         lt_lorta_dims(rank: Int64(c.rank), heads: Int64(c.headCount), head_dim: Int64(c.headDimension),
                       layers: Int64(c.layerCount), matrices: Int64(c.matrixCount))
-    }
-
-    static func check(_ status: lt_status, _ operation: String) throws {
-        guard status == LT_OK else {
-            throw LoRTAError.kernelFailure(operation: operation, status: Int(status.rawValue))
-        }
     }
 
     static func withWorkspace<R>(_ bytes: Int, _ body: (UnsafeMutableRawPointer) throws -> R) rethrows -> R {
@@ -388,16 +382,4 @@ public struct LoRTAAdapter: Sendable {
         }
         return matrices
     }
-}
-
-extension Tensor {
-    /// The buffer after making it unique. Valid while this value keeps its storage (until it
-    /// is reassigned or destroyed); for passing several buffers to one C call.
-    fileprivate mutating func lortaMutableBase() -> UnsafeMutablePointer<Float> {
-        makeUnique()
-        return storage.pointer
-    }
-
-    /// The buffer, read-only. Valid while the storage lives (the value or a copy of it).
-    fileprivate var lortaBase: UnsafePointer<Float> { UnsafePointer(storage.pointer) }
 }

@@ -1,5 +1,6 @@
 /// Errors of the LoRTA adapter API. Every bad input of ``LoRTAAdapter`` and
-/// ``LoRTAConfiguration`` throws one of these; nothing traps on user input.
+/// ``LoRTAConfiguration`` throws one of these; nothing traps on user input. A C kernel that
+/// fails after these checks (a bug in this library) throws ``KernelFailure`` instead.
 public enum LoRTAError: Error, Equatable, CustomStringConvertible {
     /// A configuration value is out of range (the message names it).
     case invalidConfiguration(String)
@@ -20,8 +21,6 @@ public enum LoRTAError: Error, Equatable, CustomStringConvertible {
     case noOutputs(operation: String)
     /// A tensor argument has another rank than required.
     case rankMismatch(operation: String, expected: Int, actual: Int)
-    /// A C kernel rejected its arguments (should not happen after the Swift checks).
-    case kernelFailure(operation: String, status: Int)
 
     public var description: String {
         switch self {
@@ -38,7 +37,6 @@ public enum LoRTAError: Error, Equatable, CustomStringConvertible {
         case .noOutputs(let op): return "\(op): at least one output is required"
         case .rankMismatch(let op, let e, let a):
             return "\(op): expected a \(e)-dimensional tensor, got \(a) dimensions"
-        case .kernelFailure(let op, let s): return "\(op): kernel failed with status \(s)"
         }
     }
 }

@@ -295,26 +295,3 @@ public struct BertModel: Sendable {
         return BertOutput(lastHiddenState: hidden, pooled: pooled, activations: activations)
     }
 }
-
-// MARK: - Raw pointers for the kernels
-
-extension Tensor {
-    /// A tensor whose elements are not initialised (the kernels overwrite all of them).
-    init(uninitializedShape shape: [Int]) {
-        let n = Tensor.elementCount(shape)!
-        var t = try! Tensor(zeros: [])
-        t.storage = TensorStorage(count: n, zeroed: false)
-        self = try! t.reshaped(shape)
-    }
-
-    /// The storage's address, for reading. Valid while the tensor (or a copy) is alive.
-    var pointer: UnsafePointer<Float> { UnsafePointer(storage.pointer) }
-
-    /// The storage's address, for writing (copies first if the storage is shared).
-    var mutablePointer: UnsafeMutablePointer<Float> {
-        mutating get {
-            makeUnique()
-            return storage.pointer
-        }
-    }
-}

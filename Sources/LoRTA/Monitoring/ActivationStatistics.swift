@@ -181,7 +181,7 @@ public struct ActivationStatistics: Sendable, Equatable {
         guard rows > 0 else { return }
         try Runtime.initialize()
         var size: Int64 = 0
-        try StatisticsError.check(lt_stats_update_workspace_size(Int64(d), Int64(rows), &size), "lt_stats_update_workspace_size")
+        try KernelFailure.check(lt_stats_update_workspace_size(Int64(d), Int64(rows), &size), "lt_stats_update_workspace_size")
         var work = [Double](repeating: 0, count: Int(size))
         var fourth = fourthMoment
         var n = Int64(count)
@@ -196,14 +196,14 @@ public struct ActivationStatistics: Sendable, Equatable {
             // Arguments are validated above, so this is the kernel's NaN/Inf check.
             throw StatisticsError.nonFiniteValue(operation: "ActivationStatistics.update")
         }
-        try StatisticsError.check(status, "lt_stats_update")
+        try KernelFailure.check(status, "lt_stats_update")
         count = Int(n)
         fourthMoment = fourth
     }
 
     private mutating func mergeMoments(_ other: ActivationStatistics) throws {
         var size: Int64 = 0
-        try StatisticsError.check(lt_stats_merge_workspace_size(Int64(dimension), &size), "lt_stats_merge_workspace_size")
+        try KernelFailure.check(lt_stats_merge_workspace_size(Int64(dimension), &size), "lt_stats_merge_workspace_size")
         var work = [Double](repeating: 0, count: Int(size))
         var n = Int64(count), fourth = fourthMoment
         var otherMean = other.mean, otherScatter = other.scatter, otherThird = other.thirdMoment
@@ -221,7 +221,7 @@ public struct ActivationStatistics: Sendable, Equatable {
                 }
             }
         }
-        try StatisticsError.check(status, "lt_stats_merge")
+        try KernelFailure.check(status, "lt_stats_merge")
         count = Int(n)
         fourthMoment = fourth
     }

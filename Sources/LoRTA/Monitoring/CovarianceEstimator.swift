@@ -82,7 +82,7 @@ public struct CovarianceMatrix: Sendable, Equatable {
             lt_cholesky(Int64(dimension), $0.baseAddress, Int64(dimension), &failed)
         }
         if status == LT_ERR_NUMERICAL { throw StatisticsError.notPositiveDefinite(order: Int(failed)) }
-        try StatisticsError.check(status, "lt_cholesky")
+        try KernelFailure.check(status, "lt_cholesky")
         return CholeskyFactor(dimension: dimension, lower: a)
     }
 
@@ -102,7 +102,8 @@ public struct CovarianceMatrix: Sendable, Equatable {
                 lt_sym_eigen(Int64(dimension), ap.baseAddress, Int64(dimension), wp.baseAddress, 0)
             }
         }
-        try StatisticsError.check(status, "eigenvalues (dsyevd)")
+        if status == LT_ERR_NUMERICAL { throw StatisticsError.numericalFailure(operation: "eigenvalues (dsyevd)") }
+        try KernelFailure.check(status, "eigenvalues (dsyevd)")
         return w.reversed()
     }
 
@@ -116,7 +117,8 @@ public struct CovarianceMatrix: Sendable, Equatable {
                 lt_sym_eigen(Int64(d), ap.baseAddress, Int64(d), wp.baseAddress, 1)
             }
         }
-        try StatisticsError.check(status, "eigen-decomposition (dsyevd)")
+        if status == LT_ERR_NUMERICAL { throw StatisticsError.numericalFailure(operation: "eigen-decomposition (dsyevd)") }
+        try KernelFailure.check(status, "eigen-decomposition (dsyevd)")
         return (w, a)
     }
 
@@ -150,7 +152,8 @@ public struct CholeskyFactor: Sendable, Equatable {
                 lt_cholesky_inverse(Int64(dimension), l.baseAddress, Int64(dimension), o.baseAddress, Int64(dimension))
             }
         }
-        try StatisticsError.check(status, "lt_cholesky_inverse")
+        if status == LT_ERR_NUMERICAL { throw StatisticsError.numericalFailure(operation: "lt_cholesky_inverse") }
+        try KernelFailure.check(status, "lt_cholesky_inverse")
         return inv
     }
 
@@ -164,7 +167,7 @@ public struct CholeskyFactor: Sendable, Equatable {
         guard rows > 0 else { return [] }
         try Runtime.initialize()
         var size: Int64 = 0
-        try StatisticsError.check(lt_mahalanobis_workspace_size(Int64(d), Int64(rows), &size), "lt_mahalanobis_workspace_size")
+        try KernelFailure.check(lt_mahalanobis_workspace_size(Int64(d), Int64(rows), &size), "lt_mahalanobis_workspace_size")
         var work = [Double](repeating: 0, count: Int(size))
         var out = [Double](repeating: 0, count: rows)
         let status = batch.withUnsafeBufferPointer { x in
@@ -179,7 +182,7 @@ public struct CholeskyFactor: Sendable, Equatable {
                 }
             }
         }
-        try StatisticsError.check(status, "lt_mahalanobis_scores")
+        try KernelFailure.check(status, "lt_mahalanobis_scores")
         guard out.allSatisfy({ $0.isFinite }) else { throw StatisticsError.nonFiniteValue(operation: operation) }
         return out
     }

@@ -147,7 +147,7 @@ public struct KMeans: Sendable, Equatable {
                 }
             }
         }
-        try StatisticsError.check(status, "lt_squared_distances")
+        try KernelFailure.check(status, "lt_squared_distances")
         return out
     }
 }

@@ -63,7 +63,7 @@ public struct QuantumEntropyDetector: AnomalyDetector, Equatable {
         var tilde = try ActivationStatistics(batch).scatter
         try tilde.withUnsafeMutableBufferPointer { s in
             try L.lower.withUnsafeBufferPointer { l in
-                try StatisticsError.check(lt_sym_whiten(Int64(d), l.baseAddress, Int64(d), s.baseAddress, Int64(d)), "lt_sym_whiten")
+                try KernelFailure.check(lt_sym_whiten(Int64(d), l.baseAddress, Int64(d), s.baseAddress, Int64(d)), "lt_sym_whiten")
             }
         }
         let (lambda, V) = try CovarianceMatrix.symmetricEigen(tilde, dimension: d)
@@ -86,7 +86,7 @@ public struct QuantumEntropyDetector: AnomalyDetector, Equatable {
         }
         try A.withUnsafeMutableBufferPointer { a in
             try L.lower.withUnsafeBufferPointer { l in
-                try StatisticsError.check(lt_sym_unwhiten(Int64(d), l.baseAddress, Int64(d), a.baseAddress, Int64(d)), "lt_sym_unwhiten")
+                try KernelFailure.check(lt_sym_unwhiten(Int64(d), l.baseAddress, Int64(d), a.baseAddress, Int64(d)), "lt_sym_unwhiten")
             }
         }
         let metric = try CovarianceMatrix(dimension: d, values: A).cholesky()

@@ -1,6 +1,9 @@
-import CKernels
-
 /// Errors raised by activation statistics, covariance estimators, detectors and metrics.
+///
+/// A C kernel's error status maps to a case here only where it means something to the user
+/// (``notPositiveDefinite(order:)``, ``numericalFailure(operation:)``,
+/// ``nonFiniteValue(operation:)``); any other error status (a bug in this library after the
+/// Swift checks) throws ``KernelFailure``.
 public enum StatisticsError: Error, Equatable, CustomStringConvertible {
     /// A dimension of zero or less was requested.
     case invalidDimension(Int)
@@ -27,8 +30,6 @@ public enum StatisticsError: Error, Equatable, CustomStringConvertible {
     case notFitted(String)
     /// A LAPACK routine failed (e.g. the eigen-solver did not converge).
     case numericalFailure(operation: String)
-    /// The C kernel reported an unexpected status.
-    case kernelFailure(operation: String, status: Int)
 
     public var description: String {
         switch self {
@@ -51,14 +52,6 @@ public enum StatisticsError: Error, Equatable, CustomStringConvertible {
         case .singleClass(let op): return "\(op): needs both positive and negative examples"
         case .notFitted(let s): return "\(s) is not fitted"
         case .numericalFailure(let op): return "\(op): LAPACK did not converge"
-        case .kernelFailure(let op, let s):
-            return "\(op): kernel failed with status \(s) (\(String(cString: lt_status_string(Int32(s)))))"
         }
-    }
-
-    static func check(_ status: lt_status, _ operation: String) throws {
-        guard status != LT_OK else { return }
-        if status == LT_ERR_NUMERICAL { throw StatisticsError.numericalFailure(operation: operation) }
-        throw StatisticsError.kernelFailure(operation: operation, status: Int(status.rawValue))
     }
 }

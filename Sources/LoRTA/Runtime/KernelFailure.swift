@@ -10,8 +10,10 @@ public struct KernelFailure: Error, Equatable, CustomStringConvertible {
     public var description: String { "internal error: \(function) failed (\(status))" }
 
     /// Throws a ``KernelFailure`` unless `status` is `LT_OK`. The one way from a C status to a
-    /// Swift error for the code written after the BERT encoder (the older types keep their
-    /// own `kernelFailure` cases until they move to this).
+    /// Swift error: where a status means something to the user (e.g. `LT_ERR_NUMERICAL` from
+    /// `lt_cholesky` → ``StatisticsError/notPositiveDefinite(order:)``), the caller tests for it
+    /// first and passes every other status here. Only the BERT code (`bertCheck`,
+    /// `BertError.kernelFailure`) still has its own path, until it moves to this.
     @inline(__always)
     static func check(_ status: lt_status, _ function: @autoclosure () -> String) throws(KernelFailure) {
         if status != LT_OK {
