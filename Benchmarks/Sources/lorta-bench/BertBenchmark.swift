@@ -51,20 +51,15 @@ func bertTrainStepBenchmark() throws {
     let fixed = try tokenizer.encodeBatch(texts, maxLength: 64, padding: .fixed)
     let dynamic = try tokenizer.encodeBatch(texts, maxLength: 64, padding: .longest)
     let head = try BertClassificationHead(hiddenSize: model.configuration.hiddenSize, classCount: 2, seed: 1)
-    let targets: [BertProjection] = [.query, .key, .value, .attentionOutput]
-    let lora = BertAdapters.lora(try BertLoRAAdapters(model: model.configuration, targets: targets,
-                                                      configuration: LoRAConfiguration(rank: 8, alpha: 16), seed: 2))
-    let lortaConfig = try LoRTAConfiguration(rank: 8, alpha: 16, targetModules: targets.map(\.rawValue),
-                                             layerCount: model.configuration.layerCount,
-                                             headCount: model.configuration.headCount,
-                                             headDimension: model.configuration.hiddenSize / model.configuration.headCount)
-    let lorta = BertAdapters.lorta(try LoRTAAdapter(configuration: lortaConfig, seed: 3))
+    let targets = ["query", "key", "value", "output"]
+    let lora = try AdapterRecipe(kind: .lora, rank: 8, alpha: 16, targets: targets, seed: 2).makeAdapter(for: model.adapterHost)
+    let lorta = try AdapterRecipe(kind: .lorta, rank: 8, alpha: 16, targets: targets, seed: 3).makeAdapter(for: model.adapterHost)
     print("== MiniLM training step: forward + backward (no optimizer), B=32, r=8 on Q,K,V,O, \(Runtime.threadCount) threads ==")
     let t = try timeInterleaved([
-        { _ = try model.gradients(fixed, labels: labels, adapters: nil, head: head) },
-        { _ = try model.gradients(fixed, labels: labels, adapters: lora, head: head) },
-        { _ = try model.gradients(fixed, labels: labels, adapters: lorta, head: head) },
-        { _ = try model.gradients(dynamic, labels: labels, adapters: lora, head: head) },
+        { _ = try model.gradients(fixed, labels: labels, adapter: nil, head: head) },
+        { _ = try model.gradients(fixed, labels: labels, adapter: lora, head: head) },
+        { _ = try model.gradients(fixed, labels: labels, adapter: lorta, head: head) },
+        { _ = try model.gradients(dynamic, labels: labels, adapter: lora, head: head) },
     ], repetitions: 5, warmup: 1)
     print("head only, 64 tokens:      \(ms(t[0]))")
     print("LoRA r=8 (\(lora.parameterCount) params), 64 tokens:  \(ms(t[1]))")

@@ -12,8 +12,7 @@ public struct KernelFailure: Error, Equatable, CustomStringConvertible {
     /// Throws a ``KernelFailure`` unless `status` is `LT_OK`. The one way from a C status to a
     /// Swift error: where a status means something to the user (e.g. `LT_ERR_NUMERICAL` from
     /// `lt_cholesky` → ``StatisticsError/notPositiveDefinite(order:)``), the caller tests for it
-    /// first and passes every other status here. Only the BERT code (`bertCheck`,
-    /// `BertError.kernelFailure`) still has its own path, until it moves to this.
+    /// first and passes every other status here. No other type has a `kernelFailure` case.
     @inline(__always)
     static func check(_ status: lt_status, _ function: @autoclosure () -> String) throws(KernelFailure) {
         if status != LT_OK {
