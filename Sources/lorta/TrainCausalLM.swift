@@ -45,32 +45,20 @@ extension Train {
             }
             let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
             let checkpointDir = outURL.appendingPathComponent("checkpoint")
-            let start = Date()
-            let summaries = try runTrainingLoop(progress: progress, start: start, checkpointEvery: checkpointEvery,
-                                                train: { try trainer.train(progress: $0) },
-                                                saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir) })
-            let elapsed = Date().timeIntervalSince(start)
-            let stepsRun = summaries.reduce(0) { $0 + $1.stepsRun }
+            let run = TrainingSummary(combining: try runTrainingLoop(
+                progress: progress, start: Date(), checkpointEvery: checkpointEvery,
+                train: { try trainer.train(progress: $0) }, saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir) }))
             try trainer.saveCheckpoint(to: checkpointDir)
             try trainer.adapter.save(to: outURL, host: host)
 
-            let last = summaries.last(where: { $0.stepsRun > 0 })
             var result: [String: Any] = [
                 "task": "causal-lm", "adapter": adapter.rawValue,
                 "adapter_parameters": trainer.adapter.parameterCount,
                 "targets": trainer.adapter.targetModules,
                 "steps": trainer.step, "total_steps": total, "stopped_early": trainer.step < total,
-                "steps_this_run": stepsRun,
-                "final_loss": last?.lastLoss ?? .nan,
-                "mean_loss": stepsRun > 0 ? summaries.reduce(0) { $0 + $1.meanLoss * Double($1.stepsRun) } / Double(stepsRun) : .nan,
-                "seconds": elapsed,
-                "median_step_seconds": median(summaries.filter { $0.stepsRun > 0 }.map(\.medianStepSeconds)),
-                "tokens_per_second": elapsed > 0 ? summaries.reduce(0) { $0 + $1.tokensPerSecond * $1.elapsedSeconds } / elapsed : 0,
-                "peak_rss_mb": peakResidentMegabytes(),
-                "threads": Runtime.threadCount,
                 "train_examples": trainData.count, "skipped_examples": trainData.droppedCount,
                 "out": out,
-            ]
+            ].merging(summaryFields(run)) { a, _ in a }
             if let evalData {
                 if !quiet { printError("evaluating on \(evalData.count) examples…") }
                 let loss = try lm.model.evaluate(evalData, adapter: trainer.adapter)
@@ -83,9 +71,7 @@ extension Train {
             if json {
                 print(jsonText(result))
             } else {
-                var line = String(format: "step %d/%d: %d steps in %.1f s (median %.3f s/step), final loss %.4f",
-                                  trainer.step, total, stepsRun, elapsed, result["median_step_seconds"] as? Double ?? 0,
-                                  last?.lastLoss ?? .nan)
+                var line = summaryLine(run, step: trainer.step, total: total)
                 if let loss = result["eval_loss"] as? Double {
                     line += String(format: ", eval loss %.4f (perplexity %.3f)", loss, exp(loss))
                 }

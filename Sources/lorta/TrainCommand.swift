@@ -132,19 +132,9 @@ struct Train: ParsableCommand {
             }
             let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
             let checkpointDir = outURL.appendingPathComponent("checkpoint")
-            var stepSeconds: [Double] = [], losses: [Double] = [], tokens = 0
-            let start = Date()
-            var lastTime = start
-            try runTrainingLoop(progress: progress, start: start, checkpointEvery: checkpointEvery,
-                                train: { try trainer.train(progress: $0) },
-                                saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir); lastTime = Date() }) { p in
-                let now = Date()
-                stepSeconds.append(now.timeIntervalSince(lastTime))
-                lastTime = now
-                losses.append(Double(p.loss))
-                tokens += p.tokens
-            }
-            let elapsed = Date().timeIntervalSince(start)
+            let run = TrainingSummary(combining: try runTrainingLoop(
+                progress: progress, start: Date(), checkpointEvery: checkpointEvery,
+                train: { try trainer.train(progress: $0) }, saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir) }))
             let stoppedEarly = trainer.step < total
 
             try trainer.saveCheckpoint(to: checkpointDir)
@@ -156,16 +146,8 @@ struct Train: ParsableCommand {
                 "trainable_parameters": trainable,
                 "adapter_parameters": trainer.adapter?.parameterCount ?? 0,
                 "steps": trainer.step, "total_steps": total, "stopped_early": stoppedEarly,
-                "steps_this_run": losses.count,
-                "final_loss": losses.last ?? .nan,
-                "mean_loss": losses.isEmpty ? .nan : losses.reduce(0, +) / Double(losses.count),
-                "seconds": elapsed,
-                "median_step_seconds": median(stepSeconds),
-                "tokens_per_second": elapsed > 0 ? Double(tokens) / elapsed : 0,
-                "peak_rss_mb": peakResidentMegabytes(),
-                "threads": Runtime.threadCount,
                 "out": out,
-            ]
+            ].merging(summaryFields(run)) { a, _ in a }
             if let evalData {
                 if !quiet { printError("evaluating on \(evalData.count) examples…") }
                 let m = try trainer.evaluate(evalData)
@@ -178,8 +160,7 @@ struct Train: ParsableCommand {
             if json {
                 print(jsonText(result))
             } else {
-                var line = String(format: "step %d/%d: %d steps in %.1f s (median %.3f s/step), final loss %.4f",
-                                  trainer.step, total, losses.count, elapsed, median(stepSeconds), losses.last ?? .nan)
+                var line = summaryLine(run, step: trainer.step, total: total)
                 if let acc = result["eval_accuracy"] as? Double, let loss = result["eval_loss"] as? Double {
                     line += String(format: ", eval accuracy %.2f%% (loss %.4f)", 100 * acc, loss)
                 }
@@ -269,10 +250,17 @@ extension Train {
     }
 }
 
-func median(_ xs: [Double]) -> Double {
-    guard !xs.isEmpty else { return 0 }
-    let s = xs.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+/// The fields of `training_summary.json` that come from the library's ``TrainingSummary``.
+func summaryFields(_ s: TrainingSummary) -> [String: Any] {
+    ["steps_this_run": s.stepsRun, "final_loss": s.lastLoss, "mean_loss": s.meanLoss, "seconds": s.elapsedSeconds,
+     "median_step_seconds": s.medianStepSeconds, "tokens_per_second": s.tokensPerSecond,
+     "peak_rss_mb": peakResidentMegabytes(), "threads": Runtime.threadCount]
+}
+
+/// `step 300/300: 300 steps in 151.2 s (median 0.498 s/step), final loss 0.4123`.
+func summaryLine(_ s: TrainingSummary, step: Int, total: Int) -> String {
+    String(format: "step %d/%d: %d steps in %.1f s (median %.3f s/step), final loss %.4f",
+           step, total, s.stepsRun, s.elapsedSeconds, s.medianStepSeconds, s.lastLoss)
 }
 
 /// Peak resident set size of this process so far, in MB (getrusage).

@@ -127,6 +127,10 @@ public struct TrainingSummary: Sendable {
     public let medianStepSeconds: Double
     /// Non-padding tokens per second over this call (0 when no step ran).
     public let tokensPerSecond: Double
+    /// Wall-clock seconds of each step, in order.
+    public let stepSeconds: [Double]
+    /// Non-padding tokens of all steps.
+    public let tokens: Int
 }
 
 /// Fine-tunes an adapter (any ``Adapter``: LoRA, LoRTA; or none) and a classification head on a frozen
