@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs system packages, builds, runs every test suite, then checks that
-# another package can depend on swift-lorta by version.
+# The test command: installs system packages, builds, runs every test suite, checks that the DocC
+# documentation builds without warnings, then checks that another package can depend on
+# swift-lorta by version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -9,4 +10,6 @@ source scripts/blas-env.sh
 echo "test: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}"
 swift build --build-tests
 swift test --skip-build --no-parallel
+# The DocC documentation must build with zero warnings (broken links, undocumented parameters).
+bash scripts/check-docs.sh
 bash scripts/check-embedding.sh

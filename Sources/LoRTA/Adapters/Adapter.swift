@@ -179,7 +179,7 @@ public protocol Adapter: Sendable {
     /// Adds the adapter's term of `layer` to each output (`Y_m += Δ_{l,m}(X)`).
     /// - Complexity: O(n · r · (d_in + Σ d_out)) for the low-rank adapters here.
     func forward(layer: Int, input: AdapterInput, outputs: [AdapterOutput]) throws
-    /// Backward of ``forward(layer:input:outputs:)`` given `dY_m` in `outputGradients`: adds
+    /// Backward of ``Adapter/forward(layer:input:outputs:)`` given `dY_m` in `outputGradients`: adds
     /// the parameter gradients to `parameterGradients` (same layout as ``parameters``) and, when
     /// `inputGradient` is given (`n × width` at the input's shape, own stride), adds the
     /// adapter's part of `dX` to it (the frozen part `Σ_m dY_m W_m` is the model's).

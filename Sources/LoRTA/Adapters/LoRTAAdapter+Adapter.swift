@@ -148,7 +148,12 @@ extension LoRTAAdapter {
     /// A fresh adapter (ΔW = 0 since `B = 0`) initialised as `initialization` says; deterministic
     /// in `seed` (the reference scheme draws `A`s, then `C_H`, `C_L`, `C_M`, from one counter-based
     /// stream).
-    /// - Parameter cInitialValue: the value of every `C` entry with `.ones` (ignored by `.reference`).
+    /// - Parameters:
+    ///   - configuration: the adapter's sizes and hyper-parameters.
+    ///   - seed: the seed of the random draws; equal seeds give equal factors.
+    ///   - initialization: the initialisation scheme (``Initialization/ones`` or
+    ///     ``Initialization/reference``).
+    ///   - cInitialValue: the value of every `C` entry with `.ones` (ignored by `.reference`).
     /// - Throws: ``LoRTAError`` for an invalid configuration.
     public init(configuration: LoRTAConfiguration, seed: UInt64, initialization: Initialization,
                 cInitialValue: Float = 1) throws {

@@ -119,8 +119,11 @@ public struct LoRTAAdapter: Sendable {
     /// input `X` (`n × H·d_h`): for each entry `m → Y_m` (`n × d_out[m]`),
     /// `Y_m += X ΔW_{l,m}ᵀ`, computed as `s (U ∘ C_L[l] ∘ C_M[m]) Aᵀ` (one projection for all
     /// outputs, one pass over each output). O(n·r·(H·d_h + Σ d_out)).
-    /// - Parameter outputs: base outputs keyed by matrix index (position in `targetModules`);
-    ///   updated in place.
+    /// - Parameters:
+    ///   - layer: the layer index, in `0 ..< configuration.layerCount`.
+    ///   - input: the shared input `X` (`n × H·d_h`).
+    ///   - outputs: base outputs keyed by matrix index (position in `targetModules`);
+    ///     updated in place.
     /// - Returns: the saved projection, to pass to ``backward(layer:input:outputGradients:projection:inputGradient:)``.
     /// - Throws: ``LoRTAError`` for a bad layer, matrix index or shape; `outputs` is unchanged then.
     @discardableResult
@@ -166,15 +169,18 @@ public struct LoRTAAdapter: Sendable {
 
     // MARK: backward
 
-    /// Backward of ``forward(layer:input:outputs:)`` for the projections of layer `layer` that
+    /// Backward of ``forward(layer:input:outputs:)->_`` for the projections of layer `layer` that
     /// share the input `X`: accumulates the gradients of all five factors into ``gradients``
     /// and adds the adapter's part of the input gradient, `E B` (`n × H·d_h`), to
     /// `inputGradient`, which may already hold the frozen path `Σ_m dY_m W_m`.
     ///
     /// - Parameters:
+    ///   - layer: the layer index, in `0 ..< configuration.layerCount`.
+    ///   - input: the input `X` (`n × H·d_h`) the forward was given.
     ///   - outputGradients: `dY_m` (`n × d_out[m]`) keyed by matrix index.
     ///   - projection: what the forward returned (it must come from the same input and the
     ///     current `B`, `C_H`); `nil` recomputes it (one more pass over `X`).
+    ///   - inputGradient: `dX` (`n × H·d_h`); the adapter's part `E B` is added to it.
     /// - Complexity: O(n·r·(H·d_h + Σ d_out)) plus two skinny GEMMs of the same order.
     /// - Throws: ``LoRTAError`` for a bad layer, matrix index or shape; nothing is changed then.
     public mutating func backward(layer: Int, input: Tensor, outputGradients: [Int: Tensor],

@@ -73,8 +73,16 @@ public struct LoRTAConfiguration: Sendable, Equatable {
     public let outputSizes: [Int]
 
     /// Creates and validates a configuration.
-    /// - Parameter outputSizes: one per target; `nil` means every target is square
-    ///   (`H · d_h` rows).
+    /// - Parameters:
+    ///   - rank: CP rank `r` (≥ 1).
+    ///   - alpha: `lora_alpha` (finite); the update is scaled by `alpha / rank`.
+    ///   - targetModules: adapted matrix types, in M-axis order; non-empty, no duplicates,
+    ///     at most 64.
+    ///   - layerCount: number of layers `L` (≥ 1).
+    ///   - headCount: number of heads `H` the input side is split into (≥ 1).
+    ///   - headDimension: head size `d_h` (≥ 1); the input size is `H · d_h`.
+    ///   - outputSizes: one per target; `nil` means every target is square
+    ///     (`H · d_h` rows).
     /// - Throws: ``LoRTAError/invalidConfiguration(_:)`` for a non-positive size, a non-finite
     ///   alpha, empty or duplicate targets, or a count of output sizes that differs from the
     ///   count of targets.

@@ -60,8 +60,10 @@ extension LoRTAConfiguration {
     ///
     /// Reads `r`, `lora_alpha`, `target_modules` (a list; its order is the M axis),
     /// `num_layers`, `num_heads`, `head_dim` and the optional `output_sizes`.
-    /// - Parameter headDimension: used when the file has no `head_dim` (e.g. taken from
-    ///   `lora_B`); when both are present they must agree.
+    /// - Parameters:
+    ///   - c: the parsed `adapter_config.json`; its `peft_type` must be `LORTA`.
+    ///   - headDimension: used when the file has no `head_dim` (e.g. taken from
+    ///     `lora_B`); when both are present they must agree.
     /// - Throws: ``LoRTAFileError/notLoRTA(peftType:)``,
     ///   ``LoRTAFileError/targetModulesNotAList(_:)``,
     ///   ``AdapterConfigurationError/missingField(_:)`` for `num_layers`, `num_heads` or

@@ -145,7 +145,7 @@ public struct CausalLanguageModel: Sendable {
     /// of text as soon as its UTF-8 is complete (special tokens, such as the stop token, are
     /// not shown) and may stop the generation. Stops at ``stopTokens`` unless `parameters`
     /// names its own.
-    /// - Throws: what ``LlamaModel/generate(prompt:parameters:onToken:)`` throws, and what
+    /// - Throws: what ``LlamaModel/generate(prompt:parameters:adapter:onToken:)`` throws, and what
     ///   `onText` throws.
     public func generate(prompt: [Int32], parameters: GenerationParameters,
                          onText: (String) throws -> GenerationControl = { _ in .proceed }) throws -> (result: GenerationResult, text: String) {

@@ -1,7 +1,7 @@
 import CKernels
 import Foundation
 
-/// The result of ``LlamaModel/perplexity(of:context:batchSize:progress:)``.
+/// The result of ``LlamaModel/perplexity(of:context:batchSize:adapter:progress:)``.
 public struct PerplexityResult: Sendable, Equatable {
     /// Tokens scored.
     public let tokenCount: Int

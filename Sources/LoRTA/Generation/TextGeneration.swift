@@ -1,6 +1,6 @@
 import Foundation
 
-/// What ``LlamaModel/generate(prompt:parameters:onToken:)`` does.
+/// What ``LlamaModel/generate(prompt:parameters:adapter:onToken:)`` does.
 public struct GenerationParameters: Sendable, Equatable {
     /// Most tokens to generate (the stop token, when reached, counts as one).
     public var maxTokens: Int
@@ -63,7 +63,12 @@ extension LlamaModel {
     ///   whatever `onToken` throws.
     /// - Complexity: one prefill of `prompt.count` tokens and up to `maxTokens − 1` decode steps;
     ///   memory: a cache of `min(context, prompt + maxTokens)` tokens.
-    /// - Parameter adapter: an unmerged adapter applied at every step (nil: the base model).
+    /// - Parameters:
+    ///   - prompt: the token ids to continue (non-empty, shorter than the context length).
+    ///   - parameters: the token budget, sampling and stop tokens.
+    ///   - adapter: an unmerged adapter applied at every step (nil: the base model).
+    ///   - onToken: called with each generated token as soon as it is chosen; returning
+    ///     ``GenerationControl/stop`` ends the generation (that token is kept).
     public func generate(prompt: [Int32], parameters: GenerationParameters, adapter: (any Adapter)? = nil,
                          onToken: (Int32) throws -> GenerationControl = { _ in .proceed }) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw LlamaError.emptyInput }
@@ -103,7 +108,7 @@ extension LlamaModel {
                                 decodeSteps: steps)
     }
 
-    /// The tokens of ``generate(prompt:parameters:onToken:)`` as an asynchronous stream
+    /// The tokens of ``generate(prompt:parameters:adapter:onToken:)`` as an asynchronous stream
     /// (generation runs on a detached task; cancelling the consumer's task stops it after the
     /// current token).
     public func generationStream(prompt: [Int32], parameters: GenerationParameters) -> AsyncThrowingStream<Int32, Error> {

@@ -76,7 +76,7 @@ public struct MergeSummary: Sendable, Codable, Equatable {
 /// (PEFT's rule: equal to an entry or ending with "." + entry) and every entry must match at
 /// least one module. These rules are for `LORA`; `LORTA` adapters (one CP decomposition for
 /// all layers and targets) map base tensors to (layer, matrix type) slices by name instead —
-/// see ``lortaUpdates(config:adapter:base:)``.
+/// see `AdapterMerger.lortaUpdates(config:adapter:base:)` (internal).
 ///
 /// Changed tensors keep their dtype (F32, F16 or BF16; computed in Float32 and rounded back
 /// once); every other tensor is copied byte for byte, and `__metadata__` is kept. The output is
@@ -85,7 +85,11 @@ public struct MergeSummary: Sendable, Codable, Equatable {
 public enum AdapterMerger {
     /// Applies the PEFT adapter in `adapterDirectory` (`adapter_config.json` +
     /// `adapter_model.safetensors`) to `baseModel` and writes `output`.
-    /// - Parameter unmerge: subtract the update instead of adding it.
+    /// - Parameters:
+    ///   - baseModel: the base checkpoint (a `.safetensors` file).
+    ///   - adapterDirectory: the PEFT adapter directory (`LORA` or `LORTA`).
+    ///   - output: the `.safetensors` file to write (atomically; only after everything succeeded).
+    ///   - unmerge: subtract the update instead of adding it.
     /// - Returns: a summary of the changed tensors.
     /// - Complexity: O(Σ d_out·d_in·r) over adapted matrices plus one copy of the file.
     public static func merge(baseModel: URL, adapterDirectory: URL, output: URL, unmerge: Bool = false) throws -> MergeSummary {

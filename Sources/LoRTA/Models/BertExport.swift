@@ -88,6 +88,8 @@ extension BertModel {
     ///     files), or `overwrite` must be true; tokenizer files of an earlier export that this
     ///     export does not write are removed.
     ///   - source: the model directory the weights came from (e.g. `assets/all-MiniLM-L6-v2`).
+    ///   - overwrite: allow writing into a non-empty directory that is not an earlier export
+    ///     (its other files are left in place).
     /// - Throws: ``BertFileError/directoryNotEmpty(path:)``, ``BertFileError/missingFile(_:)``
     ///   (source `config.json`), ``BertFileError/configurationMismatch(_:)`` (source config or
     ///   carried tensor shapes differ from the model), ``BertError`` for an invalid source

@@ -78,7 +78,7 @@ public struct BertActivations: Sendable {
     public let layers: [BertLayerActivations]
 }
 
-/// The result of ``BertModel/forward(_:recordingActivations:)``.
+/// The result of ``BertModel/forward(_:adapter:recordingActivations:observer:)``.
 public struct BertOutput: Sendable {
     /// Last hidden state `[B·T, d]` (row `b·T + t` is token `t` of sequence `b`; padded
     /// positions are computed as `transformers` does, attending to the unpadded keys).

@@ -38,7 +38,10 @@ extension BertModel {
     /// returned (not accumulated anywhere); the adapter's are in the layout of its
     /// ``Adapter/parameters``.
     /// - Parameters:
+    ///   - batch: token ids and attention mask (`B × T`), as for ``forward(_:adapter:recordingActivations:observer:)``.
     ///   - labels: one class index per sequence, in `0 ..< head.classCount`.
+    ///   - adapter: the adapter being trained (nil: only the head gets gradients).
+    ///   - head: the classification head on the pooled output; its gradients are returned too.
     /// - Throws: ``BertError`` for a bad batch, head or labels; ``AdapterError`` for an adapter of another model shape.
     /// - Complexity: about twice the forward's flops (one GEMM per frozen matrix for dX) plus
     ///   the adapters' own backward.

@@ -3,7 +3,7 @@ import Foundation
 
 /// The frozen weights of one decoder block, in Hugging Face's layout and row order.
 ///
-/// Query, key and value are one ``StackedProjection`` (rows `[q; k; v]`, output
+/// Query, key and value are one `StackedProjection` (rows `[q; k; v]`, output
 /// `[n × (H + 2·H_kv)·d_h]`), gate and up another (`[n × 2I]`). Matrices stay in their stored
 /// type (Float32, F16/BF16, or a GGUF block format).
 public struct LlamaLayerWeights: Sendable {

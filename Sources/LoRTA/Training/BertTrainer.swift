@@ -34,9 +34,17 @@ public struct TrainingConfiguration: Sendable, Equatable {
 
     /// Defaults: batch 16 without accumulation, `maxLength` 64, dynamic padding, torch's AdamW
     /// defaults (lr 1e-3, weight decay 0.01), seed 0.
-    /// - Parameters:
-    ///   - schedule: `nil` means a constant rate of `optimizer.learningRate`.
     /// Values are checked by ``validate()`` (called by ``BertTrainer``), not here. O(1).
+    /// - Parameters:
+    ///   - steps: optimizer steps in total (``steps``).
+    ///   - batchSize: examples per optimizer step (``batchSize``).
+    ///   - microBatchSize: examples per forward/backward pass; `nil` means `batchSize`
+    ///     (``microBatchSize``).
+    ///   - maxLength: tokens per sequence, [CLS] and [SEP] included (``maxLength``).
+    ///   - padding: dynamic (`.longest`) or fixed padding (``padding``).
+    ///   - optimizer: AdamW hyper-parameters (``optimizer``).
+    ///   - schedule: `nil` means a constant rate of `optimizer.learningRate`.
+    ///   - seed: seed of the per-epoch shuffle (``seed``).
     public init(steps: Int, batchSize: Int = 16, microBatchSize: Int? = nil, maxLength: Int = 64,
                 padding: BertTokenizer.Padding = .longest, optimizer: AdamWConfiguration = AdamWConfiguration(),
                 schedule: LearningRateSchedule? = nil, seed: UInt64 = 0) {
@@ -203,11 +211,16 @@ public struct BertTrainer: Sendable {
 
     /// A trainer at step 0. The AdamW moments start at zero.
     /// - Parameters:
+    ///   - model: the frozen base model.
+    ///   - tokenizer: tokenizes the training (and evaluation) texts; its vocabulary must fit the
+    ///     model's.
+    ///   - trainingData: the training examples; at least `configuration.batchSize` of them.
     ///   - adapter: the initial adapter for ``BertModel/adapterHost`` (e.g.
     ///     ``LoRAAdapter/init(host:targets:configuration:seed:)`` or
     ///     ``LoRTAAdapter/init(configuration:seed:initialization:cInitialValue:)``); `nil` trains
     ///     the head only.
     ///   - head: initial head; its class count must be at least `trainingData.labelCount`.
+    ///   - configuration: the run's settings (steps, batching, optimizer, schedule, seed).
     /// - Throws: ``TrainingError`` for an invalid configuration, a batch size larger than the
     ///   data, a `maxLength` beyond the model's positions, a tokenizer whose vocabulary is larger
     ///   than the model's, or labels the head cannot represent; ``AdapterError`` when the adapter
@@ -319,8 +332,10 @@ public struct BertTrainer: Sendable {
 
     /// Accuracy, mean cross-entropy and confusion counts of the current adapters and head on
     /// `data`, in file order, with the configuration's `maxLength` and padding.
-    /// - Parameter batchSize: examples per forward pass (≥ 1); it does not change the result
-    ///   beyond float rounding of the logits.
+    /// - Parameters:
+    ///   - data: the labelled examples; their labels must be classes of the head.
+    ///   - batchSize: examples per forward pass (≥ 1); it does not change the result
+    ///     beyond float rounding of the logits.
     /// - Throws: ``TrainingError/invalidBatching(_:)`` for `batchSize < 1` or labels beyond the
     ///   head's classes; ``BertError`` from the model. O(forward over `data`).
     public func evaluate(_ data: LabelledTextDataset, batchSize: Int = 64) throws -> ClassificationMetrics {

@@ -136,6 +136,7 @@ public struct CausalLMDataset: Sendable, Equatable {
     /// Reads a JSONL file (see the type's documentation). Lines end with `\n` or `\r\n`; a UTF-8
     /// byte-order mark at the start is skipped. O(file size + encoding).
     /// - Parameters:
+    ///   - url: the JSONL file, one example per line.
     ///   - tokenizer: encodes the texts; its ``ByteLevelBPETokenizer/chatTemplate`` renders chats
     ///     unless `template` is given; its padding id (else its eos id, else 0) pads batches.
     ///   - maxLength: longest example kept, ≥ 2.

@@ -261,6 +261,7 @@ extension CausalLanguageModel {
     /// Greedy answers to the prompts of `data` (each example's prompt tokens), compared with the
     /// expected answers. Uses ``adapter`` when set.
     /// - Parameters:
+    ///   - data: the examples whose prompts are answered and whose expected answers are compared.
     ///   - limit: the first `limit` examples only (nil: all).
     ///   - maxNewTokens: tokens generated per answer.
     ///   - onAnswer: called with (example index, generated text, correct?) after each answer.

@@ -11,6 +11,15 @@ extension BertModel {
     /// ``BertStatisticsCollector/labels`` are set to each batch's labels first, so it keeps
     /// per-label statistics.
     /// - Parameters:
+    ///   - data: the labelled examples; their labels must be classes of `head`.
+    ///   - tokenizer: tokenizes the texts.
+    ///   - adapter: an unmerged adapter for ``adapterHost`` (nil: the base encoder).
+    ///   - head: the classification head applied to the pooled output.
+    ///   - batchSize: examples per forward pass (≥ 1).
+    ///   - maxLength: sequences are truncated to this many tokens, [CLS] and [SEP] included (≥ 2).
+    ///   - observer: sees every batch's activations; nil (the default) costs nothing.
+    ///   - labelObserver: when `observer` is a ``BertStatisticsCollector``, set its
+    ///     ``BertStatisticsCollector/labels`` to each batch's labels first.
     ///   - progress: called after each batch with (examples done, total); may be nil.
     /// - Throws: ``TrainingError/invalidBatching(_:)`` for `batchSize < 1` or `maxLength < 2`,
     ///   ``BertError`` for adapters or a head that do not fit, or a label outside the head's

@@ -23,8 +23,14 @@ public struct OptimizerCheckpoint: Sendable {
     /// One name per parameter tensor, in the optimizer's order (unique, non-empty).
     public var parameterNames: [String]
 
-    /// - Parameter parameterNames: names of the optimizer's parameters; `nil` names them
-    ///   "0", "1", ….
+    /// The checkpoint of an optimizer and its training plan, ready to ``write(to:)``.
+    /// - Parameters:
+    ///   - optimizer: AdamW with its configuration and state (moments and update count).
+    ///   - schedule: the learning-rate schedule of the run.
+    ///   - seed: the seed of the per-epoch shuffle.
+    ///   - position: where the next step's examples start.
+    ///   - parameterNames: names of the optimizer's parameters; `nil` names them
+    ///     "0", "1", ….
     /// - Throws: ``TrainingError/invalidCheckpoint(_:)`` when the names are not one per
     ///   moment tensor, not unique, or empty.
     public init(optimizer: AdamW, schedule: LearningRateSchedule, seed: UInt64, position: TrainingPosition,

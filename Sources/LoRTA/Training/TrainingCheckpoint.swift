@@ -88,8 +88,11 @@ extension BertTrainer {
     /// the same bits as a run that never stopped.
     ///
     /// - Parameters:
-    ///   - model, tokenizer, trainingData: must be the ones of the saved run (the model's sizes
-    ///     and the data's count, labels and fingerprint are checked; the tokenizer is not stored).
+    ///   - directory: the checkpoint directory written by ``saveCheckpoint(to:)``.
+    ///   - model: the frozen base model of the saved run (its sizes are checked).
+    ///   - tokenizer: the tokenizer of the saved run (it is not stored, so not checked).
+    ///   - trainingData: the training examples of the saved run (their count, labels and
+    ///     fingerprint are checked).
     ///   - steps: a new total number of steps (e.g. continue a 50-step run to 100); `nil` keeps
     ///     the saved one.
     ///   - schedule: a new learning-rate schedule (a linear schedule carries its own total); `nil`
