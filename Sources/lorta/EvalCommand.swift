@@ -52,7 +52,7 @@ struct Eval: ParsableCommand {
         if observe != nil && statisticsOut == nil { throw ValidationError("--observe needs --statistics-out DIR") }
         if observe == nil && statisticsOut != nil { throw ValidationError("--statistics-out needs --observe") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be >= 1") }
-        guard BertStatisticsCollector.Reduction(rawValue: reduction) != nil else {
+        guard StatisticsCollector.Reduction(rawValue: reduction) != nil else {
             throw ValidationError("--reduction must be mean, first or tokens")
         }
     }
@@ -75,10 +75,10 @@ struct Eval: ParsableCommand {
             let adapter = hasAdapter ? try withSafeTensorsPath(adapterWeights) { try AdapterFiles.load(from: adapterURL, host: bert.adapterHost) } : nil
             let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: classifier.classCount)
 
-            var collector: BertStatisticsCollector?
+            var collector: StatisticsCollector?
             if let observe {
-                collector = try BertStatisticsCollector(points: try Self.points(observe, c), model: c,
-                                                        reduction: BertStatisticsCollector.Reduction(rawValue: reduction)!)
+                collector = try StatisticsCollector(points: try Self.points(observe, c), shape: c.observationShape,
+                                                        reduction: StatisticsCollector.Reduction(rawValue: reduction)!)
             }
             let terminal = isatty(2) != 0
             let (metrics, seconds) = try timed {
@@ -118,14 +118,14 @@ struct Eval: ParsableCommand {
         }
     }
 
-    static func points(_ text: String, _ c: BertConfiguration) throws -> [BertObservationPoint] {
-        var out: [BertObservationPoint] = []
+    static func points(_ text: String, _ c: BertConfiguration) throws -> [ObservationPoint] {
+        var out: [ObservationPoint] = []
         for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
             switch part {
-            case "layers": out += BertObservationPoint.layerOutputs(c)
-            case "heads": out += BertObservationPoint.attentionHeads(c)
-            case "all": out += BertObservationPoint.layerOutputs(c) + BertObservationPoint.attentionHeads(c)
-            default: out.append(try BertObservationPoint(parsing: part))
+            case "layers": out += ObservationPoint.layerOutputs(c.observationShape)
+            case "heads": out += ObservationPoint.attentionHeads(c.observationShape)
+            case "all": out += ObservationPoint.layerOutputs(c.observationShape) + ObservationPoint.attentionHeads(c.observationShape)
+            default: out.append(try ObservationPoint(parsing: part))
             }
         }
         return Array(Set(out)).sorted()

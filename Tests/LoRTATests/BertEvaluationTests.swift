@@ -46,8 +46,8 @@ import Testing
         let model = try tinyBertModel()
         let data = try LabelledTextDataset(examples: Self.texts.map { LabelledText(label: $0.0, text: $0.1) }, labelCount: 2)
         let head = try BertClassificationHead(hiddenSize: 8, classCount: 2, seed: 3)
-        let point = BertObservationPoint.layerOutput(layer: 1)
-        let collector = try BertStatisticsCollector(points: [point], model: model.configuration)
+        let point = ObservationPoint.layerOutput(layer: 1)
+        let collector = try StatisticsCollector(points: [point], shape: model.configuration.observationShape)
         var calls: [Int] = []
         _ = try model.evaluate(data, tokenizer: try tinyBertTokenizer(), head: head, batchSize: 4, maxLength: 8,
                                observer: collector, labelObserver: true) { done, _ in calls.append(done) }

@@ -31,8 +31,6 @@ public enum BertError: Error, Equatable, CustomStringConvertible {
     case labelCountMismatch(expected: Int, actual: Int)
     /// A label is outside `0 ..< classCount`.
     case labelOutOfRange(label: Int32, row: Int, classCount: Int)
-    /// An observation point the model does not have, or an observer used in a way it cannot be.
-    case invalidObservationPoint(String)
 
     public var description: String {
         switch self {
@@ -55,7 +53,6 @@ public enum BertError: Error, Equatable, CustomStringConvertible {
         case .invalidClassificationHead(let r): return "classification head does not fit the BERT model: \(r)"
         case .labelCountMismatch(let e, let a): return "\(a) labels for a batch of \(e) sequences"
         case .labelOutOfRange(let l, let r, let c): return "label \(l) of row \(r) is outside 0..<\(c)"
-        case .invalidObservationPoint(let r): return "invalid observation point: \(r)"
         }
     }
 }

@@ -204,7 +204,7 @@ public struct BertModel: Sendable {
     ///     fused `n × 3d` projection, from the block input; the attention output after its GEMM,
     ///     from the attention context. Nothing is saved for the adapter: its backward
     ///     recomputes what it needs (O(n·d·r)).
-    ///   - observer: sees the activations of its ``BertActivationObserver/observationPoints``
+    ///   - observer: sees the activations of its ``ActivationObserver/observationPoints``
     ///     (layer outputs, per-head attention contexts) as borrowed views of the forward's own
     ///     buffers, layer by layer; nil (the default) costs nothing.
     ///   - recordingActivations: keep what the backward needs (``BertActivations``): about
@@ -215,11 +215,11 @@ public struct BertModel: Sendable {
     ///   adapted projection.
     public func forward(_ batch: TokenBatch, adapter: (any Adapter)? = nil,
                         recordingActivations: Bool = false,
-                        observer: BertActivationObserver? = nil) throws -> BertOutput {
+                        observer: ActivationObserver? = nil) throws -> BertOutput {
         try validate(batch)
         try adapter?.validate(for: adapterHost)
         let observed = observer?.observationPoints ?? []
-        for p in observed { try p.validate(for: configuration) }
+        for p in observed { try p.validate(for: configuration.observationShape) }
         try Runtime.initialize()
         let c = configuration
         let B = batch.count, T = batch.sequenceLength, n = B * T
@@ -267,8 +267,13 @@ public struct BertModel: Sendable {
                 try Self.layerForward(layer, index: l, adapter: adapter, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
                                       inter: inter, scale: scale, eps: eps, mask: m.baseAddress!, record: record)
             }
-            try Self.notify(observer, points: observed, layer: l, batch: batch, context: buf.context,
-                            output: record ? buf.output : buf.outputSum, d: d, H: H, dh: dh)
+            if let observer, !observed.isEmpty {
+                let out = record ? buf.output : buf.outputSum
+                try withExtendedLifetime((buf.context, out)) {
+                    try observer.notify(layer: l, batch: batch, context: buf.context.pointer, ldContext: d,
+                                        output: out.pointer, shape: c.observationShape)
+                }
+            }
             if record {
                 recorded.append(BertLayerActivations(
                     input: hidden, queryKeyValue: buf.qkv, attentionProbabilities: try buf.probabilities.reshaped([B, H, T, T]),

@@ -179,7 +179,8 @@ public struct LlamaModel: Sendable {
     /// after the cache's tokens. With `adapter`, every adapted projection adds its update; with
     /// `record`, each layer's activations are kept for the backward pass (training, past = 0).
     func hiddenStates(_ tokens: [Int32], cache: inout KVCache, adapter: (any Adapter)?,
-                      record: LlamaActivationRecord?) throws -> Tensor {
+                      record: LlamaActivationRecord?,
+                      observer: (observer: ActivationObserver, batch: TokenBatch)? = nil) throws -> Tensor {
         let c = configuration
         guard cache.layerCount == c.layerCount, cache.width == c.keyValueWidth else {
             throw LlamaError.cacheMismatch("the cache was made for \(cache.layerCount) layers of width \(cache.width), "
@@ -292,6 +293,11 @@ public struct LlamaModel: Sendable {
                     try adapter?.forward(layer: l, input: AdapterInput(actp, rows: n, width: inter, stride: inter),
                                          outputs: [AdapterOutput(module: "down_proj", xp, stride: d)])
                     if let saved { record?.layers.append(saved) }
+                    // Observation: each head's context, then the residual stream after the block.
+                    if let o = observer {
+                        try o.observer.notify(layer: l, batch: o.batch, context: ctxp, ldContext: qw, output: xp,
+                                              shape: c.observationShape)
+                    }
                 }
             }
         }
@@ -322,6 +328,32 @@ public struct LlamaModel: Sendable {
         try output.multiplyTransposed(n: rows.count, x: hp, ldx: d, into: out.mutablePointer, ldy: V,
                                       accumulate: false, scratch: scratch)
         return out
+    }
+
+    /// Runs `batch` from an empty cache and shows `observer` the activations of its points,
+    /// layer by layer (within a layer: the observed heads' attention contexts, then the layer
+    /// output, the residual stream after the block), as borrowed views of the forward's buffers.
+    /// Rows are right-padded (`attentionMask` 1 then 0): causal attention keeps every real
+    /// token's activations independent of the padding after it, and the reductions of
+    /// ``ActivationView`` skip the padded rows. Nothing else is computed (no logits).
+    /// - Throws: ``ObservationError`` for a point the model does not have or a mask that is not
+    ///   right-padded, ``LlamaError`` for bad tokens, ``AdapterError``, and what `observer` throws.
+    /// - Complexity: one forward over `batch.count × batch.sequenceLength` tokens.
+    public func observe(_ batch: TokenBatch, adapter: (any Adapter)? = nil, observer: ActivationObserver) throws {
+        let shape = configuration.observationShape
+        for p in observer.observationPoints { try p.validate(for: shape) }
+        let T = batch.sequenceLength
+        guard batch.count > 0, T > 0, batch.ids.count == batch.count * T, batch.attentionMask.count == batch.ids.count else {
+            throw LlamaError.emptyInput
+        }
+        for b in 0..<batch.count {
+            let row = batch.attentionMask[(b * T)..<((b + 1) * T)]
+            if let firstPad = row.firstIndex(of: 0), row[firstPad...].contains(where: { $0 != 0 }) {
+                throw ObservationError.invalidPoint("sequence \(b) is not right-padded (a real token follows padding)")
+            }
+        }
+        var cache = try makeCache(batchSize: batch.count, capacity: T)
+        _ = try hiddenStates(batch.ids, cache: &cache, adapter: adapter, record: nil, observer: (observer, batch))
     }
 
     /// Logits of every position of one sequence, from an empty cache: `[tokens.count, vocab]`.

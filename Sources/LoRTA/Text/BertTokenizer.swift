@@ -57,6 +57,24 @@ public struct TokenBatch: Sendable, Equatable {
     }
 }
 
+extension TokenBatch {
+    /// A batch of already tokenized rows, right-padded with `paddingID` to the longest row
+    /// (mask 1 on the real tokens, 0 on the padding) — e.g. prompts for a causal model.
+    /// Precondition: at least one row, and a non-empty longest row.
+    public init(rightPadding rows: [[Int32]], paddingID: Int32) {
+        let T = rows.map(\.count).max() ?? 0
+        precondition(!rows.isEmpty && T > 0, "TokenBatch(rightPadding:) needs a non-empty row")
+        var ids: [Int32] = [], mask: [Int32] = []
+        ids.reserveCapacity(rows.count * T)
+        mask.reserveCapacity(rows.count * T)
+        for r in rows {
+            ids += r + Array(repeating: paddingID, count: T - r.count)
+            mask += Array(repeating: 1, count: r.count) + Array(repeating: 0, count: T - r.count)
+        }
+        self.init(count: rows.count, sequenceLength: T, ids: ids, attentionMask: mask, lengths: rows.map(\.count))
+    }
+}
+
 /// A BERT WordPiece tokenizer read from a `vocab.txt` (one token per line, id = line number).
 ///
 /// Produces the same ids as Hugging Face's `BertTokenizerFast` (and `transformers` ≥ 5

@@ -6,9 +6,9 @@ extension BertModel {
     ///
     /// Batches are padded to their longest sequence (dynamic padding; the result does not
     /// depend on the padding) and truncated to `maxLength` tokens. An observer sees every
-    /// batch's activations (e.g. a ``BertStatisticsCollector`` gathering the statistics of a
+    /// batch's activations (e.g. a ``StatisticsCollector`` gathering the statistics of a
     /// trusted set for the detectors); with `labelObserver` set, a collector's
-    /// ``BertStatisticsCollector/labels`` are set to each batch's labels first, so it keeps
+    /// ``StatisticsCollector/labels`` are set to each batch's labels first, so it keeps
     /// per-label statistics.
     /// - Parameters:
     ///   - data: the labelled examples; their labels must be classes of `head`.
@@ -18,8 +18,8 @@ extension BertModel {
     ///   - batchSize: examples per forward pass (≥ 1).
     ///   - maxLength: sequences are truncated to this many tokens, [CLS] and [SEP] included (≥ 2).
     ///   - observer: sees every batch's activations; nil (the default) costs nothing.
-    ///   - labelObserver: when `observer` is a ``BertStatisticsCollector``, set its
-    ///     ``BertStatisticsCollector/labels`` to each batch's labels first.
+    ///   - labelObserver: when `observer` is a ``StatisticsCollector``, set its
+    ///     ``StatisticsCollector/labels`` to each batch's labels first.
     ///   - progress: called after each batch with (examples done, total); may be nil.
     /// - Throws: ``TrainingError/invalidBatching(_:)`` for `batchSize < 1` or `maxLength < 2`,
     ///   ``BertError`` for adapters or a head that do not fit, or a label outside the head's
@@ -27,7 +27,7 @@ extension BertModel {
     /// - Complexity: one forward per batch: O(count · maxLength · (L·d·(4d + 2I))) flops.
     public func evaluate(_ data: LabelledTextDataset, tokenizer: BertTokenizer, adapter: (any Adapter)? = nil,
                          head: BertClassificationHead, batchSize: Int = 64, maxLength: Int = 64,
-                         observer: BertActivationObserver? = nil, labelObserver: Bool = false,
+                         observer: ActivationObserver? = nil, labelObserver: Bool = false,
                          progress: ((Int, Int) -> Void)? = nil) throws -> ClassificationMetrics {
         try head.validate(for: configuration)
         try adapter?.validate(for: adapterHost)
@@ -39,7 +39,7 @@ extension BertModel {
         var metrics = try ClassificationMetrics(classCount: head.classCount)
         var done = 0
         for batch in try loader.batches(epoch: 0) {
-            if labelObserver, let collector = observer as? BertStatisticsCollector {
+            if labelObserver, let collector = observer as? StatisticsCollector {
                 collector.labels = batch.labels.map(Int.init)
             }
             let out = try forward(batch.tokens, adapter: adapter, observer: observer)
@@ -48,7 +48,7 @@ extension BertModel {
             done += batch.count
             progress?(done, data.count)
         }
-        if labelObserver, let collector = observer as? BertStatisticsCollector { collector.labels = nil }
+        if labelObserver, let collector = observer as? StatisticsCollector { collector.labels = nil }
         return metrics
     }
 }

@@ -1,8 +1,45 @@
 import CKernels
 
-/// A place in the BERT encoder whose activations an observer can see during a forward.
-public enum BertObservationPoint: Hashable, Sendable, Comparable, CustomStringConvertible {
-    /// The output of block `layer` (after its second LayerNorm): `d` columns per token.
+/// The shape facts observation points are checked against: layers, attention heads, widths.
+/// ``BertConfiguration/observationShape`` and ``LlamaConfiguration/observationShape`` give it.
+public struct ObservationShape: Sendable, Equatable {
+    public let layerCount: Int
+    /// Attention (query) heads per layer.
+    public let headCount: Int
+    /// Width of a layer output (the residual stream).
+    public let hiddenSize: Int
+    /// Width of one head's attention context.
+    public let headDimension: Int
+
+    public init(layerCount: Int, headCount: Int, hiddenSize: Int, headDimension: Int) {
+        self.layerCount = layerCount
+        self.headCount = headCount
+        self.hiddenSize = hiddenSize
+        self.headDimension = headDimension
+    }
+}
+
+/// Errors of observation points and collectors.
+public enum ObservationError: Error, Equatable, CustomStringConvertible {
+    /// A point the model does not have, text that names no point, or a collector used in a way
+    /// it cannot be.
+    case invalidPoint(String)
+    /// Labels were given for another number of sequences than the batch has.
+    case labelCountMismatch(expected: Int, actual: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidPoint(let r): return "invalid observation point: \(r)"
+        case .labelCountMismatch(let e, let a): return "\(a) labels for a batch of \(e) sequences"
+        }
+    }
+}
+
+/// A place in a model (BERT encoder or Llama decoder) whose activations an observer can see
+/// during a forward.
+public enum ObservationPoint: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The output of block `layer` — BERT: after its second LayerNorm; Llama: the residual
+    /// stream after the block — `d` columns per token.
     case layerOutput(layer: Int)
     /// The attention context of one head of block `layer` (softmax(QKᵀ/√d_h) V for that head,
     /// before the output projection): `d_h` columns per token.
@@ -24,8 +61,8 @@ public enum BertObservationPoint: Hashable, Sendable, Comparable, CustomStringCo
     }
 
     /// Parses ``description``'s form.
-    /// - Throws: ``BertError/invalidObservationPoint(_:)`` for any other text.
-    public init(parsing text: String) throws(BertError) {
+    /// - Throws: ``ObservationError/invalidPoint(_:)`` for any other text.
+    public init(parsing text: String) throws(ObservationError) {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         if parts.count == 3, parts[0] == "layer", parts[2] == "output", let l = Int(parts[1]), l >= 0 {
             self = .layerOutput(layer: l)
@@ -33,17 +70,17 @@ public enum BertObservationPoint: Hashable, Sendable, Comparable, CustomStringCo
                   let l = Int(parts[1]), let h = Int(parts[4]), l >= 0, h >= 0 {
             self = .attentionHead(layer: l, head: h)
         } else {
-            throw .invalidObservationPoint("\"\(text)\" is not \"layer.L.output\" or \"layer.L.attention.head.H\"")
+            throw .invalidPoint("\"\(text)\" is not \"layer.L.output\" or \"layer.L.attention.head.H\"")
         }
     }
 
     /// Every layer output of a model, in layer order.
-    public static func layerOutputs(_ c: BertConfiguration) -> [BertObservationPoint] {
+    public static func layerOutputs(_ c: ObservationShape) -> [ObservationPoint] {
         (0..<c.layerCount).map { .layerOutput(layer: $0) }
     }
 
     /// Every attention head of a model, layer-major.
-    public static func attentionHeads(_ c: BertConfiguration) -> [BertObservationPoint] {
+    public static func attentionHeads(_ c: ObservationShape) -> [ObservationPoint] {
         (0..<c.layerCount).flatMap { l in (0..<c.headCount).map { .attentionHead(layer: l, head: $0) } }
     }
 
@@ -58,13 +95,21 @@ public enum BertObservationPoint: Hashable, Sendable, Comparable, CustomStringCo
     }
 
     /// Checks the point against a model's shape.
-    /// - Throws: ``BertError/invalidObservationPoint(_:)`` when the layer or head does not exist.
-    public func validate(for c: BertConfiguration) throws(BertError) {
+    /// - Throws: ``ObservationError/invalidPoint(_:)`` when the layer or head does not exist.
+    public func validate(for c: ObservationShape) throws(ObservationError) {
         guard layer < c.layerCount else {
-            throw .invalidObservationPoint("\(self): the model has \(c.layerCount) layers")
+            throw .invalidPoint("\(self): the model has \(c.layerCount) layers")
         }
         if case .attentionHead(_, let h) = self, h >= c.headCount {
-            throw .invalidObservationPoint("\(self): the model has \(c.headCount) heads")
+            throw .invalidPoint("\(self): the model has \(c.headCount) heads")
+        }
+    }
+
+    /// Columns per token at this point.
+    public func width(in c: ObservationShape) -> Int {
+        switch self {
+        case .layerOutput: return c.hiddenSize
+        case .attentionHead: return c.headDimension
         }
     }
 }
@@ -72,12 +117,12 @@ public enum BertObservationPoint: Hashable, Sendable, Comparable, CustomStringCo
 /// A borrowed, read-only view of one observation point's activations for one batch.
 ///
 /// The view points into the forward's own buffers (no copy is made to create it); it is valid
-/// only during ``BertActivationObserver/observe(_:)``. Row `b·T + t` holds token `t` of
+/// only during ``ActivationObserver/observe(_:)``. Row `b·T + t` holds token `t` of
 /// sequence `b`; padded tokens (mask 0) are present and should usually be skipped — the
 /// reductions below do that.
-public struct BertActivationView {
+public struct ActivationView {
     /// Where the activations come from.
-    public let point: BertObservationPoint
+    public let point: ObservationPoint
     /// The batch (ids and attention mask) the forward runs on.
     public let batch: TokenBatch
     /// Columns per token: `d` for a layer output, `d_h` for a head.
@@ -127,33 +172,52 @@ public struct BertActivationView {
         }
         return out
     }
+
+    /// One row per sequence: its last real token (the last position whose mask is 1; the
+    /// position a causal model predicts the next token from), `count × width`. A sequence
+    /// without real tokens gives zeros.
+    public func lastTokenRows() -> Tensor {
+        var out = Tensor(uninitializedShape: [batch.count, width])
+        let dst = out.mutablePointer
+        let T = batch.sequenceLength
+        for b in 0..<batch.count {
+            if let t = (0..<T).last(where: { batch.attentionMask[b * T + $0] != 0 }) {
+                (dst + b * width).update(from: base + (b * T + t) * leadingDimension, count: width)
+            } else {
+                (dst + b * width).update(repeating: 0, count: width)
+            }
+        }
+        return out
+    }
 }
 
-/// Receives activations during ``BertModel/forward(_:adapter:recordingActivations:observer:)``.
+/// Receives activations during ``BertModel/forward(_:adapter:recordingActivations:observer:)``
+/// or ``LlamaModel/observe(_:adapter:observer:)``.
 ///
 /// Only the points in ``observationPoints`` are visited; with no observer (or an empty set)
 /// the forward does no extra work and copies nothing. `observe` is called synchronously on
 /// the forward's thread, in layer order (within a layer: heads ascending, then the output).
-public protocol BertActivationObserver: AnyObject {
+public protocol ActivationObserver: AnyObject {
     /// The points to observe.
-    var observationPoints: Set<BertObservationPoint> { get }
+    var observationPoints: Set<ObservationPoint> { get }
     /// Called once per observed point per forward. The view is valid only during the call.
     /// An error thrown here stops the forward and is rethrown by it.
-    func observe(_ view: BertActivationView) throws
+    func observe(_ view: ActivationView) throws
 }
 
 /// Streaming ``ActivationStatistics`` of chosen observation points over every forward it
 /// observes: the input to the detectors (Mahalanobis, spectral, QUE, pseudo-class).
 ///
 /// ```swift
-/// let collector = try BertStatisticsCollector(points: BertObservationPoint.layerOutputs(model.configuration),
-///                                             model: model.configuration, reduction: .meanPooled)
+/// let shape = model.configuration.observationShape
+/// let collector = try StatisticsCollector(points: ObservationPoint.layerOutputs(shape), shape: shape,
+///                                         reduction: .meanPooled)
 /// for batch in batches { _ = try model.forward(batch.tokens, adapter: adapter, observer: collector) }
 /// let stats = collector.statistics[.layerOutput(layer: 5)]!
 /// ```
 /// Set ``labels`` before a forward to keep per-label statistics (one label per sequence; only
-/// with `.meanPooled` or `.firstToken`).
-public final class BertStatisticsCollector: BertActivationObserver {
+/// with a per-sequence reduction).
+public final class StatisticsCollector: ActivationObserver {
     /// How a batch's activations become rows of the statistics.
     public enum Reduction: String, Sendable, CaseIterable {
         /// One row per real token.
@@ -162,48 +226,46 @@ public final class BertStatisticsCollector: BertActivationObserver {
         case meanPooled = "mean"
         /// One row per sequence: its first token ([CLS]).
         case firstToken = "first"
+        /// One row per sequence: its last real token (for causal models).
+        case lastToken = "last"
     }
 
     public let reduction: Reduction
-    public let observationPoints: Set<BertObservationPoint>
+    public let observationPoints: Set<ObservationPoint>
     /// The statistics so far, per point.
-    public private(set) var statistics: [BertObservationPoint: ActivationStatistics]
+    public private(set) var statistics: [ObservationPoint: ActivationStatistics]
     /// Labels of the next forward's sequences (one per sequence), or nil for unlabelled rows.
     public var labels: [Int]?
 
-    /// - Throws: ``BertError/invalidObservationPoint(_:)`` for no points or a point the model
+    /// - Throws: ``ObservationError/invalidPoint(_:)`` for no points or a point the model
     ///   does not have.
-    public init(points: [BertObservationPoint], model c: BertConfiguration, reduction: Reduction = .meanPooled) throws {
-        guard !points.isEmpty else { throw BertError.invalidObservationPoint("no observation points") }
-        var stats: [BertObservationPoint: ActivationStatistics] = [:]
+    public init(points: [ObservationPoint], shape c: ObservationShape, reduction: Reduction = .meanPooled) throws {
+        guard !points.isEmpty else { throw ObservationError.invalidPoint("no observation points") }
+        var stats: [ObservationPoint: ActivationStatistics] = [:]
         for p in points {
             try p.validate(for: c)
-            let width: Int
-            switch p {
-            case .layerOutput: width = c.hiddenSize
-            case .attentionHead: width = c.headSize
-            }
-            stats[p] = try ActivationStatistics(dimension: width)
+            stats[p] = try ActivationStatistics(dimension: p.width(in: c))
         }
         self.reduction = reduction
         self.observationPoints = Set(points)
         self.statistics = stats
     }
 
-    public func observe(_ view: BertActivationView) throws {
+    public func observe(_ view: ActivationView) throws {
         let rows: Tensor
         switch reduction {
         case .tokens: rows = view.tokenRows()
         case .meanPooled: rows = try view.meanPooled()
         case .firstToken: rows = view.firstTokenRows()
+        case .lastToken: rows = view.lastTokenRows()
         }
         guard var s = statistics[view.point] else { return }
         if let labels {
             guard reduction != .tokens else {
-                throw BertError.invalidObservationPoint("per-label statistics need one row per sequence (reduction mean or first), not tokens")
+                throw ObservationError.invalidPoint("per-label statistics need one row per sequence (reduction mean, first or last), not tokens")
             }
             guard labels.count == view.batch.count else {
-                throw BertError.labelCountMismatch(expected: view.batch.count, actual: labels.count)
+                throw ObservationError.labelCountMismatch(expected: view.batch.count, actual: labels.count)
             }
             try s.update(with: rows, labels: labels)
         } else {
@@ -213,20 +275,33 @@ public final class BertStatisticsCollector: BertActivationObserver {
     }
 }
 
-extension BertModel {
-    /// Calls `observer` for the observed points of layer `l` (context and output of the layer's
-    /// buffers, before they are reused).
-    static func notify(_ observer: BertActivationObserver?, points: Set<BertObservationPoint>, layer l: Int,
-                       batch: TokenBatch, context: Tensor, output: Tensor, d: Int, H: Int, dh: Int) throws {
-        guard let observer, !points.isEmpty else { return }
-        for h in 0..<H where points.contains(.attentionHead(layer: l, head: h)) {
-            try observer.observe(BertActivationView(point: .attentionHead(layer: l, head: h), batch: batch, width: dh,
-                                                    base: context.pointer + h * dh, leadingDimension: d))
+extension ActivationObserver {
+    /// Shows the observed points of layer `l`: each observed head's columns of `context`
+    /// (`n × ldContext`, head `h` at column `h·d_h`), then the layer output (`n × d`).
+    func notify(layer l: Int, batch: TokenBatch, context: UnsafePointer<Float>, ldContext: Int,
+                output: UnsafePointer<Float>, shape c: ObservationShape) throws {
+        let points = observationPoints
+        for h in 0..<c.headCount where points.contains(.attentionHead(layer: l, head: h)) {
+            try observe(ActivationView(point: .attentionHead(layer: l, head: h), batch: batch, width: c.headDimension,
+                                       base: context + h * c.headDimension, leadingDimension: ldContext))
         }
         if points.contains(.layerOutput(layer: l)) {
-            try observer.observe(BertActivationView(point: .layerOutput(layer: l), batch: batch, width: d,
-                                                    base: output.pointer, leadingDimension: d))
+            try observe(ActivationView(point: .layerOutput(layer: l), batch: batch, width: c.hiddenSize,
+                                       base: output, leadingDimension: c.hiddenSize))
         }
-        withExtendedLifetime((context, output)) {}
+    }
+}
+
+extension BertConfiguration {
+    /// Layers, heads and widths for observation points.
+    public var observationShape: ObservationShape {
+        ObservationShape(layerCount: layerCount, headCount: headCount, hiddenSize: hiddenSize, headDimension: headSize)
+    }
+}
+
+extension LlamaConfiguration {
+    /// Layers, (query) heads and widths for observation points.
+    public var observationShape: ObservationShape {
+        ObservationShape(layerCount: layerCount, headCount: headCount, hiddenSize: hiddenSize, headDimension: headDimension)
     }
 }
