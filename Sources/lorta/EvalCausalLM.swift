@@ -9,7 +9,7 @@ extension Eval {
         try reportingErrors {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }
-            if observe != nil { throw ValidationError("--observe is available for BERT models only (for now)") }
+            if perLabel { throw ValidationError("--per-label needs labelled data (BERT classification)") }
             if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
             if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be >= 1") }
             var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
@@ -19,9 +19,15 @@ extension Eval {
                                                    maxLength: length, template: try? lm.chatTemplate())
             let start = Date()
             let loss = try lm.model.evaluate(dataset, adapter: lm.adapter, batchSize: batchSize ?? 8)
+            var written: [String] = []
+            if let collector = try makeCollector(lm.model.configuration.observationShape) {
+                try lm.model.observePrompts(dataset, adapter: lm.adapter, observer: collector, batchSize: batchSize ?? 8)
+                written = try collector.write(to: URL(fileURLWithPath: statisticsOut!)).map(\.path)
+            }
             var result: [String: Any] = [
                 "examples": dataset.count, "skipped_examples": dataset.droppedCount, "tokens": loss.targetCount,
                 "loss": loss.mean, "perplexity": exp(loss.mean), "adapter": lm.adapter?.summary ?? "none",
+                "statistics_files": written,
             ]
             if generate {
                 let total = min(limit ?? dataset.count, dataset.count)
@@ -46,6 +52,7 @@ extension Eval {
                                    result["correct"] as? Int ?? 0, n)
                 }
                 print(line)
+                if !written.isEmpty { print("wrote \(written.count) statistics files to \(statisticsOut!)") }
                 if dataset.droppedCount > 0 { print("skipped \(dataset.droppedCount) examples longer than \(length) tokens") }
             }
         }

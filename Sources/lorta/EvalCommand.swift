@@ -14,7 +14,9 @@ struct Eval: ParsableCommand {
         With --observe, activation statistics of the named points (layer.L.output, \
         layer.L.attention.head.H, or the shorthands `layers`, `heads`, `all`) are accumulated \
         over DATA and written to --statistics-out as one .safetensors per point (the input of \
-        `lorta detect` and of the Swift detectors).
+        `lorta detect` and of the Swift detectors). On a causal LM the points see every \
+        example's prompt (chat template applied); `--reduction last` takes the last prompt \
+        token, the one the answer is predicted from.
         """)
 
     @Option(help: "Model: a BERT directory (config.json, model.safetensors, vocab.txt), or a causal LM (GGUF file or Llama directory).")
@@ -37,7 +39,7 @@ struct Eval: ParsableCommand {
     var maxLength: Int?
     @Option(help: "Observation points, comma-separated (layer.L.output, layer.L.attention.head.H, layers, heads, all).")
     var observe: String?
-    @Option(help: "How token activations become rows: mean (per sequence), first ([CLS]) or tokens.")
+    @Option(help: "How token activations become rows: mean (per sequence), first ([CLS]), last (last real token) or tokens.")
     var reduction: String = "mean"
     @Flag(help: "Keep per-label statistics too (reduction mean or first).")
     var perLabel = false
@@ -53,7 +55,7 @@ struct Eval: ParsableCommand {
         if observe == nil && statisticsOut != nil { throw ValidationError("--statistics-out needs --observe") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be >= 1") }
         guard StatisticsCollector.Reduction(rawValue: reduction) != nil else {
-            throw ValidationError("--reduction must be mean, first or tokens")
+            throw ValidationError("--reduction must be one of \(StatisticsCollector.Reduction.allCases.map(\.rawValue).joined(separator: ", "))")
         }
     }
 
@@ -75,11 +77,7 @@ struct Eval: ParsableCommand {
             let adapter = hasAdapter ? try withSafeTensorsPath(adapterWeights) { try AdapterFiles.load(from: adapterURL, host: bert.adapterHost) } : nil
             let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: classifier.classCount)
 
-            var collector: StatisticsCollector?
-            if let observe {
-                collector = try StatisticsCollector(points: try Self.points(observe, c), shape: c.observationShape,
-                                                        reduction: StatisticsCollector.Reduction(rawValue: reduction)!)
-            }
+            let collector = try makeCollector(c.observationShape)
             let terminal = isatty(2) != 0
             let (metrics, seconds) = try timed {
                 try bert.evaluate(dataset, tokenizer: tokenizer, adapter: adapter, head: classifier,
@@ -91,16 +89,7 @@ struct Eval: ParsableCommand {
                 }
             }
             if terminal && !json { FileHandle.standardError.write(Data("\n".utf8)) }
-            var written: [String] = []
-            if let collector, let statisticsOut {
-                let dir = URL(fileURLWithPath: statisticsOut)
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                for (point, stats) in collector.statistics.sorted(by: { $0.key < $1.key }) {
-                    let url = dir.appendingPathComponent("\(point).safetensors")
-                    try stats.write(to: url)
-                    written.append(url.path)
-                }
-            }
+            let written = try collector.map { try $0.write(to: URL(fileURLWithPath: statisticsOut!)).map(\.path) } ?? []
             let result: [String: Any] = [
                 "accuracy": metrics.accuracy, "loss": metrics.meanLoss, "examples": metrics.count,
                 "correct": metrics.correct, "confusion": metrics.confusion,
@@ -118,16 +107,10 @@ struct Eval: ParsableCommand {
         }
     }
 
-    static func points(_ text: String, _ c: BertConfiguration) throws -> [ObservationPoint] {
-        var out: [ObservationPoint] = []
-        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-            switch part {
-            case "layers": out += ObservationPoint.layerOutputs(c.observationShape)
-            case "heads": out += ObservationPoint.attentionHeads(c.observationShape)
-            case "all": out += ObservationPoint.layerOutputs(c.observationShape) + ObservationPoint.attentionHeads(c.observationShape)
-            default: out.append(try ObservationPoint(parsing: part))
-            }
-        }
-        return Array(Set(out)).sorted()
+    /// The collector --observe, --reduction asks for (nil without --observe).
+    func makeCollector(_ shape: ObservationShape) throws -> StatisticsCollector? {
+        guard let observe else { return nil }
+        return try StatisticsCollector(points: try ObservationPoint.list(observe, shape: shape), shape: shape,
+                                       reduction: StatisticsCollector.Reduction(rawValue: reduction)!)
     }
 }

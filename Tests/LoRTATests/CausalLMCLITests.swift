@@ -73,6 +73,41 @@ private func writeData(_ url: URL) throws {
         #expect(g.status == 0, "\(g.stderr)")
     }
 
+    /// `lorta eval --observe` on a causal LM writes the statistics the library's collector
+    /// computes over the same prompts, bit for bit (last-token and mean reductions).
+    @Test func evalObserveWritesTheLibraryStatistics() throws {
+        let model = try tinyGGUF()
+        let dir = scratch("observe")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let data = dir.appendingPathComponent("data.jsonl")
+        try writeData(data)
+        let lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
+        let dataset = try CausalLMDataset.load(from: data, tokenizer: lm.tokenizer, maxLength: 256,
+                                               template: try? lm.chatTemplate())
+        let shape = lm.model.configuration.observationShape
+        for reduction in ["last", "mean"] {
+            let out = dir.appendingPathComponent("stats-\(reduction)")
+            let r = try CLI.run(["eval", "--model", model, "--data", data.path, "--observe", "layers,layer.1.attention.head.2",
+                                 "--reduction", reduction, "--statistics-out", out.path, "--batch-size", "5", "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let files = try object(r)["statistics_files"] as? [String] ?? []
+            #expect(files.count == shape.layerCount + 1)
+            let points = try ObservationPoint.list("layers,layer.1.attention.head.2", shape: shape)
+            let collector = try StatisticsCollector(points: points, shape: shape,
+                                                    reduction: StatisticsCollector.Reduction(rawValue: reduction)!)
+            try lm.model.observePrompts(dataset, observer: collector, batchSize: 5)
+            for p in points {
+                let written = try ActivationStatistics(contentsOf: out.appendingPathComponent("\(p).safetensors"))
+                #expect(written == collector.statistics[p], "\(reduction) \(p)")
+                #expect(written.count == dataset.count)
+            }
+        }
+        let bad = try CLI.run(["eval", "--model", model, "--data", data.path, "--observe", "layer.9.output",
+                               "--statistics-out", dir.appendingPathComponent("bad").path])
+        #expect(bad.status != 0 && bad.stderr.contains("layer.9.output"), "\(bad.stderr)")
+    }
+
     @Test func resumedTrainingWritesTheSameAdapter() throws {
         let model = try tinyGGUF()
         let dir = scratch("resume")

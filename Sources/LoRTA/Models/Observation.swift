@@ -1,3 +1,4 @@
+import Foundation
 import CKernels
 
 /// The shape facts observation points are checked against: layers, attention heads, widths.
@@ -82,6 +83,28 @@ public enum ObservationPoint: Hashable, Sendable, Comparable, CustomStringConver
     /// Every attention head of a model, layer-major.
     public static func attentionHeads(_ c: ObservationShape) -> [ObservationPoint] {
         (0..<c.layerCount).flatMap { l in (0..<c.headCount).map { .attentionHead(layer: l, head: $0) } }
+    }
+
+    /// The points a comma-separated list names, sorted and without repeats: point names
+    /// (``description``'s form) and the shorthands `layers` (every layer output), `heads` (every
+    /// head) and `all` (both). Each point is checked against `shape`.
+    /// - Throws: ``ObservationError/invalidPoint(_:)`` for an unknown name, a point the model does
+    ///   not have, or an empty list.
+    public static func list(_ text: String, shape: ObservationShape) throws(ObservationError) -> [ObservationPoint] {
+        var out = Set<ObservationPoint>()
+        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+            switch part {
+            case "layers": out.formUnion(layerOutputs(shape))
+            case "heads": out.formUnion(attentionHeads(shape))
+            case "all": out.formUnion(layerOutputs(shape) + attentionHeads(shape))
+            default:
+                let p = try ObservationPoint(parsing: part)
+                try p.validate(for: shape)
+                out.insert(p)
+            }
+        }
+        guard !out.isEmpty else { throw .invalidPoint("no observation points in \"\(text)\"") }
+        return out.sorted()
     }
 
     public static func < (a: Self, b: Self) -> Bool {
@@ -249,6 +272,23 @@ public final class StatisticsCollector: ActivationObserver {
         self.reduction = reduction
         self.observationPoints = Set(points)
         self.statistics = stats
+    }
+
+    /// Writes one statistics file per point into `directory` (created if needed), named
+    /// `<point>.safetensors` (``ActivationStatistics/write(to:)``, each file atomically), in
+    /// point order.
+    /// - Returns: the files written.
+    /// - Throws: ``StatisticsFileError`` and file-system errors.
+    @discardableResult
+    public func write(to directory: URL) throws -> [URL] {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var written: [URL] = []
+        for (point, stats) in statistics.sorted(by: { $0.key < $1.key }) {
+            let url = directory.appendingPathComponent("\(point).safetensors")
+            try stats.write(to: url)
+            written.append(url)
+        }
+        return written
     }
 
     public func observe(_ view: ActivationView) throws {

@@ -250,6 +250,29 @@ extension LlamaModel {
     }
 }
 
+extension LlamaModel {
+    /// Shows `observer` the activations of every example's prompt (the tokens the model answers
+    /// from, chat template applied), in file order, `batchSize` prompts per forward, right-padded
+    /// (``observe(_:adapter:observer:)``).
+    /// - Throws: ``ObservationError``, ``LlamaError``, ``AdapterError``, and what `observer` throws.
+    /// - Complexity: one forward over the prompt tokens.
+    public func observePrompts(_ data: CausalLMDataset, adapter: (any Adapter)? = nil, observer: ActivationObserver,
+                               batchSize: Int = 8, progress: ((Int, Int) -> Void)? = nil) throws {
+        guard batchSize >= 1 else {
+            throw LlamaError.invalidParameter(name: "batch size", value: "\(batchSize)", expected: "at least 1")
+        }
+        var lo = 0
+        while lo < data.count {
+            let hi = min(lo + batchSize, data.count)
+            let rows = data.examples[lo..<hi].map(\.promptTokens)
+            guard rows.allSatisfy({ !$0.isEmpty }) else { throw LlamaError.emptyInput }
+            try observe(TokenBatch(rightPadding: rows, paddingID: 0), adapter: adapter, observer: observer)
+            lo = hi
+            progress?(lo, data.count)
+        }
+    }
+}
+
 /// Exact-match accuracy of greedy answers (``CausalLMDataset/answerMatches(generated:expected:)``).
 public struct AnswerAccuracy: Sendable, Equatable {
     public var correct: Int
