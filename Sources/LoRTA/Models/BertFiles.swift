@@ -3,33 +3,27 @@ import Foundation
 // Files of a BERT fine-tune:
 //
 //   <adapter dir>/adapter_model.safetensors + adapter_config.json
-//       LoRA in Hugging Face PEFT's layout (PEFT's `PeftModel.from_pretrained` loads it on a
-//       `transformers` BertModel):
+//       written by Adapter.save(to:host:) for BertConfiguration.adapterHost and read by
+//       AdapterFiles.load(from:host:) (AdapterFiles.swift). LoRA in Hugging Face PEFT's layout
+//       (PEFT's `PeftModel.from_pretrained` loads it on a `transformers` BertModel):
 //           base_model.model.encoder.layer.{l}.attention.self.{query,key,value}.lora_{A,B}.weight
 //           base_model.model.encoder.layer.{l}.attention.output.dense.lora_{A,B}.weight
-//       lora_A `r × d`, lora_B `d × r`, F32. LoRTA in the reference layout (see LoRTAFiles.swift).
+//       lora_A `r × d`, lora_B `d × r`, F32. LoRTA in our layout (LoRTAFiles.swift).
 //   classifier.safetensors   the classification head: "weight" [C, d], "bias" [C], F32.
 //   <export dir>/model.safetensors + config.json   a merged model (BertExport.swift).
 
-/// Errors reading or writing the adapter, head and export files of a BERT model. Cases about
-/// one tensor name it. (Problems of `adapter_config.json` itself are
-/// ``AdapterConfigurationError``; problems of the safetensors framing ``SafeTensorsError``.)
+/// Errors reading or writing the head and export files of a BERT model. Cases about one tensor
+/// name it. (Adapter directories have ``AdapterFileError``; problems of the safetensors framing
+/// are ``SafeTensorsError``.)
 public enum BertFileError: Error, Equatable, CustomStringConvertible {
     /// A required file does not exist.
     case missingFile(String)
-    /// `adapter_config.json` has another `peft_type` than the loader reads.
-    case wrongAdapterType(expected: String, actual: String)
-    /// `target_modules` selects modules this encoder cannot adapt (only Q, K, V and the
-    /// attention output, the same ones in every layer), or none.
-    case unsupportedTargets(String)
     /// The safetensors file lacks a tensor the configuration requires.
     case missingTensor(String)
     /// The safetensors file holds a tensor the configuration does not describe.
     case unexpectedTensor(String)
     /// A tensor's shape differs from the one the configuration and model imply.
     case tensorShapeMismatch(tensor: String, expected: [Int], actual: [Int])
-    /// A LoRA factor's rank differs from `r` of `adapter_config.json`.
-    case rankMismatch(tensor: String, configured: Int, actual: Int)
     /// A tensor is stored with a dtype that does not convert to Float32.
     case unsupportedDType(tensor: String, dtype: String)
     /// A tensor contains NaN or ±infinity.
@@ -45,13 +39,9 @@ public enum BertFileError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .missingFile(let p): return "missing file: \(p)"
-        case .wrongAdapterType(let e, let a): return "adapter_config.json has peft_type '\(a)', expected '\(e)'"
-        case .unsupportedTargets(let r): return "unsupported adapter targets: \(r)"
-        case .missingTensor(let n): return "adapter/head file has no tensor '\(n)'"
+        case .missingTensor(let n): return "head file has no tensor '\(n)'"
         case .unexpectedTensor(let n): return "file has an unexpected tensor '\(n)'"
         case .tensorShapeMismatch(let n, let e, let a): return "tensor '\(n)' has shape \(a), expected \(e)"
-        case .rankMismatch(let n, let c, let a):
-            return "tensor '\(n)' has rank \(a), adapter_config.json says r = \(c)"
         case .unsupportedDType(let n, let d): return "tensor '\(n)' has dtype \(d) (F32, F16, BF16 or F64 expected)"
         case .nonFinite(let n): return "tensor '\(n)' contains NaN or infinity"
         case .configurationMismatch(let r): return "configuration mismatch: \(r)"
