@@ -1,7 +1,10 @@
 import Foundation
 
-/// Hugging Face tokenizer files for the byte-level BPE tokenizer stored in a GGUF file's
-/// metadata (used by ``LlamaModel/export(to:format:replacing:overwrite:)``).
+/// Converts the byte-level BPE tokenizer between GGUF metadata and Hugging Face tokenizer files,
+/// both ways, for ``LlamaModel/export(to:format:replacing:overwrite:)``: Hugging Face files from a
+/// GGUF file's `tokenizer.ggml.*` keys (``huggingFaceFiles(fromGGUF:contextLength:)``), and those
+/// keys from a Hugging Face directory (``ggufMetadata(fromHuggingFace:vocabularySize:)``). Each
+/// direction reads its result back and throws rather than return a tokenizer that differs.
 public enum LlamaTokenizerExport {
     /// `tokenizer.json` and `tokenizer_config.json` equivalent to the GGUF tokenizer
     /// (`tokenizer.ggml.model` `gpt2`): a BPE model with the vocabulary (every token), the merges,
