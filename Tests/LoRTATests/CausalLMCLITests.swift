@@ -150,4 +150,35 @@ private func writeData(_ url: URL) throws {
                                   "--format", "gguf", "--type", "bf16"])
         #expect(format.status != 0 && format.stderr.contains("--type"), "\(format.stderr)")
     }
+
+    /// `lorta merge --format gguf` on a Hugging Face directory (made from the tiny GGUF, so it
+    /// has tokenizer files): the GGUF holds the merged weights and loads with its tokenizer.
+    @Test func mergeHuggingFaceDirectoryIntoGGUF() throws {
+        let dir = scratch("hf-gguf")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let hfDir = dir.appendingPathComponent("hf")
+        try LlamaModel(contentsOf: URL(fileURLWithPath: try tinyGGUF())).export(to: hfDir, format: .huggingFace(dtype: .float32))
+        let model = try LlamaModel(contentsOf: hfDir)
+        var adapter = try LoRAAdapter(host: model.adapterHost, targets: ["q_proj", "k_proj", "up_proj"],
+                                      configuration: LoRAConfiguration(rank: 2, alpha: 4), seed: 5)
+        try adapter.setParameters(adapter.parameters.enumerated().map { i, p in
+            try Tensor((0..<p.count).map { Float(($0 * 7 + i * 3) % 11) / 50 - 0.1 }, shape: p.shape)
+        })
+        let adapterDir = dir.appendingPathComponent("adapter")
+        try adapter.save(to: adapterDir, host: model.adapterHost)
+        let out = dir.appendingPathComponent("merged.gguf")
+        let r = try CLI.run(["merge", "--model", hfDir.path, "--adapter", adapterDir.path, "--out", out.path,
+                             "--format", "gguf", "--type", "f32", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try object(r)["matrices_changed"] as? Int == 2 * 3)
+        let merged = try model.mergedWeights(with: try AdapterFiles.load(from: adapterDir, host: model.adapterHost))
+        let lm = try CausalLanguageModel(contentsOf: out)
+        let hfTokenizer = try ByteLevelBPETokenizer(directory: hfDir)
+        #expect(lm.format == "gguf" && lm.tokenizer.tokens == hfTokenizer.tokens)
+        for (name, t) in merged {
+            let w = try lm.model.weight(named: name)
+            #expect(w.scalars.map(\.bitPattern) == t.scalars.map(\.bitPattern), "\(name)")
+        }
+    }
 }

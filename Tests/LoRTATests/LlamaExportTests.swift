@@ -187,11 +187,13 @@ struct LlamaExportTests {
             if case .unwritableTarget = $0 { return true } else { return false } } == true)
         try tied.export(to: out, format: .gguf(type: .q8_0), overwrite: true)
         #expect(try GGUFReader(contentsOf: out).metadata.int(forKey: "general.file_type") == 7)
-        // A model read from a Hugging Face directory has no GGUF metadata to carry over.
+        // A Hugging Face directory without tokenizer files cannot make a GGUF (which carries the
+        // tokenizer); nothing is written.
         let hf = try LlamaModel(contentsOf: try fixture("llama/tiny/tiny_tied_hf"))
-        guard case .notSupported? = code({ try hf.export(to: dir.appendingPathComponent("hf.gguf"), format: .gguf(type: .f32)) }) else {
-            Issue.record("HF → GGUF should be refused as not supported"); return
+        guard case .missingSource? = code({ try hf.export(to: dir.appendingPathComponent("hf.gguf"), format: .gguf(type: .f32)) }) else {
+            Issue.record("HF → GGUF without tokenizer.json should be refused as a missing source"); return
         }
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("hf.gguf").path))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".") }
         #expect(leftovers.isEmpty, "temporary files left: \(leftovers)")
     }

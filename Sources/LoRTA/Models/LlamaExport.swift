@@ -224,16 +224,19 @@ extension LlamaModel {
     ///   (`tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`,
     ///   `chat_template.jinja`, `generation_config.json` when present), built from a GGUF
     ///   source's `tokenizer.ggml.*` metadata (see ``LlamaTokenizerExport``).
-    /// - ``LlamaExportFormat/gguf(type:)``: the source GGUF's metadata unchanged except
-    ///   `general.file_type`; tensors under GGUF names with the query/key rows permuted back to
-    ///   llama.cpp's order. A model read from a Hugging Face directory cannot be written as GGUF
-    ///   yet (``LlamaExportError/notSupported(_:)``).
+    /// - ``LlamaExportFormat/gguf(type:)``: the metadata of ``ggufMetadata(type:)`` — a GGUF
+    ///   source's unchanged except `general.file_type`; for a Hugging Face source the `llama.*`
+    ///   keys built from ``configuration`` and the `tokenizer.*` keys from `tokenizer.json` and
+    ///   `tokenizer_config.json`, as llama.cpp's converter writes them (checked by reading the
+    ///   tokenizer back before anything is written); tensors under GGUF names with the query/key
+    ///   rows permuted back to llama.cpp's order, and no `output.weight` when the embedding is tied.
     ///
     /// Atomic: a file is written to a temporary name and renamed; a directory is written into a
     /// temporary directory beside the target and renamed into place (an existing target is
     /// replaced only with `overwrite`, and only once the new one is complete).
     /// - Throws: ``LlamaExportError`` (bad replacements, target problems, missing or
-    ///   inexpressible tokenizer), and the writers' errors for failed writes.
+    ///   inexpressible tokenizer, a tokenizer that would not read back the same), and the
+    ///   writers' errors for failed writes.
     /// - Complexity: O(parameters); holds one copy of the encoded file in memory.
     public func export(to url: URL, format: LlamaExportFormat, replacing: [String: Tensor] = [:],
                        overwrite: Bool = false) throws {
@@ -368,20 +371,93 @@ extension LlamaModel {
 
     // MARK: GGUF
 
-    private func exportGGUF(to url: URL, type: LlamaExportFormat.GGUFType, overrides: [String: Tensor]) throws {
-        guard case .gguf(let metadata)? = origin else {
-            if case .huggingFace? = origin {
-                throw LlamaExportError.notSupported(
-                    "writing a model read from a Hugging Face directory as GGUF (the llama.* and tokenizer.ggml.* "
-                    + "metadata would have to be built from config.json and tokenizer.json); export it with "
-                    + ".huggingFace, or load the model from a GGUF file")
-            }
-            throw LlamaExportError.missingSource("a GGUF export carries the source GGUF's metadata over, and this model was not read from a GGUF file")
+    /// The metadata ``export(to:format:replacing:overwrite:)`` writes into a GGUF file whose
+    /// matrices have storage type `type`.
+    ///
+    /// - Read from a GGUF file: that file's metadata, with `general.file_type` set for `type`.
+    /// - Read from a Hugging Face directory: built as llama.cpp's `convert_hf_to_gguf.py` builds
+    ///   it, in its order: `general.architecture` (`llama`), `general.type` (`model`),
+    ///   `general.name` (the directory's name), `llama.block_count`, `llama.context_length`,
+    ///   `llama.embedding_length`, `llama.feed_forward_length`, `llama.attention.head_count`,
+    ///   `llama.attention.head_count_kv`, `llama.rope.freq_base`,
+    ///   `llama.attention.layer_norm_rms_epsilon`, `llama.attention.key_length` and
+    ///   `value_length` (when `config.json` has `head_dim`, as the converter does, or the head
+    ///   width is not `d / H`), `general.file_type`,
+    ///   `llama.vocab_size`, `llama.rope.dimension_count` (the rotated width), every value taken
+    ///   from ``configuration`` (integers uint32, floats float32); then the tokenizer
+    ///   (``LlamaTokenizerExport/ggufMetadata(fromHuggingFace:vocabularySize:)``, checked by
+    ///   reading it back); then `general.quantization_version` 2. Whether the output projection
+    ///   is tied is not metadata: the GGUF loader ties it when the file has no `output.weight`,
+    ///   which a tied model does not write.
+    ///
+    /// - Parameter type: the storage type of the matrices (`general.file_type`).
+    /// - Throws: ``LlamaExportError/missingSource(_:)`` for a model not read from a file or a
+    ///   directory without `tokenizer.json`; ``LlamaExportError/unsupportedTokenizer(_:)`` for a
+    ///   tokenizer GGUF cannot express; ``LlamaExportError/notSupported(_:)`` for a size that does
+    ///   not fit uint32.
+    /// - Complexity: O(1) for a GGUF source (the metadata is copied on write); O(size of the
+    ///   tokenizer files) for a Hugging Face source.
+    public func ggufMetadata(type: LlamaExportFormat.GGUFType) throws -> GGUFMetadata {
+        switch origin {
+        case .gguf(let metadata)?:
+            var m = metadata
+            m["general.file_type"] = .uint32(ggufFileType(type))
+            return m
+        case .huggingFace(let directory)?:
+            return try huggingFaceGGUFMetadata(directory: directory, type: type)
+        case nil:
+            throw LlamaExportError.missingSource("a GGUF export needs the model's GGUF metadata or Hugging Face tokenizer, "
+                                                 + "and this model was not read from a file")
         }
+    }
+
+    /// The GGUF metadata of a model read from the Hugging Face `directory` (see ``ggufMetadata(type:)``).
+    private func huggingFaceGGUFMetadata(directory: URL, type: LlamaExportFormat.GGUFType) throws -> GGUFMetadata {
+        let c = configuration
+        func u32(_ value: Int, _ key: String) throws(LlamaExportError) -> GGUFValue {
+            guard let v = UInt32(exactly: value) else {
+                throw .notSupported("\(key) = \(value) does not fit the uint32 GGUF stores")
+            }
+            return .uint32(v)
+        }
+        let tokenizer = try LlamaTokenizerExport.ggufMetadata(fromHuggingFace: directory, vocabularySize: c.vocabularySize)
+        var m = GGUFMetadata()
+        m["general.architecture"] = .string("llama")
+        m["general.type"] = .string("model")
+        m["general.name"] = .string(directory.standardizedFileURL.lastPathComponent)
+        m["llama.block_count"] = try u32(c.layerCount, "llama.block_count")
+        m["llama.context_length"] = try u32(c.contextLength, "llama.context_length")
+        m["llama.embedding_length"] = try u32(c.hiddenSize, "llama.embedding_length")
+        m["llama.feed_forward_length"] = try u32(c.intermediateSize, "llama.feed_forward_length")
+        m["llama.attention.head_count"] = try u32(c.headCount, "llama.attention.head_count")
+        m["llama.attention.head_count_kv"] = try u32(c.keyValueHeadCount, "llama.attention.head_count_kv")
+        m["llama.rope.freq_base"] = .float32(c.ropeTheta)
+        m["llama.attention.layer_norm_rms_epsilon"] = .float32(c.rmsNormEpsilon)
+        // The converter writes the head width when config.json has head_dim; it is needed when
+        // the width is not d / H.
+        var hasHeadDim = false
+        if let data = try? Data(contentsOf: directory.appendingPathComponent("config.json")),
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let v = object["head_dim"], !(v is NSNull) {
+            hasHeadDim = true
+        }
+        if hasHeadDim || c.headDimension != c.hiddenSize / c.headCount {
+            m["llama.attention.key_length"] = try u32(c.headDimension, "llama.attention.key_length")
+            m["llama.attention.value_length"] = try u32(c.headDimension, "llama.attention.value_length")
+        }
+        m["general.file_type"] = .uint32(ggufFileType(type))
+        m["llama.vocab_size"] = try u32(c.vocabularySize, "llama.vocab_size")
+        m["llama.rope.dimension_count"] = try u32(c.rotaryDimension, "llama.rope.dimension_count")
+        for (key, value) in tokenizer { m[key] = value }
+        m["general.quantization_version"] = .uint32(2)
+        return m
+    }
+
+    private func exportGGUF(to url: URL, type: LlamaExportFormat.GGUFType, overrides: [String: Tensor]) throws {
+        let metadata = try ggufMetadata(type: type)
         let c = configuration
         var writer = GGUFWriter()
         writer.metadata = metadata
-        writer.metadata["general.file_type"] = .uint32(ggufFileType(type))
         for name in weightNames {
             var t = try exportedWeight(name, overrides)
             let gname = GGUFLlamaWeights.ggufName(name)

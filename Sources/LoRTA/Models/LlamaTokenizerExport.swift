@@ -1,7 +1,10 @@
 import Foundation
 
-/// Hugging Face tokenizer files for the byte-level BPE tokenizer stored in a GGUF file's
-/// metadata (used by ``LlamaModel/export(to:format:replacing:overwrite:)``).
+/// Converts the byte-level BPE tokenizer between GGUF metadata and Hugging Face tokenizer files,
+/// both ways, for ``LlamaModel/export(to:format:replacing:overwrite:)``: Hugging Face files from a
+/// GGUF file's `tokenizer.ggml.*` keys (``huggingFaceFiles(fromGGUF:contextLength:)``), and those
+/// keys from a Hugging Face directory (``ggufMetadata(fromHuggingFace:vocabularySize:)``). Each
+/// direction reads its result back and throws rather than return a tokenizer that differs.
 public enum LlamaTokenizerExport {
     /// `tokenizer.json` and `tokenizer_config.json` equivalent to the GGUF tokenizer
     /// (`tokenizer.ggml.model` `gpt2`): a BPE model with the vocabulary (every token), the merges,
@@ -175,5 +178,195 @@ public enum LlamaTokenizerExport {
         case .asciiDigitTriples: return #"[0-9][0-9][0-9]"#
         case .digits(let individually): return individually ? #"\p{N}"# : #"\p{N}+"#
         }
+    }
+}
+
+// MARK: - Hugging Face → GGUF
+
+extension LlamaTokenizerExport {
+    /// The `tokenizer.ggml.pre` values written for our pre-tokenizers, in the spelling llama.cpp's
+    /// converter uses (`convert_hf_to_gguf.py`, `get_vocab_base_pre`) and llama.cpp's loader
+    /// accepts: `smollm` (Digits + ByteLevel), `gpt-2` (ByteLevel alone; llama.cpp knows no
+    /// `gpt2`), `llama-bpe` (Llama 3, merges ignored for whole tokens), `qwen2`, `default`.
+    static let llamaCppPreTokenizerNames = ["smollm", "gpt-2", "llama-bpe", "qwen2", "default"]
+
+    /// Texts whose encodings the read-back check compares (digits, spaces, newlines, non-Latin
+    /// scripts, emoji, contractions); the added tokens' contents are checked too.
+    static let probeTexts = [
+        "Hello world! It's 2024-03-15, and I've got 1234567 apples.",
+        "  leading spaces\n\n\ttabs and\r\nnewlines   ",
+        "héllo wörld — naïve café; 日本語のテキスト; Привет; مرحبا 😀👍🏽",
+        "x=3.14159*(a+b)/c; if (y >= 42) { return \"ok\"; }",
+    ]
+
+    /// The GGUF `tokenizer.*` metadata equivalent to the Hugging Face tokenizer in `directory`
+    /// (`tokenizer.json`, optional `tokenizer_config.json` and `chat_template.jinja`, read as
+    /// ``ByteLevelBPETokenizer/init(directory:)`` reads them), as llama.cpp's
+    /// `convert_hf_to_gguf.py` writes it for a byte-level BPE:
+    ///
+    /// | key | value |
+    /// |---|---|
+    /// | `tokenizer.ggml.model` | `gpt2` |
+    /// | `tokenizer.ggml.pre` | llama.cpp's name for the pre-tokenizer: `Digits(individual_digits)` + `ByteLevel` → `smollm`; `ByteLevel` alone → `gpt-2`; the Llama 3 `Split` + `ignore_merges` → `llama-bpe`; Qwen2's → `qwen2`; llama.cpp's fallback rules → `default` (the inverse of ``huggingFaceFiles(fromGGUF:contextLength:)``) |
+    /// | `tokenizer.ggml.tokens` | every token by id; ids from the tokenizer's size up to `vocabularySize` are `[PAD<id>]` (the converter's padding) |
+    /// | `tokenizer.ggml.token_type` | int32: 1 normal, 3 control (special added tokens), 4 user-defined (other added tokens), 5 unused (padding) |
+    /// | `tokenizer.ggml.merges` | "left right" by rank |
+    /// | `tokenizer.ggml.{bos,eos,unknown,padding}_token_id` | uint32, when `tokenizer_config.json` names the token (or `model.unk_token`) |
+    /// | `tokenizer.ggml.add_space_prefix` | false, when `tokenizer_config.json` has `add_prefix_space` |
+    /// | `tokenizer.ggml.add_bos_token`, `add_eos_token` | whether the post-processor puts BOS before / EOS after a text |
+    /// | `tokenizer.chat_template` | the chat template, when there is one |
+    ///
+    /// Unlike the converter, a non-special added token that merely *looks* special (`<|…|>`) stays
+    /// user-defined (4): the Hugging Face tokenizer does not treat it as special, and the file must
+    /// encode and decode as it does.
+    ///
+    /// Before returning, the metadata is encoded as a GGUF file, read back with
+    /// ``ByteLevelBPETokenizer/init(gguf:)`` and compared with the Hugging Face tokenizer (tokens,
+    /// token types, added tokens, merges, pre-tokenizer, ignored merges, special ids, BOS/EOS
+    /// added, chat template, and the encodings of a few probe texts and of every added token);
+    /// any difference throws instead of returning metadata that would tokenize differently.
+    ///
+    /// - Parameters:
+    ///   - directory: the Hugging Face model directory.
+    ///   - vocabularySize: the model's embedding rows (`llama.vocab_size`); nil: the tokenizer's
+    ///     size. Never smaller than the tokenizer.
+    /// - Returns: the `tokenizer.*` keys in the converter's order.
+    /// - Throws: ``LlamaExportError/missingSource(_:)`` without `tokenizer.json`;
+    ///   ``LlamaExportError/unsupportedTokenizer(_:)`` when the tokenizer does not load or has
+    ///   something GGUF cannot express: a normalizer, `add_prefix_space`, a pre-tokenizer
+    ///   llama.cpp has no name for, other post-processor tokens than BOS/EOS, added-token options
+    ///   (`single_word`, `lstrip`, `rstrip`, `normalized`), a `model.unk_token` standing in for
+    ///   missing byte tokens, merges that do not survive the "left right" form, or more tokens
+    ///   than `vocabularySize`.
+    /// - Complexity: O(size of the tokenizer files).
+    public static func ggufMetadata(fromHuggingFace directory: URL, vocabularySize: Int? = nil) throws -> GGUFMetadata {
+        func fail(_ s: String) -> LlamaExportError { .unsupportedTokenizer(s) }
+        let jsonURL = directory.appendingPathComponent("tokenizer.json")
+        guard FileManager.default.fileExists(atPath: jsonURL.path) else {
+            throw LlamaExportError.missingSource("\(directory.path) has no tokenizer.json (a GGUF file carries the tokenizer)")
+        }
+        let hf: ByteLevelBPETokenizer
+        let root: SafeTensorsJSON
+        var config: SafeTensorsJSON? = nil
+        do {
+            hf = try ByteLevelBPETokenizer(directory: directory)
+            root = try ByteLevelBPETokenizer.parseJSON(try ByteLevelBPETokenizer.readFile(jsonURL), file: "tokenizer.json")
+            let configURL = directory.appendingPathComponent("tokenizer_config.json")
+            if FileManager.default.fileExists(atPath: configURL.path) {
+                config = try ByteLevelBPETokenizer.parseJSON(try ByteLevelBPETokenizer.readFile(configURL),
+                                                             file: "tokenizer_config.json")
+            }
+        } catch {
+            throw fail("\(directory.path): \(error)")
+        }
+
+        // What GGUF cannot express.
+        guard hf.normalization == .none else {
+            throw fail("the normalizer \(hf.normalization) (llama.cpp does not normalize byte-level BPE input)")
+        }
+        guard !hf.addsPrefixSpace else { throw fail("ByteLevel add_prefix_space: true (no GGUF equivalent for byte-level BPE)") }
+        var writesSpacePrefix = false
+        if let v = config?["add_prefix_space"], !v.isNull {
+            guard case .bool(let b) = v else { throw fail("tokenizer_config.json add_prefix_space is \(v.summary)") }
+            guard !b else { throw fail("tokenizer_config.json add_prefix_space: true (no GGUF equivalent for byte-level BPE)") }
+            writesSpacePrefix = true
+        }
+        guard let pre = llamaCppPreTokenizerNames.first(where: { name in
+            (try? PreTokenizer.named(name)) == hf.preTokenizer && PreTokenizer.ignoresMerges(named: name) == hf.ignoresMerges
+        }) else {
+            throw fail("the pre-tokenizer \(hf.preTokenizer)\(hf.ignoresMerges ? " with ignore_merges" : "") has no llama.cpp "
+                       + "tokenizer.ggml.pre equivalent (known: \(llamaCppPreTokenizerNames.joined(separator: ", ")))")
+        }
+        let addBOS = !hf.prefixIDs.isEmpty, addEOS = !hf.suffixIDs.isEmpty
+        guard !addBOS || (hf.bosID.map { hf.prefixIDs == [$0] } ?? false) else {
+            throw fail("the post-processor puts \(hf.prefixIDs) before a text (GGUF can only add the BOS token, "
+                       + "\(hf.bosID.map { String($0) } ?? "none here"))")
+        }
+        guard !addEOS || (hf.eosID.map { hf.suffixIDs == [$0] } ?? false) else {
+            throw fail("the post-processor puts \(hf.suffixIDs) after a text (GGUF can only add the EOS token, "
+                       + "\(hf.eosID.map { String($0) } ?? "none here"))")
+        }
+        for t in hf.addedTokens where t.singleWord || t.stripsLeft || t.stripsRight || t.isNormalized {
+            let options = [("single_word", t.singleWord), ("lstrip", t.stripsLeft), ("rstrip", t.stripsRight),
+                           ("normalized", t.isNormalized)].filter(\.1).map(\.0)
+            throw fail("the added token \(t.content.debugDescription) (id \(t.id)) has \(options.joined(separator: ", ")), which GGUF cannot express")
+        }
+        if let unk = root["model"]?["unk_token"], !unk.isNull {
+            for b in 0..<256 where hf.id(for: String(Character(ByteLevelAlphabet.scalars[b]))) == nil {
+                throw fail("model.unk_token stands in for the missing byte token of 0x\(String(b, radix: 16)) (llama.cpp has no such fallback)")
+            }
+        }
+
+        // Tokens and types, padded to the model's vocabulary as the converter pads.
+        let n = hf.tokens.count, size = vocabularySize ?? n
+        guard n <= size else { throw fail("the tokenizer has \(n) tokens and the model's embedding only \(size) rows") }
+        var tokens = hf.tokens
+        var types = hf.tokenTypes.map(\.rawValue)
+        for id in n..<size {
+            tokens.append("[PAD\(id)]")
+            types.append(ByteLevelBPETokenizer.TokenType.unused.rawValue)
+        }
+
+        // Merges as "left right", checked to split back into the same pair.
+        guard case .array(let mergeValues)? = root["model"]?["merges"] else { throw fail("tokenizer.json has no model.merges") }
+        let pairs: [(String, String)]
+        do { pairs = try ByteLevelBPETokenizer.mergePairs(mergeValues) } catch { throw fail("\(error)") }
+        var merges: [String] = []
+        merges.reserveCapacity(pairs.count)
+        for (rank, (a, b)) in pairs.enumerated() {
+            let merge = a + " " + b
+            let split = try? ByteLevelBPETokenizer.splitMerge(merge, rank: rank)
+            guard let split, split.0 == a, split.1 == b else {
+                throw fail("merge \(rank) [\(a.debugDescription), \(b.debugDescription)] cannot be written as \"left right\" (a space inside a token)")
+            }
+            merges.append(merge)
+        }
+
+        var m = GGUFMetadata()
+        m["tokenizer.ggml.model"] = .string("gpt2")
+        m["tokenizer.ggml.pre"] = .string(pre)
+        m["tokenizer.ggml.tokens"] = .array(.string(tokens))
+        m["tokenizer.ggml.token_type"] = .array(.int32(types))
+        m["tokenizer.ggml.merges"] = .array(.string(merges))
+        for (key, id) in [("bos", hf.bosID), ("eos", hf.eosID), ("unknown", hf.unknownID), ("padding", hf.paddingID)] {
+            if let id { m["tokenizer.ggml.\(key)_token_id"] = .uint32(UInt32(id)) }
+        }
+        if writesSpacePrefix { m["tokenizer.ggml.add_space_prefix"] = .bool(false) }
+        m["tokenizer.ggml.add_bos_token"] = .bool(addBOS)
+        m["tokenizer.ggml.add_eos_token"] = .bool(addEOS)
+        if let template = hf.chatTemplate { m["tokenizer.chat_template"] = .string(template) }
+
+        // Read back through a GGUF file and compare with the Hugging Face tokenizer.
+        let check: ByteLevelBPETokenizer
+        do {
+            var writer = GGUFWriter()
+            writer.metadata = m
+            check = try ByteLevelBPETokenizer(gguf: try GGUFReader(data: try writer.serialized()))
+        } catch {
+            throw fail("the GGUF tokenizer built from \(directory.path) does not load: \(error)")
+        }
+        var differences: [String] = []
+        if check.tokens.count != size || Array(check.tokens.prefix(n)) != hf.tokens { differences.append("tokens") }
+        if Array(check.tokenTypes.prefix(n)) != hf.tokenTypes { differences.append("token types") }
+        if check.addedTokens.sorted(by: { $0.id < $1.id }) != hf.addedTokens.sorted(by: { $0.id < $1.id }) {
+            differences.append("added tokens")
+        }
+        if check.mergeCount != hf.mergeCount || check.mergeCount != merges.count { differences.append("merges") }
+        if check.preTokenizer != hf.preTokenizer { differences.append("pre-tokenizer \(check.preTokenizer) vs \(hf.preTokenizer)") }
+        if check.ignoresMerges != hf.ignoresMerges { differences.append("ignore_merges") }
+        if check.addsPrefixSpace != hf.addsPrefixSpace || check.normalization != hf.normalization { differences.append("normalization") }
+        if check.bosID != hf.bosID || check.eosID != hf.eosID || check.unknownID != hf.unknownID || check.paddingID != hf.paddingID {
+            differences.append("special token ids")
+        }
+        if check.prefixIDs != hf.prefixIDs || check.suffixIDs != hf.suffixIDs { differences.append("BOS/EOS added") }
+        if check.chatTemplate != hf.chatTemplate { differences.append("chat template") }
+        let probes = probeTexts + [hf.addedTokens.map(\.content).joined(separator: " x ")]
+        if let text = probes.first(where: { check.encode($0) != hf.encode($0) }) {
+            differences.append("the encoding of \(text.debugDescription)")
+        }
+        guard differences.isEmpty else {
+            throw fail("the GGUF tokenizer built from \(directory.path) would differ in: " + differences.joined(separator: ", "))
+        }
+        return m
     }
 }

@@ -10,7 +10,13 @@ extension ByteLevelBPETokenizer {
     ///   ``BPETokenizerError/unsupported(component:detail:)`` naming the key; the array
     ///   initializer's errors otherwise.
     public init(gguf reader: GGUFReader) throws(BPETokenizerError) {
-        let m = reader.metadata
+        try self.init(ggufMetadata: reader.metadata)
+    }
+
+    /// The tokenizer described by GGUF metadata (the `tokenizer.*` keys; see ``init(gguf:)``).
+    /// - Throws: as ``init(gguf:)``.
+    /// - Complexity: O(total length of tokens and merges).
+    public init(ggufMetadata m: GGUFMetadata) throws(BPETokenizerError) {
         func get<T>(_ key: String, _ body: (GGUFMetadata) throws(GGUFError) -> T) throws(BPETokenizerError) -> T? {
             guard m.contains(key: key) else { return nil }
             do { return try body(m) } catch {

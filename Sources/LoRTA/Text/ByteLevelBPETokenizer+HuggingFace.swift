@@ -144,21 +144,7 @@ extension ByteLevelBPETokenizer {
         var types = [TokenType](repeating: .normal, count: tokens.count)
         for t in added { types[Int(t.id)] = t.isSpecial ? .control : .userDefined }
 
-        var pairs: [(String, String)] = []
-        pairs.reserveCapacity(mergeValues.count)
-        for (rank, value) in mergeValues.enumerated() {
-            switch value {
-            case .string(let s):
-                pairs.append(try Self.splitMerge(s, rank: rank))
-            case .array(let parts):
-                guard parts.count == 2, let a = parts[0].stringValue, let b = parts[1].stringValue else {
-                    throw .malformedMerge(rank: rank, merge: "[" + parts.map(\.summary).joined(separator: ", ") + "]")
-                }
-                pairs.append((a, b))
-            default:
-                throw .malformedMerge(rank: rank, merge: value.summary)
-            }
-        }
+        let pairs = try Self.mergePairs(mergeValues)
 
         var unknownPieceID: Int32? = nil
         if let unk = model["unk_token"], !unk.isNull {
@@ -224,6 +210,27 @@ extension ByteLevelBPETokenizer {
     }
 
     // MARK: Components
+
+    /// The pairs of `model.merges`, by rank: "a b" strings (split as llama.cpp splits them) or
+    /// `["a", "b"]` arrays (the form `tokenizers` ≥ 0.20 writes). O(total length).
+    static func mergePairs(_ mergeValues: [SafeTensorsJSON]) throws(BPETokenizerError) -> [(String, String)] {
+        var pairs: [(String, String)] = []
+        pairs.reserveCapacity(mergeValues.count)
+        for (rank, value) in mergeValues.enumerated() {
+            switch value {
+            case .string(let s):
+                pairs.append(try Self.splitMerge(s, rank: rank))
+            case .array(let parts):
+                guard parts.count == 2, let a = parts[0].stringValue, let b = parts[1].stringValue else {
+                    throw .malformedMerge(rank: rank, merge: "[" + parts.map(\.summary).joined(separator: ", ") + "]")
+                }
+                pairs.append((a, b))
+            default:
+                throw .malformedMerge(rank: rank, merge: value.summary)
+            }
+        }
+        return pairs
+    }
 
     /// The `Split` patterns we implement, as written in tokenizer.json files.
     static let knownSplitPatterns: [String: PreTokenizer.Rule] = [
