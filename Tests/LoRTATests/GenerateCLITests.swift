@@ -9,10 +9,7 @@ private let cliRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 private let smolLM2 = cliRoot.appendingPathComponent("assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").path
 
-private func fixture(_ relative: String) throws -> URL {
-    let base = try #require(Bundle.module.resourceURL)
-    return base.appendingPathComponent("Fixtures/llama").appendingPathComponent(relative)
-}
+private func fixture(_ relative: String) throws -> URL { try testFixture("llama/" + relative) }
 
 private func json(_ r: CLI.Result) throws -> [String: Any] {
     try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "stdout: \(r.stdout) stderr: \(r.stderr)")

@@ -13,18 +13,9 @@ import Testing
 private let hfRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-private func fixture(_ relative: String) throws -> URL {
-    let base = try #require(Bundle.module.resourceURL, "test bundle has no resources")
-    let url = base.appendingPathComponent("Fixtures").appendingPathComponent(relative)
-    try #require(FileManager.default.fileExists(atPath: url.path), "fixture \(relative) missing")
-    return url
-}
+private func fixture(_ relative: String) throws -> URL { try testFixture(relative) }
 
-private func scratchDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-hf-gguf-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
+private func scratchDirectory() throws -> URL { try testScratchDirectory("lorta-hf-gguf") }
 
 private func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
 

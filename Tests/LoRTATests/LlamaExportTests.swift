@@ -11,19 +11,9 @@ import Testing
 private let exportRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-private func fixture(_ relative: String) throws -> URL {
-    let base = try #require(Bundle.module.resourceURL, "test bundle has no resources")
-    let url = base.appendingPathComponent("Fixtures").appendingPathComponent(relative)
-    try #require(FileManager.default.fileExists(atPath: url.path), "fixture \(relative) missing")
-    return url
-}
+private func fixture(_ relative: String) throws -> URL { try testFixture(relative) }
 
-/// A fresh empty directory, removed by the caller's `defer`.
-private func scratchDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-export-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
+private func scratchDirectory() throws -> URL { try testScratchDirectory("lorta-export") }
 
 private let tinySequences: [[Int32]] = [[116, 181, 62, 15, 147], [105, 90, 96, 226, 169, 113, 42, 116, 95, 227, 134, 17, 51]]
 
