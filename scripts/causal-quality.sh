@@ -14,11 +14,7 @@
 # runs/causal-quality/table.md. About 6-8 minutes per adapter row on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh >/dev/null
-bash scripts/fetch-assets.sh >/dev/null
-source scripts/blas-env.sh
-swift build -c release --product lorta >/dev/null
-LORTA="$(swift build -c release --show-bin-path)/lorta"
+LORTA_QUIET_SETUP=1 source scripts/release-cli.sh
 SMOL=assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 OUT=runs/causal-quality
 mkdir -p "$OUT"

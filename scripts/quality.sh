@@ -10,11 +10,7 @@
 # table is printed at the end and written to runs/quality/table.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh >/dev/null
-bash scripts/fetch-assets.sh >/dev/null
-source scripts/blas-env.sh
-swift build -c release --product lorta >/dev/null
-LORTA="$(swift build -c release --show-bin-path)/lorta"
+LORTA_QUIET_SETUP=1 source scripts/release-cli.sh
 STEPS="${QUALITY_STEPS:-300}"
 SEED="${QUALITY_SEED:-0}"
 SUFFIX=""; [ "$SEED" != 0 ] && SUFFIX="-s$SEED"

@@ -7,11 +7,7 @@
 #   LORTA_STEPS     training steps (default 300: a few minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-bash scripts/fetch-assets.sh
-source scripts/blas-env.sh
-swift build -c release --product lorta
-LORTA="$(swift build -c release --show-bin-path)/lorta"
+source scripts/release-cli.sh
 "$LORTA" info
 OUT="${LORTA_RUN_DIR:-runs/lorta-movies}"
 MODEL=assets/all-MiniLM-L6-v2

@@ -10,11 +10,7 @@
 #   LORTA_EVAL      balanced test reviews answered before and after (default 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-bash scripts/fetch-assets.sh
-source scripts/blas-env.sh
-swift build -c release --product lorta
-LORTA="$(swift build -c release --show-bin-path)/lorta"
+source scripts/release-cli.sh
 OUT="${LORTA_RUN_DIR:-runs/smollm2-sentiment}"
 SMOL=assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 mkdir -p "$OUT"

@@ -52,13 +52,11 @@ extension Train {
             try trainer.adapter.save(to: outURL, host: host)
 
             var result: [String: Any] = [
-                "task": "causal-lm", "adapter": adapter.rawValue,
+                "task": "causal-lm", "adapter": adapterKindName(trainer.adapter),
                 "adapter_parameters": trainer.adapter.parameterCount,
                 "targets": trainer.adapter.targetModules,
-                "steps": trainer.step, "total_steps": total, "stopped_early": trainer.step < total,
                 "train_examples": trainData.count, "skipped_examples": trainData.droppedCount,
-                "out": out,
-            ].merging(summaryFields(run)) { a, _ in a }
+            ].merging(summaryFields(run, step: trainer.step, total: total)) { a, _ in a }
             if let evalData {
                 if !quiet { printError("evaluating on \(evalData.count) examples…") }
                 let loss = try lm.model.evaluate(evalData, adapter: trainer.adapter)
@@ -66,19 +64,11 @@ extension Train {
                 result["eval_perplexity"] = exp(loss.mean)
                 result["eval_tokens"] = loss.targetCount
             }
-            try Data((jsonText(result) + "\n").utf8).write(to: outURL.appendingPathComponent("training_summary.json"),
-                                                           options: .atomic)
-            if json {
-                print(jsonText(result))
-            } else {
-                var line = summaryLine(run, step: trainer.step, total: total)
-                if let loss = result["eval_loss"] as? Double {
-                    line += String(format: ", eval loss %.4f (perplexity %.3f)", loss, exp(loss))
-                }
-                print(line)
-                print("wrote \(out) (adapter, checkpoint/, training_summary.json)")
-                if trainer.step < total { print("stopped early at step \(trainer.step); continue with --resume \(checkpointDir.path)") }
+            let evalText = (result["eval_loss"] as? Double).map {
+                String(format: ", eval loss %.4f (perplexity %.3f)", $0, exp($0))
             }
+            try report(result, run: run, step: trainer.step, total: total, evaluation: evalText, outURL: outURL,
+                       files: "adapter, checkpoint/, training_summary.json", checkpointDir: checkpointDir)
         }
     }
 }

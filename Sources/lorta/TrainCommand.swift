@@ -135,7 +135,6 @@ struct Train: ParsableCommand {
             let run = TrainingSummary(combining: try runTrainingLoop(
                 progress: progress, start: Date(), checkpointEvery: checkpointEvery,
                 train: { try trainer.train(progress: $0) }, saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir) }))
-            let stoppedEarly = trainer.step < total
 
             try trainer.saveCheckpoint(to: checkpointDir)
             if let adapter = trainer.adapter { try adapter.save(to: outURL, host: bert.adapterHost) }
@@ -145,9 +144,7 @@ struct Train: ParsableCommand {
                 "adapter": adapterKindName(trainer.adapter),
                 "trainable_parameters": trainable,
                 "adapter_parameters": trainer.adapter?.parameterCount ?? 0,
-                "steps": trainer.step, "total_steps": total, "stopped_early": stoppedEarly,
-                "out": out,
-            ].merging(summaryFields(run)) { a, _ in a }
+            ].merging(summaryFields(run, step: trainer.step, total: total)) { a, _ in a }
             if let evalData {
                 if !quiet { printError("evaluating on \(evalData.count) examples…") }
                 let m = try trainer.evaluate(evalData)
@@ -155,20 +152,30 @@ struct Train: ParsableCommand {
                 result["eval_loss"] = m.meanLoss
                 result["eval_examples"] = m.count
             }
-            try Data((jsonText(result) + "\n").utf8).write(to: outURL.appendingPathComponent("training_summary.json"),
-                                                       options: .atomic)
-            if json {
-                print(jsonText(result))
-            } else {
-                var line = summaryLine(run, step: trainer.step, total: total)
-                if let acc = result["eval_accuracy"] as? Double, let loss = result["eval_loss"] as? Double {
-                    line += String(format: ", eval accuracy %.2f%% (loss %.4f)", 100 * acc, loss)
-                }
-                print(line)
-                print("wrote \(out) (adapter, \(BertClassificationHead.fileName), checkpoint/, training_summary.json)")
-                if stoppedEarly { print("stopped early at step \(trainer.step); continue with --resume \(checkpointDir.path)") }
+            var evalText: String?
+            if let acc = result["eval_accuracy"] as? Double, let loss = result["eval_loss"] as? Double {
+                evalText = String(format: ", eval accuracy %.2f%% (loss %.4f)", 100 * acc, loss)
             }
+            try report(result, run: run, step: trainer.step, total: total, evaluation: evalText, outURL: outURL,
+                       files: "adapter, \(BertClassificationHead.fileName), checkpoint/, training_summary.json",
+                       checkpointDir: checkpointDir)
         }
+    }
+
+    /// Writes `training_summary.json` into `outURL` (atomically) and prints the summary: the JSON
+    /// with --json, else the summary line (plus `evaluation`), the files written and, when the
+    /// run stopped before `total`, how to resume.
+    func report(_ result: [String: Any], run: TrainingSummary, step: Int, total: Int, evaluation: String?,
+                outURL: URL, files: String, checkpointDir: URL) throws {
+        try Data((jsonText(result) + "\n").utf8).write(to: outURL.appendingPathComponent("training_summary.json"),
+                                                       options: .atomic)
+        if json {
+            print(jsonText(result))
+            return
+        }
+        print(summaryLine(run, step: step, total: total) + (evaluation ?? ""))
+        print("wrote \(out) (\(files))")
+        if step < total { print("stopped early at step \(step); continue with --resume \(checkpointDir.path)") }
     }
 
     /// The total number of optimizer steps from --steps / --epochs (default one epoch).
@@ -231,18 +238,14 @@ func runTrainingLoop(progress: ProgressLine, start: Date, checkpointEvery: Int?,
     return summaries
 }
 
-/// Short name of an adapter's kind for summaries (`lora`, `lorta`, `none`): the lower-cased first
-/// word of its ``Adapter/summary``.
-func adapterKindName(_ a: (any Adapter)?) -> String {
-    guard let a else { return "none" }
-    return String(a.summary.prefix { $0 != " " }).lowercased()
-}
+/// Short name of an adapter's kind for summaries: `lora`, `lorta`, `none`.
+func adapterKindName(_ a: (any Adapter)?) -> String { a?.kind.rawValue.lowercased() ?? "none" }
 
 extension Train {
     /// The adapter `--adapter`, `--rank`, `--alpha`, `--targets` … describe, for `host` (nil for
     /// `--adapter none`).
     func makeAdapter(for host: AdapterHost, defaultTargets: String) throws -> (any Adapter)? {
-        guard let kind = AdapterKind(rawValue: adapter.rawValue) else { return nil }
+        guard let kind = AdapterKind(rawValue: adapter.rawValue.uppercased()) else { return nil }
         let names = (targets ?? defaultTargets).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         return try AdapterRecipe(kind: kind, rank: rank, alpha: alpha, targets: names, useRSLoRA: rslora,
                                  lortaInitialization: lortaInit, lortaCInitialValue: lortaCInit, seed: seed &+ 1)
@@ -250,11 +253,15 @@ extension Train {
     }
 }
 
-/// The fields of `training_summary.json` that come from the library's ``TrainingSummary``.
-func summaryFields(_ s: TrainingSummary) -> [String: Any] {
-    ["steps_this_run": s.stepsRun, "final_loss": s.lastLoss, "mean_loss": s.meanLoss, "seconds": s.elapsedSeconds,
-     "median_step_seconds": s.medianStepSeconds, "tokens_per_second": s.tokensPerSecond,
-     "peak_rss_mb": peakResidentMegabytes(), "threads": Runtime.threadCount]
+extension Train {
+    /// The fields of `training_summary.json` every task has: progress, the library's
+    /// ``TrainingSummary``, memory, threads and the output directory.
+    func summaryFields(_ s: TrainingSummary, step: Int, total: Int) -> [String: Any] {
+        ["steps": step, "total_steps": total, "stopped_early": step < total, "out": out,
+         "steps_this_run": s.stepsRun, "final_loss": s.lastLoss, "mean_loss": s.meanLoss, "seconds": s.elapsedSeconds,
+         "median_step_seconds": s.medianStepSeconds, "tokens_per_second": s.tokensPerSecond,
+         "peak_rss_mb": peakResidentMegabytes(), "threads": Runtime.threadCount]
+    }
 }
 
 /// `step 300/300: 300 steps in 151.2 s (median 0.498 s/step), final loss 0.4123`.

@@ -162,6 +162,8 @@ public struct AdapterOutput {
 /// ``forward(layer:input:outputs:)`` to add `Δ`. Modules the adapter does not target are
 /// skipped, so a model passes every projection of the group.
 public protocol Adapter: Sendable {
+    /// The adapter's kind (its `peft_type` in files).
+    var kind: AdapterKind { get }
     /// The adapted modules (short names), in the adapter's order.
     var targetModules: [String] { get }
     /// One line for logs: kind, rank and targets (e.g. `LoRA r=8 on q_proj,v_proj`).

@@ -1,11 +1,12 @@
-/// The kinds of adapter this library trains. ``AdapterRecipe/makeAdapter(for:)`` (a fresh
-/// adapter) and ``AdapterFiles/load(from:host:)`` (a saved one) are the only places that map a
-/// kind to a type; everything else works through ``Adapter``.
+/// The kinds of adapter this library trains; the raw values are PEFT's `peft_type`.
+/// ``AdapterRecipe/makeAdapter(for:)`` (a fresh adapter) and ``AdapterFiles/load(from:host:)``
+/// (a saved one) are the only places that map a kind to a type; everything else works through
+/// ``Adapter``.
 public enum AdapterKind: String, Sendable, CaseIterable {
     /// ``LoRAAdapter``: one pair of low-rank factors per (layer, projection).
-    case lora
+    case lora = "LORA"
     /// ``LoRTAAdapter``: one CP decomposition shared by every attention projection of every layer.
-    case lorta
+    case lorta = "LORTA"
 }
 
 /// How to make a fresh adapter for a model: kind, rank, scale, targets and initialisation, with

@@ -61,6 +61,8 @@ public struct LoRAAdapter: Adapter {
         try host.adaptedModules(targets)
     }
 
+    public var kind: AdapterKind { .lora }
+
     public var summary: String { "LoRA r=\(configuration.rank) on \(targetModules.joined(separator: ","))" }
 
     public var parameters: [Tensor] {

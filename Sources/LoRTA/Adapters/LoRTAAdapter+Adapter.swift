@@ -9,6 +9,8 @@ import CKernels
 /// Parameters, in order: the `A` factors (one per distinct output width: under grouped-query
 /// attention K and V are narrower than Q and O), then `B`, `C_H`, `C_L`, `C_M`.
 extension LoRTAAdapter: Adapter {
+    public var kind: AdapterKind { .lorta }
+
     public var targetModules: [String] { configuration.targetModules }
 
     public var summary: String {

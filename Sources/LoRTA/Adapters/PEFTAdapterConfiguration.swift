@@ -59,7 +59,8 @@ func fullMatch(pattern: String, _ s: String) -> Bool {
 /// the math and are not implemented (`use_dora`, trained biases, `modules_to_save`,
 /// `layer_replication`) are rejected with ``AdapterConfigurationError/unsupportedOption(name:value:)``.
 public struct PEFTAdapterConfiguration: Sendable, Equatable {
-    public enum AdapterType: String, Sendable { case lora = "LORA", lorta = "LORTA" }
+    /// `peft_type` (``AdapterKind``).
+    public typealias AdapterType = AdapterKind
 
     public var peftType: AdapterType
     /// `r`
