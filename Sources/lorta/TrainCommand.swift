@@ -69,7 +69,7 @@ struct Train: ParsableCommand {
     var warmup: Int = 0
     @Option(help: "AdamW weight decay.")
     var weightDecay: Double = 0
-    @Option(help: "Maximum tokens per sequence (classification: longer ones are truncated; causal-lm: longer examples are skipped, default 256).")
+    @Option(help: "Maximum tokens per sequence (classification: longer ones are truncated, default 64 or the model's positions if fewer; causal-lm: longer examples are skipped, default 256). With --resume the checkpoint's.")
     var maxLength: Int?
     @Option(help: "Padding: longest (each batch to its longest sequence) or fixed (to --max-length).")
     var padding: PaddingKind = .longest
@@ -106,67 +106,105 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        if resolvedTask == .causalLM { return try runCausalLM() }
         try reportingErrors {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }
-            let modelURL = URL(fileURLWithPath: model)
             let outURL = URL(fileURLWithPath: out)
             try OutputDirectory.prepare(outURL, overwrite: overwrite, allowing: resume.map { URL(fileURLWithPath: $0) })
-            let bert = try loadBertModel(modelURL)
-            let tokenizer = try BertTokenizer(vocabularyURL: modelURL.appendingPathComponent("vocab.txt"))
-            let trainData = try LabelledTextDataset.load(from: URL(fileURLWithPath: train), labelCount: classes)
-            let evalData = try eval.map { try LabelledTextDataset.load(from: URL(fileURLWithPath: $0), labelCount: classes) }
-
-            var trainer: BertTrainer
-            if let resume {
-                trainer = try BertTrainer(resumingFrom: URL(fileURLWithPath: resume), model: bert, tokenizer: tokenizer,
-                                          trainingData: trainData, steps: try totalSteps(dataCount: trainData.count))
-            } else {
-                trainer = try makeTrainer(bert, tokenizer: tokenizer, data: trainData)
+            switch resolvedTask {
+            case .classification: try runClassification(outURL: outURL)
+            case .causalLM: try runCausalLM(outURL: outURL)
             }
-            let total = trainer.configuration.steps
-            let trainable = (trainer.adapter?.parameterCount ?? 0) + trainer.head.weight.count + trainer.head.bias.count
-            if !quiet {
-                printError("training \(trainer.adapter?.summary ?? "no adapter") + head (\(trainable) trainable parameters) on \(trainData.count) examples: steps \(trainer.step + 1)…\(total), batch \(trainer.configuration.batchSize), \(Runtime.threadCount) threads")
-            }
-            let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
-            let checkpointDir = outURL.appendingPathComponent("checkpoint")
-            let run = TrainingSummary(combining: try runTrainingLoop(
-                progress: progress, start: Date(), checkpointEvery: checkpointEvery,
-                train: { try trainer.train(progress: $0) }, saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir) }))
-
-            try trainer.saveCheckpoint(to: checkpointDir)
-            if let adapter = trainer.adapter { try adapter.save(to: outURL, host: bert.adapterHost) }
-            try trainer.head.save(to: outURL.appendingPathComponent(BertClassificationHead.fileName))
-
-            var result: [String: Any] = [
-                "adapter": adapterKindName(trainer.adapter),
-                "trainable_parameters": trainable,
-                "adapter_parameters": trainer.adapter?.parameterCount ?? 0,
-            ].merging(summaryFields(run, step: trainer.step, total: total)) { a, _ in a }
-            if let evalData {
-                if !quiet { printError("evaluating on \(evalData.count) examples…") }
-                let m = try trainer.evaluate(evalData)
-                result["eval_accuracy"] = m.accuracy
-                result["eval_loss"] = m.meanLoss
-                result["eval_examples"] = m.count
-            }
-            var evalText: String?
-            if let acc = result["eval_accuracy"] as? Double, let loss = result["eval_loss"] as? Double {
-                evalText = String(format: ", eval accuracy %.2f%% (loss %.4f)", 100 * acc, loss)
-            }
-            try report(result, run: run, step: trainer.step, total: total, evaluation: evalText, outURL: outURL,
-                       files: "adapter, \(BertClassificationHead.fileName), checkpoint/, training_summary.json",
-                       checkpointDir: checkpointDir)
         }
+    }
+
+    /// Classification on a BERT encoder: adapter + head.
+    func runClassification(outURL: URL) throws {
+        let modelURL = URL(fileURLWithPath: model)
+        let bert = try loadBertModel(modelURL)
+        let tokenizer = try BertTokenizer(vocabularyURL: modelURL.appendingPathComponent("vocab.txt"))
+        let trainData = try LabelledTextDataset.load(from: URL(fileURLWithPath: train), labelCount: classes)
+        let evalData = try eval.map { try LabelledTextDataset.load(from: URL(fileURLWithPath: $0), labelCount: classes) }
+        // On --resume the head's values come from the checkpoint; its shape from --classes.
+        let head = try BertClassificationHead(hiddenSize: bert.configuration.hiddenSize, classCount: classes, seed: seed &+ 2)
+        let task = try SequenceClassificationTask(model: bert, tokenizer: tokenizer, data: trainData, head: head,
+                                                  maxLength: maxLength, padding: padding == .fixed ? .fixed : .longest)
+        let (trainer, run) = try train(task, defaultTargets: "query,key,value,output", outURL: outURL,
+                                       description: { "\($0?.summary ?? "no adapter") + head" })
+        try trainer.head.save(to: outURL.appendingPathComponent(BertClassificationHead.fileName))
+
+        var result = resultFields(trainer, run: run, task: "classification")
+        var evalText: String?
+        if let evalData {
+            if !quiet { printError("evaluating on \(evalData.count) examples…") }
+            let m = try trainer.evaluate(evalData)
+            result["eval_accuracy"] = m.accuracy
+            result["eval_loss"] = m.meanLoss
+            result["eval_examples"] = m.count
+            evalText = String(format: ", eval accuracy %.2f%% (loss %.4f)", 100 * m.accuracy, m.meanLoss)
+        }
+        try report(result, run: run, step: trainer.step, total: trainer.configuration.steps, evaluation: evalText,
+                   outURL: outURL, files: "adapter, \(BertClassificationHead.fileName), checkpoint/, training_summary.json")
+    }
+
+    /// The part of `lorta train` every task shares: a trainer (fresh from the options, or resumed
+    /// from --resume), the training loop with progress and checkpoints, the final checkpoint and
+    /// the adapter written to `outURL`.
+    func train<T: TrainingTask>(_ task: T, defaultTargets: String, outURL: URL,
+                                description: ((any Adapter)?) -> String) throws -> (Trainer<T>, TrainingSummary) {
+        var trainer: Trainer<T>
+        if let resume {
+            trainer = try Trainer(resumingFrom: URL(fileURLWithPath: resume), task: task, steps: steps)
+            // --epochs counts epochs of the checkpoint's batch size.
+            if let epochs { try trainer.setTotalSteps(epochs * trainer.stepsPerEpoch) }
+        } else {
+            let perEpoch = task.exampleCount / batchSize
+            guard perEpoch >= 1 else {
+                throw ValidationError("\(task.exampleCount) training examples make no full batch of \(batchSize)")
+            }
+            let total = steps ?? (epochs ?? 1) * perEpoch
+            let sched: LearningRateSchedule = schedule == .constant
+                ? .constant(lr) : try .linearWarmupDecay(peak: lr, warmupSteps: warmup, totalSteps: total)
+            let configuration = TrainingConfiguration(
+                steps: total, batchSize: batchSize, microBatchSize: microBatchSize,
+                optimizer: AdamWConfiguration(learningRate: lr, weightDecay: weightDecay), schedule: sched, seed: seed)
+            trainer = try Trainer(task: task, adapter: try makeAdapter(for: task.adapterHost, defaultTargets: defaultTargets),
+                                  configuration: configuration)
+        }
+        let total = trainer.configuration.steps
+        if !quiet {
+            printError("training \(description(trainer.adapter)) (\(trainer.trainableParameterCount) trainable parameters) on \(task.exampleCount) examples: steps \(trainer.step + 1)…\(total), batch \(trainer.configuration.batchSize), \(Runtime.threadCount) threads")
+        }
+        let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
+        let checkpointDir = outURL.appendingPathComponent("checkpoint")
+        let run = TrainingSummary(combining: try runTrainingLoop(
+            progress: progress, start: Date(), checkpointEvery: checkpointEvery,
+            train: { try trainer.train(progress: $0) }, saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir) }))
+        try trainer.saveCheckpoint(to: checkpointDir)
+        if let adapter = trainer.adapter { try adapter.save(to: outURL, host: task.adapterHost) }
+        return (trainer, run)
+    }
+
+    /// The fields of `training_summary.json` every task has: task, adapter, parameter counts,
+    /// progress, the library's ``TrainingSummary``, memory, threads and the output directory.
+    func resultFields<T>(_ trainer: Trainer<T>, run s: TrainingSummary, task: String) -> [String: Any] {
+        let step = trainer.step, total = trainer.configuration.steps
+        return ["task": task, "adapter": adapterKindName(trainer.adapter),
+                "trainable_parameters": trainer.trainableParameterCount,
+                "adapter_parameters": trainer.adapter?.parameterCount ?? 0,
+                "targets": trainer.adapter?.targetModules ?? [],
+                "train_examples": trainer.task.exampleCount,
+                "steps": step, "total_steps": total, "stopped_early": step < total, "out": out,
+                "steps_this_run": s.stepsRun, "final_loss": s.lastLoss, "mean_loss": s.meanLoss, "seconds": s.elapsedSeconds,
+                "median_step_seconds": s.medianStepSeconds, "tokens_per_second": s.tokensPerSecond,
+                "peak_rss_mb": peakResidentMegabytes(), "threads": Runtime.threadCount]
     }
 
     /// Writes `training_summary.json` into `outURL` (atomically) and prints the summary: the JSON
     /// with --json, else the summary line (plus `evaluation`), the files written and, when the
     /// run stopped before `total`, how to resume.
     func report(_ result: [String: Any], run: TrainingSummary, step: Int, total: Int, evaluation: String?,
-                outURL: URL, files: String, checkpointDir: URL) throws {
+                outURL: URL, files: String) throws {
         try Data((jsonText(result) + "\n").utf8).write(to: outURL.appendingPathComponent("training_summary.json"),
                                                        options: .atomic)
         if json {
@@ -175,34 +213,9 @@ struct Train: ParsableCommand {
         }
         print(summaryLine(run, step: step, total: total) + (evaluation ?? ""))
         print("wrote \(out) (\(files))")
-        if step < total { print("stopped early at step \(step); continue with --resume \(checkpointDir.path)") }
-    }
-
-    /// The total number of optimizer steps from --steps / --epochs (default one epoch).
-    func totalSteps(dataCount: Int) throws -> Int? {
-        if let steps { return steps }
-        let perEpoch = dataCount / batchSize
-        guard perEpoch >= 1 else {
-            throw ValidationError("\(dataCount) training examples make no full batch of \(batchSize)")
+        if step < total {
+            print("stopped early at step \(step); continue with --resume \(outURL.appendingPathComponent("checkpoint").path)")
         }
-        if let epochs { return epochs * perEpoch }
-        return resume == nil ? perEpoch : nil
-    }
-
-    func makeTrainer(_ bert: BertModel, tokenizer: BertTokenizer, data: LabelledTextDataset) throws -> BertTrainer {
-        let c = bert.configuration
-        let total = try totalSteps(dataCount: data.count)!
-        let adapter = try makeAdapter(for: bert.adapterHost, defaultTargets: "query,key,value,output")
-        let head = try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: classes, seed: seed &+ 2)
-        let sched: LearningRateSchedule = schedule == .constant
-            ? .constant(lr) : try .linearWarmupDecay(peak: lr, warmupSteps: warmup, totalSteps: total)
-        let configuration = TrainingConfiguration(
-            steps: total, batchSize: batchSize, microBatchSize: microBatchSize, maxLength: maxLength ?? 64,
-            padding: padding == .fixed ? .fixed : .longest,
-            optimizer: AdamWConfiguration(learningRate: lr, weightDecay: weightDecay),
-            schedule: sched, seed: seed)
-        return try BertTrainer(model: bert, tokenizer: tokenizer, trainingData: data, adapter: adapter, head: head,
-                               configuration: configuration)
     }
 }
 
@@ -250,17 +263,6 @@ extension Train {
         return try AdapterRecipe(kind: kind, rank: rank, alpha: alpha, targets: names, useRSLoRA: rslora,
                                  lortaInitialization: lortaInit, lortaCInitialValue: lortaCInit, seed: seed &+ 1)
             .makeAdapter(for: host)
-    }
-}
-
-extension Train {
-    /// The fields of `training_summary.json` every task has: progress, the library's
-    /// ``TrainingSummary``, memory, threads and the output directory.
-    func summaryFields(_ s: TrainingSummary, step: Int, total: Int) -> [String: Any] {
-        ["steps": step, "total_steps": total, "stopped_early": step < total, "out": out,
-         "steps_this_run": s.stepsRun, "final_loss": s.lastLoss, "mean_loss": s.meanLoss, "seconds": s.elapsedSeconds,
-         "median_step_seconds": s.medianStepSeconds, "tokens_per_second": s.tokensPerSecond,
-         "peak_rss_mb": peakResidentMegabytes(), "threads": Runtime.threadCount]
     }
 }
 

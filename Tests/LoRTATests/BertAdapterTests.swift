@@ -224,16 +224,17 @@ private struct AdapterTestTrainable {
     var adapters: (any Adapter)?
     var head: BertClassificationHead
 
-    /// Tensors in the trainer's order (``TrainableParameters``): head weight, head bias, then
-    /// LoRA a[l][t], b[l][t] per layer and target, or LoRTA A…, B, C_H, C_L, C_M.
-    var tensors: [Tensor] { TrainableParameters.flatten(adapter: adapters, head: head) }
+    /// Tensors in the trainer's order: head weight, head bias, then the adapter's parameters
+    /// (LoRA a[l][t], b[l][t] per layer and target, or LoRTA A…, B, C_H, C_L, C_M).
+    var tensors: [Tensor] { [head.weight, head.bias] + (adapters?.parameters ?? []) }
 
-    static func flatGradients(_ g: BertTrainingGradients) -> [Tensor] { TrainableParameters.gradients(g) }
+    static func flatGradients(_ g: BertTrainingGradients) -> [Tensor] { [g.headWeight, g.headBias] + (g.adapter ?? []) }
 
     /// A copy whose parameters are `tensors` (same order and shapes as ``tensors``).
     func replacing(_ ts: [Tensor]) throws -> AdapterTestTrainable {
         var copy = self
-        (copy.adapters, copy.head) = try TrainableParameters.rebuild(ts, adapter: adapters)
+        copy.head = try BertClassificationHead(weight: ts[0], bias: ts[1])
+        try copy.adapters?.setParameters(Array(ts[2...]))
         return copy
     }
 

@@ -47,20 +47,53 @@ private func trainerTestAdapters(_ kind: TrainerTestKind, _ c: BertConfiguration
     }
 }
 
+private typealias BertTrainer = Trainer<SequenceClassificationTask>
+
+/// What the tests vary: the trainer's configuration and the task's `maxLength` and padding.
+private struct TrainerTestConfig {
+    var training: TrainingConfiguration
+    var maxLength: Int
+    var padding: BertTokenizer.Padding
+    init(steps: Int, batchSize: Int = 16, microBatchSize: Int? = nil, maxLength: Int = 64,
+         padding: BertTokenizer.Padding = .longest, optimizer: AdamWConfiguration = AdamWConfiguration(),
+         schedule: LearningRateSchedule? = nil, seed: UInt64 = 0) {
+        training = TrainingConfiguration(steps: steps, batchSize: batchSize, microBatchSize: microBatchSize,
+                                         optimizer: optimizer, schedule: schedule, seed: seed)
+        self.maxLength = maxLength
+        self.padding = padding
+    }
+    var steps: Int {
+        get { training.steps }
+        set { training.steps = newValue }
+    }
+}
+
+private func trainerTestTask(model: BertModel, tokenizer: BertTokenizer? = nil, data: LabelledTextDataset,
+                             head: BertClassificationHead? = nil, configuration c: TrainerTestConfig) throws -> SequenceClassificationTask {
+    try SequenceClassificationTask(model: model, tokenizer: try tokenizer ?? trainerTestTokenizer(), data: data,
+                                   head: try head ?? BertClassificationHead(hiddenSize: model.configuration.hiddenSize, classCount: 2, seed: 5),
+                                   maxLength: c.maxLength, padding: c.padding)
+}
+
 private func trainerTestTrainer(_ kind: TrainerTestKind, model: BertModel, data: LabelledTextDataset,
-                                configuration: TrainingConfiguration) throws -> BertTrainer {
-    let head = try BertClassificationHead(hiddenSize: model.configuration.hiddenSize, classCount: 2, seed: 5)
-    return try BertTrainer(model: model, tokenizer: try trainerTestTokenizer(), trainingData: data,
-                           adapter: try trainerTestAdapters(kind, model.configuration), head: head,
-                           configuration: configuration)
+                                configuration: TrainerTestConfig) throws -> BertTrainer {
+    try BertTrainer(task: try trainerTestTask(model: model, data: data, configuration: configuration),
+                    adapter: try trainerTestAdapters(kind, model.configuration), configuration: configuration.training)
+}
+
+/// Resumes from `dir` with the task of `configuration` (its head gives only the shape).
+private func trainerTestResume(_ dir: URL, model: BertModel, data: LabelledTextDataset, configuration: TrainerTestConfig,
+                               steps: Int? = nil) throws -> BertTrainer {
+    try BertTrainer(resumingFrom: dir, task: try trainerTestTask(model: model, data: data, configuration: configuration),
+                    steps: steps)
 }
 
 private func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
 
 /// Parameters, both moments, step and position of two trainers have the same bits.
 private func trainerTestSameState(_ a: BertTrainer, _ b: BertTrainer) -> Bool {
-    let pa = TrainableParameters.flatten(adapter: a.adapter, head: a.head)
-    let pb = TrainableParameters.flatten(adapter: b.adapter, head: b.head)
+    let pa = a.parameters
+    let pb = b.parameters
     let sa = a.optimizerState, sb = b.optimizerState
     return pa.map(bits) == pb.map(bits) && pa.map(\.shape) == pb.map(\.shape)
         && sa.firstMoments.map(bits) == sb.firstMoments.map(bits)
@@ -78,8 +111,8 @@ private func trainerTestTemporaryDirectory() -> URL {
 private func trainerTestNaiveMetrics(_ t: BertTrainer, _ data: LabelledTextDataset) throws -> (correct: Int, meanLoss: Double) {
     var correct = 0, lossSum = 0.0
     for e in data.examples {
-        let tokens = try t.tokenizer.encodeBatch([e.text], maxLength: t.configuration.maxLength, padding: .longest)
-        let z = try t.model.logits(tokens, adapter: t.adapter, head: t.head).scalars.map(Double.init)
+        let tokens = try t.task.tokenizer.encodeBatch([e.text], maxLength: t.task.maxLength, padding: .longest)
+        let z = try t.task.model.logits(tokens, adapter: t.adapter, head: t.head).scalars.map(Double.init)
         var best = 0
         for j in 1..<z.count where z[j] > z[best] { best = j }
         if best == e.label { correct += 1 }
@@ -103,16 +136,16 @@ struct BertTrainerTests {
         let model = try trainerTestTinyModel()
         let data = try trainerTestData(count: 14)
         let schedule = try LearningRateSchedule.linearWarmupDecay(peak: 0.02, warmupSteps: 3, totalSteps: 10)
-        let config = TrainingConfiguration(steps: 10, batchSize: 4, microBatchSize: 2, maxLength: 8,
+        let config = TrainerTestConfig(steps: 10, batchSize: 4, microBatchSize: 2, maxLength: 8,
                                            optimizer: AdamWConfiguration(weightDecay: 0.01), schedule: schedule, seed: 42)
         for kind in TrainerTestKind.allCases {
             var straight = try trainerTestTrainer(kind, model: model, data: data, configuration: config)
-            let initial = TrainableParameters.flatten(adapter: straight.adapter, head: straight.head)
+            let initial = straight.parameters
             let summary = try straight.train()
             #expect(summary.stepsRun == 10 && summary.finalStep == 10 && !summary.stoppedEarly)
             #expect(straight.position == TrainingPosition(epoch: 3, batchInEpoch: 1), "\(kind)")
             // Training changed every tensor (so the comparisons below can fail).
-            let final = TrainableParameters.flatten(adapter: straight.adapter, head: straight.head)
+            let final = straight.parameters
             for (a, b) in zip(initial, final) { #expect(bits(a) != bits(b), "\(kind): a tensor did not change") }
 
             // 5 (stopped by the callback) + save + resume + 5.
@@ -122,10 +155,10 @@ struct BertTrainerTests {
             let s1 = try first.train { $0.step == 5 ? .stop : .proceed }
             #expect(s1.stepsRun == 5 && s1.stoppedEarly && first.position == TrainingPosition(epoch: 1, batchInEpoch: 2))
             try first.saveCheckpoint(to: dir)
-            var resumed = try BertTrainer(resumingFrom: dir, model: model, tokenizer: try trainerTestTokenizer(), trainingData: data)
+            var resumed = try trainerTestResume(dir, model: model, data: data, configuration: config)
             let same1 = trainerTestSameState(first, resumed)
             #expect(same1, "\(kind): the checkpoint does not round-trip")
-            #expect(resumed.configuration == config)
+            #expect(resumed.configuration == config.training)
             let s2 = try resumed.train()
             #expect(s2.stepsRun == 5 && s2.finalStep == 10)
             let same2 = trainerTestSameState(straight, resumed)
@@ -137,8 +170,7 @@ struct BertTrainerTests {
             var five = try trainerTestTrainer(kind, model: model, data: data, configuration: short)
             _ = try five.train()
             try five.saveCheckpoint(to: dir)   // replaces the files of the first save
-            var extended = try BertTrainer(resumingFrom: dir, model: model, tokenizer: try trainerTestTokenizer(),
-                                           trainingData: data, steps: 10)
+            var extended = try trainerTestResume(dir, model: model, data: data, configuration: config, steps: 10)
             #expect(extended.configuration.steps == 10 && extended.step == 5)
             _ = try extended.train()
             let same3 = trainerTestSameState(straight, extended)
@@ -156,7 +188,7 @@ struct BertTrainerTests {
         let data = try trainerTestData(count: 20)
         let tokenizer = try trainerTestTokenizer()
         let schedule = try LearningRateSchedule.linearWarmupDecay(peak: 0.01, warmupSteps: 2, totalSteps: 8)
-        let config = TrainingConfiguration(steps: 8, batchSize: 6, maxLength: 7, schedule: schedule, seed: 9)
+        let config = TrainerTestConfig(steps: 8, batchSize: 6, maxLength: 7, schedule: schedule, seed: 9)
         var trainer = try trainerTestTrainer(.lorta, model: model, data: data, configuration: config)
         let initialLoss = try model.loss(
             tokenizer.encodeBatch(try EpochShuffler(seed: 9).permutation(epoch: 0, count: 20)[0..<6].map { data.examples[$0].text },
@@ -202,7 +234,7 @@ struct BertTrainerTests {
         let model = try trainerTestTinyModel()
         let data = try trainerTestData(count: 40)
         for kind in [TrainerTestKind.lorta, .lora] {
-            let config = TrainingConfiguration(steps: 30, batchSize: 8, maxLength: 8,
+            let config = TrainerTestConfig(steps: 30, batchSize: 8, maxLength: 8,
                                                optimizer: AdamWConfiguration(learningRate: 0.03, weightDecay: 0), seed: 1)
             var trainer = try trainerTestTrainer(kind, model: model, data: data, configuration: config)
             let before = try trainer.evaluate(data, batchSize: 7)
@@ -220,8 +252,8 @@ struct BertTrainerTests {
         }
     }
 
-    /// Batch 4 as two micro-batches of 2 gives the same parameters after 3 steps as batch 4 in
-    /// one pass, within 1e-6 relative (L2 per tensor; float summation order differs), for LoRA
+    /// Batch 4 as two micro-batches of 2, or as passes of 3 and 1, gives the same parameters
+    /// after 3 steps as batch 4 in one pass, within 1e-6 relative (L2 per tensor; float summation order differs), for LoRA
     /// and LoRTA, with `.fixed` padding so that the passes see the same shapes; the reported
     /// losses agree within 1e-6 relative.
     @Test func accumulationEquivalence() throws {
@@ -229,24 +261,26 @@ struct BertTrainerTests {
         let data = try trainerTestData(count: 16)
         for kind in [TrainerTestKind.lora, .lorta] {
             var results: [([Tensor], [Double])] = []
-            for micro in [nil, 2] as [Int?] {
-                let config = TrainingConfiguration(steps: 3, batchSize: 4, microBatchSize: micro, maxLength: 8,
-                                                   padding: .fixed, optimizer: AdamWConfiguration(learningRate: 0.01), seed: 4)
+            for micro in [nil, 2, 3] as [Int?] {   // 3: passes of 3 and 1 examples
+                let config = TrainerTestConfig(steps: 3, batchSize: 4, microBatchSize: micro, maxLength: 8,
+                                               padding: .fixed, optimizer: AdamWConfiguration(learningRate: 0.01), seed: 4)
                 var t = try trainerTestTrainer(kind, model: model, data: data, configuration: config)
                 var losses: [Double] = []
                 _ = try t.train { losses.append($0.loss); return .proceed }
-                results.append((TrainableParameters.flatten(adapter: t.adapter, head: t.head), losses))
+                results.append((t.parameters, losses))
             }
-            for (name, (a, b)) in zip(TrainableParameters.names(adapter: try trainerTestAdapters(kind, model.configuration), host: model.adapterHost),
-                                      zip(results[0].0, results[1].0)) {
-                // ‖a − b‖₂ / ‖a‖₂ per tensor. (Element-wise differences relative to max|a| reach
-                // ~1.3e-6: AdamW's m/√v turns rounding noise of near-zero gradient components
-                // into parameter noise of order lr · noise / |g|.)
-                let d2 = zip(a.scalars, b.scalars).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
-                let a2 = a.scalars.reduce(0.0) { $0 + Double($1) * Double($1) }
-                #expect(a2 > 0 && (d2 / a2).squareRoot() <= 1e-6, "\(kind) \(name): relative difference \((d2 / a2).squareRoot())")
+            let names = ["head.weight", "head.bias"] + (try trainerTestAdapters(kind, model.configuration)!.parameterNames(host: model.adapterHost))
+            for other in results.dropFirst() {
+                for (name, (a, b)) in zip(names, zip(results[0].0, other.0)) {
+                    // ‖a − b‖₂ / ‖a‖₂ per tensor. (Element-wise differences relative to max|a| reach
+                    // ~1.3e-6: AdamW's m/√v turns rounding noise of near-zero gradient components
+                    // into parameter noise of order lr · noise / |g|.)
+                    let d2 = zip(a.scalars, b.scalars).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+                    let a2 = a.scalars.reduce(0.0) { $0 + Double($1) * Double($1) }
+                    #expect(a2 > 0 && (d2 / a2).squareRoot() <= 1e-6, "\(kind) \(name): relative difference \((d2 / a2).squareRoot())")
+                }
+                for (x, y) in zip(results[0].1, other.1) { #expect(abs(x - y) <= 1e-6 * abs(x)) }
             }
-            for (x, y) in zip(results[0].1, results[1].1) { #expect(abs(x - y) <= 1e-6 * abs(x)) }
         }
     }
 
@@ -254,46 +288,49 @@ struct BertTrainerTests {
     @Test func invalidConfiguration() throws {
         let model = try trainerTestTinyModel()
         let data = try trainerTestData(count: 12)
-        func rejects(_ c: TrainingConfiguration, _ expected: TrainingError? = nil) {
-            #expect(throws: TrainingError.self) { try c.validate() }
+        func rejects(_ c: TrainerTestConfig, _ expected: TrainingError? = nil) {
+            #expect(throws: TrainingError.self) { try c.training.validate() }
             #expect(throws: TrainingError.self) { try trainerTestTrainer(.lora, model: model, data: data, configuration: c) }
-            if let expected { #expect(throws: expected) { try c.validate() } }
+            if let expected { #expect(throws: expected) { try c.training.validate() } }
         }
-        rejects(TrainingConfiguration(steps: 0), .invalidHyperparameter(name: "steps", value: 0, expected: ">= 1"))
-        rejects(TrainingConfiguration(steps: 1, batchSize: 0))
-        rejects(TrainingConfiguration(steps: 1, batchSize: 4, microBatchSize: 3))
-        rejects(TrainingConfiguration(steps: 1, batchSize: 4, microBatchSize: 0))
-        rejects(TrainingConfiguration(steps: 1, batchSize: 4, microBatchSize: 8))
-        rejects(TrainingConfiguration(steps: 1, batchSize: 4, maxLength: 1))
-        rejects(TrainingConfiguration(steps: 1, batchSize: 4, optimizer: AdamWConfiguration(beta1: 1)))
-        rejects(TrainingConfiguration(steps: 1, batchSize: 4, schedule: .constant(-1)))
-        rejects(TrainingConfiguration(steps: 1, batchSize: 4,
-                                      schedule: .linearWarmupDecayUnchecked(peak: 1, warmupSteps: 5, totalSteps: 2)))
+        rejects(TrainerTestConfig(steps: 0), .invalidHyperparameter(name: "steps", value: 0, expected: ">= 1"))
+        rejects(TrainerTestConfig(steps: 1, batchSize: 0))
+        rejects(TrainerTestConfig(steps: 1, batchSize: 4, microBatchSize: 0))
+        rejects(TrainerTestConfig(steps: 1, batchSize: 4, microBatchSize: 8))
+        rejects(TrainerTestConfig(steps: 1, batchSize: 4, optimizer: AdamWConfiguration(beta1: 1)))
+        rejects(TrainerTestConfig(steps: 1, batchSize: 4, schedule: .constant(-1)))
+        rejects(TrainerTestConfig(steps: 1, batchSize: 4,
+                                  schedule: .linearWarmupDecayUnchecked(peak: 1, warmupSteps: 5, totalSteps: 2)))
+        // A micro-batch size that does not divide the batch is fine (passes of 3 and 1).
+        #expect(throws: Never.self) { try TrainingConfiguration(steps: 1, batchSize: 4, microBatchSize: 3).validate() }
+        #expect(TrainingConfiguration(steps: 1, batchSize: 4, microBatchSize: 3).microBatchesPerStep == 2)
         #expect(throws: Never.self) { try TrainingConfiguration(steps: 1, batchSize: 4, microBatchSize: 2).validate() }
-        // Data- and model-dependent limits.
-        #expect(throws: TrainingError.self) {   // no full batch
-            try trainerTestTrainer(.lora, model: model, data: data, configuration: TrainingConfiguration(steps: 1, batchSize: 13, maxLength: 8))
+        // Task-level limits: max length below [CLS] [SEP], beyond the 10 positions.
+        #expect(throws: TrainingError.self) {
+            try trainerTestTrainer(.lora, model: model, data: data, configuration: TrainerTestConfig(steps: 1, batchSize: 4, maxLength: 1))
         }
-        #expect(throws: TrainingError.self) {   // beyond the 10 positions
-            try trainerTestTrainer(.lora, model: model, data: data, configuration: TrainingConfiguration(steps: 1, batchSize: 4, maxLength: 11))
+        #expect(throws: TrainingError.self) {
+            try trainerTestTrainer(.lora, model: model, data: data, configuration: TrainerTestConfig(steps: 1, batchSize: 4, maxLength: 11))
+        }
+        // Data-dependent limits.
+        #expect(throws: TrainingError.self) {   // no full batch
+            try trainerTestTrainer(.lora, model: model, data: data, configuration: TrainerTestConfig(steps: 1, batchSize: 13, maxLength: 8))
         }
         let three = try LabelledTextDataset(examples: data.examples, labelCount: 3)
         #expect(throws: TrainingError.self) {   // 3 labels, 2 classes
-            try trainerTestTrainer(.lora, model: model, data: three, configuration: TrainingConfiguration(steps: 1, batchSize: 4, maxLength: 8))
+            try trainerTestTrainer(.lora, model: model, data: three, configuration: TrainerTestConfig(steps: 1, batchSize: 4, maxLength: 8))
         }
+        let small = TrainerTestConfig(steps: 1, batchSize: 4, maxLength: 8)
         #expect(throws: BertError.self) {   // head of another width
-            try BertTrainer(model: model, tokenizer: try trainerTestTokenizer(), trainingData: data, adapter: nil,
-                            head: try BertClassificationHead(hiddenSize: 6, classCount: 2, seed: 1),
-                            configuration: TrainingConfiguration(steps: 1, batchSize: 4, maxLength: 8))
+            try trainerTestTask(model: model, data: data, head: try BertClassificationHead(hiddenSize: 6, classCount: 2, seed: 1),
+                                configuration: small)
         }
         let big = try BertTokenizer(vocabulary: trainerTestVocabulary + ["extra"])
         #expect(throws: TrainingError.self) {
-            try BertTrainer(model: model, tokenizer: big, trainingData: data, adapter: nil,
-                            head: try BertClassificationHead(hiddenSize: 8, classCount: 2, seed: 1),
-                            configuration: TrainingConfiguration(steps: 1, batchSize: 4, maxLength: 8))
+            try trainerTestTask(model: model, tokenizer: big, data: data, configuration: small)
         }
         // evaluate()
-        let t = try trainerTestTrainer(.headOnly, model: model, data: data, configuration: TrainingConfiguration(steps: 1, batchSize: 4, maxLength: 8))
+        let t = try trainerTestTrainer(.headOnly, model: model, data: data, configuration: TrainerTestConfig(steps: 1, batchSize: 4, maxLength: 8))
         #expect(throws: TrainingError.self) { try t.evaluate(data, batchSize: 0) }
         #expect(throws: TrainingError.self) { try t.evaluate(three) }
         #expect(try t.evaluate(try LabelledTextDataset(examples: [], labelCount: 2)).count == 0)
@@ -305,9 +342,9 @@ struct BertTrainerTests {
         let model = try trainerTestTinyModel()
         let data = try trainerTestData(count: 12)
         let huge = try BertClassificationHead(weight: try Tensor(repeating: 3e38, shape: [2, 8]), bias: try Tensor(zeros: [2]))
-        var t = try BertTrainer(model: model, tokenizer: try trainerTestTokenizer(), trainingData: data,
-                                adapter: try trainerTestAdapters(.lora, model.configuration), head: huge,
-                                configuration: TrainingConfiguration(steps: 3, batchSize: 4, maxLength: 8))
+        let config = TrainerTestConfig(steps: 3, batchSize: 4, maxLength: 8)
+        var t = try BertTrainer(task: try trainerTestTask(model: model, data: data, head: huge, configuration: config),
+                                adapter: try trainerTestAdapters(.lora, model.configuration), configuration: config.training)
         let before = t
         do {
             _ = try t.train()
@@ -328,7 +365,7 @@ struct BertTrainerTests {
         let model = try trainerTestTinyModel()
         let data = try trainerTestData(count: 12)
         let tokenizer = try trainerTestTokenizer()
-        let config = TrainingConfiguration(steps: 4, batchSize: 4, maxLength: 8, seed: 2)
+        let config = TrainerTestConfig(steps: 4, batchSize: 4, maxLength: 8, seed: 2)
         let root = trainerTestTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
         let fm = FileManager.default
@@ -359,7 +396,7 @@ struct BertTrainerTests {
             try edit(dir)
             let before = snapshot(dir)
             do {
-                _ = try BertTrainer(resumingFrom: dir, model: m, tokenizer: tokenizer, trainingData: d)
+                _ = try trainerTestResume(dir, model: m, data: d, configuration: config)
                 Issue.record("case \(case_): resumed from a bad checkpoint")
             } catch let TrainingError.invalidTrainingCheckpoint(path, _) {
                 if let file { #expect(path.hasSuffix(file), "case \(case_): \(path)") }
@@ -369,7 +406,7 @@ struct BertTrainerTests {
             #expect(snapshot(dir) == before, "case \(case_): files changed")
         }
         // The good one resumes.
-        #expect(try BertTrainer(resumingFrom: good, model: model, tokenizer: tokenizer, trainingData: data).step == 2)
+        #expect(try trainerTestResume(good, model: model, data: data, configuration: config).step == 2)
         // Missing directory and files.
         try expectFailure(nil) { try fm.removeItem(at: $0) }
         for f in files { try expectFailure(f) { try fm.removeItem(at: $0.appendingPathComponent(f)) } }
@@ -385,7 +422,7 @@ struct BertTrainerTests {
         // Wrong format tag.
         try expectFailure("trainer.json") { dir in
             let url = dir.appendingPathComponent("trainer.json")
-            let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "lorta-trainer-2", with: "lorta-trainer-9")
+            let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "lorta-trainer-3", with: "lorta-trainer-9")
             try Data(text.utf8).write(to: url)
         }
         // Files of different saves (same kind, step 3 vs step 2).
@@ -455,11 +492,11 @@ struct BertTrainerTests {
         let c = model.configuration
         let cfg = try LoRTAConfiguration(rank: 4, alpha: 8, targetModules: ["query", "key", "value", "output"],
                                          layerCount: c.layerCount, headCount: c.headCount, headDimension: c.headSize)
-        var t = try BertTrainer(model: model, tokenizer: tokenizer, trainingData: data,
-                                adapter: try LoRTAAdapter(configuration: cfg, seed: 1),
-                                head: try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 2),
-                                configuration: TrainingConfiguration(steps: 3, batchSize: 4, maxLength: 32,
-                                                                     optimizer: AdamWConfiguration(learningRate: 1e-3), seed: 3))
+        let config = TrainerTestConfig(steps: 3, batchSize: 4, maxLength: 32, optimizer: AdamWConfiguration(learningRate: 1e-3), seed: 3)
+        let task = try trainerTestTask(model: model, tokenizer: tokenizer, data: data,
+                                       head: try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 2),
+                                       configuration: config)
+        var t = try BertTrainer(task: task, adapter: try LoRTAAdapter(configuration: cfg, seed: 1), configuration: config.training)
         var losses: [Double] = []
         let summary = try t.train { losses.append($0.loss); return .proceed }
         #expect(losses.count == 3 && losses.allSatisfy(\.isFinite) && summary.finalStep == 3)
@@ -467,7 +504,7 @@ struct BertTrainerTests {
         let out = trainerTestTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: out) }
         try t.saveCheckpoint(to: out)
-        let back = try BertTrainer(resumingFrom: out, model: model, tokenizer: tokenizer, trainingData: data)
+        let back = try BertTrainer(resumingFrom: out, task: task)
         let same4 = trainerTestSameState(t, back)
         #expect(same4)
         if let a = back.adapter as? LoRTAAdapter { #expect(a.factors.b.maxAbsolute > 0) } else { Issue.record("not LoRTA") }

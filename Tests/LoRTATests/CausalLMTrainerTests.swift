@@ -48,8 +48,7 @@ private func lorta(_ model: LlamaModel) throws -> any Adapter {
         let adapter = kind == "lora" ? try lora(model) : try lorta(model)
         let before = try model.evaluate(data, adapter: adapter, batchSize: 5)
         let base = try model.evaluate(data, batchSize: 5)
-        var trainer = try CausalLMTrainer(model: model, trainingData: data, adapter: adapter,
-                                          configuration: CausalLMTrainingConfiguration(
+        var trainer = try Trainer(task: try CausalLMTask(model: model, data: data), adapter: adapter, configuration: TrainingConfiguration(
                                             steps: 40, batchSize: 4, optimizer: AdamWConfiguration(learningRate: 2e-2)))
         var losses: [Double] = []
         let summary = try trainer.train { p in losses.append(p.loss); return .proceed }
@@ -68,28 +67,32 @@ private func lorta(_ model: LlamaModel) throws -> any Adapter {
         let model = try tinyModel()
         let data = try memorisationData()
         let adapter = kind == "lora" ? try lora(model) : try lorta(model)
-        let config = CausalLMTrainingConfiguration(steps: 5, batchSize: 5, microBatchSize: 2,
+        let config = TrainingConfiguration(steps: 5, batchSize: 5, microBatchSize: 2,
                                                    optimizer: AdamWConfiguration(learningRate: 1e-2, weightDecay: 0.01),
                                                    schedule: try .linearWarmupDecay(peak: 1e-2, warmupSteps: 2, totalSteps: 5),
                                                    seed: 9)
-        var straight = try CausalLMTrainer(model: model, trainingData: data, adapter: adapter, configuration: config)
+        var straight = try Trainer(task: try CausalLMTask(model: model, data: data), adapter: adapter, configuration: config)
         _ = try straight.train()
 
-        var first = try CausalLMTrainer(model: model, trainingData: data, adapter: adapter, configuration: config)
+        var first = try Trainer(task: try CausalLMTask(model: model, data: data), adapter: adapter, configuration: config)
         _ = try first.train { p in p.step == 3 ? .stop : .proceed }   // 12 / 5 → 2 steps per epoch: crosses an epoch
         #expect(first.step == 3)
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-clm-\(UUID().uuidString).safetensors")
-        defer { try? FileManager.default.removeItem(at: url) }
-        try first.checkpoint().write(to: url)
-        let restored = try OptimizerCheckpoint(contentsOf: url)
-        var resumedAdapter = adapter
-        try resumedAdapter.setParameters(first.adapter.parameters)
-        var second = try CausalLMTrainer(model: model, trainingData: data, adapter: resumedAdapter, configuration: config,
-                                         resumingFrom: restored)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-clm-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try first.saveCheckpoint(to: dir)
+        var second = try Trainer(resumingFrom: dir, task: try CausalLMTask(model: model, data: data))
+        #expect(second.configuration == config && second.step == 3)
+        // The checkpoint's adapter directory is the adapter's own file set.
+        #expect(try AdapterFiles.load(from: dir.appendingPathComponent("adapter"), host: model.adapterHost).parameters
+                == first.adapter!.parameters)
+        // Other data: refused, naming what differs.
+        let other = try CausalLMDataset(examples: Array(data.examples.dropLast()), maxLength: data.maxLength,
+                                        paddingID: data.paddingID)
+        #expect(throws: TrainingError.self) { try Trainer(resumingFrom: dir, task: try CausalLMTask(model: model, data: other)) }
         let summary = try second.train()
         #expect(summary.stepsRun == 2 && second.step == 5)
         #expect(second.position == straight.position)
-        for (a, b) in zip(second.adapter.parameters, straight.adapter.parameters) {
+        for (a, b) in zip(second.adapter!.parameters, straight.adapter!.parameters) {
             #expect(a.scalars.map(\.bitPattern) == b.scalars.map(\.bitPattern))
         }
     }
@@ -99,10 +102,9 @@ private func lorta(_ model: LlamaModel) throws -> any Adapter {
         let data = try memorisationData()
         let adapter = try lora(model)
         func run(_ micro: Int?) throws -> [Tensor] {
-            var t = try CausalLMTrainer(model: model, trainingData: data, adapter: adapter,
-                                        configuration: CausalLMTrainingConfiguration(steps: 2, batchSize: 6, microBatchSize: micro))
+            var t = try Trainer(task: try CausalLMTask(model: model, data: data), adapter: adapter, configuration: TrainingConfiguration(steps: 2, batchSize: 6, microBatchSize: micro))
             _ = try t.train()
-            return t.adapter.parameters
+            return t.adapter!.parameters
         }
         let full = try run(nil), accumulated = try run(4)
         var worst: Float = 0
@@ -128,8 +130,7 @@ private func lorta(_ model: LlamaModel) throws -> any Adapter {
         }
         let data = try memorisationData()
         #expect(try model.evaluate(data, adapter: a, batchSize: 12) == model.evaluate(data, batchSize: 12))
-        var trainer = try CausalLMTrainer(model: model, trainingData: data, adapter: a,
-                                          configuration: CausalLMTrainingConfiguration(
+        var trainer = try Trainer(task: try CausalLMTask(model: model, data: data), adapter: a, configuration: TrainingConfiguration(
                                             steps: 20, batchSize: 4, optimizer: AdamWConfiguration(learningRate: 2e-2)))
         _ = try trainer.train()
         #expect(try model.evaluate(data, adapter: trainer.adapter).mean < model.evaluate(data).mean)
@@ -140,12 +141,14 @@ private func lorta(_ model: LlamaModel) throws -> any Adapter {
         let data = try memorisationData()
         let adapter = try lora(model)
         #expect(throws: TrainingError.self) {
-            try CausalLMTrainer(model: model, trainingData: data, adapter: adapter,
-                                configuration: CausalLMTrainingConfiguration(steps: 1, batchSize: 13))
+            try Trainer(task: try CausalLMTask(model: model, data: data), adapter: adapter, configuration: TrainingConfiguration(steps: 1, batchSize: 13))
         }
         #expect(throws: TrainingError.self) {
-            try CausalLMTrainer(model: model, trainingData: data, adapter: adapter,
-                                configuration: CausalLMTrainingConfiguration(steps: 1, batchSize: 0))
+            try Trainer(task: try CausalLMTask(model: model, data: data), adapter: adapter, configuration: TrainingConfiguration(steps: 1, batchSize: 0))
+        }
+        // Nothing to train: the causal task has no tensors of its own.
+        #expect(throws: TrainingError.self) {
+            try Trainer(task: try CausalLMTask(model: model, data: data), adapter: nil, configuration: TrainingConfiguration(steps: 1, batchSize: 4))
         }
     }
 }

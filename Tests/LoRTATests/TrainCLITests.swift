@@ -72,7 +72,8 @@ private struct TrainCLIFixture {
         #expect(ej["examples"] as? Int == 8)
     }
 
-    /// 6 steps in one go and 3 + resume to 6 give byte-identical adapter and head files.
+    /// 6 steps in one go and 3 + resume to 6 give byte-identical adapter and head files; a
+    /// further resume with `--epochs` counts epochs of the checkpoint's batch size.
     @Test(arguments: ["lora", "lorta"]) func resumeIsExact(adapter: String) throws {
         let f = try TrainCLIFixture()
         defer { try? FileManager.default.removeItem(at: f.root) }
@@ -86,6 +87,13 @@ private struct TrainCLIFixture {
         for name in ["adapter_model.safetensors", "classifier.safetensors"] {
             #expect(try f.data(straight + "/" + name) == f.data(split + "/" + name), "\(name)")
         }
+        // --epochs on resume counts epochs of the checkpoint's batch (4: 8 steps per epoch of
+        // 32 examples), not of the option's default (32).
+        let third = try CLI.run(["train", "--model", f.model.path, "--train", f.train.path, "--epochs", "2",
+                                 "--resume", split + "/checkpoint", "--out", split, "--quiet", "--json"])
+        #expect(third.status == 0, "\(third.stderr)")
+        let summary = try f.json(third)
+        #expect(summary["total_steps"] as? Int == 16 && summary["steps"] as? Int == 16 && summary["steps_this_run"] as? Int == 10)
     }
 
     /// The merged export is a plain model directory: evaluated with the head alone it gives

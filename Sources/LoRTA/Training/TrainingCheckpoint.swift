@@ -1,43 +1,41 @@
 import Foundation
 
-/// Training checkpoints of ``BertTrainer``.
+/// Training checkpoints of ``Trainer``, the same layout for every task.
 ///
 /// A checkpoint is a directory with three files and, when an adapter is trained, the adapter's
 /// own directory, each file written atomically (temporary file in the directory, then renamed
 /// over the old one), in this order:
 ///
-/// - `adapter/`: the adapter's files (``Adapter/save(to:host:)`` for ``BertModel/adapterHost``,
-///   loaded back with ``AdapterFiles/load(from:host:)``); they say what the adapter is (kind,
-///   rank, targets) — the checkpoint does not repeat it.
-/// - `trainable.safetensors`: the current head and adapter tensors, F32 raw bits, under the
-///   parameter names of ``BertTrainer`` (`head.weight`, `head.bias`, then the adapter's
-///   ``Adapter/parameterNames(host:)``); metadata `format` = `lorta-trainable-2`, `step`,
-///   `checkpoint_id` (a UUID shared with `trainer.json`).
+/// - `adapter/`: the adapter's files (``Adapter/save(to:host:)`` for the task's
+///   ``TrainingTask/adapterHost``, loaded back with ``AdapterFiles/load(from:host:)``; LoRA in
+///   PEFT's layout, so `PeftModel.from_pretrained` reads a checkpoint's adapter too). They say
+///   what the adapter is (kind, rank, targets) — the checkpoint does not repeat it.
+/// - `trainable.safetensors`: every trained tensor (the task's own, e.g. `head.weight` and
+///   `head.bias`, then the adapter's ``Adapter/parameterNames(host:)``), F32 raw bits; metadata
+///   `format` = `lorta-trainable-2`, `step`, `checkpoint_id` (a UUID shared with `trainer.json`).
 /// - `optimizer.safetensors`: an ``OptimizerCheckpoint`` (AdamW moments `exp_avg.<name>`,
 ///   `exp_avg_sq.<name>`, hyper-parameters, schedule, seed, data position, step) with the same
 ///   parameter names in optimizer order.
-/// - `trainer.json`: `format` = `lorta-trainer-2`, `checkpoint_id`, `step`, `position`
+/// - `trainer.json`: `format` = `lorta-trainer-3`, `checkpoint_id`, `step`, `position`
 ///   (`epoch`, `batch_in_epoch`), `configuration` (`steps`, `batch_size`, `micro_batch_size`
-///   (absent = none), `max_length`, `padding` (`longest`/`fixed`), `optimizer`
-///   (`learning_rate`, `beta1`, `beta2`, `epsilon`, `weight_decay`), `schedule`
-///   (``LearningRateSchedule/description``), `seed`), `model` (vocabulary size, hidden size,
-///   layers, heads, intermediate size, positions), `adapter` (the adapter's
-///   ``Adapter/summary``, absent without adapter), `head`
-///   (`class_count`, `hidden_size`), `data` (`example_count`, `label_count`, `fingerprint`:
-///   FNV-1a 64 of the labels and texts), `parameters` (the names in optimizer order). Real
-///   numbers and the seed are JSON strings in Swift's shortest round-trip form, so every value
-///   reads back with the same bits.
+///   (absent = none), `optimizer` (`learning_rate`, `beta1`, `beta2`, `epsilon`,
+///   `weight_decay`), `schedule` (``LearningRateSchedule/description``), `seed`), `task` (the
+///   task's ``TrainingTask/checkpointRecord``: its kind, the model's sizes, a fingerprint of the
+///   data, the task's settings), `adapter` (the adapter's ``Adapter/summary``, absent without
+///   adapter), `parameters` (the names in optimizer order). Real numbers and the seed are JSON
+///   strings in Swift's shortest round-trip form, so every value reads back with the same bits.
 ///
 /// `trainer.json` is written last. Loading checks that the files belong to the same save (same
-/// step in all, same `checkpoint_id` in the two that carry it; the adapter directory's kind and
-/// shapes must give the recorded parameter names and shapes).
-extension BertTrainer {
-    static let trainerFileName = "trainer.json"
-    static let trainableFileName = "trainable.safetensors"
-    static let optimizerFileName = "optimizer.safetensors"
-    static let trainerFormat = "lorta-trainer-2"
-    static let trainableFormat = "lorta-trainable-2"
-    static let adapterDirectoryName = "adapter"
+/// step in all, same `checkpoint_id` in the two that carry it), that the task record is the
+/// given task's (same model, data and settings), and that the adapter directory's kind and
+/// shapes give the recorded parameter names and shapes.
+extension Trainer {
+    static var trainerFileName: String { "trainer.json" }
+    static var trainableFileName: String { "trainable.safetensors" }
+    static var optimizerFileName: String { "optimizer.safetensors" }
+    static var trainerFormat: String { "lorta-trainer-3" }
+    static var trainableFormat: String { "lorta-trainable-2" }
+    static var adapterDirectoryName: String { "adapter" }
 
     /// Saves the trained tensors, the optimizer state, the configuration and the data position
     /// into `directory` (created when missing; existing checkpoint files are replaced, each
@@ -60,51 +58,55 @@ extension BertTrainer {
         }
         let id = UUID().uuidString
         let names = parameterNames
-        let tensors = TrainableParameters.flatten(adapter: adapter, head: head)
-        let record = TrainerCheckpointRecord(self, checkpointID: id)
+        let record = TrainerCheckpointRecord(
+            format: Self.trainerFormat, checkpointId: id, step: step,
+            position: PositionRecord(epoch: position.epoch, batchInEpoch: position.batchInEpoch),
+            configuration: ConfigurationRecord(configuration), task: task.checkpointRecord,
+            adapter: adapter?.summary, parameters: names)
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let json = try encoder.encode(record)
         var writer = SafeTensorsWriter()
         writer.metadata = ["format": Self.trainableFormat, "step": String(step), "checkpoint_id": id]
-        for (name, t) in zip(names, tensors) { try writer.add(name, t) }
+        for (name, t) in zip(names, parameters) { try writer.add(name, t) }
         let optimizerFile = try OptimizerCheckpoint(optimizer: optimizer, schedule: configuration.schedule,
                                                     seed: configuration.seed, position: position, parameterNames: names)
 
         if let adapter {
-            try adapter.save(to: directory.appendingPathComponent(Self.adapterDirectoryName), host: model.adapterHost)
+            try adapter.save(to: directory.appendingPathComponent(Self.adapterDirectoryName), host: task.adapterHost)
         }
         try writer.write(to: directory.appendingPathComponent(Self.trainableFileName))
         try optimizerFile.write(to: directory.appendingPathComponent(Self.optimizerFileName))
         let jsonURL = directory.appendingPathComponent(Self.trainerFileName)
-        do { try json.write(to: jsonURL, options: .atomic) } catch {
+        do {
+            try AtomicFileWriter.write(to: jsonURL) { write in try json.withUnsafeBytes { try write($0) } }
+        } catch {
             throw TrainingError.invalidTrainingCheckpoint(file: jsonURL.path, reason: "cannot write: \(error)")
         }
     }
 
-    /// Resumes from a checkpoint written by ``saveCheckpoint(to:)``: adapters, head, optimizer
-    /// state, step, data position and configuration are restored exactly, so continuing gives
-    /// the same bits as a run that never stopped.
+    /// Resumes from a checkpoint written by ``saveCheckpoint(to:)``: adapter, the task's own
+    /// tensors, optimizer state, step, data position and configuration are restored exactly, so
+    /// continuing gives the same bits as a run that never stopped.
     ///
     /// - Parameters:
     ///   - directory: the checkpoint directory written by ``saveCheckpoint(to:)``.
-    ///   - model: the frozen base model of the saved run (its sizes are checked).
-    ///   - tokenizer: the tokenizer of the saved run (it is not stored, so not checked).
-    ///   - trainingData: the training examples of the saved run (their count, labels and
-    ///     fingerprint are checked).
+    ///   - given: the task of the saved run — same model and data (checked against the saved
+    ///     ``TrainingTask/checkpointRecord``); the settings a checkpoint fixes (sequence length,
+    ///     padding) are taken from it (``TrainingTask/adoptingCheckpointSettings(_:)``); its own
+    ///     tensors only give their shapes, their values come from the checkpoint.
     ///   - steps: a new total number of steps (e.g. continue a 50-step run to 100); `nil` keeps
     ///     the saved one.
     ///   - schedule: a new learning-rate schedule (a linear schedule carries its own total); `nil`
     ///     keeps the saved one. Either override makes the continuation differ from the original
     ///     plan, by design.
     /// - Throws: ``TrainingError/invalidTrainingCheckpoint(file:reason:)`` for a missing file, a
-    ///   file that does not parse (truncated, corrupt), a wrong format tag, files from different
-    ///   saves, a model, adapter or data that does not match, missing, extra or misshapen tensors;
-    ///   ``TrainingError`` validation errors for an invalid override. Nothing is written.
-    ///   O(parameters + data for the fingerprint).
-    public init(resumingFrom directory: URL, model: BertModel, tokenizer: BertTokenizer,
-                trainingData: LabelledTextDataset, steps: Int? = nil, schedule: LearningRateSchedule? = nil) throws {
+    ///   file that does not parse (truncated, corrupt), a wrong format tag (checkpoints of earlier
+    ///   versions included), files from different saves, a task, model, adapter or data that does
+    ///   not match, missing, extra or misshapen tensors; ``TrainingError`` validation errors for
+    ///   an invalid override. Nothing is written. O(parameters + data for the fingerprint).
+    public init(resumingFrom directory: URL, task given: Task, steps: Int? = nil, schedule: LearningRateSchedule? = nil) throws {
         let jsonURL = directory.appendingPathComponent(Self.trainerFileName)
         let trainableURL = directory.appendingPathComponent(Self.trainableFileName)
         let optimizerURL = directory.appendingPathComponent(Self.optimizerFileName)
@@ -119,24 +121,31 @@ extension BertTrainer {
         }
 
         // trainer.json
+        let jsonData: Data
+        do { jsonData = try Data(contentsOf: jsonURL) } catch { throw fail(jsonURL, "cannot read: \(error)") }
+        if let object = try? JSONSerialization.jsonObject(with: jsonData) as? [String: Any],
+           let format = object["format"] as? String, format != Self.trainerFormat {
+            throw fail(jsonURL, "format \"\(format)\" is not \(Self.trainerFormat)"
+                + (format.hasPrefix("lorta-") ? " (written by an earlier version of swift-lorta, which this one does not resume; start a new run)" : ""))
+        }
         let record: TrainerCheckpointRecord
         do {
             let decoder = JSONDecoder()
             decoder.keyDecodingStrategy = .convertFromSnakeCase
-            record = try decoder.decode(TrainerCheckpointRecord.self, from: try Data(contentsOf: jsonURL))
+            record = try decoder.decode(TrainerCheckpointRecord.self, from: jsonData)
         } catch {
             throw fail(jsonURL, "not a readable trainer checkpoint: \(error)")
         }
         guard record.format == Self.trainerFormat else {
             throw fail(jsonURL, "format \"\(record.format)\" is not \(Self.trainerFormat)")
         }
-        let modelRecord = ModelRecord(model.configuration)
-        guard record.model == modelRecord else {
-            throw fail(jsonURL, "made for a model with \(record.model), this model has \(modelRecord)")
-        }
-        let dataRecord = DataRecord(trainingData)
-        guard record.data == dataRecord else {
-            throw fail(jsonURL, "made with other training data (\(record.data)) than given (\(dataRecord))")
+        let task: Task
+        do { task = try given.adoptingCheckpointSettings(record.task) } catch { throw fail(jsonURL, "\(error)") }
+        let taskRecord = task.checkpointRecord
+        if record.task != taskRecord {
+            let keys = Set(record.task.keys).union(taskRecord.keys).sorted().filter { record.task[$0] != taskRecord[$0] }
+            let differences = keys.map { "\($0): saved \(record.task[$0] ?? "<none>"), given \(taskRecord[$0] ?? "<none>")" }
+            throw fail(jsonURL, "made for another task, model or data — " + differences.joined(separator: "; "))
         }
         guard record.step >= 0, record.position.epoch >= 0, record.position.batchInEpoch >= 0 else {
             throw fail(jsonURL, "negative step or data position")
@@ -146,19 +155,27 @@ extension BertTrainer {
         let savedConfiguration = configuration
         if let steps { configuration.steps = steps }
         if let schedule { configuration.schedule = schedule }
-        let stepsPerEpoch = trainingData.count / max(1, configuration.batchSize)
+        let stepsPerEpoch = task.exampleCount / max(1, configuration.batchSize)
         guard record.position.batchInEpoch < stepsPerEpoch else {
             throw fail(jsonURL, "data position \(record.position.batchInEpoch) is beyond the \(stepsPerEpoch) steps of an epoch")
         }
-        let template: ((any Adapter)?, BertClassificationHead)
+        var template: (any Adapter)?
         let adapterURL = directory.appendingPathComponent(Self.adapterDirectoryName)
-        do { template = try record.template(for: model, adapterDirectory: adapterURL) } catch {
-            throw fail(record.adapter == nil ? jsonURL : adapterURL, "\(error)")
+        if let summary = record.adapter {
+            do {
+                let loaded = try AdapterFiles.load(from: adapterURL, host: task.adapterHost)
+                guard loaded.summary == summary else {
+                    throw TrainingError.invalidCheckpoint("the adapter directory holds \(loaded.summary), \(Self.trainerFileName) records \(summary)")
+                }
+                template = loaded
+            } catch {
+                throw fail(adapterURL, "\(error)")
+            }
         }
-        let names = TrainableParameters.names(adapter: template.0, host: model.adapterHost)
-        let shapes = TrainableParameters.flatten(adapter: template.0, head: template.1).map(\.shape)
+        let names = task.ownParameterNames + (template?.parameterNames(host: task.adapterHost) ?? [])
+        let shapes = (task.ownParameters + (template?.parameters ?? [])).map(\.shape)
         guard record.parameters == names else {
-            throw fail(jsonURL, "parameter names \(record.parameters) differ from those of its adapter \(names)")
+            throw fail(jsonURL, "parameter names \(record.parameters) differ from those of its task and adapter \(names)")
         }
 
         // trainable.safetensors
@@ -179,7 +196,7 @@ extension BertTrainer {
                 let entry = reader.entry(name)!
                 guard entry.dtype == .f32 else { throw fail(trainableURL, "tensor \(name) is \(entry.dtype.rawValue), not F32") }
                 guard entry.shape == shape else {
-                    throw fail(trainableURL, "tensor \(name) has shape \(entry.shape), expected \(shape)")
+                    throw fail(trainableURL, "tensor \(name) has shape \(entry.shape), the given task and adapter need \(shape)")
                 }
                 loaded.append(try reader.tensor(name))
             }
@@ -188,8 +205,12 @@ extension BertTrainer {
         } catch {
             throw fail(trainableURL, "\(error)")
         }
-        let adapter: (any Adapter)?, head: BertClassificationHead
-        do { (adapter, head) = try TrainableParameters.rebuild(loaded, adapter: template.0) } catch {
+        let ownCount = task.ownParameters.count
+        let restoredTask: Task
+        do {
+            restoredTask = try task.replacingOwnParameters(Array(loaded[..<ownCount]))
+            try template?.setParameters(Array(loaded[ownCount...]))
+        } catch {
             throw fail(trainableURL, "\(error)")
         }
 
@@ -202,16 +223,17 @@ extension BertTrainer {
         guard saved.optimizer.state.step == record.step else {
             throw fail(optimizerURL, "belongs to another save than \(Self.trainerFileName) (step \(saved.optimizer.state.step) vs \(record.step))")
         }
+        let position = TrainingPosition(epoch: record.position.epoch, batchInEpoch: record.position.batchInEpoch)
         guard saved.optimizer.configuration == savedConfiguration.optimizer, saved.schedule == savedConfiguration.schedule,
-              saved.seed == savedConfiguration.seed, saved.position == record.trainingPosition else {
+              saved.seed == savedConfiguration.seed, saved.position == position else {
             throw fail(optimizerURL, "hyper-parameters, schedule, seed or position differ from \(Self.trainerFileName)")
         }
         for (i, shape) in shapes.enumerated() where saved.optimizer.state.firstMoments[i].shape != shape {
             throw fail(optimizerURL, "moments of \(names[i]) have shape \(saved.optimizer.state.firstMoments[i].shape), expected \(shape)")
         }
         let optimizer = try AdamW(configuration: configuration.optimizer, state: saved.optimizer.state)
-        try self.init(model: model, tokenizer: tokenizer, trainingData: trainingData, adapter: adapter, head: head,
-                      configuration: configuration, step: record.step, position: record.trainingPosition, optimizer: optimizer)
+        try self.init(task: restoredTask, adapter: template, configuration: configuration, step: record.step,
+                      position: position, optimizer: optimizer)
     }
 }
 
@@ -223,50 +245,16 @@ struct TrainerCheckpointRecord: Codable {
     var step: Int
     var position: PositionRecord
     var configuration: ConfigurationRecord
-    var model: ModelRecord
+    /// ``TrainingTask/checkpointRecord`` of the task.
+    var task: [String: String]
     /// ``Adapter/summary`` of the trained adapter; nil without one.
     var adapter: String?
-    var head: HeadRecord
-    var data: DataRecord
     var parameters: [String]
-
-    init(_ t: BertTrainer, checkpointID: String) {
-        format = BertTrainer.trainerFormat
-        checkpointId = checkpointID
-        step = t.step
-        position = PositionRecord(epoch: t.position.epoch, batchInEpoch: t.position.batchInEpoch)
-        configuration = ConfigurationRecord(t.configuration)
-        model = ModelRecord(t.model.configuration)
-        adapter = t.adapter?.summary
-        head = HeadRecord(classCount: t.head.classCount, hiddenSize: t.head.weight.shape[1])
-        data = DataRecord(t.trainingData)
-        parameters = t.parameterNames
-    }
-
-    /// A zero head of the recorded shape and, when the record names an adapter, the adapter read
-    /// from the checkpoint's adapter directory (checked against `model`).
-    func template(for model: BertModel, adapterDirectory: URL) throws -> ((any Adapter)?, BertClassificationHead) {
-        guard head.hiddenSize == model.configuration.hiddenSize, head.classCount >= 2 else {
-            throw TrainingError.invalidCheckpoint("head of \(head.classCount) classes × \(head.hiddenSize) does not fit d = \(model.configuration.hiddenSize)")
-        }
-        let h = try BertClassificationHead(weight: try Tensor(zeros: [head.classCount, head.hiddenSize]),
-                                           bias: try Tensor(zeros: [head.classCount]))
-        guard let summary = adapter else { return (nil, h) }
-        let loaded = try AdapterFiles.load(from: adapterDirectory, host: model.adapterHost)
-        guard loaded.summary == summary else {
-            throw TrainingError.invalidCheckpoint("the adapter directory holds \(loaded.summary), trainer.json records \(summary)")
-        }
-        return (loaded, h)
-    }
 }
 
 struct PositionRecord: Codable {
     var epoch: Int
     var batchInEpoch: Int
-}
-
-extension TrainerCheckpointRecord {
-    var trainingPosition: TrainingPosition { TrainingPosition(epoch: position.epoch, batchInEpoch: position.batchInEpoch) }
 }
 
 struct ConfigurationRecord: Codable {
@@ -276,8 +264,6 @@ struct ConfigurationRecord: Codable {
     var steps: Int
     var batchSize: Int
     var microBatchSize: Int?
-    var maxLength: Int
-    var padding: String
     var optimizer: Optimizer
     var schedule: String
     var seed: String
@@ -286,8 +272,6 @@ struct ConfigurationRecord: Codable {
         steps = c.steps
         batchSize = c.batchSize
         microBatchSize = c.microBatchSize
-        maxLength = c.maxLength
-        padding = c.padding == .fixed ? "fixed" : "longest"
         let o = c.optimizer
         optimizer = Optimizer(learningRate: "\(o.learningRate)", beta1: "\(o.beta1)", beta2: "\(o.beta2)",
                               epsilon: "\(o.epsilon)", weightDecay: "\(o.weightDecay)")
@@ -301,68 +285,14 @@ struct ConfigurationRecord: Codable {
             guard let v = Double(text) else { throw TrainingError.invalidCheckpoint("\(name) \"\(text)\" is not a number") }
             return v
         }
-        let pad: BertTokenizer.Padding
-        switch padding {
-        case "longest": pad = .longest
-        case "fixed": pad = .fixed
-        default: throw TrainingError.invalidCheckpoint("padding \"\(padding)\" is not longest or fixed")
-        }
         guard let seed = UInt64(seed) else { throw TrainingError.invalidCheckpoint("seed \"\(self.seed)\" is not a UInt64") }
         let o = AdamWConfiguration(learningRate: try number("learning rate", optimizer.learningRate),
                                    beta1: try number("beta1", optimizer.beta1), beta2: try number("beta2", optimizer.beta2),
                                    epsilon: try number("epsilon", optimizer.epsilon),
                                    weightDecay: try number("weight decay", optimizer.weightDecay))
-        let c = TrainingConfiguration(steps: steps, batchSize: batchSize, microBatchSize: microBatchSize, maxLength: maxLength,
-                                      padding: pad, optimizer: o, schedule: try LearningRateSchedule(parsing: schedule),
-                                      seed: seed)
+        let c = TrainingConfiguration(steps: steps, batchSize: batchSize, microBatchSize: microBatchSize, optimizer: o,
+                                      schedule: try LearningRateSchedule(parsing: schedule), seed: seed)
         try c.validate()
         return c
     }
-}
-
-struct ModelRecord: Codable, Equatable, CustomStringConvertible {
-    var vocabularySize: Int, hiddenSize: Int, layerCount: Int, headCount: Int, intermediateSize: Int
-    var maxPositionEmbeddings: Int
-
-    init(_ c: BertConfiguration) {
-        vocabularySize = c.vocabularySize
-        hiddenSize = c.hiddenSize
-        layerCount = c.layerCount
-        headCount = c.headCount
-        intermediateSize = c.intermediateSize
-        maxPositionEmbeddings = c.maxPositionEmbeddings
-    }
-
-    var description: String {
-        "vocabulary \(vocabularySize), d = \(hiddenSize), \(layerCount) layers, \(headCount) heads, I = \(intermediateSize), \(maxPositionEmbeddings) positions"
-    }
-}
-
-struct HeadRecord: Codable {
-    var classCount: Int
-    var hiddenSize: Int
-}
-
-struct DataRecord: Codable, Equatable, CustomStringConvertible {
-    var exampleCount: Int
-    var labelCount: Int
-    var fingerprint: String
-
-    init(_ data: LabelledTextDataset) {
-        exampleCount = data.count
-        labelCount = data.labelCount
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ bytes: some Sequence<UInt8>) {
-            for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        }
-        for e in data.examples {
-            mix(String(e.label).utf8)
-            mix([9])
-            mix(e.text.utf8)
-            mix([10])
-        }
-        fingerprint = String(h, radix: 16)
-    }
-
-    var description: String { "\(exampleCount) examples, \(labelCount) labels, fingerprint \(fingerprint)" }
 }

@@ -20,7 +20,7 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     case invalidCheckpoint(String)
     /// A C kernel returned an error status.
     case kernel(function: String, status: Int32)
-    /// A training checkpoint (``BertTrainer``) cannot be written or resumed: a missing or malformed file,
+    /// A training checkpoint (``Trainer``) cannot be written or resumed: a missing or malformed file,
     /// a wrong format tag, or contents that do not fit each other, the model or the data.
     /// `file` is the path of the offending file (or of the directory).
     case invalidTrainingCheckpoint(file: String, reason: String)
