@@ -53,7 +53,11 @@ struct Eval: ParsableCommand {
     func validate() throws {
         if observe != nil && statisticsOut == nil { throw ValidationError("--observe needs --statistics-out DIR") }
         if observe == nil && statisticsOut != nil { throw ValidationError("--statistics-out needs --observe") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be >= 1") }
+        try OptionRange.check(threads, "threads", 1...OptionRange.threads)
+        try OptionRange.check(limit, "limit", 1...OptionRange.count)
+        try OptionRange.check(maxNewTokens, "max-new-tokens", 1...1_000_000)
+        try OptionRange.check(batchSize, "batch-size", 1...1_000_000)
+        try OptionRange.check(maxLength, "max-length", 2...1_048_576)
         guard StatisticsCollector.Reduction(rawValue: reduction) != nil else {
             throw ValidationError("--reduction must be one of \(StatisticsCollector.Reduction.allCases.map(\.rawValue).joined(separator: ", "))")
         }

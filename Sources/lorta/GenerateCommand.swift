@@ -44,11 +44,11 @@ struct Generate: ParsableCommand {
         let sources = [prompt != nil, promptFile != nil, chat != nil].filter { $0 }.count
         guard sources == 1 else { throw ValidationError("give exactly one of --prompt, --prompt-file or --chat") }
         if system != nil && chat == nil { throw ValidationError("--system needs --chat") }
-        guard (1...1_000_000).contains(maxTokens) else { throw ValidationError("--max-tokens must be in 1...1000000") }
-        guard temperature.isFinite, temperature >= 0 else { throw ValidationError("--temperature must be a finite number >= 0") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be >= 0") }
-        guard topP.isFinite, topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
-        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be in 1...4096") }
+        try OptionRange.check(maxTokens, "max-tokens", 1...1_000_000)
+        try OptionRange.check(temperature, "temperature", 0...1_000)
+        try OptionRange.check(topK, "top-k", 0...OptionRange.count)
+        try OptionRange.check(topP, "top-p", 0...1, exclusiveLower: true)
+        try OptionRange.check(threads, "threads", 1...OptionRange.threads)
     }
 
     func run() throws {

@@ -29,9 +29,9 @@ struct Perplexity: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard (4...1_048_576).contains(context) else { throw ValidationError("--context must be in 4...1048576") }
-        guard (1...4096).contains(batchSize) else { throw ValidationError("--batch-size must be in 1...4096") }
-        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be in 1...4096") }
+        try OptionRange.check(context, "context", 4...1_048_576)
+        try OptionRange.check(batchSize, "batch-size", 1...4096)
+        try OptionRange.check(threads, "threads", 1...OptionRange.threads)
     }
 
     func run() throws {

@@ -94,10 +94,21 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
-        if let s = steps, s < 1 { throw ValidationError("--steps must be >= 1") }
-        if let e = epochs, e < 1 { throw ValidationError("--epochs must be >= 1") }
-        if let n = checkpointEvery, n < 1 { throw ValidationError("--checkpoint-every must be >= 1") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be >= 1") }
+        typealias R = OptionRange
+        try R.check(steps, "steps", 1...R.count)
+        try R.check(epochs, "epochs", 1...1_000_000)
+        try R.check(batchSize, "batch-size", 1...1_000_000)
+        try R.check(microBatchSize, "micro-batch-size", 1...batchSize)
+        try R.check(rank, "rank", 1...65_536)
+        try R.check(classes, "classes", 2...1_000_000)
+        try R.check(maxLength, "max-length", 2...1_048_576)
+        try R.check(warmup, "warmup", 0...R.count)
+        try R.check(checkpointEvery, "checkpoint-every", 1...R.count)
+        try R.check(threads, "threads", 1...R.threads)
+        try R.check(lr, "lr", 0...10, exclusiveLower: true)
+        try R.check(weightDecay, "weight-decay", 0...1_000)
+        try R.check(alpha, "alpha", 0...1e6, exclusiveLower: true)
+        try R.check(lortaCInit, "lorta-c-init", -1e6...1e6)
     }
 
     /// The task: given, or causal-lm for a GGUF file / Llama directory.
@@ -156,13 +167,13 @@ struct Train: ParsableCommand {
         if let resume {
             trainer = try Trainer(resumingFrom: URL(fileURLWithPath: resume), task: task, steps: steps)
             // --epochs counts epochs of the checkpoint's batch size.
-            if let epochs { try trainer.setTotalSteps(epochs * trainer.stepsPerEpoch) }
+            if let epochs { try trainer.setTotalSteps(try OptionRange.product(epochs, trainer.stepsPerEpoch, "--epochs × steps per epoch")) }
         } else {
             let perEpoch = task.exampleCount / batchSize
             guard perEpoch >= 1 else {
                 throw ValidationError("\(task.exampleCount) training examples make no full batch of \(batchSize)")
             }
-            let total = steps ?? (epochs ?? 1) * perEpoch
+            let total = try steps ?? OptionRange.product(epochs ?? 1, perEpoch, "--epochs × steps per epoch")
             let sched: LearningRateSchedule = schedule == .constant
                 ? .constant(lr) : try .linearWarmupDecay(peak: lr, warmupSteps: warmup, totalSteps: total)
             let configuration = TrainingConfiguration(

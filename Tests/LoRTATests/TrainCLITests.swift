@@ -172,7 +172,30 @@ private struct TrainCLIFixture {
         try failing(f.trainArgs(f.path("o5")).map { $0 == f.train.path ? noTab : $0 }, "notab.tsv:2")
         try failing(f.trainArgs(f.path("o6")).map { $0 == f.train.path ? badLabel : $0 }, "label")
         // Bad options.
-        try failing(f.trainArgs(f.path("o7"), steps: 0), "--steps")
+        try failing(f.trainArgs(f.path("o7"), steps: 0), "--steps must be in 1...")
+        // Numeric options out of range: each names the option and its range, before any work,
+        // and no output directory is created.
+        let outOfRange: [([String], String)] = [
+            (["--batch-size", "0"], "--batch-size must be in 1...1000000 (got 0)"),
+            (["--batch-size", "9223372036854775807"], "--batch-size must be in 1...1000000"),
+            (["--micro-batch-size", "5"], "--micro-batch-size must be in 1...4 (got 5)"),
+            (["--rank", "2000000000"], "--rank must be in 1...65536"),
+            (["--classes", "1000000000000"], "--classes must be in 2...1000000"),
+            (["--max-length", "1"], "--max-length must be in 2...1048576"),
+            (["--threads", "0"], "--threads must be in 1...4096"),
+            (["--lr", "0"], "--lr must be a finite number in (0.0, 10.0]"),
+            (["--lr", "nan"], "--lr must be a finite number"),
+            (["--alpha", "inf"], "--alpha must be a finite number"),
+            (["--checkpoint-every", "0"], "--checkpoint-every must be in 1..."),
+        ]
+        for (i, (extra, message)) in outOfRange.enumerated() {
+            try failing(f.trainArgs(f.path("range\(i)"), extra: extra), message)
+            #expect(!FileManager.default.fileExists(atPath: f.path("range\(i)")), "\(extra)")
+        }
+        let epochs = f.trainArgs(f.path("range-epochs")).filter { $0 != "--steps" && $0 != "6" } + ["--epochs", "9223372036854775807"]
+        try failing(epochs, "--epochs must be in 1...1000000")
+        try failing(["eval", "--model", f.model.path, "--adapter", f.path("x"), "--data", f.eval.path, "--batch-size", "0"],
+                    "--batch-size must be in 1...1000000 (got 0)")
         try failing(f.trainArgs(f.path("o8"), extra: ["--targets", "query,ffn"]), "ffn")
         // A non-empty output directory is refused and left alone.
         let busy = f.path("busy")
