@@ -39,6 +39,16 @@ struct PEFTCompatibilityTests {
         #expect(c.rank(forModule: "encoder.layer.1.attention.self.query") == 2)
         #expect(c.rank(forModule: "encoder.layer.0.attention.self.query") == 8)
         #expect(c.scale(forModule: "encoder.layer.1.attention.self.query") == 4 / Float(2).squareRoot())
+        // A pattern key that is not a regular expression is an error (PEFT's re.match raises),
+        // not an override silently ignored.
+        let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("rslora/adapter_config.json"))
+        for field in ["rank_pattern", "alpha_pattern"] {
+            var object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+            object[field] = ["layer.1.(query": 2]
+            #expect(throws: AdapterConfigurationError.invalidField(name: field, reason: "key 'layer.1.(query' is not a valid regular expression")) {
+                try PEFTAdapterConfiguration(jsonData: JSONSerialization.data(withJSONObject: object))
+            }
+        }
     }
 
     @Test func newerPEFTOptionsThatChangeTheMathAreRefused() throws {

@@ -197,6 +197,11 @@ public struct PEFTAdapterConfiguration: Sendable, Equatable {
                 guard let n = v as? NSNumber, !isBool(n), let i = Int(exactly: n.doubleValue), i >= 1 else {
                     throw AdapterConfigurationError.invalidField(name: "rank_pattern", reason: "'\(k)': expected a positive integer")
                 }
+                // PEFT compiles every key (re.match) and fails on a bad one; so do we, instead of
+                // ignoring the override.
+                guard (try? NSRegularExpression(pattern: k)) != nil else {
+                    throw AdapterConfigurationError.invalidField(name: "rank_pattern", reason: "key '\(k)' is not a valid regular expression")
+                }
                 rankPattern[k] = i
             }
         }
@@ -208,6 +213,9 @@ public struct PEFTAdapterConfiguration: Sendable, Equatable {
             for (k, v) in map {
                 guard let n = v as? NSNumber, !isBool(n), n.doubleValue.isFinite else {
                     throw AdapterConfigurationError.invalidField(name: "alpha_pattern", reason: "'\(k)': expected a number")
+                }
+                guard (try? NSRegularExpression(pattern: k)) != nil else {
+                    throw AdapterConfigurationError.invalidField(name: "alpha_pattern", reason: "key '\(k)' is not a valid regular expression")
                 }
                 alphaPattern[k] = n.floatValue
             }
