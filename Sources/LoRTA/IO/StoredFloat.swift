@@ -147,11 +147,11 @@ enum StoredFloat: Sendable {
     }
 
     /// Why `value` cannot be stored in `type` (named by the file format's spelling), for the
-    /// writers' error messages: "element [3, 17] is inf; only finite values are written" or
+    /// writers' error messages: "element [3, 17] is inf (only finite values are written)" or
     /// "element [3, 17] is 70000.0, which F16 cannot store (…)".
     static func problem(type: String, element: [Int], value: Float) -> String {
         let at = "element [\(element.map(String.init).joined(separator: ", "))]"
-        if !value.isFinite { return "\(at) is \(value); only finite values are written" }
+        if !value.isFinite { return "\(at) is \(value) (only finite values are written)" }
         let limit: String
         switch type {
         case "F16": limit = "its largest finite value is 65504"
