@@ -29,7 +29,10 @@ public struct LoRAAdapter: Adapter {
         let modules = try Self.checkTargets(targets, host: host)
         let r = configuration.rank
         var perLayer: Int? = 0
-        for m in modules { perLayer = MemoryBudget.sum(perLayer, MemoryBudget.byteCount(Float.self, r, m.inputSize), MemoryBudget.byteCount(Float.self, m.outputSize, r)) }
+        for m in modules {
+            perLayer = MemoryBudget.sum(perLayer, MemoryBudget.byteCount(Float.self, r, m.inputSize),
+                                        MemoryBudget.byteCount(Float.self, m.outputSize, r))
+        }
         try MemoryBudget.check(bytes: perLayer.flatMap { MemoryBudget.byteCount(UInt8.self, $0, host.layerCount) },
                                purpose: "LoRA of rank \(r) on \(modules.count) projection\(modules.count == 1 ? "" : "s") × \(host.layerCount) layers "
                                    + "needs its float32 factors A (r×d_in) and B (d_out×r)")

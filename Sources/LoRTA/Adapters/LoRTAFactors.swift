@@ -33,7 +33,9 @@ public struct LoRTAFactors: Sendable, Equatable {
     public init(zerosFor configuration: LoRTAConfiguration) throws {
         let s = configuration.factorShapes
         var bytes: Int? = 0
-        for shape in s.a + [s.b, s.cH, s.cL, s.cM] { bytes = MemoryBudget.sum(bytes, MemoryBudget.byteCount(Float.self, shape)) }
+        for shape in s.a + [s.b, s.cH, s.cL, s.cM] {
+            bytes = MemoryBudget.sum(bytes, MemoryBudget.byteCount(Float.self, shape: shape))
+        }
         let r = configuration.rank
         try MemoryBudget.check(bytes: bytes, purpose: "LoRTA of rank \(r) needs its float32 factors A \(s.a.map { "\($0[0])×r" }.joined(separator: ", ")), "
                                + "B r×\(s.b[1]), C_H \(s.cH[0])×r, C_L \(s.cL[0])×r, C_M \(s.cM[0])×r")

@@ -16,7 +16,7 @@ public struct BertClassificationHead: Sendable {
         guard classCount >= 2, d >= 1 else {
             throw BertError.invalidClassificationHead("needs hiddenSize >= 1 and classCount >= 2, got \(d) and \(classCount)")
         }
-        try MemoryBudget.check(bytes: MemoryBudget.byteCount(Float.self, classCount, d) .flatMap { MemoryBudget.sum($0, MemoryBudget.byteCount(Float.self, classCount)) },
+        try MemoryBudget.check(bytes: MemoryBudget.sum(MemoryBudget.byteCount(Float.self, classCount, d), MemoryBudget.byteCount(Float.self, classCount)),
                                purpose: "a classification head of \(classCount) classes on \(d) features needs a \(classCount)×\(d) float32 weight matrix")
         let bound = lt_kaiming_uniform_bound(Int64(d))
         var w = try Tensor(uninitialized: [classCount, d]), b = try Tensor(uninitialized: [classCount])

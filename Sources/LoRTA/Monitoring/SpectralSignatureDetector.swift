@@ -86,7 +86,8 @@ public struct SpectralSignatureDetector: AnomalyDetector, Equatable {
         }
         // The Gram matrix, the rows as float64 points and the eigenvectors.
         try MemoryBudget.check(bytes: MemoryBudget.sum(MemoryBudget.byteCount(Double.self, 2, m, m), MemoryBudget.byteCount(Double.self, m, d)),
-                               purpose: "the spectral signature of \(m) rows of \(d) features needs an \(m)×\(m) float64 Gram matrix and the rows in float64")
+                               purpose: "the spectral signature of \(m) rows of \(d) features needs two \(m)×\(m) float64 matrices "
+                                   + "(Gram, eigenvectors) and the rows in float64")
         // Column means, summed over the rows in order (deterministic).
         var mean = [Double](repeating: 0, count: d)
         let points: [Double] = batch.withUnsafeBufferPointer { x in

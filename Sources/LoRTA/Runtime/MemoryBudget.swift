@@ -42,7 +42,7 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
 /// The budget bounds each *request* (one buffer, or a group of buffers the caller adds up, such
 /// as all the per-label tables of a statistics object); it does not account for the process's
 /// total. Tensor storage checks every tensor; statistics, detectors and the `.npy` and CSV
-/// readers check their own buffers (see ``check(bytes:purpose:)``).
+/// readers check their own buffers (see ``check(bytes:purpose:)-swift.type.method``).
 ///
 /// Which budget applies, first match wins:
 /// 1. a budget bound to the current task with ``withBudget(_:_:)`` (tests, embedders);
@@ -80,7 +80,7 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
     // MARK: Checks
 
     /// Throws unless a request of `bytes` bytes fits this budget. `bytes` nil means the size
-    /// overflowed while being computed (see ``byteCount(_:_:)``), which never fits.
+    /// overflowed while being computed (see ``byteCount(_:_:)`` and ``byteCount(_:shape:)``), which never fits.
     /// - Parameters:
     ///   - bytes: the size of the request.
     ///   - purpose: what needs the memory and why, as the start of a sentence (e.g. "statistics
@@ -93,7 +93,7 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// ``check(bytes:purpose:)`` against the budget in force (``current``).
+    /// ``check(bytes:purpose:)-swift.method`` against the budget in force (``current``).
     /// - Throws: ``MemoryError``.
     public static func check(bytes: Int?, purpose: @autoclosure () -> String) throws(MemoryError) {
         try current.check(bytes: bytes, purpose: purpose())
@@ -102,12 +102,12 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
     /// `MemoryLayout<T>.stride × Π counts`, or nil when a count is negative or the product
     /// overflows `Int`. O(counts).
     public static func byteCount<T>(_ type: T.Type, _ counts: Int...) -> Int? {
-        byteCount(type, counts)
+        byteCount(type, shape: counts)
     }
 
-    /// `MemoryLayout<T>.stride × Π counts`, or nil when a count is negative or the product
-    /// overflows `Int`.
-    public static func byteCount<T>(_ type: T.Type, _ counts: [Int]) -> Int? {
+    /// `MemoryLayout<T>.stride × Π shape` (a tensor's shape), or nil when a dimension is
+    /// negative or the product overflows `Int`.
+    public static func byteCount<T>(_ type: T.Type, shape counts: [Int]) -> Int? {
         var n = MemoryLayout<T>.stride
         for c in counts {
             guard c >= 0 else { return nil }
