@@ -105,9 +105,10 @@ struct MemoryCLITests {
     }
 }
 
-/// `lorta train` with absurd sizes from the command line or from a checkpoint's JSON: the
-/// adapter, head and tensor constructors refuse them (here under `LORTA_MAX_MEMORY`; `train`
-/// has no `--max-memory` of its own yet).
+/// `lorta train` with sizes beyond the memory budget, from the command line or from a
+/// checkpoint's adapter configuration: the adapter, head and tensor constructors refuse them
+/// (under `LORTA_MAX_MEMORY` or `--max-memory`). Sizes beyond the options' ranges are refused
+/// earlier, by the range checks (TrainCLITests).
 @Suite("CLI: memory budget of train", .serialized)
 struct TrainMemoryCLITests {
     struct Fixture {
@@ -137,32 +138,38 @@ struct TrainMemoryCLITests {
         let f = try Fixture()
         defer { try? FileManager.default.removeItem(at: f.root) }
         let cases: [([String], String)] = [
-            (["--adapter", "lora", "--rank", "2000000000"], "error: LoRA of rank 2000000000 on 4 projections × 2 layers needs its float32 factors"),
-            (["--adapter", "lorta", "--rank", "2000000000"], "error: LoRTA of rank 2000000000 needs its float32 factors"),
-            (["--adapter", "none", "--classes", "1000000000000"], "error: a classification head of 1000000000000 classes on 8 features needs"),
+            (["--adapter", "lora", "--rank", "65536"], "error: LoRA of rank 65536 on 4 projections × 2 layers needs its float32 factors"),
+            (["--adapter", "lorta", "--rank", "65536"], "error: LoRTA of rank 65536 needs its float32 factors"),
+            (["--adapter", "none", "--classes", "1000000"], "error: a classification head of 1000000 classes on 8 features needs"),
         ]
         for (extra, prefix) in cases {
-            let r = try CLI.run(f.args(f.path("out"), extra), environment: Self.budget)
+            let r = try CLI.run(f.args(f.path("out"), extra + ["--max-memory", "1M"]))
             #expect(r.status == 1, "\(extra)")
-            #expect(r.stderr.hasPrefix(prefix) && r.stderr.contains("more than the 256 MiB memory budget (LORTA_MAX_MEMORY=256M;"),
+            #expect(r.stderr.hasPrefix(prefix) && r.stderr.contains("more than the 1.00 MiB memory budget (--max-memory 1M"),
                     "\(extra): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: f.path("out")), "a refused run leaves no output directory")
+            let env = try CLI.run(f.args(f.path("out"), extra), environment: ["LORTA_MAX_MEMORY": "1M"])
+            #expect(env.status == 1 && env.stderr.contains("more than the 1.00 MiB memory budget (LORTA_MAX_MEMORY=1M;"), "\(env.stderr)")
         }
     }
 
-    @Test func absurdClassCountInACheckpointIsAnError() throws {
+    /// A checkpoint whose adapter configuration claims a huge rank: resuming is refused with a
+    /// clear error naming the file (its tensors are checked against the configuration before
+    /// anything of that size is allocated), and no output is written.
+    @Test func absurdRankInACheckpointIsAnError() throws {
         let f = try Fixture()
         defer { try? FileManager.default.removeItem(at: f.root) }
-        let first = try CLI.run(f.args(f.path("out"), ["--adapter", "none"]))
+        let first = try CLI.run(f.args(f.path("out"), ["--adapter", "lora", "--rank", "2"]))
         try #require(first.status == 0, "\(first.stderr)")
-        let json = URL(fileURLWithPath: f.path("out/checkpoint/trainer.json"))
-        var text = try String(contentsOf: json, encoding: .utf8)
-        let pattern = try Regex(#""class_count"\s*:\s*2"#)
-        #expect(text.contains(pattern))
-        text = text.replacing(pattern, with: "\"class_count\" : 1000000000000")
-        try text.write(to: json, atomically: true, encoding: .utf8)
-        let r = try CLI.run(f.args(f.path("out2"), ["--adapter", "none", "--resume", f.path("out/checkpoint"), "--steps", "3"]),
-                            environment: Self.budget)
+        let config = URL(fileURLWithPath: f.path("out/checkpoint/adapter/adapter_config.json"))
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: config)) as? [String: Any])
+        #expect(object["r"] as? Int == 2)
+        object["r"] = 2_000_000_000
+        try JSONSerialization.data(withJSONObject: object).write(to: config)
+        let r = try CLI.run(f.args(f.path("out2"), ["--resume", f.path("out/checkpoint"), "--steps", "3"]), environment: Self.budget)
         #expect(r.status == 1)
-        #expect(r.stderr.contains("a float32 tensor of shape [1000000000000, 8]: 29.1 TiB, more than the 256 MiB memory budget"), "\(r.stderr)")
+        #expect(r.stderr.contains("adapter_model.safetensors") && r.stderr.contains("has rank 2, adapter_config.json says r = 2000000000"),
+                "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: f.path("out2")))
     }
 }

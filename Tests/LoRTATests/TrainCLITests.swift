@@ -96,6 +96,40 @@ private struct TrainCLIFixture {
         #expect(summary["total_steps"] as? Int == 16 && summary["steps"] as? Int == 16 && summary["steps_this_run"] as? Int == 10)
     }
 
+    /// --overwrite replaces OUT as a whole: a head-only run into an earlier LoRA run's folder
+    /// leaves no adapter files of that run (which `lorta eval` would otherwise pick up), and a
+    /// stale file is gone; a run that fails leaves the earlier folder exactly as it was.
+    @Test func overwriteReplacesTheWholeDirectory() throws {
+        let f = try TrainCLIFixture()
+        defer { try? FileManager.default.removeItem(at: f.root) }
+        let out = f.path("out")
+        #expect(try CLI.run(f.trainArgs(out, adapter: "lora")).status == 0)
+        try "stale".write(toFile: out + "/notes.txt", atomically: true, encoding: .utf8)
+        let fm = FileManager.default
+        func listing() throws -> [String] { try fm.subpathsOfDirectory(atPath: out).sorted() }
+        func contents() throws -> [String: Data] {
+            var d: [String: Data] = [:]
+            for p in try listing() where !(try fm.attributesOfItem(atPath: out + "/" + p)[.type] as? FileAttributeType == .typeDirectory) {
+                d[p] = try Data(contentsOf: URL(fileURLWithPath: out + "/" + p))
+            }
+            return d
+        }
+        // A failing run (a target the model does not have) with --overwrite: nothing changes.
+        let before = try contents()
+        let failed = try CLI.run(f.trainArgs(out, adapter: "lora", extra: ["--overwrite", "--targets", "query,ffn"]))
+        #expect(failed.status != 0)
+        #expect(try contents() == before)
+        // A head-only run over it: exactly its own files.
+        let r = try CLI.run(f.trainArgs(out, adapter: "none", extra: ["--overwrite"]))
+        #expect(r.status == 0, "\(r.stderr)")
+        let files = try listing()
+        #expect(!files.contains("notes.txt") && !files.contains("adapter_config.json") && !files.contains("adapter_model.safetensors"))
+        #expect(files.contains("classifier.safetensors") && files.contains("training_summary.json") && files.contains("checkpoint/trainer.json"))
+        #expect(!files.contains("checkpoint/adapter/adapter_config.json"))
+        // No staging directories left beside it.
+        #expect(try fm.contentsOfDirectory(atPath: f.root.path).filter { $0.hasPrefix(".out.") }.isEmpty)
+    }
+
     /// The merged export is a plain model directory: evaluated with the head alone it gives
     /// the adapted model's accuracy and (up to rounding) its loss.
     @Test(arguments: ["lora", "lorta"]) func mergedExportEvaluatesLikeTheAdapter(adapter: String) throws {
@@ -203,6 +237,9 @@ private struct TrainCLIFixture {
         try "keep".write(toFile: busy + "/file.txt", atomically: true, encoding: .utf8)
         try failing(f.trainArgs(busy), "not empty")
         #expect(try FileManager.default.contentsOfDirectory(atPath: busy) == ["file.txt"])
+        // A run that fails after the options were accepted (here: a target the model does not
+        // have) leaves no output directory behind.
+        #expect(!FileManager.default.fileExists(atPath: f.path("o8")))
         // Eval: missing head, adapter of another model.
         try failing(["eval", "--model", f.model.path, "--adapter", f.path("nothing"), "--data", f.eval.path], "classifier")
         try failing(["eval", "--model", f.model.path, "--adapter", f.root.path, "--data", f.eval.path, "--observe", "layer.9.output",
