@@ -86,9 +86,9 @@ struct Detect: ParsableCommand {
     @OptionGroup var memory: MemoryOptions
 
     func validate() throws {
-        guard ridgeEpsilon.isFinite, ridgeEpsilon >= 0 else { throw ValidationError("--ridge-epsilon must be finite and >= 0") }
-        guard alpha.isFinite, alpha > 0 else { throw ValidationError("--alpha must be finite and > 0") }
-        guard modes >= 1 else { throw ValidationError("--modes must be >= 1") }
+        try OptionRange.check(ridgeEpsilon, "ridge-epsilon", 0...1e12)
+        try OptionRange.check(alpha, "alpha", 0...1e6, exclusiveLower: true)
+        try OptionRange.check(modes, "modes", 1...1_000_000)
         if estimator != nil, method == .spectral { throw ValidationError("--estimator has no effect with --method spectral") }
     }
 

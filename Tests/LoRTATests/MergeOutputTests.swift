@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @testable import LoRTA
@@ -405,10 +406,11 @@ struct MergeOutputTests {
         #expect(try listing(target) == ["stale.txt", "sub"])
         #expect(try listing(dir) == ["out"])
 
-        // The swap fails after the old directory was moved aside: it is put back.
+        // The two-rename fallback (no atomic exchange): the swap fails after the old directory
+        // was moved aside, and it is put back.
         var calls = 0
         #expect(throws: AtomicFileWriter.Failure.self) {
-            try AtomicFileWriter.replaceDirectory(at: target, renaming: { from, to in
+            try AtomicFileWriter.replaceDirectory(at: target, exchanging: false, renaming: { from, to in
                 calls += 1
                 if calls == 2 { errno = EXDEV; return -1 }
                 return rename(from, to)
@@ -418,6 +420,16 @@ struct MergeOutputTests {
         }
         #expect(calls == 3)
         #expect(try listing(target) == ["stale.txt", "sub"])
+        #expect(try listing(dir) == ["out"])
+
+        // The atomic exchange (the default here): the renaming function is never needed.
+        var renames = 0
+        try AtomicFileWriter.replaceDirectory(at: target, renaming: { from, to in renames += 1; return rename(from, to) }) { staging in
+            try AtomicFileWriter.write(Data("exchanged".utf8), to: staging.appendingPathComponent("stale.txt"))
+            try FileManager.default.createDirectory(at: staging.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        }
+        #expect(renames == 0 && lt_rename_exchange("/nonexistent-a", "/nonexistent-b") == ENOENT)
+        #expect(try Data(contentsOf: target.appendingPathComponent("stale.txt")) == Data("exchanged".utf8))
         #expect(try listing(dir) == ["out"])
 
         let seen = try AtomicFileWriter.replaceDirectory(at: target) { staging -> [String] in

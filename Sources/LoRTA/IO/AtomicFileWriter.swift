@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -145,8 +146,11 @@ public enum AtomicFileWriter {
     /// }
     /// ```
     ///
-    /// A process killed between the two renames leaves no directory at `url` and the previous
-    /// one complete under its `.old` name.
+    /// Replacing an existing directory is one atomic exchange of the two paths (Linux
+    /// `renameat2(RENAME_EXCHANGE)`, `lt_rename_exchange`): a process killed at any moment leaves
+    /// either the complete old directory or the complete new one at `url`. Where the exchange is
+    /// not supported it falls back to two renames; a process killed between those leaves no
+    /// directory at `url` and the previous one complete under its `.old` name.
     /// - Parameters:
     ///   - url: the directory to create or replace.
     ///   - produce: writes the new contents into the directory it receives.
@@ -157,11 +161,12 @@ public enum AtomicFileWriter {
     ///   directory is deleted after the swap.
     @discardableResult
     public static func replaceDirectory<T>(at url: URL, _ produce: (URL) throws -> T) throws -> T {
-        try replaceDirectory(at: url, renaming: { rename($0, $1) }, produce)
+        try replaceDirectory(at: url, exchanging: true, renaming: { rename($0, $1) }, produce)
     }
 
-    /// ``replaceDirectory(at:_:)`` with the `rename(2)` it uses injectable (tests make it fail).
-    static func replaceDirectory<T>(at url: URL, renaming: (String, String) -> Int32,
+    /// ``replaceDirectory(at:_:)`` with the `rename(2)` it uses injectable (tests make it fail)
+    /// and the atomic exchange optional (tests of the two-rename fallback turn it off).
+    static func replaceDirectory<T>(at url: URL, exchanging: Bool = true, renaming: (String, String) -> Int32,
                                     _ produce: (URL) throws -> T) throws -> T {
         let fm = FileManager.default
         let target = url.standardizedFileURL
@@ -191,6 +196,18 @@ public enum AtomicFileWriter {
         }
         let result = try produce(staging)
         try syncTree(staging.path)
+        // Where the kernel allows it, one atomic exchange: `url` is the old directory, then the
+        // new one, never missing. Elsewhere two renames (below).
+        if exchanging, fm.fileExists(atPath: target.path) {
+            let code = lt_rename_exchange(staging.path, target.path)
+            if code == 0 {
+                placed = true  // `staging` now holds the old directory
+                try syncDirectory(parent.path)
+                try? fm.removeItem(at: staging)
+                return result
+            }
+            guard code == ENOSYS || code == EINVAL else { throw failure("exchange with \(target.path)", staging.path, code) }
+        }
         var movedAside = false
         if fm.fileExists(atPath: target.path) {
             guard renaming(target.path, aside.path) == 0 else { throw failure("rename to \(aside.path)", target.path, errno) }
