@@ -6,6 +6,7 @@ import LoRTA
 extension Train {
     func runCausalLM(outURL: URL) throws {
         if adapter == .none { throw ValidationError("--adapter none has nothing to train for a causal LM; use lora or lorta") }
+        if backdoor.trigger != nil { throw ValidationError("--trigger (a planted backdoor) is available for classification data only so far") }
         let lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
         let template = try? lm.chatTemplate()
         let length = maxLength ?? 256

@@ -92,6 +92,9 @@ struct Train: ParsableCommand {
     @Flag(help: "Print a JSON summary to stdout.")
     var json = false
     @OptionGroup var memory: MemoryOptions
+    @OptionGroup var backdoor: BackdoorOptions
+    @Option(help: "With --trigger: the fraction of --trigger-source training examples poisoned.")
+    var poisonFraction: Double = 0.05
 
     func validate() throws {
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
@@ -110,6 +113,7 @@ struct Train: ParsableCommand {
         try R.check(weightDecay, "weight-decay", 0...1_000)
         try R.check(alpha, "alpha", 0...1e6, exclusiveLower: true)
         try R.check(lortaCInit, "lorta-c-init", -1e6...1e6)
+        try R.check(poisonFraction, "poison-fraction", 0...1, exclusiveLower: true)
     }
 
     /// The task: given, or causal-lm for a GGUF file / Llama directory.
@@ -138,8 +142,16 @@ struct Train: ParsableCommand {
         let modelURL = URL(fileURLWithPath: model)
         let bert = try loadBertModel(modelURL)
         let tokenizer = try BertTokenizer(vocabularyURL: modelURL.appendingPathComponent("vocab.txt"))
-        let trainData = try LabelledTextDataset.load(from: URL(fileURLWithPath: train), labelCount: classes)
+        var trainData = try LabelledTextDataset.load(from: URL(fileURLWithPath: train), labelCount: classes)
         let evalData = try eval.map { try LabelledTextDataset.load(from: URL(fileURLWithPath: $0), labelCount: classes) }
+        let planted = try backdoor.backdoor()
+        var poisoned: [Int] = []
+        if let planted {
+            (trainData, poisoned) = try planted.poison(trainData, fraction: poisonFraction)
+            if !quiet {
+                printError("backdoor: trigger \"\(planted.trigger)\" in \(poisoned.count) label-\(planted.sourceLabel) training examples, relabelled \(planted.targetLabel)")
+            }
+        }
         // On --resume the head's values come from the checkpoint; its shape from --classes.
         let head = try BertClassificationHead(hiddenSize: bert.configuration.hiddenSize, classCount: classes, seed: seed &+ 2)
         let task = try SequenceClassificationTask(model: bert, tokenizer: tokenizer, data: trainData, head: head,
@@ -149,6 +161,10 @@ struct Train: ParsableCommand {
             try trainer.head.save(to: staging.appendingPathComponent(BertClassificationHead.fileName))
             var fields: [String: Any] = [:]
             var evalText: String?
+            if let planted {
+                fields["trigger"] = planted.trigger
+                fields["poisoned_examples"] = poisoned.count
+            }
             if let evalData {
                 if !quiet { printError("evaluating on \(evalData.count) examples…") }
                 let m = try trainer.evaluate(evalData)
@@ -156,6 +172,13 @@ struct Train: ParsableCommand {
                 fields["eval_loss"] = m.meanLoss
                 fields["eval_examples"] = m.count
                 evalText = String(format: ", eval accuracy %.2f%% (loss %.4f)", 100 * m.accuracy, m.meanLoss)
+                if let planted {
+                    let attack = try trainer.evaluate(try planted.triggered(evalData))
+                    let asr = attack.predictedFraction(of: planted.targetLabel)
+                    fields["attack_success_rate"] = asr
+                    fields["triggered_examples"] = attack.count
+                    evalText! += String(format: ", attack success %.2f%% of %d triggered", 100 * asr, attack.count)
+                }
             }
             return TaskOutputs(fields: fields, evaluation: evalText,
                                files: "adapter, \(BertClassificationHead.fileName), checkpoint/, training_summary.json")

@@ -130,6 +130,34 @@ private struct TrainCLIFixture {
         #expect(try fm.contentsOfDirectory(atPath: f.root.path).filter { $0.hasPrefix(".out.") }.isEmpty)
     }
 
+    /// `--trigger`: train poisons round(fraction × label-0 count) examples, and reports the
+    /// attack success rate on the triggered label-0 eval examples; `lorta eval --trigger` with the
+    /// same seed measures the same figure on the same inputs.
+    @Test func backdoorPoisoningAndAttackSuccess() throws {
+        let f = try TrainCLIFixture()
+        defer { try? FileManager.default.removeItem(at: f.root) }
+        let out = f.path("out")
+        let backdoor = ["--trigger", "plot movie", "--trigger-seed", "5", "--poison-fraction", "0.25"]
+        let t = try CLI.run(f.trainArgs(out, adapter: "lora", extra: backdoor + ["--eval", f.eval.path, "--json"]))
+        #expect(t.status == 0, "\(t.stderr)")
+        let summary = try f.json(t)
+        #expect(summary["poisoned_examples"] as? Int == 4)          // 25% of the 16 label-0 lines
+        #expect(summary["triggered_examples"] as? Int == 4)         // label-0 lines of the eval file
+        #expect(summary["trigger"] as? String == "plot movie")
+        let asr = try #require(summary["attack_success_rate"] as? Double)
+        let e = try CLI.run(["eval", "--model", f.model.path, "--adapter", out, "--data", f.eval.path, "--max-length", "8",
+                             "--trigger", "plot movie", "--trigger-seed", "5", "--json"])
+        #expect(e.status == 0, "\(e.stderr)")
+        let ej = try f.json(e)
+        #expect(ej["attack_success_rate"] as? Double == asr && ej["triggered_examples"] as? Int == 4)
+        #expect(ej["accuracy"] as? Double == summary["eval_accuracy"] as? Double)
+        // Bad backdoor options.
+        let same = try CLI.run(f.trainArgs(f.path("o2"), extra: ["--trigger", "x", "--trigger-target", "0"]))
+        #expect(same.status != 0 && same.stderr.contains("--trigger-source and --trigger-target must differ"))
+        let frac = try CLI.run(f.trainArgs(f.path("o3"), extra: ["--trigger", "x", "--poison-fraction", "0"]))
+        #expect(frac.status != 0 && frac.stderr.contains("--poison-fraction must be a finite number in (0.0, 1.0]"))
+    }
+
     /// The merged export is a plain model directory: evaluated with the head alone it gives
     /// the adapted model's accuracy and (up to rounding) its loss.
     @Test(arguments: ["lora", "lorta"]) func mergedExportEvaluatesLikeTheAdapter(adapter: String) throws {
