@@ -237,7 +237,7 @@ struct NNKernelTests {
 
         let (ps, cs) = try Runtime.withInstructionSet(.scalar) { c.forward() }
         let gs = try Runtime.withInstructionSet(.scalar) { c.backward(p: ps) }
-        for isa in Runtime.availableInstructionSets where isa != .scalar {
+        for isa in testedInstructionSets() where isa != .scalar {
             let (pi, ci) = try Runtime.withInstructionSet(isa) { c.forward() }
             let gi = try Runtime.withInstructionSet(isa) { c.backward(p: pi) }
             #expect(relativeError(ci, d64(cs)) < 1e-5, "\(isa)")
@@ -407,7 +407,7 @@ struct GELUISATests {
         }
         let (ys, dxs) = try Runtime.withInstructionSet(.scalar) { run() }
         #expect(ys.allSatisfy(\.isFinite) && dxs.allSatisfy(\.isFinite))
-        for isa in Runtime.availableInstructionSets where isa != .scalar {
+        for isa in testedInstructionSets() where isa != .scalar {
             let (y, dx) = try Runtime.withInstructionSet(isa) { run() }
             for i in 0..<y.count {
                 #expect(abs(y[i] - ys[i]) <= 1e-6 * max(1, abs(ys[i])), "\(isa) forward at \(i)")
@@ -423,7 +423,7 @@ struct GELUISATests {
         var rng = LoRATestRNG(seed: 77)
         let x = rng.array(n * d, scale: 6), g = rng.array(n * d)
         let xn = rng.array(n * dn, scale: 3), gamma = rng.array(dn, scale: 1.5), beta = rng.array(dn)
-        for isa in Runtime.availableInstructionSets {
+        for isa in testedInstructionSets() {
             try Runtime.withInstructionSet(isa) {
                 var y = [Float](repeating: .nan, count: n * d), yIn = x
                 #expect(lt_gelu_forward(Int64(n), Int64(d), x, Int64(d), &y, Int64(d)) == LT_OK)
@@ -519,7 +519,7 @@ struct LowRankKernelTests {
             let (y, dx) = Self.run(n: n, dIn: dIn, dOut: dOut, r: r, s: 2, x: x, dy: dy, a: a, b: b, base: 1, accumulate: 1)
             return y + dx
         }
-        for isa in Runtime.availableInstructionSets {
+        for isa in testedInstructionSets() {
             let one = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(1) { go() } }
             let two = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(2) { go() } }
             #expect(one == two, "\(isa)")
