@@ -72,8 +72,9 @@ private struct TrainCLIFixture {
         #expect(ej["examples"] as? Int == 8)
     }
 
-    /// 6 steps in one go and 3 + resume to 6 give byte-identical adapter and head files; a
-    /// further resume with `--epochs` counts epochs of the checkpoint's batch size.
+    /// 6 steps in one go and 3 + resume to 6 give byte-identical adapter and head files, the
+    /// resumed run reporting 3 steps run; a further resume with `--epochs` counts epochs of the
+    /// checkpoint's batch size.
     @Test(arguments: ["lora", "lorta"]) func resumeIsExact(adapter: String) throws {
         let f = try TrainCLIFixture()
         defer { try? FileManager.default.removeItem(at: f.root) }
@@ -82,8 +83,12 @@ private struct TrainCLIFixture {
         let first = try CLI.run(f.trainArgs(split, adapter: adapter, steps: 3))
         #expect(first.status == 0, "\(first.stderr)")
         let second = try CLI.run(["train", "--model", f.model.path, "--train", f.train.path, "--steps", "6",
-                                  "--resume", split + "/checkpoint", "--out", split, "--quiet"])
+                                  "--resume", split + "/checkpoint", "--out", split, "--quiet", "--json"])
         #expect(second.status == 0, "\(second.stderr)")
+        // The resumed run did the 3 remaining steps (4…6), not 6 from the start or none.
+        let resumed = try f.json(second)
+        #expect(resumed["steps_this_run"] as? Int == 3 && resumed["steps"] as? Int == 6 && resumed["total_steps"] as? Int == 6,
+                "\(resumed)")
         for name in ["adapter_model.safetensors", "classifier.safetensors"] {
             #expect(try f.data(straight + "/" + name) == f.data(split + "/" + name), "\(name)")
         }
