@@ -8,41 +8,8 @@ import Testing
 /// killed run resumes.
 @Suite("Crash safety: SIGKILL while writing", .serialized)
 struct CrashSafetyTests {
-    struct Fixture {
-        let root: URL
-        var model: String { root.appendingPathComponent("model").path }
-        var train: String { root.appendingPathComponent("train.tsv").path }
-        func path(_ name: String) -> String { root.appendingPathComponent(name).path }
-
-        init() throws {
-            root = try testScratchDirectory("crash-safety")
-            try tinyBertWrite(to: root.appendingPathComponent("model"))
-            let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad", "movie", "plot", "fun", "dull", "boring", "slow"]
-            try (vocab.joined(separator: "\n") + "\n").write(to: root.appendingPathComponent("model/vocab.txt"), atomically: true, encoding: .utf8)
-            let lines = (0..<16).map { i in i % 2 == 0 ? "1\tgood fun movie" : "0\tbad dull plot" }
-            try (lines.joined(separator: "\n") + "\n").write(toFile: train, atomically: true, encoding: .utf8)
-        }
-
-        func trainArgs(_ out: String, steps: Int, extra: [String] = []) -> [String] {
-            ["train", "--model", model, "--train", train, "--adapter", "lora", "--rank", "2", "--steps", "\(steps)",
-             "--batch-size", "4", "--max-length", "8", "--seed", "7", "--out", out, "--quiet"] + extra
-        }
-
-        /// Every regular file under `dir` (relative path → bytes), hidden staging folders of
-        /// nested replacements excluded.
-        func snapshot(_ dir: String) throws -> [String: Data] {
-            var out: [String: Data] = [:]
-            let fm = FileManager.default
-            guard let paths = fm.subpaths(atPath: dir) else { return out }
-            for p in paths where !p.split(separator: "/").contains(where: { $0.hasPrefix(".") }) {
-                var isDir: ObjCBool = false
-                if fm.fileExists(atPath: dir + "/" + p, isDirectory: &isDir), !isDir.boolValue {
-                    out[p] = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + p))
-                }
-            }
-            return out
-        }
-    }
+    /// The tiny BERT, its vocabulary and 16 training lines of the memory-budget CLI tests.
+    typealias Fixture = TrainMemoryCLITests.Fixture
 
     /// `n` deterministic delays spread over [0, the wall time of one uninterrupted `args` run),
     /// so that the kills land while the command works (whatever this machine's speed).
@@ -147,5 +114,27 @@ struct CrashSafetyTests {
         }
         print("stats: \(kills) kills of 20; merge: \(mergeKills) kills of 20; 0 corrupt")
         #expect(kills >= 5 && mergeKills >= 5)
+    }
+}
+
+extension TrainMemoryCLITests.Fixture {
+    func trainArgs(_ out: String, steps: Int, extra: [String] = []) -> [String] {
+        ["train", "--model", model, "--train", train, "--adapter", "lora", "--rank", "2", "--steps", "\(steps)",
+         "--batch-size", "4", "--max-length", "8", "--seed", "7", "--out", out, "--quiet"] + extra
+    }
+
+    /// Every regular file under `dir` (relative path → bytes), hidden staging folders of
+    /// nested replacements excluded.
+    func snapshot(_ dir: String) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        let fm = FileManager.default
+        guard let paths = fm.subpaths(atPath: dir) else { return out }
+        for p in paths where !p.split(separator: "/").contains(where: { $0.hasPrefix(".") }) {
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: dir + "/" + p, isDirectory: &isDir), !isDir.boolValue {
+                out[p] = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + p))
+            }
+        }
+        return out
     }
 }
