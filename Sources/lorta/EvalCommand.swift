@@ -37,7 +37,7 @@ struct Eval: ParsableCommand {
     var batchSize: Int?
     @Option(help: "Maximum tokens per sequence (BERT: truncates, default 64; causal LM: longer examples are skipped, default 256).")
     var maxLength: Int?
-    @Option(help: "Observation points, comma-separated (layer.L.output, layer.L.attention.head.H, layers, heads, all).")
+    @Option(help: "Observation points, comma-separated (layer.L.output, layer.L.attention.head.H, layer.L.mlp.output, layers, heads, mlp, all).")
     var observe: String?
     @Option(help: "How token activations become rows: mean (per sequence), first ([CLS]), last (last real token) or tokens.")
     var reduction: String = "mean"

@@ -41,7 +41,7 @@ private func columns(_ t: Tensor, ld: Int, from c0: Int, width w: Int) -> [Float
     @Test func viewsEqualRecordedActivations() throws {
         let model = try tinyBertModel()
         let c = model.configuration
-        let points = ObservationPoint.layerOutputs(c.observationShape) + ObservationPoint.attentionHeads(c.observationShape)
+        let points = ObservationPoint.all(c.observationShape)
         let batch = observationBatch()
         let recorded = try model.forward(batch, recordingActivations: true)
         let acts = try #require(recorded.activations)
@@ -50,12 +50,18 @@ private func columns(_ t: Tensor, ld: Int, from c0: Int, width w: Int) -> [Float
             let out = try model.forward(batch, recordingActivations: record, observer: observer)
             #expect(out.pooled.scalars == recorded.pooled.scalars, "an observer must not change the result")
             #expect(observer.seen.map(\.0) == [.attentionHead(layer: 0, head: 0), .attentionHead(layer: 0, head: 1),
-                                               .layerOutput(layer: 0), .attentionHead(layer: 1, head: 0),
-                                               .attentionHead(layer: 1, head: 1), .layerOutput(layer: 1)])
+                                               .mlpOutput(layer: 0), .layerOutput(layer: 0),
+                                               .attentionHead(layer: 1, head: 0), .attentionHead(layer: 1, head: 1),
+                                               .mlpOutput(layer: 1), .layerOutput(layer: 1)])
+            #expect(observer.seen.map(\.0) == points, "the forward's order is the points' sorted order")
             for (point, values) in observer.seen {
                 switch point {
                 case .layerOutput(let l):
                     #expect(values == acts.layers[l].output.scalars, "\(point) record=\(record)")
+                case .mlpOutput(let l):
+                    // S2 − A: the second dense layer's output before the residual add.
+                    let s2 = acts.layers[l].outputSum.scalars, a = acts.layers[l].attentionOutput.scalars
+                    #expect(values == zip(s2, a).map { $0 - $1 }, "\(point) record=\(record)")
                 case .attentionHead(let l, let h):
                     #expect(values == columns(acts.layers[l].context, ld: c.hiddenSize, from: h * c.headSize, width: c.headSize),
                             "\(point) record=\(record)")
@@ -152,10 +158,15 @@ private func columns(_ t: Tensor, ld: Int, from c0: Int, width w: Int) -> [Float
 
     @Test func pointNamesRoundTrip() throws {
         let c = try tinyBertModel().configuration
-        for p in ObservationPoint.layerOutputs(c.observationShape) + ObservationPoint.attentionHeads(c.observationShape) {
+        for p in ObservationPoint.all(c.observationShape) {
             #expect(try ObservationPoint(parsing: p.description) == p)
         }
-        for bad in ["", "layer.x.output", "layer.1", "layer.-1.output", "layer.1.attention.head", "layer.1.attention.head.2.3"] {
+        #expect(ObservationPoint.mlpOutput(layer: 1).description == "layer.1.mlp.output")
+        #expect(try ObservationPoint.list("mlp", shape: c.observationShape) == [.mlpOutput(layer: 0), .mlpOutput(layer: 1)])
+        #expect(try ObservationPoint.list("all", shape: c.observationShape) == ObservationPoint.all(c.observationShape))
+        #expect(throws: ObservationError.self) { try ObservationPoint.list("layer.2.mlp.output", shape: c.observationShape) }
+        for bad in ["", "layer.x.output", "layer.1", "layer.-1.output", "layer.1.attention.head", "layer.1.attention.head.2.3",
+                    "layer.1.mlp", "layer.1.mlp.input"] {
             #expect(throws: ObservationError.self) { try ObservationPoint(parsing: bad) }
         }
     }
@@ -187,7 +198,7 @@ private func observationRightPadded(_ rows: [[Int32]]) -> TokenBatch {
     @Test func viewsEqualRecordedActivations() throws {
         let model = try observationTinyLlama()
         let c = model.configuration, shape = c.observationShape
-        let points = ObservationPoint.layerOutputs(shape) + ObservationPoint.attentionHeads(shape)
+        let points = ObservationPoint.all(shape)
         let rows: [[Int32]] = [[1, 5, 9, 3, 7], [2, 8, 4, 6, 11]]
         let batch = observationRightPadded(rows)
         var g = LoRTATestRNG(5)
@@ -201,7 +212,7 @@ private func observationRightPadded(_ rows: [[Int32]]) -> TokenBatch {
             let record = LlamaActivationRecord()
             let final = try model.hiddenStates(batch.ids, cache: &cache, adapter: adapter, record: record)
             let expectedOrder = (0..<c.layerCount).flatMap { l in
-                (0..<c.headCount).map { ObservationPoint.attentionHead(layer: l, head: $0) } + [.layerOutput(layer: l)]
+                (0..<c.headCount).map { ObservationPoint.attentionHead(layer: l, head: $0) } + [.mlpOutput(layer: l), .layerOutput(layer: l)]
             }
             #expect(observer.seen.map(\.0) == expectedOrder)
             for (point, values) in observer.seen {
@@ -209,6 +220,10 @@ private func observationRightPadded(_ rows: [[Int32]]) -> TokenBatch {
                 case .layerOutput(let l):
                     let expected = l + 1 < c.layerCount ? record.layers[l + 1].input : final
                     #expect(values == expected.scalars, "\(point)")
+                case .mlpOutput(let l):
+                    // The residual stream after the block minus the one before the MLP.
+                    let after = (l + 1 < c.layerCount ? record.layers[l + 1].input : final).scalars
+                    #expect(values == zip(after, record.layers[l].middle.scalars).map { $0 - $1 }, "\(point)")
                 case .attentionHead(let l, let h):
                     #expect(values == columns(record.layers[l].context, ld: c.queryWidth, from: h * c.headDimension,
                                               width: c.headDimension), "\(point)")

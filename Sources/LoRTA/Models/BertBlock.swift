@@ -39,10 +39,12 @@ extension BertModel {
     /// statistics are empty) and GELU runs in place over `intermediate`.
     struct LayerBuffers {
         var qkv, probabilities, context, attentionSum, attentionOutput, intermediate, outputSum, output: Tensor
+        /// The MLP's contribution `S2 − A` (`[n, d]`) when an observer wants it, else empty.
+        var mlpOutput: Tensor
         var attentionMean, attentionRstd, outputMean, outputRstd: Tensor
         let statistics: Bool
 
-        init(n: Int, d: Int, inter: Int, B: Int, H: Int, T: Int, statistics: Bool) throws {
+        init(n: Int, d: Int, inter: Int, B: Int, H: Int, T: Int, statistics: Bool, mlpOutput wantsMLP: Bool = false) throws {
             qkv = try Tensor(uninitialized: [n, 3 * d])
             probabilities = try Tensor(uninitialized: [B, H, T, T])  // the product is overflow-checked
             context = try Tensor(uninitialized: [n, d])
@@ -51,6 +53,7 @@ extension BertModel {
             intermediate = try Tensor(uninitialized: [n, inter])
             outputSum = try Tensor(uninitialized: [n, d])
             output = try Tensor(uninitialized: [statistics ? n : 0, d])
+            mlpOutput = try Tensor(uninitialized: [wantsMLP ? n : 0, d])
             let s = statistics ? n : 0
             attentionMean = try Tensor(uninitialized: [s]); attentionRstd = try Tensor(uninitialized: [s])
             outputMean = try Tensor(uninitialized: [s]); outputRstd = try Tensor(uninitialized: [s])
@@ -111,6 +114,10 @@ extension BertModel {
         let oSum = b.outputSum.mutablePointer
         try KernelFailure.check(lt_linear_forward(n, i64, d64, g, i64, w.outputWeight.pointer, i64,
                                                   w.outputBias.pointer, aOut, d64, oSum, d64), "lt_linear_forward (output)")
+        if b.mlpOutput.count > 0 {  // observed: the MLP's output without the residual, S2 − A
+            let m = b.mlpOutput.mutablePointer
+            for i in 0..<(B * T * d) { m[i] = oSum[i] - aOut[i] }
+        }
         let out = b.statistics ? b.output.mutablePointer : oSum
         try KernelFailure.check(lt_layernorm_forward(n, d64, eps, oSum, d64, w.outputNormWeight.pointer,
                                                      w.outputNormBias.pointer, out, d64,

@@ -257,20 +257,24 @@ public struct BertModel: Sendable {
         }
 
         // Scratch reused by every layer when not recording.
-        var scratch: LayerBuffers? = try record ? nil : LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: false)
+        let observesMLP = observed.contains { if case .mlpOutput = $0 { return true } else { return false } }
+        var scratch: LayerBuffers? = try record ? nil : LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: false,
+                                                                     mlpOutput: observesMLP)
         var recorded: [BertLayerActivations] = []
         for (l, layer) in layers.enumerated() {
             // Move the scratch out (scratch = nil) so its buffers stay uniquely referenced and the
             // kernels write them in place instead of copying them first (copy-on-write).
-            var buf = try scratch.take() ?? LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: true)
+            var buf = try scratch.take() ?? LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: true,
+                                                         mlpOutput: observesMLP)
             try mask.withUnsafeBufferPointer { m in
                 try Self.layerForward(layer, index: l, adapter: adapter, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
                                       inter: inter, scale: scale, eps: eps, mask: m.baseAddress!, record: record)
             }
             if let observer, !observed.isEmpty {
                 let out = record ? buf.output : buf.outputSum
-                try withExtendedLifetime((buf.context, out)) {
+                try withExtendedLifetime((buf.context, out, buf.mlpOutput)) {
                     try observer.notify(layer: l, batch: batch, context: buf.context.pointer, ldContext: d,
+                                        mlpOutput: observesMLP ? buf.mlpOutput.pointer : nil,
                                         output: out.pointer, shape: c.observationShape)
                 }
             }

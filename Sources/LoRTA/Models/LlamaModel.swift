@@ -230,7 +230,11 @@ public struct LlamaModel: Sendable {
         cache.keys = []; cache.values = []
         defer { if cache.keys.isEmpty { cache.keys = keys; cache.values = values } }
 
-        let xp = x.mutablePointer, hp = h.mutablePointer, qkvp = qkv.mutablePointer
+        // The MLP's contribution to the residual stream (x after the block − x before the MLP),
+        // only when an observer wants it.
+        let observesMLP = observer?.observer.observationPoints.contains { if case .mlpOutput = $0 { return true } else { return false } } ?? false
+        var mlpOut = try Tensor(uninitialized: [observesMLP ? n : 0, d])
+        let xp = x.mutablePointer, hp = h.mutablePointer, qkvp = qkv.mutablePointer, mlpp = mlpOut.mutablePointer
         let ctxp = ctx.mutablePointer, gup = gu.mutablePointer, actp = act.mutablePointer
         let n64 = Int64(n), d64 = Int64(d)
         try positions.withUnsafeBufferPointer { pos in
@@ -278,6 +282,7 @@ public struct LlamaModel: Sendable {
                     try adapter?.forward(layer: l, input: AdapterInput(ctxp, rows: n, width: qw, stride: qw),
                                          outputs: [AdapterOutput(module: "o_proj", xp, stride: d)])
                     saved?.middle = try x.copy()
+                    if observesMLP { mlpp.update(from: xp, count: n * d) }
                     // MLP: h = RMSNorm(x); x += (silu(h Wgᵀ) ∘ h Wuᵀ) Wdᵀ (+ adapters)
                     try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, xp, d64, w.mlpNormWeight.pointer,
                                                                hp, d64, nil), "lt_rmsnorm_forward")
@@ -293,9 +298,11 @@ public struct LlamaModel: Sendable {
                     try adapter?.forward(layer: l, input: AdapterInput(actp, rows: n, width: inter, stride: inter),
                                          outputs: [AdapterOutput(module: "down_proj", xp, stride: d)])
                     if let saved { record?.layers.append(saved) }
-                    // Observation: each head's context, then the residual stream after the block.
+                    // Observation: each head's context, the MLP's output, the residual stream after the block.
                     if let o = observer {
-                        try o.observer.notify(layer: l, batch: o.batch, context: ctxp, ldContext: qw, output: xp,
+                        if observesMLP { for i in 0..<(n * d) { mlpp[i] = xp[i] - mlpp[i] } }
+                        try o.observer.notify(layer: l, batch: o.batch, context: ctxp, ldContext: qw,
+                                              mlpOutput: observesMLP ? UnsafePointer(mlpp) : nil, output: xp,
                                               shape: c.observationShape)
                     }
                 }
@@ -304,7 +311,7 @@ public struct LlamaModel: Sendable {
         cache.keys = keys
         cache.values = values
         cache.length = past + T
-        withExtendedLifetime((qkv, ctx, gu, act, attnWork, h)) {}
+        withExtendedLifetime((qkv, ctx, gu, act, attnWork, h, mlpOut)) {}
         return x
     }
 

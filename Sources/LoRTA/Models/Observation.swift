@@ -45,19 +45,25 @@ public enum ObservationPoint: Hashable, Sendable, Comparable, CustomStringConver
     /// The attention context of one head of block `layer` (softmax(QKᵀ/√d_h) V for that head,
     /// before the output projection): `d_h` columns per token.
     case attentionHead(layer: Int, head: Int)
+    /// What the MLP of block `layer` adds to the residual stream — BERT: `S2 − A`, the second
+    /// dense layer's output with its bias, before the residual add and LayerNorm; Llama: the
+    /// down projection's output (with its adapter) — `d` columns per token.
+    case mlpOutput(layer: Int)
 
     /// The block the point belongs to.
     public var layer: Int {
         switch self {
-        case .layerOutput(let l), .attentionHead(let l, _): return l
+        case .layerOutput(let l), .attentionHead(let l, _), .mlpOutput(let l): return l
         }
     }
 
-    /// `"layer.3.output"` or `"layer.3.attention.head.5"` (stable names for files and reports).
+    /// `"layer.3.output"`, `"layer.3.attention.head.5"` or `"layer.3.mlp.output"` (stable names
+    /// for files and reports).
     public var description: String {
         switch self {
         case .layerOutput(let l): return "layer.\(l).output"
         case .attentionHead(let l, let h): return "layer.\(l).attention.head.\(h)"
+        case .mlpOutput(let l): return "layer.\(l).mlp.output"
         }
     }
 
@@ -70,8 +76,10 @@ public enum ObservationPoint: Hashable, Sendable, Comparable, CustomStringConver
         } else if parts.count == 5, parts[0] == "layer", parts[2] == "attention", parts[3] == "head",
                   let l = Int(parts[1]), let h = Int(parts[4]), l >= 0, h >= 0 {
             self = .attentionHead(layer: l, head: h)
+        } else if parts.count == 4, parts[0] == "layer", parts[2] == "mlp", parts[3] == "output", let l = Int(parts[1]), l >= 0 {
+            self = .mlpOutput(layer: l)
         } else {
-            throw .invalidPoint("\"\(text)\" is not \"layer.L.output\" or \"layer.L.attention.head.H\"")
+            throw .invalidPoint("\"\(text)\" is not \"layer.L.output\", \"layer.L.attention.head.H\" or \"layer.L.mlp.output\"")
         }
     }
 
@@ -85,9 +93,19 @@ public enum ObservationPoint: Hashable, Sendable, Comparable, CustomStringConver
         (0..<c.layerCount).flatMap { l in (0..<c.headCount).map { .attentionHead(layer: l, head: $0) } }
     }
 
+    /// Every MLP output of a model, in layer order.
+    public static func mlpOutputs(_ c: ObservationShape) -> [ObservationPoint] {
+        (0..<c.layerCount).map { .mlpOutput(layer: $0) }
+    }
+
+    /// Every point a model offers (layer outputs, heads, MLP outputs), sorted.
+    public static func all(_ c: ObservationShape) -> [ObservationPoint] {
+        (layerOutputs(c) + attentionHeads(c) + mlpOutputs(c)).sorted()
+    }
+
     /// The points a comma-separated list names, sorted and without repeats: point names
     /// (``description``'s form) and the shorthands `layers` (every layer output), `heads` (every
-    /// head) and `all` (both). Each point is checked against `shape`.
+    /// head), `mlp` (every MLP output) and `all` (all three). Each point is checked against `shape`.
     /// - Throws: ``ObservationError/invalidPoint(_:)`` for an unknown name, a point the model does
     ///   not have, or an empty list.
     public static func list(_ text: String, shape: ObservationShape) throws(ObservationError) -> [ObservationPoint] {
@@ -96,7 +114,8 @@ public enum ObservationPoint: Hashable, Sendable, Comparable, CustomStringConver
             switch part {
             case "layers": out.formUnion(layerOutputs(shape))
             case "heads": out.formUnion(attentionHeads(shape))
-            case "all": out.formUnion(layerOutputs(shape) + attentionHeads(shape))
+            case "mlp": out.formUnion(mlpOutputs(shape))
+            case "all": out.formUnion(all(shape))
             default:
                 let p = try ObservationPoint(parsing: part)
                 try p.validate(for: shape)
@@ -108,10 +127,12 @@ public enum ObservationPoint: Hashable, Sendable, Comparable, CustomStringConver
     }
 
     public static func < (a: Self, b: Self) -> Bool {
+        // Within a layer: the heads, the MLP output, the layer output (the order of a forward).
         func key(_ p: Self) -> (Int, Int) {
             switch p {
-            case .layerOutput(let l): return (l, -1)
             case .attentionHead(let l, let h): return (l, h)
+            case .mlpOutput(let l): return (l, Int.max - 1)
+            case .layerOutput(let l): return (l, Int.max)
             }
         }
         return key(a) < key(b)
@@ -131,7 +152,7 @@ public enum ObservationPoint: Hashable, Sendable, Comparable, CustomStringConver
     /// Columns per token at this point.
     public func width(in c: ObservationShape) -> Int {
         switch self {
-        case .layerOutput: return c.hiddenSize
+        case .layerOutput, .mlpOutput: return c.hiddenSize
         case .attentionHead: return c.headDimension
         }
     }
@@ -219,7 +240,7 @@ public struct ActivationView {
 ///
 /// Only the points in ``observationPoints`` are visited; with no observer (or an empty set)
 /// the forward does no extra work and copies nothing. `observe` is called synchronously on
-/// the forward's thread, in layer order (within a layer: heads ascending, then the output).
+/// the forward's thread, in layer order (within a layer: heads ascending, the MLP output, then the layer output).
 public protocol ActivationObserver: AnyObject {
     /// The points to observe.
     var observationPoints: Set<ObservationPoint> { get }
@@ -317,13 +338,18 @@ public final class StatisticsCollector: ActivationObserver {
 
 extension ActivationObserver {
     /// Shows the observed points of layer `l`: each observed head's columns of `context`
-    /// (`n × ldContext`, head `h` at column `h·d_h`), then the layer output (`n × d`).
+    /// (`n × ldContext`, head `h` at column `h·d_h`), the MLP output (`n × d`, nil when no MLP
+    /// point is observed), then the layer output (`n × d`).
     func notify(layer l: Int, batch: TokenBatch, context: UnsafePointer<Float>, ldContext: Int,
-                output: UnsafePointer<Float>, shape c: ObservationShape) throws {
+                mlpOutput: UnsafePointer<Float>?, output: UnsafePointer<Float>, shape c: ObservationShape) throws {
         let points = observationPoints
         for h in 0..<c.headCount where points.contains(.attentionHead(layer: l, head: h)) {
             try observe(ActivationView(point: .attentionHead(layer: l, head: h), batch: batch, width: c.headDimension,
                                        base: context + h * c.headDimension, leadingDimension: ldContext))
+        }
+        if let mlpOutput, points.contains(.mlpOutput(layer: l)) {
+            try observe(ActivationView(point: .mlpOutput(layer: l), batch: batch, width: c.hiddenSize,
+                                       base: mlpOutput, leadingDimension: c.hiddenSize))
         }
         if points.contains(.layerOutput(layer: l)) {
             try observe(ActivationView(point: .layerOutput(layer: l), batch: batch, width: c.hiddenSize,
