@@ -119,19 +119,7 @@ struct Detect: ParsableCommand {
             guard z.shape[1] == side.dimension else {
                 throw FileProblem(path: data, message: "rows have \(z.shape[1]) features, the trusted data \(side.dimension)")
             }
-            let truth: [Bool]? = try labels.map { path in
-                let y = try MatrixFiles.readLabels(path)
-                guard y.count == z.shape[0] else {
-                    throw FileProblem(path: path, message: "\(y.count) labels for \(z.shape[0]) rows of \(data)")
-                }
-                return try y.enumerated().map { i, v in
-                    guard v == 0 || v == 1 else { throw FileProblem(path: path, message: "label \(i) is \(v); expected 0 (normal) or 1 (anomalous)") }
-                    return v == 1
-                }
-            }
-            if let truth, let path = labels, Set(truth).count < 2 {
-                throw FileProblem(path: path, message: "the metrics need both anomalous (1) and normal (0) rows; every label is \(truth.first == true ? 1 : 0)")
-            }
+            let truth = try labels.map { try MatrixFiles.readAnomalyLabels($0, count: z.shape[0], of: data) }
 
             // Everything is computed before anything is written: a failure leaves no output.
             let scores = try score(z, side: side)

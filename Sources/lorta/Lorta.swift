@@ -6,6 +6,6 @@ struct Lorta: ParsableCommand {
         commandName: "lorta",
         abstract: "LoRA / LoRTA fine-tuning, adapter merging and activation monitoring on the CPU.",
         version: LoRTAVersion.string,
-        subcommands: [Info.self, Train.self, Eval.self, Merge.self, Stats.self, Detect.self, Generate.self, Perplexity.self]
+        subcommands: [Info.self, Train.self, Eval.self, Merge.self, Stats.self, Detect.self, MonitorCommand.self, Generate.self, Perplexity.self]
     )
 }

@@ -100,6 +100,21 @@ enum MatrixFiles {
         }
     }
 
+    /// Anomaly labels: one 0 (normal) or 1 (anomalous) per row of `data` (`count` rows), with
+    /// both values present (the metrics need both).
+    static func readAnomalyLabels(_ path: String, count: Int, of data: String) throws -> [Bool] {
+        let y = try readLabels(path)
+        guard y.count == count else { throw FileProblem(path: path, message: "\(y.count) labels for \(count) rows of \(data)") }
+        let truth = try y.enumerated().map { i, v in
+            guard v == 0 || v == 1 else { throw FileProblem(path: path, message: "label \(i) is \(v); expected 0 (normal) or 1 (anomalous)") }
+            return v == 1
+        }
+        guard Set(truth).count == 2 else {
+            throw FileProblem(path: path, message: "the metrics need both anomalous (1) and normal (0) rows; every label is \(truth.first == true ? 1 : 0)")
+        }
+        return truth
+    }
+
     /// Writes one float64 score per row: `.npy` (`<f8`, 1-D) or CSV/text (one value per line,
     /// shortest round-trip decimal form). Atomic.
     static func writeScores(_ scores: [Double], to path: String) throws {
