@@ -20,12 +20,13 @@ public enum DetectionMetrics {
     /// `Σ_k (R_k − R_{k−1}) P_k` over the distinct score thresholds, highest first. O(n log n).
     public static func averagePrecision(scores: [Double], labels: [Bool]) throws -> Double {
         let g = try groups(scores, labels, "averagePrecision")
-        var ap = 0.0, tp = 0, fp = 0
+        // Σ t_k · P_k, divided by the positives once at the end (a perfect ranking gives exactly 1).
+        var sum = 0.0, tp = 0, fp = 0
         for (t, f) in g.groups {
             tp += t; fp += f
-            if t > 0 { ap += (Double(t) / Double(g.positives)) * (Double(tp) / Double(tp + fp)) }
+            if t > 0 { sum += Double(t) * (Double(tp) / Double(tp + fp)) }
         }
-        return ap
+        return sum / Double(g.positives)
     }
 
     /// The largest true-positive rate of a score threshold whose false-positive rate is at
