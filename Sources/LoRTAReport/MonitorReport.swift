@@ -96,7 +96,7 @@ public struct MonitorReport: Sendable {
     table.summary th { background: #f7f7f7; font-weight: normal; color: #444; }
     td.num { text-align: right; font-variant-numeric: tabular-nums; }
     figure.chart { margin: 0.8em 0 1.4em 0; }
-    figure.chart svg { width: 100%; max-width: 760px; height: auto; display: block; }
+    figure.chart svg { max-width: 100%; height: auto; display: block; }
     svg text { font-family: "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; fill: #222; }
 
     """

@@ -116,6 +116,27 @@ public struct ScoreHistogram: Sendable, Equatable {
         return bins
     }
 
+    /// Tick values (not logarithms) for a log₁₀ axis over lo...hi (in log₁₀): decades over three
+    /// or more, else 1-2-5 steps, else (within a decade) linear steps.
+    static func logTicks(lo: Double, hi: Double) -> [Double] {
+        if hi - lo >= 3 {
+            let step = max(1, (hi - lo) / 8).rounded(.up)
+            return Markup.ticks(from: lo, to: hi, step: step).map { pow(10, $0) }
+        }
+        var values: [Double] = []
+        for k in Int(lo.rounded(.down))...Int(hi.rounded(.up)) {
+            for m in [1.0, 2, 5] {
+                let v = m * pow(10, Double(k))
+                let l = log10(v)
+                if l >= lo - 1e-9 && l <= hi + 1e-9 { values.append(v) }
+            }
+        }
+        if values.count >= 3 { return values }
+        let a = pow(10, lo), b = pow(10, hi)
+        let step = Markup.niceStep(range: b - a, count: 5)
+        return Markup.ticks(from: a, to: b, step: step).filter { $0 > 0 }
+    }
+
     func render(into out: inout String, id: Int) {
         // Precondition: validate() passed.
         guard let bins = try? binned() else { return }
@@ -139,16 +160,16 @@ public struct ScoreHistogram: Sendable, Equatable {
         let yMax = max((top / step - 1e-9).rounded(.up), 1) * step
         let yDigits = Markup.digits(forStep: step)
         let yTicks = Markup.ticks(from: 0, to: yMax, step: step).map { (position: $0 / yMax, label: Markup.fixed($0, digits: yDigits)) }
-        // x axis: nice ticks over lo...hi (in log₁₀ for a logarithmic axis).
-        let xStep = Markup.niceStep(range: bins.hi - bins.lo, count: 6)
-        let xTicks: [(position: Double, label: String)] = Markup.ticks(from: bins.lo, to: bins.hi, step: xStep).map { v in
-            let label: String
-            if logarithmicX {
-                label = Markup.short(pow(10, v))
-            } else {
-                label = Markup.fixed(v, digits: Markup.digits(forStep: xStep))
+        // x axis: nice ticks over lo...hi (logarithmic: see logTicks).
+        let xTicks: [(position: Double, label: String)]
+        func position(_ v: Double) -> Double { (v - bins.lo) / (bins.hi - bins.lo) }
+        if logarithmicX {
+            xTicks = Self.logTicks(lo: bins.lo, hi: bins.hi).map { (position: position(log10($0)), label: Markup.short($0)) }
+        } else {
+            let xStep = Markup.niceStep(range: bins.hi - bins.lo, count: 6)
+            xTicks = Markup.ticks(from: bins.lo, to: bins.hi, step: xStep).map {
+                (position: position($0), label: Markup.fixed($0, digits: Markup.digits(forStep: xStep)))
             }
-            return (position: (v - bins.lo) / (bins.hi - bins.lo), label: label)
         }
         frame.xAxis(into: &out, ticks: xTicks, title: logarithmicX ? xLabel + " (log scale)" : xLabel)
         frame.yAxis(into: &out, ticks: yTicks, title: scale == .count ? "count" : "fraction of series")
