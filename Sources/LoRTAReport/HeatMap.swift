@@ -23,8 +23,9 @@ public struct HeatMap: Sendable, Equatable {
     /// `values[row][column]`: `rowLabels.count` rows of `columnLabels.count` values. NaN is a
     /// missing cell; ±infinity is not allowed.
     public var values: [[Double]]
-    /// The axis titles; defaults "layer" (rows) and "head" (columns).
+    /// The title of the row axis (and of rows in tooltips); default "layer".
     public var rowTitle: String
+    /// The title of the column axis (and of columns in tooltips); default "head".
     public var columnTitle: String
     /// Colour scale; default ``ColorScheme/sequential``.
     public var colorScheme: ColorScheme
