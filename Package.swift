@@ -7,6 +7,7 @@ let package = Package(
     name: "swift-lorta",
     products: [
         .library(name: "LoRTA", targets: ["LoRTA"]),
+        .library(name: "LoRTAReport", targets: ["LoRTAReport"]),
         .executable(name: "lorta", targets: ["lorta"]),
     ],
     dependencies: [
@@ -43,17 +44,21 @@ let package = Package(
             dependencies: ["CKernels", "CBLAS"],
             path: "Sources/LoRTA"
         ),
+        // The monitor's self-contained HTML report (inline SVG, no JavaScript). No dependencies,
+        // not even on LoRTA, so the core library stays free of it.
+        .target(name: "LoRTAReport", path: "Sources/LoRTAReport"),
         .executableTarget(
             name: "lorta",
             dependencies: [
                 "LoRTA",
+                "LoRTAReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/lorta"
         ),
         .testTarget(
             name: "LoRTATests",
-            dependencies: ["LoRTA", "CKernels", "lorta"],
+            dependencies: ["LoRTA", "LoRTAReport", "CKernels", "lorta"],
             path: "Tests/LoRTATests",
             resources: [.copy("Fixtures")]
         ),
