@@ -208,6 +208,9 @@ struct MonitorScore: ParsableCommand {
     @Option(help: "Write the combined score of every input: .npy, .csv or .txt.")
     var scoresOut: String?
 
+    @Option(help: "Write a self-contained HTML report (ROC curves, score histograms, a layer × head map, tables).")
+    var report: String?
+
     @Option(help: "Override the model the monitor was fitted with.")
     var model: String?
 
@@ -243,6 +246,14 @@ struct MonitorScore: ParsableCommand {
         }
     }
 
+    static func combinationText(_ c: MonitorCombination) -> String {
+        switch c {
+        case .max: return "max: the largest out-of-fold-calibrated channel score (fitted on trusted inputs only)"
+        case .mean: return "mean: the average of the calibrated channel scores (fitted on trusted inputs only)"
+        case .mahalanobis: return "mahalanobis: Ledoit–Wolf distance of the vector of calibrated scores to the trusted inputs' vectors"
+        }
+    }
+
     func run() throws {
         try reportingErrors {
             try memory.apply()
@@ -264,8 +275,24 @@ struct MonitorScore: ParsableCommand {
             }
             let truth = try labels.map { try MatrixFiles.readAnomalyLabels($0, count: scores.combined.count, of: data) }
             let evaluation = try truth.map { try scores.evaluation(labels: $0) }
+            var summary: [(key: String, value: String)] = [
+                ("monitor", monitor), ("model", modelPath), ("adapter", adapter ?? source["adapter"] ?? "none"), ("data", data),
+                ("inputs", String(scores.combined.count)), ("trusted inputs", String(fitted.trustedCount)),
+                ("channels", "\(scores.channels.count) (\(fitted.sites.count) sites × \(batch ? fitted.detectors.count : 1) detectors)"),
+                ("scoring", batch ? "batch: the inputs of DATA judged together" : "per input"),
+                ("combination", Self.combinationText(scores.combination)),
+            ]
+            if let evaluation {
+                summary.append(("combined AUROC", String(format: "%.4f", evaluation.combined.auroc)))
+                summary.append(("combined TPR at 1% / 5% FPR", String(format: "%.3f / %.3f", evaluation.combined.truePositiveRateAt1PercentFPR,
+                                                                     evaluation.combined.truePositiveRateAt5PercentFPR)))
+            }
+            let html = try report.map { _ in
+                try MonitorReportContent.make(monitor: fitted, scores: scores, evaluation: evaluation, truth: truth, summary: summary)
+            }
             // Everything is computed before anything is written.
             if let scoresOut { try MatrixFiles.writeScores(scores.combined, to: scoresOut) }
+            if let report, let html { try html.write(to: URL(fileURLWithPath: report)) }
 
             var result: [String: Any] = [
                 "inputs": scores.combined.count, "channels": scores.channels.count, "combination": scores.combination.rawValue,

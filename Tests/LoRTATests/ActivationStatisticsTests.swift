@@ -411,7 +411,19 @@ struct DetectionMetricsTests {
                 let got = try DetectionMetrics.truePositiveRate(atFalsePositiveRate: try #require(Double(k)), scores: scores, labels: labels)
                 #expect(abs(got - v.doubleValue) < 1e-12, "fpr \(k)")
             }
+            // The ROC curve: monotone from (0, 0) to (1, 1); its trapezoids sum to scikit-learn's AUROC.
+            let roc = try DetectionMetrics.rocCurve(scores: scores, labels: labels)
+            #expect(roc.first! == (0, 0) && roc.last! == (1, 1))
+            #expect(roc.count == Set(scores).count + 1)
+            var area = 0.0
+            for (a, b) in zip(roc, roc.dropFirst()) {
+                #expect(b.falsePositiveRate >= a.falsePositiveRate && b.truePositiveRate >= a.truePositiveRate)
+                area += (b.falsePositiveRate - a.falsePositiveRate) * (a.truePositiveRate + b.truePositiveRate) / 2
+            }
+            #expect(abs(area - auc) < 1e-12)
         }
+        #expect(try DetectionMetrics.rocCurve(scores: [3, 1, 2, 2], labels: [true, false, true, false]).map { [$0.0, $0.1] }
+                == [[0, 0], [0, 0.5], [0.5, 1], [1, 1]])
     }
 
     @Test func handWorkedExamples() throws {

@@ -40,7 +40,8 @@ struct MonitorCLITests {
 
         for extra in [[], ["--batch"]] {
             let r = try CLI.run(["monitor", "score", "--monitor", f.path("mon"), "--data", f.path("data.tsv"),
-                                 "--labels", f.path("labels.txt"), "--scores-out", f.path("scores.npy"), "--json"] + extra)
+                                 "--labels", f.path("labels.txt"), "--scores-out", f.path("scores.npy"),
+                                 "--report", f.path("report.html"), "--json"] + extra)
             try #require(r.status == 0, "\(r.stderr)")
             let result = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
             let scores = try NumpyArray(contentsOf: URL(fileURLWithPath: f.path("scores.npy"))).doubleValues()
@@ -56,7 +57,19 @@ struct MonitorCLITests {
             #expect(Set(points.keys) == Set(monitor.sites.map(\.description)))
             #expect(points["layer.1.output:mean"]?.keys.sorted() == (extra.isEmpty ? ["mahalanobis"] : ["mahalanobis", "que", "spectral"]))
             #expect(points["layer.0.attention.head.1:mean"]?["mahalanobis"]?["auroc"] != nil)
+            // The report: one ROC chart, two histograms, one heat map; the channel table lists every channel.
+            let html = try String(contentsOfFile: f.path("report.html"), encoding: .utf8)
+            #expect(html.components(separatedBy: "<svg").count - 1 == 4)
+            #expect(!html.contains("<script"))
+            #expect(html.contains("layer.1.mlp.output:mean/mahalanobis"))
+            #expect(html.contains(String(format: "%.4f", expected.auroc)))
         }
+        // Without labels the report still shows the distributions and the map (flagged = top 5%).
+        let unlabelled = try CLI.run(["monitor", "score", "--monitor", f.path("mon"), "--data", f.path("data.tsv"),
+                                      "--report", f.path("plain.html")])
+        #expect(unlabelled.status == 0, "\(unlabelled.stderr)")
+        let plain = try String(contentsOfFile: f.path("plain.html"), encoding: .utf8)
+        #expect(plain.components(separatedBy: "<svg").count - 1 == 3 && plain.contains("top 5% by combined score"))
 
         // Bad labels: an error naming the file, and no scores written.
         try FileManager.default.removeItem(atPath: f.path("scores.npy"))

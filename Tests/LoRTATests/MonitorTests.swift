@@ -171,7 +171,7 @@ struct MonitorTests {
         }
         // The rows kept for the calibration are checked against the memory budget.
         try MemoryBudget.withBudget(try MemoryBudget(bytes: 4096, origin: "test")) { () throws in
-            #expect(throws: MemoryError.self) { try Monitor.fit(sites: sites, shape: shape, observing: pass(model, Self.trusted)) }
+            _ = #expect(throws: MemoryError.self) { try Monitor.fit(sites: sites, shape: shape, observing: pass(model, Self.trusted)) }
         }
     }
 }

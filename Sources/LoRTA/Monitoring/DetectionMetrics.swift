@@ -44,6 +44,21 @@ public enum DetectionMetrics {
         return Double(best) / Double(g.positives)
     }
 
+    /// The ROC curve: `(0, 0)`, then one point per group of equal scores, highest score first,
+    /// ending at `(1, 1)` — the points whose trapezoids ``auroc(scores:labels:)`` sums (as
+    /// `sklearn.metrics.roc_curve` with `drop_intermediate=False`). O(n log n).
+    /// - Throws: as ``auroc(scores:labels:)``.
+    public static func rocCurve(scores: [Double], labels: [Bool]) throws -> [(falsePositiveRate: Double, truePositiveRate: Double)] {
+        let g = try groups(scores, labels, "rocCurve")
+        var out: [(falsePositiveRate: Double, truePositiveRate: Double)] = [(0, 0)]
+        var tp = 0, fp = 0
+        for (t, f) in g.groups {
+            tp += t; fp += f
+            out.append((Double(fp) / Double(g.negatives), Double(tp) / Double(g.positives)))
+        }
+        return out
+    }
+
     /// (positives, negatives) per group of equal scores, highest score first.
     private static func groups(_ scores: [Double], _ labels: [Bool], _ op: String)
         throws -> (groups: [(Int, Int)], positives: Int, negatives: Int) {

@@ -319,6 +319,21 @@ public struct MonitorScores: Sendable {
     /// How ``combined`` was made.
     public let combination: MonitorCombination
 
+    /// Per channel: the mean standardized score of the `flagged` inputs minus that of the
+    /// others (how much more anomalous the channel finds the flagged inputs, in units of its
+    /// trusted spread). O(channels · inputs).
+    /// - Throws: ``StatisticsError/labelCountMismatch(rows:labels:)``, ``StatisticsError/singleClass(operation:)``.
+    public func separation(flagged: [Bool]) throws -> [Double] {
+        guard flagged.count == combined.count else { throw StatisticsError.labelCountMismatch(rows: combined.count, labels: flagged.count) }
+        let k = flagged.filter { $0 }.count
+        guard k > 0, k < flagged.count else { throw StatisticsError.singleClass(operation: "MonitorScores.separation") }
+        return standardized.map { z in
+            var a = 0.0, b = 0.0
+            for (v, f) in zip(z, flagged) { if f { a += v } else { b += v } }
+            return a / Double(k) - b / Double(flagged.count - k)
+        }
+    }
+
     /// Detection metrics of the combined score and of every channel against `labels`
     /// (true = anomalous).
     /// - Throws: ``StatisticsError`` for a label count that differs or a single class.
