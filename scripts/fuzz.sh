@@ -6,7 +6,7 @@
 #
 # Builds Fuzz/ with -sanitize=fuzzer,address (Swift) and -fsanitize=address (C kernels), then
 # runs each harness (default: all) for SECONDS (default 60) on its committed seed corpus
-# Fuzz/corpus/<harness>/ plus a working corpus Fuzz/.build/fuzz-corpus/<harness>/ (new inputs
+# Fuzz/corpus/<harness>/ (with the dictionary Fuzz/dictionaries/<harness>.dict, if any) plus a working corpus Fuzz/.build/fuzz-corpus/<harness>/ (new inputs
 # land there, never in the committed seeds). SECONDS=0 only replays the seeds and the working
 # corpus once (-runs=0). Prints executions, corpus size and crashes per harness; crash, leak,
 # timeout and out-of-memory inputs are kept in Fuzz/crashes/<harness>/ and the script exits 1.
@@ -54,6 +54,8 @@ for h in "${harnesses[@]}"; do
   # stored in a main.swift global is reported as leaked), so every harness would "leak" its
   # set-up state. Leaks are not what these harnesses look for; -rss_limit_mb catches growth.
   options=(-timeout=20 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 -artifact_prefix="$crashes/")
+  # Swift's string comparisons are not instrumented: a dictionary of the parser's keys helps.
+  [ -f "$root/Fuzz/dictionaries/$h.dict" ] && options+=(-dict="$root/Fuzz/dictionaries/$h.dict")
   if [ "$seconds" -eq 0 ]; then options+=(-runs=0); else options+=(-max_total_time="$seconds"); fi
   t0=$(date +%s)
   status=0
