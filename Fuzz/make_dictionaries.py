@@ -26,6 +26,8 @@ HARNESSES = {  # harness: (source files, input is JSON)
                     "Monitoring/CovarianceEstimator.swift", "IO/SafeTensors.swift"], True),
     "optimizer-checkpoint": (["Training/OptimizerCheckpoint.swift", "Training/LearningRateSchedule.swift",
                               "IO/SafeTensors.swift"], True),
+    "trainer-checkpoint": (["Training/TrainingCheckpoint.swift", "Training/TrainingConfiguration.swift",
+                            "Training/LearningRateSchedule.swift", "Training/SequenceClassificationTask.swift"], True),
     "adapter-dir": (["Adapters/AdapterFiles.swift", "Adapters/PEFTAdapterConfiguration.swift",
                      "Adapters/LoRTAFiles.swift"], True),
 }

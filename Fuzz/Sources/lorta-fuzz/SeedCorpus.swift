@@ -112,6 +112,9 @@ enum SeedCorpus {
         try checkpoint.write(to: optimizerDir.appendingPathComponent("optimizer.safetensors"))
         try put("optimizer-checkpoint", "schedule.txt", checkpoint.schedule.description)
 
+        let run = try TinyTrainingRun.checkpoint(in: Scratch.emptyDirectory("seed-checkpoint")).0
+        try put("trainer-checkpoint", "trainer.json", try Data(contentsOf: run.appendingPathComponent("trainer.json")))
+
         // adapter directories: selector (0 tiny Llama, 1 BERT d 8, 2 BERT d 12), config, weights
         for (selector, path) in [(0, "lorta_reference/tiny_llama_qo/adapter"), (1, "merge/adapter"),
                                  (2, "lorta_merge/bert/adapter")] {
@@ -163,6 +166,11 @@ enum SeedCorpus {
         try check("optimizer-checkpoint") {
             _ = try OptimizerCheckpoint(contentsOf: file("optimizer-checkpoint", "optimizer.safetensors"))
             _ = try LearningRateSchedule(parsing: String(decoding: Data(contentsOf: file("optimizer-checkpoint", "schedule.txt")), as: UTF8.self))
+        }
+        try check("trainer-checkpoint/trainer.json") {
+            let (dir, task) = try TinyTrainingRun.checkpoint(in: Scratch.emptyDirectory("verify-checkpoint"))
+            try Data(contentsOf: file("trainer-checkpoint", "trainer.json")).write(to: dir.appendingPathComponent("trainer.json"))
+            _ = try Trainer(resumingFrom: dir, task: task)
         }
         let hosts = try adapterHosts()
         for name in try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("adapter-dir").path).sorted() {

@@ -14,7 +14,7 @@ struct Harness: Sendable {
         .peftConfig, .bertConfig, .llamaConfig,
         .wordPiece, .bpeJSON, .bpeConfig, .chatTemplate,
         .labelledText, .causalJSONL,
-        .statisticsFile, .optimizerCheckpoint, .adapterDirectory,
+        .statisticsFile, .optimizerCheckpoint, .trainerCheckpoint, .adapterDirectory,
     ]
 }
 
