@@ -59,6 +59,12 @@ func testOneInput(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     return 0
 }
 
+/// libFuzzer's conventional entry point. The driver call below passes `testOneInput` itself; the
+/// symbol is defined because a link may still pull in libFuzzer's `main` (debug builds, no
+/// --gc-sections), whose object refers to it. SwiftPM's `--defsym main=…` keeps ours as `main`.
+@_cdecl("LLVMFuzzerTestOneInput")
+func llvmFuzzerTestOneInput(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> CInt { testOneInput(bytes, count) }
+
 // libFuzzer sees argv without the harness name.
 var cArguments: [UnsafeMutablePointer<CChar>?] = ([arguments[0]] + arguments.dropFirst(2)).map { strdup($0) } + [nil]
 var argc = CInt(cArguments.count - 1)
