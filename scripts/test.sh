@@ -10,6 +10,9 @@ source scripts/blas-env.sh
 echo "test: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}"
 swift build --build-tests
 swift test --skip-build --no-parallel
+# Fuzzing smoke: every libFuzzer harness (Fuzz/) under ASan for a few seconds from its committed
+# seeds, debug build (docs/architecture.md, "Fuzzing and sanitizers"). scripts/sanitize.sh is not run here.
+LORTA_FUZZ_CONFIGURATION=debug bash scripts/fuzz.sh "${LORTA_FUZZ_SMOKE_SECONDS:-2}"
 # The DocC documentation must build with zero warnings (broken links, undocumented parameters).
 bash scripts/check-docs.sh
 bash scripts/check-embedding.sh
