@@ -9,6 +9,9 @@ bash scripts/fetch-assets.sh
 source scripts/blas-env.sh
 echo "test: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}"
 swift build --build-tests
+# --no-parallel is required: suites switch the process-wide thread count and instruction set
+# (Runtime.withThreadCount / withInstructionSet) and read a process-wide diagnostic
+# (lt_debug_threads_seen), so tests running at the same time would disturb each other.
 swift test --skip-build --no-parallel
 # Fuzzing smoke: every libFuzzer harness (Fuzz/) under ASan for a few seconds from its committed
 # seeds, debug build (docs/architecture.md, "Fuzzing and sanitizers"). scripts/sanitize.sh is not run here.

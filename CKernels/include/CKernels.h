@@ -13,4 +13,5 @@
 #include "lt_nn.h"
 #include "lt_optim.h"
 #include "lt_quant.h"
+#include "lt_fs.h"
 #endif

@@ -57,6 +57,18 @@ int lt_isa_parse(const char *name);
 lt_status lt_set_num_threads(int n);
 int lt_get_num_threads(void);
 
+/* ---- Test diagnostic: did a second thread really work? ----------------------------------
+ * Small loops run on the calling thread alone (a flop threshold), so a test comparing 1 and 2
+ * threads proves nothing unless its loops ran on both. lt_debug_threads_seen() is 1 + the
+ * highest OpenMP thread number that ran a chunk of rows of an instrumented loop since the last
+ * lt_debug_reset_threads_seen(): 0 when none ran, 1 when they ran on one thread only, 2 when
+ * thread 1 ran at least one chunk. Instrumented: the row loops of lt_lora_forward,
+ * lt_lora_backward, lt_lora_merge / lt_lora_unmerge and lt_lorta_merge_slice (not the BLAS
+ * calls). Process-wide and relaxed-atomic: cheap (one compare per row, a call per chunk of
+ * LT_ROWS_PER_CHUNK rows), thread-safe, meant for tests that run one at a time. */
+int lt_debug_threads_seen(void);
+void lt_debug_reset_threads_seen(void);
+
 /* ---- BLAS diagnostics -------------------------------------------------------------------
  * Distribution OpenBLAS builds (DYNAMIC_ARCH) may not know a new CPU and fall back to old
  * SSE3 ("Prescott") kernels, several times slower. These helpers compare the active core

@@ -26,8 +26,11 @@
  * row updates (y_i += Σ_k t_k (sBᵀ)[k,:], dx_i += Σ_k g_k A[k,:], W[o,:] += Σ_k s B[o,k] A[k,:]).
  * The scale is folded once per call into a transposed copy s·Bᵀ (r×d_out) in the workspace.
  * Rows are split into fixed chunks (schedule(static, LT_ROWS_PER_CHUNK)) and each row is
- * computed by the same code whatever thread runs it, so results do not depend on the thread
- * count. (OpenBLAS splits GEMMs over output blocks, never over the summed dimension.)
+ * computed by the same code whatever thread runs it, so our loops do not depend on the thread
+ * count. The GEMMs are OpenBLAS's: 0.3.21 with its SkylakeX / Cooperlake cores gives the
+ * single-thread bits when the summed dimension is at most 384, but its threaded driver may cut
+ * a longer one into other blocks than the serial driver (e.g. K = 449), and its Haswell core
+ * differs between 1 and 2 threads even for short ones (measured; see the README).
  */
 #include "lt_lora.h"
 #include "lt_rng.h"
@@ -143,6 +146,7 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
     lt_axpy_many_fn axpy = lt__axpy_many();
     #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (d_in + d_out)))
     for (int64_t i = 0; i < n; i++) {
+        LT__NOTE_CHUNK(i);
         float *t = Tw + i * r;
         float *y = Y + i * ldy;
         dot(X + i * ldx, A, d_in, r, d_in, t);        /* t = A x_i */
@@ -224,6 +228,7 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
         lt_dot_many_fn dot = lt__dot_many();
         #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * (d_in + d_out)))
         for (int64_t i = 0; i < n; i++) {
+            LT__NOTE_CHUNK(i);
             if (Tw) dot(X + i * ldx, A, d_in, r, d_in, Tw + i * r);   /* t_i = A x_i */
             dot(dY + i * lddy, sBt, d_out, r, d_out, Gs + i * r);      /* s g_i = (s Bᵀ) dy_i */
         }
@@ -240,8 +245,10 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
         } else {
             lt_axpy_many_fn axpy = lt__axpy_many();
             #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * d_in))
-            for (int64_t i = 0; i < n; i++)
+            for (int64_t i = 0; i < n; i++) {
+                LT__NOTE_CHUNK(i);
                 axpy(dX + i * lddx, Gs + i * r, A, d_in, r, d_in);      /* dx_i += Σ_k s g_ik A[k,:] */
+            }
         }
     }
     return LT_OK;
@@ -265,6 +272,7 @@ static lt_status merge_signed(int64_t d_out, int64_t d_in, int64_t r, float s, c
     const float ss = sign * s;
     #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
     for (int64_t o = 0; o < d_out; o++) {
+        LT__NOTE_CHUNK(o);
         float coef[LT_LORA_RCHUNK];
         for (int64_t k0 = 0; k0 < r; k0 += LT_LORA_RCHUNK) {
             int64_t kc = r - k0 < LT_LORA_RCHUNK ? r - k0 : LT_LORA_RCHUNK;

@@ -34,6 +34,7 @@ lt_status lt_lorta_merge_slice(const lt_lorta_dims *dims, int64_t d_out, const f
 
     #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
     for (int64_t o = 0; o < d_out; o++) {
+        LT__NOTE_CHUNK(o);
         float ac[LT_LORTA_KBLOCK], coef[LT_LORTA_KBLOCK];
         float *w = W + o * ldw;
         const float *a = A + o * r;

@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +17,7 @@
 extern void omp_set_num_threads(int);
 extern int omp_get_max_threads(void);
 extern int omp_get_num_procs(void);
+extern int omp_get_thread_num(void);
 extern void kmp_set_blocktime(int);
 
 const char *lt_status_string(int status) {
@@ -153,6 +155,22 @@ lt_status lt__ensure_init(void) {
     }
     return st;
 }
+
+/* ---- test diagnostic: threads that ran chunks of instrumented loops ---------------------- */
+
+static atomic_int g_threads_seen;
+
+void lt__note_thread(void) {
+    int seen = omp_get_thread_num() + 1;
+    int cur = atomic_load_explicit(&g_threads_seen, memory_order_relaxed);
+    while (seen > cur && !atomic_compare_exchange_weak_explicit(&g_threads_seen, &cur, seen, memory_order_relaxed,
+                                                                  memory_order_relaxed)) {
+    }
+}
+
+int lt_debug_threads_seen(void) { return atomic_load_explicit(&g_threads_seen, memory_order_relaxed); }
+
+void lt_debug_reset_threads_seen(void) { atomic_store_explicit(&g_threads_seen, 0, memory_order_relaxed); }
 
 int lt_get_num_threads(void) {
     if (g_threads <= 0) {

@@ -69,4 +69,9 @@ lt_axpy_block_fn lt__axpy_block_for(int isa);
  * because every row is computed by the same code regardless of which thread runs it. */
 #define LT_ROWS_PER_CHUNK 16
 
+/* First statement of an instrumented row loop's body (row index i): the thread that starts a
+ * chunk records itself for the test diagnostic lt_debug_threads_seen (lt_runtime.h). */
+void lt__note_thread(void);
+#define LT__NOTE_CHUNK(i) do { if ((i) % LT_ROWS_PER_CHUNK == 0) lt__note_thread(); } while (0)
+
 #endif

@@ -38,8 +38,13 @@ struct Detect: ParsableCommand {
         ε·tr(Σ)/d·I (--ridge-epsilon, default 1e-3). A singular covariance is an error: choose \
         ridge, ledoit-wolf or oas.
         Scores go to --scores-out (.npy float64, or .csv/.txt one per line); without it they are \
-        printed to stdout, one per line. With --labels (1 = anomalous, 0 = normal) the AUROC, \
-        average precision and TPR at 5% FPR are printed to stdout. Progress goes to stderr.
+        printed to stdout, one per line. With --labels (1 = anomalous, 0 = normal; both must \
+        occur) the AUROC, average precision and TPR at 5% FPR are printed to stdout. Progress \
+        goes to stderr. Everything is read, checked and computed before --scores-out is written: \
+        a failed run writes nothing.
+        Memory: the covariance methods need d × d float64 matrices (8·d² bytes each; \
+        class-mahalanobis one per class); spectral needs at most min(m, d)² of the m scored rows. \
+        A request beyond the memory budget (--max-memory) is refused before anything is allocated.
         """)
 
     @Option(help: "Detection method: \(Method.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -78,10 +83,12 @@ struct Detect: ParsableCommand {
     @Flag(help: "Print a JSON object (summary, metrics; the scores too when --scores-out is not given).")
     var json = false
 
+    @OptionGroup var memory: MemoryOptions
+
     func validate() throws {
-        guard ridgeEpsilon.isFinite, ridgeEpsilon >= 0 else { throw ValidationError("--ridge-epsilon must be finite and >= 0") }
-        guard alpha.isFinite, alpha > 0 else { throw ValidationError("--alpha must be finite and > 0") }
-        guard modes >= 1 else { throw ValidationError("--modes must be >= 1") }
+        try OptionRange.check(ridgeEpsilon, "ridge-epsilon", 0...1e12)
+        try OptionRange.check(alpha, "alpha", 0...1e6, exclusiveLower: true)
+        try OptionRange.check(modes, "modes", 1...1_000_000)
         if estimator != nil, method == .spectral { throw ValidationError("--estimator has no effect with --method spectral") }
     }
 
@@ -96,6 +103,7 @@ struct Detect: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try memory.apply()
             try Runtime.initialize()
             if let scoresOut, try MatrixFiles.kind(of: scoresOut) == .safetensors {
                 throw FileProblem(path: scoresOut, message: "scores are written as .npy, .csv or .txt")
@@ -104,31 +112,12 @@ struct Detect: ParsableCommand {
             if trustedIsStatistics, trustedLabels != nil {
                 throw ValidationError("--trusted-labels applies to trusted rows; a statistics file keeps its own labels")
             }
-            // Trusted side: statistics (from the file, or accumulated from rows) and maybe the rows.
-            var trustedRows: Tensor?
-            let stats: ActivationStatistics
-            if trustedIsStatistics {
-                stats = try MatrixFiles.naming(trusted) { try ActivationStatistics(contentsOf: URL(fileURLWithPath: trusted)) }
-            } else {
-                let x = try MatrixFiles.readMatrix(trusted)
-                trustedRows = x
-                var s = try ActivationStatistics(dimension: max(1, x.shape[1]))
-                if let trustedLabels {
-                    let y = try MatrixFiles.readLabels(trustedLabels)
-                    guard y.count == x.shape[0] else {
-                        throw FileProblem(path: trustedLabels, message: "\(y.count) labels for \(x.shape[0]) rows of \(trusted)")
-                    }
-                    try s.update(with: x, labels: y)
-                } else {
-                    try s.update(with: x)
-                }
-                stats = s
-            }
-            printError("trusted: \(stats.count) rows, dimension \(stats.dimension)"
-                       + (stats.labels.isEmpty ? "" : ", \(stats.labels.count) classes") + " (\(trusted))")
+            let side = try trustedSide(isStatistics: trustedIsStatistics)
+            printError("trusted: \(side.count) rows, dimension \(side.dimension)"
+                       + (side.classCount == 0 ? "" : ", \(side.classCount) classes") + " (\(trusted))")
             let z = try MatrixFiles.readMatrix(data)
-            guard z.shape[1] == stats.dimension else {
-                throw FileProblem(path: data, message: "rows have \(z.shape[1]) features, the trusted data \(stats.dimension)")
+            guard z.shape[1] == side.dimension else {
+                throw FileProblem(path: data, message: "rows have \(z.shape[1]) features, the trusted data \(side.dimension)")
             }
             let truth: [Bool]? = try labels.map { path in
                 let y = try MatrixFiles.readLabels(path)
@@ -140,24 +129,28 @@ struct Detect: ParsableCommand {
                     return v == 1
                 }
             }
-
-            let scores = try score(z, stats: stats, rows: trustedRows)
-            printError("scored \(scores.count) rows of \(data) with \(method.rawValue)"
-                       + (method == .spectral ? "" : " (\(covarianceEstimator))"))
-            if let scoresOut {
-                try MatrixFiles.writeScores(scores, to: scoresOut)
-                printError("wrote \(scoresOut)")
+            if let truth, let path = labels, Set(truth).count < 2 {
+                throw FileProblem(path: path, message: "the metrics need both anomalous (1) and normal (0) rows; every label is \(truth.first == true ? 1 : 0)")
             }
+
+            // Everything is computed before anything is written: a failure leaves no output.
+            let scores = try score(z, side: side)
             var metrics: [String: Double] = [:]
             if let truth {
                 metrics["auroc"] = try DetectionMetrics.auroc(scores: scores, labels: truth)
                 metrics["average_precision"] = try DetectionMetrics.averagePrecision(scores: scores, labels: truth)
                 metrics["tpr_at_5_fpr"] = try DetectionMetrics.truePositiveRate(atFalsePositiveRate: 0.05, scores: scores, labels: truth)
             }
+            printError("scored \(scores.count) rows of \(data) with \(method.rawValue)"
+                       + (method == .spectral ? "" : " (\(covarianceEstimator))"))
+            if let scoresOut {
+                try MatrixFiles.writeScores(scores, to: scoresOut)
+                printError("wrote \(scoresOut)")
+            }
             if json {
                 var object: [String: Any] = [
                     "method": method.rawValue, "trusted": trusted, "data": data, "rows": scores.count,
-                    "trusted_rows": stats.count, "dimension": stats.dimension,
+                    "trusted_rows": side.count, "dimension": side.dimension,
                 ]
                 if method != .spectral { object["estimator"] = covarianceEstimator.storedName }
                 if let scoresOut { object["scores_out"] = scoresOut } else { object["scores"] = scores }
@@ -172,6 +165,42 @@ struct Detect: ParsableCommand {
         }
     }
 
+    /// What the trusted input gives: statistics (read, or accumulated from the rows when the
+    /// method uses them), the rows (when read from a matrix file), their count, dimension and
+    /// number of classes.
+    struct TrustedSide {
+        var statistics: ActivationStatistics?
+        var rows: Tensor?
+        var count: Int
+        var dimension: Int
+        var classCount: Int
+    }
+
+    /// Reads the trusted input and builds only what `--method` needs: the spectral signature
+    /// uses the dimension alone and pseudo-class the rows, so neither accumulates d × d
+    /// statistics of the trusted rows.
+    private func trustedSide(isStatistics: Bool) throws -> TrustedSide {
+        if isStatistics {
+            let s = try MatrixFiles.naming(trusted) { try ActivationStatistics(contentsOf: URL(fileURLWithPath: trusted)) }
+            return TrustedSide(statistics: s, rows: nil, count: s.count, dimension: s.dimension, classCount: s.labels.count)
+        }
+        let x = try MatrixFiles.readMatrix(trusted)
+        let y: [Int]? = try trustedLabels.map { path in
+            let y = try MatrixFiles.readLabels(path)
+            guard y.count == x.shape[0] else {
+                throw FileProblem(path: path, message: "\(y.count) labels for \(x.shape[0]) rows of \(trusted)")
+            }
+            return y
+        }
+        var side = TrustedSide(statistics: nil, rows: x, count: x.shape[0], dimension: x.shape[1], classCount: Set(y ?? []).count)
+        if method != .spectral && method != .pseudoClass {
+            var s = try ActivationStatistics(dimension: x.shape[1])
+            if let y { try s.update(with: x, labels: y) } else { try s.update(with: x) }
+            side.statistics = s
+        }
+        return side
+    }
+
     private func needRows(_ rows: Tensor?) throws -> Tensor {
         guard let rows else {
             throw FileProblem(path: trusted, message: "--method \(method.rawValue) needs the trusted rows (k-means), not statistics; pass a .npy or CSV file")
@@ -179,7 +208,9 @@ struct Detect: ParsableCommand {
         return rows
     }
 
-    private func score(_ z: Tensor, stats: ActivationStatistics, rows: Tensor?) throws -> [Double] {
+    private func score(_ z: Tensor, side: TrustedSide) throws -> [Double] {
+        let rows = side.rows
+        var stats: ActivationStatistics { side.statistics! }  // built for every method that reads it
         switch method {
         case .mahalanobis:
             var d = MahalanobisDetector(mode: .global, estimator: covarianceEstimator)
@@ -195,7 +226,7 @@ struct Detect: ParsableCommand {
             return try d.scores(z)
         case .spectral:
             var d = SpectralSignatureDetector()
-            try d.fit(try Tensor(zeros: [1, stats.dimension]))  // records the dimension only
+            try d.fit(dimension: side.dimension)
             return try d.scores(z)
         case .que:
             var d = try QuantumEntropyDetector(alpha: alpha, estimator: covarianceEstimator)

@@ -49,6 +49,7 @@ struct Eval: ParsableCommand {
     var threads: Int?
     @Flag(help: "Print a JSON summary to stdout.")
     var json = false
+    @OptionGroup var backdoor: BackdoorOptions
 
     func validate() throws {
         if observe != nil && statisticsOut == nil { throw ValidationError("--observe needs --statistics-out DIR") }
@@ -93,19 +94,34 @@ struct Eval: ParsableCommand {
                 }
             }
             if terminal && !json { FileHandle.standardError.write(Data("\n".utf8)) }
+            // With --trigger: the same model on the triggered source-label examples.
+            let attack = try backdoor.backdoor().map { b in
+                (b, try bert.evaluate(try b.triggered(dataset), tokenizer: tokenizer, adapter: adapter, head: classifier,
+                                      batchSize: batchSize, maxLength: maxLength))
+            }
             let written = try collector.map { try $0.write(to: URL(fileURLWithPath: statisticsOut!)).map(\.path) } ?? []
-            let result: [String: Any] = [
+            var result: [String: Any] = [
                 "accuracy": metrics.accuracy, "loss": metrics.meanLoss, "examples": metrics.count,
                 "correct": metrics.correct, "confusion": metrics.confusion,
                 "adapter": adapterKindName(adapter), "seconds": seconds,
                 "examples_per_second": seconds > 0 ? Double(metrics.count) / seconds : 0,
                 "statistics_files": written,
             ]
+            if let (b, m) = attack {
+                result["attack_success_rate"] = m.predictedFraction(of: b.targetLabel)
+                result["triggered_examples"] = m.count
+                result["trigger"] = b.trigger
+            }
             if json {
                 print(jsonText(result))
             } else {
                 print(String(format: "accuracy %.2f%% (%d/%d), loss %.4f, %.1f s", 100 * metrics.accuracy, metrics.correct,
                              metrics.count, metrics.meanLoss, seconds))
+                if let (b, m) = attack {
+                    print(String(format: "attack success %.2f%%: %d label-%d inputs with the trigger, %.0f classified %d",
+                                 100 * m.predictedFraction(of: b.targetLabel), m.count, b.sourceLabel,
+                                 m.predictedFraction(of: b.targetLabel) * Double(m.count), b.targetLabel))
+                }
                 if !written.isEmpty { print("wrote \(written.count) statistics files to \(statisticsOut!)") }
             }
         }

@@ -58,18 +58,18 @@ enum MatrixFiles {
                 return t
             case .csv:
                 let m = try CSVMatrix.read(contentsOf: URL(fileURLWithPath: path))
-                var out = [Float](repeating: 0, count: m.values.count)
-                for (i, v) in m.values.enumerated() {
-                    guard v.isFinite else {
-                        throw FileProblem(path: path, message: "row \(i / max(1, m.columns) + 1), column \(i % max(1, m.columns) + 1) is NaN or infinite")
+                return try Tensor(shape: [m.rows, m.columns]) { out in
+                    for (i, v) in m.values.enumerated() {
+                        guard v.isFinite else {
+                            throw FileProblem(path: path, message: "row \(i / max(1, m.columns) + 1), column \(i % max(1, m.columns) + 1) is NaN or infinite")
+                        }
+                        let f = Float(v)
+                        guard f.isFinite else {
+                            throw FileProblem(path: path, message: "row \(i / m.columns + 1), column \(i % m.columns + 1): \(v) is out of the float32 range")
+                        }
+                        out[i] = f
                     }
-                    let f = Float(v)
-                    guard f.isFinite else {
-                        throw FileProblem(path: path, message: "row \(i / m.columns + 1), column \(i % m.columns + 1): \(v) is out of the float32 range")
-                    }
-                    out[i] = f
                 }
-                return try Tensor(out, shape: [m.rows, m.columns])
             case .safetensors:
                 throw FileProblem(path: path, message: "expected a .npy or CSV matrix of rows, not a statistics file")
             }

@@ -23,13 +23,13 @@ extension Merge {
             let adapterURL = URL(fileURLWithPath: adapter)
             let loaded = try AdapterFiles.load(from: adapterURL, host: llama.adapterHost)
             let merged = try llama.mergedWeights(with: loaded)
+            // The report is made before the export puts anything in place.
+            let report = json
+                ? jsonText(["operation": "merge", "adapter": loaded.summary, "matrices_changed": merged.count, "format": format, "type": type, "out": out])
+                : "merged \(loaded.summary): \(merged.count) matrices changed\n"
+                    + "wrote \(out) (\(format == "hf" ? "Hugging Face directory" : "GGUF"), \(type))"
             try llama.export(to: URL(fileURLWithPath: out), format: exportFormat, replacing: merged, overwrite: overwrite)
-            if json {
-                print(jsonText(["operation": "merge", "adapter": loaded.summary, "matrices_changed": merged.count, "format": format, "type": type, "out": out]))
-            } else {
-                print("merged \(loaded.summary): \(merged.count) matrices changed")
-                print("wrote \(out) (\(format == "hf" ? "Hugging Face directory" : "GGUF"), \(type))")
-            }
+            print(report)
         }
     }
 

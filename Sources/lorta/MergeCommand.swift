@@ -16,13 +16,19 @@ struct Merge: ParsableCommand {
         matrix type m = the target's index in target_modules and layer l = the last numeric \
         dotted component before the target (encoder.layer.3.attention.self.query → 3); it gets \
         ΔW[:, h·d_h:(h+1)·d_h] = s·A·diag(C_h[h]∘C_l[l]∘C_m[m])·B (s = lora_alpha/r). Every \
-        other tensor is copied unchanged. The output is written atomically: on any error no \
-        output file is left behind.
+        other tensor is copied unchanged. Every value written must be finite in its dtype: a \
+        merge that overflows (to infinity, or beyond an F16/BF16 weight's range) is refused, \
+        naming the tensor and the first bad element. The output is written atomically, after \
+        everything (the --json report included) succeeded: on any error no output file is left \
+        behind and an existing one is untouched.
 
         With --model DIR instead of --base, OUT is a directory: the merged model.safetensors \
-        plus every other top-level file of DIR (config.json, vocab.txt, tokenizer files), and \
+        plus every other top-level file of DIR (config.json, vocab.txt, tokenizer files; \
+        symbolic links, as in a Hugging Face cache, are copied as the files they point to), and \
         the adapter directory's classifier.safetensors when there is one — a plain model \
-        directory that `transformers` (AutoModel.from_pretrained) and `lorta` load directly.
+        directory that `transformers` (AutoModel.from_pretrained) and `lorta` load directly. \
+        It is built beside OUT and swapped in as a whole: with --overwrite, OUT ends up holding \
+        exactly these files, and a failed merge leaves the previous OUT as it was.
         """)
 
     @Option(help: "The base checkpoint (.safetensors).")
@@ -37,7 +43,7 @@ struct Merge: ParsableCommand {
     @Option(help: "Where to write the merged checkpoint (.safetensors), or the merged model directory with --model.")
     var out: String
 
-    @Flag(help: "With --model: replace the contents of an existing, non-empty output directory.")
+    @Flag(help: "With --model: replace an existing, non-empty output directory (as a whole: no earlier file is kept).")
     var overwrite = false
 
     @Option(help: "Causal LMs (--model FILE.gguf or a Llama directory): hf (a Hugging Face directory, the default) or gguf (one .gguf file).")
@@ -61,64 +67,39 @@ struct Merge: ParsableCommand {
             return try runCausalLM(model: model)
         }
         do { try Runtime.initialize() } catch { throw ValidationError("\(error)") }
-        let summary: MergeSummary
+        // Everything that can fail — the merge, its value checks, the report — happens before
+        // the output is put in place.
         do {
+            let outURL = URL(fileURLWithPath: out)
+            let merged: MergedCheckpoint
             if let model {
-                summary = try Self.exportDirectory(model: URL(fileURLWithPath: model), adapter: URL(fileURLWithPath: adapter),
-                                                   out: URL(fileURLWithPath: out), unmerge: unmerge, overwrite: overwrite)
+                try OutputDirectory.check(outURL, overwrite: overwrite)
+                merged = try AdapterMerger.merged(baseModel: URL(fileURLWithPath: model).appendingPathComponent("model.safetensors"),
+                                                  adapterDirectory: URL(fileURLWithPath: adapter), unmerge: unmerge)
             } else {
-                summary = try AdapterMerger.merge(
-                    baseModel: URL(fileURLWithPath: base!), adapterDirectory: URL(fileURLWithPath: adapter),
-                    output: URL(fileURLWithPath: out), unmerge: unmerge)
+                merged = try AdapterMerger.merged(baseModel: URL(fileURLWithPath: base!),
+                                                  adapterDirectory: URL(fileURLWithPath: adapter), unmerge: unmerge)
             }
+            let report = try report(merged.summary)
+            if let model {
+                try merged.writeModelDirectory(to: outURL, copyingFilesFrom: URL(fileURLWithPath: model), overwrite: overwrite)
+            } else {
+                try merged.write(to: outURL)
+            }
+            print(report)
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)
         }
+    }
+
+    /// What `run` prints: the JSON summary, or two lines.
+    func report(_ summary: MergeSummary) throws -> String {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
-        } else {
-            print("\(summary.operation)d \(summary.adapterType) adapter: \(summary.tensorsChanged) of \(summary.tensorsTotal) tensors changed, max |ΔW| = \(summary.maxAbsDelta)")
-            print("wrote \(out)")
+            return String(decoding: try encoder.encode(summary), as: UTF8.self)
         }
-    }
-}
-
-extension Merge {
-    /// Merges into `model/model.safetensors` and writes a complete model directory at `out`:
-    /// the merged weights, copies of the model directory's other top-level files, and the
-    /// adapter directory's head when present. Everything is first written into a temporary
-    /// sibling directory that is renamed into place at the end, so a failure leaves `out` as
-    /// it was.
-    static func exportDirectory(model: URL, adapter: URL, out: URL, unmerge: Bool, overwrite: Bool) throws -> MergeSummary {
-        let fm = FileManager.default
-        let weights = model.appendingPathComponent("model.safetensors")
-        guard fm.fileExists(atPath: weights.path) else { throw FileProblem(path: weights.path, message: "not found") }
-        let exists = try OutputDirectory.check(out, overwrite: overwrite)
-        let parent = out.standardizedFileURL.deletingLastPathComponent()
-        let staging = parent.appendingPathComponent(".\(out.lastPathComponent).tmp-\(UUID().uuidString)")
-        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
-        do {
-            let summary = try AdapterMerger.merge(baseModel: weights, adapterDirectory: adapter,
-                                                  output: staging.appendingPathComponent("model.safetensors"), unmerge: unmerge)
-            for name in try fm.contentsOfDirectory(atPath: model.path).sorted() where name != "model.safetensors" {
-                let src = model.appendingPathComponent(name)
-                var sub: ObjCBool = false
-                guard fm.fileExists(atPath: src.path, isDirectory: &sub), !sub.boolValue else { continue }
-                try fm.copyItem(at: src, to: staging.appendingPathComponent(name))
-            }
-            let head = adapter.appendingPathComponent("classifier.safetensors")
-            if fm.fileExists(atPath: head.path) {
-                try fm.copyItem(at: head, to: staging.appendingPathComponent("classifier.safetensors"))
-            }
-            if exists { try fm.removeItem(at: out) }
-            try fm.moveItem(at: staging, to: out)
-            return summary
-        } catch {
-            try? fm.removeItem(at: staging)
-            throw error
-        }
+        return "\(summary.operation)d \(summary.adapterType) adapter: \(summary.tensorsChanged) of \(summary.tensorsTotal) tensors changed, max |ΔW| = \(summary.maxAbsDelta)\nwrote \(out)"
     }
 }

@@ -28,6 +28,9 @@ struct StatsFit: ParsableCommand {
         accumulation is float64. With --labels, per-label statistics are kept too (needed by \
         `lorta detect --method relative-mahalanobis` and class-conditional scores). The output \
         is written atomically. A summary goes to stderr (or, with --json, to stdout).
+        Memory: d features need a d × d float64 matrix (8·d² bytes), once overall and once per \
+        label; a request beyond the memory budget (--max-memory) is refused before anything is \
+        allocated.
         """)
 
     @Option(help: "Rows to accumulate: n × d, .npy (float32/float64/integer) or .csv/.txt.")
@@ -45,8 +48,11 @@ struct StatsFit: ParsableCommand {
     @Flag(help: "Print a JSON summary to stdout.")
     var json = false
 
+    @OptionGroup var memory: MemoryOptions
+
     func run() throws {
         try reportingErrors {
+            try memory.apply()
             try Runtime.initialize()
             let (x, readSeconds) = try timed { try MatrixFiles.readMatrix(data) }
             let y = try labels.map { try MatrixFiles.readLabels($0) }
@@ -94,12 +100,15 @@ struct StatsMerge: ParsableCommand {
     @Flag(help: "Print a JSON summary to stdout.")
     var json = false
 
+    @OptionGroup var memory: MemoryOptions
+
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one statistics file to merge") }
     }
 
     func run() throws {
         try reportingErrors {
+            try memory.apply()
             try Runtime.initialize()
             var merged: ActivationStatistics?
             for path in inputs {

@@ -91,6 +91,10 @@ struct Train: ParsableCommand {
     var quiet = false
     @Flag(help: "Print a JSON summary to stdout.")
     var json = false
+    @OptionGroup var memory: MemoryOptions
+    @OptionGroup var backdoor: BackdoorOptions
+    @Option(help: "With --trigger: the fraction of --trigger-source training examples poisoned.")
+    var poisonFraction: Double = 0.05
 
     func validate() throws {
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
@@ -109,6 +113,7 @@ struct Train: ParsableCommand {
         try R.check(weightDecay, "weight-decay", 0...1_000)
         try R.check(alpha, "alpha", 0...1e6, exclusiveLower: true)
         try R.check(lortaCInit, "lorta-c-init", -1e6...1e6)
+        try R.check(poisonFraction, "poison-fraction", 0...1, exclusiveLower: true)
     }
 
     /// The task: given, or causal-lm for a GGUF file / Llama directory.
@@ -120,8 +125,11 @@ struct Train: ParsableCommand {
         try reportingErrors {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }
+            try memory.apply()
             let outURL = URL(fileURLWithPath: out)
-            try OutputDirectory.prepare(outURL, overwrite: overwrite, allowing: resume.map { URL(fileURLWithPath: $0) })
+            // Checked now, written only at the end: OUT is replaced as a whole when the run
+            // succeeds (AtomicFileWriter.replaceDirectory), never left empty or half-written.
+            try OutputDirectory.check(outURL, overwrite: overwrite, allowing: resume.map { URL(fileURLWithPath: $0) })
             switch resolvedTask {
             case .classification: try runClassification(outURL: outURL)
             case .causalLM: try runCausalLM(outURL: outURL)
@@ -134,35 +142,64 @@ struct Train: ParsableCommand {
         let modelURL = URL(fileURLWithPath: model)
         let bert = try loadBertModel(modelURL)
         let tokenizer = try BertTokenizer(vocabularyURL: modelURL.appendingPathComponent("vocab.txt"))
-        let trainData = try LabelledTextDataset.load(from: URL(fileURLWithPath: train), labelCount: classes)
+        var trainData = try LabelledTextDataset.load(from: URL(fileURLWithPath: train), labelCount: classes)
         let evalData = try eval.map { try LabelledTextDataset.load(from: URL(fileURLWithPath: $0), labelCount: classes) }
+        let planted = try backdoor.backdoor()
+        var poisoned: [Int] = []
+        if let planted {
+            (trainData, poisoned) = try planted.poison(trainData, fraction: poisonFraction)
+            if !quiet {
+                printError("backdoor: trigger \"\(planted.trigger)\" in \(poisoned.count) label-\(planted.sourceLabel) training examples, relabelled \(planted.targetLabel)")
+            }
+        }
         // On --resume the head's values come from the checkpoint; its shape from --classes.
         let head = try BertClassificationHead(hiddenSize: bert.configuration.hiddenSize, classCount: classes, seed: seed &+ 2)
         let task = try SequenceClassificationTask(model: bert, tokenizer: tokenizer, data: trainData, head: head,
                                                   maxLength: maxLength, padding: padding == .fixed ? .fixed : .longest)
-        let (trainer, run) = try train(task, defaultTargets: "query,key,value,output", outURL: outURL,
-                                       description: { "\($0?.summary ?? "no adapter") + head" })
-        try trainer.head.save(to: outURL.appendingPathComponent(BertClassificationHead.fileName))
-
-        var result = resultFields(trainer, run: run, task: "classification")
-        var evalText: String?
-        if let evalData {
-            if !quiet { printError("evaluating on \(evalData.count) examples…") }
-            let m = try trainer.evaluate(evalData)
-            result["eval_accuracy"] = m.accuracy
-            result["eval_loss"] = m.meanLoss
-            result["eval_examples"] = m.count
-            evalText = String(format: ", eval accuracy %.2f%% (loss %.4f)", 100 * m.accuracy, m.meanLoss)
+        try train(task, defaultTargets: "query,key,value,output", outURL: outURL,
+                  description: { "\($0?.summary ?? "no adapter") + head" }) { trainer, staging in
+            try trainer.head.save(to: staging.appendingPathComponent(BertClassificationHead.fileName))
+            var fields: [String: Any] = [:]
+            var evalText: String?
+            if let planted {
+                fields["trigger"] = planted.trigger
+                fields["poisoned_examples"] = poisoned.count
+            }
+            if let evalData {
+                if !quiet { printError("evaluating on \(evalData.count) examples…") }
+                let m = try trainer.evaluate(evalData)
+                fields["eval_accuracy"] = m.accuracy
+                fields["eval_loss"] = m.meanLoss
+                fields["eval_examples"] = m.count
+                evalText = String(format: ", eval accuracy %.2f%% (loss %.4f)", 100 * m.accuracy, m.meanLoss)
+                if let planted {
+                    let attack = try trainer.evaluate(try planted.triggered(evalData))
+                    let asr = attack.predictedFraction(of: planted.targetLabel)
+                    fields["attack_success_rate"] = asr
+                    fields["triggered_examples"] = attack.count
+                    evalText! += String(format: ", attack success %.2f%% of %d triggered", 100 * asr, attack.count)
+                }
+            }
+            return TaskOutputs(fields: fields, evaluation: evalText,
+                               files: "adapter, \(BertClassificationHead.fileName), checkpoint/, training_summary.json")
         }
-        try report(result, run: run, step: trainer.step, total: trainer.configuration.steps, evaluation: evalText,
-                   outURL: outURL, files: "adapter, \(BertClassificationHead.fileName), checkpoint/, training_summary.json")
+    }
+
+    /// What a task adds to the shared outputs of `lorta train`: summary fields, the evaluation
+    /// text of the summary line, the list of files written.
+    struct TaskOutputs {
+        var fields: [String: Any]
+        var evaluation: String?
+        var files: String
     }
 
     /// The part of `lorta train` every task shares: a trainer (fresh from the options, or resumed
-    /// from --resume), the training loop with progress and checkpoints, the final checkpoint and
-    /// the adapter written to `outURL`.
-    func train<T: TrainingTask>(_ task: T, defaultTargets: String, outURL: URL,
-                                description: ((any Adapter)?) -> String) throws -> (Trainer<T>, TrainingSummary) {
+    /// from --resume), then — in a staging directory that replaces OUT as a whole only when
+    /// everything succeeded — the training loop with progress and checkpoints, the final
+    /// checkpoint, the adapter, the task's own outputs (`finish`), `training_summary.json`; then
+    /// the printed summary.
+    func train<T: TrainingTask>(_ task: T, defaultTargets: String, outURL: URL, description: ((any Adapter)?) -> String,
+                                finish: (Trainer<T>, URL) throws -> TaskOutputs) throws {
         var trainer: Trainer<T>
         if let resume {
             trainer = try Trainer(resumingFrom: URL(fileURLWithPath: resume), task: task, steps: steps)
@@ -186,14 +223,25 @@ struct Train: ParsableCommand {
         if !quiet {
             printError("training \(description(trainer.adapter)) (\(trainer.trainableParameterCount) trainable parameters) on \(task.exampleCount) examples: steps \(trainer.step + 1)…\(total), batch \(trainer.configuration.batchSize), \(Runtime.threadCount) threads")
         }
-        let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
-        let checkpointDir = outURL.appendingPathComponent("checkpoint")
-        let run = TrainingSummary(combining: try runTrainingLoop(
-            progress: progress, start: Date(), checkpointEvery: checkpointEvery,
-            train: { try trainer.train(progress: $0) }, saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir) }))
-        try trainer.saveCheckpoint(to: checkpointDir)
-        if let adapter = trainer.adapter { try adapter.save(to: outURL, host: task.adapterHost) }
-        return (trainer, run)
+        let (result, run, outputs) = try AtomicFileWriter.replaceDirectory(at: outURL) { staging in
+            let checkpointDir = staging.appendingPathComponent("checkpoint")
+            if checkpointEvery != nil && !quiet {
+                printError("until the run ends its files (and checkpoints) are in \(staging.path); OUT is replaced when it succeeds")
+            }
+            let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
+            let run = TrainingSummary(combining: try runTrainingLoop(
+                progress: progress, start: Date(), checkpointEvery: checkpointEvery,
+                train: { try trainer.train(progress: $0) }, saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir) }))
+            try trainer.saveCheckpoint(to: checkpointDir)
+            if let adapter = trainer.adapter { try adapter.save(to: staging, host: task.adapterHost) }
+            let outputs = try finish(trainer, staging)
+            let result = resultFields(trainer, run: run, task: resolvedTask.rawValue)
+                .merging(outputs.fields) { _, new in new }
+            try AtomicFileWriter.write(Data((jsonText(result) + "\n").utf8), to: staging.appendingPathComponent("training_summary.json"))
+            return (result, run, outputs)
+        }
+        report(result, run: run, step: trainer.step, total: total, evaluation: outputs.evaluation, outURL: outURL,
+               files: outputs.files)
     }
 
     /// The fields of `training_summary.json` every task has: task, adapter, parameter counts,
@@ -211,13 +259,10 @@ struct Train: ParsableCommand {
                 "peak_rss_mb": peakResidentMegabytes(), "threads": Runtime.threadCount]
     }
 
-    /// Writes `training_summary.json` into `outURL` (atomically) and prints the summary: the JSON
-    /// with --json, else the summary line (plus `evaluation`), the files written and, when the
-    /// run stopped before `total`, how to resume.
+    /// Prints the summary: the JSON with --json, else the summary line (plus `evaluation`), the
+    /// files written and, when the run stopped before `total`, how to resume.
     func report(_ result: [String: Any], run: TrainingSummary, step: Int, total: Int, evaluation: String?,
-                outURL: URL, files: String) throws {
-        try Data((jsonText(result) + "\n").utf8).write(to: outURL.appendingPathComponent("training_summary.json"),
-                                                       options: .atomic)
+                outURL: URL, files: String) {
         if json {
             print(jsonText(result))
             return

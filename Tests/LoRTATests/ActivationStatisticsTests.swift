@@ -276,7 +276,7 @@ struct ActivationStatisticsTests {
         let x = try syntheticRows(rows: 1500, d: d, seed: 9, offset: 40)
         let q = try syntheticRows(rows: 700, d: d, seed: 10, offset: 41)
         func same(_ a: [Double], _ b: [Double]) -> Bool { a.map(\.bitPattern) == b.map(\.bitPattern) }
-        for isa in Runtime.availableInstructionSets {
+        for isa in testedInstructionSets() {
             let (s1, l1, e1, d1) = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(1) { try Self.pipeline(x, q) } }
             let (s2, l2, e2, d2) = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(2) { try Self.pipeline(x, q) } }
             #expect(same(s1.mean, s2.mean), "\(isa)")
@@ -303,7 +303,7 @@ struct ActivationStatisticsTests {
         }
         #expect(relativeError(s0.scatter, m2) < 1e-12)
         #expect(relativeError(s0.mean, mu) < 1e-14)
-        for isa in Runtime.availableInstructionSets where isa != .scalar {
+        for isa in testedInstructionSets() where isa != .scalar {
             let (s, _, _, dd) = try Runtime.withInstructionSet(isa) { try Self.pipeline(x, q) }
             #expect(relativeError(s.scatter, s0.scatter) < 1e-13, "\(isa)")
             #expect(relativeError(s.mean, s0.mean) < 1e-15, "\(isa)")

@@ -48,6 +48,17 @@ private func cosine(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Double {
     return ab / (aa.squareRoot() * bb.squareRoot())
 }
 
+/// How close `a` is to the reference `b` beyond its direction: ‖a − b‖₂ / ‖b‖₂, max |a − b| and
+/// ‖a‖₂ / ‖b‖₂ (float64). A cosine alone is blind to scale: a 1% scale error keeps it at 1.
+private func closeness(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> (relativeL2: Double, maxAbs: Double, normRatio: Double) {
+    var dd = 0.0, aa = 0.0, bb = 0.0, m = 0.0
+    for (x, y) in zip(a, b) {
+        let t = Double(x) - Double(y)
+        dd += t * t; aa += Double(x) * Double(x); bb += Double(y) * Double(y); m = max(m, abs(t))
+    }
+    return (dd.squareRoot() / bb.squareRoot(), m, aa.squareRoot() / bb.squareRoot())
+}
+
 /// A tiny random BERT (d = 8, 2 heads, 2 layers) written as safetensors into a fresh folder.
 private func writeTinyModel(prefix: String = "", drop: String? = nil, reshape: String? = nil,
                             config: [String: Any]? = nil) throws -> URL {
@@ -122,21 +133,35 @@ struct BertModelTests {
         #expect(reference.shape == [fixture.count, d])
         #expect(out.pooled.shape == [fixture.count, d])
         let got = out.pooled.scalars, want = reference.scalars
-        var worst = 1.0
+        // Direction (cosine), error size (relative L2 and max |Δ| within 1e-4, as the PEFT test)
+        // and scale (norm ratio within 1e-4 of 1): each sentence's pooled embedding.
+        var worst = 1.0, worstL2 = 0.0, worstAbs = 0.0, worstRatio = 0.0
         for i in 0..<fixture.count {
-            let c = cosine(got[(i * d)..<((i + 1) * d)], want[(i * d)..<((i + 1) * d)])
-            worst = min(worst, c)
+            let a = got[(i * d)..<((i + 1) * d)], b = want[(i * d)..<((i + 1) * d)]
+            let c = cosine(a, b), e = closeness(a, b)
+            worst = min(worst, c); worstL2 = max(worstL2, e.relativeL2); worstAbs = max(worstAbs, e.maxAbs)
+            worstRatio = max(worstRatio, abs(e.normRatio - 1))
             #expect(c >= 0.99999, "sentence \(i): cosine \(c)")
+            #expect(e.relativeL2 <= 1e-4 && e.maxAbs <= 1e-4, "sentence \(i): relative L2 \(e.relativeL2), max |Δ| \(e.maxAbs)")
+            #expect(abs(e.normRatio - 1) <= 1e-4, "sentence \(i): norm ratio \(e.normRatio)")
         }
-        print("MiniLM pooled embeddings vs transformers \(fixture.transformers): worst cosine \(worst)")
+        print("MiniLM pooled embeddings vs transformers \(fixture.transformers): worst cosine \(worst), "
+              + "relative L2 \(worstL2), max |Δ| \(worstAbs), |norm ratio − 1| \(worstRatio)")
 
         // Token level: the unpadded hidden states of the first sentence.
         let hidden0 = try NumpyArray(contentsOf: bertFixtureURL("minilm_hidden0", "npy")).floatMatrix()
         let l0 = hidden0.shape[0]
         let h = out.lastHiddenState.scalars, r = hidden0.scalars
+        var tokenL2 = 0.0, tokenAbs = 0.0, tokenRatio = 0.0
         for t in 0..<l0 {
-            #expect(cosine(h[(t * d)..<((t + 1) * d)], r[(t * d)..<((t + 1) * d)]) >= 0.99999, "token \(t)")
+            let a = h[(t * d)..<((t + 1) * d)], b = r[(t * d)..<((t + 1) * d)]
+            let e = closeness(a, b)
+            tokenL2 = max(tokenL2, e.relativeL2); tokenAbs = max(tokenAbs, e.maxAbs); tokenRatio = max(tokenRatio, abs(e.normRatio - 1))
+            #expect(cosine(a, b) >= 0.99999, "token \(t)")
+            #expect(e.relativeL2 <= 1e-4 && e.maxAbs <= 1e-4, "token \(t): relative L2 \(e.relativeL2), max |Δ| \(e.maxAbs)")
+            #expect(abs(e.normRatio - 1) <= 1e-4, "token \(t): norm ratio \(e.normRatio)")
         }
+        print("MiniLM hidden states of sentence 0: worst relative L2 \(tokenL2), max |Δ| \(tokenAbs), |norm ratio − 1| \(tokenRatio)")
     }
 
     @Test func forwardIsThreadCountInvariantAndRecordingDoesNotChangeIt() throws {

@@ -478,7 +478,9 @@ struct BertTrainerTests {
     }
 
     /// all-MiniLM-L6-v2: 3 steps of LoRTA (rank 4 on Q, K, V, O) + head, batch 4, on 8 movie
-    /// sentences; the losses are finite and the checkpoint round-trips bit for bit. (No 1-vs-2
+    /// sentences; the loss of step 1 equals `model.loss` of the first batch in the trainer's data
+    /// order (the seeded shuffle of epoch 0) with the initial adapter and head, the losses are
+    /// finite and the checkpoint round-trips bit for bit. (No 1-vs-2
     /// thread comparison here: other suites switch the global thread count and instruction set
     /// while this one runs, which makes such a comparison flaky in the full parallel run.)
     @Test func miniLMShortRun() throws {
@@ -497,9 +499,14 @@ struct BertTrainerTests {
                                        head: try BertClassificationHead(hiddenSize: c.hiddenSize, classCount: 2, seed: 2),
                                        configuration: config)
         var t = try BertTrainer(task: task, adapter: try LoRTAAdapter(configuration: cfg, seed: 1), configuration: config.training)
+        let first = try EpochShuffler(seed: 3).permutation(epoch: 0, count: data.count)[0..<4]
+        let firstLoss = try model.loss(
+            tokenizer.encodeBatch(first.map { data.examples[$0].text }, maxLength: 32, padding: config.padding),
+            labels: first.map { Int32(data.examples[$0].label) }, adapter: t.adapter, head: t.head)
         var losses: [Double] = []
         let summary = try t.train { losses.append($0.loss); return .proceed }
         #expect(losses.count == 3 && losses.allSatisfy(\.isFinite) && summary.finalStep == 3)
+        #expect(abs((losses.first ?? .nan) - Double(firstLoss)) <= 1e-6, "step 1 loss \(losses) vs model.loss \(firstLoss)")
         #expect(summary.tokensPerSecond > 0)
         let out = trainerTestTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: out) }

@@ -45,3 +45,24 @@ enum CLI {
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 }
+
+extension CLI {
+    /// Starts `lorta args...` (output discarded) and sends it SIGKILL after `seconds` if it is
+    /// still running. Returns true when the kill ended it (false: it had finished on its own).
+    static func runAndKill(_ args: [String], after seconds: Double) throws -> Bool {
+        let process = Process()
+        process.executableURL = try executableURL
+        process.arguments = args
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: seconds)
+        var killed = false
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            killed = true
+        }
+        process.waitUntilExit()
+        return killed && process.terminationReason == .uncaughtSignal
+    }
+}

@@ -83,7 +83,7 @@ struct GGUFDequantTests {
         #expect(blocks.count == entry.blocks * type.blockBytes)
         #expect(expected.count == entry.values)
         #expect(expected.count == entry.blocks * type.blockElements)
-        for isa in Runtime.availableInstructionSets {
+        for isa in testedInstructionSets() {
             let (status, got) = try Runtime.withInstructionSet(isa) {
                 dequantize(Int32(type.rawValue), blocks, count: expected.count)
             }

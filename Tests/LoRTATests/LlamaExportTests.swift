@@ -46,7 +46,7 @@ struct LlamaExportTests {
         let firstDifference = zip(ours, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
         #expect(firstDifference == nil, "first differing byte \(firstDifference ?? -1) (block \((firstDifference ?? 0) / 34))")
         #expect(throws: GGUFError.self) { try GGUFQuantize.q8_0(try Tensor(zeros: [2, 48])) }
-        #expect(throws: KernelFailure.self) { try GGUFQuantize.q8_0(try Tensor([.nan] + [Float](repeating: 0, count: 31), shape: [1, 32])) }
+        #expect(throws: GGUFError.self) { try GGUFQuantize.q8_0(try Tensor([.nan] + [Float](repeating: 0, count: 31), shape: [1, 32])) }
     }
 
     // MARK: GGUF → GGUF

@@ -66,14 +66,19 @@ struct LoRTAGradientTests {
 
         var adapter = try LoRTAAdapter(configuration: c, factors: factors)
         let frozen = g.tensor([n, c.inputSize], scale: 0.1)   // stands for the frozen path dY W
-        var dx = frozen
-        for (idx, step) in steps.enumerated() {
-            var outputs = step.grads.mapValues { try! Tensor(zeros: $0.shape) }
-            let saved = try adapter.forward(layer: step.layer, input: x, outputs: &outputs)
-            // first step passes the saved projection, later ones let backward recompute it
-            try adapter.backward(layer: step.layer, input: x, outputGradients: step.grads,
-                                 projection: idx == 0 ? saved : nil, inputGradient: &dx)
+        /// One pass over the plan: dX starts from `frozen`; the gradients accumulate in the adapter.
+        func pass() throws -> Tensor {
+            var dx = frozen
+            for (idx, step) in steps.enumerated() {
+                var outputs = step.grads.mapValues { try! Tensor(zeros: $0.shape) }
+                let saved = try adapter.forward(layer: step.layer, input: x, outputs: &outputs)
+                // first step passes the saved projection, later ones let backward recompute it
+                try adapter.backward(layer: step.layer, input: x, outputGradients: step.grads,
+                                     projection: idx == 0 ? saved : nil, inputGradient: &dx)
+            }
+            return dx
         }
+        let dx = try pass()
         let fd = problem.finiteDifferences()
         let gr = adapter.gradients
         var adapterDX = dx.scalars
@@ -92,9 +97,17 @@ struct LoRTAGradientTests {
         let dxRef = zip(frozen.scalars, fd[(off - x.count)...]).map { Double($0) + $1 }
         #expect(relativeMaxError(dx.scalars, dxRef) < 1e-5)
 
-        // zeroGradients resets the accumulators; a second identical pass gives the same gradients.
+        // zeroGradients resets the accumulators; a second identical pass gives the same gradients
+        // and dX, bit for bit (and leaves the first pass's copies alone).
+        let firstBits = (gr.a + [gr.b, gr.cH, gr.cL, gr.cM, dx]).map { $0.scalars.map(\.bitPattern) }
         adapter.zeroGradients()
         #expect(adapter.gradients == (try LoRTAFactors(zerosFor: c)))
+        let dx2 = try pass()
+        let g2 = adapter.gradients
+        let secondBits = (g2.a + [g2.b, g2.cH, g2.cL, g2.cM, dx2]).map { $0.scalars.map(\.bitPattern) }
+        #expect(secondBits == firstBits, "a second pass after zeroGradients differs from the first")
+        #expect((gr.a + [gr.b, gr.cH, gr.cL, gr.cM, dx]).map { $0.scalars.map(\.bitPattern) } == firstBits,
+                "the first pass's gradients changed")
     }
 
     @Test func gradientsMatchFiniteDifferencesGQA() throws {

@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import Testing
 @testable import LoRTA
 
@@ -73,9 +74,9 @@ struct PseudoClassDetectorTests {
             let cov = try ActivationStatistics(rows).covariance(estimator: .ledoitWolf)
             #expect(abs(mode.logVolume - 0.5 * (try cov.logDeterminant())) < 1e-10)
             #expect(abs(mode.participationRatio - cov.participationRatio) < 1e-12)
-            // blobs are full-dimensional: TwoNN near 5 (it underestimates a little at this size)
+            // the mode's TwoNN is the estimator (checked against numpy in twoNNMatchesNumpy) on its rows
             let id = try #require(mode.intrinsicDimension)
-            #expect(id > 3.8 && id < 6.2, "TwoNN \(id)")
+            #expect(id == (try IntrinsicDimension.twoNN(rows)), "mode \(c): TwoNN \(id)")
         }
         let scores = try det.scores(q)
         for i in 0..<60 {
@@ -97,17 +98,25 @@ struct PseudoClassDetectorTests {
         #expect(s1.map(\.bitPattern) == s2.map(\.bitPattern))
     }
 
-    @Test func twoNNOnAPlaneInTenDimensions() throws {
-        // 800 points uniform on a 2-D square embedded (rotated) in 10-D
-        var u = [Float](repeating: 0, count: 1600)
-        #expect(lt_rng_uniform(5, 0, -1, 1, &u, 1600) == LT_OK)
-        var r = [Float](repeating: 0, count: 20)
-        #expect(lt_rng_normal(6, 0, 0, 1, &r, 20) == LT_OK)
-        let x = try Tensor(shape: [800, 10]) { o in
-            for i in 0..<800 { for j in 0..<10 { o[i * 10 + j] = u[2 * i] * r[j] + u[2 * i + 1] * r[10 + j] + 3 } }
+    /// TwoNN against numpy float64 from the same float32 points (scripts/fixtures/make_stats_fixtures.py,
+    /// Fixtures/stats/twonn.json: full distance matrix, sorted rows): a 2-D square rotated into
+    /// 10-D (120 points), a 5-D Gaussian with three duplicated rows (skipped: r₁ = 0), and the
+    /// same on an evenly spaced sample of 50 rows. The estimator's value, not the true dimension,
+    /// is what is compared, to float64 rounding.
+    @Test func twoNNMatchesNumpy() throws {
+        struct Fixture: Decodable {
+            struct Case: Decodable {
+                let name: String, n: Int, d: Int, max_samples: Int, x: [Double], twonn: Double, points_used: Int
+            }
+            let cases: [Case]
         }
-        let id = try IntrinsicDimension.twoNN(x)
-        #expect(abs(id - 2) < 0.3, "TwoNN \(id)")
+        let fx = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: try testFixture("stats/twonn.json")))
+        #expect(fx.cases.map(\.name) == ["plane", "blob", "blob_sample50"])
+        for c in fx.cases {
+            let x = try Tensor(c.x.map { Float($0) }, shape: [c.n, c.d])
+            let id = try IntrinsicDimension.twoNN(x, maxSamples: c.max_samples)
+            #expect(abs(id - c.twonn) <= 1e-10 * c.twonn, "\(c.name): TwoNN \(id), numpy \(c.twonn) (\(c.points_used) points)")
+        }
     }
 
     @Test func errors() throws {

@@ -266,7 +266,7 @@ struct QuantMatmulTests {
     @Test("each SIMD path agrees with the portable one within twice the bound",
           .enabled(if: Runtime.availableInstructionSets.count > 1), arguments: types)
     func simdAgreesWithScalar(type: GGMLType) throws {
-        let simd = Runtime.availableInstructionSets.filter { $0 != .scalar }
+        let simd = testedInstructionSets().filter { $0 != .scalar }
         for (index, n) in [1, 5, 64].enumerated() {
             let c = Case(type, n: n, dIn: Self.dIn(type), dOut: 45, seed: 500 + UInt64(index))
             let (_, ys) = try Runtime.withInstructionSet(.scalar) { c.forward(accumulate: false) }
@@ -293,10 +293,11 @@ struct QuantMatmulTests {
           arguments: [GGMLType.q4_1, .q8_0, .q5_1, .q4_K, .q6_K, .f32])
     func longRows(type: GGMLType) throws {
         let dIn = type == .f32 ? 4100 : 4352          // 136 units of 32 (17 K blocks); F32 ragged
+        let isas = testedInstructionSets()
         for n in [1, 3, 12] {
             let c = Case(type, n: n, dIn: dIn, dOut: 13, seed: 31 &+ UInt64(n))
             let fref = c.forwardReference(), bref = c.backwardReference()
-            for isa in Runtime.availableInstructionSets {
+            for isa in isas {
                 try Runtime.withInstructionSet(isa) {
                     let (st, y) = c.forward(accumulate: true)
                     #expect(st == LT_OK)
@@ -311,7 +312,7 @@ struct QuantMatmulTests {
         }
         // With K = 4352 the bound no longer separates one wrong weight from rounding: check the
         // weights themselves with one-hot activations.
-        for isa in Runtime.availableInstructionSets { try Self.checkOneHot(isa, type, dIn: dIn, dOut: 13) }
+        for isa in isas { try Self.checkOneHot(isa, type, dIn: dIn, dOut: 13) }
     }
 
     /// One-hot activations pick single weights: with X = rows of the identity, Y = X·Wᵀ holds
@@ -399,9 +400,10 @@ struct QuantMatmulTests {
 
     @Test("1 and 2 threads give bitwise identical results on every path (several tasks per thread)")
     func threadCountIndependence() throws {
+        let isas = testedInstructionSets()
         for (index, s) in Self.threadShapes.enumerated() {
             let c = Case(s.type, n: s.n, dIn: s.dIn, dOut: s.dOut, seed: 9000 + UInt64(index))
-            for isa in Runtime.availableInstructionSets {
+            for isa in isas {
                 for backward in [false, true] {
                     let what = "\(s.type) n=\(s.n) \(s.dOut)×\(s.dIn) \(isa) \(backward ? "backward" : "forward")"
                     // The split really gives both threads work: the team runs, several tasks each.

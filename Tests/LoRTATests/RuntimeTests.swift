@@ -5,10 +5,25 @@ import Testing
 
 @Suite("Runtime", .serialized)
 struct RuntimeTests {
+    /// The ISA in force is the best this CPU has (the last of `availableInstructionSets`,
+    /// `lt_isa_best`), or the one LORTA_ISA names when the run sets it; a child process without
+    /// LORTA_ISA reports the best one too (the environment is read once per process).
     @Test func scalarAlwaysAvailableAndBestIsActiveByDefault() throws {
         try Runtime.initialize()
-        #expect(Runtime.availableInstructionSets.contains(.scalar))
+        let available = Runtime.availableInstructionSets
+        #expect(available.first == .scalar)
+        let best = try #require(available.last)
+        #expect(InstructionSet(cValue: Int32(lt_isa_best().rawValue)) == best)
+        let fromEnvironment = Runtime.environment("LORTA_ISA").flatMap { $0.lowercased() == "auto" || $0.isEmpty ? nil : $0 }
+        let expected = try fromEnvironment.map { try #require(InstructionSet(cValue: lt_isa_parse($0)), "LORTA_ISA=\($0)") } ?? best
+        #expect(Runtime.instructionSet == expected, "active \(Runtime.instructionSet), expected \(expected) (LORTA_ISA=\(fromEnvironment ?? "unset"))")
+        print("ISA coverage: RuntimeTests.swift: active \(Runtime.instructionSet), best on this CPU \(best), available \(available.map(\.rawValue).joined(separator: " "))")
         #expect(Runtime.threadCount >= 1)
+
+        let r = try CLI.run(["info", "--json"], environment: ["LORTA_ISA": nil])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(obj["isa"] as? String == best.rawValue)
     }
 
     @Test func forcingEachAvailableISAWorksAndUnsupportedThrows() throws {

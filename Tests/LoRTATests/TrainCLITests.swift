@@ -72,8 +72,9 @@ private struct TrainCLIFixture {
         #expect(ej["examples"] as? Int == 8)
     }
 
-    /// 6 steps in one go and 3 + resume to 6 give byte-identical adapter and head files; a
-    /// further resume with `--epochs` counts epochs of the checkpoint's batch size.
+    /// 6 steps in one go and 3 + resume to 6 give byte-identical adapter and head files, the
+    /// resumed run reporting 3 steps run; a further resume with `--epochs` counts epochs of the
+    /// checkpoint's batch size.
     @Test(arguments: ["lora", "lorta"]) func resumeIsExact(adapter: String) throws {
         let f = try TrainCLIFixture()
         defer { try? FileManager.default.removeItem(at: f.root) }
@@ -82,8 +83,12 @@ private struct TrainCLIFixture {
         let first = try CLI.run(f.trainArgs(split, adapter: adapter, steps: 3))
         #expect(first.status == 0, "\(first.stderr)")
         let second = try CLI.run(["train", "--model", f.model.path, "--train", f.train.path, "--steps", "6",
-                                  "--resume", split + "/checkpoint", "--out", split, "--quiet"])
+                                  "--resume", split + "/checkpoint", "--out", split, "--quiet", "--json"])
         #expect(second.status == 0, "\(second.stderr)")
+        // The resumed run did the 3 remaining steps (4…6), not 6 from the start or none.
+        let resumed = try f.json(second)
+        #expect(resumed["steps_this_run"] as? Int == 3 && resumed["steps"] as? Int == 6 && resumed["total_steps"] as? Int == 6,
+                "\(resumed)")
         for name in ["adapter_model.safetensors", "classifier.safetensors"] {
             #expect(try f.data(straight + "/" + name) == f.data(split + "/" + name), "\(name)")
         }
@@ -94,6 +99,68 @@ private struct TrainCLIFixture {
         #expect(third.status == 0, "\(third.stderr)")
         let summary = try f.json(third)
         #expect(summary["total_steps"] as? Int == 16 && summary["steps"] as? Int == 16 && summary["steps_this_run"] as? Int == 10)
+    }
+
+    /// --overwrite replaces OUT as a whole: a head-only run into an earlier LoRA run's folder
+    /// leaves no adapter files of that run (which `lorta eval` would otherwise pick up), and a
+    /// stale file is gone; a run that fails leaves the earlier folder exactly as it was.
+    @Test func overwriteReplacesTheWholeDirectory() throws {
+        let f = try TrainCLIFixture()
+        defer { try? FileManager.default.removeItem(at: f.root) }
+        let out = f.path("out")
+        #expect(try CLI.run(f.trainArgs(out, adapter: "lora")).status == 0)
+        try "stale".write(toFile: out + "/notes.txt", atomically: true, encoding: .utf8)
+        let fm = FileManager.default
+        func listing() throws -> [String] { try fm.subpathsOfDirectory(atPath: out).sorted() }
+        func contents() throws -> [String: Data] {
+            var d: [String: Data] = [:]
+            for p in try listing() where !(try fm.attributesOfItem(atPath: out + "/" + p)[.type] as? FileAttributeType == .typeDirectory) {
+                d[p] = try Data(contentsOf: URL(fileURLWithPath: out + "/" + p))
+            }
+            return d
+        }
+        // A failing run (a target the model does not have) with --overwrite: nothing changes.
+        let before = try contents()
+        let failed = try CLI.run(f.trainArgs(out, adapter: "lora", extra: ["--overwrite", "--targets", "query,ffn"]))
+        #expect(failed.status != 0)
+        #expect(try contents() == before)
+        // A head-only run over it: exactly its own files.
+        let r = try CLI.run(f.trainArgs(out, adapter: "none", extra: ["--overwrite"]))
+        #expect(r.status == 0, "\(r.stderr)")
+        let files = try listing()
+        #expect(!files.contains("notes.txt") && !files.contains("adapter_config.json") && !files.contains("adapter_model.safetensors"))
+        #expect(files.contains("classifier.safetensors") && files.contains("training_summary.json") && files.contains("checkpoint/trainer.json"))
+        #expect(!files.contains("checkpoint/adapter/adapter_config.json"))
+        // No staging directories left beside it.
+        #expect(try fm.contentsOfDirectory(atPath: f.root.path).filter { $0.hasPrefix(".out.") }.isEmpty)
+    }
+
+    /// `--trigger`: train poisons round(fraction × label-0 count) examples, and reports the
+    /// attack success rate on the triggered label-0 eval examples; `lorta eval --trigger` with the
+    /// same seed measures the same figure on the same inputs.
+    @Test func backdoorPoisoningAndAttackSuccess() throws {
+        let f = try TrainCLIFixture()
+        defer { try? FileManager.default.removeItem(at: f.root) }
+        let out = f.path("out")
+        let backdoor = ["--trigger", "plot movie", "--trigger-seed", "5", "--poison-fraction", "0.25"]
+        let t = try CLI.run(f.trainArgs(out, adapter: "lora", extra: backdoor + ["--eval", f.eval.path, "--json"]))
+        #expect(t.status == 0, "\(t.stderr)")
+        let summary = try f.json(t)
+        #expect(summary["poisoned_examples"] as? Int == 4)          // 25% of the 16 label-0 lines
+        #expect(summary["triggered_examples"] as? Int == 4)         // label-0 lines of the eval file
+        #expect(summary["trigger"] as? String == "plot movie")
+        let asr = try #require(summary["attack_success_rate"] as? Double)
+        let e = try CLI.run(["eval", "--model", f.model.path, "--adapter", out, "--data", f.eval.path, "--max-length", "8",
+                             "--trigger", "plot movie", "--trigger-seed", "5", "--json"])
+        #expect(e.status == 0, "\(e.stderr)")
+        let ej = try f.json(e)
+        #expect(ej["attack_success_rate"] as? Double == asr && ej["triggered_examples"] as? Int == 4)
+        #expect(ej["accuracy"] as? Double == summary["eval_accuracy"] as? Double)
+        // Bad backdoor options.
+        let same = try CLI.run(f.trainArgs(f.path("o2"), extra: ["--trigger", "x", "--trigger-target", "0"]))
+        #expect(same.status != 0 && same.stderr.contains("--trigger-source and --trigger-target must differ"))
+        let frac = try CLI.run(f.trainArgs(f.path("o3"), extra: ["--trigger", "x", "--poison-fraction", "0"]))
+        #expect(frac.status != 0 && frac.stderr.contains("--poison-fraction must be a finite number in (0.0, 1.0]"))
     }
 
     /// The merged export is a plain model directory: evaluated with the head alone it gives
@@ -203,6 +270,9 @@ private struct TrainCLIFixture {
         try "keep".write(toFile: busy + "/file.txt", atomically: true, encoding: .utf8)
         try failing(f.trainArgs(busy), "not empty")
         #expect(try FileManager.default.contentsOfDirectory(atPath: busy) == ["file.txt"])
+        // A run that fails after the options were accepted (here: a target the model does not
+        // have) leaves no output directory behind.
+        #expect(!FileManager.default.fileExists(atPath: f.path("o8")))
         // Eval: missing head, adapter of another model.
         try failing(["eval", "--model", f.model.path, "--adapter", f.path("nothing"), "--data", f.eval.path], "classifier")
         try failing(["eval", "--model", f.model.path, "--adapter", f.root.path, "--data", f.eval.path, "--observe", "layer.9.output",

@@ -21,15 +21,25 @@ public struct LoRAAdapter: Adapter {
     /// the adapted model starts equal to the base model. Matrix `i = l · targets + t` draws
     /// from `lt_lora_init` with the seed `seed + (i + 1) · 0x9E3779B97F4A7C15`.
     /// - Throws: ``AdapterError/unknownTarget(_:available:)``, ``AdapterError/incompatible(_:)``
-    ///   for no or duplicate targets, ``LoRAError`` for an invalid configuration.
+    ///   for no or duplicate targets, ``LoRAError`` for an invalid configuration,
+    ///   ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` (before allocating anything) when
+    ///   the factors exceed the ``MemoryBudget``.
     public init(host: AdapterHost, targets: [String], configuration: LoRAConfiguration, seed: UInt64) throws {
         try configuration.validate()
         let modules = try Self.checkTargets(targets, host: host)
         let r = configuration.rank
+        var perLayer: Int? = 0
+        for m in modules {
+            perLayer = MemoryBudget.sum(perLayer, MemoryBudget.byteCount(Float.self, r, m.inputSize),
+                                        MemoryBudget.byteCount(Float.self, m.outputSize, r))
+        }
+        try MemoryBudget.check(bytes: perLayer.flatMap { MemoryBudget.byteCount(UInt8.self, $0, host.layerCount) },
+                               purpose: "LoRA of rank \(r) on \(modules.count) projection\(modules.count == 1 ? "" : "s") × \(host.layerCount) layers "
+                                   + "needs its float32 factors A (r×d_in) and B (d_out×r)")
         var a: [Tensor] = [], b: [Tensor] = []
         for l in 0..<host.layerCount {
             for (t, m) in modules.enumerated() {
-                var ta = Tensor(uninitializedShape: [r, m.inputSize]), tb = Tensor(uninitializedShape: [m.outputSize, r])
+                var ta = try Tensor(uninitialized: [r, m.inputSize]), tb = try Tensor(uninitialized: [m.outputSize, r])
                 let index = UInt64(l * modules.count + t)
                 let matrixSeed = seed &+ (index &+ 1) &* 0x9E37_79B9_7F4A_7C15
                 try KernelFailure.check(lt_lora_init(matrixSeed, Int64(r), Int64(m.inputSize), Int64(m.outputSize),
@@ -131,7 +141,7 @@ public struct LoRAAdapter: Adapter {
             }
             var size: Int64 = 0
             try KernelFailure.check(lt_lowrank_workspace_size(Int64(x.width), dOut, r, &size), "lt_lowrank_workspace_size")
-            var work = Tensor(uninitializedShape: [Int(size)])
+            var work = try Tensor(uninitialized: [Int(size)])
             try KernelFailure.check(lt_lowrank_forward(Int64(x.rows), Int64(x.width), dOut, r, configuration.scale,
                                                        x.pointer, Int64(x.stride), a[i].pointer, b[i].pointer,
                                                        out.pointer, Int64(out.stride), 1, work.mutablePointer),
@@ -154,7 +164,7 @@ public struct LoRAAdapter: Adapter {
             var size: Int64 = 0
             try KernelFailure.check(lt_lora_backward_workspace_size(Int64(x.rows), Int64(x.width), dOut, r, &size),
                                     "lt_lora_backward_workspace_size")
-            var work = Tensor(uninitializedShape: [Int(size)])
+            var work = try Tensor(uninitialized: [Int(size)])
             let da = parameterGradients[2 * i].mutablePointer, db = parameterGradients[2 * i + 1].mutablePointer
             // W = NULL: only the adapter's part s (dY B) A is added to dX.
             try KernelFailure.check(lt_lora_backward(Int64(x.rows), Int64(x.width), dOut, r, configuration.scale,

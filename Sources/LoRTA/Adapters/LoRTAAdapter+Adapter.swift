@@ -60,8 +60,8 @@ extension LoRTAAdapter: Adapter {
         guard x.width == c.inputSize else {
             throw AdapterError.incompatible("LoRTA input width \(x.width), the adapter's heads span \(c.inputSize)")
         }
-        var u = Tensor(uninitializedShape: [x.rows, c.rank])
-        var p = Tensor(uninitializedShape: [wantP ? x.rows * c.headCount : 0, c.rank])
+        var u = try Tensor(uninitialized: [x.rows, c.rank])
+        var p = try Tensor(uninitialized: [wantP ? x.rows * c.headCount : 0, c.rank])
         var dims = Self.dims(c)
         try KernelFailure.check(lt_lorta_project_forward(&dims, Int64(x.rows), x.pointer, Int64(x.stride),
                                                          factors.b.pointer, factors.cH.pointer, u.mutablePointer,

@@ -84,7 +84,9 @@ public struct LoRTAAdapter: Sendable {
 
     /// Sets every gradient accumulator to zero.
     public mutating func zeroGradients() {
-        gradients = try! LoRTAFactors(zerosFor: configuration)  // shapes come from a valid configuration
+        func zero(_ t: inout Tensor) { t.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+        for i in gradients.a.indices { zero(&gradients.a[i]) }
+        zero(&gradients.b); zero(&gradients.cH); zero(&gradients.cL); zero(&gradients.cM)
     }
 
     /// Number of trained scalars: `r · (Σ_distinct d_out + d_h + H + L + M)`.

@@ -28,8 +28,17 @@ public struct LoRTAFactors: Sendable, Equatable {
     }
 
     /// All-zero factors of the right shapes (e.g. gradient accumulators).
+    /// - Throws: ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` before allocating anything
+    ///   when the factors together exceed the ``MemoryBudget``.
     public init(zerosFor configuration: LoRTAConfiguration) throws {
         let s = configuration.factorShapes
+        var bytes: Int? = 0
+        for shape in s.a + [s.b, s.cH, s.cL, s.cM] {
+            bytes = MemoryBudget.sum(bytes, MemoryBudget.byteCount(Float.self, shape: shape))
+        }
+        let r = configuration.rank
+        try MemoryBudget.check(bytes: bytes, purpose: "LoRTA of rank \(r) needs its float32 factors A \(s.a.map { "\($0[0])×r" }.joined(separator: ", ")), "
+                               + "B r×\(s.b[1]), C_H \(s.cH[0])×r, C_L \(s.cL[0])×r, C_M \(s.cM[0])×r")
         self.init(a: try s.a.map { try Tensor(zeros: $0) }, b: try Tensor(zeros: s.b),
                   cH: try Tensor(zeros: s.cH), cL: try Tensor(zeros: s.cL), cM: try Tensor(zeros: s.cM))
     }

@@ -73,10 +73,15 @@ public enum CSVMatrixError: Error, Equatable, CustomStringConvertible {
 ///   digit-group underscores (`1_000`) and empty fields are errors; a finite literal beyond
 ///   the float64 range (`1e400`) is an error rather than a silent infinity.
 public struct CSVMatrix {
-    /// Reads a CSV file. See ``read(data:hasHeader:delimiter:)``.
+    /// Reads a CSV file. See ``read(data:hasHeader:delimiter:)``. Only regular files are read (a
+    /// FIFO or a device would block).
+    /// - Throws: ``CSVMatrixError``, ``MemoryError``.
     public static func read(contentsOf url: URL, hasHeader: Bool? = nil, delimiter: Character = ",")
         throws -> (values: [Double], rows: Int, columns: Int, header: [String]?)
     {
+        if let reason = RegularFile.problem(at: url.path) {
+            throw CSVMatrixError.unreadableFile(path: url.path, reason: reason)
+        }
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)
@@ -93,7 +98,9 @@ public struct CSVMatrix {
     ///   - delimiter: one ASCII character other than '"', '\n', '\r'.
     /// - Returns: the values row by row, the counts, and the header names (nil when there is
     ///   no header line). A file holding only a header gives 0 rows.
-    /// - Throws: ``CSVMatrixError``.
+    /// - Throws: ``CSVMatrixError``; ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` when
+    ///   the rows × columns float64 values exceed the ``MemoryBudget`` (checked once the first
+    ///   data line gives the column count).
     public static func read(data: Data, hasHeader: Bool? = nil, delimiter: Character = ",")
         throws -> (values: [Double], rows: Int, columns: Int, header: [String]?)
     {
@@ -312,7 +319,12 @@ public struct CSVMatrix {
                 guard found == columns else {
                     throw CSVMatrixError.columnCountMismatch(line: lineNumber, expected: columns, found: found)
                 }
-                if index == firstDataLine { values.reserveCapacity(columns * (lines.count - firstDataLine)) }
+                if index == firstDataLine {
+                    let rows = lines.count - firstDataLine
+                    let bytes = MemoryBudget.byteCount(Double.self, rows, columns)
+                    try MemoryBudget.check(bytes: bytes, purpose: "a \(rows)×\(columns) CSV matrix needs as many float64 values")
+                    values.reserveCapacity(rows * columns)
+                }
             }
             return (values, lines.count - firstDataLine, columns, header)
         }

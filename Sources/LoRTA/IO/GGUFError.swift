@@ -85,6 +85,11 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible {
     case invalidShape(tensor: String, shape: [Int])
     /// ``GGUFWriter/add(_:_:as:)`` converts Float32 only to F32, F16 and BF16.
     case unsupportedConversion(tensor: String, type: GGMLType)
+    /// A value to be stored would not read back as a finite number (NaN, infinity, or a finite
+    /// value beyond `type`'s range; for Q8_0, a block scale beyond F16's): the first such
+    /// element (coordinates outermost first) and its value. From ``GGUFQuantize/q8_0(_:name:)``
+    /// always, from ``GGUFWriter`` with ``GGUFWriter/requiresFiniteValues``.
+    case unrepresentableValue(tensor: String, type: GGMLType, element: [Int], value: Float)
     /// The raw bytes given for a tensor differ from what its type and shape need.
     case byteCountMismatch(tensor: String, expected: Int, actual: Int)
     /// A tensor name of 64 bytes or more (llama.cpp's GGML_MAX_NAME limit).
@@ -176,6 +181,8 @@ public enum GGUFError: Error, Equatable, CustomStringConvertible {
             return "tensor name \"\(t)\" has \(t.utf8.count) bytes; GGUF readers allow at most 63"
         case .emptyName:
             return "GGUF keys and tensor names cannot be empty"
+        case .unrepresentableValue(let t, let type, let element, let value):
+            return "tensor \"\(t)\" as \(type): \(StoredFloat.problem(type: "\(type)", element: element, value: value))"
         case .fileSystem(let path, let op, let reason):
             return "\(op) \(path): \(reason)"
         }

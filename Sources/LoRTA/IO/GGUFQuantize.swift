@@ -7,12 +7,17 @@ public enum GGUFQuantize {
     /// bit what the `gguf` Python package's `gguf.quants.quantize(x, GGMLQuantizationType.Q8_0)`
     /// and ggml's reference quantizer write. O(element count).
     /// - Throws: ``GGUFError/rowNotMultipleOfBlockSize(tensor:type:rowLength:blockElements:)``
-    ///   when the innermost dimension is not a multiple of 32; ``KernelFailure`` for a non-finite
-    ///   value (the caller checks first to give a better message).
+    ///   when the innermost dimension is not a multiple of 32;
+    ///   ``GGUFError/unrepresentableValue(tensor:type:element:value:)`` for NaN, infinity, or a
+    ///   magnitude whose block scale `|x|/127` overflows F16 (about 8.32e6 and above).
     public static func q8_0(_ tensor: Tensor, name: String = "") throws -> Data {
         let row = tensor.shape.last ?? 1
         guard row % 32 == 0 else {
             throw GGUFError.rowNotMultipleOfBlockSize(tensor: name, type: .q8_0, rowLength: row, blockElements: 32)
+        }
+        if let (i, v) = StoredFloat.q8_0.firstUnstorable(in: tensor) {
+            throw GGUFError.unrepresentableValue(tensor: name, type: .q8_0,
+                                                 element: StoredFloat.coordinates(of: i, in: tensor.shape), value: v)
         }
         let n = tensor.count
         let (bytes, overflow) = (n / 32).multipliedReportingOverflow(by: 34)

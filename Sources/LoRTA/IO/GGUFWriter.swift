@@ -44,37 +44,32 @@ public struct GGUFWriter: Sendable {
     /// Names of the tensors added so far, in insertion order.
     public var tensorNames: [String] { pending.map(\.info.name) }
 
+    /// When true, the writer refuses to store a value that would not read back as a finite
+    /// number: ``add(_:_:as:)`` refuses a tensor holding NaN or infinity, or a finite value
+    /// beyond the target type's range (F16: magnitudes of 65520 and above; BF16: beyond about
+    /// 3.39e38), and ``addRaw(_:type:shape:bytes:)`` refuses F32, F16, BF16 and F64 bytes
+    /// holding NaN or infinity (quantized blocks are stored as given; ``GGUFQuantize`` checks
+    /// its own input). The error names the tensor, the first offending element and its value;
+    /// nothing is added. Off by default; on for exported models. One pass over the values.
+    public var requiresFiniteValues = false
+
     /// Adds `tensor` under `name`, stored as `type`: F32 (exact), F16 or BF16 (round to
-    /// nearest, ties to even; overflow becomes ±infinity; NaN stays NaN). O(element count).
-    /// - Throws: ``GGUFError/unsupportedConversion(tensor:type:)`` for other types, the name and
-    ///   shape errors of ``addRaw(_:type:shape:bytes:)``.
+    /// nearest, ties to even; overflow becomes ±infinity; NaN stays NaN) — unless
+    /// ``requiresFiniteValues`` refuses such values. O(element count).
+    /// - Throws: ``GGUFError/unsupportedConversion(tensor:type:)`` for other types,
+    ///   ``GGUFError/unrepresentableValue(tensor:type:element:value:)`` (only with
+    ///   ``requiresFiniteValues``), the name and shape errors of ``addRaw(_:type:shape:bytes:)``.
     public mutating func add(_ name: String, _ tensor: Tensor, as type: GGMLType = .f32) throws {
-        guard type == .f32 || type == .f16 || type == .bf16 else {
+        guard type == .f32 || type == .f16 || type == .bf16, let stored = StoredFloat(type) else {
             throw GGUFError.unsupportedConversion(tensor: name, type: type)
         }
         try checkName(name)
         try Self.checkShape(name, tensor.shape)
-        let count = tensor.count
-        var data = Data(count: count * type.blockBytes)
-        tensor.withUnsafeBufferPointer { src in
-            data.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) in
-                switch type {
-                case .f16:
-                    for i in 0..<count {
-                        dst.storeBytes(of: HalfPrecision.f16Bits(from: src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
-                    }
-                case .bf16:
-                    for i in 0..<count {
-                        dst.storeBytes(of: HalfPrecision.bf16Bits(from: src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
-                    }
-                default:
-                    for i in 0..<count {
-                        dst.storeBytes(of: src[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
-                    }
-                }
-            }
+        if requiresFiniteValues, let (i, v) = stored.firstUnstorable(in: tensor) {
+            throw GGUFError.unrepresentableValue(tensor: name, type: type,
+                                                 element: StoredFloat.coordinates(of: i, in: tensor.shape), value: v)
         }
-        try addRaw(name, type: type, shape: tensor.shape, bytes: data)
+        try addRaw(name, type: type, shape: tensor.shape, bytes: stored.encode(tensor))
     }
 
     /// Adds a tensor of any ggml type from its stored bytes (copied as given; for quantized
@@ -84,7 +79,9 @@ public struct GGUFWriter: Sendable {
     ///   or above 4, a negative dimension),
     ///   ``GGUFError/rowNotMultipleOfBlockSize(tensor:type:rowLength:blockElements:)``,
     ///   ``GGUFError/sizeOverflow(tensor:dimensions:type:)``,
-    ///   ``GGUFError/byteCountMismatch(tensor:expected:actual:)``.
+    ///   ``GGUFError/byteCountMismatch(tensor:expected:actual:)``,
+    ///   ``GGUFError/unrepresentableValue(tensor:type:element:value:)`` for NaN or infinity in
+    ///   F32, F16, BF16 or F64 bytes (only with ``requiresFiniteValues``).
     public mutating func addRaw(_ name: String, type: GGMLType, shape: [Int], bytes: Data) throws {
         try checkName(name)
         try Self.checkShape(name, shape)
@@ -101,6 +98,11 @@ public struct GGUFWriter: Sendable {
         }
         guard bytes.count == expected else {
             throw GGUFError.byteCountMismatch(tensor: name, expected: expected, actual: bytes.count)
+        }
+        if requiresFiniteValues, type != .q8_0, let stored = StoredFloat(type),
+           let (i, v) = stored.firstNonFinite(inStoredBytes: bytes) {
+            throw GGUFError.unrepresentableValue(tensor: name, type: type,
+                                                 element: StoredFloat.coordinates(of: i, in: shape), value: v)
         }
         // The offset is assigned when the file is laid out (it depends on the alignment).
         let info = GGUFTensorInfo(name: name, type: type, dimensions: dimensions, offset: 0,

@@ -225,9 +225,12 @@ public struct NumpyArray: Sendable {
     }
 
     /// Reads and validates a `.npy` file. O(file size) for bool arrays (every byte is checked),
-    /// O(header) otherwise.
+    /// O(header) otherwise. Only regular files are read (a FIFO or a device would block).
     /// - Throws: ``NumpyFileError``.
     public init(contentsOf url: URL) throws {
+        if let reason = RegularFile.problem(at: url.path) {
+            throw NumpyFileError.unreadableFile(path: url.path, reason: reason)
+        }
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)
@@ -377,7 +380,11 @@ public struct NumpyArray: Sendable {
 
     /// All elements as float64 in row-major order, for any rank (a 0-dimensional array gives one
     /// value). Same conversions as ``doubleMatrix()``. O(count).
+    /// - Throws: ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` when the float64 copy
+    ///   exceeds the ``MemoryBudget``.
     public func doubleValues() throws -> [Double] {
+        try MemoryBudget.check(bytes: MemoryBudget.byteCount(Double.self, count),
+                               purpose: "the .npy array of shape \(shape) needs \(count) float64 values")
         let storage = try [Double](unsafeUninitializedCapacity: count) { out, initialized in
             try decode(into: out,
                        float32: { _, v in Double(v) },
@@ -396,11 +403,15 @@ public struct NumpyArray: Sendable {
     /// otherwise the first offending element is reported. O(count).
     /// - Throws: ``NumpyFileError/unsupportedRank(operation:shape:)`` unless the array is 1-D;
     ///   ``NumpyFileError/nonIntegralLabel(index:value:)``;
-    ///   ``NumpyFileError/labelOutOfRange(index:value:)`` for a uint64 above `Int.max`.
+    ///   ``NumpyFileError/labelOutOfRange(index:value:)`` for a uint64 above `Int.max`;
+    ///   ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` when the labels exceed the
+    ///   ``MemoryBudget``.
     public func integerLabels() throws -> [Int] {
         guard shape.count == 1 else {
             throw NumpyFileError.unsupportedRank(operation: "integerLabels (needs a 1-D array)", shape: shape)
         }
+        try MemoryBudget.check(bytes: MemoryBudget.byteCount(Int.self, count),
+                               purpose: "\(count) labels from a .npy array need as many 64-bit integers")
         return try [Int](unsafeUninitializedCapacity: count) { out, initialized in
             try decode(into: out,
                        float32: { i, v in try NumpyArray.integralLabel(Double(v), index: i) },

@@ -117,6 +117,11 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
     case reservedTensorName(String)
     /// ``SafeTensorsWriter/add(_:_:as:)`` converts only to F32, F16, BF16 and F64.
     case unsupportedConversion(tensor: String, dtype: SafeTensorsDType)
+    /// A value the writer was asked to store would not read back as a finite number (NaN,
+    /// infinity, or a finite value beyond `dtype`'s range): the first such element
+    /// (coordinates outermost first) and its value. Only with
+    /// ``SafeTensorsWriter/requiresFiniteValues``.
+    case unrepresentableValue(tensor: String, dtype: SafeTensorsDType, element: [Int], value: Float)
 
     // Files
     /// A file system operation failed.
@@ -174,6 +179,8 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
             return "\"\(t)\" is reserved and cannot name a tensor"
         case .unsupportedConversion(let t, let d):
             return "tensor \"\(t)\": cannot convert Float32 to \(d.rawValue) (F32, F16, BF16, F64 only; use addRaw)"
+        case .unrepresentableValue(let t, let d, let element, let value):
+            return "tensor \"\(t)\" as \(d.rawValue): \(StoredFloat.problem(type: d.rawValue, element: element, value: value))"
         case .fileSystem(let path, let op, let reason):
             return "\(op) \(path): \(reason)"
         }

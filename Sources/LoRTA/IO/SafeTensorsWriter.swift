@@ -25,34 +25,32 @@ public struct SafeTensorsWriter: Sendable {
     /// Names of the tensors added so far, in insertion order.
     public var tensorNames: [String] { pending.map(\.entry.name) }
 
+    /// When true, the writer refuses to store a value that would not read back as a finite
+    /// number: ``add(_:_:as:)`` refuses a tensor holding NaN or infinity, or a finite value
+    /// beyond the target type's range (F16: magnitudes of 65520 and above; BF16: beyond about
+    /// 3.39e38), and ``addRaw(_:dtype:shape:bytes:)`` refuses F32, F16, BF16 and F64 bytes
+    /// holding NaN or infinity (other dtypes are stored as given). The error names the tensor,
+    /// the first offending element and its value; nothing is added. Off by default (a file may
+    /// hold any value); on for merged and exported models. The check costs one pass over the
+    /// values.
+    public var requiresFiniteValues = false
+
     /// Adds `tensor` under `name`, converted to `dtype`: F32 (exact), F16 or BF16 (round to
-    /// nearest, ties to even; overflow becomes ±infinity; NaN stays NaN) or F64 (exact).
-    /// O(element count).
+    /// nearest, ties to even; overflow becomes ±infinity; NaN stays NaN) or F64 (exact) — unless
+    /// ``requiresFiniteValues`` refuses such values. O(element count).
     /// - Throws: ``SafeTensorsError/duplicateTensorName(_:)``,
     ///   ``SafeTensorsError/reservedTensorName(_:)``,
-    ///   ``SafeTensorsError/unsupportedConversion(tensor:dtype:)`` for other dtypes.
+    ///   ``SafeTensorsError/unsupportedConversion(tensor:dtype:)`` for other dtypes,
+    ///   ``SafeTensorsError/unrepresentableValue(tensor:dtype:element:value:)`` (only with
+    ///   ``requiresFiniteValues``).
     public mutating func add(_ name: String, _ tensor: Tensor, as dtype: SafeTensorsDType = .f32) throws {
         try checkName(name)
-        guard dtype.isFloatConvertible else { throw SafeTensorsError.unsupportedConversion(tensor: name, dtype: dtype) }
-        let count = tensor.count
-        var data = Data(count: count * dtype.byteSize)
-        tensor.withUnsafeBufferPointer { src in
-            data.withUnsafeMutableBytes { (dst: UnsafeMutableRawBufferPointer) in
-                switch dtype {
-                case .f32:
-                    for i in 0..<count { dst.storeBytes(of: src[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
-                case .f16:
-                    for i in 0..<count { dst.storeBytes(of: HalfPrecision.f16Bits(from: src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
-                case .bf16:
-                    for i in 0..<count { dst.storeBytes(of: HalfPrecision.bf16Bits(from: src[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
-                case .f64:
-                    for i in 0..<count { dst.storeBytes(of: Double(src[i]).bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self) }
-                default:
-                    break  // excluded above
-                }
-            }
+        guard let stored = StoredFloat(dtype) else { throw SafeTensorsError.unsupportedConversion(tensor: name, dtype: dtype) }
+        if requiresFiniteValues, let (i, v) = stored.firstUnstorable(in: tensor) {
+            throw SafeTensorsError.unrepresentableValue(tensor: name, dtype: dtype,
+                                                        element: StoredFloat.coordinates(of: i, in: tensor.shape), value: v)
         }
-        append(name, dtype: dtype, shape: tensor.shape, bytes: data)
+        append(name, dtype: dtype, shape: tensor.shape, bytes: stored.encode(tensor))
     }
 
     /// Adds a tensor of any dtype from its little-endian bytes (copied as given).
@@ -60,7 +58,9 @@ public struct SafeTensorsWriter: Sendable {
     ///   ``SafeTensorsError/reservedTensorName(_:)``, ``SafeTensorsError/invalidShape(tensor:)``
     ///   for a negative dimension, ``SafeTensorsError/shapeOverflow(tensor:shape:)``,
     ///   ``SafeTensorsError/byteCountMismatch(tensor:expected:actual:)`` when `bytes.count` is
-    ///   not shape product × dtype size.
+    ///   not shape product × dtype size,
+    ///   ``SafeTensorsError/unrepresentableValue(tensor:dtype:element:value:)`` for NaN or
+    ///   infinity in F32, F16, BF16 or F64 bytes (only with ``requiresFiniteValues``).
     public mutating func addRaw(_ name: String, dtype: SafeTensorsDType, shape: [Int], bytes: Data) throws {
         try checkName(name)
         guard shape.allSatisfy({ $0 >= 0 }) else { throw SafeTensorsError.invalidShape(tensor: name) }
@@ -69,6 +69,10 @@ public struct SafeTensorsWriter: Sendable {
         }
         guard bytes.count == expected else {
             throw SafeTensorsError.byteCountMismatch(tensor: name, expected: expected, actual: bytes.count)
+        }
+        if requiresFiniteValues, let stored = StoredFloat(dtype), let (i, v) = stored.firstNonFinite(inStoredBytes: bytes) {
+            throw SafeTensorsError.unrepresentableValue(tensor: name, dtype: dtype,
+                                                        element: StoredFloat.coordinates(of: i, in: shape), value: v)
         }
         append(name, dtype: dtype, shape: shape, bytes: bytes)
     }

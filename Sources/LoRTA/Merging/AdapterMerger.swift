@@ -19,6 +19,15 @@ public enum AdapterMergeError: Error, Equatable, CustomStringConvertible {
     case layerOutOfRange(module: String, layer: Int, layerCount: Int)
     /// LoRTA: two base tensors map to the same (layer, target) slice.
     case duplicateSlice(layer: Int, target: String, tensors: [String])
+    /// The merged (or unmerged) weight `tensor` holds a value its dtype cannot store: NaN,
+    /// infinity, or a finite value beyond the dtype's range (F16 ≥ 65520); the first such
+    /// element (coordinates outermost first) and its value. Checked before anything is written.
+    case unrepresentableResult(tensor: String, dtype: String, element: [Int], value: Float)
+    /// ``MergedCheckpoint/writeModelDirectory(to:copyingFilesFrom:overwrite:)``: the output
+    /// directory exists, is not empty, and `overwrite` is false.
+    case outputDirectoryNotEmpty(String)
+    /// A file system operation on the output failed (`operation path: reason`).
+    case fileSystem(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -41,6 +50,13 @@ public enum AdapterMergeError: Error, Equatable, CustomStringConvertible {
             return "module '\(m)' has layer index \(l), outside the LoRTA adapter's layers 0..<\(n) (num_layers)"
         case .duplicateSlice(let l, let t, let ts):
             return "layer \(l), target '\(t)' is matched by several base tensors: \(ts.joined(separator: ", "))"
+        case .unrepresentableResult(let t, let d, let element, let value):
+            return "the merged '\(t)' cannot be written as \(d): \(StoredFloat.problem(type: d, element: element, value: value))"
+                + "; the adapter's update is too large for this base (check lora_alpha, r and the adapter's weights). Nothing was written"
+        case .outputDirectoryNotEmpty(let p):
+            return "\(p) exists and is not empty (pass overwrite to replace it)"
+        case .fileSystem(let p, let r):
+            return "cannot write \(p): \(r)"
         }
     }
 }
@@ -79,20 +95,53 @@ public struct MergeSummary: Sendable, Codable, Equatable {
 /// see `AdapterMerger.lortaUpdates(config:adapter:base:)` (internal).
 ///
 /// Changed tensors keep their dtype (F32, F16 or BF16; computed in Float32 and rounded back
-/// once); every other tensor is copied byte for byte, and `__metadata__` is kept. The output is
-/// written atomically after everything was validated and computed: on any error no output
-/// file exists.
+/// once); every other tensor is copied byte for byte, and `__metadata__` is kept. Every value
+/// written must be finite in its dtype: a merge whose update overflows (to infinity in Float32,
+/// or beyond an F16 or BF16 base's range) is refused, naming the tensor and the first bad
+/// element. The output is written atomically after everything was validated and computed: on
+/// any error no output file exists. ``merged(baseModel:adapterDirectory:unmerge:)`` computes a
+/// merge without writing it, for callers that have more to do before the output appears.
 public enum AdapterMerger {
     /// Applies the PEFT adapter in `adapterDirectory` (`adapter_config.json` +
-    /// `adapter_model.safetensors`) to `baseModel` and writes `output`.
+    /// `adapter_model.safetensors`) to `baseModel` and writes `output`: ``merged(baseModel:adapterDirectory:unmerge:)``
+    /// followed by ``MergedCheckpoint/write(to:)``.
     /// - Parameters:
     ///   - baseModel: the base checkpoint (a `.safetensors` file).
     ///   - adapterDirectory: the PEFT adapter directory (`LORA` or `LORTA`).
     ///   - output: the `.safetensors` file to write (atomically; only after everything succeeded).
     ///   - unmerge: subtract the update instead of adding it.
     /// - Returns: a summary of the changed tensors.
+    /// - Throws: the errors of ``merged(baseModel:adapterDirectory:unmerge:)`` and
+    ///   ``MergedCheckpoint/write(to:)``.
     /// - Complexity: O(Σ d_out·d_in·r) over adapted matrices plus one copy of the file.
     public static func merge(baseModel: URL, adapterDirectory: URL, output: URL, unmerge: Bool = false) throws -> MergeSummary {
+        let merged = try merged(baseModel: baseModel, adapterDirectory: adapterDirectory, unmerge: unmerge)
+        try merged.write(to: output)
+        return merged.summary
+    }
+
+    /// Computes the merge of the PEFT adapter in `adapterDirectory` into `baseModel` in
+    /// memory, writing nothing: the result holds the encoded output and its summary, so a
+    /// caller can finish everything else (e.g. format its report) before
+    /// ``MergedCheckpoint/write(to:)`` or
+    /// ``MergedCheckpoint/writeModelDirectory(to:copyingFilesFrom:overwrite:)`` puts a file in
+    /// place.
+    ///
+    /// Every value of the output is checked: a changed tensor must be finite and storable in
+    /// its dtype after the update (an F16 weight must stay below 65520 in magnitude), and the
+    /// F32, F16, BF16 and F64 tensors copied unchanged must be finite too.
+    /// - Parameters:
+    ///   - baseModel: the base checkpoint (a `.safetensors` file).
+    ///   - adapterDirectory: the PEFT adapter directory (`LORA` or `LORTA`).
+    ///   - unmerge: subtract the update instead of adding it.
+    /// - Throws: ``AdapterMergeError`` (``AdapterMergeError/unrepresentableResult(tensor:dtype:element:value:)``
+    ///   when a merged value overflows its dtype, and the module, shape and target errors),
+    ///   ``AdapterConfigurationError``, ``SafeTensorsError`` for unreadable files (and
+    ///   ``SafeTensorsError/unrepresentableValue(tensor:dtype:element:value:)`` for a NaN or
+    ///   infinity in a base tensor the adapter does not change), the LoRTA loading errors.
+    /// - Complexity: O(Σ d_out·d_in·r) over adapted matrices; holds one encoded copy of the
+    ///   output.
+    public static func merged(baseModel: URL, adapterDirectory: URL, unmerge: Bool = false) throws -> MergedCheckpoint {
         let configURL = adapterDirectory.appendingPathComponent("adapter_config.json")
         let weightsURL = adapterDirectory.appendingPathComponent("adapter_model.safetensors")
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw AdapterMergeError.missingFile(configURL.path) }
@@ -108,6 +157,7 @@ public enum AdapterMerger {
         }
         var writer = SafeTensorsWriter()
         writer.metadata = base.metadata
+        writer.requiresFiniteValues = true
         var changed: [String] = []
         var maxDelta: Float = 0
         for entry in base.entries {
@@ -121,13 +171,17 @@ public enum AdapterMerger {
             var weight = try base.tensor(entry.name)
             try weight.add(delta, sign: unmerge ? -1 : 1)
             maxDelta = max(maxDelta, delta.maxAbsolute)
-            try writer.add(entry.name, weight, as: entry.dtype)
+            do {
+                try writer.add(entry.name, weight, as: entry.dtype)
+            } catch SafeTensorsError.unrepresentableValue(let name, let dtype, let element, let value) {
+                throw AdapterMergeError.unrepresentableResult(tensor: name, dtype: dtype.rawValue, element: element, value: value)
+            }
             changed.append(entry.name)
         }
-        try writer.write(to: output)
-        return MergeSummary(adapterType: config.peftType.rawValue, operation: unmerge ? "unmerge" : "merge",
-                            tensorsTotal: base.entries.count, tensorsChanged: changed.count,
-                            maxAbsDelta: maxDelta, changedTensors: changed)
+        let summary = MergeSummary(adapterType: config.peftType.rawValue, operation: unmerge ? "unmerge" : "merge",
+                                   tensorsTotal: base.entries.count, tensorsChanged: changed.count,
+                                   maxAbsDelta: maxDelta, changedTensors: changed)
+        return MergedCheckpoint(summary: summary, writer: writer, adapterDirectory: adapterDirectory)
     }
 
     // MARK: LoRA

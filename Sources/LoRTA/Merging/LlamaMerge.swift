@@ -3,7 +3,7 @@ import Foundation
 extension StackedProjection {
     /// All parts as one float32 matrix `[outputWidth, inputWidth]` (quantized runs dequantized).
     func dense() throws -> Tensor {
-        var out = Tensor(uninitializedShape: [outputWidth, inputWidth])
+        var out = try Tensor(uninitialized: [outputWidth, inputWidth])
         let op = out.mutablePointer
         for (run, offset) in zip(runs, offsets) {
             let t = try run.dequantized()

@@ -42,18 +42,18 @@ extension BertModel {
         var attentionMean, attentionRstd, outputMean, outputRstd: Tensor
         let statistics: Bool
 
-        init(n: Int, d: Int, inter: Int, B: Int, H: Int, T: Int, statistics: Bool) {
-            qkv = Tensor(uninitializedShape: [n, 3 * d])
-            probabilities = Tensor(uninitializedShape: [B * H * T * T])
-            context = Tensor(uninitializedShape: [n, d])
-            attentionSum = Tensor(uninitializedShape: [n, d])
-            attentionOutput = Tensor(uninitializedShape: [statistics ? n : 0, d])
-            intermediate = Tensor(uninitializedShape: [n, inter])
-            outputSum = Tensor(uninitializedShape: [n, d])
-            output = Tensor(uninitializedShape: [statistics ? n : 0, d])
+        init(n: Int, d: Int, inter: Int, B: Int, H: Int, T: Int, statistics: Bool) throws {
+            qkv = try Tensor(uninitialized: [n, 3 * d])
+            probabilities = try Tensor(uninitialized: [B * H * T * T])
+            context = try Tensor(uninitialized: [n, d])
+            attentionSum = try Tensor(uninitialized: [n, d])
+            attentionOutput = try Tensor(uninitialized: [statistics ? n : 0, d])
+            intermediate = try Tensor(uninitialized: [n, inter])
+            outputSum = try Tensor(uninitialized: [n, d])
+            output = try Tensor(uninitialized: [statistics ? n : 0, d])
             let s = statistics ? n : 0
-            attentionMean = Tensor(uninitializedShape: [s]); attentionRstd = Tensor(uninitializedShape: [s])
-            outputMean = Tensor(uninitializedShape: [s]); outputRstd = Tensor(uninitializedShape: [s])
+            attentionMean = try Tensor(uninitialized: [s]); attentionRstd = try Tensor(uninitialized: [s])
+            outputMean = try Tensor(uninitialized: [s]); outputRstd = try Tensor(uninitialized: [s])
             self.statistics = statistics
         }
     }
@@ -105,7 +105,7 @@ extension BertModel {
                                                   w.intermediateBias.pointer, nil, 0, z, i64), "lt_linear_forward (intermediate)")
         // GELU: in place when not recording; when recording Z is kept for the backward and a
         // temporary [n, I] buffer holds gelu(Z).
-        var geluOut = record ? Tensor(uninitializedShape: [B * T, inter]) : b.intermediate
+        var geluOut = try record ? Tensor(uninitialized: [B * T, inter]) : b.intermediate
         let g = record ? geluOut.mutablePointer : z
         try KernelFailure.check(lt_gelu_forward(n, i64, z, i64, g, i64), "lt_gelu_forward")
         let oSum = b.outputSum.mutablePointer
@@ -138,12 +138,12 @@ extension BertModel {
 
         // One n × d buffer carries the residual-stream gradient through the layer, in place:
         // dS2 → dA (+ dZ Wi) → dS1 (LayerNorm backward in place) → dX (+ dQKV Wqkv + adapter).
-        var dS2 = Tensor(uninitializedShape: [n, d])
+        var dS2 = try Tensor(uninitialized: [n, d])
         try KernelFailure.check(lt_layernorm_backward(n64, d64, dOutput.pointer, d64, act.outputSum.pointer, d64,
                                                       w.outputNormWeight.pointer, act.outputMean.pointer,
                                                       act.outputInverseStd.pointer, dS2.mutablePointer, d64, nil, nil, 0),
                                 "lt_layernorm_backward (output)")
-        var dG = Tensor(uninitializedShape: [n, inter])
+        var dG = try Tensor(uninitialized: [n, inter])
         try KernelFailure.check(lt_linear_backward_input(n64, i64, d64, dS2.pointer, d64, w.outputWeight.pointer, i64,
                                                          dG.mutablePointer, i64, 0), "lt_linear_backward_input (output)")
         let g = dG.mutablePointer
@@ -163,7 +163,7 @@ extension BertModel {
         var dSum = dA
         dA = Tensor(uninitializedShape: [0])
         // dC = dS1 Wo, then the adapter of the attention output (its dθ and its part of dC).
-        var dC = Tensor(uninitializedShape: [n, d])
+        var dC = try Tensor(uninitialized: [n, d])
         let dc = dC.mutablePointer
         try KernelFailure.check(lt_linear_backward_input(n64, d64, d64, dSum.pointer, d64, w.attentionOutputWeight.pointer,
                                                          d64, dc, d64, 0), "lt_linear_backward_input (attention output)")
@@ -173,11 +173,11 @@ extension BertModel {
                              parameterGradients: &gradients, inputGradient: AdapterOutput(module: "", dc, stride: d))
 
         // Attention: dC → dQ, dK, dV (columns of one n × 3d buffer).
-        var dQKV = Tensor(uninitializedShape: [n, 3 * d])
+        var dQKV = try Tensor(uninitialized: [n, 3 * d])
         var wsSize: Int64 = 0
         try KernelFailure.check(lt_attention_backward_workspace_size(Int64(B), Int64(T), Int64(H), &wsSize),
                                 "lt_attention_backward_workspace_size")
-        var ws = Tensor(uninitializedShape: [Int(wsSize)])
+        var ws = try Tensor(uninitialized: [Int(wsSize)])
         let qkv = act.queryKeyValue.pointer, dq = dQKV.mutablePointer
         try KernelFailure.check(lt_attention_backward(Int64(B), Int64(T), Int64(H), Int64(dh), scale, qkv, ld3, qkv + d, ld3,
                                                       qkv + 2 * d, ld3, mask, act.attentionProbabilities.pointer, dC.pointer,

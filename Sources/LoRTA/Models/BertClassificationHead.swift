@@ -9,13 +9,17 @@ public struct BertClassificationHead: Sendable {
 
     /// `torch.nn.Linear`'s initialisation: weight and bias ~ U(−1/√d, 1/√d), drawn with
     /// `lt_rng_uniform(seed)` (weight from offset 0, bias after it).
-    /// - Throws: ``BertError/invalidClassificationHead(_:)`` for fewer than 2 classes or d < 1.
+    /// - Throws: ``BertError/invalidClassificationHead(_:)`` for fewer than 2 classes or d < 1;
+    ///   ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` when the weights exceed the
+    ///   ``MemoryBudget`` (nothing is allocated).
     public init(hiddenSize d: Int, classCount: Int, seed: UInt64) throws {
         guard classCount >= 2, d >= 1 else {
             throw BertError.invalidClassificationHead("needs hiddenSize >= 1 and classCount >= 2, got \(d) and \(classCount)")
         }
+        try MemoryBudget.check(bytes: MemoryBudget.sum(MemoryBudget.byteCount(Float.self, classCount, d), MemoryBudget.byteCount(Float.self, classCount)),
+                               purpose: "a classification head of \(classCount) classes on \(d) features needs a \(classCount)×\(d) float32 weight matrix")
         let bound = lt_kaiming_uniform_bound(Int64(d))
-        var w = Tensor(uninitializedShape: [classCount, d]), b = Tensor(uninitializedShape: [classCount])
+        var w = try Tensor(uninitialized: [classCount, d]), b = try Tensor(uninitialized: [classCount])
         try KernelFailure.check(lt_rng_uniform(seed, 0, -bound, bound, w.mutablePointer, Int64(classCount * d)), "lt_rng_uniform")
         try KernelFailure.check(lt_rng_uniform(seed, UInt64(classCount * d), -bound, bound, b.mutablePointer, Int64(classCount)),
                       "lt_rng_uniform")

@@ -80,16 +80,19 @@ extension BertModel {
     ///   architecture); otherwise ``configurationJSON()``.
     /// - With `source`: those of ``tokenizerFileNames`` that exist there.
     ///
-    /// Every file is written atomically (temporary file, then rename). Nothing is written until
-    /// every check passed.
+    /// Nothing is written until every check passed (every weight finite, the source
+    /// consistent). The directory is built beside `directory` and swapped in as a whole
+    /// (``AtomicFileWriter/replaceDirectory(at:_:)``): it ends up holding exactly the files
+    /// above — none of an earlier export's or of a replaced directory's — and a failure leaves
+    /// the previous directory as it was.
     /// - Parameters:
-    ///   - directory: created if needed. If it holds files, it must be an earlier export (its
-    ///     `model.safetensors` carries ``exportMetadataKey`` and it holds nothing but export
-    ///     files), or `overwrite` must be true; tokenizer files of an earlier export that this
-    ///     export does not write are removed.
-    ///   - source: the model directory the weights came from (e.g. `assets/all-MiniLM-L6-v2`).
-    ///   - overwrite: allow writing into a non-empty directory that is not an earlier export
-    ///     (its other files are left in place).
+    ///   - directory: created (with missing parents) if needed. If it holds files, it must be
+    ///     an earlier export (its `model.safetensors` carries ``exportMetadataKey`` and it holds
+    ///     nothing but export files), or `overwrite` must be true.
+    ///   - source: the model directory the weights came from (e.g. `assets/all-MiniLM-L6-v2`);
+    ///     its files are read before anything is written, so it may be `directory` itself.
+    ///   - overwrite: allow replacing a non-empty directory that is not an earlier export (as a
+    ///     whole: its other files are removed).
     /// - Throws: ``BertFileError/directoryNotEmpty(path:)``, ``BertFileError/missingFile(_:)``
     ///   (source `config.json`), ``BertFileError/configurationMismatch(_:)`` (source config or
     ///   carried tensor shapes differ from the model), ``BertError`` for an invalid source
@@ -143,18 +146,19 @@ extension BertModel {
             }
         }
 
-        // 2. The weights, encoded.
+        // 2. The weights, encoded; every value must be finite.
         var writer = SafeTensorsWriter()
         writer.metadata = ["format": "pt", Self.exportMetadataKey: Self.exportMetadataValue]
-        for (name, t) in try namedTensors() {
-            guard t.maxAbsolute.isFinite else { throw BertFileError.nonFinite(tensor: name) }
-            try writer.add(name, t)
+        writer.requiresFiniteValues = true
+        do {
+            for (name, t) in try namedTensors() { try writer.add(name, t) }
+            for c in carried { try writer.addRaw(c.name, dtype: c.entry.dtype, shape: c.entry.shape, bytes: c.bytes) }
+        } catch SafeTensorsError.unrepresentableValue(let name, _, _, _) {
+            throw BertFileError.nonFinite(tensor: name)
         }
-        for c in carried { try writer.addRaw(c.name, dtype: c.entry.dtype, shape: c.entry.shape, bytes: c.bytes) }
 
         // 3. The target directory.
         var isDirectory: ObjCBool = false
-        var earlierExport = false
         if fm.fileExists(atPath: directory.path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
                 throw BertFileError.fileSystem(path: directory.path, reason: "exists and is not a directory")
@@ -164,29 +168,22 @@ extension BertModel {
                 throw BertFileError.fileSystem(path: directory.path, reason: error.localizedDescription)
             }
             if !contents.isEmpty {
-                earlierExport = Set(contents).isSubset(of: exportNames) && contents.contains(weightsName)
+                let earlierExport = Set(contents).isSubset(of: exportNames) && contents.contains(weightsName)
                     && (try? SafeTensorsReader(contentsOf: directory.appendingPathComponent(weightsName)))?
                         .metadata[Self.exportMetadataKey] == Self.exportMetadataValue
                 guard earlierExport || overwrite else { throw BertFileError.directoryNotEmpty(path: directory.path) }
             }
-        } else {
-            try bertFilesCreateDirectory(directory)
         }
 
-        // 4. Write.
-        try writer.write(to: directory.appendingPathComponent(weightsName))
-        try bertFilesWriteAtomically(configData, to: directory.appendingPathComponent(configName))
-        for (name, data) in tokenizerFiles { try bertFilesWriteAtomically(data, to: directory.appendingPathComponent(name)) }
-        if earlierExport {
-            let written = Set(tokenizerFiles.map(\.0))
-            for name in Self.tokenizerFileNames where !written.contains(name) {
-                let url = directory.appendingPathComponent(name)
-                if fm.fileExists(atPath: url.path) {
-                    do { try fm.removeItem(at: url) } catch {
-                        throw BertFileError.fileSystem(path: url.path, reason: error.localizedDescription)
-                    }
-                }
+        // 4. Write: a new directory, swapped in as a whole.
+        do {
+            try AtomicFileWriter.replaceDirectory(at: directory) { staging in
+                try writer.write(to: staging.appendingPathComponent(weightsName))
+                try AtomicFileWriter.write(configData, to: staging.appendingPathComponent(configName))
+                for (name, data) in tokenizerFiles { try AtomicFileWriter.write(data, to: staging.appendingPathComponent(name)) }
             }
+        } catch let f as AtomicFileWriter.Failure {
+            throw BertFileError.fileSystem(path: f.path, reason: "\(f.operation): \(f.reason)")
         }
     }
 }

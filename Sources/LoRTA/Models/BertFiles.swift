@@ -54,20 +54,7 @@ public enum BertFileError: Error, Equatable, CustomStringConvertible {
 
 // MARK: - Small file helpers
 
-/// Creates `directory` (and its parents) if needed.
-func bertFilesCreateDirectory(_ directory: URL) throws(BertFileError) {
-    do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
-        throw .fileSystem(path: directory.path, reason: error.localizedDescription)
-    }
-}
-
-/// Writes `data` atomically (temporary file in the same directory, then rename).
-func bertFilesWriteAtomically(_ data: Data, to url: URL) throws(BertFileError) {
-    do { try data.write(to: url, options: .atomic) } catch {
-        throw .fileSystem(path: url.path, reason: error.localizedDescription)
-    }
-}
-
+/// Throws ``BertFileError/missingFile(_:)`` when nothing exists at `url`.
 func bertFilesRequire(_ url: URL) throws(BertFileError) {
     guard FileManager.default.fileExists(atPath: url.path) else { throw .missingFile(url.path) }
 }

@@ -230,9 +230,9 @@ public struct BertModel: Sendable {
         let mask = batch.attentionMask
 
         // Embeddings → LayerNorm.
-        var embSum = Tensor(uninitializedShape: [n, d])
-        var embMean = Tensor(uninitializedShape: [record ? n : 0])
-        var embRstd = Tensor(uninitializedShape: [record ? n : 0])
+        var embSum = try Tensor(uninitialized: [n, d])
+        var embMean = try Tensor(uninitialized: [record ? n : 0])
+        var embRstd = try Tensor(uninitialized: [record ? n : 0])
         try batch.ids.withUnsafeBufferPointer { ids in
             try KernelFailure.check(lt_embeddings_forward(Int64(B), Int64(T), Int64(d), ids.baseAddress,
                                                 wordEmbeddings.pointer, Int64(c.vocabularySize),
@@ -242,7 +242,7 @@ public struct BertModel: Sendable {
         }
         var hidden: Tensor
         if record {
-            hidden = Tensor(uninitializedShape: [n, d])
+            hidden = try Tensor(uninitialized: [n, d])
             try KernelFailure.check(lt_layernorm_forward(Int64(n), Int64(d), eps, embSum.pointer, Int64(d),
                                                embeddingNormWeight.pointer, embeddingNormBias.pointer,
                                                hidden.mutablePointer, Int64(d),
@@ -257,12 +257,12 @@ public struct BertModel: Sendable {
         }
 
         // Scratch reused by every layer when not recording.
-        var scratch: LayerBuffers? = record ? nil : LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: false)
+        var scratch: LayerBuffers? = try record ? nil : LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: false)
         var recorded: [BertLayerActivations] = []
         for (l, layer) in layers.enumerated() {
             // Move the scratch out (scratch = nil) so its buffers stay uniquely referenced and the
             // kernels write them in place instead of copying them first (copy-on-write).
-            var buf = scratch.take() ?? LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: true)
+            var buf = try scratch.take() ?? LayerBuffers(n: n, d: d, inter: inter, B: B, H: H, T: T, statistics: true)
             try mask.withUnsafeBufferPointer { m in
                 try Self.layerForward(layer, index: l, adapter: adapter, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
                                       inter: inter, scale: scale, eps: eps, mask: m.baseAddress!, record: record)
@@ -290,7 +290,7 @@ public struct BertModel: Sendable {
             }
         }
 
-        var pooled = Tensor(uninitializedShape: [B, d])
+        var pooled = try Tensor(uninitialized: [B, d])
         try mask.withUnsafeBufferPointer { m in
             try KernelFailure.check(lt_mean_pool_forward(Int64(B), Int64(T), Int64(d), hidden.pointer, Int64(d),
                                                m.baseAddress, pooled.mutablePointer, Int64(d)), "lt_mean_pool_forward")

@@ -58,22 +58,22 @@ extension BertModel {
 
         // Cross-entropy → head → pooled → last hidden state.
         var loss: Float = 0
-        var dZ = Tensor(uninitializedShape: [B, classes])
+        var dZ = try Tensor(uninitialized: [B, classes])
         try labels.withUnsafeBufferPointer { y in
             try KernelFailure.check(lt_cross_entropy_forward(Int64(B), Int64(classes), z.pointer, Int64(classes), y.baseAddress,
                                                    &loss, nil), "lt_cross_entropy_forward")
             try KernelFailure.check(lt_cross_entropy_backward(Int64(B), Int64(classes), z.pointer, Int64(classes), y.baseAddress,
                                                     1, dZ.mutablePointer, Int64(classes)), "lt_cross_entropy_backward")
         }
-        var dW = Tensor(uninitializedShape: [classes, d]), db = Tensor(uninitializedShape: [classes])
+        var dW = try Tensor(uninitialized: [classes, d]), db = try Tensor(uninitialized: [classes])
         try KernelFailure.check(lt_linear_backward_params(Int64(B), Int64(d), Int64(classes), dZ.pointer, Int64(classes),
                                                 out.pooled.pointer, Int64(d), dW.mutablePointer, db.mutablePointer, 0),
                       "lt_linear_backward_params (head)")
-        var dPooled = Tensor(uninitializedShape: [B, d])
+        var dPooled = try Tensor(uninitialized: [B, d])
         try KernelFailure.check(lt_linear_backward_input(Int64(B), Int64(d), Int64(classes), dZ.pointer, Int64(classes),
                                                head.weight.pointer, Int64(d), dPooled.mutablePointer, Int64(d), 0),
                       "lt_linear_backward_input (head)")
-        var dHidden = Tensor(uninitializedShape: [n, d])
+        var dHidden = try Tensor(uninitialized: [n, d])
         try batch.attentionMask.withUnsafeBufferPointer { m in
             try KernelFailure.check(lt_mean_pool_backward(Int64(B), Int64(T), Int64(d), dPooled.pointer, Int64(d), m.baseAddress,
                                                 dHidden.mutablePointer, Int64(d)), "lt_mean_pool_backward")
@@ -104,7 +104,7 @@ extension BertModel {
 
     static func headForward(_ head: BertClassificationHead, pooled: Tensor, B: Int) throws -> Tensor {
         let d = head.weight.shape[1], classes = head.classCount
-        var z = Tensor(uninitializedShape: [B, classes])
+        var z = try Tensor(uninitialized: [B, classes])
         try KernelFailure.check(lt_linear_forward(Int64(B), Int64(d), Int64(classes), pooled.pointer, Int64(d), head.weight.pointer,
                                         Int64(d), head.bias.pointer, nil, 0, z.mutablePointer, Int64(classes)),
                       "lt_linear_forward (head)")

@@ -48,6 +48,11 @@ public enum LlamaExportError: Error, Equatable, CustomStringConvertible {
     case overrideShapeMismatch(name: String, expected: [Int], actual: [Int])
     /// A replacement holds NaN or infinity (first offending element, row-major).
     case nonFiniteOverride(name: String, index: Int, value: Float)
+    /// A weight (Hugging Face name) holds a value the output type cannot store: NaN, infinity,
+    /// or a finite value beyond the type's range (F16 ≥ 65520; for Q8_0 a block scale beyond
+    /// F16's); the first such element in Hugging Face's layout (coordinates outermost first)
+    /// and its value. Found before anything is written.
+    case unrepresentableWeight(name: String, type: String, element: [Int], value: Float)
     /// The target exists and `overwrite` is false.
     case targetExists(path: String)
     /// The target cannot be written (missing or read-only parent directory, a file where a
@@ -67,6 +72,8 @@ public enum LlamaExportError: Error, Equatable, CustomStringConvertible {
             return "the replacement for \"\(n)\" has shape \(a), the model's weight has \(e)"
         case .nonFiniteOverride(let n, let i, let v):
             return "the replacement for \"\(n)\" holds \(v) at element \(i) (only finite values can be exported)"
+        case .unrepresentableWeight(let n, let t, let element, let value):
+            return "the weight \"\(n)\" cannot be written as \(t): \(StoredFloat.problem(type: t, element: element, value: value))"
         case .targetExists(let p): return "\(p) exists (pass overwrite: true to replace it)"
         case .unwritableTarget(let p, let r): return "cannot write \(p): \(r)"
         case .missingSource(let r): return "cannot export: \(r)"
@@ -231,12 +238,18 @@ extension LlamaModel {
     ///   tokenizer back before anything is written); tensors under GGUF names with the query/key
     ///   rows permuted back to llama.cpp's order, and no `output.weight` when the embedding is tied.
     ///
+    /// Every value written is checked first: each weight must be finite and storable in the
+    /// output type (an F16 or Q8_0 matrix whose values overflow the type's range is refused,
+    /// not written as infinity).
+    ///
     /// Atomic: a file is written to a temporary name and renamed; a directory is written into a
-    /// temporary directory beside the target and renamed into place (an existing target is
-    /// replaced only with `overwrite`, and only once the new one is complete).
-    /// - Throws: ``LlamaExportError`` (bad replacements, target problems, missing or
-    ///   inexpressible tokenizer, a tokenizer that would not read back the same), and the
-    ///   writers' errors for failed writes.
+    /// temporary directory beside the target and swapped in as a whole
+    /// (``AtomicFileWriter/replaceDirectory(at:_:)``; an existing target is replaced only with
+    /// `overwrite`, only once the new one is complete, and no file of it is kept).
+    /// - Throws: ``LlamaExportError`` (bad replacements, a weight the output type cannot store
+    ///   (``LlamaExportError/unrepresentableWeight(name:type:element:value:)``), target
+    ///   problems, missing or inexpressible tokenizer, a tokenizer that would not read back the
+    ///   same), and the writers' errors for failed writes.
     /// - Complexity: O(parameters); holds one copy of the encoded file in memory.
     public func export(to url: URL, format: LlamaExportFormat, replacing: [String: Tensor] = [:],
                        overwrite: Bool = false) throws {
@@ -311,9 +324,14 @@ extension LlamaModel {
 
         var writer = SafeTensorsWriter()
         writer.metadata = ["format": "pt"]
+        writer.requiresFiniteValues = true
         let st: SafeTensorsDType = dtype == .float32 ? .f32 : .bf16
         for name in weightNames {
-            try writer.add(name, try exportedWeight(name, overrides), as: st)
+            do {
+                try writer.add(name, try exportedWeight(name, overrides), as: st)
+            } catch SafeTensorsError.unrepresentableValue(_, let type, let element, let value) {
+                throw LlamaExportError.unrepresentableWeight(name: name, type: type.rawValue, element: element, value: value)
+            }
         }
 
         try Self.writeDirectoryAtomically(url) { temp in
@@ -458,20 +476,31 @@ extension LlamaModel {
         let c = configuration
         var writer = GGUFWriter()
         writer.metadata = metadata
+        writer.requiresFiniteValues = true
         for name in weightNames {
             var t = try exportedWeight(name, overrides)
             let gname = GGUFLlamaWeights.ggufName(name)
+            var heads: Int? = nil
             if name.hasSuffix("self_attn.q_proj.weight") {
-                t = try Self.permutingToGGUF(t, heads: c.headCount, name: gname)
+                heads = c.headCount
             } else if name.hasSuffix("self_attn.k_proj.weight") {
-                t = try Self.permutingToGGUF(t, heads: c.keyValueHeadCount, name: gname)
+                heads = c.keyValueHeadCount
             }
-            if t.shape.count < 2 || type == .f32 {
-                try writer.add(gname, t, as: .f32)
-            } else if type == .f16 || t.shape[t.shape.count - 1] % 32 != 0 {
-                try writer.add(gname, t, as: .f16)
-            } else {
-                try writer.addRaw(gname, type: .q8_0, shape: t.shape, bytes: try GGUFQuantize.q8_0(t, name: gname))
+            if let heads { t = try Self.permutingToGGUF(t, heads: heads, name: gname) }
+            do {
+                if t.shape.count < 2 || type == .f32 {
+                    try writer.add(gname, t, as: .f32)
+                } else if type == .f16 || t.shape[t.shape.count - 1] % 32 != 0 {
+                    try writer.add(gname, t, as: .f16)
+                } else {
+                    try writer.addRaw(gname, type: .q8_0, shape: t.shape, bytes: try GGUFQuantize.q8_0(t, name: gname))
+                }
+            } catch GGUFError.unrepresentableValue(_, let stored, var element, let value) {
+                // Report the element in Hugging Face's row order (query/key rows were permuted).
+                if let heads, element.count == 2 {
+                    element[0] = Self.permutedOrder(rows: t.shape[0], heads: heads)[element[0]]
+                }
+                throw LlamaExportError.unrepresentableWeight(name: name, type: "\(stored)", element: element, value: value)
             }
         }
         do {
@@ -510,7 +539,7 @@ extension LlamaModel {
     /// Writes `data` to `url` (flushed; through ``AtomicFileWriter``).
     static func writeFile(_ data: Data, to url: URL) throws {
         do {
-            try AtomicFileWriter.write(to: url) { write in try data.withUnsafeBytes { try write($0) } }
+            try AtomicFileWriter.write(data, to: url)
         } catch let f as AtomicFileWriter.Failure {
             throw LlamaExportError.unwritableTarget(path: f.path, reason: "\(f.operation): \(f.reason)")
         }
@@ -543,36 +572,14 @@ extension LlamaModel {
         }
     }
 
-    /// Lets `produce` fill a new temporary directory beside `url`, then renames it to `url`
-    /// (an existing directory there is moved aside first and removed once the new one is in
-    /// place; restored if the rename fails). The temporary directory is removed on failure.
+    /// Lets `produce` fill a new temporary directory beside `url`, then swaps it in as a whole
+    /// (``AtomicFileWriter/replaceDirectory(at:_:)``: an existing directory is replaced only
+    /// once the new one is complete, and put back if the swap fails).
     static func writeDirectoryAtomically(_ url: URL, _ produce: (URL) throws -> Void) throws {
-        let fm = FileManager.default
-        let target = url.standardizedFileURL
-        let parent = target.deletingLastPathComponent()
-        let stamp = UUID().uuidString
-        let temp = parent.appendingPathComponent(".\(target.lastPathComponent).\(stamp).tmp")
-        let aside = parent.appendingPathComponent(".\(target.lastPathComponent).\(stamp).old")
-        func fail(_ op: String, _ code: Int32) -> LlamaExportError {
-            .unwritableTarget(path: target.path, reason: "\(op): \(String(cString: strerror(code)))")
+        do {
+            try AtomicFileWriter.replaceDirectory(at: url, produce)
+        } catch let f as AtomicFileWriter.Failure {
+            throw LlamaExportError.unwritableTarget(path: url.standardizedFileURL.path, reason: "\(f.operation) \(f.path): \(f.reason)")
         }
-        guard mkdir(temp.path, 0o755) == 0 else { throw fail("create \(temp.path)", errno) }
-        var placed = false
-        defer { if !placed { try? fm.removeItem(at: temp) } }
-        try produce(temp)
-        let fd = open(temp.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
-        var movedAside = false
-        if fm.fileExists(atPath: target.path) {
-            guard rename(target.path, aside.path) == 0 else { throw fail("move the existing directory aside", errno) }
-            movedAside = true
-        }
-        guard rename(temp.path, target.path) == 0 else {
-            let code = errno
-            if movedAside { _ = rename(aside.path, target.path) }
-            throw fail("rename \(temp.path)", code)
-        }
-        placed = true
-        if movedAside { try? fm.removeItem(at: aside) }
     }
 }

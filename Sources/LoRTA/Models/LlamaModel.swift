@@ -213,17 +213,17 @@ public struct LlamaModel: Sendable {
         for b in 0..<B { for t in 0..<T { positions[b * T + t] = Int32(past + t) } }
 
         let scratch = ScratchBuffer()
-        var x = Tensor(uninitializedShape: [n, d])
+        var x = try Tensor(uninitialized: [n, d])
         try embedding.gatherRows(tokens, into: &x)
-        var h = Tensor(uninitializedShape: [n, d])
-        var qkv = Tensor(uninitializedShape: [n, qkvw])
-        var ctx = Tensor(uninitializedShape: [n, qw])
-        var gu = Tensor(uninitializedShape: [n, 2 * inter])
-        var act = Tensor(uninitializedShape: [n, inter])
+        var h = try Tensor(uninitialized: [n, d])
+        var qkv = try Tensor(uninitialized: [n, qkvw])
+        var ctx = try Tensor(uninitialized: [n, qw])
+        var gu = try Tensor(uninitialized: [n, 2 * inter])
+        var act = try Tensor(uninitialized: [n, inter])
         var attnFloats: Int64 = 0
         try KernelFailure.check(lt_causal_attention_workspace_size(Int64(B), Int64(T), Int64(past), Int64(H), &attnFloats),
                                 "lt_causal_attention_workspace_size")
-        var attnWork = Tensor(uninitializedShape: [Int(attnFloats)])
+        var attnWork = try Tensor(uninitialized: [Int(attnFloats)])
 
         // Work on copies of the cache's buffers: the cache changes only when every layer ran.
         var keys = cache.keys, values = cache.values
@@ -237,7 +237,7 @@ public struct LlamaModel: Sendable {
             try invFreq.withUnsafeBufferPointer { freq in
                 for (l, w) in layers.enumerated() {
                     var saved = record.map { _ in LlamaLayerActivations() }
-                    saved?.input = x.copy()
+                    saved?.input = try x.copy()
                     // Attention: h = RMSNorm(x); [q|k|v] = h Wqkvᵀ (+ adapters); rotate q, k; cache k, v.
                     try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, xp, d64, w.attentionNormWeight.pointer,
                                                                hp, d64, nil), "lt_rmsnorm_forward")
@@ -261,23 +261,23 @@ public struct LlamaModel: Sendable {
                             (vp + row).update(from: src + qw + kvw, count: kvw)
                         }
                     }
-                    var probabilities = Tensor(uninitializedShape: [record == nil ? 0 : B * H * T * T])
+                    var probabilities = try Tensor(uninitialized: [record == nil ? 0 : B * H * T * T])
                     try KernelFailure.check(lt_causal_attention_forward(
                         Int64(B), Int64(T), Int64(past), Int64(H), Int64(Hkv), Int64(dh), scale,
                         qkvp, Int64(qkvw), kp, Int64(kvw), vp, Int64(kvw), Int64(cache.capacity),
                         record == nil ? nil : probabilities.mutablePointer, ctxp, Int64(qw), attnWork.mutablePointer),
                         "lt_causal_attention_forward")
                     if saved != nil {
-                        saved?.queryKeyValue = qkv.copy()
+                        saved?.queryKeyValue = try qkv.copy()
                         saved?.probabilities = probabilities
-                        saved?.context = ctx.copy()
+                        saved?.context = try ctx.copy()
                     }
                     // x += ctx Woᵀ (+ adapter)
                     try w.attentionOutput.multiplyTransposed(n: n, x: ctxp, ldx: qw, into: xp, ldy: d,
                                                              accumulate: true, scratch: scratch)
                     try adapter?.forward(layer: l, input: AdapterInput(ctxp, rows: n, width: qw, stride: qw),
                                          outputs: [AdapterOutput(module: "o_proj", xp, stride: d)])
-                    saved?.middle = x.copy()
+                    saved?.middle = try x.copy()
                     // MLP: h = RMSNorm(x); x += (silu(h Wgᵀ) ∘ h Wuᵀ) Wdᵀ (+ adapters)
                     try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, xp, d64, w.mlpNormWeight.pointer,
                                                                hp, d64, nil), "lt_rmsnorm_forward")
@@ -285,7 +285,7 @@ public struct LlamaModel: Sendable {
                     try adapter?.forward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d), outputs: [
                         AdapterOutput(module: "gate_proj", gup, stride: 2 * inter),
                         AdapterOutput(module: "up_proj", gup + inter, stride: 2 * inter)])
-                    saved?.gateUp = gu.copy()
+                    saved?.gateUp = try gu.copy()
                     try KernelFailure.check(lt_swiglu_forward(n64, Int64(inter), gup, Int64(2 * inter), gup + inter,
                                                               Int64(2 * inter), actp, Int64(inter)), "lt_swiglu_forward")
                     try w.down.multiplyTransposed(n: n, x: actp, ldx: inter, into: xp, ldy: d,
@@ -317,14 +317,14 @@ public struct LlamaModel: Sendable {
         case .all: rows = Array(0..<(B * T))
         case .last: rows = (0..<B).map { $0 * T + T - 1 }
         }
-        var h = Tensor(uninitializedShape: [rows.count, d])
+        var h = try Tensor(uninitialized: [rows.count, d])
         let hp = h.mutablePointer, xp = x.pointer
         for (i, r) in rows.enumerated() {
             try KernelFailure.check(lt_rmsnorm_forward(1, Int64(d), c.rmsNormEpsilon, xp + r * d, Int64(d),
                                                        finalNormWeight.pointer, hp + i * d, Int64(d), nil),
                                     "lt_rmsnorm_forward (final)")
         }
-        var out = Tensor(uninitializedShape: [rows.count, V])
+        var out = try Tensor(uninitialized: [rows.count, V])
         try output.multiplyTransposed(n: rows.count, x: hp, ldx: d, into: out.mutablePointer, ldy: V,
                                       accumulate: false, scratch: scratch)
         return out

@@ -141,9 +141,9 @@ extension LlamaModel {
         var dX: Tensor? = gradientScale == nil ? nil : try Tensor(zeros: x.shape)
         var sum = 0.0
         let chunk = 64
-        var h = Tensor(uninitializedShape: [chunk, d]), rstd = Tensor(uninitializedShape: [chunk])
-        var z = Tensor(uninitializedShape: [chunk, V]), rowLoss = Tensor(uninitializedShape: [chunk])
-        var dH = Tensor(uninitializedShape: [gradientScale == nil ? 0 : chunk, d])
+        var h = try Tensor(uninitialized: [chunk, d]), rstd = try Tensor(uninitialized: [chunk])
+        var z = try Tensor(uninitialized: [chunk, V]), rowLoss = try Tensor(uninitialized: [chunk])
+        var dH = try Tensor(uninitialized: [gradientScale == nil ? 0 : chunk, d])
         let scratch = ScratchBuffer()
         let xp = x.pointer, hp = h.mutablePointer, rp = rstd.mutablePointer, zp = z.mutablePointer
         var start = 0
@@ -206,26 +206,26 @@ extension LlamaModel {
         let dyp = dY.mutablePointer
 
         // ---- MLP: y = m + a Wdᵀ (+Δ) ----
-        var h = Tensor(uninitializedShape: [n, d]), rstd = Tensor(uninitializedShape: [n])
+        var h = try Tensor(uninitialized: [n, d]), rstd = try Tensor(uninitialized: [n])
         let hp = h.mutablePointer, rp = rstd.mutablePointer
         try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, s.middle.pointer, d64, w.mlpNormWeight.pointer, hp, d64, rp),
                                 "lt_rmsnorm_forward (recompute)")
-        var a = Tensor(uninitializedShape: [n, inter])
+        var a = try Tensor(uninitialized: [n, inter])
         let gup = s.gateUp.pointer
         try KernelFailure.check(lt_swiglu_forward(n64, i64, gup, 2 * i64, gup + inter, 2 * i64, a.mutablePointer, i64),
                                 "lt_swiglu_forward (recompute)")
-        var dA = Tensor(uninitializedShape: [n, inter])
+        var dA = try Tensor(uninitialized: [n, inter])
         try w.down.multiply(n: n, dy: dyp, lddy: d, into: dA.mutablePointer, lddx: inter, accumulate: false, scratch: scratch)
         try adapter.backward(layer: l, input: AdapterInput(a.pointer, rows: n, width: inter, stride: inter),
                              outputGradients: [AdapterOutput(module: "down_proj", dyp, stride: d)],
                              parameterGradients: &gradients,
                              inputGradient: AdapterOutput(module: "down_proj", dA.mutablePointer, stride: inter))
-        var dGU = Tensor(uninitializedShape: [n, 2 * inter])
+        var dGU = try Tensor(uninitialized: [n, 2 * inter])
         let dgup = dGU.mutablePointer
         try KernelFailure.check(lt_swiglu_backward(n64, i64, gup, 2 * i64, gup + inter, 2 * i64, dA.pointer, i64,
                                                    dgup, 2 * i64, dgup + inter, 2 * i64), "lt_swiglu_backward")
         a = Tensor(uninitializedShape: [0]); dA = a
-        var dH = Tensor(uninitializedShape: [n, d])
+        var dH = try Tensor(uninitialized: [n, d])
         let dhp = dH.mutablePointer
         try w.gateUp.applyBackward(n: n, dy: dgup, lddy: 2 * inter, into: dhp, lddx: d, scratch: scratch)
         try adapter.backward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
@@ -240,7 +240,7 @@ extension LlamaModel {
         dGU = Tensor(uninitializedShape: [0])
 
         // ---- attention output: m = x + c Woᵀ (+Δ) ----
-        var dC = Tensor(uninitializedShape: [n, qw])
+        var dC = try Tensor(uninitialized: [n, qw])
         let dcp = dC.mutablePointer
         try w.attentionOutput.multiply(n: n, dy: dyp, lddy: d, into: dcp, lddx: qw, accumulate: false, scratch: scratch)
         try adapter.backward(layer: l, input: AdapterInput(s.context.pointer, rows: n, width: qw, stride: qw),
@@ -249,12 +249,12 @@ extension LlamaModel {
                              inputGradient: AdapterOutput(module: "o_proj", dcp, stride: qw))
 
         // ---- causal grouped-query attention, then the rotary embedding (transposed) ----
-        var dQKV = Tensor(uninitializedShape: [n, qkvw])
+        var dQKV = try Tensor(uninitialized: [n, qkvw])
         let dqp = dQKV.mutablePointer, qkv = s.queryKeyValue.pointer
         var wsFloats: Int64 = 0
         try KernelFailure.check(lt_causal_attention_backward_workspace_size(Int64(B), Int64(T), Int64(H), &wsFloats),
                                 "lt_causal_attention_backward_workspace_size")
-        var ws = Tensor(uninitializedShape: [Int(wsFloats)])
+        var ws = try Tensor(uninitialized: [Int(wsFloats)])
         let scale = Float(1.0 / Double(dh).squareRoot())
         try KernelFailure.check(lt_causal_attention_backward(
             Int64(B), Int64(T), Int64(H), Int64(Hkv), Int64(dh), scale,

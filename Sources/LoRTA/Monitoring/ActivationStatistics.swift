@@ -15,7 +15,8 @@ import CKernels
 /// - ``thirdMoment`` `Σ ‖x−μ‖² (x−μ)` (d) and ``fourthMoment`` `Σ ‖x−μ‖⁴`, kept so that the
 ///   fourth moment stays exact under merges (see `lt_stats.h`).
 ///
-/// Memory: O(d²) doubles per object (and per label). An update of n rows costs O(n·d²/2)
+/// Memory: O(d²) doubles per object (and per label), checked against the ``MemoryBudget``
+/// before anything is allocated. An update of n rows costs O(n·d²/2)
 /// multiply-adds (a tiled SIMD kernel, OpenMP-parallel, per block of 512 rows) plus
 /// O(min(n, 512)·d) doubles of temporary workspace.
 public struct ActivationStatistics: Sendable, Equatable {
@@ -36,11 +37,14 @@ public struct ActivationStatistics: Sendable, Equatable {
     public private(set) var labelStatistics: [Int: ActivationStatistics] = [:]
 
     /// Empty statistics of dimension `dimension`.
-    /// - Throws: ``StatisticsError/invalidDimension(_:)`` unless `dimension >= 1`.
+    /// - Throws: ``StatisticsError/invalidDimension(_:)`` unless `1 <= dimension <= 2³¹−1`;
+    ///   ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` (nothing allocated) when the
+    ///   d × d float64 scatter matrix exceeds the ``MemoryBudget``.
     public init(dimension: Int) throws {
         guard dimension >= 1, dimension <= Int(Int32.max) else { throw StatisticsError.invalidDimension(dimension) }
-        let (dd, overflow) = dimension.multipliedReportingOverflow(by: dimension)
-        guard !overflow else { throw StatisticsError.invalidDimension(dimension) }
+        try MemoryBudget.check(bytes: ActivationStatistics.byteCount(dimension: dimension, tables: 1),
+                               purpose: "statistics of \(dimension) features need a \(dimension)×\(dimension) float64 co-moment matrix")
+        let dd = dimension * dimension  // dimension <= Int32.max: no overflow
         self.dimension = dimension
         self.mean = [Double](repeating: 0, count: dimension)
         self.scatter = [Double](repeating: 0, count: dd)
@@ -69,6 +73,13 @@ public struct ActivationStatistics: Sendable, Equatable {
         try update(with: batch)
     }
 
+    /// Bytes of `tables` statistics objects of dimension `dimension` (each a d × d scatter
+    /// matrix and two d-vectors of float64), or nil on overflow.
+    static func byteCount(dimension d: Int, tables: Int) -> Int? {
+        MemoryBudget.sum(MemoryBudget.byteCount(Double.self, d, d), MemoryBudget.byteCount(Double.self, 2, d))
+            .flatMap { MemoryBudget.byteCount(UInt8.self, $0, tables) }
+    }
+
     /// The labels seen, ascending.
     public var labels: [Int] { labelStatistics.keys.sorted() }
 
@@ -90,7 +101,9 @@ public struct ActivationStatistics: Sendable, Equatable {
     /// the labels, and one copy of the rows.
     /// - Throws: as ``update(with:)``, and ``StatisticsError/labelCountMismatch(rows:labels:)``;
     ///   ``StatisticsError/labelsRequired(operation:)`` when these statistics already hold
-    ///   unlabelled rows.
+    ///   unlabelled rows; ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` (statistics
+    ///   unchanged) when the tables of all labels together (one d × d matrix per label, plus the
+    ///   overall one) exceed the ``MemoryBudget``.
     public mutating func update(with batch: Tensor, labels: [Int]) throws {
         let (rows, d) = try batch.matrixShape("ActivationStatistics.update")
         guard d == dimension else {
@@ -104,6 +117,10 @@ public struct ActivationStatistics: Sendable, Equatable {
         // Group the row indices by label (ascending label order, rows in order).
         var groups: [Int: [Int]] = [:]
         for (i, l) in labels.enumerated() { groups[l, default: []].append(i) }
+        let labelCount = labelStatistics.count + groups.keys.filter { labelStatistics[$0] == nil }.count
+        try MemoryBudget.check(bytes: ActivationStatistics.byteCount(dimension: d, tables: labelCount + 1),
+                               purpose: "statistics of \(d) features for \(labelCount) labels need \(labelCount + 1) float64 "
+                                   + "\(d)×\(d) co-moment matrices (one per label, one overall)")
         var subsets: [(Int, Tensor)] = []
         for label in groups.keys.sorted() {
             let idx = groups[label]!

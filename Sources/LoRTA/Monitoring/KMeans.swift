@@ -38,7 +38,9 @@ public struct KMeans: Sendable, Equatable {
 
     /// Clusters the rows of `rows` (n × d, n ≥ k ≥ 1).
     /// - Throws: ``StatisticsError/invalidParameter(_:)`` for k outside 1...n or
-    ///   `maxIterations < 1`; ``StatisticsError/nonFiniteValue(operation:)`` for NaN/±Inf rows.
+    ///   `maxIterations < 1`; ``StatisticsError/nonFiniteValue(operation:)`` for NaN/±Inf rows;
+    ///   ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` when the n × k float64 distance
+    ///   matrix of the Lloyd iterations exceeds the ``MemoryBudget`` (checked before any work).
     public init(_ rows: Tensor, k: Int, seed: UInt64 = 0, maxIterations: Int = 100) throws {
         let (n, d) = try rows.matrixShape("KMeans")
         guard k >= 1, k <= n else { throw StatisticsError.invalidParameter("k = \(k) must be in 1...\(n) (the number of rows)") }
@@ -47,6 +49,8 @@ public struct KMeans: Sendable, Equatable {
             throw StatisticsError.nonFiniteValue(operation: "KMeans")
         }
         try Runtime.initialize()
+        try MemoryBudget.check(bytes: MemoryBudget.byteCount(Double.self, n, k),
+                               purpose: "k-means of \(n) rows into \(k) clusters needs a \(n)×\(k) float64 distance matrix")
         self.k = k
         self.dimension = d
 
@@ -136,8 +140,12 @@ public struct KMeans: Sendable, Equatable {
     }
 
     /// Squared distances (n × k, row-major) from the rows to `centroids` (k × d).
+    /// - Throws: ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` when the n × k matrix
+    ///   exceeds the ``MemoryBudget``.
     static func distances(_ rows: Tensor, centroids: [Double], k: Int) throws -> [Double] {
         let (n, d) = (rows.shape[0], rows.shape[1])
+        try MemoryBudget.check(bytes: MemoryBudget.byteCount(Double.self, n, k),
+                               purpose: "distances of \(n) rows to \(k) centres need a \(n)×\(k) float64 matrix")
         var out = [Double](repeating: 0, count: n * k)
         let status = rows.withUnsafeBufferPointer { x in
             centroids.withUnsafeBufferPointer { p in

@@ -5,7 +5,7 @@
 /// ``nonFiniteValue(operation:)``); any other error status (a bug in this library after the
 /// Swift checks) throws ``KernelFailure``.
 public enum StatisticsError: Error, Equatable, CustomStringConvertible {
-    /// A dimension of zero or less was requested.
+    /// A dimension outside 1...2³¹−1 was requested.
     case invalidDimension(Int)
     /// Two objects (or an object and a batch) have different feature dimensions.
     case dimensionMismatch(operation: String, expected: Int, actual: Int)
@@ -33,7 +33,7 @@ public enum StatisticsError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .invalidDimension(let d): return "invalid feature dimension \(d) (must be >= 1)"
+        case .invalidDimension(let d): return "invalid feature dimension \(d) (must be in 1...\(Int32.max))"
         case .dimensionMismatch(let op, let e, let a):
             return "\(op): expected dimension \(e), got \(a)"
         case .nonFiniteValue(let op): return "\(op): input contains NaN or infinity"

@@ -49,12 +49,15 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
 /// Process-wide settings of the C kernels: thread count (OpenMP and OpenBLAS together), the
 /// SIMD instruction set, and a diagnostic of the BLAS library in use.
 ///
-/// The environment is read once, on first use: `LORTA_NUM_THREADS` (thread count) and
-/// `LORTA_ISA` (`scalar`, `avx2`, `avx512` or `auto`).
+/// The environment is read once, on first use: `LORTA_NUM_THREADS` (thread count),
+/// `LORTA_ISA` (`scalar`, `avx2`, `avx512` or `auto`) and `LORTA_MAX_MEMORY` (see
+/// ``MemoryBudget``).
 public enum Runtime {
     /// Reads the environment once; every kernel entry point calls this first.
-    /// - Throws: ``RuntimeError`` when `LORTA_ISA` or `LORTA_NUM_THREADS` is invalid.
+    /// - Throws: ``RuntimeError`` when `LORTA_ISA` or `LORTA_NUM_THREADS` is invalid;
+    ///   ``MemoryError/invalidSize(text:origin:)`` when `LORTA_MAX_MEMORY` is not a size.
     public static func initialize() throws {
+        if case .failure(let e) = MemoryBudget.environment { throw e }
         let status = lt_runtime_init()
         switch status {
         case LT_OK: return

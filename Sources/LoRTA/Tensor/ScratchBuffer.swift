@@ -16,17 +16,21 @@ final class ScratchBuffer {
     init() {}
 
     /// A buffer of at least `count` floats (contents unspecified), or nil for `count == 0`.
-    /// - Throws: ``TensorError/invalidShape(_:)`` when the allocation fails.
+    /// - Throws: ``MemoryError`` when the size exceeds the ``MemoryBudget`` or the allocation
+    ///   fails.
     func floats(_ count: Int) throws -> UnsafeMutablePointer<Float>? {
         guard count > 0 else { return nil }
         if count > capacity {
+            let purpose = "a kernel workspace of \(count) float32 values"
+            let checked = MemoryBudget.byteCount(Float.self, count)
+            try MemoryBudget.check(bytes: checked, purpose: purpose)
             free(pointer)
             pointer = nil
             capacity = 0
             var raw: UnsafeMutableRawPointer? = nil
-            let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
-            guard !overflow, posix_memalign(&raw, TensorStorage.alignment, bytes) == 0, let raw else {
-                throw TensorError.invalidShape([count])
+            let bytes = checked!  // admitted above, so not nil
+            guard posix_memalign(&raw, TensorStorage.alignment, bytes) == 0, let raw else {
+                throw MemoryError.allocationFailed(purpose: purpose, bytes: bytes)
             }
             pointer = raw.bindMemory(to: Float.self, capacity: count)
             capacity = count

@@ -4,12 +4,12 @@
 /// passes `pointer` (read) or `mutablePointer` (write, after copy-on-write) and never touches
 /// `storage` itself.
 extension Tensor {
-    /// A tensor whose elements are not initialised (the kernels overwrite all of them).
+    /// A tensor whose elements are not initialised, for sizes bounded by memory the caller
+    /// already holds (a copy of part of an existing buffer) or empty placeholders: it cannot
+    /// throw, so a refused allocation stops the process with the ``MemoryError``'s message.
+    /// Everything sized by input uses the throwing ``init(uninitialized:)``.
     init(uninitializedShape shape: [Int]) {
-        let n = Tensor.elementCount(shape)!
-        var t = try! Tensor(zeros: [])
-        t.storage = TensorStorage(count: n, zeroed: false)
-        self = try! t.reshaped(shape)
+        do { try self.init(uninitialized: shape) } catch { preconditionFailure("\(error)") }
     }
 
     /// The storage's address, for reading. Valid while the tensor (or a copy) is alive.

@@ -51,41 +51,64 @@ public struct Tensor: Sendable {
     }
 
     /// A tensor of zeros. O(count).
+    /// - Throws: ``TensorError/invalidShape(_:)`` for a negative dimension or an overflowing
+    ///   element count; ``MemoryError`` when the storage exceeds the ``MemoryBudget`` or cannot
+    ///   be allocated.
     public init(zeros shape: [Int]) throws {
         guard let n = Tensor.elementCount(shape) else { throw TensorError.invalidShape(shape) }
         self.shape = shape
-        self.storage = TensorStorage(count: n)
+        self.storage = try TensorStorage(count: n, shape: shape)
+    }
+
+    /// A tensor whose elements are not initialised (the kernels overwrite all of them).
+    /// - Throws: ``TensorError/invalidShape(_:)``, ``MemoryError``.
+    init(uninitialized shape: [Int]) throws {
+        guard let n = Tensor.elementCount(shape) else { throw TensorError.invalidShape(shape) }
+        self.shape = shape
+        self.storage = try TensorStorage(count: n, zeroed: false, shape: shape)
     }
 
     /// A tensor filled with `value`.
+    /// - Throws: as ``init(zeros:)``.
     public init(repeating value: Float, shape: [Int]) throws {
         try self.init(zeros: shape)
         if value != 0 { storage.pointer.update(repeating: value, count: count) }
     }
 
     /// A tensor holding `scalars` (row-major) with the given shape.
-    /// - Throws: ``TensorError/countMismatch(shape:count:)`` when the counts differ.
+    /// - Throws: ``TensorError/countMismatch(shape:count:)`` when the counts differ;
+    ///   ``MemoryError`` as ``init(zeros:)``.
     public init(_ scalars: [Float], shape: [Int]) throws {
         guard let n = Tensor.elementCount(shape) else { throw TensorError.invalidShape(shape) }
         guard n == scalars.count else { throw TensorError.countMismatch(shape: shape, count: scalars.count) }
         self.shape = shape
-        self.storage = TensorStorage(count: n, zeroed: false)
+        self.storage = try TensorStorage(count: n, zeroed: false, shape: shape)
         scalars.withUnsafeBufferPointer { src in
             if n > 0 { storage.pointer.update(from: src.baseAddress!, count: n) }
         }
     }
 
-    /// A 1-dimensional tensor.
+    /// A 1-dimensional tensor holding a copy of `scalars`. The caller already holds that much
+    /// memory, so the ``MemoryBudget`` is not consulted; a copy the system refuses stops the
+    /// process with the ``MemoryError``'s message.
     public init(_ scalars: [Float]) {
-        try! self.init(scalars, shape: [scalars.count])
+        shape = [scalars.count]
+        do { storage = try TensorStorage(count: scalars.count, zeroed: false, shape: [scalars.count], checkingBudget: false) } catch {
+            preconditionFailure("\(error)")
+        }
+        scalars.withUnsafeBufferPointer { src in
+            if !src.isEmpty { storage.pointer.update(from: src.baseAddress!, count: src.count) }
+        }
     }
 
     /// A tensor whose elements are written by `initializer` into an uninitialised buffer of
     /// `count` elements.
+    /// - Throws: ``TensorError/invalidShape(_:)``, ``MemoryError`` as ``init(zeros:)``, and
+    ///   what `initializer` throws.
     public init(shape: [Int], initializingWith initializer: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
         guard let n = Tensor.elementCount(shape) else { throw TensorError.invalidShape(shape) }
         self.shape = shape
-        self.storage = TensorStorage(count: n, zeroed: true)
+        self.storage = try TensorStorage(count: n, zeroed: true, shape: shape)
         try initializer(UnsafeMutableBufferPointer(start: storage.pointer, count: n))
     }
 
@@ -154,15 +177,22 @@ public struct Tensor: Sendable {
         return m
     }
 
+    /// Copies the storage if it is shared (copy-on-write). The mutating accessors that call this
+    /// cannot throw, so a copy the system refuses (a buffer of a size the budget already
+    /// admitted once) stops the process with the ``MemoryError``'s message; code that can
+    /// throw uses ``copy()`` instead.
     mutating func makeUnique() {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        if !isKnownUniquelyReferenced(&storage) {
+            do { storage = try storage.copy() } catch { preconditionFailure("\(error)") }
+        }
     }
 
     /// A tensor with its own copy of the elements (for keeping a buffer that raw-pointer writes
     /// will change afterwards, which copy-on-write cannot see). O(count).
-    func copy() -> Tensor {
+    /// - Throws: ``MemoryError/allocationFailed(purpose:bytes:)``.
+    func copy() throws -> Tensor {
         var t = self
-        t.storage = storage.copy()
+        t.storage = try storage.copy()
         return t
     }
 

@@ -16,9 +16,16 @@ public struct ClassificationMetrics: Sendable, Equatable {
     /// `confusion[label * classCount + predicted]` counts.
     public private(set) var confusion: [Int]
 
-    /// - Throws: ``TrainingError/invalidBatching(_:)`` when `classCount < 1`.
+    /// - Throws: ``TrainingError/invalidBatching(_:)`` when `classCount < 1`, or when its
+    ///   `classCount²` table of counts exceeds the ``MemoryBudget``.
     public init(classCount: Int) throws(TrainingError) {
         guard classCount >= 1 else { throw .invalidBatching("class count \(classCount) must be >= 1") }
+        do {
+            try MemoryBudget.check(bytes: MemoryBudget.byteCount(Int.self, classCount, classCount),
+                                   purpose: "a confusion matrix of \(classCount) classes needs a \(classCount)×\(classCount) table of counts")
+        } catch {
+            throw .invalidBatching(error.description)
+        }
         self.classCount = classCount
         self.confusion = [Int](repeating: 0, count: classCount * classCount)
     }

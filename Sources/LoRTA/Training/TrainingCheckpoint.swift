@@ -3,8 +3,10 @@ import Foundation
 /// Training checkpoints of ``Trainer``, the same layout for every task.
 ///
 /// A checkpoint is a directory with three files and, when an adapter is trained, the adapter's
-/// own directory, each file written atomically (temporary file in the directory, then renamed
-/// over the old one), in this order:
+/// own directory. The directory is written as a whole (``AtomicFileWriter/replaceDirectory(at:_:)``:
+/// built beside its place, flushed, then exchanged with the previous checkpoint in one atomic
+/// step), so a process killed while saving leaves the previous checkpoint or the new one, never a
+/// mix. It holds:
 ///
 /// - `adapter/`: the adapter's files (``Adapter/save(to:host:)`` for the task's
 ///   ``TrainingTask/adapterHost``, loaded back with ``AdapterFiles/load(from:host:)``; LoRA in
@@ -25,8 +27,9 @@ import Foundation
 ///   adapter), `parameters` (the names in optimizer order). Real numbers and the seed are JSON
 ///   strings in Swift's shortest round-trip form, so every value reads back with the same bits.
 ///
-/// `trainer.json` is written last. Loading checks that the files belong to the same save (same
-/// step in all, same `checkpoint_id` in the two that carry it), that the task record is the
+/// Loading still checks that the files belong to the same save (same step in all, same
+/// `checkpoint_id` in the two that carry it: a directory assembled by hand from two saves is
+/// refused), that the task record is the
 /// given task's (same model, data and settings), and that the adapter directory's kind and
 /// shapes give the recorded parameter names and shapes.
 extension Trainer {
@@ -38,24 +41,13 @@ extension Trainer {
     static var adapterDirectoryName: String { "adapter" }
 
     /// Saves the trained tensors, the optimizer state, the configuration and the data position
-    /// into `directory` (created when missing; existing checkpoint files are replaced, each
-    /// atomically). See the extension's documentation for the format.
+    /// as the directory `directory` (created when missing; an existing one is replaced as a
+    /// whole, atomically — other files in it do not survive). See the extension's
+    /// documentation for the format.
     /// - Throws: ``TrainingError/invalidTrainingCheckpoint(file:reason:)`` when `directory` is a
-    ///   file or cannot be created or written, ``SafeTensorsError`` for file-system failures of the
-    ///   tensor files. O(parameters).
+    ///   file or cannot be created or written, ``SafeTensorsError`` for failures of the tensor
+    ///   files; the previous checkpoint is then left as it was. O(parameters).
     public func saveCheckpoint(to directory: URL) throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
-                throw TrainingError.invalidTrainingCheckpoint(file: directory.path, reason: "exists and is not a directory")
-            }
-        } else {
-            do {
-                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            } catch {
-                throw TrainingError.invalidTrainingCheckpoint(file: directory.path, reason: "cannot create the directory: \(error)")
-            }
-        }
         let id = UUID().uuidString
         let names = parameterNames
         let record = TrainerCheckpointRecord(
@@ -72,17 +64,17 @@ extension Trainer {
         for (name, t) in zip(names, parameters) { try writer.add(name, t) }
         let optimizerFile = try OptimizerCheckpoint(optimizer: optimizer, schedule: configuration.schedule,
                                                     seed: configuration.seed, position: position, parameterNames: names)
-
-        if let adapter {
-            try adapter.save(to: directory.appendingPathComponent(Self.adapterDirectoryName), host: task.adapterHost)
-        }
-        try writer.write(to: directory.appendingPathComponent(Self.trainableFileName))
-        try optimizerFile.write(to: directory.appendingPathComponent(Self.optimizerFileName))
-        let jsonURL = directory.appendingPathComponent(Self.trainerFileName)
         do {
-            try AtomicFileWriter.write(to: jsonURL) { write in try json.withUnsafeBytes { try write($0) } }
-        } catch {
-            throw TrainingError.invalidTrainingCheckpoint(file: jsonURL.path, reason: "cannot write: \(error)")
+            try AtomicFileWriter.replaceDirectory(at: directory) { staging in
+                if let adapter {
+                    try adapter.save(to: staging.appendingPathComponent(Self.adapterDirectoryName), host: task.adapterHost)
+                }
+                try writer.write(to: staging.appendingPathComponent(Self.trainableFileName))
+                try optimizerFile.write(to: staging.appendingPathComponent(Self.optimizerFileName))
+                try AtomicFileWriter.write(json, to: staging.appendingPathComponent(Self.trainerFileName))
+            }
+        } catch let failure as AtomicFileWriter.Failure {
+            throw TrainingError.invalidTrainingCheckpoint(file: directory.path, reason: "cannot write: \(failure)")
         }
     }
 
