@@ -64,14 +64,7 @@ struct Generate: ParsableCommand {
                 messages.append(.user(chat))
                 ids = try lm.encodeChat(messages)
             } else if let promptFile {
-                let url = URL(fileURLWithPath: promptFile)
-                guard let data = FileManager.default.contents(atPath: url.path) else {
-                    throw FileProblem(path: promptFile, message: "cannot read the prompt file")
-                }
-                guard let text = String(data: data, encoding: .utf8) else {
-                    throw FileProblem(path: promptFile, message: "not valid UTF-8")
-                }
-                ids = lm.encode(text)
+                ids = lm.encode(try TextFile.read(URL(fileURLWithPath: promptFile)))
             } else {
                 ids = lm.encode(prompt ?? "")
             }

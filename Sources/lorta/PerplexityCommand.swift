@@ -40,13 +40,7 @@ struct Perplexity: ParsableCommand {
             if let threads { try Runtime.setThreadCount(threads) }
             var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
             if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
-            guard let bytes = FileManager.default.contents(atPath: data) else {
-                throw FileProblem(path: data, message: "cannot read the data file")
-            }
-            guard let text = String(data: bytes, encoding: .utf8) else {
-                throw FileProblem(path: data, message: "not valid UTF-8")
-            }
-            let tokens = lm.encode(text)
+            let tokens = lm.encode(try TextFile.read(URL(fileURLWithPath: data)))
             let terminal = isatty(2) != 0
             let (result, seconds) = try timed {
                 try lm.model.perplexity(of: tokens, context: context, batchSize: batchSize, adapter: lm.adapter) { done, total in

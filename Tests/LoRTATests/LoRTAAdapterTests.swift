@@ -184,6 +184,13 @@ struct LoRTAAdapterTests {
         #expect(throws: LoRTAError.self) {
             try LoRTAConfiguration(rank: 2, alpha: 1, targetModules: ["q"], layerCount: 0, headCount: 2, headDimension: 3)
         }
+        // Sizes each within range whose parameter count overflows Int: refused, not trapped.
+        let big = Int(Int32.max)
+        let perRank = (0..<64).reduce(0) { $0 + big - $1 } + 1 + big + big + 64  // Σ d_out + d_h + H + L + M
+        expectError(.invalidConfiguration("rank \(big) × \(perRank) parameters per rank overflows the parameter count")) {
+            _ = try LoRTAConfiguration(rank: big, alpha: 1, targetModules: (0..<64).map { "m\($0)" }, layerCount: big,
+                                       headCount: big, headDimension: 1, outputSizes: (0..<64).map { big - $0 })
+        }
         let c = try Self.gqa()
         expectError(.unknownTarget("up_proj", available: c.targetModules)) { _ = try c.matrixIndex(of: "up_proj") }
         #expect(try c.matrixIndex(of: "v_proj") == 2)

@@ -44,6 +44,44 @@ struct ReaderSafetyTests {
         #expect(throws: NumpyFileError.self) { try NumpyArray(contentsOf: dir.appendingPathComponent("missing.npy")) }
     }
 
+    /// Every other reader of a whole file (configurations, tokenizer files, training data,
+    /// checkpoints, safetensors, GGUF, text) refuses a FIFO the same way instead of blocking.
+    @Test func everyWholeFileReaderRefusesAFIFO() throws {
+        let dir = try testScratchDirectory("reader-fifo-all")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func fifo(_ name: String) throws -> URL { try Self.fifo(in: dir, name: name) }
+        func mentionsFIFO(_ error: (any Error)?) -> Bool { "\(error.map { "\($0)" } ?? "")".contains("FIFO") }
+
+        #expect(mentionsFIFO(#expect(throws: BertError.self) { try BertConfiguration(contentsOf: fifo("bert.json")) }))
+        #expect(mentionsFIFO(#expect(throws: LlamaError.self) { try LlamaConfiguration(contentsOf: fifo("llama.json")) }))
+        #expect(mentionsFIFO(#expect(throws: AdapterConfigurationError.self) {
+            try PEFTAdapterConfiguration(contentsOf: fifo("adapter_config.json")) }))
+        #expect(mentionsFIFO(#expect(throws: TokenizerError.self) { try BertTokenizer(vocabularyURL: fifo("vocab.txt")) }))
+        #expect(mentionsFIFO(#expect(throws: BPETokenizerError.self) {
+            try ByteLevelBPETokenizer(tokenizerJSONURL: fifo("tokenizer.json")) }))
+        #expect(mentionsFIFO(#expect(throws: DatasetError.self) {
+            try LabelledTextDataset.load(from: fifo("train.tsv"), labelCount: 2) }))
+        #expect(mentionsFIFO(#expect(throws: TextFileError.self) { try TextFile.read(fifo("prompt.txt")) }))
+        // The memory-mapping readers open without blocking and then refuse the file.
+        #expect("\(#expect(throws: (any Error).self) { try SafeTensorsReader(contentsOf: fifo("w.safetensors")) }!)"
+            .contains("not a regular file"))
+        #expect("\(#expect(throws: (any Error).self) { try GGUFReader(contentsOf: fifo("m.gguf")) }!)"
+            .contains("not a regular file"))
+        // A directory named like a file is refused as well.
+        let e = #expect(throws: TextFileError.self) { try TextFile.read(dir) }
+        #expect(e?.reason == "it is a directory")
+    }
+
+    @Test func csvLineIndexIsCheckedBeforeItIsBuilt() throws {
+        // 1 MB of line ends would need a 16 MB index of line ranges.
+        let lines = Data(repeating: 0x0A, count: 1 << 20)
+        try MemoryBudget.withBudget(try MemoryBudget(bytes: 4 << 20, origin: "test")) { () throws in
+            let error = #expect(throws: MemoryError.self) { try CSVMatrix.read(data: lines) }
+            #expect(error?.description.hasPrefix("the index of a CSV file's 1048577 lines") == true)
+        }
+        #expect(throws: CSVMatrixError.emptyFile) { try CSVMatrix.read(data: lines) }
+    }
+
     @Test func csvWithAMillionColumnsIsCheckedAgainstTheBudget() throws {
         let line = Data((String(repeating: "0,", count: 999_999) + "0\n").utf8)  // 2 MB, 1 row × 10⁶ columns
         try MemoryBudget.withBudget(try MemoryBudget(bytes: 4 << 20, origin: "test")) { () throws in

@@ -102,8 +102,8 @@ enum AdapterDirectory {
     static func readConfiguration(_ url: URL) throws(AdapterFileError) -> (PEFTAdapterConfiguration, [String: Any]) {
         guard FileManager.default.fileExists(atPath: url.path) else { throw .missingFile(url.path) }
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw .configuration(file: url.path, .unreadable(path: url.path, reason: error.localizedDescription))
+        do { data = try RegularFile.read(url) } catch {
+            throw .configuration(file: url.path, .unreadable(path: url.path, reason: error.reason))
         }
         do {
             let peft = try PEFTAdapterConfiguration(jsonData: data)

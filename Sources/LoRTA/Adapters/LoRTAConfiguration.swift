@@ -111,6 +111,13 @@ public struct LoRTAConfiguration: Sendable, Equatable {
         guard sizes.allSatisfy({ $0 >= 1 && $0 <= limit }) else {
             throw fail("output sizes must be in 1...\(limit), got \(sizes)")
         }
+        // Each term is at most 64 · 2³¹, so the sum cannot overflow; the product with the rank can.
+        var distinct: [Int] = []
+        for s in sizes where !distinct.contains(s) { distinct.append(s) }
+        let perRank = distinct.reduce(0, +) + headDimension + headCount + layerCount + targetModules.count
+        guard case (_, false) = rank.multipliedReportingOverflow(by: perRank) else {
+            throw fail("rank \(rank) × \(perRank) parameters per rank overflows the parameter count")
+        }
         self.rank = rank
         self.alpha = alpha
         self.targetModules = targetModules
@@ -151,7 +158,7 @@ public struct LoRTAConfiguration: Sendable, Equatable {
     }
 
     /// Trained scalars: `r · (Σ distinct d_out + d_h + H + L + M)` — `r (d_out + d_h + H + L + M)`
-    /// in the paper's case of one output size.
+    /// in the paper's case of one output size. Cannot overflow (checked by the initializer).
     public var parameterCount: Int {
         rank * (distinctOutputSizes.reduce(0, +) + headDimension + headCount + layerCount + matrixCount)
     }

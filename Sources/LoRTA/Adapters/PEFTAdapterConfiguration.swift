@@ -109,8 +109,8 @@ public struct PEFTAdapterConfiguration: Sendable, Equatable {
     /// Reads `adapter_config.json` at `url`.
     public init(contentsOf url: URL) throws {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw AdapterConfigurationError.unreadable(path: url.path, reason: error.localizedDescription)
+        do { data = try RegularFile.read(url) } catch {
+            throw AdapterConfigurationError.unreadable(path: url.path, reason: error.reason)
         }
         try self.init(jsonData: data)
     }

@@ -46,11 +46,11 @@ public struct CausalLanguageModel: Sendable {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else { return false }
         if !isDirectory.boolValue {
-            guard let h = FileHandle(forReadingAtPath: url.path) else { return false }
+            guard RegularFile.problem(at: url.path) == nil, let h = FileHandle(forReadingAtPath: url.path) else { return false }
             defer { try? h.close() }
             return (try? h.read(upToCount: 4)) == Data("GGUF".utf8)
         }
-        guard let data = FileManager.default.contents(atPath: url.appendingPathComponent("config.json").path),
+        guard let data = try? RegularFile.read(url.appendingPathComponent("config.json")),
               let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return false }
         let architectures = object["architectures"] as? [String] ?? []
         return object["model_type"] as? String == "llama" || architectures.contains("LlamaForCausalLM")
@@ -106,8 +106,8 @@ public struct CausalLanguageModel: Sendable {
     private static func generationConfigStopTokens(_ url: URL) throws -> Set<Int32> {
         guard FileManager.default.fileExists(atPath: url.path) else { return [] }
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw LlamaError.unreadableFile(path: url.path, reason: error.localizedDescription)
+        do { data = try RegularFile.read(url) } catch {
+            throw LlamaError.unreadableFile(path: url.path, reason: error.reason)
         }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw LlamaError.unreadableFile(path: url.path, reason: "not a JSON object")

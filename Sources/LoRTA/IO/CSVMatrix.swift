@@ -79,14 +79,11 @@ public struct CSVMatrix {
     public static func read(contentsOf url: URL, hasHeader: Bool? = nil, delimiter: Character = ",")
         throws -> (values: [Double], rows: Int, columns: Int, header: [String]?)
     {
-        if let reason = RegularFile.problem(at: url.path) {
-            throw CSVMatrixError.unreadableFile(path: url.path, reason: reason)
-        }
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
+            data = try RegularFile.read(url, mapped: true)
         } catch {
-            throw CSVMatrixError.unreadableFile(path: url.path, reason: error.localizedDescription)
+            throw CSVMatrixError.unreadableFile(path: url.path, reason: error.reason)
         }
         return try read(data: data, hasHeader: hasHeader, delimiter: delimiter)
     }
@@ -100,7 +97,7 @@ public struct CSVMatrix {
     ///   no header line). A file holding only a header gives 0 rows.
     /// - Throws: ``CSVMatrixError``; ``MemoryError/exceedsBudget(purpose:bytes:budget:)`` when
     ///   the rows × columns float64 values exceed the ``MemoryBudget`` (checked once the first
-    ///   data line gives the column count).
+    ///   data line gives the column count), or the index of the lines does (checked first).
     public static func read(data: Data, hasHeader: Bool? = nil, delimiter: Character = ",")
         throws -> (values: [Double], rows: Int, columns: Int, header: [String]?)
     {
@@ -269,6 +266,11 @@ public struct CSVMatrix {
         }
 
         mutating func run(hasHeader: Bool?) throws -> (values: [Double], rows: Int, columns: Int, header: [String]?) {
+            // The line index (one range per line) can be 16 times the file (a file of line
+            // ends): it is counted and checked against the budget before it is built.
+            let newlines = bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+            try MemoryBudget.check(bytes: MemoryBudget.byteCount(Range<Int>.self, newlines + 1),
+                                   purpose: "the index of a CSV file's \(newlines + 1) lines")
             let all = lines()
             guard let last = all.lastIndex(where: { !lineIsBlank($0) }) else { throw CSVMatrixError.emptyFile }
             let lines = all[...last]

@@ -228,14 +228,11 @@ public struct NumpyArray: Sendable {
     /// O(header) otherwise. Only regular files are read (a FIFO or a device would block).
     /// - Throws: ``NumpyFileError``.
     public init(contentsOf url: URL) throws {
-        if let reason = RegularFile.problem(at: url.path) {
-            throw NumpyFileError.unreadableFile(path: url.path, reason: reason)
-        }
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
+            data = try RegularFile.read(url, mapped: true)
         } catch {
-            throw NumpyFileError.unreadableFile(path: url.path, reason: error.localizedDescription)
+            throw NumpyFileError.unreadableFile(path: url.path, reason: error.reason)
         }
         try self.init(data: data)
     }

@@ -146,7 +146,7 @@ public struct SafeTensorsReader: Sendable {
         func failure(_ operation: String) -> SafeTensorsError {
             .fileSystem(path: path, operation: operation, reason: String(cString: strerror(errno)))
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)  // a FIFO must not block the open
         guard fd >= 0 else { throw failure("open") }
         defer { close(fd) }
         var info = stat()

@@ -44,7 +44,7 @@ extension BertModel {
 
         init(n: Int, d: Int, inter: Int, B: Int, H: Int, T: Int, statistics: Bool) throws {
             qkv = try Tensor(uninitialized: [n, 3 * d])
-            probabilities = try Tensor(uninitialized: [B * H * T * T])
+            probabilities = try Tensor(uninitialized: [B, H, T, T])  // the product is overflow-checked
             context = try Tensor(uninitialized: [n, d])
             attentionSum = try Tensor(uninitialized: [n, d])
             attentionOutput = try Tensor(uninitialized: [statistics ? n : 0, d])

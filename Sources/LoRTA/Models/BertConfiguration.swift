@@ -43,8 +43,8 @@ public struct BertConfiguration: Sendable, Equatable {
     public init(contentsOf url: URL) throws(BertError) {
         guard FileManager.default.fileExists(atPath: url.path) else { throw .fileNotFound(path: url.path) }
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw .unreadableFile(path: url.path, reason: "\(error.localizedDescription)")
+        do { data = try RegularFile.read(url) } catch {
+            throw .unreadableFile(path: url.path, reason: error.reason)
         }
         try self.init(json: data, path: url.path)
     }

@@ -111,8 +111,8 @@ extension BertModel {
         if let source {
             let sourceConfig = source.appendingPathComponent(configName)
             try bertFilesRequire(sourceConfig)
-            do { configData = try Data(contentsOf: sourceConfig) } catch {
-                throw BertFileError.fileSystem(path: sourceConfig.path, reason: error.localizedDescription)
+            do { configData = try RegularFile.read(sourceConfig) } catch {
+                throw BertFileError.fileSystem(path: sourceConfig.path, reason: error.reason)
             }
             let parsed = try BertConfiguration(json: configData, path: sourceConfig.path)
             guard parsed == configuration else {
@@ -140,8 +140,8 @@ extension BertModel {
             for name in Self.tokenizerFileNames {
                 let url = source.appendingPathComponent(name)
                 guard fm.fileExists(atPath: url.path) else { continue }
-                do { tokenizerFiles.append((name, try Data(contentsOf: url))) } catch {
-                    throw BertFileError.fileSystem(path: url.path, reason: error.localizedDescription)
+                do { tokenizerFiles.append((name, try RegularFile.read(url))) } catch {
+                    throw BertFileError.fileSystem(path: url.path, reason: error.reason)
                 }
             }
         }

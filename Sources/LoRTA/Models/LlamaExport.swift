@@ -303,7 +303,7 @@ extension LlamaModel {
         case .huggingFace(let dir)?:
             sourceDirectory = dir
             let configURL = dir.appendingPathComponent("config.json")
-            if let data = try? Data(contentsOf: configURL),
+            if let data = try? RegularFile.read(configURL),
                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
                 sourceConfig = object
             }
@@ -343,8 +343,8 @@ extension LlamaModel {
                     let src = dir.appendingPathComponent(name)
                     guard FileManager.default.fileExists(atPath: src.path) else { continue }
                     let data: Data
-                    do { data = try Data(contentsOf: src) } catch {
-                        throw LlamaExportError.missingSource("cannot read \(src.path): \(error.localizedDescription)")
+                    do throws(RegularFile.Failure) { data = try RegularFile.read(src) } catch {
+                        throw LlamaExportError.missingSource("cannot read \(src.path): \(error.reason)")
                     }
                     try Self.writeFile(data, to: temp.appendingPathComponent(name))
                 }
@@ -454,7 +454,7 @@ extension LlamaModel {
         // The converter writes the head width when config.json has head_dim; it is needed when
         // the width is not d / H.
         var hasHeadDim = false
-        if let data = try? Data(contentsOf: directory.appendingPathComponent("config.json")),
+        if let data = try? RegularFile.read(directory.appendingPathComponent("config.json")),
            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let v = object["head_dim"], !(v is NSNull) {
             hasHeadDim = true

@@ -261,7 +261,7 @@ public struct LlamaModel: Sendable {
                             (vp + row).update(from: src + qw + kvw, count: kvw)
                         }
                     }
-                    var probabilities = try Tensor(uninitialized: [record == nil ? 0 : B * H * T * T])
+                    var probabilities = try Tensor(uninitialized: record == nil ? [0] : [B, H, T, T])
                     try KernelFailure.check(lt_causal_attention_forward(
                         Int64(B), Int64(T), Int64(past), Int64(H), Int64(Hkv), Int64(dh), scale,
                         qkvp, Int64(qkvw), kp, Int64(kvw), vp, Int64(kvw), Int64(cache.capacity),

@@ -45,8 +45,8 @@ struct SafeTensorsLlamaWeights: LlamaWeightSource {
             sourceDescription = single.path
         } else if fm.fileExists(atPath: index.path) {
             let data: Data
-            do { data = try Data(contentsOf: index) } catch {
-                throw LlamaError.unreadableFile(path: index.path, reason: error.localizedDescription)
+            do { data = try RegularFile.read(index) } catch {
+                throw LlamaError.unreadableFile(path: index.path, reason: error.reason)
             }
             guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                   let map = object["weight_map"] as? [String: Any] else {

@@ -129,9 +129,9 @@ public struct BertTokenizer: Sendable {
         }
         let data: Data
         do {
-            data = try Data(contentsOf: vocabularyURL)
+            data = try RegularFile.read(vocabularyURL)
         } catch {
-            throw .unreadableVocabulary(path: path, reason: "\(error)")
+            throw .unreadableVocabulary(path: path, reason: error.reason)
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw .unreadableVocabulary(path: path, reason: "not valid UTF-8")

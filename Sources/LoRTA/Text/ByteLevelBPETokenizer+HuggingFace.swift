@@ -411,9 +411,9 @@ extension ByteLevelBPETokenizer {
             throw .fileNotFound(path: url.path)
         }
         do {
-            return try Data(contentsOf: url)
+            return try RegularFile.read(url)
         } catch {
-            throw .unreadableFile(path: url.path, reason: "\(error)")
+            throw .unreadableFile(path: url.path, reason: error.reason)
         }
     }
 

@@ -152,9 +152,8 @@ public struct CausalLMDataset: Sendable, Equatable {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .fileNotFound(path: path) }
         guard !isDirectory.boolValue else { throw .unreadable(path: path, reason: "is a directory") }
-        if let problem = RegularFile.problem(at: path) { throw .unreadable(path: path, reason: problem) }
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw .unreadable(path: path, reason: error.localizedDescription) }
+        do { data = try RegularFile.read(url) } catch { throw .unreadable(path: path, reason: error.reason) }
         var builder = Builder(path: path, tokenizer: tokenizer, template: template)
         var examples: [CausalLMExample] = []
         var lineNumber = 0

@@ -114,7 +114,7 @@ extension Trainer {
 
         // trainer.json
         let jsonData: Data
-        do { jsonData = try Data(contentsOf: jsonURL) } catch { throw fail(jsonURL, "cannot read: \(error)") }
+        do { jsonData = try RegularFile.read(jsonURL) } catch { throw fail(jsonURL, "cannot read: \(error.reason)") }
         if let object = try? JSONSerialization.jsonObject(with: jsonData) as? [String: Any],
            let format = object["format"] as? String, format != Self.trainerFormat {
             throw fail(jsonURL, "format \"\(format)\" is not \(Self.trainerFormat)"
