@@ -79,13 +79,15 @@ done
 python3 - "$OUT" "${rows[@]}" <<'PY'
 import json, sys
 out, rows = sys.argv[1], sys.argv[2:]
-print("| adapter | test mixture | scoring | combined AUROC | AP | TPR at 1% FPR | TPR at 5% FPR | best channel (AUROC) |")
-print("|---|---|---|---|---|---|---|---|")
+print("| adapter | test mixture | scoring | combined (max) AUROC | AP | TPR at 1% FPR | TPR at 5% FPR | mean / mahalanobis combination AUROC | best channel (AUROC) |")
+print("|---|---|---|---|---|---|---|---|---|")
 for row in rows:
     for mix in ["half", "five-percent"]:
         for mode in ["input", "batch"]:
             r = json.load(open(f"{out}/{row}/{mix}.{mode}.json"))
             best = max(((p, d, v["auroc"]) for p, ds in r["points"].items() for d, v in ds.items()), key=lambda x: x[2])
             print(f"| {row} r=8 | {mix} | {mode} | {r['auroc']:.4f} | {r['average_precision']:.4f} | "
-                  f"{100 * r['tpr_at_1pct_fpr']:.1f}% | {100 * r['tpr_at_5pct_fpr']:.1f}% | {best[0]}/{best[1]} ({best[2]:.4f}) |")
+                  f"{100 * r['tpr_at_1pct_fpr']:.1f}% | {100 * r['tpr_at_5pct_fpr']:.1f}% | "
+                  f"{r['combinations']['mean']['auroc']:.4f} / {r['combinations']['mahalanobis']['auroc']:.4f} | "
+                  f"{best[0]}/{best[1]} ({best[2]:.4f}) |")
 PY

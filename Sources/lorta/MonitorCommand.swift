@@ -305,6 +305,13 @@ struct MonitorScore: ParsableCommand {
                     points[ch.site.description, default: [:]][ch.detector.rawValue] = s.dictionary
                 }
                 result["points"] = points
+                // Every combination of the same channel scores, for comparison (cheap: no forward).
+                var combinations: [String: [String: Double]] = [:]
+                for c in MonitorCombination.allCases {
+                    let other = try fitted.combine(channels: scores.channels, raw: scores.raw, batch: batch, combination: c)
+                    combinations[c.rawValue] = try DetectionSummary(scores: other.combined, labels: truth!).dictionary
+                }
+                result["combinations"] = combinations
             }
             if json {
                 print(jsonText(result))
@@ -313,6 +320,10 @@ struct MonitorScore: ParsableCommand {
                 print("\(scores.combined.count) inputs, \(scores.channels.count) channels, combination \(scores.combination.rawValue): "
                       + String(format: "AUROC %.4f, AP %.4f, TPR %.1f%% at 1%% FPR, %.1f%% at 5%% FPR", c.auroc, c.averagePrecision,
                                100 * c.truePositiveRateAt1PercentFPR, 100 * c.truePositiveRateAt5PercentFPR))
+                if let all = result["combinations"] as? [String: [String: Double]] {
+                    print("AUROC of each combination: " + MonitorCombination.allCases.map {
+                        "\($0.rawValue) " + String(format: "%.4f", all[$0.rawValue]?["auroc"] ?? .nan) }.joined(separator: ", "))
+                }
                 let best = evaluation.channels.sorted { $0.summary.auroc > $1.summary.auroc }.prefix(5)
                 print("best channels by AUROC:")
                 for (ch, s) in best { print("  \(ch)  " + String(format: "%.4f", s.auroc)) }

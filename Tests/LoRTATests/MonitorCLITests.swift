@@ -57,6 +57,9 @@ struct MonitorCLITests {
             #expect(Set(points.keys) == Set(monitor.sites.map(\.description)))
             #expect(points["layer.1.output:mean"]?.keys.sorted() == (extra.isEmpty ? ["mahalanobis"] : ["mahalanobis", "que", "spectral"]))
             #expect(points["layer.0.attention.head.1:mean"]?["mahalanobis"]?["auroc"] != nil)
+            let combinations = try #require(result["combinations"] as? [String: [String: Double]])
+            #expect(Set(combinations.keys) == ["max", "mean", "mahalanobis"])
+            #expect(abs((combinations["max"]?["auroc"] ?? .nan) - expected.auroc) <= 1e-15, "the default combination is max")
             // The report: one ROC chart, two histograms, one heat map; the channel table lists every channel.
             let html = try String(contentsOfFile: f.path("report.html"), encoding: .utf8)
             #expect(html.components(separatedBy: "<svg").count - 1 == 4)
