@@ -107,6 +107,9 @@ struct MonitorFit: ParsableCommand {
     @Option(help: "Folds of the out-of-fold calibration (2...100).")
     var folds = 5
 
+    @Option(help: "Pseudo-classes (k-means modes) of the last layer's trusted rows, for the geometry of the circuits (0: none).")
+    var pseudoClasses = 4
+
     @Option(help: "Inputs per forward (default 64 for BERT, 8 for a causal LM).")
     var batchSize: Int?
 
@@ -123,6 +126,7 @@ struct MonitorFit: ParsableCommand {
 
     func validate() throws {
         try OptionRange.check(folds, "folds", 2...100)
+        try OptionRange.check(pseudoClasses, "pseudo-classes", 0...1000)
         if let batchSize { try OptionRange.check(batchSize, "batch-size", 1...1_000_000) }
         if let maxLength { try OptionRange.check(maxLength, "max-length", 2...1_048_576) }
         if let threads { try OptionRange.check(threads, "threads", 1...4096) }
@@ -162,6 +166,7 @@ struct MonitorFit: ParsableCommand {
             let (monitor, seconds) = try timed {
                 try Monitor.fit(sites: sites, detectors: parsedDetectors(), estimator: CovarianceEstimator(storedName: estimator)!,
                                 combination: MonitorCombination(rawValue: combination)!, folds: folds, shape: m.shape,
+                                pseudoClasses: pseudoClasses > 0 ? (pseudoClasses, nil) : nil,
                                 observing: { observer in try m.pass(trusted, observer, progressLine("trusted inputs", quiet: json)) },
                                 progress: nil)
             }

@@ -31,7 +31,7 @@ struct MonitorTests {
     static func fitted(_ model: BertModel, detectors: [MonitorDetector] = MonitorDetector.allCases) throws -> Monitor {
         let shape = model.configuration.observationShape
         return try Monitor.fit(sites: MonitorSite.all(shape, reductions: [.meanPooled, .firstToken]), detectors: detectors,
-                               folds: 4, shape: shape, observing: pass(model, trusted))
+                               folds: 4, shape: shape, pseudoClasses: (2, nil), observing: pass(model, trusted))
     }
 
     /// The statistics equal those of a `StatisticsCollector` over the same pass; the calibration
@@ -125,6 +125,11 @@ struct MonitorTests {
         #expect(try Monitor.source(of: url) == ["model": "/m"])
         #expect(back.sites == monitor.sites && back.detectors == monitor.detectors && back.folds == 4)
         #expect(back.calibration == monitor.calibration)
+        // The pseudo-classes: fitted at the last layer's output on the trusted rows, read back equal.
+        let geometry = try #require(monitor.pseudoClasses)
+        #expect(geometry.site == (try MonitorSite(point: .layerOutput(layer: 1), reduction: .meanPooled)))
+        #expect(geometry.detector.modes.map(\.size).reduce(0, +) == 120)
+        #expect(back.pseudoClasses?.site == geometry.site && back.pseudoClasses?.detector == geometry.detector)
         let inputs = monitorInputs(20, anomalous: true, seed: 4)
         for batch in [false, true] {
             let a = try monitor.score(shape: shape, batch: batch, observing: pass(model, inputs))

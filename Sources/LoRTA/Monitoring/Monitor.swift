@@ -121,6 +121,9 @@ public struct Monitor: Sendable {
     /// Statistics of the trusted inputs' vectors of standardized scores, over the per-input
     /// channels and over all channels (for ``MonitorCombination/mahalanobis``).
     let combinationStatistics: (perInput: ActivationStatistics, batch: ActivationStatistics?)
+    /// The pseudo-classes (modes) of the trusted rows at one site, for the geometry of an input
+    /// (its mode, distance to it, the mode's log-volume and participation ratio); nil when not fitted.
+    public let pseudoClasses: (site: MonitorSite, detector: PseudoClassDetector)?
 
     /// Trusted inputs the monitor was fitted on.
     public var trustedCount: Int { statistics[sites[0]]?.count ?? 0 }
@@ -133,7 +136,8 @@ public struct Monitor: Sendable {
     init(sites: [MonitorSite], detectors: [MonitorDetector], estimator: CovarianceEstimator, combination: MonitorCombination,
          folds: Int, shape: ObservationShape, statistics: [MonitorSite: ActivationStatistics],
          calibration: [MonitorChannel: MonitorCalibration],
-         combinationStatistics: (perInput: ActivationStatistics, batch: ActivationStatistics?)) {
+         combinationStatistics: (perInput: ActivationStatistics, batch: ActivationStatistics?),
+         pseudoClasses: (site: MonitorSite, detector: PseudoClassDetector)?) {
         self.sites = sites
         self.detectors = detectors
         self.estimator = estimator
@@ -143,6 +147,7 @@ public struct Monitor: Sendable {
         self.statistics = statistics
         self.calibration = calibration
         self.combinationStatistics = combinationStatistics
+        self.pseudoClasses = pseudoClasses
     }
 
     /// Fits a monitor on trusted inputs.
@@ -155,12 +160,16 @@ public struct Monitor: Sendable {
     ///   - combination: the default combination.
     ///   - folds: folds of the out-of-fold calibration (2 ... 100, at most the trusted count / 2).
     ///   - shape: the model's observation shape.
+    ///   - pseudoClasses: with a mode count k ≥ 1, a ``PseudoClassDetector`` of k modes (seed 0,
+    ///     the monitor's estimator) is fitted on the trusted rows of `site` (one of `sites`; by
+    ///     default the last layer's output, mean-pooled if the sites have that reduction).
     ///   - pass: runs the model over the trusted inputs once, showing each forward to the given observer.
     ///   - progress: called with a short description of each step after the pass.
     /// - Throws: ``ObservationError``, ``StatisticsError``, ``MemoryError``, and what `pass` throws.
     public static func fit(sites: [MonitorSite], detectors: [MonitorDetector] = MonitorDetector.allCases,
                            estimator: CovarianceEstimator = .ledoitWolf, combination: MonitorCombination = .max,
                            folds: Int = 5, shape: ObservationShape,
+                           pseudoClasses: (modes: Int, site: MonitorSite?)? = nil,
                            observing pass: (ActivationObserver) throws -> Void,
                            progress: ((String) -> Void)? = nil) throws -> Monitor {
         guard detectors.contains(.mahalanobis) else {
@@ -210,9 +219,21 @@ public struct Monitor: Sendable {
         }
         let perInput = try Self.vectorStatistics(zPerInput)
         let batch = detectors.contains(where: \.judgesBatch) ? try Self.vectorStatistics(zAll) : nil
+        var geometry: (site: MonitorSite, detector: PseudoClassDetector)? = nil
+        if let pseudoClasses {
+            let last = ObservationPoint.layerOutput(layer: shape.layerCount - 1)
+            let lastLayer = sites.first { $0.point == last && $0.reduction == .meanPooled } ?? sites.first { $0.point == last }
+            guard let site = pseudoClasses.site ?? lastLayer ?? sites.last, let rows = try recorder.matrix(site) else {
+                throw StatisticsError.invalidParameter("the pseudo-class site \(pseudoClasses.site.map { "\($0)" } ?? "") is not one of the monitor's sites")
+            }
+            progress?("pseudo-classes: \(pseudoClasses.modes) modes at \(site)")
+            var detector = try PseudoClassDetector(modeCount: pseudoClasses.modes, seed: 0, estimator: estimator)
+            try detector.fit(rows)
+            geometry = (site, detector)
+        }
         return Monitor(sites: sites, detectors: detectors, estimator: estimator, combination: combination, folds: folds,
                        shape: shape, statistics: statistics, calibration: calibration,
-                       combinationStatistics: (perInput, batch))
+                       combinationStatistics: (perInput, batch), pseudoClasses: geometry)
     }
 
     /// Statistics of the per-input vectors of channel-major scores.

@@ -16,7 +16,9 @@ public struct MonitorFileError: Error, CustomStringConvertible, Equatable {
 /// - `statistics/<point>.<reduction>.safetensors`: each site's trusted statistics
 ///   (``ActivationStatistics`` files, mergeable with statistics of more trusted data);
 /// - `combination-input.safetensors` and, with batch detectors, `combination-batch.safetensors`:
-///   statistics of the trusted inputs' standardized score vectors.
+///   statistics of the trusted inputs' standardized score vectors;
+/// - `pseudo-classes.safetensors` (when fitted): the ``PseudoClassDetector`` of the site named by
+///   `pseudo_class_site` in `monitor.json`.
 /// Detectors are refitted from the statistics when the monitor is read (deterministic).
 extension Monitor {
     public static let fileFormat = "lorta-monitor-1"
@@ -33,6 +35,7 @@ extension Monitor {
         var folds: Int
         var trusted_inputs: Int
         var channels: [Channel]
+        var pseudo_class_site: String?
         var source: [String: String]
     }
 
@@ -51,7 +54,7 @@ extension Monitor {
                 let c = calibration[ch]!
                 return .init(channel: ch.description, median: c.median, mean: c.mean, standard_deviation: c.standardDeviation)
             },
-            source: source)
+            pseudo_class_site: pseudoClasses?.site.description, source: source)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let json = try encoder.encode(stored)
@@ -61,6 +64,7 @@ extension Monitor {
             for site in sites { try statistics[site]!.write(to: stats.appendingPathComponent(Self.statisticsFileName(site))) }
             try combinationStatistics.perInput.write(to: dir.appendingPathComponent("combination-input.safetensors"))
             try combinationStatistics.batch?.write(to: dir.appendingPathComponent("combination-batch.safetensors"))
+            try pseudoClasses?.detector.write(to: dir.appendingPathComponent("pseudo-classes.safetensors"))
             try AtomicFileWriter.write(json, to: dir.appendingPathComponent("monitor.json"))
         }
     }
@@ -145,8 +149,21 @@ extension Monitor {
             guard b.dimension == expected.count else { throw fail("dimension \(b.dimension), expected \(expected.count) channels", url) }
             batch = b
         }
+        var geometry: (site: MonitorSite, detector: PseudoClassDetector)? = nil
+        if let name = s.pseudo_class_site {
+            guard let site = try? MonitorSite(parsing: name), sites.contains(site) else {
+                throw fail("pseudo_class_site \"\(name)\" is not one of the sites")
+            }
+            let url = directory.appendingPathComponent("pseudo-classes.safetensors")
+            let detector = try PseudoClassDetector(contentsOf: url)
+            guard detector.modes.first?.mean.count == site.point.width(in: shape) else {
+                throw fail("the modes' width differs from the site's (\(site.point.width(in: shape)))", url)
+            }
+            geometry = (site, detector)
+        }
         self.init(sites: sites, detectors: detectors, estimator: estimator, combination: combination, folds: s.folds,
-                  shape: shape, statistics: statistics, calibration: calibration, combinationStatistics: (perInput, batch))
+                  shape: shape, statistics: statistics, calibration: calibration, combinationStatistics: (perInput, batch),
+                  pseudoClasses: geometry)
     }
 
     /// The `source` record of a monitor directory's `monitor.json` (empty when absent).
