@@ -203,10 +203,13 @@ struct CircuitTests {
     /// ablation strength, (y(ε) − y(−ε)) / 2ε with ε = 1e-2, y in float64 from the logits of two
     /// ablated forwards (no backward involved), for every component and input.
     ///
-    /// Tolerance: the central difference's truncation error is ε²/6 · y''' (≈ 1e-5 · |y'''|) and
-    /// float32 forward noise δ ≈ 1e-6 in y adds δ/ε ≈ 1e-4; so |fd − attr| ≤ 1e-2·|attr| + 3e-4.
-    /// The test is meaningful: most attributions are ≫ the tolerance (a wrong sign fails), and
-    /// attributions of two heads of one layer differ by more than it (swapping heads fails).
+    /// Tolerance: the central difference's truncation error is ε²/6 · y''' (≈ 2e-5 · |y'''|) and
+    /// the float32 forwards' rounding δ ≈ 1e-7 in y adds δ/ε ≈ 1e-5; so |fd − attr| ≤
+    /// 2e-3·|attr| + 3e-5 (measured worst: 7e-6 for attributions of 4e-3 … 0.1). The test is
+    /// meaningful: most attributions are ≫ the tolerance (a wrong sign fails), the two heads of a
+    /// layer differ by more than it (swapping heads fails), and probing dC before the adapter's
+    /// part is added (a wrong gradient with this LoRTA on the attention output) was off by
+    /// 4e-4 … 4e-2 on every head.
     @Test func attributionMatchesFiniteDifference() throws {
         let (model, adapter, head, means) = try Self.attributionSetup()
         let shape = model.configuration.observationShape
@@ -227,7 +230,7 @@ struct CircuitTests {
             let down = logProbabilities(try model.logits(Self.batch, adapter: adapter, head: head, ablation: ablation), classes: attr.classes)
             for b in 0..<Self.batch.count {
                 let fd = (up[b] - down[b]) / (2 * Double(eps)), a = attr.values[b][k]
-                let tol = 1e-2 * abs(a) + 3e-4
+                let tol = 2e-3 * abs(a) + 3e-5
                 #expect(abs(fd - a) <= tol, "\(c), input \(b): finite difference \(fd), attribution \(a)")
                 #expect(attr.value(input: b, component: c) == a)
                 total += 1
@@ -239,7 +242,7 @@ struct CircuitTests {
         for l in 0..<2 {
             let h0 = attr.components.firstIndex(of: .attentionHead(layer: l, head: 0))!
             let h1 = attr.components.firstIndex(of: .attentionHead(layer: l, head: 1))!
-            #expect((0..<4).contains { b in abs(attr.values[b][h0] - attr.values[b][h1]) > 1e-2 * abs(attr.values[b][h0]) + 3e-3 })
+            #expect((0..<4).contains { b in abs(attr.values[b][h0] - attr.values[b][h1]) > 10 * (2e-3 * abs(attr.values[b][h0]) + 3e-5) })
         }
 
         // A target class instead of the prediction: the same check for one component.
@@ -255,7 +258,7 @@ struct CircuitTests {
         let down = logProbabilities(try model.logits(Self.batch, adapter: adapter, head: head, ablation: ablation), classes: target)
         for b in 0..<4 {
             let fd = (up[b] - down[b]) / (2 * Double(eps))
-            #expect(abs(fd - t.values[b][0]) <= 1e-2 * abs(t.values[b][0]) + 3e-4)
+            #expect(abs(fd - t.values[b][0]) <= 2e-3 * abs(t.values[b][0]) + 3e-5)
         }
     }
 
