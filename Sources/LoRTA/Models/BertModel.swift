@@ -213,6 +213,9 @@ public struct BertModel: Sendable {
     ///   adapter made for another model shape.
     /// - Complexity: O(L · (n·d·(4d + 2I) + B·H·T²·d_h)) flops, n = B·T, plus O(L·n·d·r) per
     ///   adapted projection.
+    ///
+    /// The same forward with mean ablation of heads or MLPs:
+    /// ``forward(_:adapter:recordingActivations:observer:ablation:)``.
     public func forward(_ batch: TokenBatch, adapter: (any Adapter)? = nil,
                         recordingActivations: Bool = false,
                         observer: ActivationObserver? = nil) throws -> BertOutput {
