@@ -12,6 +12,10 @@ import CKernels
 //   S2  = gelu(Z) W2ᵀ + b2 + A                  dZ = gelu'(Z) ∘ (dS2 W2); dA = dS2
 //   Y   = LN(S2)                                dS2 = LN'(dY)
 //
+// Mean ablation (MeanAblation.swift), when given: an ablated head's columns of C become
+// C + s(μ − C) right after the attention (so Wo and the adapter read them); an ablated MLP's
+// output M = gelu(Z) W2ᵀ + b2 becomes M + s(μ − M) before the residual add, S2 = A + M'.
+//
 // The adapter is called through the ``Adapter`` protocol only: once for the group Q|K|V (they
 // read X) and once for the attention output (it reads C). The model never looks at its kind.
 
@@ -72,11 +76,12 @@ extension BertModel {
 
     /// Forward of block `l` (see the table at the top of this file). Adapter hooks: after the
     /// fused QKV GEMM (the adapter adds ΔQ, ΔK, ΔV into the column slices of `qkv`, from
-    /// `input`) and after the attention output GEMM (ΔO from `context`).
+    /// `input`) and after the attention output GEMM (ΔO from `context`). `ablation` (validated
+    /// by the caller) replaces ablated heads' context columns and ablated MLP outputs.
     static func layerForward(_ w: BertLayerWeights, index l: Int, adapter: (any Adapter)?, input: Tensor,
                              buffers b: inout LayerBuffers,
                              B: Int, T: Int, d: Int, H: Int, dh: Int, inter: Int, scale: Float, eps: Float,
-                             mask: UnsafePointer<Int32>, record: Bool) throws {
+                             mask: UnsafePointer<Int32>, record: Bool, ablation: MeanAblation? = nil) throws {
         let n = Int64(B * T), d64 = Int64(d), i64 = Int64(inter), ld3 = Int64(3 * d)
         // QKV = X Wqkvᵀ + bqkv (one GEMM for the three), then the adapter's terms.
         let qkv = b.qkv.mutablePointer
@@ -89,6 +94,8 @@ extension BertModel {
         try KernelFailure.check(lt_attention_forward(Int64(B), Int64(T), Int64(H), Int64(dh), scale,
                                                      qkv, ld3, qkv + d, ld3, qkv + 2 * d, ld3, mask,
                                                      b.probabilities.mutablePointer, ctx, d64), "lt_attention_forward")
+        // Ablated heads: C[:, h·d_h ..< (h+1)·d_h] ← C + s(μ_h − C), every row.
+        ablation?.ablateHeads(layer: l, context: ctx, rows: B * T, ld: d)
         // S1 = C Woᵀ + bo + X (+ ΔO); A = LN(S1).
         let aSum = b.attentionSum.mutablePointer
         try KernelFailure.check(lt_linear_forward(n, d64, d64, ctx, d64, w.attentionOutputWeight.pointer, d64,
@@ -114,7 +121,21 @@ extension BertModel {
         let oSum = b.outputSum.mutablePointer
         try KernelFailure.check(lt_linear_forward(n, i64, d64, g, i64, w.outputWeight.pointer, i64,
                                                   w.outputBias.pointer, aOut, d64, oSum, d64), "lt_linear_forward (output)")
-        if b.mlpOutput.count > 0 {  // observed: the MLP's output without the residual, S2 − A
+        if let ablation, ablation.ablatesMLP(layer: l) {
+            // Ablated MLP: M = S2 − A, M' = M + s(μ − M) (exactly μ at s = 1), S2 = A + M';
+            // an observer of the MLP output sees M'.
+            let mu = ablation.means[.mlp(layer: l)]!, s = ablation.strength
+            let m: UnsafeMutablePointer<Float>? = b.mlpOutput.count > 0 ? b.mlpOutput.mutablePointer : nil
+            for i in 0..<(B * T) {
+                for j in 0..<d {
+                    let k = i * d + j
+                    let mij = oSum[k] - aOut[k]
+                    let ablated = s == 1 ? mu[j] : mij + s * (mu[j] - mij)
+                    oSum[k] = aOut[k] + ablated
+                    m?[k] = ablated
+                }
+            }
+        } else if b.mlpOutput.count > 0 {  // observed: the MLP's output without the residual, S2 − A
             let m = b.mlpOutput.mutablePointer
             for i in 0..<(B * T * d) { m[i] = oSum[i] - aOut[i] }
         }
@@ -129,16 +150,30 @@ extension BertModel {
 
     // MARK: - backward
 
+    /// The gradients ``layerBackward`` shows its probe.
+    enum BertGradientSite {
+        /// dS2 = dM, the gradient with respect to the MLP output (`n × d`).
+        case mlpOutput
+        /// dC, the gradient with respect to the attention context (`n × d`, head `h` at column `h·d_h`).
+        case context
+    }
+
     /// Backward of block `l` given `dY` of its output and what its recorded forward saved.
     /// Adds the adapter's parameter gradients to `gradients` (layout of ``Adapter/parameters``)
     /// and returns dX of the block input (an empty tensor when `wantInputGradient` is false:
     /// layer 0). No buffer is allocated for a frozen weight's gradient.
     /// - Complexity: about the forward's flops again (one GEMM per frozen matrix for dX) plus
     ///   the adapter's backward; temporaries `O(n·(d + I) + B·H·T²)`.
+    ///
+    /// `probe`, when given, is shown two gradients of the layer as they are computed (`n × d`,
+    /// valid only during the call): `.mlpOutput`: dS2, which is also the gradient with respect
+    /// to the MLP output M (S2 = A + M); `.context`: dC, the gradient with respect to the
+    /// attention context (the adapter's part included). Attribution patching reads them.
     static func layerBackward(_ w: BertLayerWeights, _ act: BertLayerActivations, layer l: Int,
-                              adapter: any Adapter, gradients: inout [Tensor], dOutput: Tensor,
+                              adapter: (any Adapter)?, gradients: inout [Tensor], dOutput: Tensor,
                               B: Int, T: Int, c: BertConfiguration, mask: UnsafePointer<Int32>,
-                              wantInputGradient: Bool) throws -> Tensor {
+                              wantInputGradient: Bool,
+                              probe: ((BertGradientSite, UnsafePointer<Float>) throws -> Void)? = nil) throws -> Tensor {
         let n = B * T, d = c.hiddenSize, inter = c.intermediateSize, H = c.headCount, dh = c.headSize
         let n64 = Int64(n), d64 = Int64(d), i64 = Int64(inter), ld3 = Int64(3 * d)
         let scale = Float(1.0 / Double(dh).squareRoot())
@@ -150,6 +185,7 @@ extension BertModel {
                                                       w.outputNormWeight.pointer, act.outputMean.pointer,
                                                       act.outputInverseStd.pointer, dS2.mutablePointer, d64, nil, nil, 0),
                                 "lt_layernorm_backward (output)")
+        try probe?(.mlpOutput, dS2.pointer)
         var dG = try Tensor(uninitialized: [n, inter])
         try KernelFailure.check(lt_linear_backward_input(n64, i64, d64, dS2.pointer, d64, w.outputWeight.pointer, i64,
                                                          dG.mutablePointer, i64, 0), "lt_linear_backward_input (output)")
@@ -174,10 +210,11 @@ extension BertModel {
         let dc = dC.mutablePointer
         try KernelFailure.check(lt_linear_backward_input(n64, d64, d64, dSum.pointer, d64, w.attentionOutputWeight.pointer,
                                                          d64, dc, d64, 0), "lt_linear_backward_input (attention output)")
-        try adapter.backward(layer: l, input: AdapterInput(act.context.pointer, rows: n, width: d, stride: d),
-                             outputGradients: [AdapterOutput(module: BertProjection.attentionOutput.rawValue,
-                                                             dSum.mutablePointer, stride: d)],
-                             parameterGradients: &gradients, inputGradient: AdapterOutput(module: "", dc, stride: d))
+        try adapter?.backward(layer: l, input: AdapterInput(act.context.pointer, rows: n, width: d, stride: d),
+                              outputGradients: [AdapterOutput(module: BertProjection.attentionOutput.rawValue,
+                                                              dSum.mutablePointer, stride: d)],
+                              parameterGradients: &gradients, inputGradient: AdapterOutput(module: "", dc, stride: d))
+        try probe?(.context, dC.pointer)
 
         // Attention: dC → dQ, dK, dV (columns of one n × 3d buffer).
         var dQKV = try Tensor(uninitialized: [n, 3 * d])
@@ -198,9 +235,9 @@ extension BertModel {
             try KernelFailure.check(lt_linear_backward_input(n64, d64, ld3, dq, ld3, w.queryKeyValueWeight.pointer, d64,
                                                              dx, d64, 1), "lt_linear_backward_input (QKV)")
         }
-        try adapter.backward(layer: l, input: AdapterInput(act.input.pointer, rows: n, width: d, stride: d),
-                             outputGradients: queryKeyValueOutputs(dq, d: d), parameterGradients: &gradients,
-                             inputGradient: dx.map { AdapterOutput(module: "", $0, stride: d) })
+        try adapter?.backward(layer: l, input: AdapterInput(act.input.pointer, rows: n, width: d, stride: d),
+                              outputGradients: queryKeyValueOutputs(dq, d: d), parameterGradients: &gradients,
+                              inputGradient: dx.map { AdapterOutput(module: "", $0, stride: d) })
         withExtendedLifetime((dQKV, dC, ws)) {}
         return wantInputGradient ? dSum : Tensor(uninitializedShape: [0])
     }

@@ -213,11 +213,46 @@ public struct BertModel: Sendable {
     ///   adapter made for another model shape.
     /// - Complexity: O(L · (n·d·(4d + 2I) + B·H·T²·d_h)) flops, n = B·T, plus O(L·n·d·r) per
     ///   adapted projection.
+    ///
+    /// The same forward with mean ablation of heads or MLPs:
+    /// ``forward(_:adapter:recordingActivations:observer:ablation:)``.
     public func forward(_ batch: TokenBatch, adapter: (any Adapter)? = nil,
                         recordingActivations: Bool = false,
                         observer: ActivationObserver? = nil) throws -> BertOutput {
+        try forward(batch, adapter: adapter, recordingActivations: recordingActivations, observer: observer, ablation: nil)
+    }
+
+    /// ``forward(_:adapter:recordingActivations:observer:)`` with mean ablation of some
+    /// components (docs/math.md §8).
+    ///
+    /// With an ablation, every ablated head's `d_h` columns of the attention context are moved
+    /// to `a + s(μ − a)` at every token (padding too) right after the attention, so the attention
+    /// output projection *and its adapter* read the ablated context; every ablated MLP's output
+    /// `M = S2 − A` becomes `M' = M + s(μ − M)`, so the output LayerNorm reads `A + M'` (`A + μ`
+    /// at ``MeanAblation/strength`` 1, where `M' = μ` exactly). An observer sees the ablated
+    /// values (head views, MLP output views and everything downstream). A recorded forward
+    /// applies the ablation too: its ``BertActivations`` are those of the ablated forward. No
+    /// backward of this library takes an ablation (gradients of an ablated forward are not
+    /// offered).
+    /// - Parameters:
+    ///   - batch: token ids and attention mask (`B × T`); token type ids are taken as 0.
+    ///   - adapter: an ``Adapter`` for ``adapterHost``, applied as in the plain forward.
+    ///   - recordingActivations: keep what the backward needs (``BertActivations``).
+    ///   - observer: sees the (ablated) activations of its ``ActivationObserver/observationPoints``.
+    ///   - ablation: the components to ablate and their means; nil is the plain forward, bit for
+    ///     bit and without extra work.
+    /// - Throws: ``BertError`` for a bad batch, ``AdapterError`` for an adapter of another model
+    ///   shape, ``CircuitError`` for an ablation of another model shape, an ablated component
+    ///   without a mean or a non-finite strength.
+    /// - Complexity: the plain forward's plus O(n·d_h) per ablated head and O(n·d) per ablated MLP.
+    public func forward(_ batch: TokenBatch, adapter: (any Adapter)? = nil,
+                        recordingActivations: Bool = false,
+                        observer: ActivationObserver? = nil,
+                        ablation: MeanAblation?) throws -> BertOutput {
         try validate(batch)
         try adapter?.validate(for: adapterHost)
+        try ablation?.validate(for: configuration.observationShape)
+        let ablation = ablation.flatMap { $0.ablated.isEmpty ? nil : $0 }
         let observed = observer?.observationPoints ?? []
         for p in observed { try p.validate(for: configuration.observationShape) }
         try Runtime.initialize()
@@ -268,7 +303,8 @@ public struct BertModel: Sendable {
                                                          mlpOutput: observesMLP)
             try mask.withUnsafeBufferPointer { m in
                 try Self.layerForward(layer, index: l, adapter: adapter, input: hidden, buffers: &buf, B: B, T: T, d: d, H: H, dh: dh,
-                                      inter: inter, scale: scale, eps: eps, mask: m.baseAddress!, record: record)
+                                      inter: inter, scale: scale, eps: eps, mask: m.baseAddress!, record: record,
+                                      ablation: ablation)
             }
             if let observer, !observed.isEmpty {
                 let out = record ? buf.output : buf.outputSum
