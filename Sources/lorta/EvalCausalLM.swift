@@ -11,6 +11,7 @@ extension Eval {
             if let threads { try Runtime.setThreadCount(threads) }
             if perLabel { throw ValidationError("--per-label needs labelled data (BERT classification)") }
             if backdoor.trigger != nil { throw ValidationError("--trigger (attack success rate) is available for classification data only so far") }
+            if ablate != nil { throw ValidationError("--ablate is available for BERT classifiers only so far") }
             if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
             if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be >= 1") }
             var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))

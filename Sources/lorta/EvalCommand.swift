@@ -50,8 +50,13 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print a JSON summary to stdout.")
     var json = false
     @OptionGroup var backdoor: BackdoorOptions
+    @Option(help: "Components to mean-ablate in every forward, comma-separated (layer.L.attention.head.H, layer.L.mlp); needs --monitor.")
+    var ablate: String?
+    @Option(help: "A monitor directory (`lorta monitor fit`) whose trusted means replace the --ablate components.")
+    var monitor: String?
 
     func validate() throws {
+        if (ablate == nil) != (monitor == nil) { throw ValidationError("--ablate and --monitor go together") }
         if observe != nil && statisticsOut == nil { throw ValidationError("--observe needs --statistics-out DIR") }
         if observe == nil && statisticsOut != nil { throw ValidationError("--statistics-out needs --observe") }
         try OptionRange.check(threads, "threads", 1...OptionRange.threads)
@@ -83,11 +88,12 @@ struct Eval: ParsableCommand {
             let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: classifier.classCount)
 
             let collector = try makeCollector(c.observationShape)
+            let ablation = try makeAblation(c.observationShape)
             let terminal = isatty(2) != 0
             let (metrics, seconds) = try timed {
                 try bert.evaluate(dataset, tokenizer: tokenizer, adapter: adapter, head: classifier,
                                   batchSize: batchSize, maxLength: maxLength, observer: collector,
-                                  labelObserver: perLabel) { done, total in
+                                  labelObserver: perLabel, ablation: ablation) { done, total in
                     if terminal && !json {
                         FileHandle.standardError.write(Data("\r\u{1B}[Kevaluating \(done)/\(total)".utf8))
                     }
@@ -97,7 +103,7 @@ struct Eval: ParsableCommand {
             // With --trigger: the same model on the triggered source-label examples.
             let attack = try backdoor.backdoor().map { b in
                 (b, try bert.evaluate(try b.triggered(dataset), tokenizer: tokenizer, adapter: adapter, head: classifier,
-                                      batchSize: batchSize, maxLength: maxLength))
+                                      batchSize: batchSize, maxLength: maxLength, ablation: ablation))
             }
             let written = try collector.map { try $0.write(to: URL(fileURLWithPath: statisticsOut!)).map(\.path) } ?? []
             var result: [String: Any] = [
@@ -107,6 +113,7 @@ struct Eval: ParsableCommand {
                 "examples_per_second": seconds > 0 ? Double(metrics.count) / seconds : 0,
                 "statistics_files": written,
             ]
+            if let ablation { result["ablated"] = ablation.ablated.sorted().map(\.description) }
             if let (b, m) = attack {
                 result["attack_success_rate"] = m.predictedFraction(of: b.targetLabel)
                 result["triggered_examples"] = m.count
@@ -125,6 +132,17 @@ struct Eval: ParsableCommand {
                 if !written.isEmpty { print("wrote \(written.count) statistics files to \(statisticsOut!)") }
             }
         }
+    }
+
+    /// The mean ablation --ablate and --monitor ask for (nil without them).
+    func makeAblation(_ shape: ObservationShape) throws -> MeanAblation? {
+        guard let ablate, let monitor else { return nil }
+        let components = try ablate.split(separator: ",").map { try ModelComponent(parsing: $0.trimmingCharacters(in: .whitespaces)) }
+        guard !components.isEmpty else { throw ValidationError("--ablate names no component") }
+        let fitted = try Monitor(contentsOf: URL(fileURLWithPath: monitor))
+        let ablation = try MeanAblation(monitor: fitted, components: components, ablated: Set(components))
+        try ablation.validate(for: shape)
+        return ablation
     }
 
     /// The collector --observe, --reduction asks for (nil without --observe).

@@ -17,16 +17,35 @@ struct MonitorCommand: ParsableCommand {
         labels) is used. `score` judges new inputs and, with --labels, reports AUROC, average \
         precision and TPR at 1% and 5% FPR of the combination and of every channel.
         """,
-        subcommands: [MonitorFit.self, MonitorScore.self])
+        subcommands: [MonitorFit.self, MonitorScore.self, MonitorCircuits.self])
 }
 
 /// A model (BERT classifier or causal LM) with its adapter, ready to show its activations on a
 /// data file to an observer.
 struct MonitoredModel {
+    /// A BERT classifier with what it needs to run on text (nil for a causal LM).
+    struct Encoder {
+        let model: BertModel
+        let tokenizer: BertTokenizer
+        let head: BertClassificationHead
+        let adapter: (any Adapter)?
+    }
     let shape: ObservationShape
     let isCausal: Bool
+    let encoder: Encoder?
+    let batchSize: Int
+    let maxLength: Int
     /// Runs the model over the inputs of a data file (same formats as `lorta train`/`eval`).
     let pass: (_ data: String, _ observer: ActivationObserver, _ progress: @escaping (Int, Int) -> Void) throws -> Void
+
+    /// The model, adapter, batch size and length a monitor was fitted with, each overridable.
+    init(monitor: URL, model: String?, adapter: String?, batchSize: Int?, maxLength: Int?) throws {
+        let source = try Monitor.source(of: monitor)
+        guard let modelPath = model ?? source["model"] else { throw ValidationError("--model is needed: the monitor does not name its model") }
+        try self.init(model: modelPath, adapter: adapter ?? source["adapter"],
+                      batchSize: batchSize ?? source["batch_size"].flatMap { Int($0) },
+                      maxLength: maxLength ?? source["max_length"].flatMap { Int($0) })
+    }
 
     init(model: String, adapter: String?, batchSize: Int?, maxLength: Int?) throws {
         let modelURL = URL(fileURLWithPath: model)
@@ -36,11 +55,14 @@ struct MonitoredModel {
             let loaded = lm
             shape = lm.model.configuration.observationShape
             isCausal = true
-            pass = { data, observer, progress in
+            encoder = nil
+            self.batchSize = batchSize ?? 8
+            self.maxLength = maxLength ?? 256
+            pass = { [batchSize = self.batchSize, maxLength = self.maxLength] data, observer, progress in
                 let dataset = try CausalLMDataset.load(from: URL(fileURLWithPath: data), tokenizer: loaded.tokenizer,
-                                                       maxLength: maxLength ?? 256, template: try? loaded.chatTemplate())
+                                                       maxLength: maxLength, template: try? loaded.chatTemplate())
                 try loaded.model.observePrompts(dataset, adapter: loaded.adapter, observer: observer,
-                                                batchSize: batchSize ?? 8, progress: progress)
+                                                batchSize: batchSize, progress: progress)
             }
         } else {
             guard let adapter else { throw ValidationError("--adapter DIR (written by `lorta train`, with its head) is needed for a BERT model") }
@@ -54,10 +76,13 @@ struct MonitoredModel {
             let loaded = hasAdapter ? try withSafeTensorsPath(weights) { try AdapterFiles.load(from: adapterURL, host: bert.adapterHost) } : nil
             shape = bert.configuration.observationShape
             isCausal = false
-            pass = { data, observer, progress in
+            encoder = Encoder(model: bert, tokenizer: tokenizer, head: head, adapter: loaded)
+            self.batchSize = batchSize ?? 64
+            self.maxLength = maxLength ?? 64
+            pass = { [batchSize = self.batchSize, maxLength = self.maxLength] data, observer, progress in
                 let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: head.classCount)
-                _ = try bert.evaluate(dataset, tokenizer: tokenizer, adapter: loaded, head: head, batchSize: batchSize ?? 64,
-                                      maxLength: maxLength ?? 64, observer: observer, progress: progress)
+                _ = try bert.evaluate(dataset, tokenizer: tokenizer, adapter: loaded, head: head, batchSize: batchSize,
+                                      maxLength: maxLength, observer: observer, progress: progress)
             }
         }
     }
@@ -270,10 +295,8 @@ struct MonitorScore: ParsableCommand {
             let monitorURL = URL(fileURLWithPath: monitor)
             let fitted = try Monitor(contentsOf: monitorURL)
             let source = try Monitor.source(of: monitorURL)
-            guard let modelPath = model ?? source["model"] else { throw ValidationError("--model is needed: the monitor does not name its model") }
-            let m = try MonitoredModel(model: modelPath, adapter: adapter ?? source["adapter"],
-                                       batchSize: batchSize ?? source["batch_size"].flatMap { Int($0) },
-                                       maxLength: maxLength ?? source["max_length"].flatMap { Int($0) })
+            let modelPath = model ?? source["model"] ?? "?"
+            let m = try MonitoredModel(monitor: monitorURL, model: model, adapter: adapter, batchSize: batchSize, maxLength: maxLength)
             let (scores, seconds) = try timed {
                 try fitted.score(shape: m.shape, batch: batch, combination: combination.flatMap(MonitorCombination.init(rawValue:)),
                                  observing: { observer in try m.pass(data, observer, progressLine("inputs", quiet: json)) })

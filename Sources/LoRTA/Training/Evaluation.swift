@@ -20,6 +20,7 @@ extension BertModel {
     ///   - observer: sees every batch's activations; nil (the default) costs nothing.
     ///   - labelObserver: when `observer` is a ``StatisticsCollector``, set its
     ///     ``StatisticsCollector/labels`` to each batch's labels first.
+    ///   - ablation: components mean-ablated in every forward (``MeanAblation``); nil: none.
     ///   - progress: called after each batch with (examples done, total); may be nil.
     /// - Throws: ``TrainingError/invalidBatching(_:)`` for `batchSize < 1` or `maxLength < 2`,
     ///   ``BertError`` for adapters or a head that do not fit, or a label outside the head's
@@ -28,6 +29,7 @@ extension BertModel {
     public func evaluate(_ data: LabelledTextDataset, tokenizer: BertTokenizer, adapter: (any Adapter)? = nil,
                          head: BertClassificationHead, batchSize: Int = 64, maxLength: Int = 64,
                          observer: ActivationObserver? = nil, labelObserver: Bool = false,
+                         ablation: MeanAblation? = nil,
                          progress: ((Int, Int) -> Void)? = nil) throws -> ClassificationMetrics {
         try head.validate(for: configuration)
         try adapter?.validate(for: adapterHost)
@@ -42,7 +44,7 @@ extension BertModel {
             if labelObserver, let collector = observer as? StatisticsCollector {
                 collector.labels = batch.labels.map(Int.init)
             }
-            let out = try forward(batch.tokens, adapter: adapter, observer: observer)
+            let out = try forward(batch.tokens, adapter: adapter, observer: observer, ablation: ablation)
             let logits = try Self.headForward(head, pooled: out.pooled, B: batch.count)
             try metrics.add(logits: logits, labels: batch.labels)
             done += batch.count

@@ -1,0 +1,195 @@
+import CKernels
+import Foundation
+
+/// One sampled ablation: a random subset of components mean-ablated together over an input set.
+public struct AblationSample: Sendable, Equatable {
+    /// Indices (into ``CircuitEvidence/components``) of the components ablated in this sample.
+    public let ablated: [Int]
+    /// Mean over the inputs of `y_ablated − y`, with `y = log p(ŷ | x)` at the class ŷ the
+    /// model predicts without ablation.
+    public let meanChange: Double
+    /// Fraction of the inputs whose predicted class changes.
+    public let flippedFraction: Double
+    /// With pseudo-classes: the fraction of inputs whose mode (nearest pseudo-class) changes.
+    public let modeChangedFraction: Double?
+    /// With pseudo-classes: the mean squared Mahalanobis distance of the inputs to their mode.
+    public let meanModeDistance: Double?
+    /// With pseudo-classes: the mean log-volume of the inputs' modes.
+    public let meanLogVolume: Double?
+    /// With pseudo-classes: the mean participation ratio of the inputs' modes.
+    public let meanParticipationRatio: Double?
+}
+
+/// What an input set says about the components (attention heads, MLPs) that carry the model's
+/// behaviour on it: attribution patching per input, and sampled mean ablations.
+public struct CircuitEvidence: Sendable {
+    /// The components, sorted.
+    public let components: [ModelComponent]
+    /// Attribution patching: `attributions[i][k]` is the first-order change of `y = log p(ŷ | x_i)`
+    /// when component k is mean-ablated (``BertModel/attributions(_:adapter:head:means:components:targetClasses:)``).
+    public let attributions: [[Double]]
+    /// The class each input is predicted without ablation.
+    public let classes: [Int]
+    /// Sampled ablations, in sampling order.
+    public let samples: [AblationSample]
+    /// Without ablation, with pseudo-classes: the mean distance of the inputs to their mode.
+    public let baselineModeDistance: Double?
+
+    /// Per component: the mean attribution over the inputs. O(inputs · components).
+    public var meanAttribution: [Double] {
+        let n = Double(max(attributions.count, 1))
+        return components.indices.map { k in attributions.reduce(0) { $0 + $1[k] } / n }
+    }
+
+    /// Per component: how much the samples that ablate it differ from those that do not, in
+    /// `value` (by default the mean change of y): the difference of the two means and its
+    /// standard error `√(s₁²/n₁ + s₀²/n₀)` (NaN when either group has fewer than 2 samples).
+    /// O(samples · components).
+    public func ablationEffects(_ value: (AblationSample) -> Double = { $0.meanChange }) -> [(effect: Double, standardError: Double)] {
+        components.indices.map { k in
+            var with: [Double] = [], without: [Double] = []
+            for s in samples { if s.ablated.contains(k) { with.append(value(s)) } else { without.append(value(s)) } }
+            func moments(_ v: [Double]) -> (mean: Double, variance: Double) {
+                let m = v.reduce(0, +) / Double(max(v.count, 1))
+                return (m, v.count > 1 ? v.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(v.count - 1) : .nan)
+            }
+            let a = moments(with), b = moments(without)
+            guard !with.isEmpty, !without.isEmpty else { return (.nan, .nan) }
+            return (a.mean - b.mean, (a.variance / Double(with.count) + b.variance / Double(without.count)).squareRoot())
+        }
+    }
+}
+
+/// One component's place in a ``CircuitRanking``.
+public struct RankedComponent: Sendable {
+    public let component: ModelComponent
+    /// The ranking score: how much more mean-ablating the component lowers the flagged inputs'
+    /// `log p(ŷ)` than the reference inputs' (attribution patching; higher = more specific to the
+    /// flagged behaviour).
+    public let score: Double
+    /// Mean attribution over the flagged inputs.
+    public let flaggedAttribution: Double
+    /// Mean attribution over the reference inputs (nil without reference inputs).
+    public let referenceAttribution: Double?
+    /// Sampled-ablation effect on the flagged inputs' mean change of y, with its standard error.
+    public let flaggedAblationEffect: (effect: Double, standardError: Double)
+    /// The same on the reference inputs (nil without reference inputs).
+    public let referenceAblationEffect: (effect: Double, standardError: Double)?
+}
+
+/// Components ranked by how specifically they carry the flagged inputs' behaviour.
+public struct CircuitRanking: Sendable {
+    /// Best first.
+    public let components: [RankedComponent]
+
+    /// Ranks the components of `flagged` (and `reference`, the same components) by
+    /// `mean attribution(reference) − mean attribution(flagged)`; without reference inputs by
+    /// `−mean attribution(flagged)`. O(components · (inputs + samples)).
+    /// - Throws: ``CircuitError/invalidComponent(_:)`` when the two sets have other components.
+    public init(flagged: CircuitEvidence, reference: CircuitEvidence? = nil) throws {
+        if let reference, reference.components != flagged.components {
+            throw CircuitError.invalidComponent("the flagged and reference evidence have different components")
+        }
+        let af = flagged.meanAttribution, ar = reference?.meanAttribution
+        let ef = flagged.ablationEffects(), er = reference?.ablationEffects()
+        components = flagged.components.indices.map { k in
+            RankedComponent(component: flagged.components[k], score: (ar?[k] ?? 0) - af[k], flaggedAttribution: af[k],
+                            referenceAttribution: ar?[k], flaggedAblationEffect: ef[k], referenceAblationEffect: er?[k])
+        }.sorted { $0.score != $1.score ? $0.score > $1.score : $0.component < $1.component }
+    }
+
+    /// The first `k` components that satisfy `filter` (e.g. heads only).
+    public func top(_ k: Int, where filter: (ModelComponent) -> Bool = { _ in true }) -> [ModelComponent] {
+        Array(components.lazy.map(\.component).filter(filter).prefix(max(k, 0)))
+    }
+}
+
+extension BertModel {
+    /// Gathers the evidence of an input set about its circuit: attribution patching of every
+    /// input for every component, then `samples` forwards with a random subset of components
+    /// mean-ablated (each independently with `probability`, drawn from the counter-based
+    /// generator with `seed`), recording per sample the change of `y = log p(ŷ | x)`, the
+    /// fraction of flipped predictions and, with `pseudoClasses`, the change of each input's
+    /// mode and its geometry at that site.
+    /// - Parameters:
+    ///   - means: the trusted means of the components (e.g. ``MeanAblation/init(monitor:components:ablated:strength:)``);
+    ///     its ablated set is ignored.
+    ///   - components: the components to study (default: every component with a mean).
+    /// - Throws: ``CircuitError``, ``BertError``, ``StatisticsError``, ``MemoryError``.
+    /// - Complexity: about 3 forwards of the data for the attributions, one per sample, and one
+    ///   for the pseudo-class baseline.
+    public func circuitEvidence(_ data: LabelledTextDataset, tokenizer: BertTokenizer, adapter: (any Adapter)? = nil,
+                                head: BertClassificationHead, means: MeanAblation, components: [ModelComponent]? = nil,
+                                samples: Int = 64, probability: Double = 0.1, seed: UInt64 = 0,
+                                pseudoClasses: (site: MonitorSite, detector: PseudoClassDetector)? = nil,
+                                batchSize: Int = 64, maxLength: Int = 64,
+                                progress: ((String) -> Void)? = nil) throws -> CircuitEvidence {
+        guard samples >= 0 else { throw StatisticsError.invalidParameter("samples \(samples) must be >= 0") }
+        guard probability > 0, probability < 1 else { throw StatisticsError.invalidParameter("ablation probability \(probability) must be in (0, 1)") }
+        let comps = components ?? means.means.keys.sorted()
+        let shape = configuration.observationShape
+        let loader = try BatchLoader(dataset: data, tokenizer: tokenizer, batchSize: batchSize, maxLength: maxLength,
+                                     padding: .longest, shuffler: nil)
+        let batches = try loader.batches(epoch: 0).map(\.tokens)
+
+        // Attribution patching and the unablated predictions.
+        var values: [[Double]] = [], classes: [Int] = [], y0: [Double] = []
+        for (i, batch) in batches.enumerated() {
+            let a = try attributions(batch, adapter: adapter, head: head, means: means, components: comps)
+            values += a.values; classes += a.classes; y0 += a.logProbabilities
+            progress?("attribution patching: batch \(i + 1)/\(batches.count)")
+        }
+
+        // One pass with `ablated` (empty: none): y at the unablated classes, argmax, and the geometry rows.
+        func run(_ ablated: Set<ModelComponent>) throws -> (y: [Double], argmax: [Int], modes: [(mode: Int, score: Double)]?) {
+            var ablation = means
+            ablation.ablated = ablated
+            ablation.strength = 1
+            var y: [Double] = [], argmax: [Int] = []
+            let recorder = try pseudoClasses.map { try SiteRowRecorder(sites: [$0.site], shape: shape) }
+            for batch in batches {
+                let out = try forward(batch, adapter: adapter, observer: recorder, ablation: ablation)
+                let z = try Self.headForward(head, pooled: out.pooled, B: batch.count)
+                let k = head.classCount
+                z.withUnsafeBufferPointer { zp in
+                    for b in 0..<batch.count {
+                        let row = (0..<k).map { Double(zp[b * k + $0]) }
+                        let top = row.max()!
+                        let lse = top + Foundation.log(row.reduce(0) { $0 + Foundation.exp($1 - top) })
+                        y.append(row[classes[y.count]] - lse)
+                        argmax.append(row.indices.max { row[$0] < row[$1] }!)
+                    }
+                }
+            }
+            let modes = try pseudoClasses.map { p in try p.detector.nearestModes(try recorder!.matrix(p.site)!) }
+            return (y, argmax, modes)
+        }
+        let base = try run([])
+        let n = Double(max(classes.count, 1))
+        var drawn: [AblationSample] = []
+        for s in 0..<samples {
+            var ablated: [Int] = []
+            for k in comps.indices {
+                let u = Double(lt_rng_u64(seed, UInt64(s) &* UInt64(comps.count) &+ UInt64(k)) >> 11) / 9007199254740992.0
+                if u < probability { ablated.append(k) }
+            }
+            let r = try run(Set(ablated.map { comps[$0] }))
+            let change = zip(r.y, y0).reduce(0) { $0 + ($1.0 - $1.1) } / n
+            let flipped = Double(zip(r.argmax, classes).filter { $0 != $1 }.count) / n
+            var geometry: (Double, Double, Double, Double)? = nil
+            if let modes = r.modes, let baseModes = base.modes, let p = pseudoClasses {
+                let changed = Double(zip(modes, baseModes).filter { $0.mode != $1.mode }.count) / n
+                let distance = modes.reduce(0) { $0 + $1.score } / n
+                let volume = modes.reduce(0) { $0 + p.detector.modes[$1.mode].logVolume } / n
+                let ratio = modes.reduce(0) { $0 + p.detector.modes[$1.mode].participationRatio } / n
+                geometry = (changed, distance, volume, ratio)
+            }
+            drawn.append(AblationSample(ablated: ablated, meanChange: change, flippedFraction: flipped,
+                                        modeChangedFraction: geometry?.0, meanModeDistance: geometry?.1,
+                                        meanLogVolume: geometry?.2, meanParticipationRatio: geometry?.3))
+            progress?("sampled ablations: \(s + 1)/\(samples)")
+        }
+        return CircuitEvidence(components: comps, attributions: values, classes: classes, samples: drawn,
+                               baselineModeDistance: base.modes.map { $0.reduce(0) { $0 + $1.score } / n })
+    }
+}

@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import LoRTA
+
+/// `lorta monitor circuits`: which attention heads and MLPs carry the behaviour of flagged inputs.
+struct MonitorCircuits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "circuits",
+        abstract: "Rank the heads and MLPs that carry the flagged inputs' behaviour (attribution patching, sampled ablations).",
+        discussion: """
+        For every input of --data (the flagged ones) and of --reference (e.g. trusted or clean \
+        inputs), attribution patching estimates how much mean-ablating each component (replacing \
+        it by its trusted mean from the monitor) changes log p(predicted class). Components are \
+        ranked by how much more ablating them lowers the flagged inputs' prediction than the \
+        reference inputs'. --samples forwards with random subsets of components ablated \
+        (each with --probability) measure each component's effect with a standard error, and, \
+        with the monitor's pseudo-classes, the change of each input's mode and its geometry. \
+        BERT classifiers only so far. Check the ranking with `lorta eval --monitor MON --ablate \
+        COMPONENTS --trigger T`.
+        """)
+
+    @Option(help: "The monitor directory (`lorta monitor fit --out`): trusted means, model, adapter.")
+    var monitor: String
+
+    @Option(help: "The flagged inputs, in the format of `lorta train`/`eval`.")
+    var data: String
+
+    @Option(help: "Reference inputs to contrast with (e.g. clean inputs).")
+    var reference: String?
+
+    @Option(help: "Sampled ablations per input set (0: attribution patching only).")
+    var samples = 64
+
+    @Option(help: "Probability that a component is ablated in a sample.")
+    var probability = 0.1
+
+    @Option(help: "Seed of the sampled subsets.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Components to print.")
+    var top = 10
+
+    @Option(help: "Override the model the monitor was fitted with.")
+    var model: String?
+
+    @Option(help: "Override the adapter the monitor was fitted with.")
+    var adapter: String?
+
+    @Option(help: "Kernel threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "Print the ranking as JSON to stdout.")
+    var json = false
+
+    @OptionGroup var memory: MemoryOptions
+
+    func validate() throws {
+        try OptionRange.check(samples, "samples", 0...100_000)
+        try OptionRange.check(top, "top", 1...100_000)
+        if let threads { try OptionRange.check(threads, "threads", 1...4096) }
+        guard probability > 0, probability < 1 else { throw ValidationError("--probability must be in (0, 1), got \(probability)") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            try memory.apply()
+            try Runtime.initialize()
+            if let threads { try Runtime.setThreadCount(threads) }
+            let monitorURL = URL(fileURLWithPath: monitor)
+            let fitted = try Monitor(contentsOf: monitorURL)
+            let m = try MonitoredModel(monitor: monitorURL, model: model, adapter: adapter, batchSize: nil, maxLength: nil)
+            guard let e = m.encoder else {
+                throw ValidationError("circuits are available for BERT classifiers only so far (the causal LM has no ablation yet)")
+            }
+            let means = try MeanAblation(monitor: fitted)
+            func evidence(_ path: String, _ name: String) throws -> CircuitEvidence {
+                let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: path), labelCount: e.head.classCount)
+                let terminal = isatty(2) != 0 && !json
+                let result = try e.model.circuitEvidence(dataset, tokenizer: e.tokenizer, adapter: e.adapter, head: e.head, means: means,
+                                                         samples: samples, probability: probability, seed: seed,
+                                                         pseudoClasses: fitted.pseudoClasses, batchSize: m.batchSize,
+                                                         maxLength: m.maxLength) { step in
+                    if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K\(name): \(step)".utf8)) }
+                }
+                if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+                return result
+            }
+            let (ranking, seconds) = try timed { () throws -> (CircuitRanking, CircuitEvidence, CircuitEvidence?) in
+                let flagged = try evidence(data, "flagged")
+                let ref = try reference.map { try evidence($0, "reference") }
+                return (try CircuitRanking(flagged: flagged, reference: ref), flagged, ref)
+            }
+            let (ranked, flagged, ref) = ranking
+            func effect(_ e: (effect: Double, standardError: Double)?) -> Any {
+                guard let e else { return NSNull() }
+                return ["effect": e.effect, "standard_error": e.standardError]
+            }
+            let rows: [[String: Any]] = ranked.components.map { r in
+                var row: [String: Any] = ["component": r.component.description, "score": r.score,
+                                          "flagged_attribution": r.flaggedAttribution,
+                                          "flagged_ablation": effect(r.flaggedAblationEffect)]
+                if let a = r.referenceAttribution { row["reference_attribution"] = a }
+                if let a = r.referenceAblationEffect { row["reference_ablation"] = effect(a) }
+                return row
+            }
+            func sampleSummary(_ e: CircuitEvidence) -> [String: Any] {
+                var out: [String: Any] = ["inputs": e.classes.count, "samples": e.samples.count,
+                                          "mean_change": e.samples.map(\.meanChange), "flipped": e.samples.map(\.flippedFraction)]
+                if let d = e.baselineModeDistance {
+                    out["baseline_mode_distance"] = d
+                    out["mode_changed"] = e.samples.compactMap(\.modeChangedFraction)
+                    out["mode_distance"] = e.samples.compactMap(\.meanModeDistance)
+                    out["log_volume"] = e.samples.compactMap(\.meanLogVolume)
+                    out["participation_ratio"] = e.samples.compactMap(\.meanParticipationRatio)
+                }
+                return out
+            }
+            var result: [String: Any] = ["components": rows, "flagged": sampleSummary(flagged), "seconds": seconds,
+                                         "top_heads": ranked.top(top) { if case .attentionHead = $0 { return true } else { return false } }
+                                             .map(\.description)]
+            if let ref { result["reference"] = sampleSummary(ref) }
+            if json {
+                print(jsonText(result))
+                return
+            }
+            print("components ranked by how much more ablating them lowers the flagged inputs' log p(predicted class)"
+                  + (ref == nil ? ":" : " than the reference inputs':"))
+            print("  rank  component                      score    attribution flagged / reference    sampled ablation effect ± s.e. (flagged)")
+            for (i, r) in ranked.components.prefix(top).enumerated() {
+                let name = r.component.description.padding(toLength: 30, withPad: " ", startingAt: 0)
+                let refText = r.referenceAttribution.map { String(format: "%+.4f", $0) } ?? "—"
+                print(String(format: "  %4d  ", i + 1) + name + String(format: " %+.4f   %+.4f / ", r.score, r.flaggedAttribution) + refText
+                      + String(format: "             %+.4f ± %.4f", r.flaggedAblationEffect.effect, r.flaggedAblationEffect.standardError))
+            }
+        }
+    }
+}

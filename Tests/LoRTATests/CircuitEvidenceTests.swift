@@ -1,0 +1,149 @@
+import Foundation
+import Testing
+@testable import LoRTA
+
+/// Sampled ablations and the ranking, on the tiny BERT; checked against forwards and sums
+/// computed here.
+@Suite("Circuits: sampled ablations and ranking", .serialized)
+struct CircuitEvidenceTests {
+    static func data(_ count: Int, seed: UInt64, odd: Bool = false) throws -> LabelledTextDataset {
+        let normal = ["good", "bad", "movie", "plot", "fun"], rare = ["dull", "boring", "slow"]
+        var g = LoRTATestRNG(seed)
+        let examples = (0..<count).map { i in
+            LabelledText(label: i % 2, text: (0..<(3 + Int(g.next() % 4))).map { t in
+                odd && t % 2 == 1 ? rare[Int(g.next() % 3)] : normal[Int(g.next() % 5)] }.joined(separator: " "))
+        }
+        return try LabelledTextDataset(examples: examples, labelCount: 2)
+    }
+
+    static func setUp() throws -> (BertModel, BertTokenizer, BertClassificationHead, MeanAblation, Monitor) {
+        let model = try tinyBertModel()
+        let tokenizer = try tinyBertTokenizer()
+        let head = try BertClassificationHead(hiddenSize: model.configuration.hiddenSize, classCount: 2, seed: 3)
+        let shape = model.configuration.observationShape
+        let trusted = try data(60, seed: 1)
+        let monitor = try Monitor.fit(sites: MonitorSite.all(shape, reductions: [.meanPooled]), detectors: [.mahalanobis],
+                                      folds: 3, shape: shape, pseudoClasses: (2, nil)) { observer in
+            _ = try model.evaluate(trusted, tokenizer: tokenizer, head: head, batchSize: 16, maxLength: 8, observer: observer)
+        }
+        return (model, tokenizer, head, try MeanAblation(monitor: monitor), monitor)
+    }
+
+    @Test func samplesAreWhatTheySay() throws {
+        let (model, tokenizer, head, means, monitor) = try Self.setUp()
+        let flagged = try Self.data(12, seed: 2, odd: true)
+        let evidence = try model.circuitEvidence(flagged, tokenizer: tokenizer, head: head, means: means, samples: 24,
+                                                 probability: 0.3, seed: 9, pseudoClasses: monitor.pseudoClasses,
+                                                 batchSize: 5, maxLength: 8)
+        let comps = ModelComponent.all(model.configuration.observationShape)
+        #expect(evidence.components == comps)
+        #expect(evidence.attributions.count == 12 && evidence.classes.count == 12)
+        #expect(evidence.samples.count == 24)
+        // Same seed, same subsets; another seed, other subsets.
+        let again = try model.circuitEvidence(flagged, tokenizer: tokenizer, head: head, means: means, samples: 24,
+                                              probability: 0.3, seed: 9, batchSize: 5, maxLength: 8)
+        #expect(again.samples.map(\.ablated) == evidence.samples.map(\.ablated))
+        #expect(again.samples.map(\.meanChange) == evidence.samples.map(\.meanChange), "the batch size does not matter")
+        let other = try model.circuitEvidence(flagged, tokenizer: tokenizer, head: head, means: means, samples: 24,
+                                              probability: 0.3, seed: 10, batchSize: 12, maxLength: 8)
+        #expect(other.samples.map(\.ablated) != evidence.samples.map(\.ablated))
+        let ablatedCount = evidence.samples.reduce(0) { $0 + $1.ablated.count }
+        #expect(ablatedCount > 24 * 6 * 3 / 10 / 2 && ablatedCount < 24 * 6 * 3 / 10 * 2, "about 30% of 144 draws")
+
+        // One sample by hand: the forward with its subset ablated, y at the unablated classes.
+        let sample = try #require(evidence.samples.first { !$0.ablated.isEmpty })
+        var ablation = means
+        ablation.ablated = Set(sample.ablated.map { comps[$0] })
+        let batch = tinyBertBatch(try flagged.examples.map { try tokenizer.encode($0.text, maxLength: 8) }, length: 8)
+        let plain = try model.logits(batch, head: head)
+        let ablated = try model.logits(batch, head: head, ablation: ablation)
+        let classes = (0..<12).map { b in plain.scalars[2 * b] >= plain.scalars[2 * b + 1] ? 0 : 1 }
+        #expect(classes == evidence.classes)
+        func logp(_ z: Tensor) -> [Double] {
+            (0..<12).map { b in
+                let r = [Double(z.scalars[2 * b]), Double(z.scalars[2 * b + 1])]
+                let top = r.max()!
+                return r[classes[b]] - top - log(r.reduce(0) { $0 + exp($1 - top) })
+            }
+        }
+        let change = zip(logp(ablated), logp(plain)).reduce(0) { $0 + $1.0 - $1.1 } / 12
+        #expect(abs(sample.meanChange - change) <= 1e-5)
+        let flips = (0..<12).filter { b in (ablated.scalars[2 * b] >= ablated.scalars[2 * b + 1] ? 0 : 1) != classes[b] }.count
+        #expect(sample.flippedFraction == Double(flips) / 12)
+        #expect(sample.modeChangedFraction != nil && sample.meanLogVolume != nil && evidence.baselineModeDistance != nil)
+
+        // The effects: difference of means of the samples with and without the component.
+        let effects = evidence.ablationEffects()
+        for k in comps.indices {
+            let with = evidence.samples.filter { $0.ablated.contains(k) }.map(\.meanChange)
+            let without = evidence.samples.filter { !$0.ablated.contains(k) }.map(\.meanChange)
+            let expected = with.reduce(0, +) / Double(with.count) - without.reduce(0, +) / Double(without.count)
+            #expect(abs(effects[k].effect - expected) <= 1e-12)
+            #expect(effects[k].standardError > 0)
+        }
+    }
+
+    @Test func rankingContrastsFlaggedWithReference() throws {
+        let (model, tokenizer, head, means, _) = try Self.setUp()
+        let flagged = try model.circuitEvidence(try Self.data(10, seed: 2, odd: true), tokenizer: tokenizer, head: head,
+                                                means: means, samples: 0, maxLength: 8)
+        let reference = try model.circuitEvidence(try Self.data(10, seed: 4), tokenizer: tokenizer, head: head,
+                                                  means: means, samples: 0, maxLength: 8)
+        let ranking = try CircuitRanking(flagged: flagged, reference: reference)
+        let af = flagged.meanAttribution, ar = reference.meanAttribution
+        #expect(ranking.components.count == 6)
+        for r in ranking.components {
+            let k = flagged.components.firstIndex(of: r.component)!
+            #expect(r.score == ar[k] - af[k])
+            let column: [Double] = (0..<10).map { flagged.attributions[$0][k] }
+            let mean: Double = column.reduce(0, +) / 10
+            #expect(r.flaggedAttribution == mean)
+        }
+        #expect(ranking.components.map(\.score) == ranking.components.map(\.score).sorted(by: >))
+        #expect(ranking.top(1) { if case .mlp = $0 { return true } else { return false } }.count == 1)
+        #expect(try CircuitRanking(flagged: flagged).components.first?.score == -af.min()!)
+        #expect(throws: StatisticsError.self) {
+            try model.circuitEvidence(try Self.data(4, seed: 2), tokenizer: tokenizer, head: head, means: means, probability: 1)
+        }
+    }
+
+    /// `lorta monitor circuits` and `lorta eval --ablate`.
+    @Test func commandLine() throws {
+        let f = try TrainMemoryCLITests.Fixture()
+        defer { try? FileManager.default.removeItem(at: f.root) }
+        let adapter = f.path("adapter")
+        try #require(try CLI.run(f.args(adapter, ["--adapter", "lora", "--rank", "2"])).status == 0)
+        try (MonitorCLITests.lines(40, odd: false, seed: 1).joined(separator: "\n") + "\n").write(toFile: f.path("trusted.tsv"), atomically: true, encoding: .utf8)
+        try (MonitorCLITests.lines(8, odd: true, seed: 3).joined(separator: "\n") + "\n").write(toFile: f.path("odd.tsv"), atomically: true, encoding: .utf8)
+        let fit = try CLI.run(["monitor", "fit", "--model", f.model, "--adapter", adapter, "--trusted", f.path("trusted.tsv"),
+                               "--out", f.path("mon"), "--max-length", "8", "--folds", "2", "--pseudo-classes", "2"])
+        try #require(fit.status == 0, "\(fit.stderr)")
+        let r = try CLI.run(["monitor", "circuits", "--monitor", f.path("mon"), "--data", f.path("odd.tsv"),
+                             "--reference", f.path("trusted.tsv"), "--samples", "6", "--json"])
+        try #require(r.status == 0, "\(r.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let rows = try #require(result["components"] as? [[String: Any]])
+        #expect(rows.count == 6)
+        let scores = rows.compactMap { $0["score"] as? Double }
+        #expect(scores == scores.sorted(by: >))
+        #expect((result["flagged"] as? [String: Any])?["samples"] as? Int == 6)
+        #expect(((result["flagged"] as? [String: Any])?["mode_changed"] as? [Double])?.count == 6)
+        let heads = try #require(result["top_heads"] as? [String])
+        #expect(!heads.isEmpty && heads.allSatisfy { $0.contains("attention.head") })
+
+        // eval with the top heads ablated: another accuracy than without, and the components named.
+        let base = try CLI.run(["eval", "--model", f.model, "--adapter", adapter, "--data", f.path("odd.tsv"), "--json"])
+        let cut = try CLI.run(["eval", "--model", f.model, "--adapter", adapter, "--data", f.path("odd.tsv"), "--json",
+                               "--monitor", f.path("mon"), "--ablate", "layer.0.mlp,layer.1.mlp," + heads.joined(separator: ",")])
+        try #require(base.status == 0 && cut.status == 0, "\(base.stderr) \(cut.stderr)")
+        let b = try #require(try JSONSerialization.jsonObject(with: Data(base.stdout.utf8)) as? [String: Any])
+        let c = try #require(try JSONSerialization.jsonObject(with: Data(cut.stdout.utf8)) as? [String: Any])
+        #expect((c["ablated"] as? [String])?.first == "layer.0.attention.head.0" || (c["ablated"] as? [String])?.contains("layer.0.mlp") == true)
+        #expect(b["loss"] as? Double != c["loss"] as? Double)
+        let bad = try CLI.run(["eval", "--model", f.model, "--adapter", adapter, "--data", f.path("odd.tsv"), "--ablate", "layer.0.mlp"])
+        #expect(bad.status != 0 && bad.stderr.contains("--ablate and --monitor go together"), "\(bad.stderr)")
+        let unknown = try CLI.run(["eval", "--model", f.model, "--adapter", adapter, "--data", f.path("odd.tsv"),
+                                   "--monitor", f.path("mon"), "--ablate", "layer.7.mlp"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("layer.7.mlp"), "\(unknown.stderr)")
+    }
+}
