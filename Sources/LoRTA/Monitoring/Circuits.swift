@@ -112,9 +112,21 @@ extension BertModel {
     /// fraction of flipped predictions and, with `pseudoClasses`, the change of each input's
     /// mode and its geometry at that site.
     /// - Parameters:
+    ///   - data: the input set (labels are not used).
+    ///   - tokenizer: tokenizes the texts.
+    ///   - adapter: the adapter the model runs with (nil: the base encoder).
+    ///   - head: the classification head whose `log p(ŷ)` is studied.
     ///   - means: the trusted means of the components (e.g. ``MeanAblation/init(monitor:components:ablated:strength:)``);
     ///     its ablated set is ignored.
     ///   - components: the components to study (default: every component with a mean).
+    ///   - samples: sampled ablations (≥ 0; 0: attribution patching only).
+    ///   - probability: chance that a component is ablated in a sample, in (0, 1).
+    ///   - seed: seed of the counter-based generator that draws the subsets.
+    ///   - pseudoClasses: a site and its pseudo-class detector (``Monitor/pseudoClasses``) for
+    ///     the modes and geometry of each sample; nil: none.
+    ///   - batchSize: inputs per forward.
+    ///   - maxLength: tokens per input (truncated beyond).
+    ///   - progress: called with a short description after each step.
     /// - Throws: ``CircuitError``, ``BertError``, ``StatisticsError``, ``MemoryError``.
     /// - Complexity: about 3 forwards of the data for the attributions, one per sample, and one
     ///   for the pseudo-class baseline.
