@@ -7,7 +7,7 @@
 #   2. the top-5 heads of the ranking are mean-ablated (trusted means from the monitor) in
 #      `lorta eval --trigger`: attack success rate and clean accuracy, against no ablation and
 #      against 3 sets of 5 random heads (seeded).
-# Writes runs/circuits/<row>/ and prints a table.
+# Writes runs/circuits/<row>/ (circuits.json, circuits.html, the evaluations) and prints a table.
 #   BACKDOOR_TRIGGER  trigger text (default cf)     CIRCUIT_SAMPLES  sampled ablations (default 32)
 #   usage: bash scripts/circuits.sh [lora] [lorta]
 set -euo pipefail
@@ -38,7 +38,7 @@ for row in "${rows[@]}"; do
   MON="runs/monitor/$row/monitor"
   echo "== $row: circuits of 200 triggered vs 200 clean reviews ($SAMPLES sampled ablations each)" >&2
   "$LORTA" monitor circuits --monitor "$MON" --data "$OUT/triggered.tsv" --reference "$OUT/clean.tsv" \
-    --samples "$SAMPLES" --json > "$OUT/$row/circuits.json"
+    --samples "$SAMPLES" --json --report "$OUT/$row/circuits.html" > "$OUT/$row/circuits.json"
   top=$(python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['top_heads'][:5]))" "$OUT/$row/circuits.json")
   evaluate() {  # name, then extra eval options
     local name=$1; shift

@@ -40,6 +40,9 @@ struct MonitorCircuits: ParsableCommand {
     @Option(help: "Components to print.")
     var top = 10
 
+    @Option(help: "Write a self-contained HTML report (layer × head map of the contributions, the ranking, the samples).")
+    var report: String?
+
     @Option(help: "Override the model the monitor was fitted with.")
     var model: String?
 
@@ -119,6 +122,16 @@ struct MonitorCircuits: ParsableCommand {
                                          "top_heads": ranked.top(top) { if case .attentionHead = $0 { return true } else { return false } }
                                              .map(\.description)]
             if let ref { result["reference"] = sampleSummary(ref) }
+            if let report {
+                let summary: [(key: String, value: String)] = [
+                    ("monitor", monitor), ("flagged inputs", "\(data) (\(flagged.classes.count))"),
+                    ("reference inputs", reference.map { "\($0) (\(ref?.classes.count ?? 0))" } ?? "none"),
+                    ("sampled ablations", "\(samples) per input set, each component with probability \(probability), seed \(seed)"),
+                    ("top heads", (result["top_heads"] as? [String] ?? []).joined(separator: ", ")),
+                ]
+                try MonitorReportContent.circuits(shape: fitted.shape, ranking: ranked, flagged: flagged, reference: ref,
+                                                  summary: summary, top: top).write(to: URL(fileURLWithPath: report))
+            }
             if json {
                 print(jsonText(result))
                 return

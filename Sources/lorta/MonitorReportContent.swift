@@ -89,4 +89,47 @@ enum MonitorReportContent {
         }
         return MonitorReport(title: "lorta monitor report", summary: summary, sections: sections)
     }
+
+    /// The report of `lorta monitor circuits --report`: a layer × head map of the ranking
+    /// scores (MLP beside the heads), the ranked table, and the distributions of the sampled
+    /// ablations' mean change of log p(ŷ).
+    static func circuits(shape: ObservationShape, ranking: CircuitRanking, flagged: CircuitEvidence, reference: CircuitEvidence?,
+                         summary: [(key: String, value: String)], top: Int) throws -> MonitorReport {
+        var sections: [ReportSection] = []
+        var values = [[Double]](repeating: [Double](repeating: .nan, count: shape.headCount + 1), count: shape.layerCount)
+        for r in ranking.components {
+            switch r.component {
+            case .attentionHead(let l, let h): values[l][h] = r.score
+            case .mlp(let l): values[l][shape.headCount] = r.score
+            }
+        }
+        sections.append(.heading("Contributions", text: "Attribution patching: how much more mean-ablating each component lowers "
+                                 + "log p(predicted class) of the flagged inputs than of the reference inputs (higher = more specific "
+                                 + "to the flagged behaviour)."))
+        sections.append(.heatMap(HeatMap(title: "contribution by component", rowLabels: (0..<shape.layerCount).map { "layer \($0)" },
+                                         columnLabels: (0..<shape.headCount).map { "h\($0)" } + ["MLP"], values: values,
+                                         colorScheme: .diverging, showValues: shape.headCount <= 16, valueDigits: 2)))
+        func effect(_ e: (effect: Double, standardError: Double)?) -> ReportTable.Cell {
+            guard let e, e.effect.isFinite else { return .text("—") }
+            return .text(String(format: "%+.3f ± %.3f", e.effect, e.standardError.isFinite ? e.standardError : .nan))
+        }
+        sections.append(.table(ReportTable(
+            caption: "Top \(top) components",
+            header: ["rank", "component", "score", "attribution (flagged)", "attribution (reference)",
+                     "sampled ablation effect (flagged)", "sampled ablation effect (reference)"],
+            rows: ranking.components.prefix(top).enumerated().map { i, r in
+                [.integer(i + 1), .text(r.component.description), .number(r.score, digits: 4), .number(r.flaggedAttribution, digits: 4),
+                 r.referenceAttribution.map { .number($0, digits: 4) } ?? .text("—"),
+                 effect(r.flaggedAblationEffect), effect(r.referenceAblationEffect)]
+            })))
+        var series = [ScoreHistogram.Series(name: "flagged inputs", scores: flagged.samples.map(\.meanChange))]
+        if let reference { series.append(ScoreHistogram.Series(name: "reference inputs", scores: reference.samples.map(\.meanChange))) }
+        if series.allSatisfy({ !$0.scores.isEmpty }) {
+            sections.append(.heading("Sampled ablations", text: "Each sample mean-ablates a random subset of components; the mean "
+                                     + "change of log p(predicted class) over the input set, per sample."))
+            sections.append(.histogram(ScoreHistogram(title: "mean change of log p(ŷ) per sampled ablation", series: series,
+                                                      binCount: 20, xLabel: "mean change of log p(ŷ)")))
+        }
+        return MonitorReport(title: "lorta monitor circuits", summary: summary, sections: sections)
+    }
 }

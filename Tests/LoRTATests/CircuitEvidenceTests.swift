@@ -119,7 +119,7 @@ struct CircuitEvidenceTests {
                                "--out", f.path("mon"), "--max-length", "8", "--folds", "2", "--pseudo-classes", "2"])
         try #require(fit.status == 0, "\(fit.stderr)")
         let r = try CLI.run(["monitor", "circuits", "--monitor", f.path("mon"), "--data", f.path("odd.tsv"),
-                             "--reference", f.path("trusted.tsv"), "--samples", "6", "--json"])
+                             "--reference", f.path("trusted.tsv"), "--samples", "6", "--json", "--report", f.path("circuits.html")])
         try #require(r.status == 0, "\(r.stderr)")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let rows = try #require(result["components"] as? [[String: Any]])
@@ -130,6 +130,8 @@ struct CircuitEvidenceTests {
         #expect(((result["flagged"] as? [String: Any])?["mode_changed"] as? [Double])?.count == 6)
         let heads = try #require(result["top_heads"] as? [String])
         #expect(!heads.isEmpty && heads.allSatisfy { $0.contains("attention.head") })
+        let html = try String(contentsOfFile: f.path("circuits.html"), encoding: .utf8)
+        #expect(html.components(separatedBy: "<svg").count - 1 == 2 && html.contains(heads[0]))
 
         // eval with the top heads ablated: another accuracy than without, and the components named.
         let base = try CLI.run(["eval", "--model", f.model, "--adapter", adapter, "--data", f.path("odd.tsv"), "--json"])
