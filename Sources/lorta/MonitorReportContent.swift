@@ -11,6 +11,7 @@ enum MonitorReportContent {
     static func make(monitor: Monitor, scores: MonitorScores, evaluation: MonitorEvaluation?, truth: [Bool]?,
                      summary: [(key: String, value: String)]) throws -> MonitorReport {
         var sections: [ReportSection] = []
+        var tables: [ReportSection] = []   // after the figures
         let n = scores.combined.count
         let flagged: [Bool]
         let flaggedName: String, otherName: String
@@ -45,7 +46,8 @@ enum MonitorReportContent {
                 [.text(name), .number(s.auroc, digits: 4), .number(s.averagePrecision, digits: 4),
                  .number(s.truePositiveRateAt1PercentFPR, digits: 3), .number(s.truePositiveRateAt5PercentFPR, digits: 3)]
             }
-            sections.append(.table(ReportTable(
+            tables.append(.heading("Every channel", text: nil))
+            tables.append(.table(ReportTable(
                 caption: "Every channel (site / detector), best AUROC first",
                 header: ["channel", "AUROC", "average precision", "TPR at 1% FPR", "TPR at 5% FPR"],
                 rows: [row("combined (\(scores.combination.rawValue))", evaluation.combined)]
@@ -87,7 +89,7 @@ enum MonitorReportContent {
                                              columnLabels: (0..<shape.headCount).map { "h\($0)" } + ["MLP", "output"],
                                              values: values, colorScheme: .diverging, showValues: shape.headCount <= 16, valueDigits: 1)))
         }
-        return MonitorReport(title: "lorta monitor report", summary: summary, sections: sections)
+        return MonitorReport(title: "lorta monitor report", summary: summary, sections: sections + tables)
     }
 
     /// The report of `lorta monitor circuits --report`: a layer × head map of the ranking
