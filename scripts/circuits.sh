@@ -3,8 +3,9 @@
 # Needs the monitors of scripts/monitor.sh (runs it when runs/monitor/<row>/monitor is missing).
 # For each adapter row (default: lora):
 #   1. `lorta monitor circuits`: 200 triggered test reviews (flagged) against 200 clean ones
-#      (reference): attribution patching and CIRCUIT_SAMPLES (default 32) sampled ablations;
-#   2. the top-5 heads of the ranking are mean-ablated (trusted means from the monitor) in
+#      (reference): the ranking by the monitor's separation (default) and by attribution
+#      patching, and CIRCUIT_SAMPLES (default 32) sampled ablations;
+#   2. the top-5 heads of each ranking are mean-ablated (trusted means from the monitor) in
 #      `lorta eval --trigger`: attack success rate and clean accuracy, against no ablation and
 #      against 3 sets of 5 random heads (seeded).
 # Writes runs/circuits/<row>/ (circuits.json, circuits.html, the evaluations) and prints a table.
@@ -39,7 +40,10 @@ for row in "${rows[@]}"; do
   echo "== $row: circuits of 200 triggered vs 200 clean reviews ($SAMPLES sampled ablations each)" >&2
   "$LORTA" monitor circuits --monitor "$MON" --data "$OUT/triggered.tsv" --reference "$OUT/clean.tsv" \
     --samples "$SAMPLES" --json --report "$OUT/$row/circuits.html" > "$OUT/$row/circuits.json"
+  "$LORTA" monitor circuits --monitor "$MON" --data "$OUT/triggered.tsv" --reference "$OUT/clean.tsv" \
+    --samples 0 --rank-by attribution --json > "$OUT/$row/circuits.attribution.json"
   top=$(python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['top_heads'][:5]))" "$OUT/$row/circuits.json")
+  topattr=$(python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['top_heads'][:5]))" "$OUT/$row/circuits.attribution.json")
   evaluate() {  # name, then extra eval options
     local name=$1; shift
     "$LORTA" eval --model assets/all-MiniLM-L6-v2 --adapter "runs/backdoor/$row" --data assets/movies/test.tsv \
@@ -47,6 +51,7 @@ for row in "${rows[@]}"; do
   }
   evaluate none
   evaluate top5 --monitor "$MON" --ablate "$top"
+  evaluate top5attribution --monitor "$MON" --ablate "$topattr"
   for seed in 1 2 3; do
     random=$(python3 -c "
 import random, sys
@@ -62,19 +67,21 @@ import json, sys
 out, rows = sys.argv[1], sys.argv[2:]
 for row in rows:
     c = json.load(open(f"{out}/{row}/circuits.json"))
-    print(f"### {row} r=8: top components (attribution patching, triggered vs clean; sampled-ablation effect ± s.e. on the triggered inputs)")
-    print("| rank | component | score | attribution triggered / clean | ablation effect (triggered) |")
+    print(f"### {row} r=8: top components (triggered vs clean: the monitor's separation, attribution patching, sampled-ablation effect ± s.e. on the triggered inputs)")
+    print("| rank | component | separation | attribution triggered / clean | ablation effect (triggered) |")
     print("|---|---|---|---|---|")
     for i, r in enumerate(c["components"][:8]):
         e = r["flagged_ablation"]
-        print(f"| {i + 1} | {r['component']} | {r['score']:+.3f} | {r['flagged_attribution']:+.3f} / {r.get('reference_attribution', float('nan')):+.3f} | "
+        print(f"| {i + 1} | {r['component']} | {r['anomaly_separation']:+.2f} | {r['flagged_attribution']:+.3f} / {r.get('reference_attribution', float('nan')):+.3f} | "
               f"{e['effect']:+.3f} ± {e['standard_error']:.3f} |")
     print()
     print("| ablated (trusted means) | attack success rate | clean accuracy |")
     print("|---|---|---|")
-    for name in ["none", "top5", "random1", "random2", "random3"]:
+    for name in ["none", "top5", "top5attribution", "random1", "random2", "random3"]:
         e = json.load(open(f"{out}/{row}/eval.{name}.json"))
-        what = {"none": "nothing", "top5": "top 5 heads: " + ", ".join(e.get("ablated", []))}.get(name, "5 random heads: " + ", ".join(e.get("ablated", [])))
+        heads = ", ".join(e.get("ablated", []))
+        what = {"none": "nothing", "top5": "top 5 heads by separation: " + heads,
+                "top5attribution": "top 5 heads by attribution: " + heads}.get(name, "5 random heads: " + heads)
         print(f"| {what} | {100 * e['attack_success_rate']:.1f}% | {100 * e['accuracy']:.1f}% |")
     print()
 PY

@@ -160,6 +160,7 @@ func jsonText(_ value: Any, indent: String = "") -> String {
     case let b as Bool: return b ? "true" : "false"
     case let i as Int: return String(i)
     case let d as Double: return d.isFinite ? "\(d)" : "null"
+    case is NSNull: return "null"
     case let a as [Any]:
         if a.isEmpty { return "[]" }
         return "[\n" + a.map { inner + jsonText($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"

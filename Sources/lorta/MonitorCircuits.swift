@@ -40,6 +40,9 @@ struct MonitorCircuits: ParsableCommand {
     @Option(help: "Components to print.")
     var top = 10
 
+    @Option(help: "Rank by anomaly (where the flagged inputs depart most from the trusted behaviour, beyond the reference inputs: the monitor's calibrated Mahalanobis scores per head and MLP) or attribution (attribution patching of log p(predicted class)).")
+    var rankBy = "anomaly"
+
     @Option(help: "Write a self-contained HTML report (layer × head map of the contributions, the ranking, the samples).")
     var report: String?
 
@@ -62,6 +65,7 @@ struct MonitorCircuits: ParsableCommand {
         try OptionRange.check(top, "top", 1...100_000)
         if let threads { try OptionRange.check(threads, "threads", 1...4096) }
         guard probability > 0, probability < 1 else { throw ValidationError("--probability must be in (0, 1), got \(probability)") }
+        guard rankBy == "anomaly" || rankBy == "attribution" else { throw ValidationError("--rank-by must be anomaly or attribution") }
     }
 
     func run() throws {
@@ -91,7 +95,18 @@ struct MonitorCircuits: ParsableCommand {
             let (ranking, seconds) = try timed { () throws -> (CircuitRanking, CircuitEvidence, CircuitEvidence?) in
                 let flagged = try evidence(data, "flagged")
                 let ref = try reference.map { try evidence($0, "reference") }
-                return (try CircuitRanking(flagged: flagged, reference: ref), flagged, ref)
+                var separation: [ModelComponent: Double]? = nil
+                if rankBy == "anomaly" {
+                    // The monitor's scores of the flagged inputs, then the reference ones, in one pass.
+                    guard let reference else { throw ValidationError("--rank-by anomaly needs --reference inputs to contrast with") }
+                    let scores = try fitted.score(shape: m.shape) { observer in
+                        try m.pass(data, observer, { _, _ in })
+                        try m.pass(reference, observer, { _, _ in })
+                    }
+                    let isFlagged = (0..<scores.combined.count).map { $0 < flagged.classes.count }
+                    separation = try CircuitRanking.separations(scores, flagged: isFlagged)
+                }
+                return (try CircuitRanking(flagged: flagged, reference: ref, anomalySeparation: separation), flagged, ref)
             }
             let (ranked, flagged, ref) = ranking
             func effect(_ e: (effect: Double, standardError: Double)?) -> Any {
@@ -100,6 +115,7 @@ struct MonitorCircuits: ParsableCommand {
             }
             let rows: [[String: Any]] = ranked.components.map { r in
                 var row: [String: Any] = ["component": r.component.description, "score": r.score,
+                                          "anomaly_separation": r.anomalySeparation.map { $0 as Any } ?? NSNull(),
                                           "flagged_attribution": r.flaggedAttribution,
                                           "flagged_ablation": effect(r.flaggedAblationEffect)]
                 if let a = r.referenceAttribution { row["reference_attribution"] = a }
@@ -136,8 +152,10 @@ struct MonitorCircuits: ParsableCommand {
                 print(jsonText(result))
                 return
             }
-            print("components ranked by how much more ablating them lowers the flagged inputs' log p(predicted class)"
-                  + (ref == nil ? ":" : " than the reference inputs':"))
+            print(rankBy == "anomaly"
+                  ? "components ranked by how far the flagged inputs depart from the trusted behaviour there, beyond the reference inputs:"
+                  : "components ranked by how much more ablating them lowers the flagged inputs' log p(predicted class)"
+                    + (ref == nil ? ":" : " than the reference inputs':"))
             print("  rank  component                      score    attribution flagged / reference    sampled ablation effect ± s.e. (flagged)")
             for (i, r) in ranked.components.prefix(top).enumerated() {
                 let name = r.component.description.padding(toLength: 30, withPad: " ", startingAt: 0)

@@ -102,6 +102,12 @@ struct CircuitEvidenceTests {
         #expect(ranking.components.map(\.score) == ranking.components.map(\.score).sorted(by: >))
         #expect(ranking.top(1) { if case .mlp = $0 { return true } else { return false } }.count == 1)
         #expect(try CircuitRanking(flagged: flagged).components.first?.score == -af.min()!)
+        // Ranked by the monitor's separation: the given values, best first, whatever the attributions.
+        let separation: [ModelComponent: Double] = [.mlp(layer: 0): 0.5, .attentionHead(layer: 1, head: 1): 2, .attentionHead(layer: 0, head: 0): -1]
+        let byAnomaly = try CircuitRanking(flagged: flagged, reference: reference, anomalySeparation: separation)
+        #expect(byAnomaly.components.prefix(3).map(\.component) == [.attentionHead(layer: 1, head: 1), .mlp(layer: 0), .attentionHead(layer: 0, head: 0)])
+        #expect(byAnomaly.components[0].score == 2 && byAnomaly.components[0].anomalySeparation == 2)
+        #expect(byAnomaly.components[3].anomalySeparation == nil)
         #expect(throws: StatisticsError.self) {
             try model.circuitEvidence(try Self.data(4, seed: 2), tokenizer: tokenizer, head: head, means: means, probability: 1)
         }
@@ -124,6 +130,8 @@ struct CircuitEvidenceTests {
         let result = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let rows = try #require(result["components"] as? [[String: Any]])
         #expect(rows.count == 6)
+        // Ranked by anomaly (the default): the score is the separation at the component's site.
+        #expect(rows.allSatisfy { ($0["anomaly_separation"] as? Double) == ($0["score"] as? Double) })
         let scores = rows.compactMap { $0["score"] as? Double }
         #expect(scores == scores.sorted(by: >))
         #expect((result["flagged"] as? [String: Any])?["samples"] as? Int == 6)
@@ -147,5 +155,27 @@ struct CircuitEvidenceTests {
         let unknown = try CLI.run(["eval", "--model", f.model, "--adapter", adapter, "--data", f.path("odd.tsv"),
                                    "--monitor", f.path("mon"), "--ablate", "layer.7.mlp"])
         #expect(unknown.status == 1 && unknown.stderr.contains("layer.7.mlp"), "\(unknown.stderr)")
+    }
+}
+
+extension CircuitEvidenceTests {
+    /// `separations` takes the mean-pooled Mahalanobis channel of each head and MLP and
+    /// computes the flagged-minus-others mean of its standardized scores.
+    @Test func separationsComeFromTheMahalanobisChannels() throws {
+        let (model, tokenizer, head, _, monitor) = try Self.setUp()
+        let shape = model.configuration.observationShape
+        let odd = try Self.data(10, seed: 2, odd: true), clean = try Self.data(10, seed: 4)
+        let scores = try monitor.score(shape: shape) { observer in
+            _ = try model.evaluate(odd, tokenizer: tokenizer, head: head, maxLength: 8, observer: observer)
+            _ = try model.evaluate(clean, tokenizer: tokenizer, head: head, maxLength: 8, observer: observer)
+        }
+        let flagged = (0..<20).map { $0 < 10 }
+        let s = try CircuitRanking.separations(scores, flagged: flagged)
+        #expect(Set(s.keys) == Set(ModelComponent.all(shape)))
+        let site = try MonitorSite(point: .attentionHead(layer: 1, head: 0), reduction: .meanPooled)
+        let i = try #require(scores.channels.firstIndex(of: MonitorChannel(site: site, detector: .mahalanobis)))
+        let z = scores.standardized[i]
+        let expected = z[0..<10].reduce(0, +) / 10 - z[10..<20].reduce(0, +) / 10
+        #expect(abs((s[.attentionHead(layer: 1, head: 0)] ?? .nan) - expected) <= 1e-12)
     }
 }

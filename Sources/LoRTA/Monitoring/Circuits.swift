@@ -63,10 +63,15 @@ public struct CircuitEvidence: Sendable {
 /// One component's place in a ``CircuitRanking``.
 public struct RankedComponent: Sendable {
     public let component: ModelComponent
-    /// The ranking score: how much more mean-ablating the component lowers the flagged inputs'
-    /// `log p(ŷ)` than the reference inputs' (attribution patching; higher = more specific to the
-    /// flagged behaviour).
+    /// The ranking score: the component's ``anomalySeparation`` when the ranking was made from
+    /// the monitor's scores, else how much more mean-ablating the component lowers the flagged
+    /// inputs' `log p(ŷ)` than the reference inputs' (attribution patching). Higher = more
+    /// specific to the flagged behaviour.
     public let score: Double
+    /// How far the flagged inputs depart from the trusted behaviour at this component, beyond
+    /// the reference inputs: the mean standardized Mahalanobis score of the flagged inputs minus
+    /// that of the reference inputs at the component's mean-pooled site (nil when not given).
+    public let anomalySeparation: Double?
     /// Mean attribution over the flagged inputs.
     public let flaggedAttribution: Double
     /// Mean attribution over the reference inputs (nil without reference inputs).
@@ -82,20 +87,42 @@ public struct CircuitRanking: Sendable {
     /// Best first.
     public let components: [RankedComponent]
 
-    /// Ranks the components of `flagged` (and `reference`, the same components) by
-    /// `mean attribution(reference) − mean attribution(flagged)`; without reference inputs by
-    /// `−mean attribution(flagged)`. O(components · (inputs + samples)).
+    /// Ranks the components of `flagged` (and `reference`, the same components) by their
+    /// `anomalySeparation` when given (see ``separations(_:flagged:)``; components without one
+    /// last), else by `mean attribution(reference) − mean attribution(flagged)`, and without
+    /// reference inputs by `−mean attribution(flagged)`. O(components · (inputs + samples)).
     /// - Throws: ``CircuitError/invalidComponent(_:)`` when the two sets have other components.
-    public init(flagged: CircuitEvidence, reference: CircuitEvidence? = nil) throws {
+    public init(flagged: CircuitEvidence, reference: CircuitEvidence? = nil,
+                anomalySeparation: [ModelComponent: Double]? = nil) throws {
         if let reference, reference.components != flagged.components {
             throw CircuitError.invalidComponent("the flagged and reference evidence have different components")
         }
         let af = flagged.meanAttribution, ar = reference?.meanAttribution
         let ef = flagged.ablationEffects(), er = reference?.ablationEffects()
         components = flagged.components.indices.map { k in
-            RankedComponent(component: flagged.components[k], score: (ar?[k] ?? 0) - af[k], flaggedAttribution: af[k],
-                            referenceAttribution: ar?[k], flaggedAblationEffect: ef[k], referenceAblationEffect: er?[k])
+            let c = flagged.components[k]
+            let separation = anomalySeparation?[c]
+            let score = anomalySeparation == nil ? (ar?[k] ?? 0) - af[k] : (separation ?? -.infinity)
+            return RankedComponent(component: c, score: score, anomalySeparation: separation, flaggedAttribution: af[k],
+                                   referenceAttribution: ar?[k], flaggedAblationEffect: ef[k], referenceAblationEffect: er?[k])
         }.sorted { $0.score != $1.score ? $0.score > $1.score : $0.component < $1.component }
+    }
+
+    /// Per component: the separation of `flagged` inputs (true) from the others in `scores` at
+    /// the component's mean-pooled Mahalanobis channel (``MonitorScores/separation(flagged:)``);
+    /// components without such a channel are absent.
+    /// - Throws: as ``MonitorScores/separation(flagged:)``.
+    public static func separations(_ scores: MonitorScores, flagged: [Bool]) throws -> [ModelComponent: Double] {
+        let s = try scores.separation(flagged: flagged)
+        var out: [ModelComponent: Double] = [:]
+        for (i, ch) in scores.channels.enumerated() where ch.detector == .mahalanobis && ch.site.reduction == .meanPooled {
+            switch ch.site.point {
+            case .attentionHead(let l, let h): out[.attentionHead(layer: l, head: h)] = s[i]
+            case .mlpOutput(let l): out[.mlp(layer: l)] = s[i]
+            case .layerOutput: break
+            }
+        }
+        return out
     }
 
     /// The first `k` components that satisfy `filter` (e.g. heads only).
