@@ -72,8 +72,9 @@ for row in rows:
     print("|---|---|---|---|---|")
     for i, r in enumerate(c["components"][:8]):
         e = r["flagged_ablation"]
-        print(f"| {i + 1} | {r['component']} | {r['anomaly_separation']:+.2f} | {r['flagged_attribution']:+.3f} / {r.get('reference_attribution', float('nan')):+.3f} | "
-              f"{e['effect']:+.3f} ± {e['standard_error']:.3f} |")
+        num = lambda v, f: "—" if v is None else format(v, f)   # null: not defined (e.g. too few samples)
+        print(f"| {i + 1} | {r['component']} | {num(r['anomaly_separation'], '+.2f')} | {num(r['flagged_attribution'], '+.3f')} / "
+              f"{num(r.get('reference_attribution'), '+.3f')} | {num(e['effect'], '+.3f')} ± {num(e['standard_error'], '.3f')} |")
     print()
     print("| ablated (trusted means) | attack success rate | clean accuracy |")
     print("|---|---|---|")
