@@ -93,7 +93,7 @@ extension BertModel {
             try comp.validate(for: shape)
             guard means.means[comp] != nil else { throw CircuitError.missingMean(component: "\(comp)") }
         }
-        let B = batch.count, T = batch.sequenceLength, n = B * T, d = c.hiddenSize, dh = c.headSize
+        let B = batch.count, T = batch.sequenceLength, d = c.hiddenSize, dh = c.headSize
         let classes = head.classCount
         if let targetClasses {
             guard targetClasses.count == B else {
@@ -123,15 +123,7 @@ extension BertModel {
         }
 
         // Head → pooled → last hidden state (as in gradients(_:labels:adapter:head:)).
-        var dPooled = try Tensor(uninitialized: [B, d])
-        try KernelFailure.check(lt_linear_backward_input(Int64(B), Int64(d), Int64(classes), dZ.pointer, Int64(classes),
-                                                         head.weight.pointer, Int64(d), dPooled.mutablePointer, Int64(d), 0),
-                                "lt_linear_backward_input (head)")
-        var dHidden = try Tensor(uninitialized: [n, d])
-        try batch.attentionMask.withUnsafeBufferPointer { m in
-            try KernelFailure.check(lt_mean_pool_backward(Int64(B), Int64(T), Int64(d), dPooled.pointer, Int64(d), m.baseAddress,
-                                                          dHidden.mutablePointer, Int64(d)), "lt_mean_pool_backward")
-        }
+        var dHidden = try Self.headBackward(head, dLogits: dZ, batch: batch)
 
         // Layers in reverse; the probe turns each layer's dM and dC into attributions:
         // attr[b][k] += Σ_t real Σ_j (μ_j − a_t,j) · g_t,j, in float64.

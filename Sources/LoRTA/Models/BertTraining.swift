@@ -52,7 +52,7 @@ extension BertModel {
         let out = try forward(batch, adapter: adapter, recordingActivations: true)
         guard let acts = out.activations else { throw KernelFailure(function: "BertModel.forward", status: "no activations recorded") }
         let c = configuration
-        let B = batch.count, T = batch.sequenceLength, n = B * T, d = c.hiddenSize
+        let B = batch.count, T = batch.sequenceLength, d = c.hiddenSize
         let classes = head.classCount
         let z = try Self.headForward(head, pooled: out.pooled, B: B)
 
@@ -69,15 +69,7 @@ extension BertModel {
         try KernelFailure.check(lt_linear_backward_params(Int64(B), Int64(d), Int64(classes), dZ.pointer, Int64(classes),
                                                 out.pooled.pointer, Int64(d), dW.mutablePointer, db.mutablePointer, 0),
                       "lt_linear_backward_params (head)")
-        var dPooled = try Tensor(uninitialized: [B, d])
-        try KernelFailure.check(lt_linear_backward_input(Int64(B), Int64(d), Int64(classes), dZ.pointer, Int64(classes),
-                                               head.weight.pointer, Int64(d), dPooled.mutablePointer, Int64(d), 0),
-                      "lt_linear_backward_input (head)")
-        var dHidden = try Tensor(uninitialized: [n, d])
-        try batch.attentionMask.withUnsafeBufferPointer { m in
-            try KernelFailure.check(lt_mean_pool_backward(Int64(B), Int64(T), Int64(d), dPooled.pointer, Int64(d), m.baseAddress,
-                                                dHidden.mutablePointer, Int64(d)), "lt_mean_pool_backward")
-        }
+        var dHidden = try Self.headBackward(head, dLogits: dZ, batch: batch)
 
         guard let adapter else {
             return BertTrainingGradients(loss: loss, logits: z, headWeight: dW, headBias: db, adapter: nil)
@@ -109,5 +101,22 @@ extension BertModel {
                                         Int64(d), head.bias.pointer, nil, 0, z.mutablePointer, Int64(classes)),
                       "lt_linear_forward (head)")
         return z
+    }
+
+    /// Backward of ``headForward(_:pooled:B:)`` and the mean pooling before it, to the last
+    /// hidden state: `dPooled = dZ W` (`[B, d]`), then spread over each sequence's real tokens
+    /// (`[B·T, d]`, padded rows 0). The head's own parameter gradients are not computed here.
+    static func headBackward(_ head: BertClassificationHead, dLogits dZ: Tensor, batch: TokenBatch) throws -> Tensor {
+        let B = batch.count, T = batch.sequenceLength, d = head.weight.shape[1], classes = head.classCount
+        var dPooled = try Tensor(uninitialized: [B, d])
+        try KernelFailure.check(lt_linear_backward_input(Int64(B), Int64(d), Int64(classes), dZ.pointer, Int64(classes),
+                                                         head.weight.pointer, Int64(d), dPooled.mutablePointer, Int64(d), 0),
+                                "lt_linear_backward_input (head)")
+        var dHidden = try Tensor(uninitialized: [B * T, d])
+        try batch.attentionMask.withUnsafeBufferPointer { m in
+            try KernelFailure.check(lt_mean_pool_backward(Int64(B), Int64(T), Int64(d), dPooled.pointer, Int64(d), m.baseAddress,
+                                                          dHidden.mutablePointer, Int64(d)), "lt_mean_pool_backward")
+        }
+        return dHidden
     }
 }
