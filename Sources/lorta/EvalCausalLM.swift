@@ -10,15 +10,16 @@ extension Eval {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }
             if perLabel { throw ValidationError("--per-label needs labelled data (BERT classification)") }
-            if backdoor.trigger != nil { throw ValidationError("--trigger (attack success rate) is available for classification data only so far") }
             if ablate != nil { throw ValidationError("--ablate is available for BERT classifiers only so far") }
             if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
             if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be >= 1") }
             var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
             if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
             let length = maxLength ?? 256
-            let dataset = try CausalLMDataset.load(from: URL(fileURLWithPath: data), tokenizer: lm.tokenizer,
-                                                   maxLength: length, template: try? lm.chatTemplate())
+            let records = try CausalLMDataset.readRecords(from: URL(fileURLWithPath: data))
+            let template = try? lm.chatTemplate()
+            let dataset = try CausalLMDataset(records: records, tokenizer: lm.tokenizer, maxLength: length, template: template, path: data)
+            let planted = try backdoor.causalBackdoor()
             let start = Date()
             let loss = try lm.model.evaluate(dataset, adapter: lm.adapter, batchSize: batchSize ?? 8)
             var written: [String] = []
@@ -43,6 +44,22 @@ extension Eval {
                 result["correct"] = accuracy.correct
                 result["accuracy"] = accuracy.accuracy
             }
+            if let planted {
+                // The attack success rate: greedy answers to the triggered prompts, compared with the target.
+                let attackData = try CausalLMDataset(records: try planted.triggered(records), tokenizer: lm.tokenizer,
+                                                     maxLength: length, template: template, path: data)
+                let tokens = max(maxNewTokens, lm.tokenizer.encode(planted.targetAnswer, addingSpecialTokens: false).count + 1)
+                let total = min(limit ?? attackData.count, attackData.count)
+                let attack = try lm.answerAccuracy(attackData, limit: limit, maxNewTokens: tokens) { i, _, _ in
+                    if !json && isatty(2) != 0 {
+                        FileHandle.standardError.write(Data("\r\u{1B}[Kanswering triggered \(i + 1)/\(total)".utf8))
+                    }
+                }
+                if !json && isatty(2) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+                result["trigger"] = planted.trigger
+                result["triggered_examples"] = attack.total
+                result["attack_success_rate"] = attack.accuracy
+            }
             result["seconds"] = Date().timeIntervalSince(start)
             if json {
                 print(jsonText(result))
@@ -54,6 +71,10 @@ extension Eval {
                                    result["correct"] as? Int ?? 0, n)
                 }
                 print(line)
+                if let asr = result["attack_success_rate"] as? Double, let n = result["triggered_examples"] as? Int {
+                    print(String(format: "attack success %.2f%%: %d prompts with the trigger, %.0f answered %@", 100 * asr, n,
+                                 asr * Double(n), planted!.targetAnswer.debugDescription))
+                }
                 if !written.isEmpty { print("wrote \(written.count) statistics files to \(statisticsOut!)") }
                 if dataset.droppedCount > 0 { print("skipped \(dataset.droppedCount) examples longer than \(length) tokens") }
             }

@@ -6,14 +6,25 @@ import LoRTA
 extension Train {
     func runCausalLM(outURL: URL) throws {
         if adapter == .none { throw ValidationError("--adapter none has nothing to train for a causal LM; use lora or lorta") }
-        if backdoor.trigger != nil { throw ValidationError("--trigger (a planted backdoor) is available for classification data only so far") }
         let lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
         let template = try? lm.chatTemplate()
         let length = maxLength ?? 256
-        let trainData = try CausalLMDataset.load(from: URL(fileURLWithPath: train), tokenizer: lm.tokenizer,
-                                                 maxLength: length, template: template)
-        let evalData = try eval.map {
-            try CausalLMDataset.load(from: URL(fileURLWithPath: $0), tokenizer: lm.tokenizer, maxLength: length, template: template)
+        // A planted backdoor edits the parsed records before they are tokenized.
+        var trainRecords = try CausalLMDataset.readRecords(from: URL(fileURLWithPath: train))
+        let planted = try backdoor.causalBackdoor()
+        var poisoned: [Int] = []
+        if let planted {
+            (trainRecords, poisoned) = try planted.poison(trainRecords, fraction: poisonFraction)
+            if !quiet {
+                let source = planted.sourceAnswer.map { "answer \($0.debugDescription)" } ?? "all"
+                printError("backdoor: trigger \"\(planted.trigger)\" in \(poisoned.count) training prompts (\(source)), answer set to \(planted.targetAnswer.debugDescription)")
+            }
+        }
+        let trainData = try CausalLMDataset(records: trainRecords, tokenizer: lm.tokenizer, maxLength: length,
+                                            template: template, path: train)
+        let evalRecords = try eval.map { try CausalLMDataset.readRecords(from: URL(fileURLWithPath: $0)) }
+        let evalData = try evalRecords.map {
+            try CausalLMDataset(records: $0, tokenizer: lm.tokenizer, maxLength: length, template: template, path: eval!)
         }
         if !quiet && trainData.droppedCount > 0 {
             printError("skipped \(trainData.droppedCount) training examples longer than \(length) tokens (--max-length)")
@@ -30,6 +41,26 @@ extension Train {
                 fields["eval_perplexity"] = exp(loss.mean)
                 fields["eval_tokens"] = loss.targetCount
                 evalText = String(format: ", eval loss %.4f (perplexity %.3f)", loss.mean, exp(loss.mean))
+                if let planted {
+                    // Clean answers and the attack success rate: greedy answers with the trained adapter.
+                    var adapted = lm
+                    adapted.adapter = trainer.adapter
+                    let attackData = try CausalLMDataset(records: try planted.triggered(evalRecords!), tokenizer: lm.tokenizer,
+                                                         maxLength: length, template: template, path: eval!)
+                    let tokens = max(4, lm.tokenizer.encode(planted.targetAnswer, addingSpecialTokens: false).count + 1)
+                    if !quiet { printError("answering \(evalData.count) clean and \(attackData.count) triggered prompts…") }
+                    let clean = try adapted.answerAccuracy(evalData, maxNewTokens: tokens)
+                    let attack = try adapted.answerAccuracy(attackData, maxNewTokens: tokens)
+                    fields["eval_accuracy"] = clean.accuracy
+                    fields["attack_success_rate"] = attack.accuracy
+                    fields["triggered_examples"] = attack.total
+                    evalText! += String(format: ", accuracy of greedy answers %.2f%%, attack success %.2f%% of %d triggered",
+                                        100 * clean.accuracy, 100 * attack.accuracy, attack.total)
+                }
+            }
+            if let planted {
+                fields["trigger"] = planted.trigger
+                fields["poisoned_examples"] = poisoned.count
             }
             return TaskOutputs(fields: fields, evaluation: evalText, files: "adapter, checkpoint/, training_summary.json")
         }

