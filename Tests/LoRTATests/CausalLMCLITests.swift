@@ -127,6 +127,37 @@ private func writeData(_ url: URL) throws {
         #expect(x == y, "resumed adapter differs from the straight run's")
     }
 
+    /// `--trigger` on causal-LM data: training poisons the chosen records and reports the attack
+    /// success rate on the triggered eval prompts; `lorta eval --trigger` with the trained adapter
+    /// reproduces it; a missing target answer is a clear error.
+    @Test func plantedBackdoorIsTrainedAndMeasured() throws {
+        let model = try tinyGGUF()
+        let dir = scratch("backdoor")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let data = dir.appendingPathComponent("data.jsonl")
+        try writeData(data)
+        let out = dir.appendingPathComponent("adapter").path
+        let backdoor = ["--trigger", "zq", "--trigger-source", "one", "--trigger-target", "four"]
+        let train = try CLI.run(["train", "--model", model, "--train", data.path, "--eval", data.path, "--adapter", "lora",
+                                 "--rank", "4", "--steps", "30", "--batch-size", "4", "--lr", "0.02", "--poison-fraction", "0.5",
+                                 "--out", out, "--json", "--quiet"] + backdoor)
+        #expect(train.status == 0, "\(train.stderr)")
+        let t = try object(train)
+        // 4 records answer "one" (i % 4 == 0): half of them poisoned, all 4 triggered at eval.
+        #expect(t["poisoned_examples"] as? Int == 2 && t["triggered_examples"] as? Int == 4 && t["trigger"] as? String == "zq")
+        let asr = try #require(t["attack_success_rate"] as? Double), clean = try #require(t["eval_accuracy"] as? Double)
+        #expect((0...1).contains(asr) && (0...1).contains(clean))
+        let e = try object(try CLI.run(["eval", "--model", model, "--adapter", out, "--data", data.path, "--json"] + backdoor))
+        #expect(e["attack_success_rate"] as? Double == asr && e["triggered_examples"] as? Int == 4, "\(e)")
+
+        let missing = try CLI.run(["eval", "--model", model, "--data", data.path, "--trigger", "zq"])
+        #expect(missing.status != 0 && missing.stderr.contains("--trigger-target"), "\(missing.stderr)")
+        let none = try CLI.run(["eval", "--model", model, "--data", data.path, "--trigger", "zq", "--trigger-source", "seven",
+                                "--trigger-target", "four"])
+        #expect(none.status != 0 && none.stderr.contains("no record to trigger"), "\(none.stderr)")
+    }
+
     @Test func badInputsAreClearErrors() throws {
         let model = try tinyGGUF()
         let dir = scratch("bad")

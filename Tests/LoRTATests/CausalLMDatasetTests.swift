@@ -35,7 +35,10 @@ private func tinyTokenizerDirectory() throws -> URL {
 
 /// The tiny byte-level BPE of the tokenizer tests: plain ChatML template, prefix <|endoftext|>,
 /// eos <|im_end|>.
-private func tinyTokenizer() throws -> ByteLevelBPETokenizer {
+private func tinyTokenizer() throws -> ByteLevelBPETokenizer { try tinyBPETokenizer() }
+
+/// The tiny byte-level BPE (shared with CausalLMBackdoorTests).
+func tinyBPETokenizer() throws -> ByteLevelBPETokenizer {
     try ByteLevelBPETokenizer(directory: tinyTokenizerDirectory())
 }
 
