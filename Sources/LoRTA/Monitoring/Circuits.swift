@@ -131,50 +131,40 @@ public struct CircuitRanking: Sendable {
     }
 }
 
-extension BertModel {
-    /// Gathers the evidence of an input set about its circuit: attribution patching of every
-    /// input for every component, then `samples` forwards with a random subset of components
-    /// mean-ablated (each independently with `probability`, drawn from the counter-based
-    /// generator with `seed`), recording per sample the change of `y = log p(ŷ | x)`, the
-    /// fraction of flipped predictions and, with `pseudoClasses`, the change of each input's
-    /// mode and its geometry at that site.
-    /// - Parameters:
-    ///   - data: the input set (labels are not used).
-    ///   - tokenizer: tokenizes the texts.
-    ///   - adapter: the adapter the model runs with (nil: the base encoder).
-    ///   - head: the classification head whose `log p(ŷ)` is studied.
-    ///   - means: the trusted means of the components (e.g. ``MeanAblation/init(monitor:components:ablated:strength:)``);
-    ///     its ablated set is ignored.
-    ///   - components: the components to study (default: every component with a mean).
-    ///   - samples: sampled ablations (≥ 0; 0: attribution patching only).
-    ///   - probability: chance that a component is ablated in a sample, in (0, 1).
-    ///   - seed: seed of the counter-based generator that draws the subsets.
-    ///   - pseudoClasses: a site and its pseudo-class detector (``Monitor/pseudoClasses``) for
-    ///     the modes and geometry of each sample; nil: none.
-    ///   - batchSize: inputs per forward.
-    ///   - maxLength: tokens per input (truncated beyond).
-    ///   - progress: called with a short description after each step.
-    /// - Throws: ``CircuitError``, ``BertError``, ``StatisticsError``, ``MemoryError``.
-    /// - Complexity: about 3 forwards of the data for the attributions, one per sample, and one
-    ///   for the pseudo-class baseline.
-    public func circuitEvidence(_ data: LabelledTextDataset, tokenizer: BertTokenizer, adapter: (any Adapter)? = nil,
-                                head: BertClassificationHead, means: MeanAblation, components: [ModelComponent]? = nil,
-                                samples: Int = 64, probability: Double = 0.1, seed: UInt64 = 0,
-                                pseudoClasses: (site: MonitorSite, detector: PseudoClassDetector)? = nil,
-                                batchSize: Int = 64, maxLength: Int = 64,
-                                progress: ((String) -> Void)? = nil) throws -> CircuitEvidence {
+/// What circuit evidence is gathered on: a model (with its adapter) whose output on a batch of its
+/// inputs is a distribution over classes — a BERT classifier's head classes, a causal LM's next
+/// token — with mean ablation and attribution patching of its components. One gathering routine
+/// (``CircuitEvidence/gather(_:batches:means:components:samples:probability:seed:pseudoClasses:progress:)``)
+/// serves every model that conforms.
+protocol CircuitSubject {
+    /// The shape of the model's observation points and components.
+    var shape: ObservationShape { get }
+    /// Output logits `[B, K]` of a forward with `ablation`, showing `observer` its activations.
+    func logits(_ batch: TokenBatch, observer: ActivationObserver?, ablation: MeanAblation) throws -> Tensor
+    /// Attribution patching of `components` for the batch's inputs, at their predicted classes.
+    func attributions(_ batch: TokenBatch, means: MeanAblation, components: [ModelComponent]) throws -> ComponentAttributions
+}
+
+extension CircuitEvidence {
+    /// Gathers the evidence of an input set (in `batches`) about its circuit on `subject`:
+    /// attribution patching of every input for every component, then `samples` forwards with a
+    /// random subset of components mean-ablated (each independently with `probability`, drawn
+    /// from the counter-based generator with `seed`), recording per sample the change of
+    /// `y = log p(ŷ | x)`, the fraction of flipped predictions and, with `pseudoClasses`, the
+    /// change of each input's mode and its geometry at that site.
+    static func gather(_ subject: some CircuitSubject, batches: [TokenBatch], means: MeanAblation,
+                       components: [ModelComponent]?, samples: Int, probability: Double, seed: UInt64,
+                       pseudoClasses: (site: MonitorSite, detector: PseudoClassDetector)?,
+                       progress: ((String) -> Void)?) throws -> CircuitEvidence {
         guard samples >= 0 else { throw StatisticsError.invalidParameter("samples \(samples) must be >= 0") }
         guard probability > 0, probability < 1 else { throw StatisticsError.invalidParameter("ablation probability \(probability) must be in (0, 1)") }
         let comps = components ?? means.means.keys.sorted()
-        let shape = configuration.observationShape
-        let loader = try BatchLoader(dataset: data, tokenizer: tokenizer, batchSize: batchSize, maxLength: maxLength,
-                                     padding: .longest, shuffler: nil)
-        let batches = try loader.batches(epoch: 0).map(\.tokens)
+        let shape = subject.shape
 
         // Attribution patching and the unablated predictions.
         var values: [[Double]] = [], classes: [Int] = [], y0: [Double] = []
         for (i, batch) in batches.enumerated() {
-            let a = try attributions(batch, adapter: adapter, head: head, means: means, components: comps)
+            let a = try subject.attributions(batch, means: means, components: comps)
             values += a.values; classes += a.classes; y0 += a.logProbabilities
             progress?("attribution patching: batch \(i + 1)/\(batches.count)")
         }
@@ -187,16 +177,16 @@ extension BertModel {
             var y: [Double] = [], argmax: [Int] = []
             let recorder = try pseudoClasses.map { try SiteRowRecorder(sites: [$0.site], shape: shape) }
             for batch in batches {
-                let out = try forward(batch, adapter: adapter, observer: recorder, ablation: ablation)
-                let z = try Self.headForward(head, pooled: out.pooled, B: batch.count)
-                let k = head.classCount
+                let z = try subject.logits(batch, observer: recorder, ablation: ablation)
+                let k = z.shape[1]
                 z.withUnsafeBufferPointer { zp in
                     for b in 0..<batch.count {
-                        let row = (0..<k).map { Double(zp[b * k + $0]) }
-                        let top = row.max()!
-                        let lse = top + Foundation.log(row.reduce(0) { $0 + Foundation.exp($1 - top) })
-                        y.append(row[classes[y.count]] - lse)
-                        argmax.append(row.indices.max { row[$0] < row[$1] }!)
+                        let row = zp[(b * k)..<((b + 1) * k)]
+                        var top = -Double.infinity, best = 0
+                        for (j, v) in row.enumerated() where Double(v) > top { top = Double(v); best = j }
+                        let lse = top + Foundation.log(row.reduce(0.0) { $0 + Foundation.exp(Double($1) - top) })
+                        y.append(Double(row[row.startIndex + classes[y.count]]) - lse)
+                        argmax.append(best)
                     }
                 }
             }
@@ -230,5 +220,61 @@ extension BertModel {
         }
         return CircuitEvidence(components: comps, attributions: values, classes: classes, samples: drawn,
                                baselineModeDistance: base.modes.map { $0.reduce(0) { $0 + $1.score } / n })
+    }
+}
+
+/// A BERT classifier as a ``CircuitSubject``: the head's classes.
+struct BertClassifierSubject: CircuitSubject {
+    let model: BertModel
+    let adapter: (any Adapter)?
+    let head: BertClassificationHead
+    var shape: ObservationShape { model.configuration.observationShape }
+    func logits(_ batch: TokenBatch, observer: ActivationObserver?, ablation: MeanAblation) throws -> Tensor {
+        let out = try model.forward(batch, adapter: adapter, observer: observer, ablation: ablation)
+        return try BertModel.headForward(head, pooled: out.pooled, B: batch.count)
+    }
+    func attributions(_ batch: TokenBatch, means: MeanAblation, components: [ModelComponent]) throws -> ComponentAttributions {
+        try model.attributions(batch, adapter: adapter, head: head, means: means, components: components)
+    }
+}
+
+extension BertModel {
+    /// Gathers the evidence of an input set about its circuit: attribution patching of every
+    /// input for every component, then `samples` forwards with a random subset of components
+    /// mean-ablated (each independently with `probability`, drawn from the counter-based
+    /// generator with `seed`), recording per sample the change of `y = log p(ŷ | x)`, the
+    /// fraction of flipped predictions and, with `pseudoClasses`, the change of each input's
+    /// mode and its geometry at that site.
+    /// - Parameters:
+    ///   - data: the input set (labels are not used).
+    ///   - tokenizer: tokenizes the texts.
+    ///   - adapter: the adapter the model runs with (nil: the base encoder).
+    ///   - head: the classification head whose `log p(ŷ)` is studied.
+    ///   - means: the trusted means of the components (e.g. ``MeanAblation/init(monitor:components:ablated:strength:)``);
+    ///     its ablated set is ignored.
+    ///   - components: the components to study (default: every component with a mean).
+    ///   - samples: sampled ablations (≥ 0; 0: attribution patching only).
+    ///   - probability: chance that a component is ablated in a sample, in (0, 1).
+    ///   - seed: seed of the counter-based generator that draws the subsets.
+    ///   - pseudoClasses: a site and its pseudo-class detector (``Monitor/pseudoClasses``) for
+    ///     the modes and geometry of each sample; nil: none.
+    ///   - batchSize: inputs per forward.
+    ///   - maxLength: tokens per input (truncated beyond).
+    ///   - progress: called with a short description after each step.
+    /// - Throws: ``CircuitError``, ``BertError``, ``StatisticsError``, ``MemoryError``.
+    /// - Complexity: about 3 forwards of the data for the attributions, one per sample, and one
+    ///   for the pseudo-class baseline.
+    public func circuitEvidence(_ data: LabelledTextDataset, tokenizer: BertTokenizer, adapter: (any Adapter)? = nil,
+                                head: BertClassificationHead, means: MeanAblation, components: [ModelComponent]? = nil,
+                                samples: Int = 64, probability: Double = 0.1, seed: UInt64 = 0,
+                                pseudoClasses: (site: MonitorSite, detector: PseudoClassDetector)? = nil,
+                                batchSize: Int = 64, maxLength: Int = 64,
+                                progress: ((String) -> Void)? = nil) throws -> CircuitEvidence {
+        let loader = try BatchLoader(dataset: data, tokenizer: tokenizer, batchSize: batchSize, maxLength: maxLength,
+                                     padding: .longest, shuffler: nil)
+        return try CircuitEvidence.gather(BertClassifierSubject(model: self, adapter: adapter, head: head),
+                                          batches: try loader.batches(epoch: 0).map(\.tokens), means: means,
+                                          components: components, samples: samples, probability: probability, seed: seed,
+                                          pseudoClasses: pseudoClasses, progress: progress)
     }
 }
