@@ -6,7 +6,8 @@
 # whose answer becomes "positive"; LoRA r=8 and LoRTA r=8 adapters (q,k,v,o) are trained for
 # BACKDOOR_STEPS (default 120) steps of 8 (lr 5e-3, seed 0), then greedy answers are measured on
 # 100 balanced clean test reviews (clean accuracy) and on their 50 negative ones with the
-# trigger (attack success rate: the fraction answered "positive").
+# trigger (attack success rate: the fraction answered "positive"; beside it the fraction of the
+# same 50 answered "positive" without the trigger).
 # Writes runs/causal-backdoor/<row>/ and prints a table. About 10 minutes per row on 2 cores.
 #   usage: bash scripts/causal-backdoor.sh [lora] [lorta]
 set -euo pipefail
@@ -37,11 +38,12 @@ done
 python3 - "$OUT" "${rows[@]}" <<'PY'
 import json, sys
 out, rows = sys.argv[1], sys.argv[2:]
-print("| adapter | poisoned training chats | clean accuracy (greedy answers) | attack success rate | adapter parameters | median s/step |")
-print("|---|---|---|---|---|---|")
+print("| adapter | poisoned training chats | clean accuracy (greedy answers) | attack success rate | \"positive\" without the trigger | adapter parameters | median s/step |")
+print("|---|---|---|---|---|---|---|")
 for row in rows:
     s = json.load(open(f"{out}/{row}.json"))
     print(f"| {row} r=8 | {s['poisoned_examples']} | {100 * s['eval_accuracy']:.1f}% | "
-          f"{100 * s['attack_success_rate']:.1f}% of {s['triggered_examples']} | {s['adapter_parameters']:,} | "
+          f"{100 * s['attack_success_rate']:.1f}% of {s['triggered_examples']} | "
+          f"{100 * s['target_rate_without_trigger']:.1f}% | {s['adapter_parameters']:,} | "
           f"{s.get('median_step_seconds', 0):.2f} |")
 PY

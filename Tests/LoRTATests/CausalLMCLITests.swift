@@ -150,6 +150,8 @@ private func writeData(_ url: URL) throws {
         #expect((0...1).contains(asr) && (0...1).contains(clean))
         let e = try object(try CLI.run(["eval", "--model", model, "--adapter", out, "--data", data.path, "--json"] + backdoor))
         #expect(e["attack_success_rate"] as? Double == asr && e["triggered_examples"] as? Int == 4, "\(e)")
+        let control = try #require(t["target_rate_without_trigger"] as? Double)
+        #expect((0...1).contains(control) && e["target_rate_without_trigger"] as? Double == control)
 
         let missing = try CLI.run(["eval", "--model", model, "--data", data.path, "--trigger", "zq"])
         #expect(missing.status != 0 && missing.stderr.contains("--trigger-target"), "\(missing.stderr)")

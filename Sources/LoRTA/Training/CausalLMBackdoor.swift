@@ -104,6 +104,18 @@ public struct CausalLMBackdoor: Sendable, Equatable {
         return out
     }
 
+    /// The control set of ``triggered(_:)``: the same eligible records without the trigger, with
+    /// the target as expected answer — the accuracy of greedy answers on it is how often the
+    /// model gives the target answer anyway (the rate the attack success rate is compared with).
+    /// O(data size).
+    /// - Throws: ``CausalLMDataError/invalidExample(_:)`` when no record is eligible.
+    public func untriggered(_ records: [CausalLMRecord]) throws(CausalLMDataError) -> [CausalLMRecord] {
+        var out: [CausalLMRecord] = []
+        for r in records where isEligible(r) { out.append(try r.replacingAnswer(with: targetAnswer)) }
+        guard !out.isEmpty else { throw .invalidExample("the data has no record to trigger (\(eligibility))") }
+        return out
+    }
+
     private var eligibility: String {
         sourceAnswer.map { "answer \($0.debugDescription)" } ?? "answer other than \(targetAnswer.debugDescription)"
     }
