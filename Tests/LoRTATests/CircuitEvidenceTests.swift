@@ -177,5 +177,25 @@ extension CircuitEvidenceTests {
         let z = scores.standardized[i]
         let expected = z[0..<10].reduce(0, +) / 10 - z[10..<20].reduce(0, +) / 10
         #expect(abs((s[.attentionHead(layer: 1, head: 0)] ?? .nan) - expected) <= 1e-12)
+
+        // With two reductions per point, a component's separation is the larger of its two channels'.
+        let trusted = try Self.data(60, seed: 1)
+        let two = try Monitor.fit(sites: MonitorSite.all(shape, reductions: [.meanPooled, .firstToken]), detectors: [.mahalanobis],
+                                  folds: 3, shape: shape) { observer in
+            _ = try model.evaluate(trusted, tokenizer: tokenizer, head: head, batchSize: 16, maxLength: 8, observer: observer)
+        }
+        let scores2 = try two.score(shape: shape) { observer in
+            _ = try model.evaluate(odd, tokenizer: tokenizer, head: head, maxLength: 8, observer: observer)
+            _ = try model.evaluate(clean, tokenizer: tokenizer, head: head, maxLength: 8, observer: observer)
+        }
+        let s2 = try CircuitRanking.separations(scores2, flagged: flagged)
+        let all = try scores2.separation(flagged: flagged)
+        for c in ModelComponent.all(shape) {
+            let channels = try [StatisticsCollector.Reduction.meanPooled, .firstToken].map { r in
+                try #require(scores2.channels.firstIndex(of: MonitorChannel(site: try MonitorSite(point: c.observationPoint, reduction: r),
+                                                                            detector: .mahalanobis)))
+            }
+            #expect(s2[c] == max(all[channels[0]], all[channels[1]]), "\(c)")
+        }
     }
 }

@@ -109,18 +109,22 @@ public struct CircuitRanking: Sendable {
     }
 
     /// Per component: the separation of `flagged` inputs (true) from the others in `scores` at
-    /// the component's mean-pooled Mahalanobis channel (``MonitorScores/separation(flagged:)``);
-    /// components without such a channel are absent.
+    /// the component's Mahalanobis channels (``MonitorScores/separation(flagged:)``) — the
+    /// largest over the component's reductions when the monitor has several (a causal LM's
+    /// mean-pooled and last-token rows), else its one channel; components without such a channel
+    /// are absent.
     /// - Throws: as ``MonitorScores/separation(flagged:)``.
     public static func separations(_ scores: MonitorScores, flagged: [Bool]) throws -> [ModelComponent: Double] {
         let s = try scores.separation(flagged: flagged)
         var out: [ModelComponent: Double] = [:]
-        for (i, ch) in scores.channels.enumerated() where ch.detector == .mahalanobis && ch.site.reduction == .meanPooled {
+        for (i, ch) in scores.channels.enumerated() where ch.detector == .mahalanobis {
+            let component: ModelComponent
             switch ch.site.point {
-            case .attentionHead(let l, let h): out[.attentionHead(layer: l, head: h)] = s[i]
-            case .mlpOutput(let l): out[.mlp(layer: l)] = s[i]
-            case .layerOutput: break
+            case .attentionHead(let l, let h): component = .attentionHead(layer: l, head: h)
+            case .mlpOutput(let l): component = .mlp(layer: l)
+            case .layerOutput: continue
             }
+            out[component] = max(out[component] ?? -.infinity, s[i])
         }
         return out
     }
