@@ -33,6 +33,8 @@ struct MonitoredModel {
     let shape: ObservationShape
     let isCausal: Bool
     let encoder: Encoder?
+    /// The causal LM with its adapter (nil for BERT).
+    let causal: CausalLanguageModel?
     let batchSize: Int
     let maxLength: Int
     /// Runs the model over the inputs of a data file (same formats as `lorta train`/`eval`).
@@ -56,6 +58,7 @@ struct MonitoredModel {
             shape = lm.model.configuration.observationShape
             isCausal = true
             encoder = nil
+            causal = loaded
             self.batchSize = batchSize ?? 8
             self.maxLength = maxLength ?? 256
             pass = { [batchSize = self.batchSize, maxLength = self.maxLength] data, observer, progress in
@@ -76,6 +79,7 @@ struct MonitoredModel {
             let loaded = hasAdapter ? try withSafeTensorsPath(weights) { try AdapterFiles.load(from: adapterURL, host: bert.adapterHost) } : nil
             shape = bert.configuration.observationShape
             isCausal = false
+            causal = nil
             encoder = Encoder(model: bert, tokenizer: tokenizer, head: head, adapter: loaded)
             self.batchSize = batchSize ?? 64
             self.maxLength = maxLength ?? 64
