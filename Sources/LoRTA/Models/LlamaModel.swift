@@ -178,10 +178,16 @@ public struct LlamaModel: Sendable {
     /// The decoder stack: the last hidden state `[B·T, d]` (before the final norm) of `tokens`
     /// after the cache's tokens. With `adapter`, every adapted projection adds its update; with
     /// `record`, each layer's activations are kept for the backward pass (training, past = 0).
+    /// With `ablation`, the ablated heads' context columns (before o_proj and its adapter) and
+    /// the ablated MLPs' outputs (what the MLP adds to the residual stream) move towards their
+    /// means at every position; the observer and the record see the ablated activations.
     func hiddenStates(_ tokens: [Int32], cache: inout KVCache, adapter: (any Adapter)?,
                       record: LlamaActivationRecord?,
-                      observer: (observer: ActivationObserver, batch: TokenBatch)? = nil) throws -> Tensor {
+                      observer: (observer: ActivationObserver, batch: TokenBatch)? = nil,
+                      ablation: MeanAblation? = nil) throws -> Tensor {
         let c = configuration
+        if let ablation { try ablation.validate(for: c.observationShape) }
+        let ablation = ablation.flatMap { $0.ablated.isEmpty ? nil : $0 }
         guard cache.layerCount == c.layerCount, cache.width == c.keyValueWidth else {
             throw LlamaError.cacheMismatch("the cache was made for \(cache.layerCount) layers of width \(cache.width), "
                                            + "the model has \(c.layerCount) of width \(c.keyValueWidth)")
@@ -233,7 +239,10 @@ public struct LlamaModel: Sendable {
         // The MLP's contribution to the residual stream (x after the block − x before the MLP),
         // only when an observer wants it.
         let observesMLP = observer?.observer.observationPoints.contains { if case .mlpOutput = $0 { return true } else { return false } } ?? false
-        var mlpOut = try Tensor(uninitialized: [observesMLP ? n : 0, d])
+        // An ablated MLP needs the stream before it too (kept in the same buffer).
+        let ablatesAnyMLP = ablation.map { a in (0..<c.layerCount).contains { a.ablatesMLP(layer: $0) } } ?? false
+        let keepsMiddle = observesMLP || ablatesAnyMLP
+        var mlpOut = try Tensor(uninitialized: [keepsMiddle ? n : 0, d])
         let xp = x.mutablePointer, hp = h.mutablePointer, qkvp = qkv.mutablePointer, mlpp = mlpOut.mutablePointer
         let ctxp = ctx.mutablePointer, gup = gu.mutablePointer, actp = act.mutablePointer
         let n64 = Int64(n), d64 = Int64(d)
@@ -271,6 +280,7 @@ public struct LlamaModel: Sendable {
                         qkvp, Int64(qkvw), kp, Int64(kvw), vp, Int64(kvw), Int64(cache.capacity),
                         record == nil ? nil : probabilities.mutablePointer, ctxp, Int64(qw), attnWork.mutablePointer),
                         "lt_causal_attention_forward")
+                    ablation?.ablateHeads(layer: l, context: ctxp, rows: n, ld: qw)
                     if saved != nil {
                         saved?.queryKeyValue = try qkv.copy()
                         saved?.probabilities = probabilities
@@ -282,7 +292,7 @@ public struct LlamaModel: Sendable {
                     try adapter?.forward(layer: l, input: AdapterInput(ctxp, rows: n, width: qw, stride: qw),
                                          outputs: [AdapterOutput(module: "o_proj", xp, stride: d)])
                     saved?.middle = try x.copy()
-                    if observesMLP { mlpp.update(from: xp, count: n * d) }
+                    if keepsMiddle { mlpp.update(from: xp, count: n * d) }
                     // MLP: h = RMSNorm(x); x += (silu(h Wgᵀ) ∘ h Wuᵀ) Wdᵀ (+ adapters)
                     try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, xp, d64, w.mlpNormWeight.pointer,
                                                                hp, d64, nil), "lt_rmsnorm_forward")
@@ -297,10 +307,30 @@ public struct LlamaModel: Sendable {
                                                   accumulate: true, scratch: scratch)
                     try adapter?.forward(layer: l, input: AdapterInput(actp, rows: n, width: inter, stride: inter),
                                          outputs: [AdapterOutput(module: "down_proj", xp, stride: d)])
+                    // Mean ablation of the MLP: M = x − x_middle becomes M' = M + s(μ − M) (exactly μ
+                    // when s = 1) and x = x_middle + M'; the buffer keeps M' for the observer.
+                    let mlpAblated = ablation?.ablatesMLP(layer: l) ?? false
+                    if mlpAblated, let ablation {
+                        let s = ablation.strength
+                        try ablation.means[.mlp(layer: l)]!.withUnsafeBufferPointer { mu in
+                            guard let m = mu.baseAddress, mu.count == d else {
+                                throw KernelFailure(function: "LlamaModel.hiddenStates", status: "MLP mean of width \(mu.count)")
+                            }
+                            for i in 0..<n {
+                                let xr = xp + i * d, mr = mlpp + i * d
+                                for j in 0..<d {
+                                    let middle = mr[j]
+                                    let ablated = s == 1 ? m[j] : (xr[j] - middle) + s * (m[j] - (xr[j] - middle))
+                                    mr[j] = ablated
+                                    xr[j] = middle + ablated
+                                }
+                            }
+                        }
+                    }
                     if let saved { record?.layers.append(saved) }
                     // Observation: each head's context, the MLP's output, the residual stream after the block.
                     if let o = observer {
-                        if observesMLP { for i in 0..<(n * d) { mlpp[i] = xp[i] - mlpp[i] } }
+                        if observesMLP && !mlpAblated { for i in 0..<(n * d) { mlpp[i] = xp[i] - mlpp[i] } }
                         try o.observer.notify(layer: l, batch: o.batch, context: ctxp, ldContext: qw,
                                               mlpOutput: observesMLP ? UnsafePointer(mlpp) : nil, output: xp,
                                               shape: c.observationShape)
@@ -343,24 +373,95 @@ public struct LlamaModel: Sendable {
     /// Rows are right-padded (`attentionMask` 1 then 0): causal attention keeps every real
     /// token's activations independent of the padding after it, and the reductions of
     /// ``ActivationView`` skip the padded rows. Nothing else is computed (no logits).
+    /// - Parameters:
+    ///   - batch: right-padded token ids and attention mask (`B × T`).
+    ///   - adapter: an ``Adapter`` for ``adapterHost``, or nil.
+    ///   - observer: sees the activations of its observation points.
+    ///   - ablation: components to mean-ablate in the forward (the observer sees the ablated
+    ///     activations); nil (or an empty ``MeanAblation/ablated`` set) changes nothing.
     /// - Throws: ``ObservationError`` for a point the model does not have or a mask that is not
-    ///   right-padded, ``LlamaError`` for bad tokens, ``AdapterError``, and what `observer` throws.
+    ///   right-padded, ``LlamaError`` for bad tokens, ``AdapterError``, ``CircuitError`` for a bad
+    ///   ablation, and what `observer` throws.
     /// - Complexity: one forward over `batch.count × batch.sequenceLength` tokens.
-    public func observe(_ batch: TokenBatch, adapter: (any Adapter)? = nil, observer: ActivationObserver) throws {
+    public func observe(_ batch: TokenBatch, adapter: (any Adapter)? = nil, observer: ActivationObserver,
+                        ablation: MeanAblation? = nil) throws {
         let shape = configuration.observationShape
         for p in observer.observationPoints { try p.validate(for: shape) }
+        try checkRightPadded(batch)
+        var cache = try makeCache(batchSize: batch.count, capacity: batch.sequenceLength)
+        _ = try hiddenStates(batch.ids, cache: &cache, adapter: adapter, record: nil, observer: (observer, batch),
+                             ablation: ablation)
+    }
+
+    /// Next-token logits of a right-padded batch, from an empty cache: for each row `b`, the
+    /// logits after its last real token (final RMSNorm and output projection of those `B` rows
+    /// only). Padding sits after the real tokens, so causal attention keeps it from changing them.
+    /// - Parameters:
+    ///   - batch: right-padded token ids and attention mask (`B × T`, mask 1 then 0, at least
+    ///     one real token per row).
+    ///   - adapter: an ``Adapter`` for ``adapterHost``, or nil.
+    ///   - observer: sees the activations of its points, as in ``observe(_:adapter:observer:ablation:)``, or nil.
+    ///   - ablation: components to mean-ablate (``MeanAblation``; applied at every position,
+    ///     padding included); nil (or an empty ablated set) gives the plain forward bit for bit.
+    /// - Returns: `[B, vocab]` logits, row `b` at sequence `b`'s last real token.
+    /// - Throws: ``LlamaError`` for an empty batch, a row without real tokens, or bad tokens,
+    ///   ``ObservationError`` for a mask that is not right-padded or a point the model does not
+    ///   have, ``AdapterError``, ``CircuitError`` for a bad ablation, and what `observer` throws.
+    /// - Complexity: one forward over `B × T` tokens plus `B · vocab · d` for the logits.
+    public func nextTokenLogits(_ batch: TokenBatch, adapter: (any Adapter)? = nil, observer: ActivationObserver? = nil,
+                                ablation: MeanAblation? = nil) throws -> Tensor {
+        if let observer {
+            let shape = configuration.observationShape
+            for p in observer.observationPoints { try p.validate(for: shape) }
+        }
+        let last = try checkRightPadded(batch)
+        if let b = last.firstIndex(where: { $0 < 0 }) {
+            throw LlamaError.invalidParameter(name: "batch", value: "sequence \(b) has no real token",
+                                              expected: "at least one real token (mask 1) per sequence")
+        }
+        var cache = try makeCache(batchSize: batch.count, capacity: batch.sequenceLength)
+        let x = try hiddenStates(batch.ids, cache: &cache, adapter: adapter, record: nil,
+                                 observer: observer.map { ($0, batch) }, ablation: ablation)
+        let T = batch.sequenceLength
+        return try logits(hidden: x, rows: last.enumerated().map { $0.offset * T + $0.element }, scratch: ScratchBuffer())
+    }
+
+    /// Checks a right-padded batch (ids and mask `B × T`, each row's mask 1 then 0) and returns
+    /// each row's last real position (−1 for a row without real tokens).
+    /// - Throws: ``LlamaError/emptyInput`` for an empty batch,
+    ///   ``ObservationError/invalidPoint(_:)`` for a real token after padding.
+    @discardableResult
+    func checkRightPadded(_ batch: TokenBatch) throws -> [Int] {
         let T = batch.sequenceLength
         guard batch.count > 0, T > 0, batch.ids.count == batch.count * T, batch.attentionMask.count == batch.ids.count else {
             throw LlamaError.emptyInput
         }
+        var last: [Int] = []
         for b in 0..<batch.count {
             let row = batch.attentionMask[(b * T)..<((b + 1) * T)]
             if let firstPad = row.firstIndex(of: 0), row[firstPad...].contains(where: { $0 != 0 }) {
                 throw ObservationError.invalidPoint("sequence \(b) is not right-padded (a real token follows padding)")
             }
+            last.append((row.firstIndex(of: 0) ?? row.endIndex) - row.startIndex - 1)
         }
-        var cache = try makeCache(batchSize: batch.count, capacity: T)
-        _ = try hiddenStates(batch.ids, cache: &cache, adapter: adapter, record: nil, observer: (observer, batch))
+        return last
+    }
+
+    /// Final RMSNorm and output projection of the given rows of the last hidden state: `[rows.count, vocab]`.
+    func logits(hidden x: Tensor, rows: [Int], scratch: ScratchBuffer) throws -> Tensor {
+        let c = configuration, d = c.hiddenSize, V = c.vocabularySize
+        var h = try Tensor(uninitialized: [rows.count, d])
+        let hp = h.mutablePointer, xp = x.pointer
+        for (i, r) in rows.enumerated() {
+            try KernelFailure.check(lt_rmsnorm_forward(1, Int64(d), c.rmsNormEpsilon, xp + r * d, Int64(d),
+                                                       finalNormWeight.pointer, hp + i * d, Int64(d), nil),
+                                    "lt_rmsnorm_forward (final)")
+        }
+        var out = try Tensor(uninitialized: [rows.count, V])
+        try output.multiplyTransposed(n: rows.count, x: hp, ldx: d, into: out.mutablePointer, ldy: V,
+                                      accumulate: false, scratch: scratch)
+        withExtendedLifetime((x, h)) {}
+        return out
     }
 
     /// Logits of every position of one sequence, from an empty cache: `[tokens.count, vocab]`.

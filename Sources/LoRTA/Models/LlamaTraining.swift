@@ -18,6 +18,13 @@ struct LlamaLayerActivations {
     var gateUp = Tensor(uninitializedShape: [0])
 }
 
+/// Where ``LlamaModel`` `blockBackward`'s probe looks: dL/d(MLP output) `[n, d]`, or
+/// dL/d(attention context) `[n, H·d_h]` (the input of o_proj).
+enum LlamaBackwardSite {
+    case mlpOutput
+    case context
+}
+
 /// The per-layer activations of one recorded forward pass.
 final class LlamaActivationRecord {
     var layers: [LlamaLayerActivations] = []
@@ -134,7 +141,7 @@ extension LlamaModel {
 
     /// Final RMSNorm, logits and cross-entropy at the target rows, in chunks of rows. With a
     /// `gradientScale`, also `dX` `[n, d]` (zero at rows without a target).
-    private func headLoss(hidden x: Tensor, targets: [Int32], gradientScale: Float?) throws
+    func headLoss(hidden x: Tensor, targets: [Int32], gradientScale: Float?) throws
         -> (loss: CausalLMLoss, inputGradient: Tensor?) {
         let c = configuration, d = c.hiddenSize, V = c.vocabularySize
         let rows = targets.indices.filter { targets[$0] >= 0 }
@@ -194,9 +201,14 @@ extension LlamaModel {
     /// Forward, for reference:  h = RMSNorm(x; γ₁);  [q|k|v] = h Wqkvᵀ + Δ;  q, k = rope(q, k);
     /// c = attention(q, k, v);  m = x + c Woᵀ + Δ;  h₂ = RMSNorm(m; γ₂);  [g|u] = h₂ Wguᵀ + Δ;
     /// a = silu(g) ∘ u;  y = m + a Wdᵀ + Δ.
-    private func blockBackward(layer l: Int, saved s: LlamaLayerActivations, adapter: any Adapter, B: Int, T: Int,
-                               dOutput dY: inout Tensor, gradients: inout [Tensor], wantInputGradient: Bool,
-                               scratch: ScratchBuffer) throws {
+    ///
+    /// Without an adapter only the input gradients are computed (`gradients` is not touched).
+    /// `probe`, when given, sees dL/d(MLP output) `[n, d]` (= dOutput, since y = m + M) before the
+    /// MLP backward and dL/d(context) `[n, H·d_h]` after the o_proj backward (adapter included).
+    func blockBackward(layer l: Int, saved s: LlamaLayerActivations, adapter: (any Adapter)?, B: Int, T: Int,
+                       dOutput dY: inout Tensor, gradients: inout [Tensor], wantInputGradient: Bool,
+                       scratch: ScratchBuffer,
+                       probe: ((LlamaBackwardSite, UnsafePointer<Float>) throws -> Void)? = nil) throws {
         let c = configuration, w = layers[l]
         let n = B * T, d = c.hiddenSize, inter = c.intermediateSize
         let H = c.headCount, Hkv = c.keyValueHeadCount, dh = c.headDimension
@@ -204,6 +216,7 @@ extension LlamaModel {
         let n64 = Int64(n), d64 = Int64(d), i64 = Int64(inter)
         let eps = c.rmsNormEpsilon
         let dyp = dY.mutablePointer
+        try probe?(.mlpOutput, dyp)
 
         // ---- MLP: y = m + a Wdᵀ (+Δ) ----
         var h = try Tensor(uninitialized: [n, d]), rstd = try Tensor(uninitialized: [n])
@@ -216,7 +229,7 @@ extension LlamaModel {
                                 "lt_swiglu_forward (recompute)")
         var dA = try Tensor(uninitialized: [n, inter])
         try w.down.multiply(n: n, dy: dyp, lddy: d, into: dA.mutablePointer, lddx: inter, accumulate: false, scratch: scratch)
-        try adapter.backward(layer: l, input: AdapterInput(a.pointer, rows: n, width: inter, stride: inter),
+        try adapter?.backward(layer: l, input: AdapterInput(a.pointer, rows: n, width: inter, stride: inter),
                              outputGradients: [AdapterOutput(module: "down_proj", dyp, stride: d)],
                              parameterGradients: &gradients,
                              inputGradient: AdapterOutput(module: "down_proj", dA.mutablePointer, stride: inter))
@@ -228,7 +241,7 @@ extension LlamaModel {
         var dH = try Tensor(uninitialized: [n, d])
         let dhp = dH.mutablePointer
         try w.gateUp.applyBackward(n: n, dy: dgup, lddy: 2 * inter, into: dhp, lddx: d, scratch: scratch)
-        try adapter.backward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
+        try adapter?.backward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
                              outputGradients: [AdapterOutput(module: "gate_proj", dgup, stride: 2 * inter),
                                                AdapterOutput(module: "up_proj", dgup + inter, stride: 2 * inter)],
                              parameterGradients: &gradients,
@@ -243,10 +256,11 @@ extension LlamaModel {
         var dC = try Tensor(uninitialized: [n, qw])
         let dcp = dC.mutablePointer
         try w.attentionOutput.multiply(n: n, dy: dyp, lddy: d, into: dcp, lddx: qw, accumulate: false, scratch: scratch)
-        try adapter.backward(layer: l, input: AdapterInput(s.context.pointer, rows: n, width: qw, stride: qw),
+        try adapter?.backward(layer: l, input: AdapterInput(s.context.pointer, rows: n, width: qw, stride: qw),
                              outputGradients: [AdapterOutput(module: "o_proj", dyp, stride: d)],
                              parameterGradients: &gradients,
                              inputGradient: AdapterOutput(module: "o_proj", dcp, stride: qw))
+        try probe?(.context, dcp)
 
         // ---- causal grouped-query attention, then the rotary embedding (transposed) ----
         var dQKV = try Tensor(uninitialized: [n, qkvw])
@@ -279,7 +293,7 @@ extension LlamaModel {
         if wantInputGradient {
             try w.queryKeyValue.applyBackward(n: n, dy: dqp, lddy: qkvw, into: dhp, lddx: d, scratch: scratch)
         }
-        try adapter.backward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
+        try adapter?.backward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
                              outputGradients: [AdapterOutput(module: "q_proj", dqp, stride: qkvw),
                                                AdapterOutput(module: "k_proj", dqp + qw, stride: qkvw),
                                                AdapterOutput(module: "v_proj", dqp + qw + kvw, stride: qkvw)],
