@@ -10,13 +10,16 @@ struct MonitorCircuits: ParsableCommand {
         discussion: """
         For every input of --data (the flagged ones) and of --reference (e.g. trusted or clean \
         inputs), attribution patching estimates how much mean-ablating each component (replacing \
-        it by its trusted mean from the monitor) changes log p(predicted class). Components are \
-        ranked by how much more ablating them lowers the flagged inputs' prediction than the \
-        reference inputs'. --samples forwards with random subsets of components ablated \
+        it by its trusted mean from the monitor) changes log p(predicted class) — for a causal LM, \
+        log p(predicted next token) after the prompt, the first token of the answer. By default \
+        components are ranked by how far the flagged inputs depart from the trusted behaviour \
+        there, beyond the reference inputs (--rank-by anomaly: the monitor's calibrated scores); \
+        --rank-by attribution ranks by how much more ablating them lowers the flagged inputs' \
+        prediction than the reference inputs'. --samples forwards with random subsets of components ablated \
         (each with --probability) measure each component's effect with a standard error, and, \
         with the monitor's pseudo-classes, the change of each input's mode and its geometry. \
-        BERT classifiers only so far. Check the ranking with `lorta eval --monitor MON --ablate \
-        COMPONENTS --trigger T`.
+        Check the ranking with `lorta eval --monitor MON --ablate COMPONENTS --trigger T` \
+        (add --generate for a causal LM).
         """)
 
     @Option(help: "The monitor directory (`lorta monitor fit --out`): trusted means, model, adapter.")
@@ -76,21 +79,26 @@ struct MonitorCircuits: ParsableCommand {
             let monitorURL = URL(fileURLWithPath: monitor)
             let fitted = try Monitor(contentsOf: monitorURL)
             let m = try MonitoredModel(monitor: monitorURL, model: model, adapter: adapter, batchSize: nil, maxLength: nil)
-            guard let e = m.encoder else {
-                throw ValidationError("circuits are available for BERT classifiers only so far (the causal LM has no ablation yet)")
-            }
             let means = try MeanAblation(monitor: fitted)
             func evidence(_ path: String, _ name: String) throws -> CircuitEvidence {
-                let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: path), labelCount: e.head.classCount)
                 let terminal = isatty(2) != 0 && !json
-                let result = try e.model.circuitEvidence(dataset, tokenizer: e.tokenizer, adapter: e.adapter, head: e.head, means: means,
-                                                         samples: samples, probability: probability, seed: seed,
-                                                         pseudoClasses: fitted.pseudoClasses, batchSize: m.batchSize,
-                                                         maxLength: m.maxLength) { step in
+                let progress: (String) -> Void = { step in
                     if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K\(name): \(step)".utf8)) }
                 }
-                if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
-                return result
+                defer { if terminal { FileHandle.standardError.write(Data("\n".utf8)) } }
+                if let e = m.encoder {
+                    let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: path), labelCount: e.head.classCount)
+                    return try e.model.circuitEvidence(dataset, tokenizer: e.tokenizer, adapter: e.adapter, head: e.head, means: means,
+                                                       samples: samples, probability: probability, seed: seed,
+                                                       pseudoClasses: fitted.pseudoClasses, batchSize: m.batchSize,
+                                                       maxLength: m.maxLength, progress: progress)
+                }
+                let lm = m.causal!
+                let dataset = try CausalLMDataset.load(from: URL(fileURLWithPath: path), tokenizer: lm.tokenizer,
+                                                       maxLength: m.maxLength, template: try? lm.chatTemplate())
+                return try lm.model.circuitEvidence(dataset, adapter: lm.adapter, means: means, samples: samples,
+                                                    probability: probability, seed: seed, pseudoClasses: fitted.pseudoClasses,
+                                                    batchSize: m.batchSize, progress: progress)
             }
             let (ranking, seconds) = try timed { () throws -> (CircuitRanking, CircuitEvidence, CircuitEvidence?) in
                 let flagged = try evidence(data, "flagged")
