@@ -373,18 +373,34 @@ public struct LlamaModel: Sendable {
     /// Rows are right-padded (`attentionMask` 1 then 0): causal attention keeps every real
     /// token's activations independent of the padding after it, and the reductions of
     /// ``ActivationView`` skip the padded rows. Nothing else is computed (no logits).
+    /// ``observe(_:adapter:observer:ablation:)`` does the same with mean ablation.
     /// - Parameters:
     ///   - batch: right-padded token ids and attention mask (`B × T`).
     ///   - adapter: an ``Adapter`` for ``adapterHost``, or nil.
     ///   - observer: sees the activations of its observation points.
-    ///   - ablation: components to mean-ablate in the forward (the observer sees the ablated
-    ///     activations); nil (or an empty ``MeanAblation/ablated`` set) changes nothing.
+    /// - Throws: ``ObservationError`` for a point the model does not have or a mask that is not
+    ///   right-padded, ``LlamaError`` for bad tokens, ``AdapterError``, and what `observer` throws.
+    /// - Complexity: one forward over `batch.count × batch.sequenceLength` tokens.
+    public func observe(_ batch: TokenBatch, adapter: (any Adapter)? = nil, observer: ActivationObserver) throws {
+        try observe(batch, adapter: adapter, observer: observer, ablation: nil)
+    }
+
+    /// ``observe(_:adapter:observer:)`` with mean ablation: the ablated components' activations
+    /// move towards their means in the forward (``MeanAblation``), and the observer sees the
+    /// ablated activations (an ablated head's context, an ablated MLP's output, and the layer
+    /// outputs that follow from them).
+    /// - Parameters:
+    ///   - batch: right-padded token ids and attention mask (`B × T`).
+    ///   - adapter: an ``Adapter`` for ``adapterHost``, or nil.
+    ///   - observer: sees the activations of its observation points.
+    ///   - ablation: the components to mean-ablate; nil (or an empty ``MeanAblation/ablated``
+    ///     set) gives ``observe(_:adapter:observer:)`` bit for bit.
     /// - Throws: ``ObservationError`` for a point the model does not have or a mask that is not
     ///   right-padded, ``LlamaError`` for bad tokens, ``AdapterError``, ``CircuitError`` for a bad
     ///   ablation, and what `observer` throws.
     /// - Complexity: one forward over `batch.count × batch.sequenceLength` tokens.
     public func observe(_ batch: TokenBatch, adapter: (any Adapter)? = nil, observer: ActivationObserver,
-                        ablation: MeanAblation? = nil) throws {
+                        ablation: MeanAblation?) throws {
         let shape = configuration.observationShape
         for p in observer.observationPoints { try p.validate(for: shape) }
         try checkRightPadded(batch)
@@ -400,7 +416,7 @@ public struct LlamaModel: Sendable {
     ///   - batch: right-padded token ids and attention mask (`B × T`, mask 1 then 0, at least
     ///     one real token per row).
     ///   - adapter: an ``Adapter`` for ``adapterHost``, or nil.
-    ///   - observer: sees the activations of its points, as in ``observe(_:adapter:observer:ablation:)``, or nil.
+    ///   - observer: sees the activations of its points, as in ``observe(_:adapter:observer:)``, or nil.
     ///   - ablation: components to mean-ablate (``MeanAblation``; applied at every position,
     ///     padding included); nil (or an empty ablated set) gives the plain forward bit for bit.
     /// - Returns: `[B, vocab]` logits, row `b` at sequence `b`'s last real token.
