@@ -10,21 +10,23 @@ extension Eval {
             try Runtime.initialize()
             if let threads { try Runtime.setThreadCount(threads) }
             if perLabel { throw ValidationError("--per-label needs labelled data (BERT classification)") }
-            if ablate != nil { throw ValidationError("--ablate is available for BERT classifiers only so far") }
             if let limit, limit < 1 { throw ValidationError("--limit must be >= 1") }
             if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be >= 1") }
             var lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
             if let adapter { try lm.loadAdapter(from: URL(fileURLWithPath: adapter)) }
+            // --ablate: the loss, the statistics and every generated answer with those components mean-ablated.
+            lm.ablation = try makeAblation(lm.model.configuration.observationShape)
             let length = maxLength ?? 256
             let records = try CausalLMDataset.readRecords(from: URL(fileURLWithPath: data))
             let template = try? lm.chatTemplate()
             let dataset = try CausalLMDataset(records: records, tokenizer: lm.tokenizer, maxLength: length, template: template, path: data)
             let planted = try backdoor.causalBackdoor()
             let start = Date()
-            let loss = try lm.model.evaluate(dataset, adapter: lm.adapter, batchSize: batchSize ?? 8)
+            let loss = try lm.model.evaluate(dataset, adapter: lm.adapter, ablation: lm.ablation, batchSize: batchSize ?? 8)
             var written: [String] = []
             if let collector = try makeCollector(lm.model.configuration.observationShape) {
-                try lm.model.observePrompts(dataset, adapter: lm.adapter, observer: collector, batchSize: batchSize ?? 8)
+                try lm.model.observePrompts(dataset, adapter: lm.adapter, observer: collector, ablation: lm.ablation,
+                                            batchSize: batchSize ?? 8)
                 written = try collector.write(to: URL(fileURLWithPath: statisticsOut!)).map(\.path)
             }
             var result: [String: Any] = [
@@ -32,6 +34,7 @@ extension Eval {
                 "loss": loss.mean, "perplexity": exp(loss.mean), "adapter": lm.adapter?.summary ?? "none",
                 "statistics_files": written,
             ]
+            if let ablation = lm.ablation { result["ablated"] = ablation.ablated.sorted().map(\.description) }
             if generate {
                 let total = min(limit ?? dataset.count, dataset.count)
                 let accuracy = try lm.answerAccuracy(dataset, limit: limit, maxNewTokens: maxNewTokens) { i, _, _ in

@@ -67,6 +67,11 @@ public struct CausalLanguageModel: Sendable {
     /// An unmerged adapter that ``generate(prompt:parameters:onText:)`` applies (nil: none).
     public var adapter: (any Adapter)? = nil
 
+    /// Components mean-ablated in every forward of ``generate(prompt:parameters:onText:)`` (and so
+    /// of ``answerAccuracy(_:limit:maxNewTokens:onAnswer:)``); nil: none. Checking a circuit:
+    /// set it to the components a ``CircuitRanking`` names and compare the answers.
+    public var ablation: MeanAblation? = nil
+
     /// Loads a GGUF file (weights, configuration and tokenizer from its metadata) or a Hugging
     /// Face directory (`config.json`, `model.safetensors` or its sharded index, `tokenizer.json`,
     /// optional `tokenizer_config.json`, `chat_template.jinja`, `generation_config.json`).
@@ -145,7 +150,7 @@ public struct CausalLanguageModel: Sendable {
     /// of text as soon as its UTF-8 is complete (special tokens, such as the stop token, are
     /// not shown) and may stop the generation. Stops at ``stopTokens`` unless `parameters`
     /// names its own.
-    /// - Throws: what ``LlamaModel/generate(prompt:parameters:adapter:onToken:)`` throws, and what
+    /// - Throws: what ``LlamaModel/generate(prompt:parameters:adapter:ablation:onToken:)`` throws, and what
     ///   `onText` throws.
     public func generate(prompt: [Int32], parameters: GenerationParameters,
                          onText: (String) throws -> GenerationControl = { _ in .proceed }) throws -> (result: GenerationResult, text: String) {
@@ -153,7 +158,7 @@ public struct CausalLanguageModel: Sendable {
         if parameters.stopTokens.isEmpty { parameters.stopTokens = stopTokens }
         var decoder = tokenizer.makeStreamingDecoder(skippingSpecialTokens: true)
         var text = ""
-        let result = try model.generate(prompt: prompt, parameters: parameters, adapter: adapter) { id in
+        let result = try model.generate(prompt: prompt, parameters: parameters, adapter: adapter, ablation: ablation) { id in
             let piece = try decoder.append(id)
             if piece.isEmpty { return .proceed }
             text += piece

@@ -1,6 +1,6 @@
 import Foundation
 
-/// What ``LlamaModel/generate(prompt:parameters:adapter:onToken:)`` does.
+/// What ``LlamaModel/generate(prompt:parameters:adapter:ablation:onToken:)`` does.
 public struct GenerationParameters: Sendable, Equatable {
     /// Most tokens to generate (the stop token, when reached, counts as one).
     public var maxTokens: Int
@@ -67,10 +67,11 @@ extension LlamaModel {
     ///   - prompt: the token ids to continue (non-empty, shorter than the context length).
     ///   - parameters: the token budget, sampling and stop tokens.
     ///   - adapter: an unmerged adapter applied at every step (nil: the base model).
+    ///   - ablation: components mean-ablated at every step (nil: none; ``MeanAblation``).
     ///   - onToken: called with each generated token as soon as it is chosen; returning
     ///     ``GenerationControl/stop`` ends the generation (that token is kept).
     public func generate(prompt: [Int32], parameters: GenerationParameters, adapter: (any Adapter)? = nil,
-                         onToken: (Int32) throws -> GenerationControl = { _ in .proceed }) throws -> GenerationResult {
+                         ablation: MeanAblation? = nil, onToken: (Int32) throws -> GenerationControl = { _ in .proceed }) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw LlamaError.emptyInput }
         guard parameters.maxTokens >= 1 else {
             throw LlamaError.invalidParameter(name: "max tokens", value: "\(parameters.maxTokens)", expected: "at least 1")
@@ -83,7 +84,7 @@ extension LlamaModel {
 
         let clock = ContinuousClock()
         let start = clock.now
-        var logits = try forward(prompt, cache: &cache, logits: .last, adapter: adapter)
+        var logits = try forward(prompt, cache: &cache, logits: .last, adapter: adapter, ablation: ablation)
         var next = try logits.withUnsafeBufferPointer { try sampler.sample($0) }
         let promptDuration = clock.now - start
 
@@ -98,7 +99,7 @@ extension LlamaModel {
             if tokens.count >= parameters.maxTokens { reason = .maximumTokens; break }
             if cache.remainingCapacity < 1 { reason = .contextFull; break }
             let t0 = clock.now
-            logits = try forward([next], cache: &cache, logits: .last, adapter: adapter)
+            logits = try forward([next], cache: &cache, logits: .last, adapter: adapter, ablation: ablation)
             next = try logits.withUnsafeBufferPointer { try sampler.sample($0) }
             decode += clock.now - t0
             steps += 1
@@ -108,7 +109,7 @@ extension LlamaModel {
                                 decodeSteps: steps)
     }
 
-    /// The tokens of ``generate(prompt:parameters:adapter:onToken:)`` as an asynchronous stream
+    /// The tokens of ``generate(prompt:parameters:adapter:ablation:onToken:)`` as an asynchronous stream
     /// (generation runs on a detached task; cancelling the consumer's task stops it after the
     /// current token).
     public func generationStream(prompt: [Int32], parameters: GenerationParameters) -> AsyncThrowingStream<Int32, Error> {

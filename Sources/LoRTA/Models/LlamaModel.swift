@@ -158,20 +158,22 @@ public struct LlamaModel: Sendable {
 
     /// Runs `tokens` — `cache.batchSize` sequences of `T` new tokens each, row-major
     /// (`tokens[b·T + t]`) — after the tokens already in `cache`, appends their keys and values
-    /// to it, and returns the requested logits.
+    /// to it, and returns the requested logits. With `ablation`, its components are mean-ablated
+    /// at every position (``MeanAblation``; docs/math.md §8.1).
     ///
     /// - Returns: `[B, vocab]` for ``LogitSelection/last``, `[B·T, vocab]` for
     ///   ``LogitSelection/all`` (row `b·T + t`), `[0, vocab]` for ``LogitSelection/none``.
     /// - Throws: ``LlamaError/emptyInput``, ``LlamaError/tokenOutOfRange(id:position:vocabularySize:)``,
     ///   ``LlamaError/contextExceeded(length:maximum:)`` (cache capacity or context length),
     ///   ``LlamaError/cacheMismatch(_:)`` (another model's cache, or a token count that is not a
-    ///   multiple of the batch size). The cache is unchanged when it throws.
+    ///   multiple of the batch size), ``CircuitError`` for an ablation of another model. The cache
+    ///   is unchanged when it throws.
     /// - Complexity: O(L · n · (d·(H + 2H_kv)·d_h + H·d_h·d + 3·d·I) + L · B·H·T·(past+T)·d_h)
     ///   flops for n = B·T, plus n (or B) · vocab · d for the logits.
     public func forward(_ tokens: [Int32], cache: inout KVCache, logits selection: LogitSelection = .last,
-                        adapter: (any Adapter)? = nil) throws -> Tensor {
+                        adapter: (any Adapter)? = nil, ablation: MeanAblation? = nil) throws -> Tensor {
         let B = cache.batchSize
-        let x = try hiddenStates(tokens, cache: &cache, adapter: adapter, record: nil)
+        let x = try hiddenStates(tokens, cache: &cache, adapter: adapter, record: nil, ablation: ablation)
         return try logits(hidden: x, B: B, T: tokens.count / B, selection: selection, scratch: ScratchBuffer())
     }
 

@@ -92,17 +92,19 @@ extension LlamaModel {
 
     /// The causal-LM loss of a batch: `B` sequences of `T` tokens (`tokens[b·T + t]`), with
     /// `targets[b·T + t]` the token to predict after position t or −1 (not scored). Logits are
-    /// computed only at the scored positions.
-    /// - Throws: ``LlamaError`` for a bad batch, ``AdapterError`` for an adapter of another model.
+    /// computed only at the scored positions. With `ablation`, its components are mean-ablated.
+    /// - Throws: ``LlamaError`` for a bad batch, ``AdapterError`` for an adapter of another model,
+    ///   ``CircuitError`` for an ablation of another model.
     /// - Complexity: one forward pass (no cache kept) plus `targets · vocab · d` for the logits.
-    public func loss(tokens: [Int32], targets: [Int32], batchSize B: Int, adapter: (any Adapter)? = nil) throws -> CausalLMLoss {
+    public func loss(tokens: [Int32], targets: [Int32], batchSize B: Int, adapter: (any Adapter)? = nil,
+                     ablation: MeanAblation? = nil) throws -> CausalLMLoss {
         try checkBatch(tokens: tokens, targets: targets, batchSize: B)
         var cache = try makeCache(batchSize: B, capacity: tokens.count / B)
-        let x = try hiddenStates(tokens, cache: &cache, adapter: adapter, record: nil)
+        let x = try hiddenStates(tokens, cache: &cache, adapter: adapter, record: nil, ablation: ablation)
         return try headLoss(hidden: x, targets: targets, gradientScale: nil).loss
     }
 
-    /// Loss of a batch (as ``loss(tokens:targets:batchSize:adapter:)``) and the gradients of the
+    /// Loss of a batch (as ``loss(tokens:targets:batchSize:adapter:ablation:)``) and the gradients of the
     /// adapter's parameters, **added** to `gradients` (layout of ``Adapter/parameters``): the
     /// gradient of `gradientScale · Σ token losses`. Pass `1 / (targets of the whole step)` to get
     /// the token-weighted mean over micro-batches. Frozen weights get no gradient and nothing is

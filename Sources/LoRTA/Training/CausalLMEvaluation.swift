@@ -2,10 +2,11 @@ import Foundation
 
 extension LlamaModel {
     /// Loss of the response tokens of every example of `data` (file order, `batchSize`
-    /// sequences per pass): sum and count, hence mean NLL and perplexity `exp(mean)`.
-    /// - Throws: ``LlamaError``, ``AdapterError``, ``CausalLMDataError``.
-    public func evaluate(_ data: CausalLMDataset, adapter: (any Adapter)? = nil, batchSize: Int = 8,
-                         progress: ((Int, Int) -> Void)? = nil) throws -> CausalLMLoss {
+    /// sequences per pass): sum and count, hence mean NLL and perplexity `exp(mean)`. With
+    /// `ablation`, of the model with those components mean-ablated.
+    /// - Throws: ``LlamaError``, ``AdapterError``, ``CausalLMDataError``, ``CircuitError``.
+    public func evaluate(_ data: CausalLMDataset, adapter: (any Adapter)? = nil, ablation: MeanAblation? = nil,
+                         batchSize: Int = 8, progress: ((Int, Int) -> Void)? = nil) throws -> CausalLMLoss {
         guard batchSize >= 1 else {
             throw LlamaError.invalidParameter(name: "batch size", value: "\(batchSize)", expected: "at least 1")
         }
@@ -14,7 +15,8 @@ extension LlamaModel {
         while lo < data.count {
             let hi = min(lo + batchSize, data.count)
             let b = try data.batch(Array(lo..<hi))
-            total = total + (try loss(tokens: b.tokens, targets: b.targets, batchSize: b.batchSize, adapter: adapter))
+            total = total + (try loss(tokens: b.tokens, targets: b.targets, batchSize: b.batchSize, adapter: adapter,
+                                              ablation: ablation))
             lo = hi
             progress?(lo, data.count)
         }
@@ -25,11 +27,13 @@ extension LlamaModel {
 extension LlamaModel {
     /// Shows `observer` the activations of every example's prompt (the tokens the model answers
     /// from, chat template applied), in file order, `batchSize` prompts per forward, right-padded
-    /// (``observe(_:adapter:observer:)``).
-    /// - Throws: ``ObservationError``, ``LlamaError``, ``AdapterError``, and what `observer` throws.
+    /// (``observe(_:adapter:observer:)``); with `ablation`, of the model with those components
+    /// mean-ablated.
+    /// - Throws: ``ObservationError``, ``LlamaError``, ``AdapterError``, ``CircuitError``, and what
+    ///   `observer` throws.
     /// - Complexity: one forward over the prompt tokens.
     public func observePrompts(_ data: CausalLMDataset, adapter: (any Adapter)? = nil, observer: ActivationObserver,
-                               batchSize: Int = 8, progress: ((Int, Int) -> Void)? = nil) throws {
+                               ablation: MeanAblation? = nil, batchSize: Int = 8, progress: ((Int, Int) -> Void)? = nil) throws {
         guard batchSize >= 1 else {
             throw LlamaError.invalidParameter(name: "batch size", value: "\(batchSize)", expected: "at least 1")
         }
@@ -38,7 +42,7 @@ extension LlamaModel {
             let hi = min(lo + batchSize, data.count)
             let rows = data.examples[lo..<hi].map(\.promptTokens)
             guard rows.allSatisfy({ !$0.isEmpty }) else { throw LlamaError.emptyInput }
-            try observe(TokenBatch(rightPadding: rows, paddingID: 0), adapter: adapter, observer: observer)
+            try observe(TokenBatch(rightPadding: rows, paddingID: 0), adapter: adapter, observer: observer, ablation: ablation)
             lo = hi
             progress?(lo, data.count)
         }
