@@ -119,10 +119,13 @@ public enum ModelComponent: Hashable, Sendable, Comparable, CustomStringConverti
 /// ``strength`` (1: replaced by the mean; 0: unchanged).
 ///
 /// Pass it to ``BertModel/forward(_:adapter:recordingActivations:observer:ablation:)`` or
-/// ``BertModel/logits(_:adapter:head:ablation:)``. An ablated head's context columns are
+/// ``BertModel/logits(_:adapter:head:ablation:)``; for the causal LM to
+/// ``LlamaModel/nextTokenLogits(_:adapter:observer:ablation:)``,
+/// ``LlamaModel/forward(_:cache:logits:adapter:ablation:)``, ``LlamaModel/evaluate(_:adapter:ablation:batchSize:progress:)``
+/// or ``CausalLanguageModel/ablation`` (generation). An ablated head's context columns are
 /// replaced before the attention output projection, so the projection *and* its adapter read the
-/// ablated context; an ablated MLP makes `S2 = A + M'` (`M'` the ablated MLP output), so the
-/// output LayerNorm reads `A + μ` at strength 1.
+/// ablated context; an ablated MLP makes `S2 = A + M'` (`M'` the ablated MLP output; Llama:
+/// `y = m + M'`), so the output LayerNorm reads `A + μ` at strength 1.
 ///
 /// ```swift
 /// var ablation = try MeanAblation(monitor: monitor)          // means of every component
