@@ -85,14 +85,7 @@ extension BertModel {
                              targetClasses: [Int]? = nil) throws -> ComponentAttributions {
         let c = configuration, shape = c.observationShape
         try head.validate(for: c)
-        var plain = means
-        plain.ablated = []
-        try plain.validate(for: shape)
-        let comps = components ?? means.means.keys.sorted()
-        for comp in comps {
-            try comp.validate(for: shape)
-            guard means.means[comp] != nil else { throw CircuitError.missingMean(component: "\(comp)") }
-        }
+        let comps = try means.attributedComponents(components, shape: shape)
         let B = batch.count, T = batch.sequenceLength, d = c.hiddenSize, dh = c.headSize
         let classes = head.classCount
         if let targetClasses {

@@ -51,14 +51,7 @@ extension LlamaModel {
                              components: [ModelComponent]? = nil,
                              targetTokens: [Int32]? = nil) throws -> ComponentAttributions {
         let c = configuration, shape = c.observationShape
-        var plain = means
-        plain.ablated = []
-        try plain.validate(for: shape)
-        let comps = components ?? means.means.keys.sorted()
-        for comp in comps {
-            try comp.validate(for: shape)
-            guard means.means[comp] != nil else { throw CircuitError.missingMean(component: "\(comp)") }
-        }
+        let comps = try means.attributedComponents(components, shape: shape)
         let last = try checkRightPadded(batch)
         if let b = last.firstIndex(where: { $0 < 0 }) {
             throw LlamaError.invalidParameter(name: "batch", value: "sequence \(b) has no real token",

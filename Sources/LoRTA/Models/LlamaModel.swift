@@ -349,24 +349,14 @@ public struct LlamaModel: Sendable {
 
     /// Final RMSNorm and output projection of the selected rows of the last hidden state.
     private func logits(hidden x: Tensor, B: Int, T: Int, selection: LogitSelection, scratch: ScratchBuffer) throws -> Tensor {
-        let c = configuration, d = c.hiddenSize, V = c.vocabularySize
+        let V = configuration.vocabularySize
         let rows: [Int]
         switch selection {
         case .none: return try Tensor(zeros: [0, V])
         case .all: rows = Array(0..<(B * T))
         case .last: rows = (0..<B).map { $0 * T + T - 1 }
         }
-        var h = try Tensor(uninitialized: [rows.count, d])
-        let hp = h.mutablePointer, xp = x.pointer
-        for (i, r) in rows.enumerated() {
-            try KernelFailure.check(lt_rmsnorm_forward(1, Int64(d), c.rmsNormEpsilon, xp + r * d, Int64(d),
-                                                       finalNormWeight.pointer, hp + i * d, Int64(d), nil),
-                                    "lt_rmsnorm_forward (final)")
-        }
-        var out = try Tensor(uninitialized: [rows.count, V])
-        try output.multiplyTransposed(n: rows.count, x: hp, ldx: d, into: out.mutablePointer, ldy: V,
-                                      accumulate: false, scratch: scratch)
-        return out
+        return try logits(hidden: x, rows: rows, scratch: scratch)
     }
 
     /// Runs `batch` from an empty cache and shows `observer` the activations of its points,

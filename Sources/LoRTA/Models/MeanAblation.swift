@@ -230,6 +230,23 @@ public struct MeanAblation: Sendable {
         }
     }
 
+    /// The components an attribution studies (`components`, or every component with a mean,
+    /// sorted), after checking the means against `shape` (the ablated set and strength do not
+    /// matter) and that each component exists and has a mean.
+    /// - Throws: ``CircuitError``.
+    func attributedComponents(_ components: [ModelComponent]?, shape modelShape: ObservationShape) throws(CircuitError) -> [ModelComponent] {
+        var plain = self
+        plain.ablated = []
+        plain.strength = 1
+        try plain.validate(for: modelShape)
+        let comps = components ?? means.keys.sorted()
+        for comp in comps {
+            try comp.validate(for: shape)
+            guard means[comp] != nil else { throw .missingMean(component: "\(comp)") }
+        }
+        return comps
+    }
+
     /// True when the MLP of layer `l` is ablated.
     func ablatesMLP(layer l: Int) -> Bool { ablated.contains(.mlp(layer: l)) }
 }
