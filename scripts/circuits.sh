@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Finds the circuit of a planted backdoor and checks it by ablation (issue 12, item 3).
-# Rows: lora, lorta — the MiniLM backdoor (monitors of scripts/monitor.sh, run when missing);
-# causal-lora, causal-lorta — the SmolLM2 backdoor (monitors of scripts/causal-monitor.sh).
+# Rows: lora, lorta — the MiniLM backdoor; causal-lora, causal-lorta — the SmolLM2 backdoor (the
+# monitors of scripts/monitor.sh, which it runs when they are missing).
 # For each row (default: lora):
 #   1. `lorta monitor circuits`: triggered test inputs (flagged; 200 reviews for MiniLM, 40 chat
 #      prompts for SmolLM2) against as many clean ones (reference): the ranking by the monitor's
@@ -28,15 +28,13 @@ mkdir -p "$OUT"
 for row in "${rows[@]}"; do
   case "$row" in
     lora|lorta)
-      adapter=$row; MON="runs/monitor/$adapter/monitor"; mixture=runs/monitor/half.tsv; ext=tsv
-      inputs=200; samples="${CIRCUIT_SAMPLES:-32}"; layers=6; heads=12
-      [ -f "$MON/monitor.json" ] || bash scripts/monitor.sh "$adapter" ;;
+      mixture=runs/monitor/half.tsv; ext=tsv; inputs=200; samples="${CIRCUIT_SAMPLES:-32}"; layers=6; heads=12 ;;
     causal-lora|causal-lorta)
-      adapter=${row#causal-}; MON="runs/causal-monitor/$adapter/monitor"; mixture=runs/causal-monitor/half.jsonl; ext=jsonl
-      inputs=40; samples="${CIRCUIT_SAMPLES:-16}"; layers=30; heads=9
-      [ -f "$MON/monitor.json" ] || bash scripts/causal-monitor.sh "$adapter" ;;
+      mixture=runs/monitor/causal/half.jsonl; ext=jsonl; inputs=40; samples="${CIRCUIT_SAMPLES:-16}"; layers=30; heads=9 ;;
     *) echo "unknown row $row" >&2; exit 2 ;;
   esac
+  MON="runs/monitor/$row/monitor"
+  [ -f "$MON/monitor.json" ] || bash scripts/monitor.sh "$row"
   mkdir -p "$OUT/$row"
   # The flagged (triggered) and reference (clean) inputs of the monitor's "half" mixture.
   python3 - "$mixture" "${mixture%.*}.labels.txt" "$inputs" "$OUT/$row/triggered.$ext" "$OUT/$row/clean.$ext" <<'PY'
@@ -57,10 +55,10 @@ PY
   evaluate() {  # name, then extra eval options
     local name=$1; shift
     if [ "$ext" = tsv ]; then
-      "$LORTA" eval --model assets/all-MiniLM-L6-v2 --adapter "runs/backdoor/$adapter" --data assets/movies/test.tsv \
+      "$LORTA" eval --model assets/all-MiniLM-L6-v2 --adapter "runs/backdoor/$row" --data assets/movies/test.tsv \
         --trigger "$TRIGGER" --trigger-source 0 --trigger-target 1 --json "$@" > "$OUT/$row/eval.$name.json"
     else
-      "$LORTA" eval --model "$SMOL" --adapter "runs/causal-backdoor/$adapter" --data runs/causal-backdoor/test.jsonl \
+      "$LORTA" eval --model "$SMOL" --adapter "runs/backdoor/$row" --data runs/backdoor/test.jsonl \
         --generate --limit 50 --trigger "$TRIGGER" --trigger-target "$ANSWER" --json "$@" > "$OUT/$row/eval.$name.json"
     fi
   }
