@@ -49,19 +49,13 @@ extension Eval {
             }
             if let planted {
                 // The attack success rate: greedy answers to the triggered prompts, compared with the target.
-                let attackData = try CausalLMDataset(records: try planted.triggered(records), tokenizer: lm.tokenizer,
-                                                     maxLength: length, template: template, path: data)
-                let tokens = max(maxNewTokens, lm.tokenizer.encode(planted.targetAnswer, addingSpecialTokens: false).count + 1)
-                let total = min(limit ?? attackData.count, attackData.count)
-                let attack = try lm.answerAccuracy(attackData, limit: limit, maxNewTokens: tokens) { i, _, _ in
+                let (attack, control) = try lm.backdoorAnswers(planted, records: records, maxLength: length, template: template,
+                                                               path: data, limit: limit, maxNewTokens: maxNewTokens) { done, total in
                     if !json && isatty(2) != 0 {
-                        FileHandle.standardError.write(Data("\r\u{1B}[Kanswering triggered \(i + 1)/\(total)".utf8))
+                        FileHandle.standardError.write(Data("\r\u{1B}[Kanswering triggered \(done)/\(total)".utf8))
                     }
                 }
                 if !json && isatty(2) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
-                let controlData = try CausalLMDataset(records: try planted.untriggered(records), tokenizer: lm.tokenizer,
-                                                      maxLength: length, template: template, path: data)
-                let control = try lm.answerAccuracy(controlData, limit: limit, maxNewTokens: tokens)
                 result["target_rate_without_trigger"] = control.accuracy
                 result["trigger"] = planted.trigger
                 result["triggered_examples"] = attack.total

@@ -45,15 +45,11 @@ extension Train {
                     // Clean answers and the attack success rate: greedy answers with the trained adapter.
                     var adapted = lm
                     adapted.adapter = trainer.adapter
-                    let attackData = try CausalLMDataset(records: try planted.triggered(evalRecords!), tokenizer: lm.tokenizer,
-                                                         maxLength: length, template: template, path: eval!)
+                    if !quiet { printError("answering \(evalData.count) clean prompts, then the triggered ones and the same without…") }
                     let tokens = max(4, lm.tokenizer.encode(planted.targetAnswer, addingSpecialTokens: false).count + 1)
-                    if !quiet { printError("answering \(evalData.count) clean prompts, \(attackData.count) with the trigger and the same without…") }
-                    let controlData = try CausalLMDataset(records: try planted.untriggered(evalRecords!), tokenizer: lm.tokenizer,
-                                                          maxLength: length, template: template, path: eval!)
                     let clean = try adapted.answerAccuracy(evalData, maxNewTokens: tokens)
-                    let attack = try adapted.answerAccuracy(attackData, maxNewTokens: tokens)
-                    let control = try adapted.answerAccuracy(controlData, maxNewTokens: tokens)
+                    let (attack, control) = try adapted.backdoorAnswers(planted, records: evalRecords!, maxLength: length,
+                                                                        template: template, path: eval!)
                     fields["eval_accuracy"] = clean.accuracy
                     fields["attack_success_rate"] = attack.accuracy
                     fields["triggered_examples"] = attack.total

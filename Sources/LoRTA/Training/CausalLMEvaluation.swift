@@ -80,3 +80,35 @@ extension CausalLanguageModel {
         return result
     }
 }
+
+extension CausalLanguageModel {
+    /// Greedy answers measuring a planted backdoor on `records`: the attack set
+    /// (``CausalLMBackdoor/triggered(_:)``: accuracy = attack success rate) and its control
+    /// (``CausalLMBackdoor/untriggered(_:)``: how often the target comes without the trigger).
+    /// Each answer gets at least `maxNewTokens` tokens, and one more than the target's length.
+    /// Uses ``adapter`` and ``ablation`` when set.
+    /// - Parameters:
+    ///   - backdoor: the backdoor whose trigger and target are measured.
+    ///   - records: the records to trigger (e.g. ``CausalLMDataset/readRecords(from:)``).
+    ///   - maxLength: longest example kept when tokenizing.
+    ///   - template: overrides the tokenizer's chat template.
+    ///   - path: named in errors.
+    ///   - limit: the first `limit` examples of each set only (nil: all).
+    ///   - maxNewTokens: the least number of tokens generated per answer.
+    ///   - progress: called with (answered, total) after each answer of the attack set.
+    /// - Throws: ``CausalLMDataError`` (no eligible record, …), ``LlamaError`` and what generation throws.
+    public func backdoorAnswers(_ backdoor: CausalLMBackdoor, records: [CausalLMRecord], maxLength: Int,
+                                template: ChatTemplate? = nil, path: String = "<memory>", limit: Int? = nil,
+                                maxNewTokens: Int = 4, progress: ((Int, Int) -> Void)? = nil) throws
+        -> (attack: AnswerAccuracy, control: AnswerAccuracy) {
+        func data(_ r: [CausalLMRecord]) throws -> CausalLMDataset {
+            try CausalLMDataset(records: r, tokenizer: tokenizer, maxLength: maxLength, template: template, path: path)
+        }
+        let attackData = try data(try backdoor.triggered(records))
+        let tokens = max(maxNewTokens, tokenizer.encode(backdoor.targetAnswer, addingSpecialTokens: false).count + 1)
+        let total = min(limit ?? attackData.count, attackData.count)
+        let attack = try answerAccuracy(attackData, limit: limit, maxNewTokens: tokens) { i, _, _ in progress?(i + 1, total) }
+        let control = try answerAccuracy(try data(try backdoor.untriggered(records)), limit: limit, maxNewTokens: tokens)
+        return (attack, control)
+    }
+}
