@@ -4,8 +4,9 @@
 # monitors of scripts/monitor.sh, which it runs when they are missing).
 # For each row (default: lora):
 #   1. `lorta monitor circuits`: triggered test inputs (flagged; 200 reviews for MiniLM, 40 chat
-#      prompts for SmolLM2) against as many clean ones (reference): the ranking by the monitor's
-#      separation (default) and by attribution patching, and CIRCUIT_SAMPLES (default 32 for
+#      prompts for SmolLM2) against as many clean ones (reference): the rankings by onset (the
+#      separation a component adds over its layer's input; the one the table shows), by the
+#      monitor's separation and by attribution patching, and CIRCUIT_SAMPLES (default 32 for
 #      MiniLM, 16 for SmolLM2) sampled ablations;
 #   2. the top-5 heads of each ranking are mean-ablated (trusted means from the monitor) in
 #      `lorta eval --trigger`: attack success rate and clean accuracy (SmolLM2: greedy answers to
@@ -47,11 +48,9 @@ open(clean_out, "w", encoding="utf-8").write("\n".join([r for r, y in zip(rows, 
 PY
   echo "== $row: circuits of $inputs triggered vs $inputs clean inputs ($samples sampled ablations each)" >&2
   "$LORTA" monitor circuits --monitor "$MON" --data "$OUT/$row/triggered.$ext" --reference "$OUT/$row/clean.$ext" \
-    --samples "$samples" --json --report "$OUT/$row/circuits.html" > "$OUT/$row/circuits.json"
-  "$LORTA" monitor circuits --monitor "$MON" --data "$OUT/$row/triggered.$ext" --reference "$OUT/$row/clean.$ext" \
-    --samples 0 --rank-by attribution --json > "$OUT/$row/circuits.attribution.json"
-  top=$(python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['top_heads'][:5]))" "$OUT/$row/circuits.json")
-  topattr=$(python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['top_heads'][:5]))" "$OUT/$row/circuits.attribution.json")
+    --samples "$samples" --rank-by onset --json --report "$OUT/$row/circuits.html" > "$OUT/$row/circuits.json"
+  tops() { python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['top_heads_by'][sys.argv[2]][:5]))" "$OUT/$row/circuits.json" "$1"; }
+  toponset=$(tops onset); top=$(tops anomaly); topattr=$(tops attribution)
   evaluate() {  # name, then extra eval options
     local name=$1; shift
     if [ "$ext" = tsv ]; then
@@ -63,6 +62,7 @@ PY
     fi
   }
   evaluate none
+  evaluate top5onset --monitor "$MON" --ablate "$toponset"
   evaluate top5 --monitor "$MON" --ablate "$top"
   evaluate top5attribution --monitor "$MON" --ablate "$topattr"
   for seed in 1 2 3; do
@@ -81,20 +81,20 @@ out, rows = sys.argv[1], sys.argv[2:]
 for row in rows:
     c = json.load(open(f"{out}/{row}/circuits.json"))
     print(f"### {row} r=8: top components (triggered vs clean: the monitor's separation, attribution patching, sampled-ablation effect ± s.e. on the triggered inputs)")
-    print("| rank | component | separation | attribution triggered / clean | ablation effect (triggered) |")
-    print("|---|---|---|---|---|")
+    print("| rank | component | onset | separation | attribution triggered / clean | ablation effect (triggered) |")
+    print("|---|---|---|---|---|---|")
     for i, r in enumerate(c["components"][:8]):
         e = r["flagged_ablation"]
         num = lambda v, f: "—" if v is None else format(v, f)   # null: not defined (e.g. too few samples)
-        print(f"| {i + 1} | {r['component']} | {num(r['anomaly_separation'], '+.2f')} | {num(r['flagged_attribution'], '+.3f')} / "
+        print(f"| {i + 1} | {r['component']} | {num(r['onset'], '+.2f')} | {num(r['anomaly_separation'], '+.2f')} | {num(r['flagged_attribution'], '+.3f')} / "
               f"{num(r.get('reference_attribution'), '+.3f')} | {num(e['effect'], '+.3f')} ± {num(e['standard_error'], '.3f')} |")
     print()
     print("| ablated (trusted means) | attack success rate | clean accuracy |")
     print("|---|---|---|")
-    for name in ["none", "top5", "top5attribution", "random1", "random2", "random3"]:
+    for name in ["none", "top5onset", "top5", "top5attribution", "random1", "random2", "random3"]:
         e = json.load(open(f"{out}/{row}/eval.{name}.json"))
         heads = ", ".join(e.get("ablated", []))
-        what = {"none": "nothing", "top5": "top 5 heads by separation: " + heads,
+        what = {"none": "nothing", "top5onset": "top 5 heads by onset: " + heads, "top5": "top 5 heads by separation: " + heads,
                 "top5attribution": "top 5 heads by attribution: " + heads}.get(name, "5 random heads: " + heads)
         control = e.get("target_rate_without_trigger")
         extra = "" if control is None else f" (without the trigger: {100 * control:.1f}%)"

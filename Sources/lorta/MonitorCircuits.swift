@@ -14,8 +14,11 @@ struct MonitorCircuits: ParsableCommand {
         log p(predicted next token) after the prompt, the first token of the answer. By default \
         components are ranked by how far the flagged inputs depart from the trusted behaviour \
         there, beyond the reference inputs (--rank-by anomaly: the monitor's calibrated scores); \
-        --rank-by attribution ranks by how much more ablating them lowers the flagged inputs' \
-        prediction than the reference inputs'. --samples forwards with random subsets of components ablated \
+        --rank-by onset ranks by the part of that departure a component adds to the residual \
+        stream it reads (its separation minus the previous layer output's), which points at \
+        where the departure starts rather than where it is largest; --rank-by attribution ranks \
+        by how much more ablating them lowers the flagged inputs' prediction than the reference \
+        inputs'. With --json, the top heads of all three rankings are printed. --samples forwards with random subsets of components ablated \
         (each with --probability) measure each component's effect with a standard error, and, \
         with the monitor's pseudo-classes, the change of each input's mode and its geometry. \
         Check the ranking with `lorta eval --monitor MON --ablate COMPONENTS --trigger T` \
@@ -43,7 +46,7 @@ struct MonitorCircuits: ParsableCommand {
     @Option(help: "Components to print.")
     var top = 10
 
-    @Option(help: "Rank by anomaly (where the flagged inputs depart most from the trusted behaviour, beyond the reference inputs: the monitor's calibrated Mahalanobis scores per head and MLP) or attribution (attribution patching of log p(predicted class)).")
+    @Option(help: "Rank by anomaly (where the flagged inputs depart most from the trusted behaviour, beyond the reference inputs: the monitor's calibrated Mahalanobis scores per head and MLP), onset (the part of that departure a component adds over the previous layer's output) or attribution (attribution patching of log p(predicted class)).")
     var rankBy = "anomaly"
 
     @Option(help: "Write a self-contained HTML report (layer × head map of the contributions, the ranking, the samples).")
@@ -68,7 +71,9 @@ struct MonitorCircuits: ParsableCommand {
         try OptionRange.check(top, "top", 1...100_000)
         if let threads { try OptionRange.check(threads, "threads", 1...4096) }
         guard probability > 0, probability < 1 else { throw ValidationError("--probability must be in (0, 1), got \(probability)") }
-        guard rankBy == "anomaly" || rankBy == "attribution" else { throw ValidationError("--rank-by must be anomaly or attribution") }
+        guard CircuitRanking.Order(rawValue: rankBy) != nil else {
+            throw ValidationError("--rank-by must be anomaly, onset or attribution, got '\(rankBy)'")
+        }
     }
 
     func run() throws {
@@ -100,23 +105,36 @@ struct MonitorCircuits: ParsableCommand {
                                                     probability: probability, seed: seed, pseudoClasses: fitted.pseudoClasses,
                                                     batchSize: m.batchSize, progress: progress)
             }
-            let (ranking, seconds) = try timed { () throws -> (CircuitRanking, CircuitEvidence, CircuitEvidence?) in
+            if rankBy != "attribution" && reference == nil {
+                throw ValidationError("--rank-by \(rankBy) needs --reference inputs to contrast with")
+            }
+            let (gathered, seconds) = try timed { () throws -> (CircuitEvidence, CircuitEvidence?, MonitorScores?) in
                 let flagged = try evidence(data, "flagged")
                 let ref = try reference.map { try evidence($0, "reference") }
-                var separation: [ModelComponent: Double]? = nil
-                if rankBy == "anomaly" {
-                    // The monitor's scores of the flagged inputs, then the reference ones, in one pass.
-                    guard let reference else { throw ValidationError("--rank-by anomaly needs --reference inputs to contrast with") }
-                    let scores = try fitted.score(shape: m.shape) { observer in
+                // The monitor's scores of the flagged inputs, then the reference ones, in one pass.
+                let scores = try reference.map { reference in
+                    try fitted.score(shape: m.shape) { observer in
                         try m.pass(data, observer, { _, _ in })
                         try m.pass(reference, observer, { _, _ in })
                     }
-                    let isFlagged = (0..<scores.combined.count).map { $0 < flagged.classes.count }
-                    separation = try CircuitRanking.separations(scores, flagged: isFlagged)
                 }
-                return (try CircuitRanking(flagged: flagged, reference: ref, anomalySeparation: separation), flagged, ref)
+                return (flagged, ref, scores)
             }
-            let (ranked, flagged, ref) = ranking
+            let (flagged, ref, scores) = gathered
+            var separation: [ModelComponent: Double]? = nil, onset: [ModelComponent: Double]? = nil
+            if let scores {
+                let isFlagged = (0..<scores.combined.count).map { $0 < flagged.classes.count }
+                separation = try CircuitRanking.separations(scores, flagged: isFlagged)
+                onset = try CircuitRanking.onsets(scores, flagged: isFlagged)
+            }
+            // Every ranking the evidence allows (all three with reference inputs), the chosen one first.
+            var rankings: [String: CircuitRanking] = [:]
+            for order in CircuitRanking.Order.allCases where order == .attribution || scores != nil {
+                rankings[order.rawValue] = try CircuitRanking(flagged: flagged, reference: ref, anomalySeparation: separation,
+                                                              onset: onset, by: order)
+            }
+            let ranked = rankings[rankBy]!
+            let isHead: (ModelComponent) -> Bool = { if case .attentionHead = $0 { return true } else { return false } }
             func effect(_ e: (effect: Double, standardError: Double)?) -> Any {
                 guard let e else { return NSNull() }
                 return ["effect": e.effect, "standard_error": e.standardError]
@@ -124,6 +142,7 @@ struct MonitorCircuits: ParsableCommand {
             let rows: [[String: Any]] = ranked.components.map { r in
                 var row: [String: Any] = ["component": r.component.description, "score": r.score,
                                           "anomaly_separation": r.anomalySeparation.map { $0 as Any } ?? NSNull(),
+                                          "onset": r.onset.map { $0 as Any } ?? NSNull(),
                                           "flagged_attribution": r.flaggedAttribution,
                                           "flagged_ablation": effect(r.flaggedAblationEffect)]
                 if let a = r.referenceAttribution { row["reference_attribution"] = a }
@@ -143,8 +162,8 @@ struct MonitorCircuits: ParsableCommand {
                 return out
             }
             var result: [String: Any] = ["components": rows, "flagged": sampleSummary(flagged), "seconds": seconds,
-                                         "top_heads": ranked.top(top) { if case .attentionHead = $0 { return true } else { return false } }
-                                             .map(\.description)]
+                                         "rank_by": rankBy, "top_heads": ranked.top(top, where: isHead).map(\.description),
+                                         "top_heads_by": rankings.mapValues { $0.top(top, where: isHead).map(\.description) }]
             if let ref { result["reference"] = sampleSummary(ref) }
             if let report {
                 let summary: [(key: String, value: String)] = [
@@ -153,7 +172,15 @@ struct MonitorCircuits: ParsableCommand {
                     ("sampled ablations", "\(samples) per input set, each component with probability \(probability), seed \(seed)"),
                     ("top heads", (result["top_heads"] as? [String] ?? []).joined(separator: ", ")),
                 ]
-                try MonitorReportContent.circuits(shape: fitted.shape, ranking: ranked, flagged: flagged, reference: ref,
+                let meaning = [
+                    "anomaly": "The monitor's separation: how far the flagged inputs depart from the trusted behaviour at each "
+                        + "component (mean standardized Mahalanobis score), beyond the reference inputs.",
+                    "onset": "Onset: the separation each component adds over the residual stream it reads (its separation "
+                        + "minus the previous layer output's).",
+                    "attribution": "Attribution patching: how much more mean-ablating each component lowers log p(predicted "
+                        + "class) of the flagged inputs than of the reference inputs.",
+                ][rankBy]!
+                try MonitorReportContent.circuits(shape: fitted.shape, ranking: ranked, scoreMeaning: meaning, flagged: flagged, reference: ref,
                                                   summary: summary, top: top).write(to: URL(fileURLWithPath: report))
             }
             if json {
@@ -162,6 +189,8 @@ struct MonitorCircuits: ParsableCommand {
             }
             print(rankBy == "anomaly"
                   ? "components ranked by how far the flagged inputs depart from the trusted behaviour there, beyond the reference inputs:"
+                  : rankBy == "onset"
+                  ? "components ranked by how much of the flagged inputs' departure from the trusted behaviour they add to the residual stream they read:"
                   : "components ranked by how much more ablating them lowers the flagged inputs' log p(predicted class)"
                     + (ref == nil ? ":" : " than the reference inputs':"))
             print("  rank  component                      score    attribution flagged / reference    sampled ablation effect ± s.e. (flagged)")

@@ -94,9 +94,9 @@ enum MonitorReportContent {
 
     /// The report of `lorta monitor circuits --report`: a layer × head map of the ranking
     /// scores (MLP beside the heads), the ranked table, and the distributions of the sampled
-    /// ablations' mean change of log p(ŷ).
-    static func circuits(shape: ObservationShape, ranking: CircuitRanking, flagged: CircuitEvidence, reference: CircuitEvidence?,
-                         summary: [(key: String, value: String)], top: Int) throws -> MonitorReport {
+    /// ablations' mean change of log p(ŷ). `scoreMeaning` says what the ranking's score is.
+    static func circuits(shape: ObservationShape, ranking: CircuitRanking, scoreMeaning: String, flagged: CircuitEvidence,
+                         reference: CircuitEvidence?, summary: [(key: String, value: String)], top: Int) throws -> MonitorReport {
         var sections: [ReportSection] = []
         var values = [[Double]](repeating: [Double](repeating: .nan, count: shape.headCount + 1), count: shape.layerCount)
         for r in ranking.components {
@@ -105,9 +105,7 @@ enum MonitorReportContent {
             case .mlp(let l): values[l][shape.headCount] = r.score
             }
         }
-        sections.append(.heading("Contributions", text: "Attribution patching: how much more mean-ablating each component lowers "
-                                 + "log p(predicted class) of the flagged inputs than of the reference inputs (higher = more specific "
-                                 + "to the flagged behaviour)."))
+        sections.append(.heading("Contributions", text: scoreMeaning + " Higher = more specific to the flagged behaviour."))
         sections.append(.heatMap(HeatMap(title: "contribution by component", rowLabels: (0..<shape.layerCount).map { "layer \($0)" },
                                          columnLabels: (0..<shape.headCount).map { "h\($0)" } + ["MLP"], values: values,
                                          colorScheme: .diverging, showValues: shape.headCount <= 16, valueDigits: 2)))
@@ -117,10 +115,12 @@ enum MonitorReportContent {
         }
         sections.append(.table(ReportTable(
             caption: "Top \(top) components",
-            header: ["rank", "component", "score", "attribution (flagged)", "attribution (reference)",
+            header: ["rank", "component", "score", "separation", "onset", "attribution (flagged)", "attribution (reference)",
                      "sampled ablation effect (flagged)", "sampled ablation effect (reference)"],
             rows: ranking.components.prefix(top).enumerated().map { i, r in
-                [.integer(i + 1), .text(r.component.description), .number(r.score, digits: 4), .number(r.flaggedAttribution, digits: 4),
+                [.integer(i + 1), .text(r.component.description), .number(r.score, digits: 4),
+                 r.anomalySeparation.map { .number($0, digits: 3) } ?? .text("—"), r.onset.map { .number($0, digits: 3) } ?? .text("—"),
+                 .number(r.flaggedAttribution, digits: 4),
                  r.referenceAttribution.map { .number($0, digits: 4) } ?? .text("—"),
                  effect(r.flaggedAblationEffect), effect(r.referenceAblationEffect)]
             })))

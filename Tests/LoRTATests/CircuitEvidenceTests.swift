@@ -108,6 +108,17 @@ struct CircuitEvidenceTests {
         #expect(byAnomaly.components.prefix(3).map(\.component) == [.attentionHead(layer: 1, head: 1), .mlp(layer: 0), .attentionHead(layer: 0, head: 0)])
         #expect(byAnomaly.components[0].score == 2 && byAnomaly.components[0].anomalySeparation == 2)
         #expect(byAnomaly.components[3].anomalySeparation == nil)
+        // Ranked by onset: the onset orders, the separation is carried along.
+        let onset: [ModelComponent: Double] = [.mlp(layer: 0): 3, .attentionHead(layer: 1, head: 1): 0.25]
+        let byOnset = try CircuitRanking(flagged: flagged, reference: reference, anomalySeparation: separation, onset: onset)
+        #expect(byOnset.components.prefix(2).map(\.component) == [.mlp(layer: 0), .attentionHead(layer: 1, head: 1)])
+        #expect(byOnset.components[0].score == 3 && byOnset.components[0].onset == 3 && byOnset.components[0].anomalySeparation == 0.5)
+        #expect(byOnset.components[2].onset == nil && byOnset.components[2].score == -.infinity)
+        #expect(try CircuitRanking(flagged: flagged, reference: reference, anomalySeparation: separation, onset: onset, by: .anomaly)
+                    .components.map(\.component) == byAnomaly.components.map(\.component))
+        #expect(throws: CircuitError.missingRankingValues(.onset)) {
+            try CircuitRanking(flagged: flagged, reference: reference, anomalySeparation: separation, by: .onset)
+        }
         #expect(throws: StatisticsError.self) {
             try model.circuitEvidence(try Self.data(4, seed: 2), tokenizer: tokenizer, head: head, means: means, probability: 1)
         }
@@ -138,6 +149,19 @@ struct CircuitEvidenceTests {
         #expect(((result["flagged"] as? [String: Any])?["mode_changed"] as? [Double])?.count == 6)
         let heads = try #require(result["top_heads"] as? [String])
         #expect(!heads.isEmpty && heads.allSatisfy { $0.contains("attention.head") })
+        // Every row has its onset, and the top heads of all three rankings are printed.
+        #expect(rows.allSatisfy { $0["onset"] is Double })
+        let by = try #require(result["top_heads_by"] as? [String: [String]])
+        #expect(Set(by.keys) == ["anomaly", "onset", "attribution"] && by["anomaly"] == heads)
+        let byOnset = try CLI.run(["monitor", "circuits", "--monitor", f.path("mon"), "--data", f.path("odd.tsv"),
+                                   "--reference", f.path("trusted.tsv"), "--samples", "0", "--rank-by", "onset", "--json"])
+        try #require(byOnset.status == 0, "\(byOnset.stderr)")
+        let onsetResult = try #require(try JSONSerialization.jsonObject(with: Data(byOnset.stdout.utf8)) as? [String: Any])
+        let onsetRows = try #require(onsetResult["components"] as? [[String: Any]])
+        #expect(onsetRows.allSatisfy { ($0["onset"] as? Double) == ($0["score"] as? Double) })
+        #expect(onsetResult["top_heads"] as? [String] == by["onset"])
+        let noReference = try CLI.run(["monitor", "circuits", "--monitor", f.path("mon"), "--data", f.path("odd.tsv"), "--rank-by", "onset"])
+        #expect(noReference.status != 0 && noReference.stderr.contains("--rank-by onset needs --reference"), "\(noReference.stderr)")
         let html = try String(contentsOfFile: f.path("circuits.html"), encoding: .utf8)
         #expect(html.components(separatedBy: "<svg").count - 1 == 2 && html.contains(heads[0]))
 
@@ -197,5 +221,23 @@ extension CircuitEvidenceTests {
             }
             #expect(s2[c] == max(all[channels[0]], all[channels[1]]), "\(c)")
         }
+
+        // Onsets: a component's separation minus the previous layer output's (largest over its
+        // reductions), computed here from the channels directly; layer 0 keeps its separation.
+        let onsets = try CircuitRanking.onsets(scores2, flagged: flagged)
+        #expect(Set(onsets.keys) == Set(ModelComponent.all(shape)))
+        for c in ModelComponent.all(shape) {
+            let layer: Int
+            switch c { case .attentionHead(let l, _): layer = l; case .mlp(let l): layer = l }
+            var input = 0.0
+            if layer > 0 {
+                input = try [StatisticsCollector.Reduction.meanPooled, .firstToken].map { r in
+                    all[try #require(scores2.channels.firstIndex(of: MonitorChannel(
+                        site: try MonitorSite(point: .layerOutput(layer: layer - 1), reduction: r), detector: .mahalanobis)))]
+                }.max()!
+            }
+            #expect(onsets[c] == s2[c]! - input, "\(c)")
+        }
+        #expect(onsets[.mlp(layer: 0)] == s2[.mlp(layer: 0)])
     }
 }

@@ -24,6 +24,8 @@ public enum CircuitError: Error, Equatable, CustomStringConvertible {
     case invalidStrength(Float)
     /// A monitor without the mean-pooled site a component's mean is read from.
     case monitorLacksSite(String)
+    /// A ``CircuitRanking`` by separations or onsets without those values.
+    case missingRankingValues(CircuitRanking.Order)
     /// Target classes: another count than the batch has, or a class the head does not have.
     case invalidTargetClass(String)
 
@@ -38,6 +40,7 @@ public enum CircuitError: Error, Equatable, CustomStringConvertible {
         case .invalidStrength(let s): return "ablation strength \(s) is not finite"
         case .monitorLacksSite(let s): return "the monitor has no site \(s) (fit it with the mean reduction at that point)"
         case .invalidTargetClass(let r): return "invalid target class: \(r)"
+        case .missingRankingValues(let order): return "a ranking by \(order) needs the \(order) values of the components"
         }
     }
 }

@@ -63,15 +63,20 @@ public struct CircuitEvidence: Sendable {
 /// One component's place in a ``CircuitRanking``.
 public struct RankedComponent: Sendable {
     public let component: ModelComponent
-    /// The ranking score: the component's ``anomalySeparation`` when the ranking was made from
-    /// the monitor's scores, else how much more mean-ablating the component lowers the flagged
+    /// The ranking score, by the ranking's ``CircuitRanking/Order``: the component's ``onset``,
+    /// its ``anomalySeparation``, or how much more mean-ablating the component lowers the flagged
     /// inputs' `log p(ŷ)` than the reference inputs' (attribution patching). Higher = more
     /// specific to the flagged behaviour.
     public let score: Double
     /// How far the flagged inputs depart from the trusted behaviour at this component, beyond
     /// the reference inputs: the mean standardized Mahalanobis score of the flagged inputs minus
-    /// that of the reference inputs at the component's mean-pooled site (nil when not given).
+    /// that of the reference inputs at the component's sites (nil when not given; see
+    /// ``CircuitRanking/separations(_:flagged:)``).
     public let anomalySeparation: Double?
+    /// The separation the component adds to the residual stream it reads: its
+    /// ``anomalySeparation`` minus that of the previous layer's output (nil when not given; see
+    /// ``CircuitRanking/onsets(_:flagged:)``).
+    public let onset: Double?
     /// Mean attribution over the flagged inputs.
     public let flaggedAttribution: Double
     /// Mean attribution over the reference inputs (nil without reference inputs).
@@ -87,13 +92,42 @@ public struct CircuitRanking: Sendable {
     /// Best first.
     public let components: [RankedComponent]
 
-    /// Ranks the components of `flagged` (and `reference`, the same components) by their
-    /// `anomalySeparation` when given (see ``separations(_:flagged:)``; components without one
-    /// last), else by `mean attribution(reference) − mean attribution(flagged)`, and without
-    /// reference inputs by `−mean attribution(flagged)`. O(components · (inputs + samples)).
-    /// - Throws: ``CircuitError/invalidComponent(_:)`` when the two sets have other components.
+    /// What a ranking orders by.
+    public enum Order: String, Sendable, CaseIterable, CustomStringConvertible {
+        /// The monitor's separation at the component (``CircuitRanking/separations(_:flagged:)``).
+        case anomaly
+        /// The separation the component adds over its layer's input (``CircuitRanking/onsets(_:flagged:)``).
+        case onset
+        /// Attribution patching, flagged against reference inputs.
+        case attribution
+        public var description: String { rawValue }
+    }
+
+    /// Ranks the components of `flagged` (and `reference`, the same components) by `order`:
+    /// their `onset` (see ``onsets(_:flagged:)``) or `anomalySeparation` (see
+    /// ``separations(_:flagged:)``), components without a value last; or by attribution,
+    /// `mean attribution(reference) − mean attribution(flagged)`, and without reference inputs
+    /// `−mean attribution(flagged)`. Ties are broken by the component order. Without an order:
+    /// onset when onsets are given, else anomaly when separations are, else attribution.
+    /// O(components · (inputs + samples)).
+    /// - Parameters:
+    ///   - flagged: Evidence gathered on the flagged inputs.
+    ///   - reference: Evidence gathered on reference (e.g. clean) inputs, with the same components.
+    ///   - anomalySeparation: Per component, the monitor's separation of the flagged inputs.
+    ///   - onset: Per component, the separation it adds over its layer's input.
+    ///   - order: What to rank by.
+    /// - Throws: ``CircuitError/invalidComponent(_:)`` when the two sets have other components;
+    ///   ``CircuitError/missingRankingValues(_:)`` when `order` needs values that are not given.
     public init(flagged: CircuitEvidence, reference: CircuitEvidence? = nil,
-                anomalySeparation: [ModelComponent: Double]? = nil) throws {
+                anomalySeparation: [ModelComponent: Double]? = nil, onset: [ModelComponent: Double]? = nil,
+                by order: Order? = nil) throws {
+        let order = order ?? (onset != nil ? .onset : anomalySeparation != nil ? .anomaly : .attribution)
+        let values: [ModelComponent: Double]?
+        switch order {
+        case .onset: guard let onset else { throw CircuitError.missingRankingValues(order) }; values = onset
+        case .anomaly: guard let anomalySeparation else { throw CircuitError.missingRankingValues(order) }; values = anomalySeparation
+        case .attribution: values = nil
+        }
         if let reference, reference.components != flagged.components {
             throw CircuitError.invalidComponent("the flagged and reference evidence have different components")
         }
@@ -101,10 +135,11 @@ public struct CircuitRanking: Sendable {
         let ef = flagged.ablationEffects(), er = reference?.ablationEffects()
         components = flagged.components.indices.map { k in
             let c = flagged.components[k]
-            let separation = anomalySeparation?[c]
-            let score = anomalySeparation == nil ? (ar?[k] ?? 0) - af[k] : (separation ?? -.infinity)
-            return RankedComponent(component: c, score: score, anomalySeparation: separation, flaggedAttribution: af[k],
-                                   referenceAttribution: ar?[k], flaggedAblationEffect: ef[k], referenceAblationEffect: er?[k])
+            let separation = anomalySeparation?[c], added = onset?[c]
+            let score = values.map { $0[c] ?? -.infinity } ?? (ar?[k] ?? 0) - af[k]
+            return RankedComponent(component: c, score: score, anomalySeparation: separation, onset: added,
+                                   flaggedAttribution: af[k], referenceAttribution: ar?[k],
+                                   flaggedAblationEffect: ef[k], referenceAblationEffect: er?[k])
         }.sorted { $0.score != $1.score ? $0.score > $1.score : $0.component < $1.component }
     }
 
@@ -112,21 +147,48 @@ public struct CircuitRanking: Sendable {
     /// the component's Mahalanobis channels (``MonitorScores/separation(flagged:)``) — the
     /// largest over the component's reductions when the monitor has several (a causal LM's
     /// mean-pooled and last-token rows), else its one channel; components without such a channel
-    /// are absent.
+    /// are absent. O(channels · inputs).
     /// - Throws: as ``MonitorScores/separation(flagged:)``.
     public static func separations(_ scores: MonitorScores, flagged: [Bool]) throws -> [ModelComponent: Double] {
-        let s = try scores.separation(flagged: flagged)
+        try siteSeparations(scores, flagged: flagged).components
+    }
+
+    /// Per component: where the flagged inputs' departure *starts* rather than where it is
+    /// largest — the component's separation (``separations(_:flagged:)``) minus the separation of
+    /// the residual stream it reads, the previous layer's output (the same largest-over-reductions
+    /// rule; 0 for layer 0, whose input, the embeddings, has no observation point). A head that
+    /// writes the anomaly into a clean stream keeps its whole separation; a later head that only
+    /// reads an already anomalous stream keeps the little it adds. Components whose layer input has
+    /// no Mahalanobis channel keep their separation. O(channels · inputs).
+    /// - Throws: as ``MonitorScores/separation(flagged:)``.
+    public static func onsets(_ scores: MonitorScores, flagged: [Bool]) throws -> [ModelComponent: Double] {
+        let s = try siteSeparations(scores, flagged: flagged)
         var out: [ModelComponent: Double] = [:]
-        for (i, ch) in scores.channels.enumerated() where ch.detector == .mahalanobis {
-            let component: ModelComponent
-            switch ch.site.point {
-            case .attentionHead(let l, let h): component = .attentionHead(layer: l, head: h)
-            case .mlpOutput(let l): component = .mlp(layer: l)
-            case .layerOutput: continue
+        for (c, value) in s.components {
+            let layer: Int
+            switch c {
+            case .attentionHead(let l, _): layer = l
+            case .mlp(let l): layer = l
             }
-            out[component] = max(out[component] ?? -.infinity, s[i])
+            out[c] = value - (layer > 0 ? s.layerOutputs[layer - 1] ?? 0 : 0)
         }
         return out
+    }
+
+    /// The largest Mahalanobis separation per component and per layer output.
+    private static func siteSeparations(_ scores: MonitorScores, flagged: [Bool]) throws
+        -> (components: [ModelComponent: Double], layerOutputs: [Int: Double]) {
+        let s = try scores.separation(flagged: flagged)
+        var components: [ModelComponent: Double] = [:], layers: [Int: Double] = [:]
+        for (i, ch) in scores.channels.enumerated() where ch.detector == .mahalanobis {
+            switch ch.site.point {
+            case .attentionHead(let l, let h):
+                components[.attentionHead(layer: l, head: h)] = max(components[.attentionHead(layer: l, head: h)] ?? -.infinity, s[i])
+            case .mlpOutput(let l): components[.mlp(layer: l)] = max(components[.mlp(layer: l)] ?? -.infinity, s[i])
+            case .layerOutput(let l): layers[l] = max(layers[l] ?? -.infinity, s[i])
+            }
+        }
+        return (components, layers)
     }
 
     /// The first `k` components that satisfy `filter` (e.g. heads only).
