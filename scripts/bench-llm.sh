@@ -13,10 +13,10 @@
 #                                               on a busy shared machine it keeps the engines'
 #                                               threads on the cores)
 #
-# Installs (first run only, see scripts/llm-venvs.sh): torch/transformers/gguf into TORCH_VENV
+# Installs (first run only, see scripts/python-env.sh): torch/transformers/gguf into TORCH_VENV
 # (default /tmp/lorta-torch-venv, several GB) and llama-cpp-python built from source into
 # LLAMACPP_VENV (default /tmp/lorta-llamacpp-venv; ~20 CPU-minutes, ~10 minutes on an idle
-# 2-core machine; built without AMX, see scripts/llm-venvs.sh). Fetches the
+# 2-core machine; built without AMX, see scripts/python-env.sh). Fetches the
 # assets (scripts/fetch-assets.sh). A run takes about 3 minutes (transformers: ~1 minute to
 # load, ~1 minute of timing; llama.cpp < 1 minute). Each engine runs in its own process, one
 # after the other; peak RSS is each process's maximum resident set (getrusage, or
@@ -27,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-assets.sh >/dev/null
-source scripts/llm-venvs.sh
+source scripts/python-env.sh
 torch_venv
 llamacpp_venv
 export BENCH_THREADS="${BENCH_THREADS:-2}"

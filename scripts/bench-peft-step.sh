@@ -12,11 +12,11 @@
 #
 # The machine is shared: with other processes on the 2 cores the step slows down many times, so
 # the load average and CPU pressure before and after are printed.
-# Uses the pinned torch venv (scripts/llm-venvs.sh).
+# Uses the pinned torch venv (scripts/python-env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-assets.sh >/dev/null
-source scripts/llm-venvs.sh
+source scripts/python-env.sh
 torch_venv
 export BENCH_THREADS="${BENCH_THREADS:-2}"
 export OMP_NUM_THREADS="$BENCH_THREADS" OPENBLAS_NUM_THREADS="$BENCH_THREADS" MKL_NUM_THREADS="$BENCH_THREADS" TQDM_DISABLE=1

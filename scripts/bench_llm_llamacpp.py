@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Times SmolLM2-135M-Instruct (the Q4_1 GGUF) in llama.cpp through llama-cpp-python 0.3.36 on
 the CPU, 2 threads (BENCH_THREADS overrides it). Run by scripts/bench-llm.sh, which builds
-llama-cpp-python from source in its own virtual environment (scripts/llm-venvs.sh) and also
+llama-cpp-python from source in its own virtual environment (scripts/python-env.sh) and also
 times transformers and ours in the same run; installs nothing itself.
 
     python bench_llm_llamacpp.py GGUF_PATH IDS_JSON OUT_JSON

@@ -4,13 +4,13 @@
 # float32 directory, F32 and Q8_0 GGUF files and an F32 GGUF with one replaced matrix into
 # OUT (default /tmp/lorta-export-check, ~1.6 GB), then scripts/check_llama_export.py compares
 # them with the source (weights bit for bit, logits, tokenizer ids, the replaced matrix).
-# Installs torch/transformers/gguf into TORCH_VENV the first time (scripts/llm-venvs.sh).
+# Installs torch/transformers/gguf into TORCH_VENV the first time (scripts/python-env.sh).
 # A few minutes once the environment exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-/tmp/lorta-export-check}"
 bash scripts/fetch-assets.sh >/dev/null
-source scripts/llm-venvs.sh
+source scripts/python-env.sh
 torch_venv
 source scripts/blas-env.sh
 mkdir -p "$OUT"

@@ -4,13 +4,13 @@
 # assets/smollm2-hf/ unless it exists; scripts/fixtures/check_llama_hf_dir.py), then runs the
 # test that compares our tokenization, logits and greedy continuations from that directory with
 # the transformers fixtures (LlamaModelTests.smolLM2HuggingFaceDirectoryMatchesTransformers).
-# Installs torch/transformers/gguf into TORCH_VENV the first time (scripts/llm-venvs.sh,
+# Installs torch/transformers/gguf into TORCH_VENV the first time (scripts/python-env.sh,
 # several GB). About 3 minutes once the environment exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh >/dev/null
 bash scripts/fetch-assets.sh >/dev/null
-source scripts/llm-venvs.sh
+source scripts/python-env.sh
 torch_venv
 OUT=assets/smollm2-hf
 if [[ ! -f "$OUT/model.safetensors" ]]; then

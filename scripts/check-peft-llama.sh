@@ -6,12 +6,12 @@
 #  - PEFT → ours: AdapterFilesTests.peftSavedAdapterGivesPEFTLogits (run here too) loads the
 #    PEFT-saved fixture Tests/LoRTATests/Fixtures/peft-llama and compares with PEFT's logits; the
 #    Python script checks that the fixture still reproduces with the pinned PEFT.
-# Uses the pinned torch venv (scripts/llm-venvs.sh: torch, transformers, peft; several GB the first
+# Uses the pinned torch venv (scripts/python-env.sh: torch, transformers, peft; several GB the first
 # time). With --make-fixtures, remakes the PEFT-side fixture first
 # (scripts/fixtures/make_peft_llama_fixtures.py). About a minute once the venv and build exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/llm-venvs.sh
+source scripts/python-env.sh
 torch_venv
 if [[ "${1:-}" == "--make-fixtures" ]]; then
   "$TORCH_PY" scripts/fixtures/make_peft_llama_fixtures.py

@@ -8,8 +8,8 @@
 # `lorta detect` for every method and scikit-learn's EmpiricalCovariance / LedoitWolf / OAS
 # Mahalanobis distances, and prints the AUROCs side by side.
 #
-# Needs: python3 with numpy and scikit-learn (for the reference columns), pip, network access
-# on the first run only.
+# Python: the pinned science venv (scripts/python-env.sh: numpy, scipy, scikit-learn; made on the
+# first run, network access then). The wheel is fetched with that venv's pip.
 #
 # Usage: scripts/digits-ood.sh           (LORTA=/path/to/lorta to skip the build)
 set -euo pipefail
@@ -19,13 +19,16 @@ SKLEARN_VERSION=1.9.1
 WHEEL=scikit_learn-1.9.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl
 WHEEL_SHA256=52a0703bbc07ad27f560fa63fa68e4c54dd735bfbbf65b4dd3c225dc7547b6df
 DIR=assets/digits
+# shellcheck disable=SC1091
+source scripts/python-env.sh
+science_venv
 
 mkdir -p "$DIR"
 if [[ ! -f "$DIR/$WHEEL" ]] || ! echo "$WHEEL_SHA256  $DIR/$WHEEL" | sha256sum --check --status; then
     rm -f "$DIR/$WHEEL"
     echo "fetching $WHEEL with pip" >&2
     # The platform/ABI pins select exactly this wheel file whatever the local Python is.
-    pip download --quiet --no-deps --only-binary=:all: \
+    "$SCIENCE_PY" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
         --platform manylinux_2_27_x86_64 --platform manylinux_2_28_x86_64 \
         --python-version 3.11 --implementation cp --abi cp311 \
         "scikit-learn==$SKLEARN_VERSION" -d "$DIR"
@@ -43,4 +46,4 @@ if [[ -z "${LORTA:-}" ]]; then
     LORTA="$(swift build -c release --show-bin-path)/lorta"
 fi
 
-python3 scripts/digits_ood.py --wheel "$DIR/$WHEEL" --work "$DIR/work" --lorta "$LORTA"
+"$SCIENCE_PY" scripts/digits_ood.py --wheel "$DIR/$WHEEL" --work "$DIR/work" --lorta "$LORTA"

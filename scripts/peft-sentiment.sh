@@ -15,7 +15,7 @@
 # 100 positive reviews — the first 200 lines of test.tsv are 189 positive / 11 negative),
 # summary.json (recipe, accuracies, answer counts, the loss of every step, timings, versions) and
 # adapter/ (the PEFT adapter: adapter_config.json + adapter_model.safetensors).
-# Uses the pinned torch venv (scripts/llm-venvs.sh: torch, transformers, gguf, peft, …).
+# Uses the pinned torch venv (scripts/python-env.sh: torch, transformers, gguf, peft, …).
 #
 # Measured (fixed recipe, torch 2.15.0, transformers 5.24.0, peft 0.21.0, 2 threads, on a machine
 # shared with Swift builds: load average 3-8, CPU pressure often >90%): 0 of 8,454 training
@@ -28,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-assets.sh >/dev/null
-source scripts/llm-venvs.sh
+source scripts/python-env.sh
 torch_venv
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MKL_NUM_THREADS=2 TQDM_DISABLE=1
 OUT="${PEFT_OUT:-runs/peft-sentiment}"

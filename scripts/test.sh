@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs system packages, builds, runs every test suite, a fuzzing smoke and the
-# sanitizers, checks that the DocC
-# documentation builds without warnings, then checks that another package can depend on
-# swift-lorta by version.
+# sanitizers, checks that the DocC documentation builds without warnings, that another package
+# can depend on swift-lorta by version (and compile the README's Swift snippets), and that the
+# README's cheap commands work as written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -25,3 +25,6 @@ bash scripts/sanitize.sh --skip 'LlamaModelTests|GenerateCLITests|LlamaExportHFT
 # The DocC documentation must build with zero warnings (broken links, undocumented parameters).
 bash scripts/check-docs.sh
 bash scripts/check-embedding.sh
+# The README's commands: every script it names is classified (run here or by hand), every
+# `lorta …` line uses existing options, and the cheap commands run (scripts/check-readme.sh).
+bash scripts/check-readme.sh

@@ -1,15 +1,25 @@
-# Sourced by the causal-LM scripts (bench-llm.sh, scripts/fixtures/*.sh): makes or reuses the
-# two Python virtual environments they need, with pinned versions.
+# Sourced by every script that runs Python with more than the standard library: the one way
+# for them to get their Python tools. Makes or reuses virtual environments with pinned versions
+# (printing what it installs to stderr) and sets the interpreter variable of each:
 #
-#   torch_venv      TORCH_VENV (default /tmp/lorta-torch-venv): torch, transformers, gguf, numpy,
-#                   safetensors, tokenizers from PyPI (several GB the first time: torch's default
-#                   wheel pulls CUDA libraries; a few minutes to download and install).
-#   llamacpp_venv   LLAMACPP_VENV (default /tmp/lorta-llamacpp-venv): llama-cpp-python 0.3.36,
+#   science_venv    SCIENCE_PY from SCIENCE_VENV (default /tmp/lorta-science-venv): numpy, scipy,
+#                   scikit-learn (~100 MB; under a minute to install). Used by the reference
+#                   scripts (digits-ood.sh, bench-stats.sh) and the fixture generators that need
+#                   only numpy.
+#   torch_venv      TORCH_PY from TORCH_VENV (default /tmp/lorta-torch-venv): torch, transformers,
+#                   peft, gguf, numpy, safetensors, tokenizers from PyPI (several GB the first time:
+#                   torch's default wheel pulls CUDA libraries; a few minutes to download and
+#                   install). Only the comparison scripts use it.
+#   llamacpp_venv   LLAMACPP_PY from LLAMACPP_VENV (default /tmp/lorta-llamacpp-venv):
+#                   llama-cpp-python 0.3.36,
 #                   built from source by pip (its sdist vendors llama.cpp; pip fetches cmake and
 #                   ninja into the build environment). CPU only, OpenMP, no BLAS. The build costs
 #                   ~20 CPU-minutes (measured: 19 min user time), so ~10 minutes on an idle 2-core
 #                   machine; it took 45–51 minutes of wall time here while three Swift builds
 #                   shared the machine. Its own venv, so the torch one never rebuilds it.
+#
+# Scripts whose Python uses the standard library only (json, random, …) run the system
+# `python3` (Debian's python3 and python3-venv, installed by scripts/install-deps.sh).
 #
 # Why not GGML_NATIVE: this VM's CPU lists amx_tile/amx_int8/amx_bf16 in /proc/cpuinfo, so
 # -march=native compiles ggml's AMX path, which repacks the Q4_1/Q8_0 weights into AMX tiles and
@@ -20,6 +30,7 @@
 # built with the same CMake arguments: the file lorta-cmake-args in the venv records them);
 # otherwise the pins are installed into it.
 
+SCIENCE_PINS=(numpy==2.4.6 scipy==1.17.1 scikit-learn==1.9.1)
 TORCH_PINS=(torch==2.15.0 transformers==5.24.0 gguf==0.19.0 numpy==2.4.6 safetensors==0.8.0 tokenizers==0.23.3 peft==0.21.0)
 LLAMACPP_PINS=(llama-cpp-python==0.3.36 numpy==2.4.6)
 
@@ -46,13 +57,27 @@ sys.exit(0 if all(version(p.split("==")[0]) == p.split("==")[1] for p in sys.arg
 PY
 }
 
+# make_venv DIR PIN... : creates DIR (a venv) when missing and installs the pins into it unless
+# they are all there already.
+make_venv() {
+  local dir="$1"; shift
+  if ! pins_ok "$dir/bin/python" "$@"; then
+    echo "python-env: setting up $dir ($*) ..." >&2
+    [[ -x "$dir/bin/python" ]] || /usr/bin/python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+    echo "python-env: $dir ready" >&2
+  fi
+}
+
+science_venv() {
+  SCIENCE_VENV="${SCIENCE_VENV:-/tmp/lorta-science-venv}"
+  make_venv "$SCIENCE_VENV" "${SCIENCE_PINS[@]}"
+  SCIENCE_PY="$SCIENCE_VENV/bin/python"
+}
+
 torch_venv() {
   TORCH_VENV="${TORCH_VENV:-/tmp/lorta-torch-venv}"
-  if ! pins_ok "$TORCH_VENV/bin/python" "${TORCH_PINS[@]}"; then
-    echo "setting up $TORCH_VENV (${TORCH_PINS[*]}) ..." >&2
-    [[ -x "$TORCH_VENV/bin/python" ]] || python3 -m venv "$TORCH_VENV"
-    "$TORCH_VENV/bin/pip" install -q "${TORCH_PINS[@]}"
-  fi
+  make_venv "$TORCH_VENV" "${TORCH_PINS[@]}"
   TORCH_PY="$TORCH_VENV/bin/python"
 }
 
@@ -63,7 +88,7 @@ llamacpp_venv() {
   stamp="$LLAMACPP_VENV/lorta-cmake-args"
   if ! pins_ok "$LLAMACPP_VENV/bin/python" "${LLAMACPP_PINS[@]}" || [[ "$(cat "$stamp" 2>/dev/null)" != "$cmake_args" ]]; then
     echo "building llama-cpp-python from source into $LLAMACPP_VENV (~20 CPU-minutes) with CMAKE_ARGS=$cmake_args" >&2
-    [[ -x "$LLAMACPP_VENV/bin/python" ]] || python3 -m venv "$LLAMACPP_VENV"
+    [[ -x "$LLAMACPP_VENV/bin/python" ]] || /usr/bin/python3 -m venv "$LLAMACPP_VENV"
     local t0=$SECONDS
     CMAKE_ARGS="$cmake_args" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
       "$LLAMACPP_VENV/bin/pip" install -q --no-cache-dir --force-reinstall --no-deps llama-cpp-python==0.3.36

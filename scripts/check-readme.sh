@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Checks that the commands README.md documents work as written (issue 15).
+#
+#   bash scripts/check-readme.sh          the checks CI runs (part of scripts/test.sh, ~3 minutes
+#                                         after the test build):
+#     1. every `bash scripts/X.sh` and `python3 scripts/X.py` the README names is listed below,
+#        either as run here (CHEAP) or as run by hand (MANUAL, with the time it takes), and exists;
+#     2. every `lorta …` line of the README's command blocks names a subcommand that exists and
+#        only options that subcommand's --help lists;
+#     3. the cheap commands run, as the README writes them: `lorta info`, the merge demo, the
+#        statistics commands on generated files, `lorta generate --chat` on SmolLM2 (must answer
+#        Paris), `lorta info --model`, `lorta perplexity`, the chat-data conversion, the digits
+#        comparison with scikit-learn, and the statistics benchmark at a small size
+#        (`bench-stats.sh 1 20000` instead of 100,000 rows).
+#   bash scripts/check-readme.sh --manual prints the commands run by hand and their times.
+#
+# The CLI is the debug build of this checkout (LORTA=/path/to/lorta to use another), so CI
+# does not build a second configuration; the scripts that build the release CLI themselves are
+# given LORTA (digits-ood.sh, bench-stats.sh accept it; everything else they do is as written).
+# The README's Swift snippets are compiled by scripts/check-embedding.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Run here (the arguments the check uses; the README's own words are checked by step 1).
+CHEAP=(
+  "scripts/digits-ood.sh"
+  "scripts/bench-stats.sh"
+  "scripts/make-sentiment-chat.py"
+  "scripts/test.sh"            # this check is part of it
+  "scripts/check-docs.sh"      # run by scripts/test.sh
+  "scripts/sanitize.sh"        # run by scripts/test.sh (the SmolLM2 suites skipped there)
+  "scripts/fuzz.sh"            # run by scripts/test.sh (smoke: 2 s per harness)
+  "scripts/check-readme.sh"    # this check, run by scripts/test.sh
+  "scripts/check-embedding.sh" # run by scripts/test.sh
+)
+# Run by hand: command, then the time it took on this machine kind (2 cores) — see --manual.
+MANUAL=(
+  "scripts/run.sh|main job: ~4 min (release build excluded; ~12 min from a fresh clone)"
+  "scripts/run-minilm.sh|encoder job: ~4 min after the release build"
+  "scripts/quality.sh|accuracy table, 3 seeds × 4 rows: ~40 min"
+  "scripts/backdoor.sh|MiniLM backdoors (LoRA, LoRTA): ~10 min; causal-lora / causal-lorta rows ~8 min each"
+  "scripts/monitor.sh|monitor fit + 2 mixtures: MiniLM ~6 min per row; SmolLM2 rows ~15 min each"
+  "scripts/circuits.sh|MiniLM row ~16 min; SmolLM2 rows ~25 min each"
+  "scripts/bench.sh|kernel benchmarks: ~10 min for all"
+  "scripts/bench-torch-step.sh|PyTorch + PEFT step vs ours: ~5 min (+ torch venv, several GB, first run)"
+  "scripts/bench-peft-step.sh|SmolLM2 PEFT step: ~10 min (+ torch venv)"
+  "scripts/bench-llm.sh|decode/prefill vs transformers and llama.cpp: ~10 min (+ llama.cpp build ~20 CPU-min, first run)"
+  "scripts/check-llama-hf.sh|SmolLM2 HF vs GGUF logits against transformers: ~5 min (+ torch venv)"
+  "scripts/check-peft-llama.sh|PEFT LoRA on SmolLM2 vs ours: ~5 min (+ torch venv)"
+  "scripts/check-llama-export.sh|merged GGUF/HF export read back by transformers: ~5 min (+ torch venv)"
+  "scripts/peft-sentiment.sh|PyTorch + PEFT reference of the causal task: ~20 min (+ torch venv)"
+  "scripts/causal-quality.sh|SmolLM2 accuracy table: ~60 min"
+)
+
+if [[ "${1:-}" == "--manual" ]]; then
+  echo "README commands run by hand (times measured on the shared 2-core machine):"
+  for m in "${MANUAL[@]}"; do printf '  bash %-32s %s\n' "${m%%|*}" "${m#*|}"; done
+  exit 0
+fi
+
+# ---- 1. every script the README names is classified and exists ------------------------------
+known=" ${CHEAP[*]} "
+for m in "${MANUAL[@]}"; do known+=" ${m%%|*} "; done
+fail=0
+while read -r s; do
+  if [[ ! -f "$s" ]]; then echo "check-readme: README names $s, which does not exist" >&2; fail=1; fi
+  if [[ "$known" != *" $s "* ]]; then
+    echo "check-readme: README names $s, which scripts/check-readme.sh neither runs nor lists as run by hand" >&2; fail=1
+  fi
+done < <(grep -oE '(bash|python3) scripts/[A-Za-z0-9_./-]+\.(sh|py)' README.md | awk '{print $2}' | sort -u)
+[[ $fail == 0 ]] || exit 1
+echo "check-readme: every script the README names exists and is classified"
+
+if [[ -z "${LORTA:-}" ]]; then
+  # shellcheck disable=SC1091
+  source scripts/blas-env.sh
+  swift build --product lorta >/dev/null
+  LORTA="$(swift build --show-bin-path)/lorta"
+fi
+export LORTA
+
+# ---- 2. every `lorta …` line uses a subcommand and options that exist ------------------------
+/usr/bin/python3 - "$LORTA" <<'PY'
+import re, subprocess, sys
+lorta = sys.argv[1]
+text = open("README.md", encoding="utf-8").read()
+blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+# Join continuation lines, drop comments, keep the lines that run lorta.
+commands = []
+for b in blocks:
+    for line in b.replace("\\\n", " ").splitlines():
+        line = line.split(" #")[0].strip()
+        if line.startswith("lorta "):
+            commands.append(line)
+helps, failures = {}, []
+for c in commands:
+    words = c.split()[1:]
+    path = []
+    for w in words:                      # subcommand words come before the first option
+        if w.startswith("-") or w.startswith("[") or not re.fullmatch(r"[a-z-]+", w):
+            break
+        path.append(w)
+    key = " ".join(path)
+    if key not in helps:
+        # Each word must be listed among its parent's subcommands (ArgumentParser prints the
+        # parent's help for an unknown one), then the leaf's help lists the options.
+        ok = bool(path)
+        for i in range(len(path)):
+            parent = subprocess.run([lorta, *path[:i], "--help"], capture_output=True, text=True).stdout
+            listed = parent.split("SUBCOMMANDS:")[1] if "SUBCOMMANDS:" in parent else ""
+            if not re.search(r"^\s+" + re.escape(path[i]) + r"(\s|$)", listed, re.M):
+                ok = False
+                break
+        r = subprocess.run([lorta, *path, "--help"], capture_output=True, text=True)
+        helps[key] = r.stdout if ok and r.returncode == 0 else None
+    h = helps[key]
+    if h is None:
+        failures.append(f"`{c}`: `lorta {key}` is not a command")
+        continue
+    for opt in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", c):
+        if opt in ("--help", "--version"):
+            continue
+        if not re.search(r"(?<![\w-])" + re.escape(opt) + r"(?![\w-])", h):
+            failures.append(f"`{c}`: `lorta {key}` has no option {opt}")
+for f in failures:
+    print("check-readme: " + f, file=sys.stderr)
+if failures:
+    sys.exit(1)
+print(f"check-readme: {len(commands)} lorta command lines of the README use existing subcommands and options")
+PY
+
+# ---- 3. the cheap commands, run ---------------------------------------------------------------
+work="$(mktemp -d /tmp/lorta-readme.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+SMOL=assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+step() { echo "== $*" >&2; }
+
+step "lorta info"
+"$LORTA" info
+step "merge demo (scripts/demo.sh: lorta merge, then --unmerge)"
+bash scripts/demo.sh "$LORTA" >/dev/null
+
+step "lorta stats fit / merge, lorta detect (generated .npy files)"
+# shellcheck disable=SC1091
+source scripts/python-env.sh
+science_venv
+"$SCIENCE_PY" - "$work" <<'PY'
+import sys, numpy as np
+w = sys.argv[1]
+rng = np.random.default_rng(0)
+trusted = rng.standard_normal((600, 16)).astype(np.float32)
+np.save(f"{w}/trusted.npy", trusted)
+np.save(f"{w}/shard1.npy", trusted[:300]); np.save(f"{w}/shard2.npy", trusted[300:])
+incoming = rng.standard_normal((200, 16)).astype(np.float32)
+incoming[100:] += 1.5                                    # the second half is anomalous
+np.save(f"{w}/incoming.npy", incoming)
+np.save(f"{w}/is_anomalous.npy", np.r_[np.zeros(100), np.ones(100)].astype(np.float32))
+np.save(f"{w}/y.npy", (np.arange(600) % 2).astype(np.float32))
+PY
+(
+  cd "$work"
+  "$LORTA" stats fit --data trusted.npy --out site3.safetensors --labels y.npy
+  "$LORTA" stats fit --data shard1.npy --out shard1.safetensors
+  "$LORTA" stats fit --data shard2.npy --out shard2.safetensors
+  "$LORTA" stats merge shard1.safetensors shard2.safetensors --out all.safetensors
+  "$LORTA" detect --method que --estimator ledoit-wolf --trusted all.safetensors \
+               --data incoming.npy --labels is_anomalous.npy --scores-out scores.npy --json > detect.json
+) >/dev/null
+/usr/bin/python3 -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['auroc'] > 0.9, r
+print(f'check-readme: lorta detect on the generated data: AUROC {r[\"auroc\"]:.3f}')" "$work/detect.json"
+
+step "lorta generate --chat, lorta info --model, lorta perplexity (SmolLM2)"
+answer="$("$LORTA" generate --model "$SMOL" --chat "What is the capital of France?" 2>/dev/null)"
+echo "$answer"
+[[ "$answer" == *Paris* ]] || { echo "check-readme: SmolLM2 did not answer Paris" >&2; exit 1; }
+"$LORTA" info --model "$SMOL" --json >/dev/null
+head -c 2000 README.md > "$work/text.txt"
+"$LORTA" perplexity --model "$SMOL" --data "$work/text.txt" --context 128 --json >/dev/null
+
+step "chat data (scripts/make-sentiment-chat.py)"
+python3 scripts/make-sentiment-chat.py assets/movies/train.tsv "$work/train.jsonl"
+python3 scripts/make-sentiment-chat.py assets/movies/test.tsv "$work/test.jsonl" --limit 100 --balanced
+[[ "$(wc -l < "$work/test.jsonl")" == 100 ]]
+
+step "digits comparison with scikit-learn (scripts/digits-ood.sh)"
+bash scripts/digits-ood.sh > "$work/digits.txt"
+cat "$work/digits.txt"
+# The README's digits table must be what the script prints today: its AUROC column is the lorta
+# rows of the first (non-constant columns) table in order, its scikit-learn column the sklearn rows.
+/usr/bin/python3 - "$work/digits.txt" <<'PY'
+import re, sys
+out = open(sys.argv[1], encoding="utf-8").read().split("\n== ")[1]          # the first table
+ours = re.findall(r"^lorta .*?\s(\d\.\d{4})\s", out, re.M)
+theirs = re.findall(r"^sklearn \S+\s+(\d\.\d{4})", out, re.M)
+readme = open("README.md", encoding="utf-8").read()
+table = readme[readme.index("| detector | AUROC | scikit-learn |"):].split("\n\n")[0].splitlines()[2:]
+rows = [[c.strip().strip("*") for c in r.strip("|").split("|")] for r in table]
+got_ours = [r[1] for r in rows]
+got_theirs = [re.match(r"\d\.\d{4}", r[2]).group(0) for r in rows if r[2]]
+if got_ours != ours or got_theirs != theirs:
+    sys.exit(f"check-readme: the README's digits table ({got_ours}, {got_theirs}) differs from what "
+             f"scripts/digits-ood.sh prints ({ours}, {theirs})")
+print(f"check-readme: the README's digits table matches scripts/digits-ood.sh ({len(ours)} rows)")
+PY
+
+step "statistics benchmark, small (scripts/bench-stats.sh 1 20000)"
+bash scripts/bench-stats.sh 1 20000
+
+echo "check-readme: OK"
