@@ -80,7 +80,7 @@ import json, sys
 out, rows = sys.argv[1], sys.argv[2:]
 for row in rows:
     c = json.load(open(f"{out}/{row}/circuits.json"))
-    print(f"### {row} r=8: top components (triggered vs clean: the monitor's separation, attribution patching, sampled-ablation effect ± s.e. on the triggered inputs)")
+    print(f"### {row} r=8: top components by onset (triggered vs clean: onset and the monitor's separation, attribution patching, sampled-ablation effect ± s.e. on the triggered inputs)")
     print("| rank | component | onset | separation | attribution triggered / clean | ablation effect (triggered) |")
     print("|---|---|---|---|---|---|")
     for i, r in enumerate(c["components"][:8]):

@@ -12,13 +12,13 @@ struct MonitorCircuits: ParsableCommand {
         inputs), attribution patching estimates how much mean-ablating each component (replacing \
         it by its trusted mean from the monitor) changes log p(predicted class) — for a causal LM, \
         log p(predicted next token) after the prompt, the first token of the answer. By default \
-        components are ranked by how far the flagged inputs depart from the trusted behaviour \
-        there, beyond the reference inputs (--rank-by anomaly: the monitor's calibrated scores); \
-        --rank-by onset ranks by the part of that departure a component adds to the residual \
-        stream it reads (its separation minus the previous layer output's), which points at \
-        where the departure starts rather than where it is largest; --rank-by attribution ranks \
-        by how much more ablating them lowers the flagged inputs' prediction than the reference \
-        inputs'. With --json, the top heads of all three rankings are printed. --samples forwards with random subsets of components ablated \
+        (--rank-by onset) components are ranked by how much of the flagged inputs' departure \
+        from the trusted behaviour they add to the residual stream they read: their separation \
+        (the monitor's calibrated Mahalanobis score at the component, flagged minus reference \
+        inputs) minus the previous layer output's, which points at where the departure starts \
+        rather than where it is largest; --rank-by anomaly ranks by the separation itself; \
+        --rank-by attribution by how much more ablating them lowers the flagged inputs' \
+        prediction than the reference inputs'. With --json, the top heads of all three rankings are printed. --samples forwards with random subsets of components ablated \
         (each with --probability) measure each component's effect with a standard error, and, \
         with the monitor's pseudo-classes, the change of each input's mode and its geometry. \
         Check the ranking with `lorta eval --monitor MON --ablate COMPONENTS --trigger T` \
@@ -46,8 +46,8 @@ struct MonitorCircuits: ParsableCommand {
     @Option(help: "Components to print.")
     var top = 10
 
-    @Option(help: "Rank by anomaly (where the flagged inputs depart most from the trusted behaviour, beyond the reference inputs: the monitor's calibrated Mahalanobis scores per head and MLP), onset (the part of that departure a component adds over the previous layer's output) or attribution (attribution patching of log p(predicted class)).")
-    var rankBy = "anomaly"
+    @Option(help: "Rank by onset (the part of the flagged inputs' departure from the trusted behaviour a component adds over the previous layer's output), anomaly (the departure itself: the monitor's calibrated Mahalanobis scores per head and MLP, flagged minus reference inputs) or attribution (attribution patching of log p(predicted class)).")
+    var rankBy = "onset"
 
     @Option(help: "Write a self-contained HTML report (layer × head map of the contributions, the ranking, the samples).")
     var report: String?

@@ -59,7 +59,7 @@ import Testing
         let result = try Self.json(r)
         let rows = try #require(result["components"] as? [[String: Any]])
         #expect(rows.count == shape.layerCount * (shape.headCount + 1))
-        #expect(rows.allSatisfy { ($0["anomaly_separation"] as? Double) == ($0["score"] as? Double) })
+        #expect(rows.allSatisfy { ($0["onset"] as? Double) == ($0["score"] as? Double) })
         let scores = rows.compactMap { $0["score"] as? Double }
         #expect(scores == scores.sorted(by: >) && scores.allSatisfy(\.isFinite))
         #expect(rows.allSatisfy { ($0["flagged_attribution"] as? Double)?.isFinite == true })

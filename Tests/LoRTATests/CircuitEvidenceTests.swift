@@ -141,8 +141,8 @@ struct CircuitEvidenceTests {
         let result = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let rows = try #require(result["components"] as? [[String: Any]])
         #expect(rows.count == 6)
-        // Ranked by anomaly (the default): the score is the separation at the component's site.
-        #expect(rows.allSatisfy { ($0["anomaly_separation"] as? Double) == ($0["score"] as? Double) })
+        // Ranked by onset (the default): the score is the separation the component adds over its layer's input.
+        #expect(rows.allSatisfy { ($0["onset"] as? Double) == ($0["score"] as? Double) })
         let scores = rows.compactMap { $0["score"] as? Double }
         #expect(scores == scores.sorted(by: >))
         #expect((result["flagged"] as? [String: Any])?["samples"] as? Int == 6)
@@ -152,15 +152,15 @@ struct CircuitEvidenceTests {
         // Every row has its onset, and the top heads of all three rankings are printed.
         #expect(rows.allSatisfy { $0["onset"] is Double })
         let by = try #require(result["top_heads_by"] as? [String: [String]])
-        #expect(Set(by.keys) == ["anomaly", "onset", "attribution"] && by["anomaly"] == heads)
-        let byOnset = try CLI.run(["monitor", "circuits", "--monitor", f.path("mon"), "--data", f.path("odd.tsv"),
-                                   "--reference", f.path("trusted.tsv"), "--samples", "0", "--rank-by", "onset", "--json"])
-        try #require(byOnset.status == 0, "\(byOnset.stderr)")
-        let onsetResult = try #require(try JSONSerialization.jsonObject(with: Data(byOnset.stdout.utf8)) as? [String: Any])
-        let onsetRows = try #require(onsetResult["components"] as? [[String: Any]])
-        #expect(onsetRows.allSatisfy { ($0["onset"] as? Double) == ($0["score"] as? Double) })
-        #expect(onsetResult["top_heads"] as? [String] == by["onset"])
-        let noReference = try CLI.run(["monitor", "circuits", "--monitor", f.path("mon"), "--data", f.path("odd.tsv"), "--rank-by", "onset"])
+        #expect(Set(by.keys) == ["anomaly", "onset", "attribution"] && by["onset"] == heads)
+        let byAnomaly = try CLI.run(["monitor", "circuits", "--monitor", f.path("mon"), "--data", f.path("odd.tsv"),
+                                     "--reference", f.path("trusted.tsv"), "--samples", "0", "--rank-by", "anomaly", "--json"])
+        try #require(byAnomaly.status == 0, "\(byAnomaly.stderr)")
+        let anomalyResult = try #require(try JSONSerialization.jsonObject(with: Data(byAnomaly.stdout.utf8)) as? [String: Any])
+        let anomalyRows = try #require(anomalyResult["components"] as? [[String: Any]])
+        #expect(anomalyRows.allSatisfy { ($0["anomaly_separation"] as? Double) == ($0["score"] as? Double) })
+        #expect(anomalyResult["top_heads"] as? [String] == by["anomaly"])
+        let noReference = try CLI.run(["monitor", "circuits", "--monitor", f.path("mon"), "--data", f.path("odd.tsv")])
         #expect(noReference.status != 0 && noReference.stderr.contains("--rank-by onset needs --reference"), "\(noReference.stderr)")
         let html = try String(contentsOfFile: f.path("circuits.html"), encoding: .utf8)
         #expect(html.components(separatedBy: "<svg").count - 1 == 2 && html.contains(heads[0]))
