@@ -33,27 +33,28 @@ CHEAP=(
   "scripts/check-readme.sh"    # this check, run by scripts/test.sh
   "scripts/check-embedding.sh" # run by scripts/test.sh
 )
-# Run by hand: command, then the time it took on this machine kind (2 cores) — see --manual.
+# Run by hand: command, then the time it takes on this machine kind (2 cores), as each script's
+# header and the README record it — see --manual.
 MANUAL=(
-  "scripts/run.sh|main job: ~4 min (release build excluded; ~12 min from a fresh clone)"
-  "scripts/run-minilm.sh|encoder job: ~4 min after the release build"
-  "scripts/quality.sh|accuracy table, 3 seeds × 4 rows: ~40 min"
-  "scripts/backdoor.sh|MiniLM backdoors (LoRA, LoRTA): ~10 min; causal-lora / causal-lorta rows ~8 min each"
-  "scripts/monitor.sh|monitor fit + 2 mixtures: MiniLM ~6 min per row; SmolLM2 rows ~15 min each"
-  "scripts/circuits.sh|MiniLM row ~16 min; SmolLM2 rows ~25 min each"
-  "scripts/bench.sh|kernel benchmarks: ~10 min for all"
-  "scripts/bench-torch-step.sh|PyTorch + PEFT step vs ours: ~5 min (+ torch venv, several GB, first run)"
-  "scripts/bench-peft-step.sh|SmolLM2 PEFT step: ~10 min (+ torch venv)"
-  "scripts/bench-llm.sh|decode/prefill vs transformers and llama.cpp: ~10 min (+ llama.cpp build ~20 CPU-min, first run)"
-  "scripts/check-llama-hf.sh|SmolLM2 HF vs GGUF logits against transformers: ~5 min (+ torch venv)"
-  "scripts/check-peft-llama.sh|PEFT LoRA on SmolLM2 vs ours: ~5 min (+ torch venv)"
-  "scripts/check-llama-export.sh|merged GGUF/HF export read back by transformers: ~5 min (+ torch venv)"
-  "scripts/peft-sentiment.sh|PyTorch + PEFT reference of the causal task: ~20 min (+ torch venv)"
-  "scripts/causal-quality.sh|SmolLM2 accuracy table: ~60 min"
+  "scripts/run.sh|main job (release build, SmolLM2 LoRTA fine-tune, merge, ask): ~4 min after the release build (~10 min for the build on a fresh clone)"
+  "scripts/run-minilm.sh|encoder job: a few minutes after the release build (300 steps)"
+  "scripts/quality.sh|MiniLM accuracy table: 300 steps per row and seed (not yet timed as a whole)"
+  "scripts/backdoor.sh|~8 min per MiniLM row, ~10 min per SmolLM2 row"
+  "scripts/monitor.sh|~5 min per MiniLM row, ~10–15 min per SmolLM2 row (runs backdoor.sh when its adapter is missing)"
+  "scripts/circuits.sh|~16 min for the MiniLM row, ~20 min per SmolLM2 row (runs monitor.sh when its monitor is missing)"
+  "scripts/bench.sh|kernel benchmarks: a few minutes per mode"
+  "scripts/bench-torch-step.sh|PyTorch + PEFT MiniLM step vs ours: ~3 min once the torch venv exists (several GB the first time)"
+  "scripts/bench-peft-step.sh|SmolLM2 PEFT steps: ~3–5 min on an idle machine (+ torch venv)"
+  "scripts/bench-llm.sh|prefill/decode vs transformers and llama.cpp: ~3 min (+ llama.cpp build, ~20 CPU-min, first run)"
+  "scripts/check-llama-hf.sh|SmolLM2 logits vs transformers: ~3 min once the torch venv exists"
+  "scripts/check-peft-llama.sh|PEFT LoRA on SmolLM2 vs ours: a few minutes (+ torch venv)"
+  "scripts/check-llama-export.sh|merged GGUF/HF export read back by transformers/gguf: a few minutes (+ torch venv)"
+  "scripts/peft-sentiment.sh|PyTorch + PEFT reference of the causal task: ~10–15 min idle, 50 min measured on a loaded machine"
+  "scripts/causal-quality.sh|SmolLM2 accuracy table: ~30 min (6–8 min per adapter row)"
 )
 
 if [[ "${1:-}" == "--manual" ]]; then
-  echo "README commands run by hand (times measured on the shared 2-core machine):"
+  echo "README commands run by hand (times as the scripts and the README record them, 2-core machine):"
   for m in "${MANUAL[@]}"; do printf '  bash %-32s %s\n' "${m%%|*}" "${m#*|}"; done
   exit 0
 fi
