@@ -111,7 +111,9 @@ enum MonitorReportContent {
                                          colorScheme: .diverging, showValues: shape.headCount <= 16, valueDigits: 2)))
         func effect(_ e: (effect: Double, standardError: Double)?) -> ReportTable.Cell {
             guard let e, e.effect.isFinite else { return .text("—") }
-            return .text(String(format: "%+.3f ± %.3f", e.effect, e.standardError.isFinite ? e.standardError : .nan))
+            // No standard error with fewer than 2 samples on a side: say so instead of "nan".
+            return .text(e.standardError.isFinite ? String(format: "%+.3f ± %.3f", e.effect, e.standardError)
+                                                  : String(format: "%+.3f ± —", e.effect))
         }
         sections.append(.table(ReportTable(
             caption: "Top \(top) components",
