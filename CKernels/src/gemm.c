@@ -5,6 +5,7 @@
 #pragma STDC FP_CONTRACT OFF
 #include "gemm_internal.h"
 #include "internal.h"
+#include "simd.h"
 
 extern int omp_get_thread_num(void);
 
@@ -30,67 +31,136 @@ const lt__gemm_kernel *lt__gemm_kernel_for_isa(int isa) {
 
 /* ---- blocking ----------------------------------------------------------------------------- */
 
-/* Target depth of a packed chunk of B: a micro-panel's kc · NR floats stay in L1 (with the
- * tile's A rows) while every tile of the task's M-block streams past it: 128 · 48 · 4 B =
- * 24 KiB of a 48 KiB L1 on AVX-512. Override at build time for experiments (-DLT_GEMM_KC=…);
- * the value never changes a result bit (partial tiles are reloaded exactly). */
+/* Depth of a packed chunk (kc): K is split into equal chunks of at most LT_GEMM_KC. A task packs
+ * its A block (mc × kc) and its B panel (kc × nc) into the thread's workspace, where both stay
+ * in the core's L2 (2 MiB here); the micro-kernel then keeps one A micro-panel (MR × kc: 8 ·
+ * 384 · 4 B = 12 KiB on AVX-512) in L1 while the B micro-panels of the task stream past it from
+ * L2 (three full vector loads per k, prefetched). One chunk covers K <= 384 (the MiniLM and
+ * SmolLM2 hidden sizes), so those products never reload a partial tile. Override at build time
+ * for experiments (-DLT_GEMM_KC=… etc.); the blocking never changes a result bit (partial tiles
+ * are reloaded exactly, and every element is one fma chain in k order). */
 #ifndef LT_GEMM_KC
-#define LT_GEMM_KC 128
+#define LT_GEMM_KC 384
 #endif
-/* Cap of the partial-result block of a task (mc · nc floats) and of mc. */
-#ifndef LT_GEMM_PARTIAL_FLOATS
-#define LT_GEMM_PARTIAL_FLOATS 65536
+/* Rows (mc) and columns (nc) of a task at most: A block 192 · 384 · 4 B = 288 KiB, B panel
+ * 384 · 384 · 4 B = 576 KiB, partial block 192 · 384 · 4 B = 288 KiB per thread. Packing A costs
+ * about 1/nc of the work and packing B 1/mc, so both are kept in the hundreds. */
+#ifndef LT_GEMM_MC
+#define LT_GEMM_MC 192
 #endif
-#ifndef LT_GEMM_MC_MAX
-#define LT_GEMM_MC_MAX 1024
+#ifndef LT_GEMM_NC
+#define LT_GEMM_NC 384
+#endif
+/* 1: A micro-panel outer, B micro-panels inner (A in L1, B streamed from L2); 0: the reverse. */
+#ifndef LT_GEMM_A_OUTER
+#define LT_GEMM_A_OUTER 1
 #endif
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+static int64_t ceil_div(int64_t v, int64_t m) { return (v + m - 1) / m; }
 static int64_t gcd64(int64_t a, int64_t b) { while (b) { int64_t t = a % b; a = b; b = t; } return a; }
 /* 16 floats = 64 bytes: keeps the per-thread pieces on cache-line boundaries. */
 static int64_t pad16(int64_t v) { return round_up(v, 16); }
 
 void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64_t K,
-                        const lt__gemm_b *b, lt__gemm_plan *plan) {
+                        const lt__gemm_b *b, int threads, lt__gemm_plan *plan) {
     const int64_t mr = kern->mr, nr = kern->nr;
     const int64_t kmul = b->kc_multiple > 0 ? b->kc_multiple : 1;
     const int64_t align = b->nc_align > 0 ? b->nc_align : 1;
+    if (M < 1) M = 1;
+    if (N < 1) N = 1;
     /* kc: K split into equal chunks of about LT_GEMM_KC, each a multiple of kmul. */
     int64_t kc = K;
-    if (K > LT_GEMM_KC) {
-        const int64_t chunks = (K + LT_GEMM_KC - 1) / LT_GEMM_KC;
-        kc = round_up((K + chunks - 1) / chunks, kmul);
-    }
+    if (K > LT_GEMM_KC) kc = round_up(ceil_div(K, ceil_div(K, LT_GEMM_KC)), kmul);
     if (kc < 1) kc = 1;
-    /* nc: one micro-panel, or whole aligned units when that stays narrow (see nc_align). */
-    int64_t nc = nr * (align / gcd64(nr, align));
-    if (nc > 2 * (nr > align ? nr : align)) nc = round_up(align, nr);
-    if (nc > round_up(N, nr)) nc = round_up(N > 0 ? N : 1, nr);
-    /* mc: all of M when the partial block stays small, else capped. */
-    int64_t mc = round_up(M > 0 ? M : 1, mr);
-    int64_t cap = LT_GEMM_PARTIAL_FLOATS / nc / mr * mr;
-    if (cap > LT_GEMM_MC_MAX) cap = LT_GEMM_MC_MAX / mr * mr;
+    /* nc: whole units of width u (one micro-panel, or aligned units, see nc_align), about
+     * LT_GEMM_NC wide, the panels of N equal. */
+    int64_t u = nr * (align / gcd64(nr, align));
+    if (u > 2 * (nr > align ? nr : align)) u = round_up(align, nr);
+    int64_t nc = LT_GEMM_NC / u * u;
+    if (nc < u) nc = u;
+    nc = round_up(ceil_div(N, ceil_div(N, nc)), u);
+    /* mc: equal M-blocks of at most LT_GEMM_MC rows (whole tiles). */
+    int64_t cap = LT_GEMM_MC / mr * mr;
     if (cap < mr) cap = mr;
-    if (mc > cap) {
-        const int64_t blocks = (mc + cap - 1) / cap;
-        mc = round_up((mc + blocks - 1) / blocks, mr);
+    int64_t mc = round_up(ceil_div(M, ceil_div(M, cap)), mr);
+    plan->per_thread_floats = pad16(kc * nc) + pad16(mc * kc) + pad16(mc * nc) +
+                              pad16(b->scratch_per_kc * kc + b->scratch_per_nc * nc + b->scratch_const);
+    /* Balance (the workspace above stays an upper bound: mc and nc only shrink): with a team,
+     * at least 4 tasks per thread where the shape allows (M-blocks down to 4 tiles, then
+     * narrower N-panels), so that dynamic hand-out evens out a busy core; then more M-blocks
+     * until the task count is a multiple of the team. */
+    if (threads > 1) {
+        const int64_t target = 4 * (int64_t)threads;
+        while (ceil_div(M, mc) * ceil_div(N, nc) < target) {
+            const int64_t m2 = round_up(ceil_div(M, ceil_div(M, mc) + 1), mr);
+            const int64_t n2 = round_up(ceil_div(N, ceil_div(N, nc) + 1), u);
+            if (mc > 4 * mr && m2 < mc) mc = m2;
+            else if (n2 < nc) nc = n2;
+            else break;
+        }
+        const int64_t panels = ceil_div(N, nc);
+        if ((ceil_div(M, mc) * panels) % threads != 0) {
+            for (int64_t blocks = ceil_div(M, mc) + 1; blocks <= ceil_div(M, mr) && blocks <= 4 * ceil_div(M, mc) + threads; blocks++) {
+                const int64_t m2 = round_up(ceil_div(M, blocks), mr);
+                if ((ceil_div(M, m2) * panels) % threads == 0) { mc = m2; break; }
+            }
+        }
     }
     plan->kc = kc;
     plan->nc = nc;
     plan->mc = mc;
-    plan->per_thread_floats = pad16(kc * nc) + pad16(mc * nc) + pad16(mr * kc) +
-                              pad16(b->scratch_per_kc * kc + b->scratch_per_nc * nc + b->scratch_const);
+}
+
+/* ---- packing A ---------------------------------------------------------------------------- */
+
+/* Micro-panel of `rows` (<= mr) rows of A from row i, k0 ..< k0 + kc, k-major; rows past the
+ * edge are zero. */
+static void pack_a(const lt__gemm_a *A, int64_t i, int64_t rows, int64_t k0, int64_t kc, int64_t mr,
+                   float *dst) {
+    const int64_t ld = A->ld;
+    if (A->trans) {                         /* A[i + r, k] = p[k · ld + i + r]: row pieces */
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = A->p + (k0 + k) * ld + i;
+            float *d = dst + k * mr;
+            int64_t r = 0;
+            for (; r < rows; r++) d[r] = s[r];
+            for (; r < mr; r++) d[r] = 0.0f;
+        }
+    } else if (rows == mr && mr == 8) {     /* the AVX-512 tile: 8 rows interleaved */
+        const float *s0 = A->p + i * ld + k0;
+        for (int64_t k = 0; k < kc; k++) {
+            float *d = dst + k * 8;
+            for (int64_t r = 0; r < 8; r++) d[r] = s0[r * ld + k];
+        }
+    } else {
+        for (int64_t r = 0; r < mr; r++) {
+            if (r < rows) {
+                const float *s = A->p + (i + r) * ld + k0;
+                for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = s[k];
+            } else {
+                for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = 0.0f;
+            }
+        }
+    }
 }
 
 /* ---- epilogue ----------------------------------------------------------------------------- */
 
 static void epilogue_tile(const lt__gemm_epilogue *epi, const float *t, int64_t ldt, float *c,
                           int64_t ldc, int64_t mr, int64_t nr) {
+    const float alpha = epi->alpha, beta = epi->beta;
     for (int64_t r = 0; r < mr; r++) {
         const float *s = t + r * ldt;
         float *d = c + r * ldc;
-        if (epi->accumulate) for (int64_t j = 0; j < nr; j++) d[j] += s[j];
-        else memcpy(d, s, (size_t)nr * sizeof(float));
+        if (beta == 0.0f) {
+            if (alpha == 1.0f) memcpy(d, s, (size_t)nr * sizeof(float));
+            else for (int64_t j = 0; j < nr; j++) d[j] = alpha * s[j];
+        } else if (alpha == 1.0f && beta == 1.0f) {
+            for (int64_t j = 0; j < nr; j++) d[j] = d[j] + s[j];
+        } else {
+            for (int64_t j = 0; j < nr; j++) d[j] = alpha * s[j] + beta * d[j];
+        }
     }
 }
 
@@ -105,7 +175,7 @@ int lt__gemm_uses_team(int64_t M, int64_t N, int64_t K) {
 }
 
 void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_t M, int64_t N,
-                  int64_t K, const float *A, int64_t lda, const lt__gemm_b *b,
+                  int64_t K, const lt__gemm_a *A, const lt__gemm_b *b,
                   const lt__gemm_epilogue *epi, float *C, int64_t ldc,
                   float *workspace, int64_t workspace_floats, int max_threads) {
     const int64_t mr = kern->mr, nr = kern->nr;
@@ -117,50 +187,60 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
     if (threads > tasks) threads = tasks;
     if (!lt__gemm_uses_team(M, N, K)) threads = 1;
     if (threads < 1) threads = 1;
-    const int64_t off_c = pad16(kc * nc), off_a = off_c + pad16(mc * nc), off_s = off_a + pad16(mr * kc);
+    const int64_t off_a = pad16(kc * nc), off_c = off_a + pad16(mc * kc), off_s = off_c + pad16(mc * nc);
+    /* Full tiles of a plain store (C = A·B) keep their partial sums in C itself (C is not
+     * read otherwise); every other tile goes through the thread's partial block. */
+    const int direct = epi->alpha == 1.0f && epi->beta == 0.0f;
+    const lt__gemm_ukernel_fn uk = kern->ukernel;
 
     int64_t counter = 0;
     #pragma omp parallel num_threads((int)threads) if (threads > 1)
     {
         float *base = workspace + (int64_t)omp_get_thread_num() * plan->per_thread_floats;
-        float *bbuf = base, *cpart = base + off_c, *apad = base + off_a, *scratch = base + off_s;
+        float *bbuf = base, *abuf = base + off_a, *cpart = base + off_c, *scratch = base + off_s;
+        int noted = 0;
         for (int64_t t; (t = lt__next_task(&counter)) < tasks;) {
+            if (!noted) { lt__note_thread(); noted = 1; }
             const int64_t j0 = (t / mblocks) * nc, i0 = (t % mblocks) * mc;
             const int64_t ncur = N - j0 < nc ? N - j0 : nc, mcur = M - i0 < mc ? M - i0 : mc;
             const int64_t npan = (ncur + nr - 1) / nr, ntiles = (mcur + mr - 1) / mr;
             const int64_t ldp = npan * nr;
-            if (K == 0) memset(cpart, 0, (size_t)(ntiles * mr * ldp) * sizeof(float));
+            if (K == 0) {
+                memset(cpart, 0, (size_t)(ntiles * mr * ldp) * sizeof(float));
+                for (int64_t it = 0; it < ntiles; it++) {
+                    const int64_t i = i0 + it * mr, rows = M - i < mr ? M - i : mr;
+                    epilogue_tile(epi, cpart + it * mr * ldp, ldp, C + i * ldc + j0, ldc, rows, ncur);
+                }
+                continue;
+            }
             for (int64_t k0 = 0; k0 < K; k0 += kc) {
                 const int64_t kcur = K - k0 < kc ? K - k0 : kc;
                 const int last = k0 + kcur >= K;
                 b->pack(b->ctx, kern, j0, ncur, k0, kcur, bbuf, scratch);
                 for (int64_t it = 0; it < ntiles; it++) {
                     const int64_t i = i0 + it * mr, rows = M - i < mr ? M - i : mr;
-                    const float *a = A + i * lda + k0;
-                    int64_t alda = lda;
-                    if (rows < mr) {          /* ragged last tile: zero-padded copy of its rows */
-                        for (int64_t r = 0; r < mr; r++) {
-                            if (r < rows) memcpy(apad + r * kcur, a + r * lda, (size_t)kcur * sizeof(float));
-                            else memset(apad + r * kcur, 0, (size_t)kcur * sizeof(float));
-                        }
-                        a = apad;
-                        alda = kcur;
-                    }
-                    float *ct = cpart + it * mr * ldp;
+                    pack_a(A, i, rows, k0, kcur, mr, abuf + it * mr * kcur);
+                }
+#if LT_GEMM_A_OUTER
+                for (int64_t it = 0; it < ntiles; it++) {
                     for (int64_t q = 0; q < npan; q++) {
-                        kern->ukernel(kcur, a, alda, bbuf + q * kcur * nr, ct + q * nr, ldp, k0 > 0);
-                        if (last) {
-                            const int64_t j = j0 + q * nr, cols = N - j < nr ? N - j : nr;
-                            epilogue_tile(epi, ct + q * nr, ldp, C + i * ldc + j, ldc, rows, cols);
+#else
+                for (int64_t q = 0; q < npan; q++) {
+                    for (int64_t it = 0; it < ntiles; it++) {
+#endif
+                        const int64_t i = i0 + it * mr, rows = M - i < mr ? M - i : mr;
+                        const int64_t j = j0 + q * nr, cols = N - j < nr ? N - j : nr;
+                        const float *ap = abuf + it * mr * kcur, *bp = bbuf + q * kcur * nr;
+                        if (direct && rows == mr && cols == nr) {
+                            uk(kcur, ap, bp, C + i * ldc + j, ldc, k0 > 0);
+                        } else {
+                            float *ct = cpart + it * mr * ldp + q * nr;
+                            uk(kcur, ap, bp, ct, ldp, k0 > 0);
+                            if (last) epilogue_tile(epi, ct, ldp, C + i * ldc + j, ldc, rows, cols);
                         }
                     }
                 }
             }
-            if (K == 0)
-                for (int64_t it = 0; it < ntiles; it++) {
-                    const int64_t i = i0 + it * mr, rows = M - i < mr ? M - i : mr;
-                    epilogue_tile(epi, cpart + it * mr * ldp, ldp, C + i * ldc + j0, ldc, rows, ncur);
-                }
         }
     }
 }
