@@ -12,12 +12,12 @@ extern int omp_get_thread_num(void);
 /* ---- kernels ------------------------------------------------------------------------------ */
 
 static const lt__gemm_kernel k_scalar = {LT_GEMM_SCALAR_MR, LT_GEMM_SCALAR_NR, lt__gemm_ukernel_scalar,
-                                         lt__transpose16_scalar, LT_ISA_SCALAR};
+                                         lt__transpose16_scalar, NULL, LT_ISA_SCALAR};
 #if defined(__x86_64__)
 static const lt__gemm_kernel k_avx2 = {LT_GEMM_AVX2_MR, LT_GEMM_AVX2_NR, lt__gemm_ukernel_avx2,
-                                       lt__transpose16_avx2, LT_ISA_AVX2};
+                                       lt__transpose16_avx2, NULL, LT_ISA_AVX2};
 static const lt__gemm_kernel k_avx512 = {LT_GEMM_AVX512_MR, LT_GEMM_AVX512_NR, lt__gemm_ukernel_avx512,
-                                         lt__transpose16_avx512, LT_ISA_AVX512};
+                                         lt__transpose16_avx512, lt__gemm_pack_a8_avx2, LT_ISA_AVX512};
 #endif
 
 const lt__gemm_kernel *lt__gemm_kernel_for_isa(int isa) {
@@ -114,33 +114,43 @@ void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64
 
 /* ---- packing A ---------------------------------------------------------------------------- */
 
-/* Micro-panel of `rows` (<= mr) rows of A from row i, k0 ..< k0 + kc, k-major; rows past the
- * edge are zero. */
-static void pack_a(const lt__gemm_a *A, int64_t i, int64_t rows, int64_t k0, int64_t kc, int64_t mr,
-                   float *dst) {
-    const int64_t ld = A->ld;
-    if (A->trans) {                         /* A[i + r, k] = p[k · ld + i + r]: row pieces */
+/* dst[0 ..< n] = src[0 ..< n]; inlined with a constant n, a few vector moves. */
+static inline __attribute__((always_inline)) void copy_n(float *dst, const float *src, int n) {
+    for (int i = 0; i < n; i++) dst[i] = src[i];
+}
+
+/* The A block of a task chunk: rows i0 ..< i0 + mcur, k0 ..< k0 + kc, as ceil(mcur / mr)
+ * micro-panels of mr rows, k-major (A[i0 + t·mr + r, k0 + k] at dst[t·mr·kc + k·mr + r]); rows
+ * past the edge are zero. Stored A is read along its rows (contiguous) in both layouts. */
+static void pack_a_block(const lt__gemm_kernel *kern, const lt__gemm_a *A, int64_t i0, int64_t mcur,
+                         int64_t k0, int64_t kc, float *dst) {
+    const int64_t mr = kern->mr, ld = A->ld, ntiles = (mcur + mr - 1) / mr;
+    if (A->trans) {                         /* A[i, k] = p[k · ld + i]: one stored row per k */
         for (int64_t k = 0; k < kc; k++) {
-            const float *s = A->p + (k0 + k) * ld + i;
-            float *d = dst + k * mr;
-            int64_t r = 0;
-            for (; r < rows; r++) d[r] = s[r];
-            for (; r < mr; r++) d[r] = 0.0f;
-        }
-    } else if (rows == mr && mr == 8) {     /* the AVX-512 tile: 8 rows interleaved */
-        const float *s0 = A->p + i * ld + k0;
-        for (int64_t k = 0; k < kc; k++) {
-            float *d = dst + k * 8;
-            for (int64_t r = 0; r < 8; r++) d[r] = s0[r * ld + k];
-        }
-    } else {
-        for (int64_t r = 0; r < mr; r++) {
-            if (r < rows) {
-                const float *s = A->p + (i + r) * ld + k0;
-                for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = s[k];
-            } else {
-                for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = 0.0f;
+            const float *s = A->p + (k0 + k) * ld + i0;
+            const int64_t full = mcur / mr;
+            int64_t t = 0;
+            if (mr == 8) for (; t < full; t++) copy_n(dst + t * 8 * kc + k * 8, s + t * 8, 8);
+            else if (mr == 6) for (; t < full; t++) copy_n(dst + t * 6 * kc + k * 6, s + t * 6, 6);
+            else if (mr == 4) for (; t < full; t++) copy_n(dst + t * 4 * kc + k * 4, s + t * 4, 4);
+            for (; t < ntiles; t++) {
+                float *d = dst + t * mr * kc + k * mr;
+                const int64_t rows = mcur - t * mr < mr ? mcur - t * mr : mr;
+                int64_t r = 0;
+                for (; r < rows; r++) d[r] = s[t * mr + r];
+                for (; r < mr; r++) d[r] = 0.0f;
             }
+        }
+        return;
+    }
+    for (int64_t t = 0; t < ntiles; t++) {
+        const int64_t rows = mcur - t * mr < mr ? mcur - t * mr : mr;
+        const float *s = A->p + (i0 + t * mr) * ld + k0;
+        float *d = dst + t * mr * kc;
+        if (rows == mr && kern->pack_a_full) { kern->pack_a_full(s, ld, kc, d); continue; }
+        for (int64_t r = 0; r < mr; r++) {
+            if (r < rows) for (int64_t k = 0; k < kc; k++) d[k * mr + r] = s[r * ld + k];
+            else for (int64_t k = 0; k < kc; k++) d[k * mr + r] = 0.0f;
         }
     }
 }
@@ -199,6 +209,7 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
         float *base = workspace + (int64_t)omp_get_thread_num() * plan->per_thread_floats;
         float *bbuf = base, *abuf = base + off_a, *cpart = base + off_c, *scratch = base + off_s;
         int noted = 0;
+        int64_t packed_j0 = -1;             /* panel held in bbuf (single-chunk products) */
         for (int64_t t; (t = lt__next_task(&counter)) < tasks;) {
             if (!noted) { lt__note_thread(); noted = 1; }
             const int64_t j0 = (t / mblocks) * nc, i0 = (t % mblocks) * mc;
@@ -216,11 +227,11 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
             for (int64_t k0 = 0; k0 < K; k0 += kc) {
                 const int64_t kcur = K - k0 < kc ? K - k0 : kc;
                 const int last = k0 + kcur >= K;
-                b->pack(b->ctx, kern, j0, ncur, k0, kcur, bbuf, scratch);
-                for (int64_t it = 0; it < ntiles; it++) {
-                    const int64_t i = i0 + it * mr, rows = M - i < mr ? M - i : mr;
-                    pack_a(A, i, rows, k0, kcur, mr, abuf + it * mr * kcur);
-                }
+                /* One chunk (K <= kc): the packed panel of the thread's previous task is still
+                 * in bbuf; consecutive tasks usually share it (tasks run panel-major). */
+                if (!(K == kcur && packed_j0 == j0)) b->pack(b->ctx, kern, j0, ncur, k0, kcur, bbuf, scratch);
+                packed_j0 = K == kcur ? j0 : -1;
+                pack_a_block(kern, A, i0, mcur, k0, kcur, abuf);
 #if LT_GEMM_A_OUTER
                 for (int64_t it = 0; it < ntiles; it++) {
                     for (int64_t q = 0; q < npan; q++) {
@@ -274,12 +285,18 @@ void lt__gemm_pack_b_f32_n(const void *ctx, const lt__gemm_kernel *kern, int64_t
     (void)scratch;
     const lt__gemm_f32_source *s = (const lt__gemm_f32_source *)ctx;
     const int64_t nr = kern->nr, npan = (nc + nr - 1) / nr;
-    for (int64_t q = 0; q < npan; q++) {
-        float *panel = lt__gemm_panel(dst, q, kc, (int)nr);
-        const int64_t cols = nc - q * nr < nr ? nc - q * nr : nr;
-        for (int64_t k = 0; k < kc; k++) {
-            memcpy(panel + k * nr, s->p + (k0 + k) * s->ld + j0 + q * nr, (size_t)cols * sizeof(float));
-            if (cols < nr) memset(panel + k * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
+    for (int64_t k = 0; k < kc; k++) {          /* one stored row piece per k, read contiguously */
+        const float *src = s->p + (k0 + k) * s->ld + j0;
+        const int64_t full = nc / nr;
+        int64_t q = 0;
+        if (nr == 48) for (; q < full; q++) copy_n(dst + q * kc * 48 + k * 48, src + q * 48, 48);
+        else if (nr == 16) for (; q < full; q++) copy_n(dst + q * kc * 16 + k * 16, src + q * 16, 16);
+        for (; q < npan; q++) {
+            float *p = lt__gemm_panel(dst, q, kc, (int)nr) + k * nr;
+            const int64_t cols = nc - q * nr < nr ? nc - q * nr : nr;
+            int64_t c = 0;
+            for (; c < cols; c++) p[c] = src[q * nr + c];
+            for (; c < nr; c++) p[c] = 0.0f;
         }
     }
 }

@@ -54,6 +54,15 @@ LT_AVX2 static inline void transpose_8x8(const float *src, int64_t lds, float *d
     }
 }
 
+/* Full 8-row micro-panel of A (the AVX-512 kernel's tile; plain AVX2 moves suffice):
+ * dst[k·8 + r] = src[r·lds + k] for r < 8, k < kc. */
+LT_AVX2 void lt__gemm_pack_a8_avx2(const float *src, int64_t lds, int64_t kc, float *dst) {
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) transpose_8x8(src + k, lds, dst + k * 8, 8);
+    for (; k < kc; k++)
+        for (int r = 0; r < 8; r++) dst[k * 8 + r] = src[r * lds + k];
+}
+
 LT_AVX2 void lt__transpose16_avx2(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd) {
     int64_t k = 0;
     for (; k + 8 <= kc; k += 8) {

@@ -54,6 +54,9 @@ typedef struct lt__gemm_kernel {
     int mr, nr;                     /* tile shape (nr a multiple of 16) */
     lt__gemm_ukernel_fn ukernel;
     lt__transpose16_fn transpose16;
+    /* Packs a full MR-row micro-panel of row-major A (dst[k·MR + r] = src[r·lds + k]), or NULL
+     * for the portable loop. */
+    void (*pack_a_full)(const float *src, int64_t lds, int64_t kc, float *dst);
     int isa;                        /* the lt_isa this variant belongs to */
 } lt__gemm_kernel;
 
@@ -155,6 +158,7 @@ void lt__transpose16_scalar(const float *src, int64_t lds, int64_t kc, float *ds
 void lt__gemm_ukernel_avx2(int64_t kc, const float *ap, const float *bp, float *c,
                            int64_t ldc, int load_c);
 void lt__transpose16_avx2(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd);
+void lt__gemm_pack_a8_avx2(const float *src, int64_t lds, int64_t kc, float *dst);
 void lt__gemm_ukernel_avx512(int64_t kc, const float *ap, const float *bp, float *c,
                              int64_t ldc, int load_c);
 void lt__transpose16_avx512(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd);
