@@ -114,6 +114,10 @@ void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64
 
 /* ---- packing A ---------------------------------------------------------------------------- */
 
+#ifndef LT_GEMM_PF_ROWS
+#define LT_GEMM_PF_ROWS 8
+#endif
+
 /* dst[0 ..< n] = src[0 ..< n]; inlined with a constant n, a few vector moves. */
 static inline __attribute__((always_inline)) void copy_n(float *dst, const float *src, int n) {
     for (int i = 0; i < n; i++) dst[i] = src[i];
@@ -128,6 +132,10 @@ static void pack_a_block(const lt__gemm_kernel *kern, const lt__gemm_a *A, int64
     if (A->trans) {                         /* A[i, k] = p[k · ld + i]: one stored row per k */
         for (int64_t k = 0; k < kc; k++) {
             const float *s = A->p + (k0 + k) * ld + i0;
+            /* The pieces are a page apart or more: hint the one LT_GEMM_PF_ROWS rows ahead (the
+             * hardware prefetcher stays within a page). */
+            if (k + LT_GEMM_PF_ROWS < kc)
+                for (int64_t c = 0; c < mcur; c += 16) __builtin_prefetch(s + LT_GEMM_PF_ROWS * ld + c, 0, 3);
             const int64_t full = mcur / mr;
             int64_t t = 0;
             if (mr == 8) for (; t < full; t++) copy_n(dst + t * 8 * kc + k * 8, s + t * 8, 8);
