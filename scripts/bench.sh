@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks (release build of the Benchmarks/ package). Usage: scripts/bench.sh [all|gemm-core|lora|lorta|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|llama|llama-train]
+# Benchmarks (release build of the Benchmarks/ package). Usage: scripts/bench.sh [all|gemm-core|lora|lorta|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|sgemm|llama|llama-train]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh >/dev/null

@@ -14,4 +14,5 @@
 #include "lt_optim.h"
 #include "lt_quant.h"
 #include "lt_fs.h"
+#include "lt_gemm.h"
 #endif

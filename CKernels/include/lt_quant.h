@@ -94,9 +94,10 @@ lt_status lt_quant_gather_rows(int32_t type, int64_t rows, int64_t cols, const v
  *     (backward: of 128 dX columns, 256 for the K types). No workspace.
  *   - larger n (prefill, batches, training): a packed GEMM on the library's own OpenMP team
  *     (no BLAS): panels of W are dequantized straight into the micro-kernel's packed layout
- *     (forward: Wᵀ; backward: W), X (dY) is read in place, and register-blocked micro-kernels
- *     (AVX-512 8×48, AVX2 6×16, portable 4×16) compute each output tile from start to end on
- *     one thread (the summed dimension is never split across threads).
+ *     (forward: Wᵀ; backward: W), X (dY) is packed in blocks of MR-row micro-panels, and
+ *     register-blocked micro-kernels (AVX-512 8×48, AVX2 6×16, portable 4×16) compute each
+ *     output tile from start to end on one thread (the summed dimension is never split across
+ *     threads).
  *   - F32 W: the same paths without decoding.
  * BLAS is not called. The backward of the parameters does not exist here: stored matrices are
  * frozen.

@@ -64,7 +64,8 @@ int lt_get_num_threads(void);
  * lt_debug_reset_threads_seen(): 0 when none ran, 1 when they ran on one thread only, 2 when
  * thread 1 ran at least one chunk. Instrumented: the row loops of lt_lora_forward,
  * lt_lora_backward, lt_lora_merge / lt_lora_unmerge and lt_lorta_merge_slice (not the BLAS
- * calls). Process-wide and relaxed-atomic: cheap (one compare per row, a call per chunk of
+ * calls), and the packed GEMM core (lt_sgemm, batched lt_quant_matmul: once per thread that
+ * took a task). Process-wide and relaxed-atomic: cheap (one compare per row, a call per chunk of
  * LT_ROWS_PER_CHUNK rows), thread-safe, meant for tests that run one at a time. */
 int lt_debug_threads_seen(void);
 void lt_debug_reset_threads_seen(void);

@@ -5,18 +5,19 @@
 #pragma STDC FP_CONTRACT OFF
 #include "gemm_internal.h"
 #include "internal.h"
+#include "simd.h"
 
 extern int omp_get_thread_num(void);
 
 /* ---- kernels ------------------------------------------------------------------------------ */
 
 static const lt__gemm_kernel k_scalar = {LT_GEMM_SCALAR_MR, LT_GEMM_SCALAR_NR, lt__gemm_ukernel_scalar,
-                                         lt__transpose16_scalar, LT_ISA_SCALAR};
+                                         lt__transpose16_scalar, NULL, LT_ISA_SCALAR};
 #if defined(__x86_64__)
 static const lt__gemm_kernel k_avx2 = {LT_GEMM_AVX2_MR, LT_GEMM_AVX2_NR, lt__gemm_ukernel_avx2,
-                                       lt__transpose16_avx2, LT_ISA_AVX2};
+                                       lt__transpose16_avx2, NULL, LT_ISA_AVX2};
 static const lt__gemm_kernel k_avx512 = {LT_GEMM_AVX512_MR, LT_GEMM_AVX512_NR, lt__gemm_ukernel_avx512,
-                                         lt__transpose16_avx512, LT_ISA_AVX512};
+                                         lt__transpose16_avx512, lt__gemm_pack_a8_avx2, LT_ISA_AVX512};
 #endif
 
 const lt__gemm_kernel *lt__gemm_kernel_for_isa(int isa) {
@@ -30,67 +31,154 @@ const lt__gemm_kernel *lt__gemm_kernel_for_isa(int isa) {
 
 /* ---- blocking ----------------------------------------------------------------------------- */
 
-/* Target depth of a packed chunk of B: a micro-panel's kc · NR floats stay in L1 (with the
- * tile's A rows) while every tile of the task's M-block streams past it: 128 · 48 · 4 B =
- * 24 KiB of a 48 KiB L1 on AVX-512. Override at build time for experiments (-DLT_GEMM_KC=…);
- * the value never changes a result bit (partial tiles are reloaded exactly). */
+/* Depth of a packed chunk (kc): K is split into equal chunks of at most LT_GEMM_KC. A task packs
+ * its A block (mc × kc) and its B panel (kc × nc) into the thread's workspace, where both stay
+ * in the core's L2 (2 MiB here); the micro-kernel then keeps one A micro-panel (MR × kc: 8 ·
+ * 384 · 4 B = 12 KiB on AVX-512) in L1 while the B micro-panels of the task stream past it from
+ * L2 (three full vector loads per k, prefetched). One chunk covers K <= 384 (the MiniLM and
+ * SmolLM2 hidden sizes), so those products never reload a partial tile. Override at build time
+ * for experiments (-DLT_GEMM_KC=… etc.); the blocking never changes a result bit (partial tiles
+ * are reloaded exactly, and every element is one fma chain in k order). */
 #ifndef LT_GEMM_KC
-#define LT_GEMM_KC 128
+#define LT_GEMM_KC 384
 #endif
-/* Cap of the partial-result block of a task (mc · nc floats) and of mc. */
-#ifndef LT_GEMM_PARTIAL_FLOATS
-#define LT_GEMM_PARTIAL_FLOATS 65536
+/* Rows (mc) and columns (nc) of a task at most: A block 192 · 384 · 4 B = 288 KiB, B panel
+ * 384 · 384 · 4 B = 576 KiB, partial block 192 · 384 · 4 B = 288 KiB per thread. Packing A costs
+ * about 1/nc of the work and packing B 1/mc, so both are kept in the hundreds. */
+#ifndef LT_GEMM_MC
+#define LT_GEMM_MC 192
 #endif
-#ifndef LT_GEMM_MC_MAX
-#define LT_GEMM_MC_MAX 1024
+#ifndef LT_GEMM_NC
+#define LT_GEMM_NC 384
+#endif
+/* 1: A micro-panel outer, B micro-panels inner (A in L1, B streamed from L2); 0: the reverse. */
+#ifndef LT_GEMM_A_OUTER
+#define LT_GEMM_A_OUTER 1
 #endif
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+static int64_t ceil_div(int64_t v, int64_t m) { return (v + m - 1) / m; }
 static int64_t gcd64(int64_t a, int64_t b) { while (b) { int64_t t = a % b; a = b; b = t; } return a; }
 /* 16 floats = 64 bytes: keeps the per-thread pieces on cache-line boundaries. */
 static int64_t pad16(int64_t v) { return round_up(v, 16); }
 
 void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64_t K,
-                        const lt__gemm_b *b, lt__gemm_plan *plan) {
+                        const lt__gemm_b *b, int threads, lt__gemm_plan *plan) {
     const int64_t mr = kern->mr, nr = kern->nr;
     const int64_t kmul = b->kc_multiple > 0 ? b->kc_multiple : 1;
     const int64_t align = b->nc_align > 0 ? b->nc_align : 1;
+    if (M < 1) M = 1;
+    if (N < 1) N = 1;
     /* kc: K split into equal chunks of about LT_GEMM_KC, each a multiple of kmul. */
     int64_t kc = K;
-    if (K > LT_GEMM_KC) {
-        const int64_t chunks = (K + LT_GEMM_KC - 1) / LT_GEMM_KC;
-        kc = round_up((K + chunks - 1) / chunks, kmul);
-    }
+    if (K > LT_GEMM_KC) kc = round_up(ceil_div(K, ceil_div(K, LT_GEMM_KC)), kmul);
     if (kc < 1) kc = 1;
-    /* nc: one micro-panel, or whole aligned units when that stays narrow (see nc_align). */
-    int64_t nc = nr * (align / gcd64(nr, align));
-    if (nc > 2 * (nr > align ? nr : align)) nc = round_up(align, nr);
-    if (nc > round_up(N, nr)) nc = round_up(N > 0 ? N : 1, nr);
-    /* mc: all of M when the partial block stays small, else capped. */
-    int64_t mc = round_up(M > 0 ? M : 1, mr);
-    int64_t cap = LT_GEMM_PARTIAL_FLOATS / nc / mr * mr;
-    if (cap > LT_GEMM_MC_MAX) cap = LT_GEMM_MC_MAX / mr * mr;
+    /* nc: whole units of width u (one micro-panel, or aligned units, see nc_align), about
+     * LT_GEMM_NC wide, the panels of N equal. */
+    int64_t u = nr * (align / gcd64(nr, align));
+    if (u > 2 * (nr > align ? nr : align)) u = round_up(align, nr);
+    int64_t nc = LT_GEMM_NC / u * u;
+    if (nc < u) nc = u;
+    nc = round_up(ceil_div(N, ceil_div(N, nc)), u);
+    /* mc: equal M-blocks of at most LT_GEMM_MC rows (whole tiles). */
+    int64_t cap = LT_GEMM_MC / mr * mr;
     if (cap < mr) cap = mr;
-    if (mc > cap) {
-        const int64_t blocks = (mc + cap - 1) / cap;
-        mc = round_up((mc + blocks - 1) / blocks, mr);
+    int64_t mc = round_up(ceil_div(M, ceil_div(M, cap)), mr);
+    plan->per_thread_floats = pad16(kc * nc) + pad16(mc * kc) + pad16(mc * nc) +
+                              pad16(b->scratch_per_kc * kc + b->scratch_per_nc * nc + b->scratch_const);
+    /* Balance (the workspace above stays an upper bound: mc and nc only shrink): with a team,
+     * at least 4 tasks per thread where the shape allows (M-blocks down to 4 tiles, then
+     * narrower N-panels), so that dynamic hand-out evens out a busy core; then more M-blocks
+     * until the task count is a multiple of the team. */
+    if (threads > 1) {
+        const int64_t target = 4 * (int64_t)threads;
+        while (ceil_div(M, mc) * ceil_div(N, nc) < target) {
+            const int64_t m2 = round_up(ceil_div(M, ceil_div(M, mc) + 1), mr);
+            const int64_t n2 = round_up(ceil_div(N, ceil_div(N, nc) + 1), u);
+            if (mc > 4 * mr && m2 < mc) mc = m2;
+            else if (n2 < nc) nc = n2;
+            else break;
+        }
+        const int64_t panels = ceil_div(N, nc);
+        if ((ceil_div(M, mc) * panels) % threads != 0) {
+            for (int64_t blocks = ceil_div(M, mc) + 1; blocks <= ceil_div(M, mr) && blocks <= 4 * ceil_div(M, mc) + threads; blocks++) {
+                const int64_t m2 = round_up(ceil_div(M, blocks), mr);
+                if ((ceil_div(M, m2) * panels) % threads == 0) { mc = m2; break; }
+            }
+        }
     }
     plan->kc = kc;
     plan->nc = nc;
     plan->mc = mc;
-    plan->per_thread_floats = pad16(kc * nc) + pad16(mc * nc) + pad16(mr * kc) +
-                              pad16(b->scratch_per_kc * kc + b->scratch_per_nc * nc + b->scratch_const);
+}
+
+/* ---- packing A ---------------------------------------------------------------------------- */
+
+#ifndef LT_GEMM_PF_ROWS
+#define LT_GEMM_PF_ROWS 8
+#endif
+
+/* dst[0 ..< n] = src[0 ..< n]; inlined with a constant n, a few vector moves. */
+static inline __attribute__((always_inline)) void copy_n(float *dst, const float *src, int n) {
+    for (int i = 0; i < n; i++) dst[i] = src[i];
+}
+
+/* The A block of a task chunk: rows i0 ..< i0 + mcur, k0 ..< k0 + kc, as ceil(mcur / mr)
+ * micro-panels of mr rows, k-major (A[i0 + t·mr + r, k0 + k] at dst[t·mr·kc + k·mr + r]); rows
+ * past the edge are zero. Stored A is read along its rows (contiguous) in both layouts. */
+static void pack_a_block(const lt__gemm_kernel *kern, const lt__gemm_a *A, int64_t i0, int64_t mcur,
+                         int64_t k0, int64_t kc, float *dst) {
+    const int64_t mr = kern->mr, ld = A->ld, ntiles = (mcur + mr - 1) / mr;
+    if (A->trans) {                         /* A[i, k] = p[k · ld + i]: one stored row per k */
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = A->p + (k0 + k) * ld + i0;
+            /* The pieces are a page apart or more: hint the one LT_GEMM_PF_ROWS rows ahead (the
+             * hardware prefetcher stays within a page). */
+            if (k + LT_GEMM_PF_ROWS < kc)
+                for (int64_t c = 0; c < mcur; c += 16) __builtin_prefetch(s + LT_GEMM_PF_ROWS * ld + c, 0, 3);
+            const int64_t full = mcur / mr;
+            int64_t t = 0;
+            if (mr == 8) for (; t < full; t++) copy_n(dst + t * 8 * kc + k * 8, s + t * 8, 8);
+            else if (mr == 6) for (; t < full; t++) copy_n(dst + t * 6 * kc + k * 6, s + t * 6, 6);
+            else if (mr == 4) for (; t < full; t++) copy_n(dst + t * 4 * kc + k * 4, s + t * 4, 4);
+            for (; t < ntiles; t++) {
+                float *d = dst + t * mr * kc + k * mr;
+                const int64_t rows = mcur - t * mr < mr ? mcur - t * mr : mr;
+                int64_t r = 0;
+                for (; r < rows; r++) d[r] = s[t * mr + r];
+                for (; r < mr; r++) d[r] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (int64_t t = 0; t < ntiles; t++) {
+        const int64_t rows = mcur - t * mr < mr ? mcur - t * mr : mr;
+        const float *s = A->p + (i0 + t * mr) * ld + k0;
+        float *d = dst + t * mr * kc;
+        if (rows == mr && kern->pack_a_full) { kern->pack_a_full(s, ld, kc, d); continue; }
+        for (int64_t r = 0; r < mr; r++) {
+            if (r < rows) for (int64_t k = 0; k < kc; k++) d[k * mr + r] = s[r * ld + k];
+            else for (int64_t k = 0; k < kc; k++) d[k * mr + r] = 0.0f;
+        }
+    }
 }
 
 /* ---- epilogue ----------------------------------------------------------------------------- */
 
 static void epilogue_tile(const lt__gemm_epilogue *epi, const float *t, int64_t ldt, float *c,
                           int64_t ldc, int64_t mr, int64_t nr) {
+    const float alpha = epi->alpha, beta = epi->beta;
     for (int64_t r = 0; r < mr; r++) {
         const float *s = t + r * ldt;
         float *d = c + r * ldc;
-        if (epi->accumulate) for (int64_t j = 0; j < nr; j++) d[j] += s[j];
-        else memcpy(d, s, (size_t)nr * sizeof(float));
+        if (beta == 0.0f) {
+            if (alpha == 1.0f) memcpy(d, s, (size_t)nr * sizeof(float));
+            else for (int64_t j = 0; j < nr; j++) d[j] = alpha * s[j];
+        } else if (alpha == 1.0f && beta == 1.0f) {
+            for (int64_t j = 0; j < nr; j++) d[j] = d[j] + s[j];
+        } else {
+            for (int64_t j = 0; j < nr; j++) d[j] = alpha * s[j] + beta * d[j];
+        }
     }
 }
 
@@ -105,7 +193,7 @@ int lt__gemm_uses_team(int64_t M, int64_t N, int64_t K) {
 }
 
 void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_t M, int64_t N,
-                  int64_t K, const float *A, int64_t lda, const lt__gemm_b *b,
+                  int64_t K, const lt__gemm_a *A, const lt__gemm_b *b,
                   const lt__gemm_epilogue *epi, float *C, int64_t ldc,
                   float *workspace, int64_t workspace_floats, int max_threads) {
     const int64_t mr = kern->mr, nr = kern->nr;
@@ -117,50 +205,61 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
     if (threads > tasks) threads = tasks;
     if (!lt__gemm_uses_team(M, N, K)) threads = 1;
     if (threads < 1) threads = 1;
-    const int64_t off_c = pad16(kc * nc), off_a = off_c + pad16(mc * nc), off_s = off_a + pad16(mr * kc);
+    const int64_t off_a = pad16(kc * nc), off_c = off_a + pad16(mc * kc), off_s = off_c + pad16(mc * nc);
+    /* Full tiles of a plain store (C = A·B) keep their partial sums in C itself (C is not
+     * read otherwise); every other tile goes through the thread's partial block. */
+    const int direct = epi->alpha == 1.0f && epi->beta == 0.0f;
+    const lt__gemm_ukernel_fn uk = kern->ukernel;
 
     int64_t counter = 0;
     #pragma omp parallel num_threads((int)threads) if (threads > 1)
     {
         float *base = workspace + (int64_t)omp_get_thread_num() * plan->per_thread_floats;
-        float *bbuf = base, *cpart = base + off_c, *apad = base + off_a, *scratch = base + off_s;
+        float *bbuf = base, *abuf = base + off_a, *cpart = base + off_c, *scratch = base + off_s;
+        int noted = 0;
+        int64_t packed_j0 = -1;             /* panel held in bbuf (single-chunk products) */
         for (int64_t t; (t = lt__next_task(&counter)) < tasks;) {
+            if (!noted) { lt__note_thread(); noted = 1; }
             const int64_t j0 = (t / mblocks) * nc, i0 = (t % mblocks) * mc;
             const int64_t ncur = N - j0 < nc ? N - j0 : nc, mcur = M - i0 < mc ? M - i0 : mc;
             const int64_t npan = (ncur + nr - 1) / nr, ntiles = (mcur + mr - 1) / mr;
             const int64_t ldp = npan * nr;
-            if (K == 0) memset(cpart, 0, (size_t)(ntiles * mr * ldp) * sizeof(float));
-            for (int64_t k0 = 0; k0 < K; k0 += kc) {
-                const int64_t kcur = K - k0 < kc ? K - k0 : kc;
-                const int last = k0 + kcur >= K;
-                b->pack(b->ctx, kern, j0, ncur, k0, kcur, bbuf, scratch);
-                for (int64_t it = 0; it < ntiles; it++) {
-                    const int64_t i = i0 + it * mr, rows = M - i < mr ? M - i : mr;
-                    const float *a = A + i * lda + k0;
-                    int64_t alda = lda;
-                    if (rows < mr) {          /* ragged last tile: zero-padded copy of its rows */
-                        for (int64_t r = 0; r < mr; r++) {
-                            if (r < rows) memcpy(apad + r * kcur, a + r * lda, (size_t)kcur * sizeof(float));
-                            else memset(apad + r * kcur, 0, (size_t)kcur * sizeof(float));
-                        }
-                        a = apad;
-                        alda = kcur;
-                    }
-                    float *ct = cpart + it * mr * ldp;
-                    for (int64_t q = 0; q < npan; q++) {
-                        kern->ukernel(kcur, a, alda, bbuf + q * kcur * nr, ct + q * nr, ldp, k0 > 0);
-                        if (last) {
-                            const int64_t j = j0 + q * nr, cols = N - j < nr ? N - j : nr;
-                            epilogue_tile(epi, ct + q * nr, ldp, C + i * ldc + j, ldc, rows, cols);
-                        }
-                    }
-                }
-            }
-            if (K == 0)
+            if (K == 0) {
+                memset(cpart, 0, (size_t)(ntiles * mr * ldp) * sizeof(float));
                 for (int64_t it = 0; it < ntiles; it++) {
                     const int64_t i = i0 + it * mr, rows = M - i < mr ? M - i : mr;
                     epilogue_tile(epi, cpart + it * mr * ldp, ldp, C + i * ldc + j0, ldc, rows, ncur);
                 }
+                continue;
+            }
+            for (int64_t k0 = 0; k0 < K; k0 += kc) {
+                const int64_t kcur = K - k0 < kc ? K - k0 : kc;
+                const int last = k0 + kcur >= K;
+                /* One chunk (K <= kc): the packed panel of the thread's previous task is still
+                 * in bbuf; consecutive tasks usually share it (tasks run panel-major). */
+                if (!(K == kcur && packed_j0 == j0)) b->pack(b->ctx, kern, j0, ncur, k0, kcur, bbuf, scratch);
+                packed_j0 = K == kcur ? j0 : -1;
+                pack_a_block(kern, A, i0, mcur, k0, kcur, abuf);
+#if LT_GEMM_A_OUTER
+                for (int64_t it = 0; it < ntiles; it++) {
+                    for (int64_t q = 0; q < npan; q++) {
+#else
+                for (int64_t q = 0; q < npan; q++) {
+                    for (int64_t it = 0; it < ntiles; it++) {
+#endif
+                        const int64_t i = i0 + it * mr, rows = M - i < mr ? M - i : mr;
+                        const int64_t j = j0 + q * nr, cols = N - j < nr ? N - j : nr;
+                        const float *ap = abuf + it * mr * kcur, *bp = bbuf + q * kcur * nr;
+                        if (direct && rows == mr && cols == nr) {
+                            uk(kcur, ap, bp, C + i * ldc + j, ldc, k0 > 0);
+                        } else {
+                            float *ct = cpart + it * mr * ldp + q * nr;
+                            uk(kcur, ap, bp, ct, ldp, k0 > 0);
+                            if (last) epilogue_tile(epi, ct, ldp, C + i * ldc + j, ldc, rows, cols);
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -194,12 +293,18 @@ void lt__gemm_pack_b_f32_n(const void *ctx, const lt__gemm_kernel *kern, int64_t
     (void)scratch;
     const lt__gemm_f32_source *s = (const lt__gemm_f32_source *)ctx;
     const int64_t nr = kern->nr, npan = (nc + nr - 1) / nr;
-    for (int64_t q = 0; q < npan; q++) {
-        float *panel = lt__gemm_panel(dst, q, kc, (int)nr);
-        const int64_t cols = nc - q * nr < nr ? nc - q * nr : nr;
-        for (int64_t k = 0; k < kc; k++) {
-            memcpy(panel + k * nr, s->p + (k0 + k) * s->ld + j0 + q * nr, (size_t)cols * sizeof(float));
-            if (cols < nr) memset(panel + k * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
+    for (int64_t k = 0; k < kc; k++) {          /* one stored row piece per k, read contiguously */
+        const float *src = s->p + (k0 + k) * s->ld + j0;
+        const int64_t full = nc / nr;
+        int64_t q = 0;
+        if (nr == 48) for (; q < full; q++) copy_n(dst + q * kc * 48 + k * 48, src + q * 48, 48);
+        else if (nr == 16) for (; q < full; q++) copy_n(dst + q * kc * 16 + k * 16, src + q * 16, 16);
+        for (; q < npan; q++) {
+            float *p = lt__gemm_panel(dst, q, kc, (int)nr) + k * nr;
+            const int64_t cols = nc - q * nr < nr ? nc - q * nr : nr;
+            int64_t c = 0;
+            for (; c < cols; c++) p[c] = src[q * nr + c];
+            for (; c < nr; c++) p[c] = 0.0f;
         }
     }
 }

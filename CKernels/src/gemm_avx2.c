@@ -8,7 +8,7 @@
 #define LT_AVX2 __attribute__((target("avx2,fma")))
 
 /* 6 rows of A × 16 columns of B: 12 accumulators, 2 loads of B and 6 broadcasts of A per k. */
-LT_AVX2 void lt__gemm_ukernel_avx2(int64_t kc, const float *a, int64_t lda, const float *bp,
+LT_AVX2 void lt__gemm_ukernel_avx2(int64_t kc, const float *ap, const float *bp,
                                    float *c, int64_t ldc, int load_c) {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     if (load_c) {
@@ -18,17 +18,15 @@ LT_AVX2 void lt__gemm_ukernel_avx2(int64_t kc, const float *a, int64_t lda, cons
     } else {
         c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
     }
-    const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda;
-    const float *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
     for (int64_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_loadu_ps(bp + k * 16), b1 = _mm256_loadu_ps(bp + k * 16 + 8);
         __m256 av;
-        av = _mm256_broadcast_ss(a0 + k); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a1 + k); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a2 + k); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a3 + k); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a4 + k); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a5 + k); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
+        av = _mm256_broadcast_ss(ap + k * 6 + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(ap + k * 6 + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(ap + k * 6 + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(ap + k * 6 + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(ap + k * 6 + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(ap + k * 6 + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
     }
 #define STC(r) _mm256_storeu_ps(c + r * ldc, c##r##0); _mm256_storeu_ps(c + r * ldc + 8, c##r##1);
     STC(0) STC(1) STC(2) STC(3) STC(4) STC(5)
@@ -54,6 +52,15 @@ LT_AVX2 static inline void transpose_8x8(const float *src, int64_t lds, float *d
         _mm256_storeu_ps(dst + s * ldd, _mm256_permute2f128_ps(r[s], r[4 + s], 0x20));
         _mm256_storeu_ps(dst + (4 + s) * ldd, _mm256_permute2f128_ps(r[s], r[4 + s], 0x31));
     }
+}
+
+/* Full 8-row micro-panel of A (the AVX-512 kernel's tile; plain AVX2 moves suffice):
+ * dst[k·8 + r] = src[r·lds + k] for r < 8, k < kc. */
+LT_AVX2 void lt__gemm_pack_a8_avx2(const float *src, int64_t lds, int64_t kc, float *dst) {
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) transpose_8x8(src + k, lds, dst + k * 8, 8);
+    for (; k < kc; k++)
+        for (int r = 0; r < 8; r++) dst[k * 8 + r] = src[r * lds + k];
 }
 
 LT_AVX2 void lt__transpose16_avx2(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd) {

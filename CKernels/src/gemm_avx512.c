@@ -8,7 +8,7 @@
 #define LT_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma")))
 
 /* 8 rows of A × 48 columns of B: 24 accumulators, 3 loads of B and 8 broadcasts of A per k. */
-LT_AVX512 void lt__gemm_ukernel_avx512(int64_t kc, const float *a, int64_t lda, const float *bp,
+LT_AVX512 void lt__gemm_ukernel_avx512(int64_t kc, const float *ap, const float *bp,
                                        float *c, int64_t ldc, int load_c) {
     __m512 c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
     __m512 c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
@@ -21,29 +21,27 @@ LT_AVX512 void lt__gemm_ukernel_avx512(int64_t kc, const float *a, int64_t lda, 
         c00 = c01 = c02 = c10 = c11 = c12 = c20 = c21 = c22 = c30 = c31 = c32 = _mm512_setzero_ps();
         c40 = c41 = c42 = c50 = c51 = c52 = c60 = c61 = c62 = c70 = c71 = c72 = _mm512_setzero_ps();
     }
-    const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
-    const float *a4 = a + 4 * lda, *a5 = a + 5 * lda, *a6 = a + 6 * lda, *a7 = a + 7 * lda;
 #define STEP(k)                                                                                  \
     do {                                                                                         \
         const __m512 b0 = _mm512_loadu_ps(bp + (k) * 48);                                        \
         const __m512 b1 = _mm512_loadu_ps(bp + (k) * 48 + 16);                                   \
         const __m512 b2 = _mm512_loadu_ps(bp + (k) * 48 + 32);                                   \
         __m512 av;                                                                               \
-        av = _mm512_set1_ps(a0[k]); c00 = _mm512_fmadd_ps(av, b0, c00);                          \
+        av = _mm512_set1_ps(ap[(k) * 8 + 0]); c00 = _mm512_fmadd_ps(av, b0, c00);                          \
         c01 = _mm512_fmadd_ps(av, b1, c01); c02 = _mm512_fmadd_ps(av, b2, c02);                  \
-        av = _mm512_set1_ps(a1[k]); c10 = _mm512_fmadd_ps(av, b0, c10);                          \
+        av = _mm512_set1_ps(ap[(k) * 8 + 1]); c10 = _mm512_fmadd_ps(av, b0, c10);                          \
         c11 = _mm512_fmadd_ps(av, b1, c11); c12 = _mm512_fmadd_ps(av, b2, c12);                  \
-        av = _mm512_set1_ps(a2[k]); c20 = _mm512_fmadd_ps(av, b0, c20);                          \
+        av = _mm512_set1_ps(ap[(k) * 8 + 2]); c20 = _mm512_fmadd_ps(av, b0, c20);                          \
         c21 = _mm512_fmadd_ps(av, b1, c21); c22 = _mm512_fmadd_ps(av, b2, c22);                  \
-        av = _mm512_set1_ps(a3[k]); c30 = _mm512_fmadd_ps(av, b0, c30);                          \
+        av = _mm512_set1_ps(ap[(k) * 8 + 3]); c30 = _mm512_fmadd_ps(av, b0, c30);                          \
         c31 = _mm512_fmadd_ps(av, b1, c31); c32 = _mm512_fmadd_ps(av, b2, c32);                  \
-        av = _mm512_set1_ps(a4[k]); c40 = _mm512_fmadd_ps(av, b0, c40);                          \
+        av = _mm512_set1_ps(ap[(k) * 8 + 4]); c40 = _mm512_fmadd_ps(av, b0, c40);                          \
         c41 = _mm512_fmadd_ps(av, b1, c41); c42 = _mm512_fmadd_ps(av, b2, c42);                  \
-        av = _mm512_set1_ps(a5[k]); c50 = _mm512_fmadd_ps(av, b0, c50);                          \
+        av = _mm512_set1_ps(ap[(k) * 8 + 5]); c50 = _mm512_fmadd_ps(av, b0, c50);                          \
         c51 = _mm512_fmadd_ps(av, b1, c51); c52 = _mm512_fmadd_ps(av, b2, c52);                  \
-        av = _mm512_set1_ps(a6[k]); c60 = _mm512_fmadd_ps(av, b0, c60);                          \
+        av = _mm512_set1_ps(ap[(k) * 8 + 6]); c60 = _mm512_fmadd_ps(av, b0, c60);                          \
         c61 = _mm512_fmadd_ps(av, b1, c61); c62 = _mm512_fmadd_ps(av, b2, c62);                  \
-        av = _mm512_set1_ps(a7[k]); c70 = _mm512_fmadd_ps(av, b0, c70);                          \
+        av = _mm512_set1_ps(ap[(k) * 8 + 7]); c70 = _mm512_fmadd_ps(av, b0, c70);                          \
         c71 = _mm512_fmadd_ps(av, b1, c71); c72 = _mm512_fmadd_ps(av, b2, c72);                  \
     } while (0)
     int64_t k = 0;
@@ -55,6 +53,7 @@ LT_AVX512 void lt__gemm_ukernel_avx512(int64_t kc, const float *a, int64_t lda, 
         _mm_prefetch((const char *)(bp + (k + 10) * 48 + 16), _MM_HINT_T0);
         _mm_prefetch((const char *)(bp + (k + 11) * 48), _MM_HINT_T0);
         _mm_prefetch((const char *)(bp + (k + 11) * 48 + 32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(ap + (k + 16) * 8), _MM_HINT_T0);
         STEP(k); STEP(k + 1); STEP(k + 2); STEP(k + 3);
     }
     for (; k < kc; k++) STEP(k);

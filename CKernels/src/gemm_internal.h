@@ -3,29 +3,35 @@
  *
  *     C[M × N] (=|+=) A[M × K] · B[K × N]          row-major, explicit leading dimensions
  *
- * A is read in place (row-major, lda; rows are contiguous in k). B is never read by the core:
+ * A (row-major M × K, or stored transposed K × M) is packed by the core into micro-panels of MR
+ * rows, k-major (A[r, k] at [k·MR + r]), so the micro-kernel broadcasts from one contiguous
+ * stream. B is never read by the core:
  * a caller-supplied packer writes column panels of B into the packed layout the micro-kernel
  * wants, so B may be anything that can produce its values — a float32 matrix (plain or
  * transposed), or a quantized weight matrix dequantized straight into the panel. The epilogue
- * (how a finished tile of A·B reaches C: store, or add) is a separate step applied once per
- * tile; fused epilogues (bias, activation, residual, adapter terms) plug in there.
+ * (how a finished tile of A·B reaches C: alpha·P, or alpha·P + beta·C) is a separate step
+ * applied once per tile; fused epilogues (bias, activation, residual, adapter terms) plug in
+ * there.
  *
  * Layout of a packed panel of B (columns j0 ..< j0 + nc, rows k0 ..< k0 + kc): micro-panels of
  * NR columns, one after the other; micro-panel q holds B[k0 + k, j0 + q·NR + c] at
  * [q·kc·NR + k·NR + c] (k-major). Columns at or past N are zero.
  *
- * Blocking and threads (all choices depend on the shape and the ISA only):
- *   - tasks = (N-panels of nc columns) × (M-blocks of mc rows); the threads of the OpenMP team
- *     take tasks from a shared counter (dynamic, robust to a busy core); a task is done by one
+ * Blocking and threads (all choices depend on the shape, the ISA and the team size only):
+ *   - tasks = (N-panels of nc <= 384 columns) × (M-blocks of mc <= 192 rows); K in equal chunks
+ *     of kc <= 384. With a team, blocks shrink until there are >= 4 tasks per thread (where
+ *     the shape allows) and the task count is a multiple of the team size. The threads take
+ *     tasks from a shared counter (dynamic, robust to a busy core); a task is done by one
  *     thread from start to end;
- *   - inside a task: for each kc-chunk of K, the task packs its B panel for that chunk (so a
- *     packed chunk, kc × nc floats, stays in the core's L1/L2), then runs the micro-kernel on
- *     every MR × NR tile of its block; partial tiles live in the thread's workspace between
- *     chunks and are reloaded exactly;
+ *   - inside a task, for each kc-chunk of K: the task packs its B panel (kc × nc) and its A
+ *     block (mc × kc) into the thread's workspace (both stay in the core's L2), then for each
+ *     A micro-panel (in L1) runs the micro-kernel over every B micro-panel (streamed from L2);
+ *     partial tiles live in C itself (full tiles of a plain store, alpha = 1 and beta = 0) or
+ *     in the thread's partial block between chunks, and are reloaded exactly;
  *   - the micro-kernel computes c = fma(a[k], b[k], c) for k = 0, 1, …, K−1 starting from 0.
  * So every element of A·B is one float32 fma chain in k order, whichever thread, task, tile,
  * chunk or ISA variant (AVX2 and AVX-512 give identical bits; the portable variant rounds the
- * product separately) computes it: the results do not depend on the thread count.
+ * product separately) computes it: the results do not depend on the thread count or blocking.
  * The core never calls BLAS and never allocates: it uses the caller's workspace.
  */
 #ifndef LT_GEMM_INTERNAL_H
@@ -34,9 +40,10 @@
 #include <stdint.h>
 #include "lt_runtime.h"
 
-/* Micro-kernel: C_tile[MR × NR] (ld ldc) = (load_c ? C_tile : 0) + A_rows[MR × kc] · Bp[kc × NR]
- *   a: row 0 of the tile's A rows (row r at a + r·lda); bp: packed micro-panel (k-major). */
-typedef void (*lt__gemm_ukernel_fn)(int64_t kc, const float *a, int64_t lda, const float *bp,
+/* Micro-kernel: C_tile[MR × NR] (ld ldc) = (load_c ? C_tile : 0) + A_tile[MR × kc] · Bp[kc × NR]
+ *   ap: packed A micro-panel (k-major: A[r, k] at ap[k·MR + r]); bp: packed B micro-panel
+ *   (k-major: B[k, c] at bp[k·NR + c]). */
+typedef void (*lt__gemm_ukernel_fn)(int64_t kc, const float *ap, const float *bp,
                                     float *c, int64_t ldc, int load_c);
 
 /* Transpose of a 16-row strip: dst[k·ldd + r] = src[r·lds + k] for r < 16, k < kc. The packers
@@ -47,6 +54,9 @@ typedef struct lt__gemm_kernel {
     int mr, nr;                     /* tile shape (nr a multiple of 16) */
     lt__gemm_ukernel_fn ukernel;
     lt__transpose16_fn transpose16;
+    /* Packs a full MR-row micro-panel of row-major A (dst[k·MR + r] = src[r·lds + k]), or NULL
+     * for the portable loop. */
+    void (*pack_a_full)(const float *src, int64_t lds, int64_t kc, float *dst);
     int isa;                        /* the lt_isa this variant belongs to */
 } lt__gemm_kernel;
 
@@ -75,10 +85,20 @@ typedef struct lt__gemm_b {
                                        >= nc_align (and the packer meets unaligned starts). */
 } lt__gemm_b;
 
-/* Epilogue: how a finished tile reaches C. */
+/* Epilogue: how a finished tile P = A·B reaches C:
+ *   beta == 0:  C = alpha·P          (C is not read: NaN or garbage in C is overwritten)
+ *   otherwise:  C = alpha·P + beta·C (each product rounded, then the sum; no fma)
+ * alpha == 1 gives P exactly, so {1, 0} stores and {1, 1} adds (C + P). */
 typedef struct lt__gemm_epilogue {
-    int accumulate;                 /* 0: C = A·B;  1: C = C + A·B */
+    float alpha, beta;
 } lt__gemm_epilogue;
+
+/* How A is read: row-major M × K (lda) in place, or transposed (stored K × M, lda). */
+typedef struct lt__gemm_a {
+    const float *p;
+    int64_t ld;
+    int trans;
+} lt__gemm_a;
 
 /* The blocking chosen for a shape (a pure function of the shape, the kernel and the packer). */
 typedef struct lt__gemm_plan {
@@ -86,8 +106,10 @@ typedef struct lt__gemm_plan {
     int64_t per_thread_floats;      /* workspace one thread needs */
 } lt__gemm_plan;
 
+/* threads: the team size the plan balances its tasks for (the blocking never changes a bit of
+ * the result, see above); per_thread_floats does not depend on it. */
 void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64_t K,
-                        const lt__gemm_b *b, lt__gemm_plan *plan);
+                        const lt__gemm_b *b, int threads, lt__gemm_plan *plan);
 
 /* Tasks of a plan (N-panels × M-blocks): the units the team shares out. */
 int64_t lt__gemm_tasks(const lt__gemm_plan *plan, int64_t M, int64_t N);
@@ -98,7 +120,7 @@ int lt__gemm_uses_team(int64_t M, int64_t N, int64_t K);
  * per-thread shares; the caller checked that it holds at least one). Sizes must be valid and
  * non-empty (M, N >= 1; K >= 0: K = 0 gives A·B = 0). */
 void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_t M, int64_t N,
-                  int64_t K, const float *A, int64_t lda, const lt__gemm_b *b,
+                  int64_t K, const lt__gemm_a *A, const lt__gemm_b *b,
                   const lt__gemm_epilogue *epi, float *C, int64_t ldc,
                   float *workspace, int64_t workspace_floats, int max_threads);
 
@@ -129,14 +151,15 @@ static inline float *lt__gemm_panel(float *dst, int64_t q, int64_t kc, int nr) {
 }
 
 /* Micro-kernels and transposes of each ISA (gemm_scalar.c, gemm_avx2.c, gemm_avx512.c). */
-void lt__gemm_ukernel_scalar(int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+void lt__gemm_ukernel_scalar(int64_t kc, const float *ap, const float *bp, float *c,
                              int64_t ldc, int load_c);
 void lt__transpose16_scalar(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd);
 #if defined(__x86_64__)
-void lt__gemm_ukernel_avx2(int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+void lt__gemm_ukernel_avx2(int64_t kc, const float *ap, const float *bp, float *c,
                            int64_t ldc, int load_c);
 void lt__transpose16_avx2(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd);
-void lt__gemm_ukernel_avx512(int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+void lt__gemm_pack_a8_avx2(const float *src, int64_t lds, int64_t kc, float *dst);
+void lt__gemm_ukernel_avx512(int64_t kc, const float *ap, const float *bp, float *c,
                              int64_t ldc, int load_c);
 void lt__transpose16_avx512(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ldd);
 #endif

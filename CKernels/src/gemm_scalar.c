@@ -4,7 +4,7 @@
 #pragma STDC FP_CONTRACT OFF
 #include "gemm_internal.h"
 
-void lt__gemm_ukernel_scalar(int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+void lt__gemm_ukernel_scalar(int64_t kc, const float *ap, const float *bp, float *c,
                              int64_t ldc, int load_c) {
     float acc[LT_GEMM_SCALAR_MR][LT_GEMM_SCALAR_NR];
     for (int r = 0; r < LT_GEMM_SCALAR_MR; r++)
@@ -12,7 +12,7 @@ void lt__gemm_ukernel_scalar(int64_t kc, const float *a, int64_t lda, const floa
     for (int64_t k = 0; k < kc; k++) {
         const float *b = bp + k * LT_GEMM_SCALAR_NR;
         for (int r = 0; r < LT_GEMM_SCALAR_MR; r++) {
-            const float av = a[r * lda + k];
+            const float av = ap[k * LT_GEMM_SCALAR_MR + r];
             for (int j = 0; j < LT_GEMM_SCALAR_NR; j++) acc[r][j] += av * b[j];
         }
     }

@@ -151,7 +151,7 @@ static int64_t per_thread_floats(int32_t type, int64_t n, int64_t d_in, int64_t 
             qgemm g;
             lt__gemm_plan plan;
             qgemm_setup(&g, backward, type, n, d_in, d_out, NULL, row_bytes, be, bb, isas[v]);
-            lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, &plan);
+            lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, 1, &plan);
             if (plan.per_thread_floats > most) most = plan.per_thread_floats;
         }
     }
@@ -241,7 +241,7 @@ lt_status lt_quant_matmul_tasks(int32_t type, int64_t n, int64_t d_in, int64_t d
     qgemm g;
     lt__gemm_plan plan;
     qgemm_setup(&g, backward, type, n, d_in, d_out, NULL, c.row_bytes, c.be, c.bb, isa);
-    lt__gemm_make_plan(lt__gemm_kernel_for_isa(isa), g.M, g.N, g.K, &g.b, &plan);
+    lt__gemm_make_plan(lt__gemm_kernel_for_isa(isa), g.M, g.N, g.K, &g.b, lt_get_num_threads(), &plan);
     *tasks = lt__gemm_tasks(&plan, g.M, g.N);
     *team = lt__gemm_uses_team(g.M, g.N, g.K) && *tasks > 1;
     return LT_OK;
@@ -308,9 +308,10 @@ lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
     qgemm g;
     lt__gemm_plan plan;
     qgemm_setup(&g, 0, type, n, d_in, d_out, W, c.row_bytes, c.be, c.bb, isa);
-    lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, &plan);
-    const lt__gemm_epilogue epi = {accumulate};
-    lt__gemm_run(kern, &plan, g.M, g.N, g.K, X, ldx, &g.b, &epi, Y, ldy, workspace, workspace_floats, threads);
+    lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, threads, &plan);
+    const lt__gemm_epilogue epi = {1.0f, accumulate ? 1.0f : 0.0f};
+    const lt__gemm_a a = {X, ldx, 0};
+    lt__gemm_run(kern, &plan, g.M, g.N, g.K, &a, &g.b, &epi, Y, ldy, workspace, workspace_floats, threads);
     return LT_OK;
 }
 
@@ -352,8 +353,9 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
     qgemm g;
     lt__gemm_plan plan;
     qgemm_setup(&g, 1, type, n, d_in, d_out, W, c.row_bytes, c.be, c.bb, isa);
-    lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, &plan);
-    const lt__gemm_epilogue epi = {accumulate};
-    lt__gemm_run(kern, &plan, g.M, g.N, g.K, dY, lddy, &g.b, &epi, dX, lddx, workspace, workspace_floats, threads);
+    lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, threads, &plan);
+    const lt__gemm_epilogue epi = {1.0f, accumulate ? 1.0f : 0.0f};
+    const lt__gemm_a a = {dY, lddy, 0};
+    lt__gemm_run(kern, &plan, g.M, g.N, g.K, &a, &g.b, &epi, dX, lddx, workspace, workspace_floats, threads);
     return LT_OK;
 }

@@ -27,7 +27,7 @@ func quantMatmulBenchmark() throws {
 /// of each variant of a group, round robin inside the group), `rounds` times; medians per
 /// variant. OpenBLAS's pthreads spin for a while after each call and would steal the core our
 /// OpenMP team needs, so an OpenBLAS block is followed by a pause before ours resume.
-private func timeBlocks(ours: [() throws -> Void], blas: [() throws -> Void], rounds: Int,
+func timeBlocks(ours: [() throws -> Void], blas: [() throws -> Void], rounds: Int,
                         perBlock: Int = 3) throws -> [Double] {
     var samples = Array(repeating: [Double](), count: ours.count + blas.count)
     for v in ours + blas { try v() }   // warm-up

@@ -1,5 +1,5 @@
 // lorta-bench: speed figures for swift-lorta, every ratio measured within one run.
-//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|llama|llama-train]
+//   lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|sgemm|llama|llama-train]
 import Foundation
 import LoRTA
 
@@ -36,6 +36,7 @@ case "lorta-merge": try lortaMergeBenchmark()
 case "bert": try bertBenchmark()
 case "decoder-attention": try decoderBenchmark()
 case "quant-matmul": try quantMatmulBenchmark()
+case "sgemm": try sgemmBenchmark()
 case "llama": try llamaBenchmark()
 case "llama-train": try llamaTrainBenchmark()
 case "all":
@@ -44,7 +45,7 @@ case "all":
     try lortaBenchmark()
     try lortaMergeBenchmark()
 default:
-    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|llama|llama-train]")
+    print("usage: lorta-bench [all|gemm-core|lora|lorta|lorta-384|lorta-merge|bert|bert-train|decoder-attention|quant-matmul|sgemm|llama|llama-train]")
     exit(2)
 }
 
