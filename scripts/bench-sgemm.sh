@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Float32 GEMM figures: torch.matmul (if the PyTorch venv of scripts/bench-torch-step.sh exists,
-# TORCH_VENV, default /tmp/lorta-torch-venv) and `lorta-bench sgemm` (lt_sgemm vs OpenBLAS,
-# alternating in one run), one after the other.
+# Float32 GEMM figures: torch.matmul on the same shapes (scripts/bench_torch_matmul.py, in the
+# pinned torch venv of scripts/python-env.sh; several GB the first time) and `lorta-bench sgemm`
+# (lt_sgemm vs OpenBLAS, alternating in one run), one after the other.
+#   LORTA_SKIP_TORCH=1   skip the torch.matmul table (no venv needed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${TORCH_VENV:-/tmp/lorta-torch-venv}"
-if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-  "$VENV/bin/python" scripts/bench_torch_matmul.py
-else
-  echo "(no PyTorch venv at $VENV: torch.matmul skipped; scripts/bench-torch-step.sh creates it)"
+if [[ "${LORTA_SKIP_TORCH:-0}" != 1 ]]; then
+  source scripts/python-env.sh
+  torch_venv
+  "$TORCH_PY" scripts/bench_torch_matmul.py
 fi
 bash scripts/bench.sh sgemm
