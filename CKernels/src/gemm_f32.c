@@ -86,11 +86,7 @@ lt_status lt_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, fl
     }
     (void)lt__ensure_init();
     if (empty) {                                    /* C = beta · C, A and B not read */
-        for (int64_t i = 0; i < m; i++) {
-            float *c = C + i * ldc;
-            if (beta == 0.0f) memset(c, 0, (size_t)n * sizeof(float));
-            else if (beta != 1.0f) for (int64_t j = 0; j < n; j++) c[j] = beta * c[j];
-        }
+        lt__scale_matrix(C, m, n, ldc, beta);
         return LT_OK;
     }
     const int isa = (int)lt_isa_active();

@@ -41,6 +41,16 @@ static inline int lt__mul_overflows(int64_t a, int64_t b, int64_t *out) {
 /* BLAS takes 32-bit sizes in the usual LP64 build: reject what it cannot address. */
 static inline int lt__blas_ok(int64_t v) { return v <= (int64_t)INT32_MAX; }
 
+/* C[m×n] = beta · C, row-major; beta = 0 means "set to zero" (C is not read, NaN is replaced).
+ * What a product with k = 0 or alpha = 0 leaves. */
+static inline void lt__scale_matrix(float *C, int64_t m, int64_t n, int64_t ldc, float beta) {
+    for (int64_t i = 0; i < m; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)n * sizeof(float));
+        else if (beta != 1.0f) for (int64_t j = 0; j < n; j++) c[j] *= beta;
+    }
+}
+
 /* C[m×n] = alpha op(A) op(B) + beta C, row-major, through cblas_sgemm, with the empty shapes
  * that CBLAS may reject or treat inconsistently handled here (k = 0: C = beta·C, beta = 0
  * meaning "set to zero"). Never call it inside an OpenMP region. */
@@ -49,11 +59,7 @@ static inline void lt__sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int
                              float *C, int64_t ldc) {
     if (m == 0 || n == 0) return;
     if (k == 0) {
-        for (int64_t i = 0; i < m; i++) {
-            float *c = C + i * ldc;
-            if (beta == 0.0f) memset(c, 0, (size_t)n * sizeof(float));
-            else if (beta != 1.0f) for (int64_t j = 0; j < n; j++) c[j] *= beta;
-        }
+        lt__scale_matrix(C, m, n, ldc, beta);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,

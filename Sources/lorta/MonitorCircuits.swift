@@ -105,7 +105,8 @@ struct MonitorCircuits: ParsableCommand {
                                                     probability: probability, seed: seed, pseudoClasses: fitted.pseudoClasses,
                                                     batchSize: m.batchSize, progress: progress)
             }
-            if rankBy != "attribution" && reference == nil {
+            let order = CircuitRanking.Order(rawValue: rankBy)!   // checked in validate()
+            if order != .attribution && reference == nil {
                 throw ValidationError("--rank-by \(rankBy) needs --reference inputs to contrast with")
             }
             let (gathered, seconds) = try timed { () throws -> (CircuitEvidence, CircuitEvidence?, MonitorScores?) in
@@ -128,12 +129,11 @@ struct MonitorCircuits: ParsableCommand {
                 onset = try CircuitRanking.onsets(scores, flagged: isFlagged)
             }
             // Every ranking the evidence allows (all three with reference inputs), the chosen one first.
-            var rankings: [String: CircuitRanking] = [:]
-            for order in CircuitRanking.Order.allCases where order == .attribution || scores != nil {
-                rankings[order.rawValue] = try CircuitRanking(flagged: flagged, reference: ref, anomalySeparation: separation,
-                                                              onset: onset, by: order)
+            var rankings: [CircuitRanking.Order: CircuitRanking] = [:]
+            for o in CircuitRanking.Order.allCases where o == .attribution || scores != nil {
+                rankings[o] = try CircuitRanking(flagged: flagged, reference: ref, anomalySeparation: separation, onset: onset, by: o)
             }
-            let ranked = rankings[rankBy]!
+            let ranked = rankings[order]!
             let isHead: (ModelComponent) -> Bool = { if case .attentionHead = $0 { return true } else { return false } }
             func effect(_ e: (effect: Double, standardError: Double)?) -> Any {
                 guard let e else { return NSNull() }
@@ -163,7 +163,7 @@ struct MonitorCircuits: ParsableCommand {
             }
             var result: [String: Any] = ["components": rows, "flagged": sampleSummary(flagged), "seconds": seconds,
                                          "rank_by": rankBy, "top_heads": ranked.top(top, where: isHead).map(\.description),
-                                         "top_heads_by": rankings.mapValues { $0.top(top, where: isHead).map(\.description) }]
+                                         "top_heads_by": Dictionary(uniqueKeysWithValues: rankings.map { ($0.key.rawValue, $0.value.top(top, where: isHead).map(\.description)) })]
             if let ref { result["reference"] = sampleSummary(ref) }
             if let report {
                 let summary: [(key: String, value: String)] = [
@@ -172,14 +172,15 @@ struct MonitorCircuits: ParsableCommand {
                     ("sampled ablations", "\(samples) per input set, each component with probability \(probability), seed \(seed)"),
                     ("top heads", (result["top_heads"] as? [String] ?? []).joined(separator: ", ")),
                 ]
-                let meaning = [
-                    "anomaly": "The monitor's separation: how far the flagged inputs depart from the trusted behaviour at each "
-                        + "component (mean standardized Mahalanobis score), beyond the reference inputs.",
-                    "onset": "Onset: the separation each component adds over the residual stream it reads (its separation "
-                        + "minus the previous layer output's).",
-                    "attribution": "Attribution patching: how much more mean-ablating each component lowers log p(predicted "
-                        + "class) of the flagged inputs than of the reference inputs.",
-                ][rankBy]!
+                let meaning: String
+                switch order {
+                case .anomaly: meaning = "The monitor's separation: how far the flagged inputs depart from the trusted behaviour at "
+                    + "each component (mean standardized Mahalanobis score), beyond the reference inputs."
+                case .onset: meaning = "Onset: the separation each component adds over the residual stream it reads (its separation "
+                    + "minus the previous layer output's)."
+                case .attribution: meaning = "Attribution patching: how much more mean-ablating each component lowers log p(predicted "
+                    + "class) of the flagged inputs than of the reference inputs."
+                }
                 try MonitorReportContent.circuits(shape: fitted.shape, ranking: ranked, scoreMeaning: meaning, flagged: flagged, reference: ref,
                                                   summary: summary, top: top).write(to: URL(fileURLWithPath: report))
             }
@@ -187,12 +188,15 @@ struct MonitorCircuits: ParsableCommand {
                 print(jsonText(result))
                 return
             }
-            print(rankBy == "anomaly"
-                  ? "components ranked by how far the flagged inputs depart from the trusted behaviour there, beyond the reference inputs:"
-                  : rankBy == "onset"
-                  ? "components ranked by how much of the flagged inputs' departure from the trusted behaviour they add to the residual stream they read:"
-                  : "components ranked by how much more ablating them lowers the flagged inputs' log p(predicted class)"
-                    + (ref == nil ? ":" : " than the reference inputs':"))
+            switch order {
+            case .anomaly:
+                print("components ranked by how far the flagged inputs depart from the trusted behaviour there, beyond the reference inputs:")
+            case .onset:
+                print("components ranked by how much of the flagged inputs' departure from the trusted behaviour they add to the residual stream they read:")
+            case .attribution:
+                print("components ranked by how much more ablating them lowers the flagged inputs' log p(predicted class)"
+                      + (ref == nil ? ":" : " than the reference inputs':"))
+            }
             print("  rank  component                      score    attribution flagged / reference    sampled ablation effect ± s.e. (flagged)")
             for (i, r) in ranked.components.prefix(top).enumerated() {
                 let name = r.component.description.padding(toLength: 30, withPad: " ", startingAt: 0)

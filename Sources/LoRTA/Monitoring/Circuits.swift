@@ -165,12 +165,7 @@ public struct CircuitRanking: Sendable {
         let s = try siteSeparations(scores, flagged: flagged)
         var out: [ModelComponent: Double] = [:]
         for (c, value) in s.components {
-            let layer: Int
-            switch c {
-            case .attentionHead(let l, _): layer = l
-            case .mlp(let l): layer = l
-            }
-            out[c] = value - (layer > 0 ? s.layerOutputs[layer - 1] ?? 0 : 0)
+            out[c] = value - (c.layer > 0 ? s.layerOutputs[c.layer - 1] ?? 0 : 0)
         }
         return out
     }
@@ -181,12 +176,13 @@ public struct CircuitRanking: Sendable {
         let s = try scores.separation(flagged: flagged)
         var components: [ModelComponent: Double] = [:], layers: [Int: Double] = [:]
         for (i, ch) in scores.channels.enumerated() where ch.detector == .mahalanobis {
+            let component: ModelComponent
             switch ch.site.point {
-            case .attentionHead(let l, let h):
-                components[.attentionHead(layer: l, head: h)] = max(components[.attentionHead(layer: l, head: h)] ?? -.infinity, s[i])
-            case .mlpOutput(let l): components[.mlp(layer: l)] = max(components[.mlp(layer: l)] ?? -.infinity, s[i])
-            case .layerOutput(let l): layers[l] = max(layers[l] ?? -.infinity, s[i])
+            case .attentionHead(let l, let h): component = .attentionHead(layer: l, head: h)
+            case .mlpOutput(let l): component = .mlp(layer: l)
+            case .layerOutput(let l): layers[l] = max(layers[l, default: -.infinity], s[i]); continue
             }
+            components[component] = max(components[component, default: -.infinity], s[i])
         }
         return (components, layers)
     }
