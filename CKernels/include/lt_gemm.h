@@ -60,6 +60,24 @@ lt_status lt_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, fl
                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                    float *C, int64_t ldc, float *workspace, int64_t workspace_floats);
 
+/* The library's GEMM entry, behind every dense product of its kernels (layers, adapters,
+ * Tensor.matmul): the same contract and values as lt_sgemm, on the backend
+ * lt_gemm_backend_active() names (lt_runtime.h; LORTA_GEMM), without a workspace argument:
+ *   LT_GEMM_LORTA     lt_sgemm with a packing buffer the library keeps per calling thread
+ *                     (grown on demand to lt_sgemm_workspace_size, 64-byte aligned, freed when
+ *                     the thread exits). This entry, unlike lt_sgemm, may allocate; when the
+ *                     buffer cannot be allocated it computes the product with cblas_sgemm.
+ *                     A narrow C (n at most half the micro-kernel's width, m at least that
+ *                     width, e.g. LoRA's d_out × r gradient) is computed as Cᵀ = op(B)ᵀop(A)ᵀ
+ *                     and transposed back: the same bits, without mostly empty tiles.
+ *   LT_GEMM_OPENBLAS  cblas_sgemm (its values differ from lt_sgemm's in the last bits; its own
+ *                     thread pool). Sizes must then fit in 32 bits (else LT_ERR_INVALID_ARGUMENT).
+ * Argument errors as lt_sgemm; nothing is written unless the call returns LT_OK. Never call it
+ * from inside an OpenMP parallel region. */
+lt_status lt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc);
+
 /* How an m × n × k product is shared out (for tests and benchmarks): *tasks = task blocks of
  * C, *team = 1 when a call with a full-size workspace runs its OpenMP team (work above the
  * library's small-work threshold, more than one task and more than one thread). */

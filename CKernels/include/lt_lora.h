@@ -39,8 +39,9 @@ lt_status lt_lora_init(uint64_t seed, int64_t r, int64_t d_in, int64_t d_out, fl
 /* ---- forward -----------------------------------------------------------------------------
  * Y[n × d_out] = X[n × d_in] Wᵀ (+ bias) + s · T Bᵀ,   T[n × r] = X Aᵀ
  * The adapter is fused per row (OpenMP): t = A x_i (dot_many), y_i = b + Σ_k t_k (s Bᵀ)[k, :]
- * (axpy_many); then the base GEMM adds X Wᵀ into Y through cblas_sgemm with beta = 1 (so Y
- * goes through memory once for the adapter, and OpenBLAS needs no separate zeroing pass).
+ * (axpy_many); then the base GEMM adds X Wᵀ into Y with beta = 1 (so Y goes through memory
+ * once for the adapter, and the GEMM needs no separate zeroing pass). GEMMs: lt_gemm_f32
+ * (lt_gemm.h; the library's own, or OpenBLAS with LORTA_GEMM=openblas).
  * The previous contents of Y are ignored.
  * bias: nullable. T: nullable; when given (n × r, contiguous) it receives X Aᵀ for backward.
  * workspace: lt_lora_forward_workspace_size floats (r·d_out for s·Bᵀ, plus n·r used for T
@@ -60,9 +61,9 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
  * Given dY[n × d_out] (ld lddy):
  *   T  = X Aᵀ                 [n × r]    (recomputed when T is NULL)
  *   G  = dY B                 [n × r]    (per row, dot_many with s·Bᵀ: holds s·G)
- *   dB = s dYᵀ T              [d_out × r]  (cblas_sgemm)
- *   dA = s Gᵀ X               [r × d_in]   (cblas_sgemm)
- *   dX = dY W + s G A         [n × d_in]   (cblas_sgemm, then axpy_many per row) — dX nullable
+ *   dB = s dYᵀ T              [d_out × r]  (GEMM)
+ *   dA = s Gᵀ X               [r × d_in]   (GEMM)
+ *   dX = dY W + s G A         [n × d_in]   (GEMM, then axpy_many per row) — dX nullable
  * accumulate = 0 overwrites dA and dB; 1 adds to them. dX (when given) is overwritten — except
  * when W is NULL (a frozen path computed elsewhere, e.g. from quantized blocks): then only the
  * adapter's term is added, dX += s G A.

@@ -15,8 +15,10 @@
  *   - results are bitwise identical for any thread count: OpenMP loops run over rows (or
  *     (sequence, head) pairs, or column blocks) with a fixed schedule, every output element is
  *     computed by the same code in the same order whichever thread runs it, and there are no
- *     atomics or cross-thread float reductions. BLAS is never called inside an OpenMP region
- *     (OpenBLAS splits a GEMM over output blocks, never over the summed dimension).
+ *     atomics or cross-thread float reductions. The GEMM (lt_gemm_f32) is never called inside
+ *     an OpenMP region and splits a product over output blocks, never over the summed
+ *     dimension (so does OpenBLAS, selected by LORTA_GEMM=openblas, on the cores the README's
+ *     "Determinism" names).
  *   - long sums use double accumulators: LayerNorm statistics (two-pass mean then variance,
  *     in double), LayerNorm parameter gradients, softmax normalisers, pooling sums, the
  *     cross-entropy loss, RMSNorm statistics. Dot products of length d_h (attention) use the
@@ -53,7 +55,7 @@ lt_status lt_embeddings_forward(int64_t B, int64_t T, int64_t d, const int32_t *
 /* ---- linear layer (frozen weight) ------------------------------------------------------------
  * forward:  Y[n × d_out] = X[n × d_in] Wᵀ (+ bias[d_out]) (+ R[n × d_out])
  *   W [d_out × d_in] (ld ldw); bias and R nullable. R may alias Y exactly (R == Y, ldr == ldy:
- *   Y += X Wᵀ + bias). Bias and residual are written first, then one cblas_sgemm with beta = 1.
+ *   Y += X Wᵀ + bias). Bias and residual are written first, then one GEMM (lt_gemm_f32) with beta = 1.
  * backward (input gradient only; W frozen):
  *   dX[n × d_in] (=|+=) dY[n × d_out] W          accumulate = 0 overwrites dX, 1 adds to it.
  * backward of the parameters (for a trainable layer such as a classification head):

@@ -19,7 +19,7 @@ typedef enum lt_status {
     LT_ERR_NULL_POINTER = 1,      /* a required pointer was NULL */
     LT_ERR_INVALID_ARGUMENT = 2,  /* a size, stride or option is out of range */
     LT_ERR_UNSUPPORTED_ISA = 3,   /* the requested ISA is not supported by this CPU/build */
-    LT_ERR_BAD_ENVIRONMENT = 4,   /* LORTA_ISA / LORTA_NUM_THREADS holds an unknown value */
+    LT_ERR_BAD_ENVIRONMENT = 4,   /* LORTA_ISA / LORTA_NUM_THREADS / LORTA_GEMM holds an unknown value */
     LT_ERR_NUMERICAL = 5,         /* a factorization failed (singular matrix, NaN) */
     LT_ERR_UNSUPPORTED = 6,       /* a valid request this library does not implement (e.g. a
                                      tensor storage type without a dequantizer) */
@@ -35,7 +35,7 @@ typedef enum lt_isa {
     LT_ISA_AVX512 = 2,  /* AVX-512 F */
 } lt_isa;
 
-/* Reads LORTA_ISA (scalar|avx2|avx512) and LORTA_NUM_THREADS once. Idempotent: later calls
+/* Reads LORTA_ISA (scalar|avx2|avx512), LORTA_NUM_THREADS and LORTA_GEMM (lorta|openblas) once. Idempotent: later calls
  * return the first result. LT_ERR_UNSUPPORTED_ISA when LORTA_ISA names an ISA this CPU lacks,
  * LT_ERR_BAD_ENVIRONMENT for an unparsable value. On error the defaults stay in force. */
 lt_status lt_runtime_init(void);
@@ -52,6 +52,24 @@ lt_status lt_isa_set(int isa);
 const char *lt_isa_name(int isa);
 /* Parses a name as accepted by LORTA_ISA; returns -1 when unknown. */
 int lt_isa_parse(const char *name);
+
+/* The float32 GEMM behind the kernels' dense products (lt_gemm_f32 in lt_gemm.h, so every
+ * layer, adapter and Tensor.matmul): the library's own packed GEMM run by its OpenMP team
+ * (default), or OpenBLAS's cblas_sgemm, kept as the reference path so that a speed or accuracy
+ * claim can be checked against it in one run (LORTA_GEMM=openblas). LAPACK always uses OpenBLAS. */
+typedef enum lt_gemm_backend {
+    LT_GEMM_LORTA = 0,     /* lt_sgemm: packed, thread-count independent bits */
+    LT_GEMM_OPENBLAS = 1,  /* cblas_sgemm */
+} lt_gemm_backend;
+
+/* The backend lt_gemm_f32 uses now. */
+lt_gemm_backend lt_gemm_backend_active(void);
+/* Selects the backend; LT_ERR_INVALID_ARGUMENT for another value. */
+lt_status lt_gemm_backend_set(int backend);
+/* "lorta", "openblas" or NULL. */
+const char *lt_gemm_backend_name(int backend);
+/* Parses a name as accepted by LORTA_GEMM ("lorta", "openblas"; "auto" = "lorta"); -1 when unknown. */
+int lt_gemm_backend_parse(const char *name);
 
 /* Threads used by OpenMP kernels and by OpenBLAS (one knob for both). n >= 1. */
 lt_status lt_set_num_threads(int n);

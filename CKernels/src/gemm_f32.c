@@ -7,6 +7,9 @@
 #include "gemm_internal.h"
 #include "internal.h"
 
+#include <pthread.h>
+#include <stdlib.h>
+
 /* The B description of op(B): a copy packer (B stored k × n) or a transposing one (n × k). */
 static void f32_b(int trans_b, const lt__gemm_f32_source *src, lt__gemm_b *b) {
     b->pack = trans_b ? lt__gemm_pack_b_f32_t : lt__gemm_pack_b_f32_n;
@@ -101,4 +104,112 @@ lt_status lt_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, fl
     const lt__gemm_epilogue epi = {alpha, beta};
     lt__gemm_run(kern, &plan, m, n, k, &a, &b, &epi, C, ldc, workspace, workspace_floats, threads);
     return LT_OK;
+}
+
+/* ---- lt_gemm_f32: the kernels' GEMM, on the active backend --------------------------------- */
+
+/* One packing buffer per calling thread (pthread key: freed at thread exit). */
+typedef struct { float *p; int64_t floats; } thread_buffer;
+static pthread_key_t g_buffer_key;
+static pthread_once_t g_buffer_once = PTHREAD_ONCE_INIT;
+static int g_buffer_key_ok;
+
+static void buffer_free(void *v) {
+    thread_buffer *b = v;
+    free(b->p);
+    free(b);
+}
+
+static void buffer_key_make(void) { g_buffer_key_ok = pthread_key_create(&g_buffer_key, buffer_free) == 0; }
+
+/* The calling thread's buffer of at least `floats` floats, or NULL when it cannot be had. */
+static float *thread_workspace(int64_t floats) {
+    pthread_once(&g_buffer_once, buffer_key_make);
+    if (!g_buffer_key_ok) return NULL;
+    thread_buffer *b = pthread_getspecific(g_buffer_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b) return NULL;
+        if (pthread_setspecific(g_buffer_key, b) != 0) { free(b); return NULL; }
+    }
+    if (b->floats >= floats) return b->p;
+    if ((uint64_t)floats > SIZE_MAX / sizeof(float)) return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (size_t)floats * sizeof(float)) != 0) return NULL;
+    free(b->p);
+    b->p = p;
+    b->floats = floats;
+    return b->p;
+}
+
+static lt_status blas_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                           float *C, int64_t ldc) {
+    LT_CHECK(lt__blas_ok(m) && lt__blas_ok(n) && lt__blas_ok(k) && lt__blas_ok(lda) && lt__blas_ok(ldb) &&
+             lt__blas_ok(ldc), LT_ERR_INVALID_ARGUMENT);
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)k, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C,
+                (blasint)ldc);
+    return LT_OK;
+}
+
+lt_status lt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc) {
+    /* The argument checks of lt_sgemm, with an empty workspace: a product that needs one is
+     * rejected only for the workspace, which is checked first below. */
+    LT_CHECK(trans_a == 0 || trans_a == 1, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(trans_b == 0 || trans_b == 1, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(sizes_ok(m, n, k), LT_ERR_INVALID_ARGUMENT);
+    const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+    const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+    LT_CHECK(lt__ld_ok(lda, a_cols) && lt__ld_ok(ldb, b_cols) && lt__ld_ok(ldc, n), LT_ERR_INVALID_ARGUMENT);
+    int64_t t;
+    LT_CHECK(!lt__mul_overflows(a_rows, lda, &t) && !lt__mul_overflows(b_rows, ldb, &t) &&
+             !lt__mul_overflows(m, ldc, &t), LT_ERR_INVALID_ARGUMENT);
+    if (m == 0 || n == 0) return LT_OK;
+    LT_CHECK(C, LT_ERR_NULL_POINTER);
+    (void)lt__ensure_init();
+    if (k == 0 || alpha == 0.0f) {                  /* C = beta · C, A and B not read */
+        lt__scale_matrix(C, m, n, ldc, beta);
+        return LT_OK;
+    }
+    LT_CHECK(A && B, LT_ERR_NULL_POINTER);
+    if (lt_gemm_backend_active() == LT_GEMM_LORTA) {
+        const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa((int)lt_isa_active());
+        int64_t floats;
+        if (2 * n <= kern->nr && m >= kern->nr) {
+            /* A narrow C (e.g. LoRA's dB = s·dYᵀT, d_out × r): its tiles would be mostly empty
+             * columns. Compute Cᵀ = op(B)ᵀ·op(A)ᵀ (n × m: a few full row tiles) into the thread
+             * buffer, then apply the epilogue while transposing back. Same bits as the direct
+             * product: each element is the same fma chain (fma(b, a, p) = fma(a, b, p)), and the
+             * epilogue below is epilogue_tile's (gemm.c). */
+            const int64_t t_floats = (n * m + 15) / 16 * 16;
+            if (lt_sgemm_workspace_size(n, m, k, &floats) == LT_OK && floats <= INT64_MAX - t_floats) {
+                float *w = thread_workspace(t_floats + floats);
+                if (w) {
+                    float *Ct = w;
+                    lt_status st = lt_sgemm(!trans_b, !trans_a, n, m, k, 1.0f, B, ldb, A, lda, 0.0f, Ct, m,
+                                            w + t_floats, floats);
+                    if (st != LT_OK) return st;
+                    for (int64_t i = 0; i < m; i++) {
+                        float *c = C + i * ldc;
+                        if (beta == 0.0f) {
+                            if (alpha == 1.0f) for (int64_t j = 0; j < n; j++) c[j] = Ct[j * m + i];
+                            else for (int64_t j = 0; j < n; j++) c[j] = alpha * Ct[j * m + i];
+                        } else if (alpha == 1.0f && beta == 1.0f) {
+                            for (int64_t j = 0; j < n; j++) c[j] = c[j] + Ct[j * m + i];
+                        } else {
+                            for (int64_t j = 0; j < n; j++) c[j] = alpha * Ct[j * m + i] + beta * c[j];
+                        }
+                    }
+                    return LT_OK;
+                }
+            }
+        } else if (lt_sgemm_workspace_size(m, n, k, &floats) == LT_OK) {
+            float *w = thread_workspace(floats);
+            if (w) return lt_sgemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, w, floats);
+        }
+    }
+    return blas_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }

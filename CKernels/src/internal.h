@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "lt_runtime.h"
+#include "lt_gemm.h"
 
 #define LT_CHECK(cond, err) do { if (!(cond)) return (err); } while (0)
 
@@ -51,20 +52,14 @@ static inline void lt__scale_matrix(float *C, int64_t m, int64_t n, int64_t ldc,
     }
 }
 
-/* C[m×n] = alpha op(A) op(B) + beta C, row-major, through cblas_sgemm, with the empty shapes
- * that CBLAS may reject or treat inconsistently handled here (k = 0: C = beta·C, beta = 0
- * meaning "set to zero"). Never call it inside an OpenMP region. */
+/* C[m×n] = alpha op(A) op(B) + beta C, row-major: lt_gemm_f32 (lt_gemm.h) on the active
+ * backend — the one way the kernels multiply dense float32 matrices. Arguments are the
+ * caller's, already checked (an error here would be a bug: the call then computes nothing).
+ * Never call it inside an OpenMP region. */
 static inline void lt__sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                              const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                              float *C, int64_t ldc) {
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        lt__scale_matrix(C, m, n, ldc, beta);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha,
-                A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+    (void)lt_gemm_f32(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 #endif

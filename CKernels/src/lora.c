@@ -14,8 +14,9 @@
  * (dL/dY = dY; Y depends on A and B only through s T Bᵀ = s X Aᵀ Bᵀ, hence dB = s dYᵀ (X Aᵀ),
  * dA = s (dY B)ᵀ X, and the input gradient gets the extra s (dY B) A.)
  *
- * How it runs: the dense products over the batch (X Wᵀ, dY W, dYᵀ T, Gᵀ X) go to cblas_sgemm,
- * always outside OpenMP regions. The rank-r work is memory-bound and fused per row with the
+ * How it runs: the dense products over the batch (X Wᵀ, dY W, dYᵀ T, Gᵀ X) go to lt__sgemm (the
+ * library's GEMM, lt_gemm_f32, or OpenBLAS with LORTA_GEMM=openblas), always outside OpenMP
+ * regions. The rank-r work is memory-bound and fused per row with the
  * SIMD micro-kernels of simd.h, so each row of X/dY and Y/dX is read once for the adapter.
  * The forward writes b + s T Bᵀ into Y first and lets the GEMM accumulate X Wᵀ on top
  * (beta = 1): measured 7–9% over the bare GEMM instead of 11–14% for "GEMM, then add the
@@ -27,10 +28,11 @@
  * The scale is folded once per call into a transposed copy s·Bᵀ (r×d_out) in the workspace.
  * Rows are split into fixed chunks (schedule(static, LT_ROWS_PER_CHUNK)) and each row is
  * computed by the same code whatever thread runs it, so our loops do not depend on the thread
- * count. The GEMMs are OpenBLAS's: 0.3.21 with its SkylakeX / Cooperlake cores gives the
- * single-thread bits when the summed dimension is at most 384, but its threaded driver may cut
- * a longer one into other blocks than the serial driver (e.g. K = 449), and its Haswell core
- * differs between 1 and 2 threads even for short ones (measured; see the README).
+ * count, and neither does the library's GEMM (never split along K). With LORTA_GEMM=openblas
+ * the GEMMs are OpenBLAS's: 0.3.21 with its SkylakeX / Cooperlake cores gives the single-thread
+ * bits when the summed dimension is at most 384, but its threaded driver may cut a longer one
+ * into other blocks than the serial driver (e.g. K = 449), and its Haswell core differs
+ * between 1 and 2 threads even for short ones (measured; see the README).
  */
 #include "lt_lora.h"
 #include "lt_rng.h"
@@ -128,8 +130,8 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
     scaled_transpose(d_out, r, s, B, sBt);
 
     /* Adapter first, written (not read-modify-written) into Y: y_i = b + Σ_k t_k (s Bᵀ)[k,:].
-     * Then the base GEMM accumulates into it (beta = 1), outside any OpenMP region; OpenBLAS
-     * reads C once in its kernel, so Y crosses memory one time less than "GEMM, then add". */
+     * Then the base GEMM accumulates into it (beta = 1), outside any OpenMP region; the GEMM
+     * reads C once in its epilogue, so Y crosses memory one time less than "GEMM, then add". */
     if (r >= LT_LORA_GEMM_RANK) {
         /* Large r: the two skinny products are real GEMMs; BLAS beats per-row kernels. */
         lt__sgemm(0, 1, n, r, d_in, 1.0f, X, ldx, A, d_in, 0.0f, Tw, r);          /* T = X Aᵀ */

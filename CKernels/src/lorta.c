@@ -335,17 +335,14 @@ lt_status lt_lorta_backward(const lt_lorta_dims *dims, int64_t n, const float *X
 
     /* dA_t += s dY_tᵀ V_t   (d_t x r) = (d_t x n)(n x r) */
     for (int64_t t = 0; t < T; t++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d_out[t], (int)r, (int)n, scale,
-                    dY[t], (int)lddy[t], V + t * n * r, (int)r, 1.0f, dA[t], (int)r);
+        lt__sgemm(1, 0, d_out[t], r, n, scale, dY[t], lddy[t], V + t * n * r, r, 1.0f, dA[t], r);
 
     /* dB += Eᵀ X_view   (r x d_h) = (r x n*H)(n*H x d_h) */
     if (ldx == din) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r, (int)dh, (int)(n * H), 1.0f,
-                    E, (int)r, X, (int)dh, 1.0f, dB, (int)dh);
+        lt__sgemm(1, 0, r, dh, n * H, 1.0f, E, r, X, dh, 1.0f, dB, dh);
     } else {                                    /* strided X: one sgemm per head (K = n) */
         for (int64_t h = 0; h < H; h++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)r, (int)dh, (int)n, 1.0f,
-                        E + h * r, (int)(H * r), X + h * dh, (int)ldx, 1.0f, dB, (int)dh);
+            lt__sgemm(1, 0, r, dh, n, 1.0f, E + h * r, H * r, X + h * dh, ldx, 1.0f, dB, dh);
     }
     return LT_OK;
 }

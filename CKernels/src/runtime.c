@@ -117,6 +117,7 @@ int lt_isa_parse(const char *name) {
 /* ---- global settings ----------------------------------------------------------------------- */
 
 static int g_isa = -1;        /* -1: not yet chosen */
+static int g_gemm = LT_GEMM_LORTA;
 static int g_threads = 0;     /* 0: not yet chosen */
 /* OpenMP's nthreads-var and block time are per thread: each thread that runs a kernel copies
  * the global setting once per change (see lt__ensure_init). */
@@ -133,6 +134,29 @@ lt_status lt_isa_set(int isa) {
     if (!lt_isa_supported(isa)) return LT_ERR_UNSUPPORTED_ISA;
     g_isa = isa;
     return LT_OK;
+}
+
+lt_gemm_backend lt_gemm_backend_active(void) { return (lt_gemm_backend)g_gemm; }
+
+lt_status lt_gemm_backend_set(int backend) {
+    if (backend != LT_GEMM_LORTA && backend != LT_GEMM_OPENBLAS) return LT_ERR_INVALID_ARGUMENT;
+    g_gemm = backend;
+    return LT_OK;
+}
+
+const char *lt_gemm_backend_name(int backend) {
+    switch (backend) {
+    case LT_GEMM_LORTA: return "lorta";
+    case LT_GEMM_OPENBLAS: return "openblas";
+    default: return NULL;
+    }
+}
+
+int lt_gemm_backend_parse(const char *name) {
+    if (!name) return -1;
+    if (!strcasecmp(name, "lorta") || !strcasecmp(name, "auto")) return LT_GEMM_LORTA;
+    if (!strcasecmp(name, "openblas")) return LT_GEMM_OPENBLAS;
+    return -1;
 }
 
 lt_status lt_set_num_threads(int n) {
@@ -190,6 +214,12 @@ lt_status lt_runtime_init(void) {
         else if (lt_isa_set(v) != LT_OK) st = LT_ERR_UNSUPPORTED_ISA;
     }
     if (g_isa < 0) g_isa = lt_isa_best();
+    const char *gemm = getenv("LORTA_GEMM");
+    if (gemm && *gemm) {
+        int v = lt_gemm_backend_parse(gemm);
+        if (v < 0) { if (st == LT_OK) st = LT_ERR_BAD_ENVIRONMENT; }
+        else g_gemm = v;
+    }
     const char *nt = getenv("LORTA_NUM_THREADS");
     int threads = 0;
     if (nt && *nt) {

@@ -26,6 +26,7 @@ struct Info: ParsableCommand {
                 "isa": Runtime.instructionSet.rawValue,
                 "available_isas": Runtime.availableInstructionSets.map(\.rawValue),
                 "threads": Runtime.threadCount,
+                "gemm": Runtime.gemmBackend.rawValue,
                 "blas": [
                     "library": "OpenBLAS",
                     "core": blas.activeCore,
@@ -46,6 +47,7 @@ struct Info: ParsableCommand {
         print("lorta \(LoRTAVersion.string)")
         print("isa: \(Runtime.instructionSet) (available: \(Runtime.availableInstructionSets.map(\.rawValue).joined(separator: ", ")); override with LORTA_ISA)")
         print("threads: \(Runtime.threadCount) (OpenMP and OpenBLAS; override with LORTA_NUM_THREADS)")
+        print("gemm: \(Runtime.gemmBackend) (float32 products: lorta = the library's packed GEMM, openblas = cblas_sgemm; override with LORTA_GEMM)")
         let coreLevel = blas.activeCoreLevel.map { levels[$0] } ?? "unknown"
         print("blas: OpenBLAS, core \(blas.activeCore) (\(coreLevel)); CPU supports \(levels[blas.cpuLevel])")
         print("blas config: \(blas.configuration)")

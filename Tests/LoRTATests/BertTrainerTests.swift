@@ -364,7 +364,7 @@ struct BertTrainerTests {
     @Test func badCheckpoints() throws {
         let model = try trainerTestTinyModel()
         let data = try trainerTestData(count: 12)
-        let tokenizer = try trainerTestTokenizer()
+        _ = try trainerTestTokenizer()   // the tokenizer fixture must load
         let config = TrainerTestConfig(steps: 4, batchSize: 4, maxLength: 8, seed: 2)
         let root = trainerTestTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }

@@ -56,12 +56,22 @@ struct RuntimeTests {
         let obj = try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(obj["isa"] as? String == "scalar")
         #expect(obj["threads"] as? Int == 1)
+        // LORTA_GEMM selects the float32 GEMM; without it the library's own one runs.
+        for (value, expected) in [("openblas", "openblas"), (nil, "lorta"), ("auto", "lorta")] {
+            let g = try CLI.run(["info", "--json"], environment: ["LORTA_GEMM": value])
+            #expect(g.status == 0)
+            let o = try #require(JSONSerialization.jsonObject(with: Data(g.stdout.utf8)) as? [String: Any])
+            #expect(o["gemm"] as? String == expected, "LORTA_GEMM=\(value ?? "unset")")
+        }
     }
 
     @Test func badEnvironmentIsAClearErrorNotACrash() throws {
         let r = try CLI.run(["info"], environment: ["LORTA_ISA": "neon"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("LORTA_ISA"))
+        let g = try CLI.run(["info"], environment: ["LORTA_GEMM": "mkl"])
+        #expect(g.status != 0)
+        #expect(g.stderr.contains("LORTA_GEMM"))
         let t = try CLI.run(["info"], environment: ["LORTA_NUM_THREADS": "lots"])
         #expect(t.status != 0)
         #expect(t.stderr.contains("LORTA_NUM_THREADS"))

@@ -1,4 +1,6 @@
+import Foundation
 import Testing
+import CBLAS
 import CKernels
 @testable import LoRTA
 
@@ -67,6 +69,35 @@ struct SgemmTests {
                 }
             }
             return (st, c)
+        }
+
+        /// The same product through lt_gemm_f32 (the kernels' GEMM, on the active backend).
+        func runManaged(alpha: Float, beta: Float) -> (lt_status, [Float]) {
+            var c = c0
+            let st = a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        lt_gemm_f32(ta ? 1 : 0, tb ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, pa.baseAddress, Int64(lda),
+                                    pb.baseAddress, Int64(ldb), beta, pc.baseAddress, Int64(ldc))
+                    }
+                }
+            }
+            return (st, c)
+        }
+
+        /// The same product through OpenBLAS's cblas_sgemm, called directly.
+        func runOpenBLAS(alpha: Float, beta: Float) -> [Float] {
+            var c = c0
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                                    Int32(m), Int32(n), Int32(k), alpha, pa.baseAddress, Int32(lda), pb.baseAddress,
+                                    Int32(ldb), beta, pc.baseAddress, Int32(ldc))
+                    }
+                }
+            }
+            return c
         }
 
         /// float64 P and Σ|a·b| (m × n, contiguous).
@@ -199,7 +230,11 @@ struct SgemmTests {
                 let at = try Tensor(c.a, shape: [ar, ac])
                 var bd = [Float](); for r in 0..<br { bd += c.b[(r * c.ldb)..<(r * c.ldb + bc)] }
                 let bt = try Tensor(bd, shape: [br, bc])
-                let blas = try Tensor.matmul(at, bt, transposeA: ta, transposeB: tb).scalars
+                let blas = try Runtime.withGEMMBackend(.openblas) {
+                    try Tensor.matmul(at, bt, transposeA: ta, transposeB: tb).scalars
+                }
+                #expect(LoRAReference.bitwiseEqual(blas, c.runOpenBLAS(alpha: 1, beta: 0).enumerated()
+                    .filter { $0.offset % c.ldc < n }.map(\.element)), "Tensor.matmul on openblas is not cblas_sgemm")
                 let (st, out) = c.run(alpha: 1, beta: 0)
                 #expect(st == LT_OK)
                 let r = c.reference()
@@ -355,5 +390,106 @@ struct SgemmTests {
         var t: Int64 = 0
         var team: Int32 = 0
         #expect(lt_sgemm_tasks(1, -2, 3, &t, &team) == LT_ERR_INVALID_ARGUMENT)
+    }
+
+    // MARK: lt_gemm_f32, the kernels' GEMM, and the backend switch (LORTA_GEMM)
+
+    @Test("lt_gemm_f32 gives lt_sgemm's bits on the lorta backend (its per-thread buffer grown and reused, on any thread; narrow outputs computed transposed) and cblas_sgemm's on openblas")
+    func managedEntryFollowsTheBackend() throws {
+        // Small, large (the buffer grows), small again (reused), every transpose; beta = 0 over NaN.
+        let shapes = [(9, 49, 33), (300, 500, 700), (7, 17, 3)]
+        for (index, s) in shapes.enumerated() {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    for (alpha, beta, nanC) in [(Float(1), Float(0), true), (0.5, 1.5, false)] {
+                        let c = Case(m: s.0, n: s.1, k: s.2, ta: ta, tb: tb, seed: 12_000 + UInt64(index), cNaN: nanC)
+                        let what = "\(s.0)×\(s.1)×\(s.2) ta=\(ta) tb=\(tb) alpha=\(alpha) beta=\(beta)"
+                        let (st, explicit) = c.run(alpha: alpha, beta: beta)
+                        #expect(st == LT_OK)
+                        let (ours, oursStatus) = Runtime.withGEMMBackend(.lorta) {
+                            (c.runManaged(alpha: alpha, beta: beta).1, Runtime.gemmBackend)
+                        }
+                        #expect(oursStatus == .lorta)
+                        #expect(LoRAReference.bitwiseEqual(ours, explicit), "\(what): lorta backend differs from lt_sgemm")
+                        let (blasStatus, blas) = Runtime.withGEMMBackend(.openblas) { c.runManaged(alpha: alpha, beta: beta) }
+                        #expect(blasStatus == LT_OK)
+                        #expect(LoRAReference.bitwiseEqual(blas, c.runOpenBLAS(alpha: alpha, beta: beta)),
+                                "\(what): openblas backend differs from cblas_sgemm")
+                        c.check(blas, alpha: alpha, beta: beta, reference: c.reference(), "\(what) openblas")
+                    }
+                }
+            }
+        }
+        // Narrow outputs (n <= half the tile width) are computed transposed: still lt_sgemm's bits,
+        // on every ISA (LoRA's dB = s·dYᵀT is 384 × 8 × 2048 at MiniLM's step).
+        for isa in testedInstructionSets() {
+            for (index, s) in [(384, 8, 2048), (300, 5, 700), (97, 16, 390), (2048, 8, 384), (64, 1, 3)].enumerated() {
+                for ta in [false, true] {
+                    for tb in [false, true] {
+                        for (alpha, beta, nanC) in [(Float(1), Float(0), true), (0.5, 1.5, false), (1, 1, false), (-2, 0, true)] {
+                            let c = Case(m: s.0, n: s.1, k: s.2, ta: ta, tb: tb, seed: 12_200 + UInt64(index), cNaN: nanC)
+                            let what = "\(isa) narrow \(s.0)×\(s.1)×\(s.2) ta=\(ta) tb=\(tb) alpha=\(alpha) beta=\(beta)"
+                            let (explicit, managed) = try Runtime.withInstructionSet(isa) {
+                                (c.run(alpha: alpha, beta: beta), c.runManaged(alpha: alpha, beta: beta))
+                            }
+                            #expect(explicit.0 == LT_OK && managed.0 == LT_OK)
+                            #expect(LoRAReference.bitwiseEqual(managed.1, explicit.1), "\(what): differs from lt_sgemm")
+                        }
+                    }
+                }
+            }
+        }
+        // Another thread has its own buffer and gets the same bits.
+        let c = Case(m: 97, n: 1000, k: 390, ta: true, tb: false, seed: 12_100)
+        let here = c.runManaged(alpha: 1, beta: 0).1
+        nonisolated(unsafe) var there: [Float] = []
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread { there = c.runManaged(alpha: 1, beta: 0).1; done.signal() }
+        thread.start()
+        done.wait()
+        #expect(Runtime.gemmBackend == .lorta)
+        #expect(LoRAReference.bitwiseEqual(here, there), "another thread's call differs")
+    }
+
+    @Test("lt_gemm_f32 rejects what lt_sgemm rejects (writing nothing); sizes beyond 32 bits on openblas are an error, not a truncation")
+    func managedEntryErrors() throws {
+        let c = Case(m: 20, n: 30, k: 40, ta: false, tb: false, seed: 5)
+        func call(ta: Int32 = 0, m: Int64 = 20, k: Int64 = 40, lda: Int64? = nil, ldc: Int64? = nil,
+                  nullA: Bool = false, nullC: Bool = false) -> lt_status {
+            var out = c.c0
+            let st = c.a.withUnsafeBufferPointer { pa in
+                c.b.withUnsafeBufferPointer { pb in
+                    out.withUnsafeMutableBufferPointer { pc in
+                        lt_gemm_f32(ta, 0, m, 30, k, 1, nullA ? nil : pa.baseAddress, lda ?? Int64(c.lda), pb.baseAddress,
+                                    Int64(c.ldb), 0, nullC ? nil : pc.baseAddress, ldc ?? Int64(c.ldc))
+                    }
+                }
+            }
+            #expect(LoRAReference.bitwiseEqual(out, c.c0) || st == LT_OK, "C written by a failing call")
+            return st
+        }
+        for backend in GEMMBackend.allCases {
+            Runtime.withGEMMBackend(backend) {
+                #expect(call() == LT_OK)
+                #expect(call(ta: 2) == LT_ERR_INVALID_ARGUMENT)
+                #expect(call(m: -1) == LT_ERR_INVALID_ARGUMENT)
+                #expect(call(lda: 39) == LT_ERR_INVALID_ARGUMENT)
+                #expect(call(ldc: 29) == LT_ERR_INVALID_ARGUMENT)
+                #expect(call(m: 1 << 40, ldc: 1 << 40) == LT_ERR_INVALID_ARGUMENT)
+                #expect(call(nullA: true) == LT_ERR_NULL_POINTER)
+                #expect(call(nullC: true) == LT_ERR_NULL_POINTER)
+            }
+        }
+        // k = 2³¹ passes the generic checks; OpenBLAS's 32-bit sizes cannot hold it (nothing is read).
+        Runtime.withGEMMBackend(.openblas) {
+            #expect(call(k: 1 << 31, lda: 1 << 31) == LT_ERR_INVALID_ARGUMENT)
+        }
+        #expect(lt_gemm_backend_set(2) == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_gemm_backend_parse("openblas") == Int32(LT_GEMM_OPENBLAS.rawValue))
+        #expect(lt_gemm_backend_parse("LORTA") == Int32(LT_GEMM_LORTA.rawValue))
+        #expect(lt_gemm_backend_parse("auto") == Int32(LT_GEMM_LORTA.rawValue))
+        #expect(lt_gemm_backend_parse("mkl") == -1)
+        #expect(String(cString: lt_gemm_backend_name(Int32(LT_GEMM_OPENBLAS.rawValue))) == "openblas")
+        #expect(lt_gemm_backend_name(7) == nil)
     }
 }

@@ -35,8 +35,9 @@ func bertBenchmark() throws {
 
 /// One training step's forward + backward (loss, head and adapter gradients; no optimizer
 /// update) on MiniLM, B = 32 sentences padded to 64 tokens, r = 8 on Q, K, V, O:
-/// head only, LoRA, LoRTA. Median of 5 interleaved repetitions, 2 threads. Peak RSS of the
-/// whole benchmark process is printed at the end (getrusage).
+/// head only, LoRA, LoRTA; each on the library's GEMM and on OpenBLAS (`LORTA_GEMM`'s two
+/// backends, switched between interleaved runs). Median of 5 interleaved repetitions, 2 threads.
+/// Peak RSS of the whole benchmark process is printed at the end (getrusage).
 func bertTrainStepBenchmark() throws {
     let dir = URL(fileURLWithPath: "../assets/all-MiniLM-L6-v2")
     guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) else {
@@ -55,16 +56,29 @@ func bertTrainStepBenchmark() throws {
     let lora = try AdapterRecipe(kind: .lora, rank: 8, alpha: 16, targets: targets, seed: 2).makeAdapter(for: model.adapterHost)
     let lorta = try AdapterRecipe(kind: .lorta, rank: 8, alpha: 16, targets: targets, seed: 3).makeAdapter(for: model.adapterHost)
     print("== MiniLM training step: forward + backward (no optimizer), B=32, r=8 on Q,K,V,O, \(Runtime.threadCount) threads ==")
-    let t = try timeInterleaved([
-        { _ = try model.gradients(fixed, labels: labels, adapter: nil, head: head) },
-        { _ = try model.gradients(fixed, labels: labels, adapter: lora, head: head) },
-        { _ = try model.gradients(fixed, labels: labels, adapter: lorta, head: head) },
-        { _ = try model.gradients(dynamic, labels: labels, adapter: lora, head: head) },
-    ], repetitions: 5, warmup: 1)
-    print("head only, 64 tokens:      \(ms(t[0]))")
-    print("LoRA r=8 (\(lora.parameterCount) params), 64 tokens:  \(ms(t[1]))")
-    print("LoRTA r=8 (\(lorta.parameterCount) params), 64 tokens:  \(ms(t[2]))")
-    print("LoRA r=8, dynamic padding (\(dynamic.sequenceLength) tokens): \(ms(t[3]))")
+    let variants: [(String, TokenBatch, (any Adapter)?)] = [
+        ("head only, 64 tokens", fixed, nil),
+        ("LoRA r=8 (\(lora.parameterCount) params), 64 tokens", fixed, lora),
+        ("LoRTA r=8 (\(lorta.parameterCount) params), 64 tokens", fixed, lorta),
+        ("LoRA r=8, dynamic padding (\(dynamic.sequenceLength) tokens)", dynamic, lora),
+    ]
+    var runs: [() throws -> Void] = []
+    for backend in GEMMBackend.allCases {
+        for (_, batch, adapter) in variants {
+            runs.append {
+                try Runtime.withGEMMBackend(backend) {
+                    _ = try model.gradients(batch, labels: labels, adapter: adapter, head: head)
+                }
+            }
+        }
+    }
+    let t = try timeInterleaved(runs, repetitions: 5, warmup: 1)
+    let width = variants.map(\.0.count).max()!
+    print("\("".padding(toLength: width, withPad: " ", startingAt: 0))   GEMM lorta   GEMM openblas   lorta/openblas")
+    for (i, v) in variants.enumerated() {
+        let (ours, blas) = (t[i], t[i + variants.count])
+        print("\(v.0.padding(toLength: width, withPad: " ", startingAt: 0))  \(ms(ours))   \(ms(blas))     \(String(format: "%.2f", ours / blas))")
+    }
     var usage = rusage()
     getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
     print(String(format: "peak RSS of this process: %.0f MB", Double(usage.ru_maxrss) / 1024))

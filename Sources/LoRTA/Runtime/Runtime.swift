@@ -24,6 +24,26 @@ public enum InstructionSet: String, CaseIterable, Sendable, CustomStringConverti
     public var description: String { rawValue }
 }
 
+/// The float32 matrix product behind every dense product of the kernels (layers, adapters,
+/// ``Tensor/matmul(_:_:transposeA:transposeB:alpha:beta:into:)``).
+public enum GEMMBackend: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// The library's own packed GEMM on its OpenMP team (the default): results independent of
+    /// the thread count, AVX2 and AVX-512 bitwise equal.
+    case lorta
+    /// OpenBLAS's `cblas_sgemm` on its own thread pool: the reference path
+    /// (`LORTA_GEMM=openblas`). Values differ from `lorta`'s in the last bits.
+    case openblas
+
+    var cValue: Int32 {
+        switch self {
+        case .lorta: return Int32(LT_GEMM_LORTA.rawValue)
+        case .openblas: return Int32(LT_GEMM_OPENBLAS.rawValue)
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
 /// Errors raised by the runtime settings.
 public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     /// `LORTA_ISA` (or ``Runtime/setInstructionSet(_:)``) asked for an ISA this CPU lacks.
@@ -50,11 +70,11 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
 /// SIMD instruction set, and a diagnostic of the BLAS library in use.
 ///
 /// The environment is read once, on first use: `LORTA_NUM_THREADS` (thread count),
-/// `LORTA_ISA` (`scalar`, `avx2`, `avx512` or `auto`) and `LORTA_MAX_MEMORY` (see
-/// ``MemoryBudget``).
+/// `LORTA_ISA` (`scalar`, `avx2`, `avx512` or `auto`), `LORTA_GEMM` (`lorta` or `openblas`,
+/// see ``GEMMBackend``) and `LORTA_MAX_MEMORY` (see ``MemoryBudget``).
 public enum Runtime {
     /// Reads the environment once; every kernel entry point calls this first.
-    /// - Throws: ``RuntimeError`` when `LORTA_ISA` or `LORTA_NUM_THREADS` is invalid;
+    /// - Throws: ``RuntimeError`` when `LORTA_ISA`, `LORTA_GEMM` or `LORTA_NUM_THREADS` is invalid;
     ///   ``MemoryError/invalidSize(text:origin:)`` when `LORTA_MAX_MEMORY` is not a size.
     public static func initialize() throws {
         if case .failure(let e) = MemoryBudget.environment { throw e }
@@ -67,6 +87,10 @@ public enum Runtime {
             let isa = environment("LORTA_ISA") ?? ""
             if lt_isa_parse(isa) < 0 && !isa.isEmpty && isa.lowercased() != "auto" {
                 throw RuntimeError.badEnvironment(variable: "LORTA_ISA", value: isa)
+            }
+            let gemm = environment("LORTA_GEMM") ?? ""
+            if !gemm.isEmpty && lt_gemm_backend_parse(gemm) < 0 {
+                throw RuntimeError.badEnvironment(variable: "LORTA_GEMM", value: gemm)
             }
             throw RuntimeError.badEnvironment(
                 variable: "LORTA_NUM_THREADS", value: environment("LORTA_NUM_THREADS") ?? "")
@@ -106,6 +130,27 @@ public enum Runtime {
         let previous = instructionSet
         try setInstructionSet(isa)
         defer { _ = lt_isa_set(previous.cValue) }
+        return try body()
+    }
+
+    /// The float32 GEMM the kernels use now (`LORTA_GEMM`; default ``GEMMBackend/lorta``).
+    public static var gemmBackend: GEMMBackend {
+        _ = lt_runtime_init()
+        return lt_gemm_backend_active() == LT_GEMM_OPENBLAS ? .openblas : .lorta
+    }
+
+    /// Selects the float32 GEMM (as `LORTA_GEMM` does). Process-wide: set it between
+    /// computations, not while another thread runs kernels.
+    public static func setGEMMBackend(_ backend: GEMMBackend) {
+        _ = lt_runtime_init()
+        _ = lt_gemm_backend_set(backend.cValue)
+    }
+
+    /// Runs `body` with `backend` selected, restoring the previous one afterwards.
+    public static func withGEMMBackend<R>(_ backend: GEMMBackend, _ body: () throws -> R) rethrows -> R {
+        let previous = gemmBackend
+        setGEMMBackend(backend)
+        defer { setGEMMBackend(previous) }
         return try body()
     }
 

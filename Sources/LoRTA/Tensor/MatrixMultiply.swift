@@ -1,8 +1,9 @@
-import CBLAS
+import CKernels
 
 extension Tensor {
-    /// `C = alpha · op(A) · op(B) + beta · C` for 2-dimensional tensors, through OpenBLAS
-    /// `sgemm` (multi-threaded by OpenBLAS's own pool; see ``Runtime/setThreadCount(_:)``).
+    /// `C = alpha · op(A) · op(B) + beta · C` for 2-dimensional tensors, on the kernels' GEMM
+    /// (`lt_gemm_f32`: the library's packed GEMM, or OpenBLAS when ``Runtime/gemmBackend`` is
+    /// ``GEMMBackend/openblas``), on ``Runtime/threadCount`` threads.
     ///
     /// - Parameters:
     ///   - a: the matrix `A`.
@@ -12,7 +13,8 @@ extension Tensor {
     ///   - alpha: the factor of the product.
     ///   - beta: the factor of the previous contents of `c` (0 ignores them).
     ///   - c: the output; must already have shape `[rows(op(A)), columns(op(B))]`.
-    /// - Throws: ``TensorError`` when a shape does not fit.
+    /// - Throws: ``TensorError`` when a shape does not fit; ``KernelFailure`` when the kernel
+    ///   rejects the product (e.g. sizes beyond 32 bits on the OpenBLAS backend).
     /// - Complexity: O(m·n·k).
     public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
                               alpha: Float = 1, beta: Float = 0, into c: inout Tensor) throws {
@@ -26,16 +28,15 @@ extension Tensor {
         try c.expectShape([m, n], "matmul C")
         if m == 0 || n == 0 { return }
         try Runtime.initialize()
-        c.withUnsafeMutableBufferPointer { cp in
+        let status = c.withUnsafeMutableBufferPointer { cp in
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
-                    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
-                                transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
-                                alpha, ap.baseAddress, Int32(ac), bp.baseAddress, Int32(bc),
-                                beta, cp.baseAddress, Int32(n))
+                    lt_gemm_f32(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha,
+                                ap.baseAddress, Int64(ac), bp.baseAddress, Int64(bc), beta, cp.baseAddress, Int64(n))
                 }
             }
         }
+        try KernelFailure.check(status, "lt_gemm_f32(\(m)×\(n)×\(k))")
     }
 
     /// `op(A) · op(B)` as a new tensor (see ``matmul(_:_:transposeA:transposeB:alpha:beta:into:)``).
