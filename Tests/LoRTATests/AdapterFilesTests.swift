@@ -23,9 +23,7 @@ private func tinyModel(_ name: String = "tiny_untied_hf") throws -> LlamaModel {
 }
 
 private func temporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("adapterfiles-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+    try testScratchDirectory("adapterfiles")
 }
 
 /// Random values for every parameter (B = 0 at initialisation would make the adapter a no-op).

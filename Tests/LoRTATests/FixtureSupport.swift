@@ -10,10 +10,20 @@ func testFixture(_ relative: String) throws -> URL {
     return url
 }
 
-/// A fresh empty directory under the temporary directory (`<prefix>-<UUID>`), removed by the
-/// caller's `defer`.
+/// Where the test process puts its scratch directories: `lorta-tests-<pid>` under the
+/// temporary directory, removed when the process exits normally (so a test that forgets its
+/// `defer` leaves nothing behind).
+let testScratchRoot: URL = {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-tests-\(getpid())")
+    try? FileManager.default.removeItem(at: url)   // a crashed process with the same pid
+    atexit { try? FileManager.default.removeItem(at: testScratchRoot) }
+    return url
+}()
+
+/// A fresh empty directory `<prefix>-<UUID>` under ``testScratchRoot``; callers may remove it
+/// with a `defer`, whatever is left goes when the process exits.
 func testScratchDirectory(_ prefix: String) throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    let url = testScratchRoot.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }

@@ -11,9 +11,7 @@ struct MergeTests {
     var adapter: URL { Self.fixtures.appendingPathComponent("adapter") }
 
     func tempDir() throws -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("lorta-merge-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        return d
+        try testScratchDirectory("lorta-merge")
     }
 
     func relDiff(_ a: Tensor, _ b: Tensor) -> Float {
