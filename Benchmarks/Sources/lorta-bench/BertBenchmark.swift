@@ -34,15 +34,56 @@ func bertBenchmark() throws {
 }
 
 /// One training step's forward + backward (loss, head and adapter gradients; no optimizer
-/// update) on MiniLM, B = 32 sentences padded to 64 tokens, r = 8 on Q, K, V, O:
-/// head only, LoRA, LoRTA; each on the library's GEMM and on OpenBLAS (`LORTA_GEMM`'s two
-/// backends, switched between interleaved runs). Median of 5 interleaved repetitions, 2 threads.
-/// Peak RSS of the whole benchmark process is printed at the end (getrusage).
+/// update) on MiniLM, B = 32 sentences padded to 64 tokens, r = 8 on Q, K, V, O: head only,
+/// LoRA, LoRTA; on the library's GEMM and on OpenBLAS (`LORTA_GEMM`'s two backends). Each
+/// backend runs in its own child process (OpenBLAS's threads keep spinning after a call, which
+/// would slow whatever runs next in the same process), in alternating rounds A B A B; each child
+/// times 3 interleaved repetitions after a warm-up, and the table shows the median over rounds.
+/// 2 threads. Peak RSS is the largest child's (getrusage of the children).
 func bertTrainStepBenchmark() throws {
     let dir = URL(fileURLWithPath: "../assets/all-MiniLM-L6-v2")
     guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) else {
         print("bert-train: assets missing, run scripts/fetch-assets.sh"); return
     }
+    print("== MiniLM training step: forward + backward (no optimizer), B=32, r=8 on Q,K,V,O, \(Runtime.threadCount) threads ==")
+    var times: [GEMMBackend: [[Double]]] = [:]
+    var names: [String] = []
+    let rounds = 3
+    for round in 0..<rounds {
+        for backend in GEMMBackend.allCases {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+            p.arguments = ["bert-train-child"]
+            var env = ProcessInfo.processInfo.environment
+            env["LORTA_GEMM"] = backend.rawValue
+            p.environment = env
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            guard p.terminationStatus == 0 else { print("bert-train: child (\(backend)) failed"); return }
+            // Each line: <seconds>\t<name>
+            let rows = out.split(separator: "\n").map { $0.split(separator: "\t", maxSplits: 1) }
+            if round == 0 && backend == .lorta { names = rows.map { String($0[1]) } }
+            times[backend, default: []].append(rows.map { Double($0[0])! })
+        }
+    }
+    let width = names.map(\.count).max() ?? 10
+    print("\("".padding(toLength: width, withPad: " ", startingAt: 0))   GEMM lorta   GEMM openblas   lorta/openblas   (median of \(rounds) child processes each)")
+    for (i, name) in names.enumerated() {
+        let ours = median(times[.lorta]!.map { $0[i] }), blas = median(times[.openblas]!.map { $0[i] })
+        print("\(name.padding(toLength: width, withPad: " ", startingAt: 0))  \(ms(ours))   \(ms(blas))     \(String(format: "%.2f", ours / blas))")
+    }
+    var usage = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+    print(String(format: "peak RSS of the largest child: %.0f MB", Double(usage.ru_maxrss) / 1024))
+}
+
+/// The child of ``bertTrainStepBenchmark()``: the step's variants on the backend LORTA_GEMM
+/// names, one line per variant: median seconds, a tab, its name.
+func bertTrainStepChild() throws {
+    let dir = URL(fileURLWithPath: "../assets/all-MiniLM-L6-v2")
     let model = try BertModel(directory: dir)
     let tokenizer = try BertTokenizer(vocabularyURL: dir.appendingPathComponent("vocab.txt"))
     let rows = try String(contentsOf: URL(fileURLWithPath: "../assets/movies/train.tsv"), encoding: .utf8)
@@ -55,31 +96,13 @@ func bertTrainStepBenchmark() throws {
     let targets = ["query", "key", "value", "output"]
     let lora = try AdapterRecipe(kind: .lora, rank: 8, alpha: 16, targets: targets, seed: 2).makeAdapter(for: model.adapterHost)
     let lorta = try AdapterRecipe(kind: .lorta, rank: 8, alpha: 16, targets: targets, seed: 3).makeAdapter(for: model.adapterHost)
-    print("== MiniLM training step: forward + backward (no optimizer), B=32, r=8 on Q,K,V,O, \(Runtime.threadCount) threads ==")
     let variants: [(String, TokenBatch, (any Adapter)?)] = [
         ("head only, 64 tokens", fixed, nil),
         ("LoRA r=8 (\(lora.parameterCount) params), 64 tokens", fixed, lora),
         ("LoRTA r=8 (\(lorta.parameterCount) params), 64 tokens", fixed, lorta),
         ("LoRA r=8, dynamic padding (\(dynamic.sequenceLength) tokens)", dynamic, lora),
     ]
-    var runs: [() throws -> Void] = []
-    for backend in GEMMBackend.allCases {
-        for (_, batch, adapter) in variants {
-            runs.append {
-                try Runtime.withGEMMBackend(backend) {
-                    _ = try model.gradients(batch, labels: labels, adapter: adapter, head: head)
-                }
-            }
-        }
-    }
-    let t = try timeInterleaved(runs, repetitions: 5, warmup: 1)
-    let width = variants.map(\.0.count).max()!
-    print("\("".padding(toLength: width, withPad: " ", startingAt: 0))   GEMM lorta   GEMM openblas   lorta/openblas")
-    for (i, v) in variants.enumerated() {
-        let (ours, blas) = (t[i], t[i + variants.count])
-        print("\(v.0.padding(toLength: width, withPad: " ", startingAt: 0))  \(ms(ours))   \(ms(blas))     \(String(format: "%.2f", ours / blas))")
-    }
-    var usage = rusage()
-    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
-    print(String(format: "peak RSS of this process: %.0f MB", Double(usage.ru_maxrss) / 1024))
+    let t = try timeInterleaved(variants.map { v in { _ = try model.gradients(v.1, labels: labels, adapter: v.2, head: head) } },
+                                repetitions: 3, warmup: 1)
+    for (v, s) in zip(variants, t) { print("\(s)\t\(v.0)") }
 }
