@@ -4,7 +4,8 @@ import LoRTA
 
 /// `lorta train --task causal-lm`: an adapter on a Llama model, loss on the response tokens.
 extension Train {
-    func runCausalLM(outURL: URL) throws {
+    func runCausalLM(outURL: URL, parallel: (any DataParallelism)? = nil) throws {
+        let quiet = self.quiet || !(parallel?.isWriter ?? true)
         if adapter == .none { throw ValidationError("--adapter none has nothing to train for a causal LM; use lora or lorta") }
         let lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
         let template = try? lm.chatTemplate()
@@ -30,7 +31,7 @@ extension Train {
             printError("skipped \(trainData.droppedCount) training examples longer than \(length) tokens (--max-length)")
         }
         let task = try CausalLMTask(model: lm.model, data: trainData, padding: padding == .fixed ? .fixed : .longest)
-        try train(task, defaultTargets: "q_proj,k_proj,v_proj,o_proj", outURL: outURL,
+        try train(task, defaultTargets: "q_proj,k_proj,v_proj,o_proj", outURL: outURL, parallel: parallel,
                   description: { $0?.summary ?? "no adapter" }) { trainer, _ in
             var fields: [String: Any] = ["skipped_examples": trainData.droppedCount]
             var evalText: String?
