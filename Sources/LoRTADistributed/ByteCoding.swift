@@ -1,24 +1,28 @@
+import Foundation
 import LoRTA
 
-/// Appends fixed-width little-endian values to a byte buffer (the messages between ranks).
+// The messages between ranks: fixed-width values in the machine's own byte order (the ranks of
+// one job run the same binary on machines of one architecture), bulk-copied.
+
+/// Appends values to a byte buffer.
 struct ByteWriter {
     var bytes: [UInt8] = []
 
     mutating func append<T: FixedWidthInteger>(_ v: T) {
-        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: v) { bytes.append(contentsOf: $0) }
     }
 
     mutating func append(_ v: Double) { append(v.bitPattern) }
 
     mutating func append(_ values: [Double]) {
         append(Int64(values.count))
-        for v in values { append(v.bitPattern) }
+        values.withUnsafeBytes { bytes.append(contentsOf: $0) }
     }
 
     mutating func append(_ t: Tensor) {
         append(Int64(t.shape.count))
         for d in t.shape { append(Int64(d)) }
-        t.withUnsafeBufferPointer { p in for x in p { append(x.bitPattern) } }
+        t.withUnsafeBufferPointer { p in bytes.append(contentsOf: UnsafeRawBufferPointer(p)) }
     }
 }
 
@@ -31,12 +35,25 @@ struct ByteReader {
 
     var isAtEnd: Bool { offset == bytes.count }
 
+    /// Throws unless `count` more bytes follow the read position.
+    private func need(_ count: Int) throws(DistributedError) {
+        guard count >= 0, count <= bytes.count - offset else {
+            throw .invalidMessage("message ends at byte \(bytes.count), expected \(count) more at \(offset)")
+        }
+    }
+
+    /// Copies `count` bytes (checked by ``need(_:)``) into `destination` and advances.
+    private mutating func copy(_ count: Int, into destination: UnsafeMutableRawBufferPointer) {
+        bytes.withUnsafeBytes { src in
+            if count > 0 { destination.baseAddress!.copyMemory(from: src.baseAddress! + offset, byteCount: count) }
+        }
+        offset += count
+    }
+
     mutating func read<T: FixedWidthInteger>(_: T.Type) throws(DistributedError) -> T {
-        let n = MemoryLayout<T>.size
-        guard offset + n <= bytes.count else { throw .invalidMessage("message ends at byte \(bytes.count), expected \(n) more at \(offset)") }
+        try need(MemoryLayout<T>.size)
         var v: T = 0
-        for i in 0..<n { v |= T(truncatingIfNeeded: bytes[offset + i]) << (8 * i) }
-        offset += n
+        withUnsafeMutableBytes(of: &v) { copy(MemoryLayout<T>.size, into: $0) }
         return v
     }
 
@@ -50,9 +67,9 @@ struct ByteReader {
 
     mutating func readDoubles() throws(DistributedError) -> [Double] {
         let n = try readCount(limit: (bytes.count - offset) / 8)
-        var out = [Double]()
-        out.reserveCapacity(n)
-        for _ in 0..<n { out.append(try readDouble()) }
+        try need(n * 8)
+        var out = [Double](repeating: 0, count: n)
+        out.withUnsafeMutableBytes { copy(n * 8, into: $0) }
         return out
     }
 
@@ -63,9 +80,9 @@ struct ByteReader {
         guard let count = Tensor.elementCount(shape), count <= (bytes.count - offset) / 4 else {
             throw .invalidMessage("tensor of shape \(shape) does not fit the message")
         }
-        var scalars = [Float]()
-        scalars.reserveCapacity(count)
-        for _ in 0..<count { scalars.append(Float(bitPattern: try read(UInt32.self))) }
+        try need(count * 4)
+        var scalars = [Float](repeating: 0, count: count)
+        scalars.withUnsafeMutableBytes { copy(count * 4, into: $0) }
         do {
             return try Tensor(scalars, shape: shape)
         } catch {
