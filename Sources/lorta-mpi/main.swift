@@ -26,8 +26,12 @@ do {
     status = 0
 } catch {
     // Every rank ends the same way; rank 0 alone prints (usage errors too).
+    // (Not LortaMPI.exit(withError:): it would leave without MPI_Finalize.)
     status = LortaMPI.exitCode(for: error).rawValue
-    if world.rank == 0 && !(error is ExitCode) { LortaMPI.exit(withError: error) }
+    let message = LortaMPI.fullMessage(for: error)
+    if world.rank == 0 && !message.isEmpty {
+        if status == 0 { print(message) } else { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+    }
 }
 try? Communicator.finalize()
 exit(status)
