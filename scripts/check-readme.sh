@@ -33,6 +33,7 @@ CHEAP=(
   "scripts/check-readme.sh"    # this check, run by scripts/test.sh
   "scripts/check-embedding.sh" # run by scripts/test.sh
   "scripts/test-mpi.sh"        # run by scripts/test.sh
+  "scripts/install-deps.sh"    # run by scripts/test.sh
 )
 # Run by hand: command, then the time it takes on this machine kind (2 cores), as each script's
 # header and the README record it — see --manual.
