@@ -124,3 +124,42 @@ private final class FailingExchange: GradientExchange, @unchecked Sendable {
         #expect(trainer.optimizerState.secondMoments == two.optimizerState.secondMoments)
     }
 }
+
+/// The same for the causal LM (tiny random Llama fixture, GQA): the micro-batches' 1/N-scaled
+/// gradients, computed in separate shares and summed in step order, give the local run's bits.
+@Suite(.serialized) struct CausalLMGradientExchangeTests {
+    func trained(_ exchange: any GradientExchange, lorta: Bool) throws -> Trainer<CausalLMTask> {
+        let base = try #require(Bundle.module.resourceURL, "test bundle has no resources")
+        let model = try LlamaModel(contentsOf: base.appendingPathComponent("Fixtures/llama/tiny/tiny_tied.f32.gguf"))
+        var examples: [CausalLMExample] = []
+        for i in 0..<12 {
+            let prompt: [Int32] = [Int32(10 + i % 4)] + (0..<(2 + i % 4)).map { Int32(40 + (i * 7 + $0 * 3) % 50) }
+            examples.append(try CausalLMExample(tokens: prompt + [Int32(200 + i % 4), 2],
+                                                lossMask: Array(repeating: false, count: prompt.count) + [true, true],
+                                                promptTokens: prompt, expectedAnswer: "\(200 + i % 4)"))
+        }
+        let data = try CausalLMDataset(examples: examples, maxLength: 16, paddingID: 0)
+        let host = model.adapterHost
+        let targets = ["q_proj", "k_proj", "v_proj", "o_proj"]
+        let adapter: any Adapter = lorta
+            ? try LoRTAAdapter(configuration: try LoRTAConfiguration(rank: 4, alpha: 4, targetModules: targets, layerCount: host.layerCount,
+                                                                     headCount: host.headCount, headDimension: host.headDimension,
+                                                                     outputSizes: try host.modules(named: targets).map(\.outputSize)), seed: 3)
+            : try LoRAAdapter(host: host, targets: ["q_proj", "v_proj", "down_proj"], configuration: LoRAConfiguration(rank: 4, alpha: 8), seed: 3)
+        var trainer = try Trainer(task: try CausalLMTask(model: model, data: data), adapter: adapter,
+                                  configuration: TrainingConfiguration(steps: 4, batchSize: 6, microBatchSize: 2,
+                                                                       optimizer: AdamWConfiguration(learningRate: 2e-2), seed: 1))
+        trainer.gradientExchange = exchange
+        _ = try trainer.train()
+        return trainer
+    }
+
+    @Test(arguments: [true, false]) func shardedEqualsLocalBitForBit(lorta: Bool) throws {
+        let local = try trained(LocalGradientExchange(), lorta: lorta)
+        for parts in [2, 3] {
+            let sharded = try trained(ShardedExchange(parts: parts), lorta: lorta)
+            #expect(sharded.parameters == local.parameters, "\(parts) shares")
+            #expect(sharded.optimizerState.secondMoments == local.optimizerState.secondMoments)
+        }
+    }
+}
