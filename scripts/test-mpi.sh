@@ -3,8 +3,8 @@
 # all-MiniLM-L6-v2 and the movie-review sentences (scripts/fetch-assets.sh), on this machine
 # (loopback):
 #   1. `lorta train` (1 process, 2 threads) vs `mpirun -np 2 lorta-mpi train` (1 thread each),
-#      same --batch-size 8 and --micro-batch-size 4, LoRTA and LoRA: the adapter, the head and
-#      every checkpoint file must be byte-identical;
+#      same --batch-size 8 and --micro-batch-size 4, LoRTA and LoRA (and micro-batches of 3, 3, 2
+#      shared 1 + 2): every tensor of the adapter, the head and the checkpoint must be bitwise equal;
 #   2. resume with another number of processes: 2 ranks for 2 steps, then 1 process to step 4,
 #      and 1 process for 2 steps, then 2 ranks to step 4, both equal to 4 steps straight;
 #   3. `lorta eval --observe` (1 process) vs `mpirun -np 2 lorta-mpi eval --observe` (each rank
@@ -28,7 +28,7 @@ model=assets/all-MiniLM-L6-v2
 work="$(mktemp -d /tmp/lorta-mpi-test.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 head -n 400 assets/movies/train.tsv > "$work/train.tsv"
-head -n 96 assets/movies/test.tsv > "$work/eval.tsv"
+head -n 95 assets/movies/test.tsv > "$work/eval.tsv"   # 6 batches of 16 (the last 15): shards of 48 and 47
 mpi=(mpirun --allow-run-as-root --oversubscribe -np 2)
 common=(--model "$model" --train "$work/train.tsv" --rank 4 --alpha 8 --batch-size 8 --micro-batch-size 4
         --max-length 32 --seed 5 --lr 0.01 --quiet)
@@ -81,6 +81,11 @@ for adapter in lorta lora; do
   "${mpi[@]}" "$bin/lorta-mpi" train "${common[@]}" --adapter "$adapter" --steps 4 --threads 1 --out "$work/$adapter-2"
   same_outputs "$work/$adapter-1" "$work/$adapter-2" "$adapter, 4 steps: 1 process × 2 threads vs 2 ranks × 1 thread"
 done
+# Micro-batches that do not split evenly: batch 8 in micro-batches of 3 (3, 3, 2): rank 0
+# computes one, rank 1 two; still the single-process bits.
+"$bin/lorta" train "${common[@]}" --adapter lorta --steps 3 --micro-batch-size 3 --threads 2 --out "$work/odd-1"
+"${mpi[@]}" "$bin/lorta-mpi" train "${common[@]}" --adapter lorta --steps 3 --micro-batch-size 3 --threads 1 --out "$work/odd-2"
+same_outputs "$work/odd-1" "$work/odd-2" "lorta, micro-batches 3+3+2 over 2 ranks"
 lap
 
 # Resume with another number of processes.

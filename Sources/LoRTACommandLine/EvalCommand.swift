@@ -74,8 +74,8 @@ package struct Eval: ParsableCommand {
     package func run() throws { try run(parallel: nil) }
 
     /// `lorta eval`, alone (`parallel` nil) or as one process of a sharded evaluation
-    /// (`lorta-mpi eval`, BERT only): each rank evaluates and observes its contiguous share of
-    /// DATA; metrics and statistics are merged across ranks in rank order (the exact merge);
+    /// (`lorta-mpi eval`, BERT only): each rank evaluates and observes a contiguous share of
+    /// DATA's batches; metrics and statistics are merged across ranks in rank order (the exact merge);
     /// rank 0 prints and writes --statistics-out.
     package func run(parallel: (any DataParallelism)?) throws {
         if CausalLanguageModel.isCausalLanguageModel(at: URL(fileURLWithPath: model)) {
@@ -100,10 +100,13 @@ package struct Eval: ParsableCommand {
                 let adapter = hasAdapter ? try withSafeTensorsPath(adapterWeights) { try AdapterFiles.load(from: adapterURL, host: bert.adapterHost) } : nil
                 var dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: classifier.classCount)
                 if let parallel {
-                    // This rank's contiguous shard; the ranks first check they read the same file.
+                    // This rank's contiguous shard of whole batches (so every example is evaluated
+                    // in the batch it has in a single-process run: same padding, same bits); the
+                    // ranks first check they read the same file.
                     try parallel.checkAgreement(on: "the data (\(data))", text: dataset.examples.map { "\($0.label)\t\($0.text)" }.joined(separator: "\n"))
-                    dataset = try LabelledTextDataset(examples: Array(dataset.examples[parallel.share(of: dataset.count)]),
-                                                      labelCount: dataset.labelCount)
+                    let batches = parallel.share(of: (dataset.count + batchSize - 1) / batchSize)
+                    let shard = min(batches.lowerBound * batchSize, dataset.count) ..< min(batches.upperBound * batchSize, dataset.count)
+                    dataset = try LabelledTextDataset(examples: Array(dataset.examples[shard]), labelCount: dataset.labelCount)
                 }
                 let collector = try makeCollector(c.observationShape)
                 let ablation = try makeAblation(c.observationShape)
