@@ -4,7 +4,8 @@
 # (loopback):
 #   1. `lorta train` (1 process, 2 threads) vs `mpirun -np 2 lorta-mpi train` (1 thread each),
 #      same --batch-size 8 and --micro-batch-size 4, LoRTA and LoRA (and micro-batches of 3, 3, 2
-#      shared 1 + 2): every tensor of the adapter, the head and the checkpoint must be bitwise equal;
+#      shared 1 + 2; and the causal LM on the tiny Llama fixture): every tensor of the adapter,
+#      the head and the checkpoint must be bitwise equal;
 #   2. resume with another number of processes: 2 ranks for 2 steps, then 1 process to step 4,
 #      and 1 process for 2 steps, then 2 ranks to step 4, both equal to 4 steps straight;
 #   3. `lorta eval --observe` (1 process) vs `mpirun -np 2 lorta-mpi eval --observe` (each rank
@@ -51,7 +52,7 @@ def tensors(path):
         data = f.read()
     return {k: (v["dtype"], v["shape"], data[v["data_offsets"][0]:v["data_offsets"][1]])
             for k, v in header.items() if k != "__metadata__"}
-files = ["adapter_model.safetensors", "classifier.safetensors"]
+files = [f for f in ("adapter_model.safetensors", "classifier.safetensors") if os.path.exists(os.path.join(a, f))]
 for root, _, names in os.walk(os.path.join(a, "checkpoint")):
     files += [os.path.relpath(os.path.join(root, n), a) for n in names]
 count = 0
@@ -86,6 +87,19 @@ done
 "$bin/lorta" train "${common[@]}" --adapter lorta --steps 3 --micro-batch-size 3 --threads 2 --out "$work/odd-1"
 "${mpi[@]}" "$bin/lorta-mpi" train "${common[@]}" --adapter lorta --steps 3 --micro-batch-size 3 --threads 1 --out "$work/odd-2"
 same_outputs "$work/odd-1" "$work/odd-2" "lorta, micro-batches 3+3+2 over 2 ranks"
+# The causal LM (tiny random Llama fixture, Q8_0 GGUF with its tokenizer; loss on responses).
+python3 - "$work/chat.jsonl" <<'PY'
+import json, sys
+words, answers = ["red", "green", "blue", "gold"], ["one", "two", "three", "four"]
+with open(sys.argv[1], "w") as f:
+    for i in range(16):
+        f.write(json.dumps({"prompt": "%s item %d is number" % (words[i % 4], i * 7 % 13), "response": " " + answers[i % 4]}) + "\n")
+PY
+lm=(--model Tests/LoRTATests/Fixtures/llama/tiny/tiny_untied.q8_0.gguf --train "$work/chat.jsonl" --adapter lorta --rank 4
+    --batch-size 4 --micro-batch-size 2 --steps 3 --lr 0.01 --quiet)
+"$bin/lorta" train "${lm[@]}" --threads 2 --out "$work/lm-1"
+"${mpi[@]}" "$bin/lorta-mpi" train "${lm[@]}" --threads 1 --out "$work/lm-2"
+same_outputs "$work/lm-1" "$work/lm-2" "causal LM (tiny Llama), LoRTA: 1 process vs 2 ranks"
 lap
 
 # Resume with another number of processes.
