@@ -34,7 +34,9 @@ for r in range(1, rounds + 1):
           f"2 ranks x 1 thread {two['median_step_seconds']*1000:.0f} ms "
           f"(ratio {one['median_step_seconds']/two['median_step_seconds']:.2f}); "
           f"rank 0 in the exchange {two['rank0_exchange_seconds']*1000:.1f} ms of {total*1000:.0f} ms "
-          f"({100*two['rank0_exchange_seconds']/total:.2f}%, {two['exchanges']} exchanges of "
+          f"({100*two['rank0_exchange_seconds']/total:.2f}%), of which transfer (the last-arriving rank's time) "
+          f"{two['exchange_transfer_seconds']*1000:.2f} ms ({100*two['exchange_transfer_seconds']/total:.3f}%) "
+          f"and the rest waiting for the other rank; {two['exchanges']} exchanges of "
           f"{two['bytes_gathered_per_exchange']} bytes); final loss {one['final_loss']:.6f} vs {two['final_loss']:.6f}")
 PY
 # Gradient sizes (adapter + head where there is one): MiniLM LoRTA r=8 3,504 + head 770; MiniLM

@@ -33,8 +33,9 @@ package protocol DataParallelism {
     func mergeStatistics(_ local: [ObservationPoint: ActivationStatistics]) throws -> [ObservationPoint: ActivationStatistics]
     /// Adds up evaluation metrics across processes in rank order.
     func mergeMetrics(_ local: ClassificationMetrics) throws -> ClassificationMetrics
-    /// Summary fields of the communication so far (for `training_summary.json`).
-    var summaryFields: [String: Any] { get }
+    /// Summary fields of the communication so far (for `training_summary.json`): a collective,
+    /// every rank calls it after the training loop (only rank 0 uses the result).
+    func summaryFields() throws -> [String: Any]
 }
 
 extension DataParallelism {

@@ -246,9 +246,11 @@ package struct Train: ParsableCommand {
         // still writes OUT with the last completed step (checkpoint included), then the error
         // is reported.
         var failure: (any Error)?
+        var parallelFields: [String: Any] = [:]
         func loop(checkpointDir: URL?) throws -> TrainingSummary {
             let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
-            let save = { if let checkpointDir { try trainer.saveCheckpoint(to: checkpointDir) } }
+            // With several processes a checkpoint (rank 0) that cannot be written stops every rank.
+            let save = { try collectively(parallel) { if let checkpointDir { try trainer.saveCheckpoint(to: checkpointDir) } } }
             guard parallel != nil else {
                 return TrainingSummary(combining: try runTrainingLoop(
                     progress: progress, start: Date(), checkpointEvery: checkpointEvery,
@@ -266,6 +268,9 @@ package struct Train: ParsableCommand {
                 progress.finish()
                 failure = error
             }
+            // Every failure in the loop is collective (the exchange, the checkpoint saves below,
+            // AdamW on identical gradients), so every rank gets here after the same exchanges.
+            parallelFields = (try? parallel!.summaryFields()) ?? [:]
             return TrainingSummary(combining: parts)
         }
         guard parallel?.isWriter ?? true else {
@@ -287,8 +292,8 @@ package struct Train: ParsableCommand {
                 let outputs = try finish(trainer, staging)
                 var result = resultFields(trainer, run: run, task: resolvedTask.rawValue)
                     .merging(outputs.fields) { _, new in new }
-                if let parallel {
-                    result.merge(parallel.summaryFields) { _, new in new }
+                if parallel != nil {
+                    result.merge(parallelFields) { _, new in new }
                     if let failure { result["error"] = "\(failure)" }
                 }
                 try AtomicFileWriter.write(Data((jsonText(result) + "\n").utf8), to: staging.appendingPathComponent("training_summary.json"))

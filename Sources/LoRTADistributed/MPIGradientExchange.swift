@@ -108,6 +108,7 @@ public final class CommunicationClock: @unchecked Sendable {
     private var exchangeNanoseconds: UInt64 = 0
     private var exchangeBytes = 0
     private var exchanges = 0
+    private var perExchange: [Double] = []
 
     /// A clock at zero.
     public init() {}
@@ -119,6 +120,28 @@ public final class CommunicationClock: @unchecked Sendable {
         exchangeNanoseconds += exchange
         exchangeBytes += bytes
         exchanges += 1
+        perExchange.append(Double(exchange) * 1e-9)
+    }
+
+    /// Seconds this rank spent in each exchange, in order.
+    public var exchangeSecondsPerStep: [Double] { lock.withLock { perExchange } }
+
+    /// Every rank's time in each exchange (a collective: every rank must call it after the same
+    /// exchanges). Per exchange, the rank that arrived last waited least: its time is the
+    /// transfer itself; the others' extra time is waiting for it.
+    /// - Parameter communicator: the ranks whose clocks to compare.
+    /// - Returns: Σ over exchanges of the smallest time of any rank (the communication) and of
+    ///   this rank's time (communication plus waiting).
+    /// - Throws: ``DistributedError`` (MPI errors; ranks with different exchange counts).
+    public func communicationSeconds(across communicator: Communicator) throws(DistributedError) -> (transfer: Double, thisRank: Double) {
+        let mine = exchangeSecondsPerStep
+        let all = try communicator.allgather(mine)
+        guard all.allSatisfy({ $0.count == mine.count }) else {
+            throw .ranksDisagree(what: "the number of gradient exchanges", detail: all.map { String($0.count) }.joined(separator: ", "))
+        }
+        var transfer = 0.0
+        for i in mine.indices { transfer += all.map { $0[i] }.min() ?? 0 }
+        return (transfer, mine.reduce(0, +))
     }
 
     /// Seconds spent computing this rank's micro-batches.

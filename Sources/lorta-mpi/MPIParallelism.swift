@@ -48,10 +48,12 @@ struct MPIParallelism: DataParallelism {
 
     func mergeMetrics(_ local: ClassificationMetrics) throws -> ClassificationMetrics { try world.mergeMetrics(local) }
 
-    var summaryFields: [String: Any] {
+    func summaryFields() throws -> [String: Any] {
         let c = exchange.clock
-        return ["processes": size, "rank0_compute_seconds": c.computeSeconds, "rank0_exchange_seconds": c.exchangeSeconds,
-                "exchanges": c.exchangeCount, "bytes_gathered_per_exchange": c.exchangeCount > 0 ? c.bytesGathered / c.exchangeCount : 0]
+        let (transfer, mine) = try c.communicationSeconds(across: world)
+        return ["processes": size, "rank0_compute_seconds": c.computeSeconds, "rank0_exchange_seconds": mine,
+                "exchange_transfer_seconds": transfer, "exchanges": c.exchangeCount,
+                "bytes_gathered_per_exchange": c.exchangeCount > 0 ? c.bytesGathered / c.exchangeCount : 0]
     }
 }
 
