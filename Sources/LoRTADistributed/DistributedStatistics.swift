@@ -2,14 +2,14 @@ import LoRTA
 
 extension Communicator {
     /// The statistics of every rank's rows, merged with the exact pairwise merge (Chan et al.,
-    /// ``ActivationStatistics/merge(_:)``) in rank order: rank 0's, then rank 1's merged in, and
+    /// `ActivationStatistics.merge(_:)` (LoRTA)) in rank order: rank 0's, then rank 1's merged in, and
     /// so on. Every rank gets the result. Equal to one pass over all the rows up to float64
     /// rounding.
     /// - Parameter local: this rank's statistics per observation point (every rank must observe
     ///   the same points with the same dimensions).
     /// - Returns: the merged statistics per point.
     /// - Throws: ``DistributedError/ranksDisagree(what:detail:)`` when the ranks observed other
-    ///   points; ``StatisticsError`` from the merge; MPI errors.
+    ///   points; `StatisticsError` from the merge; MPI errors.
     public func mergeStatistics(_ local: [ObservationPoint: ActivationStatistics]) throws -> [ObservationPoint: ActivationStatistics] {
         let points = local.keys.sorted()
         var w = ByteWriter()
@@ -49,10 +49,10 @@ extension Communicator {
     }
 
     /// Every rank's evaluation metrics added up in rank order
-    /// (``ClassificationMetrics/merge(_:)``); every rank gets the result.
+    /// (`ClassificationMetrics.merge(_:)`); every rank gets the result.
     /// - Parameter local: this rank's metrics.
     /// - Returns: the metrics of all ranks' examples.
-    /// - Throws: ``TrainingError`` when the class counts differ; MPI errors.
+    /// - Throws: `TrainingError` when the class counts differ; MPI errors.
     public func mergeMetrics(_ local: ClassificationMetrics) throws -> ClassificationMetrics {
         // Per rank: classCount, count, correct, lossSum bits, confusion.
         let mine: [Int64] = [Int64(local.classCount), Int64(local.count), Int64(local.correct),

@@ -1,7 +1,7 @@
 import Foundation
 import LoRTA
 
-/// Data-parallel training over MPI: the ``GradientExchange`` that makes N ranks take the same
+/// Data-parallel training over MPI: the `GradientExchange` (LoRTA) that makes N ranks take the same
 /// steps, bit for bit, as one process with the same batch and micro-batch sizes.
 ///
 /// Each step's `count` micro-batches are shared out contiguously
