@@ -2,7 +2,8 @@
 # Builds the DocC documentation of the LoRTA library (Sources/LoRTA/LoRTA.docc plus the doc
 # comments) and of the optional LoRTADistributed library (doc comments) with swift-docc-plugin
 # and fails on any warning: unresolvable ``symbol`` links, documented parameters that do not
-# exist, undocumented parameters of a documented function, broken <doc:…> links. The archive lands in .build/plugins/Swift-DocC/outputs/LoRTA.doccarchive.
+# exist, undocumented parameters of a documented function, broken <doc:…> links.
+# The archives land in .build/plugins/Swift-DocC/outputs/.
 #
 # Usage: bash scripts/check-docs.sh
 set -euo pipefail
