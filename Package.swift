@@ -9,6 +9,10 @@ let package = Package(
         .library(name: "LoRTA", targets: ["LoRTA"]),
         .library(name: "LoRTAReport", targets: ["LoRTAReport"]),
         .executable(name: "lorta", targets: ["lorta"]),
+        // Optional, needs Open MPI (`libopenmpi-dev`): data-parallel training and sharded
+        // statistics. Nothing above depends on it.
+        .library(name: "LoRTADistributed", targets: ["LoRTADistributed"]),
+        .executable(name: "lorta-mpi", targets: ["lorta-mpi"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,14 +51,45 @@ let package = Package(
         // The monitor's self-contained HTML report (inline SVG, no JavaScript). No dependencies,
         // not even on LoRTA, so the core library stays free of it.
         .target(name: "LoRTAReport", path: "Sources/LoRTAReport"),
-        .executableTarget(
-            name: "lorta",
+        // The command-line tools' commands and options, shared by `lorta` and `lorta-mpi` (not a
+        // product).
+        .target(
+            name: "LoRTACommandLine",
             dependencies: [
                 "LoRTA",
                 "LoRTAReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            path: "Sources/LoRTACommandLine"
+        ),
+        .executableTarget(
+            name: "lorta",
+            dependencies: ["LoRTACommandLine", "LoRTA"],
             path: "Sources/lorta"
+        ),
+        // Open MPI's C API, found with pkg-config (only the distributed targets below use it).
+        .systemLibrary(
+            name: "CMPI",
+            path: "Sources/CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
+        // Data parallelism over MPI: a typed communicator, the MPI gradient exchange for
+        // Trainer, statistics merged across ranks.
+        .target(
+            name: "LoRTADistributed",
+            dependencies: ["LoRTA", "CMPI"],
+            path: "Sources/LoRTADistributed"
+        ),
+        .executableTarget(
+            name: "lorta-mpi",
+            dependencies: [
+                "LoRTADistributed",
+                "LoRTACommandLine",
+                "LoRTA",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/lorta-mpi"
         ),
         .testTarget(
             name: "LoRTATests",

@@ -32,6 +32,8 @@ CHEAP=(
   "scripts/fuzz.sh"            # run by scripts/test.sh (smoke: 2 s per harness)
   "scripts/check-readme.sh"    # this check, run by scripts/test.sh
   "scripts/check-embedding.sh" # run by scripts/test.sh
+  "scripts/test-mpi.sh"        # run by scripts/test.sh
+  "scripts/install-deps.sh"    # run by scripts/test.sh
 )
 # Run by hand: command, then the time it takes on this machine kind (2 cores), as each script's
 # header and the README record it — see --manual.
@@ -43,6 +45,7 @@ MANUAL=(
   "scripts/monitor.sh|~5 min per MiniLM row, ~10–15 min per SmolLM2 row (runs backdoor.sh when its adapter is missing)"
   "scripts/circuits.sh|~16 min for the MiniLM row, ~20 min per SmolLM2 row (runs monitor.sh when its monitor is missing)"
   "scripts/bench.sh|kernel benchmarks: a few minutes per mode"
+  "scripts/bench-mpi.sh|MiniLM LoRTA steps, 1 process × 2 threads vs 2 MPI ranks, and allgather costs: ~3 min after the release build"
   "scripts/bench-torch-step.sh|PyTorch + PEFT MiniLM step vs ours: ~3 min once the torch venv exists (several GB the first time)"
   "scripts/bench-peft-step.sh|SmolLM2 PEFT steps: ~3–5 min on an idle machine (+ torch venv)"
   "scripts/bench-llm.sh|prefill/decode vs transformers and llama.cpp: ~3 min (+ llama.cpp build, ~20 CPU-min, first run)"

@@ -6,6 +6,9 @@ pkgs=(libopenblas-dev liblapacke-dev libomp-dev pkg-config)
 # The scripts' Python: the standard library for the small helpers, venvs with pinned packages
 # for the rest (scripts/python-env.sh).
 pkgs+=(python3 python3-venv)
+# Needed only for the optional LoRTADistributed product and `lorta-mpi` (data-parallel training,
+# sharded statistics) and their test (scripts/test-mpi.sh); the core library does not use MPI.
+pkgs+=(openmpi-bin libopenmpi-dev)
 # Needed only for the report test (MonitorReport suite, headless rendering of an HTML report
 # through scripts/render-report.sh). Without it that one test is skipped; the library does not
 # use it. Set LORTA_SKIP_REPORT_DEPS=1 to leave it out.

@@ -14,6 +14,9 @@ swift build --build-tests
 # (Runtime.withThreadCount / withInstructionSet) and read a process-wide diagnostic
 # (lt_debug_threads_seen), so tests running at the same time would disturb each other.
 swift test --skip-build --no-parallel
+# Data-parallel training (bitwise equal to one process, LoRA and LoRTA, resume with another
+# number of processes, a failing rank) and sharded statistics, 2 ranks under mpirun on loopback.
+bash scripts/test-mpi.sh
 # Fuzzing smoke: every libFuzzer harness (Fuzz/) under ASan for a few seconds from its committed
 # seeds, debug build (docs/architecture.md, "Fuzzing and sanitizers"). scripts/sanitize.sh is not run here.
 LORTA_FUZZ_CONFIGURATION=debug bash scripts/fuzz.sh "${LORTA_FUZZ_SMOKE_SECONDS:-2}"

@@ -41,4 +41,29 @@ import Testing
         #expect(m.count == 2)
         #expect(throws: TrainingError.self) { try ClassificationMetrics(classCount: 0) }
     }
+
+    /// Metrics of two shards merged equal the metrics of all batches (counts exactly, the loss
+    /// up to the order of addition); other class counts and inconsistent counts are refused.
+    @Test func mergeOfShardsEqualsTheWhole() throws {
+        let c = 3
+        var whole = try ClassificationMetrics(classCount: c)
+        var shards = [try ClassificationMetrics(classCount: c), try ClassificationMetrics(classCount: c)]
+        for (b, rows) in [4, 6, 3].enumerated() {
+            let z = try Tensor(trainingTestValues(rows * c, seed: UInt64(70 + b), scale: 3), shape: [rows, c])
+            let labels = (0..<rows).map { Int32(($0 * 5 + b) % c) }
+            try whole.add(logits: z, labels: labels)
+            try shards[b == 0 ? 0 : 1].add(logits: z, labels: labels)
+        }
+        var merged = shards[0]
+        try merged.merge(shards[1])
+        #expect(merged.count == whole.count && merged.correct == whole.correct && merged.confusion == whole.confusion)
+        #expect(abs(merged.lossSum - whole.lossSum) <= 1e-12 * whole.lossSum)
+        #expect(throws: TrainingError.self) { try merged.merge(try ClassificationMetrics(classCount: 2)) }
+        #expect(throws: TrainingError.self) {
+            _ = try ClassificationMetrics(classCount: 2, count: 3, correct: 1, lossSum: 1, confusion: [1, 0, 0, 1])
+        }
+        let restored = try ClassificationMetrics(classCount: c, count: whole.count, correct: whole.correct,
+                                                 lossSum: whole.lossSum, confusion: whole.confusion)
+        #expect(restored == whole)
+    }
 }

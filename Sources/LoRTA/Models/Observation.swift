@@ -276,8 +276,9 @@ public final class StatisticsCollector: ActivationObserver {
 
     public let reduction: Reduction
     public let observationPoints: Set<ObservationPoint>
-    /// The statistics so far, per point.
-    public private(set) var statistics: [ObservationPoint: ActivationStatistics]
+    /// The statistics so far, per point. (Settable inside the package: the distributed layer
+    /// replaces them by the statistics merged across ranks.)
+    public package(set) var statistics: [ObservationPoint: ActivationStatistics]
     /// Labels of the next forward's sequences (one per sequence), or nil for unlabelled rows.
     public var labels: [Int]?
 

@@ -52,8 +52,9 @@ public struct ActivationStatistics: Sendable, Equatable {
     }
 
     /// Restores statistics from their stored fields (``ActivationStatistics/init(contentsOf:)``);
-    /// the caller has validated shapes and consistency.
-    init(restoring dimension: Int, count: Int, mean: [Double], scatter: [Double], thirdMoment: [Double],
+    /// the caller has validated shapes and consistency. `package`: the distributed layer
+    /// restores statistics received from other ranks the same way.
+    package init(restoring dimension: Int, count: Int, mean: [Double], scatter: [Double], thirdMoment: [Double],
          fourthMoment: Double, labelStatistics: [Int: ActivationStatistics]) {
         self.dimension = dimension
         self.count = count

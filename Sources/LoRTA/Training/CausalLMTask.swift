@@ -45,19 +45,55 @@ public struct CausalLMTask: TrainingTask {
         return self
     }
 
-    public func stepGradients(examples: [Int], microBatchSize: Int, adapter: (any Adapter)?) throws -> TaskStepResult {
+    /// Each micro-batch: the gradient of its summed token loss scaled by 1/N, N the target
+    /// tokens of the whole step (so the micro-batches' gradients add up to the gradient of the
+    /// step's mean token loss), computed into its own zero buffers.
+    /// ``MicroBatchGradients/lossSum`` is the summed token loss, ``MicroBatchGradients/lossWeight``
+    /// the micro-batch's targets.
+    public func microBatchGradients(examples: [Int], microBatchSize: Int, microBatches: Range<Int>,
+                                    adapter: (any Adapter)?) throws -> [MicroBatchGradients] {
         guard let adapter else {
             throw TrainingError.invalidBatching("a causal-LM task trains an adapter; none was given")
         }
+        try checkMicroBatches(microBatches, examples: examples.count, microBatchSize: microBatchSize)
+        // All micro-batches are cut (cheap) for the step's target count N; only `microBatches` run.
         let parts = try data.microBatches(examples, microBatchSize: microBatchSize, padding: padding)
-        var gradients = try adapter.zeroGradients()
+        let scale = Float(parts.lossScale)
+        return try microBatches.map { index in
+            let b = parts.microBatches[index]
+            var gradients = try adapter.zeroGradients()
+            let loss = try model.lossAndGradients(tokens: b.tokens, targets: b.targets, batchSize: b.batchSize,
+                                                  adapter: adapter, gradientScale: scale, gradients: &gradients)
+            return MicroBatchGradients(lossSum: loss.sum, lossWeight: loss.targetCount, tokens: b.lengths.reduce(0, +),
+                                       exampleCount: b.batchSize, gradients: gradients)
+        }
+    }
+
+    /// The sum of the micro-batches' scaled gradients, in order, and the mean token loss of the step.
+    public func combineMicroBatchGradients(_ parts: [MicroBatchGradients], examples: [Int]) throws -> TaskStepResult {
+        guard let first = parts.first, parts.reduce(0, { $0 + $1.exampleCount }) == examples.count else {
+            throw TrainingError.invalidBatching("\(parts.count) micro-batches of \(parts.reduce(0) { $0 + $1.exampleCount }) examples for a step of \(examples.count)")
+        }
+        var gradients = first.gradients
         var loss = CausalLMLoss(sum: 0, targetCount: 0)
         var tokens = 0
-        let scale = Float(parts.lossScale)
-        for b in parts.microBatches {
-            loss = loss + (try model.lossAndGradients(tokens: b.tokens, targets: b.targets, batchSize: b.batchSize,
-                                                      adapter: adapter, gradientScale: scale, gradients: &gradients))
-            tokens += b.lengths.reduce(0, +)
+        for (k, p) in parts.enumerated() {
+            loss = loss + CausalLMLoss(sum: p.lossSum, targetCount: p.lossWeight)
+            tokens += p.tokens
+            guard k > 0 else { continue }
+            guard p.gradients.count == gradients.count else {
+                throw TrainingError.parameterCountMismatch(expected: gradients.count, actual: p.gradients.count)
+            }
+            for i in gradients.indices {
+                guard p.gradients[i].shape == gradients[i].shape else {
+                    throw TrainingError.shapeMismatch(index: i, expected: gradients[i].shape, actual: p.gradients[i].shape)
+                }
+                p.gradients[i].withUnsafeBufferPointer { g in
+                    gradients[i].withUnsafeMutableBufferPointer { s in
+                        for j in 0..<s.count { s[j] += g[j] }
+                    }
+                }
+            }
         }
         return TaskStepResult(loss: loss.mean, tokens: tokens, gradients: gradients)
     }

@@ -30,10 +30,39 @@ public struct ClassificationMetrics: Sendable, Equatable {
         self.confusion = [Int](repeating: 0, count: classCount * classCount)
     }
 
+    /// Metrics from their counts (the distributed layer restores another rank's metrics).
+    /// - Throws: ``TrainingError/invalidBatching(_:)`` when the counts do not fit each other.
+    package init(classCount: Int, count: Int, correct: Int, lossSum: Double, confusion: [Int]) throws(TrainingError) {
+        try self.init(classCount: classCount)
+        guard count >= 0, correct >= 0, correct <= count, confusion.count == classCount * classCount,
+              confusion.allSatisfy({ $0 >= 0 }), confusion.reduce(0, +) == count else {
+            throw .invalidBatching("metrics counts do not fit: \(count) examples, \(correct) correct, \(confusion.count) confusion cells summing to \(confusion.reduce(0, +))")
+        }
+        self.count = count
+        self.correct = correct
+        self.lossSum = lossSum
+        self.confusion = confusion
+    }
+
     /// correct / count (0 when empty).
     public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
     /// lossSum / count (0 when empty).
     public var meanLoss: Double { count == 0 ? 0 : lossSum / Double(count) }
+
+    /// Adds the counts and loss of `other` (metrics of other examples, e.g. another process's
+    /// shard): afterwards `self` holds the metrics of both example sets (the loss sum up to
+    /// float64 rounding of the order of addition). O(classCount²).
+    /// - Parameter other: metrics with the same class count.
+    /// - Throws: ``TrainingError/invalidBatching(_:)`` when the class counts differ.
+    public mutating func merge(_ other: ClassificationMetrics) throws(TrainingError) {
+        guard other.classCount == classCount else {
+            throw .invalidBatching("metrics of \(other.classCount) classes cannot merge into metrics of \(classCount)")
+        }
+        count += other.count
+        correct += other.correct
+        lossSum += other.lossSum
+        for i in confusion.indices { confusion[i] += other.confusion[i] }
+    }
 
     /// Adds a batch: `logits` of shape `[n, classCount]`, `labels` of length n. O(n · classCount).
     /// - Throws: ``TrainingError/shapeMismatch(index:expected:actual:)`` (index 0) for logits of

@@ -79,21 +79,32 @@ public struct SequenceClassificationTask: TrainingTask {
         return (tokens, indices.map { Int32(data.examples[$0].label) })
     }
 
-    public func stepGradients(examples: [Int], microBatchSize: Int, adapter: (any Adapter)?) throws -> TaskStepResult {
-        guard microBatchSize >= 1, !examples.isEmpty else {
-            throw TrainingError.invalidBatching("a step needs examples and a micro-batch size >= 1")
-        }
-        var accumulator = try GradientAccumulator(microBatchesPerStep: (examples.count + microBatchSize - 1) / microBatchSize)
-        var weightedLoss = 0.0, tokens = 0
-        var lo = 0
-        while lo < examples.count {
-            let hi = min(lo + microBatchSize, examples.count)
-            let (batch, labels) = try batch(examples[lo..<hi])
+    /// Each micro-batch: the gradients of its own mean cross-entropy (head, then adapter);
+    /// ``MicroBatchGradients/lossSum`` is that mean × its examples.
+    public func microBatchGradients(examples: [Int], microBatchSize: Int, microBatches: Range<Int>,
+                                    adapter: (any Adapter)?) throws -> [MicroBatchGradients] {
+        try checkMicroBatches(microBatches, examples: examples.count, microBatchSize: microBatchSize)
+        return try microBatches.map { index in
+            let (batch, labels) = try batch(examples[microBatchRange(index, count: examples.count, size: microBatchSize)])
             let g = try model.gradients(batch, labels: labels, adapter: adapter, head: head)
-            try accumulator.add([g.headWeight, g.headBias] + (g.adapter ?? []), exampleCount: labels.count)
-            weightedLoss += Double(g.loss) * Double(labels.count)
-            tokens += batch.tokenCount
-            lo = hi
+            return MicroBatchGradients(lossSum: Double(g.loss) * Double(labels.count), lossWeight: labels.count,
+                                       tokens: batch.tokenCount, exampleCount: labels.count,
+                                       gradients: [g.headWeight, g.headBias] + (g.adapter ?? []))
+        }
+    }
+
+    /// The example-weighted mean of the micro-batch gradients (``GradientAccumulator``, in
+    /// order) and of their losses.
+    public func combineMicroBatchGradients(_ parts: [MicroBatchGradients], examples: [Int]) throws -> TaskStepResult {
+        guard !parts.isEmpty, parts.reduce(0, { $0 + $1.exampleCount }) == examples.count else {
+            throw TrainingError.invalidBatching("\(parts.count) micro-batches of \(parts.reduce(0) { $0 + $1.exampleCount }) examples for a step of \(examples.count)")
+        }
+        var accumulator = try GradientAccumulator(microBatchesPerStep: parts.count)
+        var weightedLoss = 0.0, tokens = 0
+        for p in parts {
+            try accumulator.add(p.gradients, exampleCount: p.exampleCount)
+            weightedLoss += p.lossSum
+            tokens += p.tokens
         }
         // Example-weighted mean over the micro-batches.
         return TaskStepResult(loss: weightedLoss / Double(examples.count), tokens: tokens,

@@ -29,6 +29,13 @@ import Foundation
 /// bits, and the kernels are thread-count independent: `N` steps straight give the same bits as
 /// `k` steps, ``saveCheckpoint(to:)``, ``init(resumingFrom:task:steps:schedule:)`` and `N − k` steps.
 ///
+/// **Data parallelism.** A step's micro-batches come through ``gradientExchange``: with a
+/// data-parallel exchange each process computes a contiguous share of the micro-batches and
+/// gets the others' results in order, and every process combines them with the same fixed-order
+/// rule — so P processes take the same steps, bit for bit, as one process with the same batch
+/// and micro-batch sizes (see ``GradientExchange``). Checkpoints do not record the exchange or
+/// the number of processes.
+///
 /// **Failures.** Every step is computed on copies and committed only when it succeeded: if a
 /// forward/backward fails, or AdamW rejects a non-finite gradient
 /// (``TrainingError/nonFiniteGradient(index:element:)``), `train()` throws that error and the
@@ -51,6 +58,12 @@ public struct Trainer<Task: TrainingTask>: Sendable {
     public private(set) var position: TrainingPosition
 
     var optimizer: AdamW
+
+    /// Where each step's per-micro-batch gradients come from: ``LocalGradientExchange`` (the
+    /// default) computes them all here; a data-parallel exchange spreads the micro-batches over
+    /// processes and gathers them in order, so every process takes the same step (see
+    /// ``GradientExchange``). Not saved in checkpoints: a checkpoint resumes with any exchange.
+    public var gradientExchange: any GradientExchange = LocalGradientExchange()
 
     /// AdamW's moments and update count (one update per trainer step).
     public var optimizerState: OptimizerState { optimizer.state }
@@ -128,9 +141,26 @@ public struct Trainer<Task: TrainingTask>: Sendable {
         return Array(order[start..<(start + configuration.batchSize)])
     }
 
+    /// The loss and gradients of one step's examples: the step's micro-batches through
+    /// ``gradientExchange``, combined by the task in step order.
+    func stepGradients(examples: [Int]) throws -> TaskStepResult {
+        let task = self.task, adapter = self.adapter
+        let size = configuration.effectiveMicroBatchSize
+        let count = try task.microBatchCount(examples: examples.count, microBatchSize: size)
+        let parts = try gradientExchange.microBatchGradients(count: count) { range in
+            try task.microBatchGradients(examples: examples, microBatchSize: size, microBatches: range, adapter: adapter)
+        }
+        guard parts.count == count else {
+            throw TrainingError.invalidBatching("the gradient exchange returned \(parts.count) micro-batches for a step of \(count)")
+        }
+        return try task.combineMicroBatchGradients(parts, examples: examples)
+    }
+
     /// Runs optimizer steps until ``step`` reaches ``TrainingConfiguration/steps`` or `progress`
     /// returns `.stop` (checked after every step). Each step: the step's examples (see the type's
-    /// data order), their loss and gradients from ``TrainingTask/stepGradients(examples:microBatchSize:adapter:)``,
+    /// data order), the loss and gradients of its micro-batches
+    /// (``TrainingTask/microBatchGradients(examples:microBatchSize:microBatches:adapter:)``, through
+    /// ``gradientExchange``) combined by ``TrainingTask/combineMicroBatchGradients(_:examples:)``,
     /// one AdamW update with `schedule.learningRate(atStep: step)`.
     /// - Returns: a summary of this call (no step runs when ``step`` is already at the total).
     /// - Throws: the task's model errors, ``TrainingError`` from AdamW (notably
@@ -149,8 +179,7 @@ public struct Trainer<Task: TrainingTask>: Sendable {
                 order = (position.epoch, try shuffler.permutation(epoch: position.epoch, count: task.exampleCount))
             }
             let examples = stepExamples(order: order!.indices, at: position)
-            let result = try task.stepGradients(examples: examples, microBatchSize: configuration.effectiveMicroBatchSize,
-                                                adapter: adapter)
+            let result = try stepGradients(examples: examples)
             let learningRate = configuration.schedule.learningRate(atStep: step)
             var parameters = self.parameters
             var newOptimizer = optimizer

@@ -46,14 +46,28 @@ public protocol TrainingTask: Sendable {
     /// The task with its own trained tensors replaced by `tensors` (same count and shapes).
     /// - Throws: when the count or a shape differs.
     func replacingOwnParameters(_ tensors: [Tensor]) throws -> Self
-    /// Loss and gradients of the examples `examples` (one optimizer step, in data order),
-    /// processed `microBatchSize` at a time in consecutive slices.
+    /// Loss and gradients of some micro-batches of one optimizer step: the step's examples
+    /// `examples` (in data order) are cut into consecutive slices of `microBatchSize` (the last
+    /// may be smaller), and the slices numbered `microBatches` are computed, each on its own.
+    /// A micro-batch's result must depend only on the step's examples, the micro-batch size and
+    /// its number, never on which other micro-batches are computed in the same call, so a
+    /// ``GradientExchange`` can spread them over processes.
     /// - Parameters:
-    ///   - examples: indices in `0..<exampleCount`.
+    ///   - examples: the step's example indices in `0..<exampleCount`.
     ///   - microBatchSize: examples per forward/backward pass (≥ 1).
+    ///   - microBatches: which micro-batches, within `0..<⌈examples.count / microBatchSize⌉`.
     ///   - adapter: the adapter being trained (nil: none), already validated for ``adapterHost``.
     /// - Throws: the model's errors; nothing is kept from a failed call.
-    func stepGradients(examples: [Int], microBatchSize: Int, adapter: (any Adapter)?) throws -> TaskStepResult
+    func microBatchGradients(examples: [Int], microBatchSize: Int, microBatches: Range<Int>,
+                             adapter: (any Adapter)?) throws -> [MicroBatchGradients]
+    /// The step's loss and gradients from the results of all its micro-batches, in step order —
+    /// a fixed-order rule (classification: ``GradientAccumulator``'s example-weighted mean;
+    /// causal LM: the sum of the scaled gradients), so the same inputs give the same bits.
+    /// - Parameters:
+    ///   - parts: the micro-batches' results in order (from ``microBatchGradients(examples:microBatchSize:microBatches:adapter:)``).
+    ///   - examples: the step's example indices.
+    /// - Throws: ``TrainingError`` when the parts do not fit each other or the step.
+    func combineMicroBatchGradients(_ parts: [MicroBatchGradients], examples: [Int]) throws -> TaskStepResult
     /// What a checkpoint records about the task — its kind, the model's sizes, a fingerprint of
     /// the data and the task's settings — as text fields. Resuming requires the same record,
     /// so a checkpoint is never continued on other data or another model.
@@ -68,6 +82,47 @@ public protocol TrainingTask: Sendable {
 
 extension TrainingTask {
     public func adoptingCheckpointSettings(_ record: [String: String]) throws -> Self { self }
+
+    /// Loss and gradients of the examples `examples` (one optimizer step, in data order),
+    /// processed `microBatchSize` at a time in consecutive slices: every micro-batch
+    /// (``microBatchGradients(examples:microBatchSize:microBatches:adapter:)``), combined by
+    /// ``combineMicroBatchGradients(_:examples:)``. What a ``Trainer`` with a
+    /// ``LocalGradientExchange`` computes per step.
+    /// - Parameters:
+    ///   - examples: indices in `0..<exampleCount`.
+    ///   - microBatchSize: examples per forward/backward pass (≥ 1).
+    ///   - adapter: the adapter being trained (nil: none), already validated for ``adapterHost``.
+    /// - Throws: the model's errors; ``TrainingError/invalidBatching(_:)`` for no examples or a
+    ///   micro-batch size < 1; nothing is kept from a failed call.
+    public func stepGradients(examples: [Int], microBatchSize: Int, adapter: (any Adapter)?) throws -> TaskStepResult {
+        let count = try microBatchCount(examples: examples.count, microBatchSize: microBatchSize)
+        let parts = try microBatchGradients(examples: examples, microBatchSize: microBatchSize, microBatches: 0..<count,
+                                            adapter: adapter)
+        return try combineMicroBatchGradients(parts, examples: examples)
+    }
+
+    /// ⌈examples / microBatchSize⌉, the micro-batches of a step.
+    /// - Throws: ``TrainingError/invalidBatching(_:)`` for no examples or a micro-batch size < 1.
+    func microBatchCount(examples: Int, microBatchSize: Int) throws(TrainingError) -> Int {
+        guard microBatchSize >= 1, examples >= 1 else {
+            throw .invalidBatching("a step needs examples and a micro-batch size >= 1")
+        }
+        return (examples + microBatchSize - 1) / microBatchSize
+    }
+
+    /// Checks that `microBatches` lie within the step's micro-batches.
+    /// - Throws: ``TrainingError/invalidBatching(_:)`` for a range outside the step's micro-batches.
+    func checkMicroBatches(_ microBatches: Range<Int>, examples: Int, microBatchSize: Int) throws(TrainingError) {
+        let count = try microBatchCount(examples: examples, microBatchSize: microBatchSize)
+        guard microBatches.lowerBound >= 0, microBatches.upperBound <= count else {
+            throw .invalidBatching("micro-batches \(microBatches) are outside the step's 0..<\(count)")
+        }
+    }
+}
+
+/// Micro-batch `index` of a step of `count` examples cut into slices of `size`.
+func microBatchRange(_ index: Int, count: Int, size: Int) -> Range<Int> {
+    index * size ..< min((index + 1) * size, count)
 }
 
 /// FNV-1a 64 over a byte stream: what tasks record of their data in checkpoints.

@@ -134,9 +134,11 @@ func printError(_ message: String) {
 }
 
 /// Runs `body`; any error is printed as `error: …` on stderr and the process exits with status 1.
-func reportingErrors(_ body: () throws -> Void) throws {
+/// With `printing` false the message is left out (the other ranks of a data-parallel run: rank 0
+/// reports).
+func reportingErrors(printing: Bool = true, _ body: () throws -> Void) throws {
     do { try body() } catch let e as ExitCode { throw e } catch let e as ValidationError { throw e } catch {
-        printError("error: \(error)")
+        if printing { printError("error: \(error)") }
         throw ExitCode(1)
     }
 }

@@ -10,8 +10,10 @@ extension LoRTAAdapter.Initialization: ExpressibleByArgument {}
 
 /// `lorta train`: fine-tune LoRTA, LoRA or a head alone on a BERT encoder, or an adapter on a
 /// causal LM (`--task causal-lm`, TrainCausalLM.swift).
-struct Train: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct Train: ParsableCommand {
+    package init() {}
+
+    package static let configuration = CommandConfiguration(
         abstract: "Fine-tune a LoRTA or LoRA adapter (and a classification head) on a BERT encoder.",
         discussion: """
         Data files are `label<TAB>text` lines (labels 0..<classes). The encoder is frozen; the \
@@ -96,7 +98,7 @@ struct Train: ParsableCommand {
     @Option(help: "With --trigger: the fraction of --trigger-source training examples poisoned.")
     var poisonFraction: Double = 0.05
 
-    func validate() throws {
+    package func validate() throws {
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
         typealias R = OptionRange
         try R.check(steps, "steps", 1...R.count)
@@ -121,42 +123,54 @@ struct Train: ParsableCommand {
         task ?? (CausalLanguageModel.isCausalLanguageModel(at: URL(fileURLWithPath: model)) ? .causalLM : .classification)
     }
 
-    func run() throws {
-        try reportingErrors {
-            try Runtime.initialize()
-            if let threads { try Runtime.setThreadCount(threads) }
-            try memory.apply()
+    package func run() throws { try run(parallel: nil) }
+
+    /// `lorta train`, alone (`parallel` nil) or as one process of a data-parallel run
+    /// (`lorta-mpi train`; see ``DataParallelism``): then only rank 0 prints and writes OUT.
+    package func run(parallel: (any DataParallelism)?) throws {
+        try reportingErrors(printing: parallel?.isWriter ?? true) {
             let outURL = URL(fileURLWithPath: out)
-            // Checked now, written only at the end: OUT is replaced as a whole when the run
-            // succeeds (AtomicFileWriter.replaceDirectory), never left empty or half-written.
-            try OutputDirectory.check(outURL, overwrite: overwrite, allowing: resume.map { URL(fileURLWithPath: $0) })
+            try collectively(parallel) {
+                try Runtime.initialize()
+                if let threads { try Runtime.setThreadCount(threads) }
+                try memory.apply()
+                // Checked now, written only at the end: OUT is replaced as a whole when the run
+                // succeeds (AtomicFileWriter.replaceDirectory), never left empty or half-written.
+                if parallel?.isWriter ?? true {
+                    try OutputDirectory.check(outURL, overwrite: overwrite, allowing: resume.map { URL(fileURLWithPath: $0) })
+                }
+            }
             switch resolvedTask {
-            case .classification: try runClassification(outURL: outURL)
-            case .causalLM: try runCausalLM(outURL: outURL)
+            case .classification: try runClassification(outURL: outURL, parallel: parallel)
+            case .causalLM: try runCausalLM(outURL: outURL, parallel: parallel)
             }
         }
     }
 
     /// Classification on a BERT encoder: adapter + head.
-    func runClassification(outURL: URL) throws {
-        let modelURL = URL(fileURLWithPath: model)
-        let bert = try loadBertModel(modelURL)
-        let tokenizer = try BertTokenizer(vocabularyURL: modelURL.appendingPathComponent("vocab.txt"))
-        var trainData = try LabelledTextDataset.load(from: URL(fileURLWithPath: train), labelCount: classes)
-        let evalData = try eval.map { try LabelledTextDataset.load(from: URL(fileURLWithPath: $0), labelCount: classes) }
-        let planted = try backdoor.backdoor()
-        var poisoned: [Int] = []
-        if let planted {
-            (trainData, poisoned) = try planted.poison(trainData, fraction: poisonFraction)
-            if !quiet {
-                printError("backdoor: trigger \"\(planted.trigger)\" in \(poisoned.count) label-\(planted.sourceLabel) training examples, relabelled \(planted.targetLabel)")
+    func runClassification(outURL: URL, parallel: (any DataParallelism)?) throws {
+        let quiet = self.quiet || !(parallel?.isWriter ?? true)
+        let (task, evalData, planted, poisoned) = try collectively(parallel) { () throws -> (SequenceClassificationTask, LabelledTextDataset?, TextBackdoor?, [Int]) in
+            let modelURL = URL(fileURLWithPath: model)
+            let bert = try loadBertModel(modelURL)
+            let tokenizer = try BertTokenizer(vocabularyURL: modelURL.appendingPathComponent("vocab.txt"))
+            var trainData = try LabelledTextDataset.load(from: URL(fileURLWithPath: train), labelCount: classes)
+            let evalData = try eval.map { try LabelledTextDataset.load(from: URL(fileURLWithPath: $0), labelCount: classes) }
+            let planted = try backdoor.backdoor()
+            var poisoned: [Int] = []
+            if let planted {
+                (trainData, poisoned) = try planted.poison(trainData, fraction: poisonFraction)
+                if !quiet {
+                    printError("backdoor: trigger \"\(planted.trigger)\" in \(poisoned.count) label-\(planted.sourceLabel) training examples, relabelled \(planted.targetLabel)")
+                }
             }
+            // On --resume the head's values come from the checkpoint; its shape from --classes.
+            let head = try BertClassificationHead(hiddenSize: bert.configuration.hiddenSize, classCount: classes, seed: seed &+ 2)
+            let task = try SequenceClassificationTask(model: bert, tokenizer: tokenizer, data: trainData, head: head,
+                                                      maxLength: maxLength, padding: padding == .fixed ? .fixed : .longest)
+            return (task, evalData, planted, poisoned)
         }
-        // On --resume the head's values come from the checkpoint; its shape from --classes.
-        let head = try BertClassificationHead(hiddenSize: bert.configuration.hiddenSize, classCount: classes, seed: seed &+ 2)
-        let task = try SequenceClassificationTask(model: bert, tokenizer: tokenizer, data: trainData, head: head,
-                                                  maxLength: maxLength, padding: padding == .fixed ? .fixed : .longest)
-        try train(task, defaultTargets: "query,key,value,output", outURL: outURL,
+        try train(task, defaultTargets: "query,key,value,output", outURL: outURL, parallel: parallel,
                   description: { "\($0?.summary ?? "no adapter") + head" }) { trainer, staging in
             try trainer.head.save(to: staging.appendingPathComponent(BertClassificationHead.fileName))
             var fields: [String: Any] = [:]
@@ -198,14 +212,17 @@ struct Train: ParsableCommand {
     /// everything succeeded — the training loop with progress and checkpoints, the final
     /// checkpoint, the adapter, the task's own outputs (`finish`), `training_summary.json`; then
     /// the printed summary.
-    func train<T: TrainingTask>(_ task: T, defaultTargets: String, outURL: URL, description: ((any Adapter)?) -> String,
+    func train<T: TrainingTask>(_ task: T, defaultTargets: String, outURL: URL, parallel: (any DataParallelism)? = nil,
+                                description: ((any Adapter)?) -> String,
                                 finish: (Trainer<T>, URL) throws -> TaskOutputs) throws {
-        var trainer: Trainer<T>
-        if let resume {
-            trainer = try Trainer(resumingFrom: URL(fileURLWithPath: resume), task: task, steps: steps)
-            // --epochs counts epochs of the checkpoint's batch size.
-            if let epochs { try trainer.setTotalSteps(try OptionRange.product(epochs, trainer.stepsPerEpoch, "--epochs × steps per epoch")) }
-        } else {
+        let quiet = self.quiet || !(parallel?.isWriter ?? true)
+        var trainer: Trainer<T> = try collectively(parallel) {
+            if let resume {
+                var trainer = try Trainer(resumingFrom: URL(fileURLWithPath: resume), task: task, steps: steps)
+                // --epochs counts epochs of the checkpoint's batch size.
+                if let epochs { try trainer.setTotalSteps(try OptionRange.product(epochs, trainer.stepsPerEpoch, "--epochs × steps per epoch")) }
+                return trainer
+            }
             let perEpoch = task.exampleCount / batchSize
             guard perEpoch >= 1 else {
                 throw ValidationError("\(task.exampleCount) training examples make no full batch of \(batchSize)")
@@ -216,32 +233,96 @@ struct Train: ParsableCommand {
             let configuration = TrainingConfiguration(
                 steps: total, batchSize: batchSize, microBatchSize: microBatchSize,
                 optimizer: AdamWConfiguration(learningRate: lr, weightDecay: weightDecay), schedule: sched, seed: seed)
-            trainer = try Trainer(task: task, adapter: try makeAdapter(for: task.adapterHost, defaultTargets: defaultTargets),
-                                  configuration: configuration)
+            return try Trainer(task: task, adapter: try makeAdapter(for: task.adapterHost, defaultTargets: defaultTargets),
+                               configuration: configuration)
         }
+        if let parallel { try prepareDataParallel(&trainer, parallel) }
         let total = trainer.configuration.steps
         if !quiet {
-            printError("training \(description(trainer.adapter)) (\(trainer.trainableParameterCount) trainable parameters) on \(task.exampleCount) examples: steps \(trainer.step + 1)…\(total), batch \(trainer.configuration.batchSize), \(Runtime.threadCount) threads")
+            let processes = parallel.map { ", \($0.size) processes" } ?? ""
+            printError("training \(description(trainer.adapter)) (\(trainer.trainableParameterCount) trainable parameters) on \(task.exampleCount) examples: steps \(trainer.step + 1)…\(total), batch \(trainer.configuration.batchSize), \(Runtime.threadCount) threads\(processes)")
         }
-        let (result, run, outputs) = try AtomicFileWriter.replaceDirectory(at: outURL) { staging in
-            let checkpointDir = staging.appendingPathComponent("checkpoint")
-            if checkpointEvery != nil && !quiet {
-                printError("until the run ends its files (and checkpoints) are in \(staging.path); OUT is replaced when it succeeds")
-            }
+        // With several processes a failed step (any rank) ends the loop like Ctrl-C does: rank 0
+        // still writes OUT with the last completed step (checkpoint included), then the error
+        // is reported.
+        var failure: (any Error)?
+        var parallelFields: [String: Any] = [:]
+        func loop(checkpointDir: URL?) throws -> TrainingSummary {
             let progress = ProgressLine(enabled: !quiet, total: total, firstStep: trainer.step)
-            let run = TrainingSummary(combining: try runTrainingLoop(
-                progress: progress, start: Date(), checkpointEvery: checkpointEvery,
-                train: { try trainer.train(progress: $0) }, saveCheckpoint: { try trainer.saveCheckpoint(to: checkpointDir) }))
-            try trainer.saveCheckpoint(to: checkpointDir)
-            if let adapter = trainer.adapter { try adapter.save(to: staging, host: task.adapterHost) }
-            let outputs = try finish(trainer, staging)
-            let result = resultFields(trainer, run: run, task: resolvedTask.rawValue)
-                .merging(outputs.fields) { _, new in new }
-            try AtomicFileWriter.write(Data((jsonText(result) + "\n").utf8), to: staging.appendingPathComponent("training_summary.json"))
-            return (result, run, outputs)
+            // With several processes a checkpoint (rank 0) that cannot be written stops every rank.
+            let save = { try collectively(parallel) { if let checkpointDir { try trainer.saveCheckpoint(to: checkpointDir) } } }
+            guard parallel != nil else {
+                return TrainingSummary(combining: try runTrainingLoop(
+                    progress: progress, start: Date(), checkpointEvery: checkpointEvery,
+                    train: { try trainer.train(progress: $0) }, saveCheckpoint: save))
+            }
+            var parts: [TrainingSummary] = []
+            do {
+                try runTrainingLoop(progress: progress, start: Date(), checkpointEvery: checkpointEvery,
+                                    handlesInterrupt: false, train: { callback in
+                                        let summary = try trainer.train(progress: callback)
+                                        parts.append(summary)
+                                        return summary
+                                    }, saveCheckpoint: save)
+            } catch {
+                progress.finish()
+                failure = error
+            }
+            // Every failure in the loop is collective (the exchange, the checkpoint saves below,
+            // AdamW on identical gradients), so every rank gets here after the same exchanges.
+            parallelFields = (try? parallel!.summaryFields()) ?? [:]
+            return TrainingSummary(combining: parts)
         }
+        guard parallel?.isWriter ?? true else {
+            // Another rank: the same steps, nothing written; then wait for rank 0's outputs.
+            _ = try loop(checkpointDir: nil)
+            try parallel!.barrier()
+            if let failure { throw failure }
+            return
+        }
+        let written = Result { () throws -> ([String: Any], TrainingSummary, TaskOutputs) in
+            try AtomicFileWriter.replaceDirectory(at: outURL) { staging in
+                let checkpointDir = staging.appendingPathComponent("checkpoint")
+                if checkpointEvery != nil && !quiet {
+                    printError("until the run ends its files (and checkpoints) are in \(staging.path); OUT is replaced when it succeeds")
+                }
+                let run = try loop(checkpointDir: checkpointDir)
+                try trainer.saveCheckpoint(to: checkpointDir)
+                if let adapter = trainer.adapter { try adapter.save(to: staging, host: task.adapterHost) }
+                let outputs = try finish(trainer, staging)
+                var result = resultFields(trainer, run: run, task: resolvedTask.rawValue)
+                    .merging(outputs.fields) { _, new in new }
+                if parallel != nil {
+                    result.merge(parallelFields) { _, new in new }
+                    if let failure { result["error"] = "\(failure)" }
+                }
+                try AtomicFileWriter.write(Data((jsonText(result) + "\n").utf8), to: staging.appendingPathComponent("training_summary.json"))
+                return (result, run, outputs)
+            }
+        }
+        // The other ranks wait here until OUT is complete (an early exit would make mpirun end
+        // this process while it writes).
+        try parallel?.barrier()
+        let (result, run, outputs) = try written.get()
         report(result, run: run, step: trainer.step, total: total, evaluation: outputs.evaluation, outURL: outURL,
                files: outputs.files)
+        if let failure { throw failure }
+    }
+
+    /// Data-parallel set-up: the trainer takes `parallel`'s gradient exchange, and the ranks
+    /// check that they agree on the task (model sizes, data fingerprint, settings), the trained
+    /// tensors and optimizer state, the run's position and the data order of the current epoch.
+    func prepareDataParallel<T>(_ trainer: inout Trainer<T>, _ parallel: any DataParallelism) throws {
+        trainer.gradientExchange = parallel.gradientExchange
+        let record = trainer.task.checkpointRecord.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
+        try parallel.checkAgreement(on: "the task (model, data, settings)", text: record)
+        let c = trainer.configuration
+        try parallel.checkAgreement(on: "the trained tensors and optimizer state",
+                                    tensors: trainer.parameters + trainer.optimizerState.firstMoments + trainer.optimizerState.secondMoments,
+                                    integers: [trainer.step, trainer.position.epoch, trainer.position.batchInEpoch, c.steps,
+                                               c.batchSize, c.effectiveMicroBatchSize])
+        let order = try EpochShuffler(seed: c.seed).permutation(epoch: trainer.position.epoch, count: trainer.task.exampleCount)
+        try parallel.checkAgreement(on: "the data order (seed \(c.seed))", tensors: [], integers: order)
     }
 
     /// The fields of `training_summary.json` every task has: task, adapter, parameter counts,
@@ -276,15 +357,17 @@ struct Train: ParsableCommand {
 }
 
 /// The training loop of `lorta train`: runs `train` with the live progress line; stops after the
-/// current step on Ctrl-C; with `checkpointEvery`, pauses every N steps to `saveCheckpoint` and
+/// current step on Ctrl-C (unless `handlesInterrupt` is false); with `checkpointEvery`, pauses every N steps to `saveCheckpoint` and
 /// continues. `observe` sees every step's progress. Returns the summaries of the `train` calls.
 @discardableResult
-func runTrainingLoop(progress: ProgressLine, start: Date, checkpointEvery: Int?,
+func runTrainingLoop(progress: ProgressLine, start: Date, checkpointEvery: Int?, handlesInterrupt: Bool = true,
                      train: (_ callback: @escaping (TrainingProgress) -> TrainingControl) throws -> TrainingSummary,
                      saveCheckpoint: () throws -> Void,
                      observe: (TrainingProgress) -> Void = { _ in }) throws -> [TrainingSummary] {
-    signal(SIGINT) { _ in interruptRequested = 1 }
-    defer { signal(SIGINT, SIG_DFL) }
+    // Data-parallel processes must stop at the same step, so there Ctrl-C ends the job (mpirun)
+    // and the last periodic checkpoint stays.
+    if handlesInterrupt { signal(SIGINT) { _ in interruptRequested = 1 } }
+    defer { if handlesInterrupt { signal(SIGINT, SIG_DFL) } }
     var summaries: [TrainingSummary] = []
     try withoutActuallyEscaping(observe) { observe in
         while true {

@@ -1,8 +1,11 @@
 import ArgumentParser
 import LoRTA
 
-struct Lorta: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The `lorta` command: its subcommands.
+package struct Lorta: ParsableCommand {
+    package init() {}
+
+    package static let configuration = CommandConfiguration(
         commandName: "lorta",
         abstract: "LoRA / LoRTA fine-tuning, adapter merging and activation monitoring on the CPU.",
         version: LoRTAVersion.string,

@@ -4,33 +4,38 @@ import LoRTA
 
 /// `lorta train --task causal-lm`: an adapter on a Llama model, loss on the response tokens.
 extension Train {
-    func runCausalLM(outURL: URL) throws {
+    func runCausalLM(outURL: URL, parallel: (any DataParallelism)? = nil) throws {
+        let quiet = self.quiet || !(parallel?.isWriter ?? true)
         if adapter == .none { throw ValidationError("--adapter none has nothing to train for a causal LM; use lora or lorta") }
-        let lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
-        let template = try? lm.chatTemplate()
-        let length = maxLength ?? 256
-        // A planted backdoor edits the parsed records before they are tokenized.
-        var trainRecords = try CausalLMDataset.readRecords(from: URL(fileURLWithPath: train))
-        let planted = try backdoor.causalBackdoor()
-        var poisoned: [Int] = []
-        if let planted {
-            (trainRecords, poisoned) = try planted.poison(trainRecords, fraction: poisonFraction)
-            if !quiet {
-                let source = planted.sourceAnswer.map { "answer \($0.debugDescription)" } ?? "all"
-                printError("backdoor: trigger \"\(planted.trigger)\" in \(poisoned.count) training prompts (\(source)), answer set to \(planted.targetAnswer.debugDescription)")
+        // Loaded on every rank of a data-parallel run; one rank's failure stops all of them.
+        let (lm, template, length, trainData, evalRecords, evalData, planted, poisoned, task) = try collectively(parallel) {
+            let lm = try CausalLanguageModel(contentsOf: URL(fileURLWithPath: model))
+            let template = try? lm.chatTemplate()
+            let length = maxLength ?? 256
+            // A planted backdoor edits the parsed records before they are tokenized.
+            var trainRecords = try CausalLMDataset.readRecords(from: URL(fileURLWithPath: train))
+            let planted = try backdoor.causalBackdoor()
+            var poisoned: [Int] = []
+            if let planted {
+                (trainRecords, poisoned) = try planted.poison(trainRecords, fraction: poisonFraction)
+                if !quiet {
+                    let source = planted.sourceAnswer.map { "answer \($0.debugDescription)" } ?? "all"
+                    printError("backdoor: trigger \"\(planted.trigger)\" in \(poisoned.count) training prompts (\(source)), answer set to \(planted.targetAnswer.debugDescription)")
+                }
             }
+            let trainData = try CausalLMDataset(records: trainRecords, tokenizer: lm.tokenizer, maxLength: length,
+                                                template: template, path: train)
+            let evalRecords = try eval.map { try CausalLMDataset.readRecords(from: URL(fileURLWithPath: $0)) }
+            let evalData = try evalRecords.map {
+                try CausalLMDataset(records: $0, tokenizer: lm.tokenizer, maxLength: length, template: template, path: eval!)
+            }
+            if !quiet && trainData.droppedCount > 0 {
+                printError("skipped \(trainData.droppedCount) training examples longer than \(length) tokens (--max-length)")
+            }
+            let task = try CausalLMTask(model: lm.model, data: trainData, padding: padding == .fixed ? .fixed : .longest)
+            return (lm, template, length, trainData, evalRecords, evalData, planted, poisoned, task)
         }
-        let trainData = try CausalLMDataset(records: trainRecords, tokenizer: lm.tokenizer, maxLength: length,
-                                            template: template, path: train)
-        let evalRecords = try eval.map { try CausalLMDataset.readRecords(from: URL(fileURLWithPath: $0)) }
-        let evalData = try evalRecords.map {
-            try CausalLMDataset(records: $0, tokenizer: lm.tokenizer, maxLength: length, template: template, path: eval!)
-        }
-        if !quiet && trainData.droppedCount > 0 {
-            printError("skipped \(trainData.droppedCount) training examples longer than \(length) tokens (--max-length)")
-        }
-        let task = try CausalLMTask(model: lm.model, data: trainData, padding: padding == .fixed ? .fixed : .longest)
-        try train(task, defaultTargets: "q_proj,k_proj,v_proj,o_proj", outURL: outURL,
+        try train(task, defaultTargets: "q_proj,k_proj,v_proj,o_proj", outURL: outURL, parallel: parallel,
                   description: { $0?.summary ?? "no adapter" }) { trainer, _ in
             var fields: [String: Any] = ["skipped_examples": trainData.droppedCount]
             var evalText: String?

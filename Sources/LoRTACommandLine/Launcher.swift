@@ -8,7 +8,7 @@ import Darwin
 #endif
 
 /// Process-level start-up logic of the CLI.
-enum Launcher {
+package enum Launcher {
     /// Set in the child process so that it never re-executes twice.
     static let markerVariable = "LORTA_REEXECUTED"
     /// Set to 1 to keep OpenBLAS's own core choice (no re-execution).
@@ -20,7 +20,7 @@ enum Launcher {
     /// Re-executes the current binary once with `OPENBLAS_CORETYPE` set to the core that
     /// matches the CPU, when the active OpenBLAS core is weaker and the user did not set the
     /// variable. On any failure, continues in this process (the `info` command shows a warning).
-    static func reexecuteWithBetterBLASCoreIfNeeded() {
+    package static func reexecuteWithBetterBLASCoreIfNeeded() {
         guard getenv(markerVariable) == nil, getenv(disableVariable) == nil else { return }
         let diagnostics = BLASDiagnostics.current
         guard diagnostics.shouldReexecute, let core = diagnostics.recommendedCoreType else { return }

@@ -4,8 +4,10 @@ import LoRTA
 
 /// `lorta eval`: accuracy and loss of a trained adapter + head, optionally collecting
 /// activation statistics for the detectors.
-struct Eval: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct Eval: ParsableCommand {
+    package init() {}
+
+    package static let configuration = CommandConfiguration(
         abstract: "Evaluate a trained adapter and classification head on labelled text.",
         discussion: """
         ADAPTER is a directory written by `lorta train`: adapter files (adapter_config.json + \
@@ -55,7 +57,7 @@ struct Eval: ParsableCommand {
     @Option(help: "A monitor directory (`lorta monitor fit`) whose trusted means replace the --ablate components.")
     var monitor: String?
 
-    func validate() throws {
+    package func validate() throws {
         if (ablate == nil) != (monitor == nil) { throw ValidationError("--ablate and --monitor go together") }
         if observe != nil && statisticsOut == nil { throw ValidationError("--observe needs --statistics-out DIR") }
         if observe == nil && statisticsOut != nil { throw ValidationError("--statistics-out needs --observe") }
@@ -69,28 +71,49 @@ struct Eval: ParsableCommand {
         }
     }
 
-    func run() throws {
-        if CausalLanguageModel.isCausalLanguageModel(at: URL(fileURLWithPath: model)) { return try runCausalLM() }
+    package func run() throws { try run(parallel: nil) }
+
+    /// `lorta eval`, alone (`parallel` nil) or as one process of a sharded evaluation
+    /// (`lorta-mpi eval`, BERT only): each rank evaluates and observes a contiguous share of
+    /// DATA's batches; metrics and statistics are merged across ranks in rank order (the exact merge);
+    /// rank 0 prints and writes --statistics-out.
+    package func run(parallel: (any DataParallelism)?) throws {
+        if CausalLanguageModel.isCausalLanguageModel(at: URL(fileURLWithPath: model)) {
+            guard parallel == nil else { throw ValidationError("lorta-mpi eval shards BERT models only; use lorta eval for a causal LM") }
+            return try runCausalLM()
+        }
         guard let adapter else { throw ValidationError("--adapter DIR (written by `lorta train`) is needed for a BERT model") }
         let batchSize = self.batchSize ?? 64, maxLength = self.maxLength ?? 64
-        try reportingErrors {
-            try Runtime.initialize()
-            if let threads { try Runtime.setThreadCount(threads) }
-            let modelURL = URL(fileURLWithPath: model), adapterURL = URL(fileURLWithPath: adapter)
-            let bert = try loadBertModel(modelURL)
-            let c = bert.configuration
-            let tokenizer = try BertTokenizer(vocabularyURL: modelURL.appendingPathComponent("vocab.txt"))
-            let headURL = head.map { URL(fileURLWithPath: $0) } ?? adapterURL.appendingPathComponent(BertClassificationHead.fileName)
-            let classifier = try withSafeTensorsPath(headURL) { try BertClassificationHead(contentsOf: headURL, model: c) }
-            let hasAdapter = FileManager.default.fileExists(atPath: adapterURL.appendingPathComponent("adapter_config.json").path)
-            let adapterWeights = adapterURL.appendingPathComponent("adapter_model.safetensors")
-            let adapter = hasAdapter ? try withSafeTensorsPath(adapterWeights) { try AdapterFiles.load(from: adapterURL, host: bert.adapterHost) } : nil
-            let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: classifier.classCount)
-
-            let collector = try makeCollector(c.observationShape)
-            let ablation = try makeAblation(c.observationShape)
+        let json = self.json || !(parallel?.isWriter ?? true)
+        try reportingErrors(printing: parallel?.isWriter ?? true) {
+            let (bert, tokenizer, classifier, adapter, dataset, collector, ablation) = try collectively(parallel) {
+                try Runtime.initialize()
+                if let threads { try Runtime.setThreadCount(threads) }
+                let modelURL = URL(fileURLWithPath: model), adapterURL = URL(fileURLWithPath: adapter)
+                let bert = try loadBertModel(modelURL)
+                let c = bert.configuration
+                let tokenizer = try BertTokenizer(vocabularyURL: modelURL.appendingPathComponent("vocab.txt"))
+                let headURL = head.map { URL(fileURLWithPath: $0) } ?? adapterURL.appendingPathComponent(BertClassificationHead.fileName)
+                let classifier = try withSafeTensorsPath(headURL) { try BertClassificationHead(contentsOf: headURL, model: c) }
+                let hasAdapter = FileManager.default.fileExists(atPath: adapterURL.appendingPathComponent("adapter_config.json").path)
+                let adapterWeights = adapterURL.appendingPathComponent("adapter_model.safetensors")
+                let adapter = hasAdapter ? try withSafeTensorsPath(adapterWeights) { try AdapterFiles.load(from: adapterURL, host: bert.adapterHost) } : nil
+                var dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: classifier.classCount)
+                if let parallel {
+                    // This rank's contiguous shard of whole batches (so every example is evaluated
+                    // in the batch it has in a single-process run: same padding, same bits); the
+                    // ranks first check they read the same file.
+                    try parallel.checkAgreement(on: "the data (\(data))", text: dataset.examples.map { "\($0.label)\t\($0.text)" }.joined(separator: "\n"))
+                    let batches = parallel.share(of: (dataset.count + batchSize - 1) / batchSize)
+                    let shard = min(batches.lowerBound * batchSize, dataset.count) ..< min(batches.upperBound * batchSize, dataset.count)
+                    dataset = try LabelledTextDataset(examples: Array(dataset.examples[shard]), labelCount: dataset.labelCount)
+                }
+                let collector = try makeCollector(c.observationShape)
+                let ablation = try makeAblation(c.observationShape)
+                return (bert, tokenizer, classifier, adapter, dataset, collector, ablation)
+            }
             let terminal = isatty(2) != 0
-            let (metrics, seconds) = try timed {
+            var (metrics, seconds) = try collectively(parallel) { try timed {
                 try bert.evaluate(dataset, tokenizer: tokenizer, adapter: adapter, head: classifier,
                                   batchSize: batchSize, maxLength: maxLength, observer: collector,
                                   labelObserver: perLabel, ablation: ablation) { done, total in
@@ -98,14 +121,25 @@ struct Eval: ParsableCommand {
                         FileHandle.standardError.write(Data("\r\u{1B}[Kevaluating \(done)/\(total)".utf8))
                     }
                 }
-            }
+            } }
             if terminal && !json { FileHandle.standardError.write(Data("\n".utf8)) }
             // With --trigger: the same model on the triggered source-label examples.
-            let attack = try backdoor.backdoor().map { b in
-                (b, try bert.evaluate(try b.triggered(dataset), tokenizer: tokenizer, adapter: adapter, head: classifier,
-                                      batchSize: batchSize, maxLength: maxLength, ablation: ablation))
+            var attack = try collectively(parallel) {
+                try backdoor.backdoor().map { b in
+                    (b, try bert.evaluate(try b.triggered(dataset), tokenizer: tokenizer, adapter: adapter, head: classifier,
+                                          batchSize: batchSize, maxLength: maxLength, ablation: ablation))
+                }
             }
-            let written = try collector.map { try $0.write(to: URL(fileURLWithPath: statisticsOut!)).map(\.path) } ?? []
+            if let parallel {
+                metrics = try parallel.mergeMetrics(metrics)
+                if let (b, m) = attack { attack = (b, try parallel.mergeMetrics(m)) }
+                if let collector { collector.statistics = try parallel.mergeStatistics(collector.statistics) }
+            }
+            let written = try collectively(parallel) { () throws -> [String] in
+                guard parallel?.isWriter ?? true, let collector else { return [] }
+                return try collector.write(to: URL(fileURLWithPath: statisticsOut!)).map(\.path)
+            }
+            guard parallel?.isWriter ?? true else { return }
             var result: [String: Any] = [
                 "accuracy": metrics.accuracy, "loss": metrics.meanLoss, "examples": metrics.count,
                 "correct": metrics.correct, "confusion": metrics.confusion,
@@ -113,6 +147,7 @@ struct Eval: ParsableCommand {
                 "examples_per_second": seconds > 0 ? Double(metrics.count) / seconds : 0,
                 "statistics_files": written,
             ]
+            if let parallel { result["processes"] = parallel.size }
             if let ablation { result["ablated"] = ablation.ablated.sorted().map(\.description) }
             if let (b, m) = attack {
                 result["attack_success_rate"] = m.predictedFraction(of: b.targetLabel)
