@@ -40,6 +40,23 @@ static int64_t per_thread_floats(int64_t m, int64_t n, int64_t k) {
 
 static int sizes_ok(int64_t m, int64_t n, int64_t k) { return m >= 0 && n >= 0 && k >= 0; }
 
+/* The shape checks of lt_sgemm and lt_gemm_f32 (lt_gemm.h): trans flags, sizes, leading
+ * dimensions, offsets that fit int64. Stored shapes: A (trans_a ? k × m : m × k),
+ * B (trans_b ? n × k : k × n), C m × n. */
+static lt_status check_product(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int64_t lda,
+                               int64_t ldb, int64_t ldc) {
+    LT_CHECK(trans_a == 0 || trans_a == 1, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(trans_b == 0 || trans_b == 1, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(sizes_ok(m, n, k), LT_ERR_INVALID_ARGUMENT);
+    const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+    const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+    LT_CHECK(lt__ld_ok(lda, a_cols) && lt__ld_ok(ldb, b_cols) && lt__ld_ok(ldc, n), LT_ERR_INVALID_ARGUMENT);
+    int64_t t;
+    LT_CHECK(!lt__mul_overflows(a_rows, lda, &t) && !lt__mul_overflows(b_rows, ldb, &t) &&
+             !lt__mul_overflows(m, ldc, &t), LT_ERR_INVALID_ARGUMENT);
+    return LT_OK;
+}
+
 lt_status lt_sgemm_workspace_size(int64_t m, int64_t n, int64_t k, int64_t *floats) {
     LT_CHECK(floats, LT_ERR_NULL_POINTER);
     LT_CHECK(sizes_ok(m, n, k), LT_ERR_INVALID_ARGUMENT);
@@ -70,16 +87,9 @@ lt_status lt_sgemm_tasks(int64_t m, int64_t n, int64_t k, int64_t *tasks, int *t
 lt_status lt_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                    float *C, int64_t ldc, float *workspace, int64_t workspace_floats) {
-    LT_CHECK(trans_a == 0 || trans_a == 1, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(trans_b == 0 || trans_b == 1, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(sizes_ok(m, n, k) && workspace_floats >= 0, LT_ERR_INVALID_ARGUMENT);
-    /* stored shapes: A (trans_a ? k × m : m × k), B (trans_b ? n × k : k × n), C m × n */
-    const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
-    const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
-    LT_CHECK(lt__ld_ok(lda, a_cols) && lt__ld_ok(ldb, b_cols) && lt__ld_ok(ldc, n), LT_ERR_INVALID_ARGUMENT);
-    int64_t t;
-    LT_CHECK(!lt__mul_overflows(a_rows, lda, &t) && !lt__mul_overflows(b_rows, ldb, &t) &&
-             !lt__mul_overflows(m, ldc, &t), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(workspace_floats >= 0, LT_ERR_INVALID_ARGUMENT);
+    lt_status st = check_product(trans_a, trans_b, m, n, k, lda, ldb, ldc);
+    if (st != LT_OK) return st;
     if (m == 0 || n == 0) return LT_OK;
     LT_CHECK(C, LT_ERR_NULL_POINTER);
     const int empty = k == 0 || alpha == 0.0f;
@@ -156,17 +166,8 @@ static lt_status blas_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64
 lt_status lt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                       float *C, int64_t ldc) {
-    /* The argument checks of lt_sgemm, with an empty workspace: a product that needs one is
-     * rejected only for the workspace, which is checked first below. */
-    LT_CHECK(trans_a == 0 || trans_a == 1, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(trans_b == 0 || trans_b == 1, LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(sizes_ok(m, n, k), LT_ERR_INVALID_ARGUMENT);
-    const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
-    const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
-    LT_CHECK(lt__ld_ok(lda, a_cols) && lt__ld_ok(ldb, b_cols) && lt__ld_ok(ldc, n), LT_ERR_INVALID_ARGUMENT);
-    int64_t t;
-    LT_CHECK(!lt__mul_overflows(a_rows, lda, &t) && !lt__mul_overflows(b_rows, ldb, &t) &&
-             !lt__mul_overflows(m, ldc, &t), LT_ERR_INVALID_ARGUMENT);
+    lt_status st = check_product(trans_a, trans_b, m, n, k, lda, ldb, ldc);
+    if (st != LT_OK) return st;
     if (m == 0 || n == 0) return LT_OK;
     LT_CHECK(C, LT_ERR_NULL_POINTER);
     (void)lt__ensure_init();
@@ -189,8 +190,7 @@ lt_status lt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                 float *w = thread_workspace(t_floats + floats);
                 if (w) {
                     float *Ct = w;
-                    lt_status st = lt_sgemm(!trans_b, !trans_a, n, m, k, 1.0f, B, ldb, A, lda, 0.0f, Ct, m,
-                                            w + t_floats, floats);
+                    st = lt_sgemm(!trans_b, !trans_a, n, m, k, 1.0f, B, ldb, A, lda, 0.0f, Ct, m, w + t_floats, floats);
                     if (st != LT_OK) return st;
                     for (int64_t i = 0; i < m; i++) {
                         float *c = C + i * ldc;
