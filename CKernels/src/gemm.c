@@ -165,21 +165,27 @@ static void pack_a_block(const lt__gemm_kernel *kern, const lt__gemm_a *A, int64
 
 /* ---- epilogue ----------------------------------------------------------------------------- */
 
-static void epilogue_tile(const lt__gemm_epilogue *epi, const float *t, int64_t ldt, float *c,
-                          int64_t ldc, int64_t mr, int64_t nr) {
+void lt__gemm_epilogue_apply(const lt__gemm_epilogue *epi, const float *t, int64_t ldt, int64_t st,
+                             float *c, int64_t ldc, int64_t mr, int64_t nr) {
     const float alpha = epi->alpha, beta = epi->beta;
     for (int64_t r = 0; r < mr; r++) {
         const float *s = t + r * ldt;
         float *d = c + r * ldc;
         if (beta == 0.0f) {
-            if (alpha == 1.0f) memcpy(d, s, (size_t)nr * sizeof(float));
-            else for (int64_t j = 0; j < nr; j++) d[j] = alpha * s[j];
+            if (alpha == 1.0f && st == 1) memcpy(d, s, (size_t)nr * sizeof(float));
+            else if (alpha == 1.0f) for (int64_t j = 0; j < nr; j++) d[j] = s[j * st];
+            else for (int64_t j = 0; j < nr; j++) d[j] = alpha * s[j * st];
         } else if (alpha == 1.0f && beta == 1.0f) {
-            for (int64_t j = 0; j < nr; j++) d[j] = d[j] + s[j];
+            for (int64_t j = 0; j < nr; j++) d[j] = d[j] + s[j * st];
         } else {
-            for (int64_t j = 0; j < nr; j++) d[j] = alpha * s[j] + beta * d[j];
+            for (int64_t j = 0; j < nr; j++) d[j] = alpha * s[j * st] + beta * d[j];
         }
     }
+}
+
+static void epilogue_tile(const lt__gemm_epilogue *epi, const float *t, int64_t ldt, float *c,
+                          int64_t ldc, int64_t mr, int64_t nr) {
+    lt__gemm_epilogue_apply(epi, t, ldt, 1, c, ldc, mr, nr);
 }
 
 /* ---- driver ------------------------------------------------------------------------------- */

@@ -163,6 +163,34 @@ static lt_status blas_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64
     return LT_OK;
 }
 
+/* lt_gemm_f32 on the library's core with the thread's buffer. Returns -1 (nothing written)
+ * when the buffer cannot be had, else the status of the product. */
+static int lorta_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc) {
+    const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa((int)lt_isa_active());
+    int64_t floats;
+    if (!(2 * n <= kern->nr && m >= kern->nr)) {
+        if (lt_sgemm_workspace_size(m, n, k, &floats) != LT_OK) return -1;
+        float *w = thread_workspace(floats);
+        if (!w) return -1;
+        return lt_sgemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, w, floats);
+    }
+    /* A narrow C (e.g. LoRA's dB = s·dYᵀT, d_out × r): its tiles would be mostly empty columns.
+     * Compute Cᵀ = op(B)ᵀ·op(A)ᵀ (n × m: a few full row tiles) into the thread buffer, then apply
+     * the core's epilogue while transposing back. Same bits as the direct product: each element
+     * is the same fma chain (fma(b, a, p) = fma(a, b, p)), and the epilogue is the same code. */
+    const int64_t t_floats = (n * m + 15) / 16 * 16;
+    if (lt_sgemm_workspace_size(n, m, k, &floats) != LT_OK || floats > INT64_MAX - t_floats) return -1;
+    float *w = thread_workspace(t_floats + floats);
+    if (!w) return -1;
+    lt_status st = lt_sgemm(!trans_b, !trans_a, n, m, k, 1.0f, B, ldb, A, lda, 0.0f, w, m, w + t_floats, floats);
+    if (st != LT_OK) return st;
+    const lt__gemm_epilogue epi = {alpha, beta};
+    lt__gemm_epilogue_apply(&epi, w, 1, m, C, ldc, m, n);
+    return LT_OK;
+}
+
 lt_status lt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                       float *C, int64_t ldc) {
@@ -177,39 +205,8 @@ lt_status lt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     }
     LT_CHECK(A && B, LT_ERR_NULL_POINTER);
     if (lt_gemm_backend_active() == LT_GEMM_LORTA) {
-        const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa((int)lt_isa_active());
-        int64_t floats;
-        if (2 * n <= kern->nr && m >= kern->nr) {
-            /* A narrow C (e.g. LoRA's dB = s·dYᵀT, d_out × r): its tiles would be mostly empty
-             * columns. Compute Cᵀ = op(B)ᵀ·op(A)ᵀ (n × m: a few full row tiles) into the thread
-             * buffer, then apply the epilogue while transposing back. Same bits as the direct
-             * product: each element is the same fma chain (fma(b, a, p) = fma(a, b, p)), and the
-             * epilogue below is epilogue_tile's (gemm.c). */
-            const int64_t t_floats = (n * m + 15) / 16 * 16;
-            if (lt_sgemm_workspace_size(n, m, k, &floats) == LT_OK && floats <= INT64_MAX - t_floats) {
-                float *w = thread_workspace(t_floats + floats);
-                if (w) {
-                    float *Ct = w;
-                    st = lt_sgemm(!trans_b, !trans_a, n, m, k, 1.0f, B, ldb, A, lda, 0.0f, Ct, m, w + t_floats, floats);
-                    if (st != LT_OK) return st;
-                    for (int64_t i = 0; i < m; i++) {
-                        float *c = C + i * ldc;
-                        if (beta == 0.0f) {
-                            if (alpha == 1.0f) for (int64_t j = 0; j < n; j++) c[j] = Ct[j * m + i];
-                            else for (int64_t j = 0; j < n; j++) c[j] = alpha * Ct[j * m + i];
-                        } else if (alpha == 1.0f && beta == 1.0f) {
-                            for (int64_t j = 0; j < n; j++) c[j] = c[j] + Ct[j * m + i];
-                        } else {
-                            for (int64_t j = 0; j < n; j++) c[j] = alpha * Ct[j * m + i] + beta * c[j];
-                        }
-                    }
-                    return LT_OK;
-                }
-            }
-        } else if (lt_sgemm_workspace_size(m, n, k, &floats) == LT_OK) {
-            float *w = thread_workspace(floats);
-            if (w) return lt_sgemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, w, floats);
-        }
+        const int done = lorta_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (done >= 0) return (lt_status)done;
     }
     return blas_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }

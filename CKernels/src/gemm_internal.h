@@ -94,6 +94,12 @@ typedef struct lt__gemm_epilogue {
 } lt__gemm_epilogue;
 
 /* How A is read: row-major M × K (lda) in place, or transposed (stored K × M, lda). */
+/* C[r, j] = alpha · T[r·ldt + j·st] (+ beta · C[r, j] unless beta = 0) for mr × nr elements:
+ * the one epilogue of the core (each product rounded, then the sum; FP_CONTRACT off). st = 1 for
+ * a row-major tile, st = ldt' of a transposed one (lt_gemm_f32's narrow outputs). */
+void lt__gemm_epilogue_apply(const lt__gemm_epilogue *epi, const float *t, int64_t ldt, int64_t st,
+                             float *c, int64_t ldc, int64_t mr, int64_t nr);
+
 typedef struct lt__gemm_a {
     const float *p;
     int64_t ld;
