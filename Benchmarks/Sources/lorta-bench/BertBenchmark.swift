@@ -51,18 +51,8 @@ func bertTrainStepBenchmark() throws {
     let rounds = 3
     for round in 0..<rounds {
         for backend in GEMMBackend.allCases {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-            p.arguments = ["bert-train-child"]
-            var env = ProcessInfo.processInfo.environment
-            env["LORTA_GEMM"] = backend.rawValue
-            p.environment = env
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            try p.run()
-            let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            guard p.terminationStatus == 0 else { print("bert-train: child (\(backend)) failed"); return }
+            let (status, out) = try runChild("bert-train-child", environment: ["LORTA_GEMM": backend.rawValue])
+            guard status == 0 else { print("bert-train: child (\(backend)) failed"); return }
             // Each line: <seconds>\t<name>
             let rows = out.split(separator: "\n").map { $0.split(separator: "\t", maxSplits: 1) }
             if round == 0 && backend == .lorta { names = rows.map { String($0[1]) } }

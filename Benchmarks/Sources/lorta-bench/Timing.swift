@@ -29,3 +29,19 @@ func timeInterleaved(_ variants: [() throws -> Void], repetitions: Int, warmup: 
 
 func ms(_ s: Double) -> String { String(format: "%8.3f ms", s * 1e3) }
 func pct(_ x: Double) -> String { String(format: "%+6.1f%%", x * 100) }
+
+/// Runs this benchmark binary again as `lorta-bench <argument>` with `environment` added to the
+/// current one (settings read once at load, such as OPENBLAS_CORETYPE or LORTA_GEMM); returns
+/// its exit status and standard output.
+func runChild(_ argument: String, environment: [String: String]) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+    p.arguments = [argument]
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    try p.run()
+    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, out)
+}

@@ -59,17 +59,7 @@ func gemmCoreComparison() throws {
     print("active core in this process: \(diag.activeCore); recommended: \(diag.recommendedCoreType ?? "none")")
     var results: [(String, Double)] = []
     for core in ["Prescott", diag.recommendedCoreType].compactMap({ $0 }) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        p.arguments = ["gemm-core-child"]
-        var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_CORETYPE"] = core
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let out = try runChild("gemm-core-child", environment: ["OPENBLAS_CORETYPE": core]).output
         let parts = out.split(separator: " ")
         if parts.count == 2, let rate = Double(parts[1].trimmingCharacters(in: .whitespacesAndNewlines)) {
             results.append((String(parts[0]), rate))
