@@ -59,7 +59,7 @@ func gemmCoreComparison() throws {
     print("active core in this process: \(diag.activeCore); recommended: \(diag.recommendedCoreType ?? "none")")
     var results: [(String, Double)] = []
     for core in ["Prescott", diag.recommendedCoreType].compactMap({ $0 }) {
-        let out = try runChild("gemm-core-child", environment: ["OPENBLAS_CORETYPE": core]).output
+        let out = try runChild("gemm-core-child", environment: ["OPENBLAS_CORETYPE": core, "LORTA_GEMM": "openblas"]).output
         let parts = out.split(separator: " ")
         if parts.count == 2, let rate = Double(parts[1].trimmingCharacters(in: .whitespacesAndNewlines)) {
             results.append((String(parts[0]), rate))
