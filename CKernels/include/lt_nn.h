@@ -282,14 +282,17 @@ lt_status lt_swiglu_backward(int64_t n, int64_t I, const float *G, int64_t ldg,
  *   partials of all the group's query heads (each cache row read once per kv head), merged per
  *   row in block order. Each output element is computed by
  *   the same code whichever thread runs its item: bitwise identical for any thread count.
- * backward (training; requires past = 0 — K, V [B·T × H_kv·d_h] with their own ld — and the P
- *   saved by the forward):
+ * backward (training; requires past = 0 — K, V [B·T × H_kv·d_h] with their own ld; P is the
+ *   one saved by the forward, or NULL: then the probabilities are recomputed from Q and K by the
+ *   forward's own arithmetic — the same bits — so a training forward need not keep B·H·T²
+ *   floats per layer):
  *   dV_g = Σ_{h in group g} P_hᵀ dC_h;  dP = dC_h V_gᵀ;  dS = P ∘ (dP − rowsum(P ∘ dP));
  *   dQ_h = scale · dS K_g;  dK_g = Σ_{h in group g} scale · dSᵀ Q_h      (all overwritten;
  *   the sums over a group's query heads run in head order, then over query rows in order,
  *   in chunks of 64 rows each summed in float and added in order).
  *   rowsum in double. dK, dV [B·T × H_kv·d_h] with their own ld; workspace:
- *   lt_causal_attention_backward_workspace_size floats = B·H·T·T (holds dS). Items: (sequence,
+ *   lt_causal_attention_backward_workspace_size floats = 2·B·H·T·T (dS, then P when P is NULL;
+ *   the second half is unused when P is given). Items: (sequence,
  *   head, block of query rows) for dS and dQ, then (sequence, kv head, block of 16 keys) for
  *   dK and dV; thread-count invariant as the forward.
  * Errors: LT_ERR_INVALID_ARGUMENT for H not a multiple of H_kv, past < 0, cache_len < past + T,

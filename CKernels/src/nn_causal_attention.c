@@ -41,7 +41,10 @@
  * row path without P uses one CA_ROWS × S slot of the workspace per thread.
  *
  * Backward (training, past = 0): two loops. (1) items (sequence, head, block of query rows):
- * dP by dot_block (visible keys only), dS rows into the workspace, dQ = dS K by axpy_block;
+ * without a saved P, the rows' probabilities recomputed into the workspace's second half by the
+ * forward's own steps (ca_causal_dots of Q and K, then the softmax: the same bits as the forward's
+ * P, since a score depends only on its two vectors); dP by dot_block (visible keys only), dS rows
+ * into the workspace, dQ = dS K by axpy_block;
  * (2) items (sequence, kv head, block of CA_BWD_KEYS keys): dK and dV of the block, summed over
  * the group's query heads in head order and over query rows in order (the block's column of dS
  * or P gathered on the stack, CA_BWD_ROWS rows at a time, then one axpy_block).
@@ -368,7 +371,12 @@ lt_status lt_causal_attention_forward(int64_t B, int64_t T, int64_t past,
 lt_status lt_causal_attention_backward_workspace_size(int64_t B, int64_t T, int64_t H,
                                                       int64_t *floats) {
     LT_CHECK(floats, LT_ERR_NULL_POINTER);
-    return ca_score_floats(B, T, 0, H, floats);
+    int64_t one;
+    lt_status st = ca_score_floats(B, T, 0, H, &one);
+    if (st != LT_OK) return st;
+    LT_CHECK(one <= INT64_MAX / 2, LT_ERR_INVALID_ARGUMENT);
+    *floats = 2 * one;                 /* dS, then P when it is recomputed */
+    return LT_OK;
 }
 
 typedef struct {
@@ -377,7 +385,8 @@ typedef struct {
     const float *Q; int64_t ldq;
     const float *K; int64_t ldk;
     const float *V; int64_t ldv;
-    const float *P;
+    const float *P;             /* saved probabilities, or the recomputed ones in the workspace */
+    float *Pw;                  /* where step 1 recomputes P (NULL when the caller gave P) */
     const float *dC; int64_t lddc;
     float *dQ; int64_t lddq;
     float *dK; int64_t lddk;
@@ -385,6 +394,7 @@ typedef struct {
     float *dS;
     lt_dot_block_fn dot;
     lt_axpy_block_fn axpy;
+    ca_softmax_fn softmax;
 } ca_bwd;
 
 /* Step 1: rows t0 … t1−1 of sequence b, head h: dS rows (workspace) and dQ rows. */
@@ -399,6 +409,14 @@ static void ca_rows_backward(const ca_bwd *a, int64_t b, int64_t h, int64_t t0, 
     float *dQr = a->dQ + (b * T + t0) * a->lddq + h * dh;
     const int64_t e0 = t0 + 1, e_last = t1;
 
+    if (a->Pw) {                    /* P recomputed as the forward computes it (zeros up to T) */
+        float *Pw = a->Pw + row0 * T;
+        ca_causal_dots(a->dot, n, e0, dh, a->Q + (b * T + t0) * a->ldq + h * dh, a->ldq, Kg, a->ldk, Pw, T);
+        for (int64_t r = 0; r < n; r++) {
+            a->softmax(Pw + r * T, e0 + r, a->scale);
+            if (e0 + r < T) memset(Pw + r * T + e0 + r, 0, (size_t)(T - e0 - r) * sizeof(float));
+        }
+    }
     ca_causal_dots(a->dot, n, e0, dh, dCr, a->lddc, Vg, a->ldv, dSr, T);     /* dP = dC Vᵀ, visible */
     for (int64_t r = 0; r < n; r++) {
         float *ds = dSr + r * T;
@@ -452,7 +470,7 @@ lt_status lt_causal_attention_backward(int64_t B, int64_t T,
                                        float *dK, int64_t lddk,
                                        float *dV, int64_t lddv,
                                        float *workspace) {
-    LT_CHECK(Q && K && V && P && dC && dQ && dK && dV && workspace, LT_ERR_NULL_POINTER);
+    LT_CHECK(Q && K && V && dC && dQ && dK && dV && workspace, LT_ERR_NULL_POINTER);
     lt_status st = ca_check_heads(H, H_kv, d_h, scale);
     if (st != LT_OK) return st;
     int64_t floats, d, dkv, n, t;
@@ -472,9 +490,10 @@ lt_status lt_causal_attention_backward(int64_t B, int64_t T,
 
     ca_bwd a = {
         .B = B, .T = T, .H = H, .Hkv = H_kv, .dh = d_h, .rep = H / H_kv, .scale = scale,
-        .Q = Q, .ldq = ldq, .K = K, .ldk = ldk, .V = V, .ldv = ldv, .P = P, .dC = dC, .lddc = lddc,
+        .Q = Q, .ldq = ldq, .K = K, .ldk = ldk, .V = V, .ldv = ldv,
+        .P = P ? P : workspace + floats, .Pw = P ? NULL : workspace + floats, .dC = dC, .lddc = lddc,
         .dQ = dQ, .lddq = lddq, .dK = dK, .lddk = lddk, .dV = dV, .lddv = lddv, .dS = workspace,
-        .dot = lt__dot_block(), .axpy = lt__axpy_block(),
+        .dot = lt__dot_block(), .axpy = lt__axpy_block(), .softmax = ca_softmax_for(lt_isa_active()),
     };
     const double flops = (double)B * (double)H * (double)T * 0.5 * (double)(T + 1) * (8.0 * (double)d_h + 10.0);
     const int64_t nqb = (T + CA_ROWS - 1) / CA_ROWS, row_items = B * H * nqb;

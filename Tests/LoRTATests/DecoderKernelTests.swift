@@ -142,17 +142,20 @@ private struct CausalCase {
         return (c, p)
     }
 
-    /// The backward (past = 0; the cache then holds exactly the B·T rows: cacheLen == T).
-    func backward(p: [Float]) -> (dq: [Float], dk: [Float], dv: [Float]) {
+    /// The backward (past = 0; the cache then holds exactly the B·T rows: cacheLen == T), with
+    /// the forward's saved P or (nil) recomputing it.
+    func backward(p: [Float]?) -> (dq: [Float], dk: [Float], dv: [Float]) {
         precondition(past == 0 && cacheLen == T)
         var ws: Int64 = 0
         precondition(lt_causal_attention_backward_workspace_size(Int64(B), Int64(T), Int64(H), &ws) == LT_OK)
         var work = [Float](repeating: .nan, count: max(Int(ws), 1))
         var dq = [Float](repeating: .nan, count: B * T * d)
         var dk = [Float](repeating: .nan, count: B * T * dkv), dv = dk
-        let st = lt_causal_attention_backward(Int64(B), Int64(T), Int64(H), Int64(Hkv), Int64(dh), scale,
-                                              q, Int64(d), k, Int64(dkv), v, Int64(dkv), p, dC, Int64(d),
-                                              &dq, Int64(d), &dk, Int64(dkv), &dv, Int64(dkv), &work)
+        let st = (p ?? []).withUnsafeBufferPointer { pp in
+            lt_causal_attention_backward(Int64(B), Int64(T), Int64(H), Int64(Hkv), Int64(dh), scale,
+                                         q, Int64(d), k, Int64(dkv), v, Int64(dkv), p == nil ? nil : pp.baseAddress,
+                                         dC, Int64(d), &dq, Int64(d), &dk, Int64(dkv), &dv, Int64(dkv), &work)
+        }
         precondition(st == LT_OK, "backward status \(st)")
         return (dq, dk, dv)
     }
@@ -645,16 +648,36 @@ struct CausalAttentionKernelTests {
             let (c3, p3) = decode.forward(withP: true)
             let c4 = decode.forward().c
             let g = prefill.backward(p: p1)
-            return [c1, p1, c2, c3, p3, c4, g.dq, g.dk, g.dv]
+            let r = prefill.backward(p: nil)
+            return [c1, p1, c2, c3, p3, c4, g.dq, g.dk, g.dv, r.dq, r.dk, r.dv]
         }
         let names = ["prefill C (P saved)", "prefill P", "prefill C", "decode C (P saved)", "decode P", "decode C",
-                     "dQ", "dK", "dV"]
+                     "dQ", "dK", "dV", "dQ (P recomputed)", "dK (P recomputed)", "dV (P recomputed)"]
         let one = try Runtime.withThreadCount(1) { run() }
         let two = try Runtime.withThreadCount(2) { run() }
         let three = try Runtime.withThreadCount(3) { run() }
         for i in names.indices {
             #expect(bitwise(one[i], two[i]), "\(names[i]): 1 vs 2 threads")
             #expect(bitwise(one[i], three[i]), "\(names[i]): 1 vs 3 threads")
+        }
+    }
+
+    /// Without a saved P the backward recomputes it with the forward's arithmetic: the same
+    /// gradients bit for bit, on every ISA (row blocks, key blocks and row chunks all crossed).
+    @Test func backwardRecomputingPEqualsSavedP() throws {
+        let cases = [CausalCase(B: 2, T: 70, past: 0, H: 6, Hkv: 2, dh: 20, spareRows: 0, seed: 520),
+                     CausalCase(B: 1, T: 133, past: 0, H: 9, Hkv: 3, dh: 64, spareRows: 0, seed: 521),
+                     CausalCase(B: 3, T: 1, past: 0, H: 2, Hkv: 2, dh: 5, spareRows: 0, seed: 522)]
+        for isa in Runtime.availableInstructionSets {
+            try Runtime.withInstructionSet(isa) {
+                for c in cases {
+                    let saved = c.backward(p: c.forward(withP: true).p)
+                    let recomputed = c.backward(p: nil)
+                    #expect(bitwise(saved.dq, recomputed.dq), "dQ, \(isa), T=\(c.T)")
+                    #expect(bitwise(saved.dk, recomputed.dk), "dK, \(isa), T=\(c.T)")
+                    #expect(bitwise(saved.dv, recomputed.dv), "dV, \(isa), T=\(c.T)")
+                }
+            }
         }
     }
 
@@ -719,7 +742,7 @@ struct CausalAttentionKernelTests {
         #expect(lt_causal_attention_workspace_size(2, 3, 5, 4, &w) == LT_OK)
         #expect(w == 2 * 4 * 3 * 8)
         #expect(lt_causal_attention_backward_workspace_size(2, 3, 4, &w) == LT_OK)
-        #expect(w == 2 * 4 * 3 * 3)
+        #expect(w == 2 * (2 * 4 * 3 * 3))
         #expect(lt_causal_attention_backward_workspace_size(2, 3, 0, &w) == LT_ERR_INVALID_ARGUMENT)
         func bwd(H: Int64 = 4, Hkv: Int64 = 2, ldk: Int64 = 8, lddk: Int64 = 8, nilP: Bool = false) -> lt_status {
             var dq = c, dk = c, dv = c
@@ -734,7 +757,7 @@ struct CausalAttentionKernelTests {
         #expect(bwd(H: 6, Hkv: 4) == LT_ERR_INVALID_ARGUMENT)
         #expect(bwd(ldk: 7) == LT_ERR_INVALID_ARGUMENT)
         #expect(bwd(lddk: 4) == LT_ERR_INVALID_ARGUMENT)
-        #expect(bwd(nilP: true) == LT_ERR_NULL_POINTER)
+        #expect(bwd(nilP: true) == LT_OK)          // P recomputed
         // Empty work is fine.
         #expect(fwd(T: 0, cacheLen: 1) == LT_OK)
         #expect(fwd(B: 0) == LT_OK)

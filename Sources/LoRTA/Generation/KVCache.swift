@@ -17,13 +17,31 @@ public struct KVCache: Sendable {
     var keys: [Tensor]
     var values: [Tensor]
 
+    /// A transient cache stores nothing: a forward pass from it reads each layer's keys and
+    /// values where it computed them and leaves the cache empty (``length`` stays 0). For passes
+    /// whose cache would be thrown away (training, scoring, observation): it saves
+    /// `2 · L · B · T · H_kv · d_h` floats and their copies.
+    let isTransient: Bool
+
     init(layerCount: Int, batchSize: Int, capacity: Int, width: Int) throws {
         self.batchSize = batchSize
         self.capacity = capacity
         self.layerCount = layerCount
         self.width = width
+        isTransient = false
         keys = try (0..<layerCount).map { _ in try Tensor(zeros: [batchSize * capacity, width]) }
         values = try (0..<layerCount).map { _ in try Tensor(zeros: [batchSize * capacity, width]) }
+    }
+
+    /// A transient cache (see ``isTransient``) for one pass over `batchSize` sequences of `length` tokens.
+    init(transientBatchSize batchSize: Int, length: Int, for configuration: LlamaConfiguration) {
+        self.batchSize = batchSize
+        capacity = length
+        layerCount = configuration.layerCount
+        width = configuration.keyValueWidth
+        isTransient = true
+        keys = (0..<layerCount).map { _ in Tensor(uninitializedShape: [0]) }
+        values = keys
     }
 
     /// Tokens that still fit.
@@ -42,5 +60,5 @@ public struct KVCache: Sendable {
     }
 
     /// Bytes held by the cache.
-    public var byteCount: Int { 2 * layerCount * batchSize * capacity * width * MemoryLayout<Float>.stride }
+    public var byteCount: Int { isTransient ? 0 : 2 * layerCount * batchSize * capacity * width * MemoryLayout<Float>.stride }
 }

@@ -69,10 +69,9 @@ extension LlamaModel {
         }
 
         // Recorded forward, logits at the last real tokens.
-        var cache = try makeCache(batchSize: B, capacity: T)
+        var cache = try makeTransientCache(batchSize: B, length: T)
         let record = LlamaActivationRecord()
         let x = try hiddenStates(batch.ids, cache: &cache, adapter: adapter, record: record)
-        cache = try makeCache(capacity: 1)
         let scratch = ScratchBuffer()
         let lastRows = last.enumerated().map { $0.offset * T + $0.element }
         let z = try logits(hidden: x, rows: lastRows, scratch: scratch)

@@ -132,6 +132,17 @@ public struct LlamaModel: Sendable {
                            width: configuration.keyValueWidth)
     }
 
+    /// A cache for one pass from position 0 whose keys and values would be thrown away
+    /// (training, scoring, observation): it stores nothing (``KVCache`` `isTransient`). Same
+    /// checks as ``makeCache(batchSize:capacity:)``.
+    func makeTransientCache(batchSize: Int, length: Int) throws -> KVCache {
+        _ = try makeCache(batchSize: batchSize, capacity: 1)      // the batch size check
+        guard length >= 1, length <= configuration.contextLength else {
+            throw LlamaError.contextExceeded(length: length, maximum: configuration.contextLength)
+        }
+        return KVCache(transientBatchSize: batchSize, length: length, for: configuration)
+    }
+
     /// Bytes of the stored weights (as kept in memory: quantized blocks count at their size).
     public var weightByteCount: Int {
         var total = embedding.byteCount + finalNormWeight.count * 4
@@ -267,25 +278,30 @@ public struct LlamaModel: Sendable {
                     try KernelFailure.check(lt_rope_forward(n64, Int64(Hkv), Int64(dh), Int64(c.rotaryDimension),
                                                             pos.baseAddress, freq.baseAddress, qkvp + qw, Int64(qkvw)),
                                             "lt_rope_forward (key)")
-                    let kp = keys[l].mutablePointer, vp = values[l].mutablePointer
-                    for b in 0..<B {
-                        for t in 0..<T {
-                            let src = qkvp + (b * T + t) * qkvw
-                            let row = (b * cache.capacity + past + t) * kvw
-                            (kp + row).update(from: src + qw, count: kvw)
-                            (vp + row).update(from: src + qw + kvw, count: kvw)
+                    // Keys and values: appended to the cache, or (transient cache, past = 0) read
+                    // where they are, in q|k|v.
+                    let kp: UnsafeMutablePointer<Float>, vp: UnsafeMutablePointer<Float>, ldkv: Int, cacheRows: Int
+                    if cache.isTransient {
+                        (kp, vp, ldkv, cacheRows) = (qkvp + qw, qkvp + qw + kvw, qkvw, T)
+                    } else {
+                        (kp, vp, ldkv, cacheRows) = (keys[l].mutablePointer, values[l].mutablePointer, kvw, cache.capacity)
+                        for b in 0..<B {
+                            for t in 0..<T {
+                                let src = qkvp + (b * T + t) * qkvw
+                                let row = (b * cache.capacity + past + t) * kvw
+                                (kp + row).update(from: src + qw, count: kvw)
+                                (vp + row).update(from: src + qw + kvw, count: kvw)
+                            }
                         }
                     }
-                    var probabilities = try Tensor(uninitialized: record == nil ? [0] : [B, H, T, T])
                     try KernelFailure.check(lt_causal_attention_forward(
                         Int64(B), Int64(T), Int64(past), Int64(H), Int64(Hkv), Int64(dh), scale,
-                        qkvp, Int64(qkvw), kp, Int64(kvw), vp, Int64(kvw), Int64(cache.capacity),
-                        record == nil ? nil : probabilities.mutablePointer, ctxp, Int64(qw), attnWork.mutablePointer),
+                        qkvp, Int64(qkvw), kp, Int64(ldkv), vp, Int64(ldkv), Int64(cacheRows),
+                        nil, ctxp, Int64(qw), attnWork.mutablePointer),
                         "lt_causal_attention_forward")
                     ablation?.ablateHeads(layer: l, context: ctxp, rows: n, ld: qw)
                     if saved != nil {
                         saved?.queryKeyValue = try qkv.copy()
-                        saved?.probabilities = probabilities
                         saved?.context = try ctx.copy()
                     }
                     // x += ctx Woᵀ (+ adapter)
@@ -342,7 +358,7 @@ public struct LlamaModel: Sendable {
         }
         cache.keys = keys
         cache.values = values
-        cache.length = past + T
+        if !cache.isTransient { cache.length = past + T }
         withExtendedLifetime((qkv, ctx, gu, act, attnWork, h, mlpOut)) {}
         return x
     }
@@ -396,7 +412,7 @@ public struct LlamaModel: Sendable {
         let shape = configuration.observationShape
         for p in observer.observationPoints { try p.validate(for: shape) }
         try checkRightPadded(batch)
-        var cache = try makeCache(batchSize: batch.count, capacity: batch.sequenceLength)
+        var cache = try makeTransientCache(batchSize: batch.count, length: batch.sequenceLength)
         _ = try hiddenStates(batch.ids, cache: &cache, adapter: adapter, record: nil, observer: (observer, batch),
                              ablation: ablation)
     }
@@ -427,7 +443,7 @@ public struct LlamaModel: Sendable {
             throw LlamaError.invalidParameter(name: "batch", value: "sequence \(b) has no real token",
                                               expected: "at least one real token (mask 1) per sequence")
         }
-        var cache = try makeCache(batchSize: batch.count, capacity: batch.sequenceLength)
+        var cache = try makeTransientCache(batchSize: batch.count, length: batch.sequenceLength)
         let x = try hiddenStates(batch.ids, cache: &cache, adapter: adapter, record: nil,
                                  observer: observer.map { ($0, batch) }, ablation: ablation)
         let T = batch.sequenceLength

@@ -1,15 +1,14 @@
 import CKernels
 
 /// What one decoder block keeps from the forward pass for its backward (all `[n, ·]`, n = B·T).
-/// The normalised inputs `h` and the SwiGLU product are recomputed in the backward (cheap
-/// element-wise work) instead of being stored.
+/// The normalised inputs `h`, the SwiGLU product and the attention probabilities are recomputed
+/// in the backward (element-wise work and `B·H·T²·d_h` flops, against `B·H·T²` stored floats
+/// per layer) instead of being stored.
 struct LlamaLayerActivations {
     /// The block's input x (residual stream).
     var input = Tensor(uninitializedShape: [0])
     /// q | k | v after the adapters and the rotary embedding.
     var queryKeyValue = Tensor(uninitializedShape: [0])
-    /// Attention probabilities `[B·H·T·T]`.
-    var probabilities = Tensor(uninitializedShape: [0])
     /// Heads' context, the input of o_proj.
     var context = Tensor(uninitializedShape: [0])
     /// Residual stream after attention (input of the MLP's norm).
@@ -99,7 +98,7 @@ extension LlamaModel {
     public func loss(tokens: [Int32], targets: [Int32], batchSize B: Int, adapter: (any Adapter)? = nil,
                      ablation: MeanAblation? = nil) throws -> CausalLMLoss {
         try checkBatch(tokens: tokens, targets: targets, batchSize: B)
-        var cache = try makeCache(batchSize: B, capacity: tokens.count / B)
+        var cache = try makeTransientCache(batchSize: B, length: tokens.count / B)
         let x = try hiddenStates(tokens, cache: &cache, adapter: adapter, record: nil, ablation: ablation)
         return try headLoss(hidden: x, targets: targets, gradientScale: nil).loss
     }
@@ -115,7 +114,8 @@ extension LlamaModel {
     /// input gradients read the weights in their stored (possibly quantized) form.
     /// - Throws: ``LlamaError`` for a bad batch, ``AdapterError`` for an adapter of another model.
     /// - Complexity: about three times the forward's flops; memory O(L · n · (d + qkv + I)) floats
-    ///   of saved activations plus `B·H·T²` attention probabilities per layer.
+    ///   of saved activations (the attention probabilities are recomputed, not stored), plus
+    ///   `2·B·H·T²` floats of attention workspace for one layer at a time.
     public func lossAndGradients(tokens: [Int32], targets: [Int32], batchSize B: Int, adapter: any Adapter,
                                  gradientScale: Float, gradients: inout [Tensor]) throws -> CausalLMLoss {
         try checkBatch(tokens: tokens, targets: targets, batchSize: B)
@@ -124,10 +124,9 @@ extension LlamaModel {
             throw AdapterError.parameterMismatch("gradient shapes \(gradients.map(\.shape)), expected \(expected)")
         }
         let T = tokens.count / B
-        var cache = try makeCache(batchSize: B, capacity: T)
+        var cache = try makeTransientCache(batchSize: B, length: T)
         let record = LlamaActivationRecord()
         let x = try hiddenStates(tokens, cache: &cache, adapter: adapter, record: record)
-        cache = try makeCache(capacity: 1)   // the cache is not needed any more
         let head = try headLoss(hidden: x, targets: targets, gradientScale: gradientScale)
         guard var dX = head.inputGradient else { return head.loss }
         let scratch = ScratchBuffer()
@@ -274,7 +273,7 @@ extension LlamaModel {
         let scale = Float(1.0 / Double(dh).squareRoot())
         try KernelFailure.check(lt_causal_attention_backward(
             Int64(B), Int64(T), Int64(H), Int64(Hkv), Int64(dh), scale,
-            qkv, Int64(qkvw), qkv + qw, Int64(qkvw), qkv + qw + kvw, Int64(qkvw), s.probabilities.pointer,
+            qkv, Int64(qkvw), qkv + qw, Int64(qkvw), qkv + qw + kvw, Int64(qkvw), nil,   // P recomputed
             dcp, Int64(qw), dqp, Int64(qkvw), dqp + qw, Int64(qkvw), dqp + qw + kvw, Int64(qkvw), ws.mutablePointer),
             "lt_causal_attention_backward")
         ws = Tensor(uninitializedShape: [0]); dC = ws
