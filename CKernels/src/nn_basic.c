@@ -380,14 +380,65 @@ static lt_status check_labels(int64_t n, int64_t c, const int32_t *labels) {
     return LT_OK;
 }
 
-/* log Σ_k exp(z_k), in double, max-shifted. */
-static double row_logsumexp(const float *z, int64_t c) {
-    double mx = z[0];
-    for (int64_t k = 1; k < c; k++) if (z[k] > mx) mx = z[k];
-    double s = 0.0;
-    for (int64_t k = 0; k < c; k++) s += exp((double)z[k] - mx);
-    return mx + log(s);
+/* Row kernels, written once and compiled per ISA (the softmax pattern of nn_causal_attention.c):
+ *   ce_lse(z, c):  log Σ_k e^{z_k − max} + max in double. The max over CE_LANES fixed lanes
+ *     (exact in any order; a NaN in z gives a NaN loss through the sum), e^x = lt__exp_d (plain
+ *     arithmetic, so the loop vectorises), the sum reassociable into vector partial sums — an
+ *     order fixed by the compiled code and c, the same in every call and on every thread.
+ *   ce_grad(z, c, lse, g, y, dz):  dz_k = (e^{z_k − lse} − [k = y]) · g, rounded once (dz may
+ *     alias z exactly: the language-model head computes the gradient in place).
+ * The vocabulary of a language model makes these the long loops (49,152 per row for SmolLM2). */
+#define CE_LANES 16
+typedef double (*ce_lse_fn)(const float *z, int64_t c);
+typedef void (*ce_grad_fn)(const float *z, int64_t c, double lse, double g, int32_t y, float *dz);
+
+#define LT_CE_ROW(suffix, attr)                                                               \
+    attr static double ce_sum_##suffix(const float *z, int64_t c, double mx) {               \
+        _Pragma("clang fp reassociate(on)")                                                   \
+        double s = 0.0;                                                                       \
+        _Pragma("clang loop vectorize(assume_safety) interleave_count(2)")                  \
+        for (int64_t k = 0; k < c; k++) s += lt__exp_d((double)z[k] - mx);                   \
+        return s;                                                                             \
+    }                                                                                         \
+    attr static double ce_lse_##suffix(const float *z, int64_t c) {                           \
+        float m[CE_LANES];                                                                    \
+        for (int l = 0; l < CE_LANES; l++) m[l] = z[0];                                       \
+        int64_t k = 0;                                                                        \
+        for (; k + CE_LANES <= c; k += CE_LANES)                                              \
+            for (int l = 0; l < CE_LANES; l++) m[l] = z[k + l] > m[l] ? z[k + l] : m[l];      \
+        for (int l = 0; k < c; k++, l++) m[l] = z[k] > m[l] ? z[k] : m[l];                    \
+        for (int w = CE_LANES / 2; w >= 1; w /= 2)                                            \
+            for (int l = 0; l < w; l++) m[l] = m[l + w] > m[l] ? m[l + w] : m[l];             \
+        const double mx = (double)m[0];                                                       \
+        return mx + log(ce_sum_##suffix(z, c, mx));                                           \
+    }                                                                                         \
+    attr static void ce_grad_##suffix(const float *z, int64_t c, double lse, double g,        \
+                                      int32_t y, float *dz) {                                 \
+        const double zy = (double)z[y];             /* read first: dz may alias z exactly */ \
+        _Pragma("clang loop vectorize(assume_safety) interleave_count(1)")                  \
+        for (int64_t k = 0; k < c; k++) dz[k] = (float)(lt__exp_d((double)z[k] - lse) * g);  \
+        dz[y] = (float)((lt__exp_d(zy - lse) - 1.0) * g);                                     \
+    }
+
+LT_CE_ROW(scalar, )
+#if defined(__x86_64__)
+LT_CE_ROW(avx2, __attribute__((target("avx2,fma"))))
+LT_CE_ROW(avx512, __attribute__((target("avx512f,fma"))))
+#endif
+
+static void ce_kernels(ce_lse_fn *lse, ce_grad_fn *grad) {
+    *lse = ce_lse_scalar;
+    *grad = ce_grad_scalar;
+#if defined(__x86_64__)
+    const lt_isa isa = lt_isa_active();
+    if (isa == LT_ISA_AVX512) { *lse = ce_lse_avx512; *grad = ce_grad_avx512; }
+    else if (isa == LT_ISA_AVX2) { *lse = ce_lse_avx2; *grad = ce_grad_avx2; }
+#endif
 }
+
+/* Rows per parallel chunk of the forward: each row's term is computed by whichever thread, then
+ * the chunk's terms are added in row order (the total does not depend on the thread count). */
+#define CE_CHUNK 64
 
 /* loss = (1/n) Σ_i (logsumexp(z_i) − z_i[y_i])                 Z [n × c], labels [n] */
 lt_status lt_cross_entropy_forward(int64_t n, int64_t c, const float *Z, int64_t ldz,
@@ -396,12 +447,22 @@ lt_status lt_cross_entropy_forward(int64_t n, int64_t c, const float *Z, int64_t
     LT_CHECK(n >= 1 && c >= 1 && lt__ld_ok(ldz, c), LT_ERR_INVALID_ARGUMENT);
     lt_status st = check_labels(n, c, labels);
     if (st != LT_OK) return st;
-    double total = 0.0;   /* in row order: a handful of rows per batch, no threads needed */
-    for (int64_t i = 0; i < n; i++) {
-        const float *z = Z + i * ldz;
-        double li = row_logsumexp(z, c) - (double)z[labels[i]];
-        if (row_loss) row_loss[i] = (float)li;
-        total += li;
+    (void)lt__ensure_init();
+    ce_lse_fn lse;
+    ce_grad_fn grad;
+    ce_kernels(&lse, &grad);
+    double total = 0.0, li[CE_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += CE_CHUNK) {
+        const int64_t m = n - i0 < CE_CHUNK ? n - i0 : CE_CHUNK;
+        #pragma omp parallel for schedule(static) if(LT_PARALLEL_IF(20.0 * (double)m * (double)c))
+        for (int64_t i = 0; i < m; i++) {
+            const float *z = Z + (i0 + i) * ldz;
+            li[i] = lse(z, c) - (double)z[labels[i0 + i]];
+        }
+        for (int64_t i = 0; i < m; i++) {                   /* in row order */
+            if (row_loss) row_loss[i0 + i] = (float)li[i];
+            total += li[i];
+        }
     }
     *loss = (float)(total / (double)n);
     return LT_OK;
@@ -415,15 +476,15 @@ lt_status lt_cross_entropy_backward(int64_t n, int64_t c, const float *Z, int64_
     LT_CHECK(isfinite(dloss), LT_ERR_INVALID_ARGUMENT);
     lt_status st = check_labels(n, c, labels);
     if (st != LT_OK) return st;
-    double g = (double)dloss / (double)n;
+    (void)lt__ensure_init();
+    ce_lse_fn lse;
+    ce_grad_fn grad;
+    ce_kernels(&lse, &grad);
+    const double g = (double)dloss / (double)n;
+    #pragma omp parallel for schedule(static) if(LT_PARALLEL_IF(40.0 * (double)n * (double)c))
     for (int64_t i = 0; i < n; i++) {
         const float *z = Z + i * ldz;
-        float *dz = dZ + i * lddz;
-        double lse = row_logsumexp(z, c);
-        for (int64_t k = 0; k < c; k++) {
-            double p = exp((double)z[k] - lse);
-            dz[k] = (float)((p - (k == labels[i] ? 1.0 : 0.0)) * g);
-        }
+        grad(z, c, lse(z, c), g, labels[i], dZ + i * lddz);   /* z is read fully before dz is written */
     }
     return LT_OK;
 }

@@ -270,6 +270,52 @@ struct NNKernelTests {
         #expect(relativeError(dx, numericGradient(d64(x)) { dot(ref($0), d64(r)) }) < 2e-5)
     }
 
+    /// A language model's head: 130 rows (three chunks of the forward) over a 5,003-wide
+    /// vocabulary, against a float64 reference with libm's exp; the same bits with 1, 2 and 3
+    /// threads and in place (dZ = Z); every ISA path close to the scalar one.
+    @Test func crossEntropyOverAVocabulary() throws {
+        let n = 130, c = 5003
+        var rng = LoRATestRNG(seed: 33)
+        let z = rng.array(n * c, scale: 8)
+        let labels = (0..<n).map { Int32(($0 * 977) % c) }
+        var refRows = [Double](), refGrad = [Double]()
+        for i in 0..<n {
+            let row = d64(Array(z[(i * c)..<((i + 1) * c)]))
+            let m = row.max()!
+            let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
+            refRows.append(lse - row[Int(labels[i])])
+            refGrad += row.enumerated().map { (exp($0.element - lse) - ($0.offset == Int(labels[i]) ? 1 : 0)) * 0.5 / Double(n) }
+        }
+        func run() -> (loss: Float, rows: [Float], grad: [Float], inPlace: [Float]) {
+            var loss: Float = .nan
+            var rows = [Float](repeating: .nan, count: n), dz = [Float](repeating: .nan, count: n * c), zz = z
+            #expect(lt_cross_entropy_forward(Int64(n), Int64(c), z, Int64(c), labels, &loss, &rows) == LT_OK)
+            #expect(lt_cross_entropy_backward(Int64(n), Int64(c), z, Int64(c), labels, 0.5, &dz, Int64(c)) == LT_OK)
+            zz.withUnsafeMutableBufferPointer { p in
+                #expect(lt_cross_entropy_backward(Int64(n), Int64(c), p.baseAddress, Int64(c), labels, 0.5,
+                                                  p.baseAddress, Int64(c)) == LT_OK)
+            }
+            return (loss, rows, dz, zz)
+        }
+        var byISA: [(InstructionSet, (loss: Float, rows: [Float], grad: [Float], inPlace: [Float]))] = []
+        for isa in Runtime.availableInstructionSets {
+            let one = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(1) { run() } }
+            for threads in [2, 3] {
+                let other = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(threads) { run() } }
+                #expect(one.loss.bitPattern == other.loss.bitPattern && LoRAReference.bitwiseEqual(one.rows, other.rows)
+                        && LoRAReference.bitwiseEqual(one.grad, other.grad), "\(isa): 1 vs \(threads) threads")
+            }
+            #expect(LoRAReference.bitwiseEqual(one.grad, one.inPlace), "\(isa): in place")
+            #expect(relativeError(one.rows, refRows) < 1e-7, "\(isa)")
+            #expect(abs(Double(one.loss) - refRows.reduce(0, +) / Double(n)) < 1e-6 * abs(Double(one.loss)))
+            #expect(relativeError(one.grad, refGrad) < 1e-7, "\(isa)")
+            byISA.append((isa, one))
+        }
+        for (isa, r) in byISA.dropFirst() {
+            #expect(relativeError(r.grad, d64(byISA[0].1.grad)) < 1e-7, "\(isa) vs \(byISA[0].0)")
+        }
+    }
+
     @Test func crossEntropyForwardAndBackward() throws {
         let n = 4, c = 3
         var rng = LoRATestRNG(seed: 32)
