@@ -47,6 +47,7 @@ MANUAL=(
   "scripts/bench.sh|kernel benchmarks: a few minutes per mode"
   "scripts/bench-mpi.sh|MiniLM LoRTA steps, 1 process × 2 threads vs 2 MPI ranks, and allgather costs: ~3 min after the release build"
   "scripts/bench-torch-step.sh|PyTorch + PEFT MiniLM step vs ours: ~3 min once the torch venv exists (several GB the first time)"
+  "scripts/bench-eval.sh|lorta eval throughput vs PyTorch + PEFT (MiniLM, test set), 3 alternating rounds: ~2.5 min after the release build (+ torch venv)"
   "scripts/bench-peft-step.sh|SmolLM2 PEFT steps: ~3–5 min on an idle machine (+ torch venv)"
   "scripts/bench-llm.sh|prefill/decode vs transformers and llama.cpp: ~3 min (+ llama.cpp build, ~20 CPU-min, first run)"
   "scripts/check-llama-hf.sh|SmolLM2 logits vs transformers: ~3 min once the torch venv exists"
