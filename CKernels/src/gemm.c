@@ -183,9 +183,11 @@ void lt__gemm_epilogue_apply(const lt__gemm_epilogue *epi, const float *t, int64
     }
 }
 
+/* Tile (i, j) of C from its partial block t: the alpha/beta step, then the tile hook. */
 static void epilogue_tile(const lt__gemm_epilogue *epi, const float *t, int64_t ldt, float *c,
-                          int64_t ldc, int64_t mr, int64_t nr) {
+                          int64_t ldc, int64_t i, int64_t j, int64_t mr, int64_t nr) {
     lt__gemm_epilogue_apply(epi, t, ldt, 1, c, ldc, mr, nr);
+    if (epi->tile_hook) epi->tile_hook(epi->hook_ctx, i, j, mr, nr, c, ldc);
 }
 
 /* ---- driver ------------------------------------------------------------------------------- */
@@ -234,7 +236,7 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
                 memset(cpart, 0, (size_t)(ntiles * mr * ldp) * sizeof(float));
                 for (int64_t it = 0; it < ntiles; it++) {
                     const int64_t i = i0 + it * mr, rows = M - i < mr ? M - i : mr;
-                    epilogue_tile(epi, cpart + it * mr * ldp, ldp, C + i * ldc + j0, ldc, rows, ncur);
+                    epilogue_tile(epi, cpart + it * mr * ldp, ldp, C + i * ldc + j0, ldc, i, j0, rows, ncur);
                 }
                 continue;
             }
@@ -258,10 +260,11 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
                         const float *ap = abuf + it * mr * kcur, *bp = bbuf + q * kcur * nr;
                         if (direct && rows == mr && cols == nr) {
                             uk(kcur, ap, bp, C + i * ldc + j, ldc, k0 > 0);
+                            if (last && epi->tile_hook) epi->tile_hook(epi->hook_ctx, i, j, rows, cols, C + i * ldc + j, ldc);
                         } else {
                             float *ct = cpart + it * mr * ldp + q * nr;
                             uk(kcur, ap, bp, ct, ldp, k0 > 0);
-                            if (last) epilogue_tile(epi, ct, ldp, C + i * ldc + j, ldc, rows, cols);
+                            if (last) epilogue_tile(epi, ct, ldp, C + i * ldc + j, ldc, i, j, rows, cols);
                         }
                     }
                 }

@@ -191,6 +191,32 @@ static int lorta_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
     return LT_OK;
 }
 
+int lt__gemm_f32_hooked(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc,
+                        void (*hook)(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
+                                     float *c, int64_t ldc),
+                        const void *hook_ctx) {
+    (void)lt__ensure_init();
+    if (lt_gemm_backend_active() != LT_GEMM_LORTA || m < 1 || n < 1 || k < 1) return 0;
+    const int isa = (int)lt_isa_active();
+    const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa(isa);
+    if (2 * n <= kern->nr && m >= kern->nr) return 0;          /* lorta_gemm would transpose */
+    int64_t floats;
+    if (lt_sgemm_workspace_size(m, n, k, &floats) != LT_OK) return 0;
+    float *w = thread_workspace(floats);
+    if (!w) return 0;
+    const int threads = lt_get_num_threads();
+    const lt__gemm_f32_source src = {B, ldb};
+    lt__gemm_b b;
+    f32_b(trans_b, &src, &b);
+    lt__gemm_plan plan;
+    lt__gemm_make_plan(kern, m, n, k, &b, threads, &plan);
+    const lt__gemm_a a = {A, lda, trans_a};
+    const lt__gemm_epilogue epi = {1.0f, 0.0f, hook, hook_ctx};
+    lt__gemm_run(kern, &plan, m, n, k, &a, &b, &epi, C, ldc, w, floats, threads);
+    return 1;
+}
+
 lt_status lt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                       float *C, int64_t ldc) {

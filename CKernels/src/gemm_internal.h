@@ -91,6 +91,12 @@ typedef struct lt__gemm_b {
  * alpha == 1 gives P exactly, so {1, 0} stores and {1, 1} adds (C + P). */
 typedef struct lt__gemm_epilogue {
     float alpha, beta;
+    /* Optional, run on each tile of C once it is final (after the alpha/beta step), by the
+     * thread that computed it, while the tile is hot: rows i ..< i + rows, columns j ..< j + cols
+     * of C, at c (ld ldc). Fused terms (a LoRA update) plug in here. It must write only that
+     * tile. NULL: nothing. */
+    void (*tile_hook)(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols, float *c, int64_t ldc);
+    const void *hook_ctx;
 } lt__gemm_epilogue;
 
 /* How A is read: row-major M × K (lda) in place, or transposed (stored K × M, lda). */
@@ -129,6 +135,17 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
                   int64_t K, const lt__gemm_a *A, const lt__gemm_b *b,
                   const lt__gemm_epilogue *epi, float *C, int64_t ldc,
                   float *workspace, int64_t workspace_floats, int max_threads);
+
+/* C = op(A)·op(B) (m × n, C overwritten) on the core with the calling thread's buffer, then
+ * `hook` on every finished tile (see lt__gemm_epilogue). Returns 1 when done, 0 when the core
+ * cannot take it — the openblas backend, k = 0, an output narrow enough for lt_gemm_f32's
+ * transposed path, no buffer — and nothing was written: the caller takes another way. Sizes must
+ * have passed lt_gemm_f32's checks. */
+int lt__gemm_f32_hooked(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc,
+                        void (*hook)(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
+                                     float *c, int64_t ldc),
+                        const void *hook_ctx);
 
 /* Packers for float32 B. ctx points to an lt__gemm_f32_source. */
 typedef struct lt__gemm_f32_source {
