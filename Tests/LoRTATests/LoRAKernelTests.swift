@@ -486,6 +486,43 @@ struct LoRAKernelTests {
         }
     }
 
+    /// The forward on our GEMM adds the adapter term in the GEMM's tile hook; without a bias
+    /// that must equal the frozen product (lt_lora_base_forward) plus the low-rank term added
+    /// afterwards (lt_lowrank_forward, accumulate) bit for bit: the same fma chains, the same
+    /// one rounding of the sum. Shapes: ragged tiles, several K chunks (d_in = 449), a narrow
+    /// output (d_out = 8, the transposed path that keeps the unfused order).
+    @Test("fused forward (tile hook) equals base product + low-rank term, bitwise, every ISA and thread count")
+    func fusedForwardEqualsBasePlusLowRank() throws {
+        for (n, dIn, dOut, r) in [(37, 100, 70, 4), (130, 449, 301, 8), (100, 64, 8, 8), (512, 384, 384, 8)] {
+            var rng = LoRATestRNG(seed: UInt64(n + dIn))
+            let x = rng.array(n * dIn), w = rng.array(dOut * dIn), a = rng.array(r * dIn), b = rng.array(dOut * r)
+            let s: Float = 1.7
+            func run() -> ([Float], [Float]) {
+                var ws: Int64 = 0, lws: Int64 = 0
+                _ = lt_lora_forward_workspace_size(Int64(n), Int64(dIn), Int64(dOut), Int64(r), &ws)
+                _ = lt_lowrank_workspace_size(Int64(dIn), Int64(dOut), Int64(r), &lws)
+                var work = [Float](repeating: .nan, count: Int(max(ws, lws)))
+                var fused = [Float](repeating: .nan, count: n * dOut), split = fused
+                #expect(lt_lora_forward(Int64(n), Int64(dIn), Int64(dOut), Int64(r), s, x, Int64(dIn), w, Int64(dIn), nil,
+                                        a, b, &fused, Int64(dOut), nil, &work) == LT_OK)
+                #expect(lt_lora_base_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), nil,
+                                             &split, Int64(dOut)) == LT_OK)
+                #expect(lt_lowrank_forward(Int64(n), Int64(dIn), Int64(dOut), Int64(r), s, x, Int64(dIn), a, b,
+                                           &split, Int64(dOut), 1, &work) == LT_OK)
+                return (fused, split)
+            }
+            for isa in testedInstructionSets() {
+                for threads in [1, 2] {
+                    let (fused, split) = try Runtime.withGEMMBackend(.lorta) {
+                        try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(threads) { run() } }
+                    }
+                    let differ = LoRAReference.bitDifferences(fused, split)
+                    #expect(differ == 0, "\(n)×\(dIn)→\(dOut) r=\(r) \(isa), \(threads) threads: \(differ) elements differ")
+                }
+            }
+        }
+    }
+
     @Test("empty batch: Y untouched, dA and dB zero (or unchanged with accumulate)")
     func emptyBatch() throws {
         let c = LoRACCase(n: 0, dIn: 5, dOut: 4, r: 2)
