@@ -84,6 +84,20 @@ lt_status lt_sgemm_tasks(int64_t m, int64_t n, int64_t k, int64_t *tasks, int *t
     return LT_OK;
 }
 
+/* Plans and runs a valid, non-empty float32 product on the core with the team's thread count. */
+static void run_f32(const lt__gemm_kernel *kern, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, const lt__gemm_epilogue *epi,
+                    float *C, int64_t ldc, float *workspace, int64_t workspace_floats) {
+    const int threads = lt_get_num_threads();
+    const lt__gemm_f32_source src = {B, ldb};
+    lt__gemm_b b;
+    f32_b(trans_b, &src, &b);
+    lt__gemm_plan plan;
+    lt__gemm_make_plan(kern, m, n, k, &b, threads, &plan);
+    const lt__gemm_a a = {A, lda, trans_a};
+    lt__gemm_run(kern, &plan, m, n, k, &a, &b, epi, C, ldc, workspace, workspace_floats, threads);
+}
+
 lt_status lt_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                    float *C, int64_t ldc, float *workspace, int64_t workspace_floats) {
@@ -102,17 +116,9 @@ lt_status lt_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, fl
         lt__scale_matrix(C, m, n, ldc, beta);
         return LT_OK;
     }
-    const int isa = (int)lt_isa_active();
-    const int threads = lt_get_num_threads();
-    const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa(isa);
-    const lt__gemm_f32_source src = {B, ldb};
-    lt__gemm_b b;
-    f32_b(trans_b, &src, &b);
-    lt__gemm_plan plan;
-    lt__gemm_make_plan(kern, m, n, k, &b, threads, &plan);
-    const lt__gemm_a a = {A, lda, trans_a};
-    const lt__gemm_epilogue epi = {alpha, beta};
-    lt__gemm_run(kern, &plan, m, n, k, &a, &b, &epi, C, ldc, workspace, workspace_floats, threads);
+    const lt__gemm_epilogue epi = {alpha, beta, NULL, NULL};
+    run_f32(lt__gemm_kernel_for_isa((int)lt_isa_active()), trans_a, trans_b, m, n, k, A, lda, B, ldb,
+            &epi, C, ldc, workspace, workspace_floats);
     return LT_OK;
 }
 
@@ -205,15 +211,8 @@ int lt__gemm_f32_hooked(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
     if (lt_sgemm_workspace_size(m, n, k, &floats) != LT_OK) return 0;
     float *w = thread_workspace(floats);
     if (!w) return 0;
-    const int threads = lt_get_num_threads();
-    const lt__gemm_f32_source src = {B, ldb};
-    lt__gemm_b b;
-    f32_b(trans_b, &src, &b);
-    lt__gemm_plan plan;
-    lt__gemm_make_plan(kern, m, n, k, &b, threads, &plan);
-    const lt__gemm_a a = {A, lda, trans_a};
     const lt__gemm_epilogue epi = {1.0f, 0.0f, hook, hook_ctx};
-    lt__gemm_run(kern, &plan, m, n, k, &a, &b, &epi, C, ldc, w, floats, threads);
+    run_f32(kern, trans_a, trans_b, m, n, k, A, lda, B, ldb, &epi, C, ldc, w, floats);
     return 1;
 }
 
