@@ -10,6 +10,7 @@
 #      and 1 process for 2 steps, then 2 ranks to step 4, both equal to 4 steps straight;
 #   3. `lorta eval --observe` (1 process) vs `mpirun -np 2 lorta-mpi eval --observe` (each rank
 #      its shard, statistics merged in rank order): same counts, statistics within 1e-12 relative;
+#      `lorta monitor fit` vs `mpirun -np 2 lorta-mpi monitor-fit`: the same monitor files;
 #   4. a rank that fails mid-run (LORTA_MPI_FAIL=1:3) ends the job with a message from rank 0
 #      and a complete OUT whose checkpoint is the last completed step (step 2, identical to a
 #      2-step run); ranks that disagree (another --seed on rank 1) stop before the first step.
@@ -154,6 +155,19 @@ assert worst <= 1e-12, worst
 print("test-mpi: statistics of %d points (count %s, per-label): 2 ranks vs 1 process, max relative difference %.2e (<= 1e-12); metrics identical counts"
       % (len(files), m1["count"], worst))
 PY
+
+lap
+# Sharded monitor fit: each rank runs the model over its shard of the trusted inputs (48 and 47),
+# the rows are gathered in rank order, and the monitor written equals one process's byte for byte.
+monitor_args=(--model "$model" --adapter "$work/lorta-1" --trusted "$work/eval.tsv" --points layers,heads
+              --max-length 32 --batch-size 16 --folds 3 --pseudo-classes 2 --json)
+"$bin/lorta" monitor fit "${monitor_args[@]}" --threads 2 --out "$work/mon-1" > "$work/mon-1.json"
+"${mpi[@]}" "$bin/lorta-mpi" monitor-fit "${monitor_args[@]}" --threads 1 --out "$work/mon-2" > "$work/mon-2.json"
+files=$(find "$work/mon-1" -type f | wc -l)
+[[ $files -ge 3 ]] || fail "monitor fit wrote $files files"
+diff -r "$work/mon-1" "$work/mon-2" >/dev/null || fail "monitor fit: 2 ranks wrote another monitor than 1 process"
+grep -q '"processes" : 2\|"processes": 2' "$work/mon-2.json" || fail "lorta-mpi monitor-fit did not report 2 processes"
+echo "test-mpi: monitor fit, 2 ranks vs 1 process: the $files files identical ($(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["trusted_inputs"], "trusted inputs,", d["sites"], "sites")' "$work/mon-2.json"))"
 
 lap
 # A rank that fails at its 3rd step: rank 0 reports it, OUT holds the last completed step (2).

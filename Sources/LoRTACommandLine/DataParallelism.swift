@@ -31,6 +31,8 @@ package protocol DataParallelism {
     func share(of count: Int) -> Range<Int>
     /// Merges per-point statistics across processes in rank order (exact merge).
     func mergeStatistics(_ local: [ObservationPoint: ActivationStatistics]) throws -> [ObservationPoint: ActivationStatistics]
+    /// Every process's `local` values concatenated in rank order (each process gets all).
+    func gatherRows(_ local: [Float]) throws -> [Float]
     /// Adds up evaluation metrics across processes in rank order.
     func mergeMetrics(_ local: ClassificationMetrics) throws -> ClassificationMetrics
     /// Summary fields of the communication so far (for `training_summary.json`): a collective,

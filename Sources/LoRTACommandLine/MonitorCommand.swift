@@ -37,8 +37,30 @@ struct MonitoredModel {
     let causal: CausalLanguageModel?
     let batchSize: Int
     let maxLength: Int
-    /// Runs the model over the inputs of a data file (same formats as `lorta train`/`eval`).
-    let pass: (_ data: String, _ observer: ActivationObserver, _ progress: @escaping (Int, Int) -> Void) throws -> Void
+    /// Runs the model over the inputs of a data file (same formats as `lorta train`/`eval`); with
+    /// a shard function, only over the batches it picks from the batch count.
+    private let passOver: (_ data: String, _ shard: ((Int) -> Range<Int>)?, _ observer: ActivationObserver,
+                           _ progress: @escaping (Int, Int) -> Void) throws -> Void
+
+    /// Runs the model over the inputs of `data`, batch by batch. With `parallel`, the processes
+    /// first check that they read the same file, then each runs over its contiguous share of the
+    /// batches (whole batches, so every input is padded and computed as in one process).
+    func pass(_ data: String, _ observer: ActivationObserver, _ progress: @escaping (Int, Int) -> Void,
+              parallel: (any DataParallelism)? = nil) throws {
+        guard let parallel else { return try passOver(data, nil, observer, progress) }
+        // Every process reaches the agreement, even one that cannot read the file (its text
+        // then differs and all of them stop there); the load below reports why.
+        let text = (try? String(contentsOf: URL(fileURLWithPath: data), encoding: .utf8)) ?? "<unreadable>"
+        try parallel.checkAgreement(on: "the data (\(data))", text: text)
+        try passOver(data, { parallel.share(of: $0) }, observer, progress)
+    }
+
+    /// The examples of `count` in the batches `shard` picks (all without one).
+    private static func shardRange(count: Int, batchSize: Int, shard: ((Int) -> Range<Int>)?) -> Range<Int> {
+        guard let shard else { return 0..<count }
+        let batches = shard((count + batchSize - 1) / batchSize)
+        return min(batches.lowerBound * batchSize, count) ..< min(batches.upperBound * batchSize, count)
+    }
 
     /// The model, adapter, batch size and length a monitor was fitted with, each overridable.
     init(monitor: URL, model: String?, adapter: String?, batchSize: Int?, maxLength: Int?) throws {
@@ -61,9 +83,15 @@ struct MonitoredModel {
             causal = loaded
             self.batchSize = batchSize ?? 8
             self.maxLength = maxLength ?? 256
-            pass = { [batchSize = self.batchSize, maxLength = self.maxLength] data, observer, progress in
-                let dataset = try CausalLMDataset.load(from: URL(fileURLWithPath: data), tokenizer: loaded.tokenizer,
+            passOver = { [batchSize = self.batchSize, maxLength = self.maxLength] data, shard, observer, progress in
+                var dataset = try CausalLMDataset.load(from: URL(fileURLWithPath: data), tokenizer: loaded.tokenizer,
                                                        maxLength: maxLength, template: try? loaded.chatTemplate())
+                let range = Self.shardRange(count: dataset.count, batchSize: batchSize, shard: shard)
+                guard !range.isEmpty else { return }
+                if range != 0..<dataset.count {
+                    dataset = try CausalLMDataset(examples: Array(dataset.examples[range]), maxLength: dataset.maxLength,
+                                                  paddingID: dataset.paddingID, path: dataset.path)
+                }
                 try loaded.model.observePrompts(dataset, adapter: loaded.adapter, observer: observer,
                                                 batchSize: batchSize, progress: progress)
             }
@@ -83,8 +111,13 @@ struct MonitoredModel {
             encoder = Encoder(model: bert, tokenizer: tokenizer, head: head, adapter: loaded)
             self.batchSize = batchSize ?? 64
             self.maxLength = maxLength ?? 64
-            pass = { [batchSize = self.batchSize, maxLength = self.maxLength] data, observer, progress in
-                let dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: head.classCount)
+            passOver = { [batchSize = self.batchSize, maxLength = self.maxLength] data, shard, observer, progress in
+                var dataset = try LabelledTextDataset.load(from: URL(fileURLWithPath: data), labelCount: head.classCount)
+                let range = Self.shardRange(count: dataset.count, batchSize: batchSize, shard: shard)
+                guard !range.isEmpty else { return }
+                if range != 0..<dataset.count {
+                    dataset = try LabelledTextDataset(examples: Array(dataset.examples[range]), labelCount: dataset.labelCount)
+                }
                 _ = try bert.evaluate(dataset, tokenizer: tokenizer, adapter: loaded, head: head, batchSize: batchSize,
                                       maxLength: maxLength, observer: observer, progress: progress)
             }
@@ -101,8 +134,10 @@ private func progressLine(_ what: String, quiet: Bool) -> (Int, Int) -> Void {
     }
 }
 
-struct MonitorFit: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct MonitorFit: ParsableCommand {
+    package init() {}
+
+    package static let configuration = CommandConfiguration(
         commandName: "fit",
         abstract: "Fit a monitor on trusted inputs (one pass) and write it to a directory.")
 
@@ -153,7 +188,7 @@ struct MonitorFit: ParsableCommand {
 
     @OptionGroup var memory: MemoryOptions
 
-    func validate() throws {
+    package func validate() throws {
         try OptionRange.check(folds, "folds", 2...100)
         try OptionRange.check(pseudoClasses, "pseudo-classes", 0...1000)
         if let batchSize { try OptionRange.check(batchSize, "batch-size", 1...1_000_000) }
@@ -177,39 +212,55 @@ struct MonitorFit: ParsableCommand {
         }
     }
 
-    func run() throws {
-        try reportingErrors {
-            try memory.apply()
-            try Runtime.initialize()
-            if let threads { try Runtime.setThreadCount(threads) }
-            let m = try MonitoredModel(model: model, adapter: adapter, batchSize: batchSize, maxLength: maxLength)
-            let reductionNames = reductions ?? (m.isCausal ? "mean,last" : "mean")
-            let reductionList = try reductionNames.split(separator: ",").map { name in
-                guard let r = StatisticsCollector.Reduction(rawValue: name.trimmingCharacters(in: .whitespaces)), r != .tokens else {
-                    throw ValidationError("--reductions: \"\(name)\" is not mean, first or last")
+    package func run() throws { try run(parallel: nil) }
+
+    /// `lorta monitor fit`, alone (`parallel` nil) or as one process of a sharded fit
+    /// (`lorta-mpi monitor-fit`): each process runs the model over a contiguous share of the
+    /// trusted batches, the recorded rows are gathered in rank order, and every process fits on
+    /// all of them — the monitor one process would fit, bit for bit; rank 0 prints and writes OUT.
+    package func run(parallel: (any DataParallelism)?) throws {
+        let json = self.json || !(parallel?.isWriter ?? true)
+        try reportingErrors(printing: parallel?.isWriter ?? true) {
+            let (m, sites) = try collectively(parallel) { () throws -> (MonitoredModel, [MonitorSite]) in
+                try memory.apply()
+                try Runtime.initialize()
+                if let threads { try Runtime.setThreadCount(threads) }
+                let m = try MonitoredModel(model: model, adapter: adapter, batchSize: batchSize, maxLength: maxLength)
+                let reductionNames = reductions ?? (m.isCausal ? "mean,last" : "mean")
+                let reductionList = try reductionNames.split(separator: ",").map { name in
+                    guard let r = StatisticsCollector.Reduction(rawValue: name.trimmingCharacters(in: .whitespaces)), r != .tokens else {
+                        throw ValidationError("--reductions: \"\(name)\" is not mean, first or last")
+                    }
+                    return r
                 }
-                return r
+                let pointList = try ObservationPoint.list(points, shape: m.shape)
+                return (m, try pointList.flatMap { p in try reductionList.map { try MonitorSite(point: p, reduction: $0) } })
             }
-            let pointList = try ObservationPoint.list(points, shape: m.shape)
-            let sites = try pointList.flatMap { p in try reductionList.map { try MonitorSite(point: p, reduction: $0) } }
             let (monitor, seconds) = try timed {
                 try Monitor.fit(sites: sites, detectors: parsedDetectors(), estimator: CovarianceEstimator(storedName: estimator)!,
                                 combination: MonitorCombination(rawValue: combination)!, folds: folds, shape: m.shape,
                                 pseudoClasses: pseudoClasses > 0 ? (pseudoClasses, nil) : nil,
-                                observing: { observer in try m.pass(trusted, observer, progressLine("trusted inputs", quiet: json)) },
+                                observing: { observer in
+                                    try collectively(parallel) {
+                                        try m.pass(trusted, observer, progressLine("trusted inputs", quiet: json), parallel: parallel)
+                                    }
+                                },
+                                combiningRows: parallel.map { p in { try p.gatherRows($0) } },
                                 progress: nil)
             }
+            guard parallel?.isWriter ?? true else { return }
             let absolute = { (p: String) in URL(fileURLWithPath: p).standardizedFileURL.path }
             var source = ["model": absolute(model), "trusted": absolute(trusted)]
             if let adapter { source["adapter"] = absolute(adapter) }
             if let batchSize { source["batch_size"] = String(batchSize) }
             if let maxLength { source["max_length"] = String(maxLength) }
             try monitor.write(to: URL(fileURLWithPath: out), source: source)
-            let summary: [String: Any] = [
+            var summary: [String: Any] = [
                 "out": out, "trusted_inputs": monitor.trustedCount, "sites": monitor.sites.count,
                 "channels": monitor.channels(batch: true).count, "detectors": monitor.detectors.map(\.rawValue),
                 "combination": monitor.combination.rawValue, "folds": monitor.folds, "seconds": seconds,
             ]
+            if let parallel { summary["processes"] = parallel.size }
             if json {
                 print(jsonText(summary))
             } else {

@@ -16,10 +16,12 @@ struct LortaMPI: ParsableCommand {
         single-process `lorta train` with the same --batch-size and --micro-batch-size bit for bit \
         (use --micro-batch-size = batch / ranks). `eval` takes `lorta eval`'s options: each rank \
         evaluates and observes its shard of DATA, and metrics and statistics are merged in rank \
-        order. Rank 0 alone prints and writes.
+        order. `monitor-fit` takes `lorta monitor fit`'s options: each rank runs the model over its \
+        shard of the trusted inputs, the recorded rows are gathered in rank order and every rank \
+        fits the monitor one process would fit. Rank 0 alone prints and writes.
         """,
         version: LoRTAVersion.string,
-        subcommands: [MPITrain.self, MPIEval.self, MPIBenchmark.self]
+        subcommands: [MPITrain.self, MPIEval.self, MPIMonitorFit.self, MPIBenchmark.self]
     )
 }
 
@@ -41,6 +43,18 @@ struct MPIEval: ParsableCommand {
         abstract: "Sharded `lorta eval` of a BERT model (same options): metrics and --observe statistics merged across ranks.")
 
     @OptionGroup var options: Eval
+
+    func run() throws {
+        try options.run(parallel: try MPIParallelism(world: try Communicator.world()))
+    }
+}
+
+struct MPIMonitorFit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monitor-fit",
+        abstract: "Sharded `lorta monitor fit` (same options): the trusted pass split over the ranks; the same monitor as one process.")
+
+    @OptionGroup var options: MonitorFit
 
     func run() throws {
         try options.run(parallel: try MPIParallelism(world: try Communicator.world()))

@@ -48,6 +48,8 @@ struct MPIParallelism: DataParallelism {
 
     func mergeMetrics(_ local: ClassificationMetrics) throws -> ClassificationMetrics { try world.mergeMetrics(local) }
 
+    func gatherRows(_ local: [Float]) throws -> [Float] { try world.allgather(local).flatMap { $0 } }
+
     func summaryFields() throws -> [String: Any] {
         let c = exchange.clock
         let (transfer, mine) = try c.communicationSeconds(across: world)

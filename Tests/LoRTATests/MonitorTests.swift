@@ -77,6 +77,36 @@ struct MonitorTests {
         #expect(abs(c.standardDeviation - sd) <= 1e-9 * sd)
     }
 
+    /// A fit whose pass sees one shard and whose row combiner supplies the other shards' rows in
+    /// order (as `lorta-mpi monitor-fit` does with MPI) is the fit over all the inputs, bit for
+    /// bit; a combiner that returns broken rows is refused.
+    @Test func shardedPassWithCombinedRowsEqualsTheWholePass() throws {
+        let model = try tinyBertModel()
+        let shape = model.configuration.observationShape
+        let sites = try MonitorSite.all(shape, reductions: [.meanPooled])
+        let whole = try Monitor.fit(sites: sites, folds: 4, shape: shape, observing: pass(model, Self.trusted))
+        // Shards of whole batches (48 and 72 inputs): record the second one's rows per site first.
+        let first = Array(Self.trusted.prefix(48)), second = Array(Self.trusted.dropFirst(48))
+        let other = try SiteRowRecorder(sites: sites, shape: shape)
+        try pass(model, second)(other)
+        var siteIndex = 0
+        let sharded = try Monitor.fit(sites: sites, folds: 4, shape: shape, observing: pass(model, first),
+                                      combiningRows: { mine in
+                                          defer { siteIndex += 1 }
+                                          return mine + (try other.matrix(other.sites[siteIndex])!.scalars)
+                                      })
+        #expect(sharded.trustedCount == 120)
+        for site in whole.sites {
+            #expect(whole.statistics[site]!.mean == sharded.statistics[site]!.mean, "\(site)")
+            #expect(whole.statistics[site]!.scatter == sharded.statistics[site]!.scatter, "\(site)")
+        }
+        #expect(whole.calibration == sharded.calibration)
+        #expect(throws: ObservationError.self) {
+            try Monitor.fit(sites: sites, folds: 4, shape: shape, observing: pass(model, first),
+                            combiningRows: { $0 + [1, 2, 3] })
+        }
+    }
+
     /// Inputs with rare tokens score higher than new trusted-like inputs, per input and as a
     /// batch; the combinations are what their definitions say.
     @Test func anomalousInputsScoreHigher() throws {

@@ -164,6 +164,9 @@ public struct Monitor: Sendable {
     ///     the monitor's estimator) is fitted on the trusted rows of `site` (one of `sites`; by
     ///     default the last layer's output, mean-pooled if the sites have that reduction).
     ///   - pass: runs the model over the trusted inputs once, showing each forward to the given observer.
+    ///   - rowCombiner: when the pass saw only this process's shard of the inputs, turns each site's
+    ///     recorded rows (inputs × width, row-major) into the rows of all the inputs in their
+    ///     order (``SiteRowRecorder/combineRows(_:)``); the fit is then the one-process fit.
     ///   - progress: called with a short description of each step after the pass.
     /// - Throws: ``ObservationError``, ``StatisticsError``, ``MemoryError``, and what `pass` throws.
     public static func fit(sites: [MonitorSite], detectors: [MonitorDetector] = MonitorDetector.allCases,
@@ -171,6 +174,7 @@ public struct Monitor: Sendable {
                            folds: Int = 5, shape: ObservationShape,
                            pseudoClasses: (modes: Int, site: MonitorSite?)? = nil,
                            observing pass: (ActivationObserver) throws -> Void,
+                           combiningRows rowCombiner: (([Float]) throws -> [Float])? = nil,
                            progress: ((String) -> Void)? = nil) throws -> Monitor {
         guard detectors.contains(.mahalanobis) else {
             throw StatisticsError.invalidParameter("a monitor needs the per-input detector mahalanobis")
@@ -179,6 +183,7 @@ public struct Monitor: Sendable {
         guard (2...100).contains(folds) else { throw StatisticsError.invalidParameter("folds \(folds) outside 2...100") }
         let recorder = try SiteRowRecorder(sites: sites, shape: shape)
         try pass(recorder)
+        if let rowCombiner { try recorder.combineRows(rowCombiner) }
         let n = recorder.inputCount
         guard n >= 2 * folds else {
             throw StatisticsError.insufficientSamples(operation: "Monitor.fit (\(folds) folds)", count: n, required: 2 * folds)

@@ -112,6 +112,26 @@ public final class SiteRowRecorder: ActivationObserver {
         return try Tensor(values, shape: [values.count / w, w])
     }
 
+    /// Replaces each site's rows by `combine(rows)` (in site order), e.g. the rows of every
+    /// process of a sharded pass, concatenated in rank order (`lorta-mpi monitor-fit`): the
+    /// recorder then holds what one pass over all the inputs would have recorded.
+    /// - Throws: ``ObservationError/invalidPoint(_:)`` when a result is not whole rows or the sites
+    ///   end up with different input counts (nothing is changed then), and what `combine` throws.
+    public func combineRows(_ combine: ([Float]) throws -> [Float]) throws {
+        var combined: [MonitorSite: [Float]] = [:]
+        var inputs: Int? = nil
+        for site in sites {
+            let w = widths[site] ?? 1, values = try combine(rows[site] ?? [])
+            guard w > 0, values.count % w == 0, inputs == nil || inputs == values.count / w else {
+                throw ObservationError.invalidPoint("combined rows of \(site): \(values.count) values for width \(w)"
+                                                    + (inputs.map { " and \($0) inputs" } ?? ""))
+            }
+            inputs = values.count / w
+            combined[site] = values
+        }
+        rows = combined
+    }
+
     /// The rows of `site` whose input index satisfies `keep`.
     func matrix(_ site: MonitorSite, keeping keep: (Int) -> Bool) throws -> Tensor {
         let values = rows[site] ?? [], w = widths[site] ?? 1
