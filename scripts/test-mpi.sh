@@ -168,6 +168,13 @@ files=$(find "$work/mon-1" -type f | wc -l)
 diff -r "$work/mon-1" "$work/mon-2" >/dev/null || fail "monitor fit: 2 ranks wrote another monitor than 1 process"
 grep -q '"processes" : 2\|"processes": 2' "$work/mon-2.json" || fail "lorta-mpi monitor-fit did not report 2 processes"
 echo "test-mpi: monitor fit, 2 ranks vs 1 process: the $files files identical ($(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["trusted_inputs"], "trusted inputs,", d["sites"], "sites")' "$work/mon-2.json"))"
+# The same for the causal LM (tiny Llama with its trained LoRTA; 16 prompts in batches of 3: shards of 9 and 7).
+lm_monitor=(--model Tests/LoRTATests/Fixtures/llama/tiny/tiny_untied.q8_0.gguf --adapter "$work/lm-1" --trusted "$work/chat.jsonl"
+            --points all --batch-size 3 --folds 2 --json)
+"$bin/lorta" monitor fit "${lm_monitor[@]}" --threads 2 --out "$work/lm-mon-1" > /dev/null
+"${mpi[@]}" "$bin/lorta-mpi" monitor-fit "${lm_monitor[@]}" --threads 1 --out "$work/lm-mon-2" > /dev/null
+diff -r "$work/lm-mon-1" "$work/lm-mon-2" >/dev/null || fail "causal LM monitor fit: 2 ranks wrote another monitor than 1 process"
+echo "test-mpi: causal LM monitor fit, 2 ranks vs 1 process: the $(find "$work/lm-mon-1" -type f | wc -l) files identical"
 
 lap
 # A rank that fails at its 3rd step: rank 0 reports it, OUT holds the last completed step (2).
