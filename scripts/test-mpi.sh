@@ -10,7 +10,8 @@
 #      and 1 process for 2 steps, then 2 ranks to step 4, both equal to 4 steps straight;
 #   3. `lorta eval --observe` (1 process) vs `mpirun -np 2 lorta-mpi eval --observe` (each rank
 #      its shard, statistics merged in rank order): same counts, statistics within 1e-12 relative;
-#      `lorta monitor fit` vs `mpirun -np 2 lorta-mpi monitor-fit`: the same monitor files;
+#      the same for the causal LM (loss sums added); `lorta monitor fit` vs `mpirun -np 2
+#      lorta-mpi monitor-fit`, MiniLM and the tiny Llama: the same monitor files;
 #   4. a rank that fails mid-run (LORTA_MPI_FAIL=1:3) ends the job with a message from rank 0
 #      and a complete OUT whose checkpoint is the last completed step (step 2, identical to a
 #      2-step run); ranks that disagree (another --seed on rank 1) stop before the first step.
@@ -120,9 +121,12 @@ eval_args=(--model "$model" --adapter "$work/lorta-1" --data "$work/eval.tsv" --
            --observe layers --per-label --json)
 "$bin/lorta" eval "${eval_args[@]}" --threads 2 --statistics-out "$work/stats-1" > "$work/eval-1.json"
 "${mpi[@]}" "$bin/lorta-mpi" eval "${eval_args[@]}" --threads 1 --statistics-out "$work/stats-2" > "$work/eval-2.json"
-python3 - "$work" <<'PY'
+# compare_statistics J1 J2 S1 S2 KEYS WHAT: the JSON summaries agree on KEYS exactly and on the loss
+# within 1e-12 relative; the statistics files of S1 and S2 agree within 1e-12 relative.
+compare_statistics() {
+python3 - "$work" "$@" <<'PY'
 import json, struct, sys, os
-work = sys.argv[1]
+work, j1, j2, s1, s2, keys, what = sys.argv[1:8]
 def tensors(path):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
@@ -135,26 +139,28 @@ def tensors(path):
         fmt = {"F64": "d", "I64": "q"}[t["dtype"]]
         out[name] = struct.unpack("<%d%s" % ((b - a) // 8, fmt), data[a:b])
     return header.get("__metadata__", {}), out
-e1, e2 = (json.load(open(os.path.join(work, f))) for f in ("eval-1.json", "eval-2.json"))
-for k in ("examples", "correct", "confusion"):
+e1, e2 = (json.load(open(os.path.join(work, f))) for f in (j1, j2))
+for k in keys.split(","):
     assert e1[k] == e2[k], (k, e1[k], e2[k])
 assert abs(e1["loss"] - e2["loss"]) <= 1e-12 * abs(e1["loss"]), (e1["loss"], e2["loss"])
-files = sorted(os.listdir(os.path.join(work, "stats-1")))
-assert files and files == sorted(os.listdir(os.path.join(work, "stats-2"))), files
+files = sorted(os.listdir(os.path.join(work, s1)))
+assert files and files == sorted(os.listdir(os.path.join(work, s2))), files
 worst = 0.0
 for name in files:
-    m1, t1 = tensors(os.path.join(work, "stats-1", name))
-    m2, t2 = tensors(os.path.join(work, "stats-2", name))
-    assert m1["count"] == m2["count"] and m1["labels"] == m2["labels"], (name, m1, m2)
+    m1, t1 = tensors(os.path.join(work, s1, name))
+    m2, t2 = tensors(os.path.join(work, s2, name))
+    assert m1["count"] == m2["count"] and m1.get("labels") == m2.get("labels"), (name, m1, m2)
     assert t1.keys() == t2.keys(), name
     for key in t1:
         scale = max(abs(x) for x in t1[key]) or 1.0
         for x, y in zip(t1[key], t2[key]):
             worst = max(worst, abs(x - y) / scale)
 assert worst <= 1e-12, worst
-print("test-mpi: statistics of %d points (count %s, per-label): 2 ranks vs 1 process, max relative difference %.2e (<= 1e-12); metrics identical counts"
-      % (len(files), m1["count"], worst))
+print("test-mpi: %s: statistics of %d points (count %s): 2 ranks vs 1 process, max relative difference %.2e (<= 1e-12); %s identical, loss within 1e-12"
+      % (what, len(files), m1["count"], worst, keys))
 PY
+}
+compare_statistics eval-1.json eval-2.json stats-1 stats-2 examples,correct,confusion "BERT, per-label"
 
 lap
 # Sharded monitor fit: each rank runs the model over its shard of the trusted inputs (48 and 47),
@@ -175,6 +181,12 @@ lm_monitor=(--model Tests/LoRTATests/Fixtures/llama/tiny/tiny_untied.q8_0.gguf -
 "${mpi[@]}" "$bin/lorta-mpi" monitor-fit "${lm_monitor[@]}" --threads 1 --out "$work/lm-mon-2" > /dev/null
 diff -r "$work/lm-mon-1" "$work/lm-mon-2" >/dev/null || fail "causal LM monitor fit: 2 ranks wrote another monitor than 1 process"
 echo "test-mpi: causal LM monitor fit, 2 ranks vs 1 process: the $(find "$work/lm-mon-1" -type f | wc -l) files identical"
+# Sharded causal-LM evaluation: loss sums added and prompt statistics merged in rank order.
+lm_eval=(--model Tests/LoRTATests/Fixtures/llama/tiny/tiny_untied.q8_0.gguf --adapter "$work/lm-1" --data "$work/chat.jsonl"
+         --batch-size 3 --observe layers,heads --json)
+"$bin/lorta" eval "${lm_eval[@]}" --threads 2 --statistics-out "$work/lm-stats-1" > "$work/lm-eval-1.json"
+"${mpi[@]}" "$bin/lorta-mpi" eval "${lm_eval[@]}" --threads 1 --statistics-out "$work/lm-stats-2" > "$work/lm-eval-2.json"
+compare_statistics lm-eval-1.json lm-eval-2.json lm-stats-1 lm-stats-2 examples,tokens "causal LM"
 
 lap
 # A rank that fails at its 3rd step: rank 0 reports it, OUT holds the last completed step (2).

@@ -31,6 +31,9 @@ package protocol DataParallelism {
     func share(of count: Int) -> Range<Int>
     /// Merges per-point statistics across processes in rank order (exact merge).
     func mergeStatistics(_ local: [ObservationPoint: ActivationStatistics]) throws -> [ObservationPoint: ActivationStatistics]
+    /// The element-wise sums of every process's `local` values (same length everywhere), added
+    /// in rank order (each process gets them).
+    func sumInRankOrder(_ local: [Double]) throws -> [Double]
     /// Every process's `local` values concatenated in rank order (each process gets all).
     func gatherRows(_ local: [Float]) throws -> [Float]
     /// Adds up evaluation metrics across processes in rank order.

@@ -74,13 +74,12 @@ package struct Eval: ParsableCommand {
     package func run() throws { try run(parallel: nil) }
 
     /// `lorta eval`, alone (`parallel` nil) or as one process of a sharded evaluation
-    /// (`lorta-mpi eval`, BERT only): each rank evaluates and observes a contiguous share of
+    /// (`lorta-mpi eval`; a causal LM: ``runCausalLM(parallel:)``): each rank evaluates and observes a contiguous share of
     /// DATA's batches; metrics and statistics are merged across ranks in rank order (the exact merge);
     /// rank 0 prints and writes --statistics-out.
     package func run(parallel: (any DataParallelism)?) throws {
         if CausalLanguageModel.isCausalLanguageModel(at: URL(fileURLWithPath: model)) {
-            guard parallel == nil else { throw ValidationError("lorta-mpi eval shards BERT models only; use lorta eval for a causal LM") }
-            return try runCausalLM()
+            return try runCausalLM(parallel: parallel)
         }
         guard let adapter else { throw ValidationError("--adapter DIR (written by `lorta train`) is needed for a BERT model") }
         let batchSize = self.batchSize ?? 64, maxLength = self.maxLength ?? 64

@@ -40,7 +40,7 @@ struct MPITrain: ParsableCommand {
 struct MPIEval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Sharded `lorta eval` of a BERT model (same options): metrics and --observe statistics merged across ranks.")
+        abstract: "Sharded `lorta eval` (same options): metrics or loss, and --observe statistics, merged across ranks in rank order.")
 
     @OptionGroup var options: Eval
 

@@ -50,6 +50,17 @@ struct MPIParallelism: DataParallelism {
 
     func gatherRows(_ local: [Float]) throws -> [Float] { try world.allgather(local).flatMap { $0 } }
 
+    func sumInRankOrder(_ local: [Double]) throws -> [Double] {
+        let all = try world.allgather(local)
+        guard all.allSatisfy({ $0.count == local.count }) else {
+            throw DistributedError.ranksDisagree(what: "the number of values to sum",
+                                                 detail: all.map { "\($0.count)" }.joined(separator: ", "))
+        }
+        var total = [Double](repeating: 0, count: local.count)
+        for values in all { for i in total.indices { total[i] += values[i] } }
+        return total
+    }
+
     func summaryFields() throws -> [String: Any] {
         let c = exchange.clock
         let (transfer, mine) = try c.communicationSeconds(across: world)
