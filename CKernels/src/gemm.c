@@ -32,11 +32,12 @@ const lt__gemm_kernel *lt__gemm_kernel_for_isa(int isa) {
 /* ---- blocking ----------------------------------------------------------------------------- */
 
 /* Depth of a packed chunk (kc): K is split into equal chunks of at most LT_GEMM_KC. A task packs
- * its A block (mc × kc) and its B panel (kc × nc) into the thread's workspace, where both stay
- * in the core's L2 (2 MiB here); the micro-kernel then keeps one A micro-panel (MR × kc: 8 ·
- * 384 · 4 B = 12 KiB on AVX-512) in L1 while the B micro-panels of the task stream past it from
- * L2 (three full vector loads per k, prefetched). One chunk covers K <= 384 (the MiniLM and
- * SmolLM2 hidden sizes), so those products never reload a partial tile. Override at build time
+ * its A block (mc × kc) and its B panel (kc × nc) into the thread's workspace, about the size
+ * of the core's L2 (1 MiB per core here; sysfs cpu0/cache/index2); the micro-kernel then keeps
+ * one A micro-panel (MR × kc: 8 · 384 · 4 B = 12 KiB on AVX-512) in L1 while the B micro-panels
+ * of the task stream past it (three full vector loads per k, prefetched). One chunk covers
+ * K <= 384 (MiniLM's hidden size), so those products never reload a partial tile; SmolLM2's
+ * K = 576 takes two (a harness measured +2–8% with -DLT_GEMM_KC=576). Override at build time
  * for experiments (-DLT_GEMM_KC=… etc.); the blocking never changes a result bit (partial tiles
  * are reloaded exactly, and every element is one fma chain in k order). */
 #ifndef LT_GEMM_KC
