@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import LoRTA
 
@@ -42,6 +43,16 @@ package protocol DataParallelism {
     /// every rank calls it after the training loop (only rank 0 uses the result).
     func summaryFields() throws -> [String: Any]
 }
+
+/// A `lorta` command that can run as one process of a data-parallel job (`lorta-mpi` runs it
+/// with its MPI ``DataParallelism``; `lorta` with none).
+package protocol DataParallelCommand: ParsableCommand {
+    func run(parallel: (any DataParallelism)?) throws
+}
+
+extension Train: DataParallelCommand {}
+extension Eval: DataParallelCommand {}
+extension MonitorFit: DataParallelCommand {}
 
 extension DataParallelism {
     /// True on rank 0, the process that writes.

@@ -21,40 +21,44 @@ struct LortaMPI: ParsableCommand {
         fits the monitor one process would fit. Rank 0 alone prints and writes.
         """,
         version: LoRTAVersion.string,
-        subcommands: [MPITrain.self, MPIEval.self, MPIMonitorFit.self, MPIBenchmark.self]
+        subcommands: [MPIRun<Train>.self, MPIRun<Eval>.self, MPIRun<MonitorFit>.self, MPIBenchmark.self]
     )
 }
 
-struct MPITrain: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "train",
-        abstract: "Data-parallel `lorta train` (same options; the checkpoint does not depend on the number of ranks).")
+/// How a `lorta` command appears in `lorta-mpi`.
+protocol MPISubcommand: DataParallelCommand {
+    static var mpiName: String { get }
+    static var mpiAbstract: String { get }
+}
 
-    @OptionGroup var options: Train
-
-    func run() throws {
-        try options.run(parallel: try MPIParallelism(world: try Communicator.world()))
+extension Train: MPISubcommand {
+    static var mpiName: String { "train" }
+    static var mpiAbstract: String {
+        "Data-parallel `lorta train` (same options; the checkpoint does not depend on the number of ranks)."
     }
 }
 
-struct MPIEval: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "eval",
-        abstract: "Sharded `lorta eval` (same options): metrics or loss, and --observe statistics, merged across ranks in rank order.")
-
-    @OptionGroup var options: Eval
-
-    func run() throws {
-        try options.run(parallel: try MPIParallelism(world: try Communicator.world()))
+extension Eval: MPISubcommand {
+    static var mpiName: String { "eval" }
+    static var mpiAbstract: String {
+        "Sharded `lorta eval` (same options): metrics or loss, and --observe statistics, merged across ranks in rank order."
     }
 }
 
-struct MPIMonitorFit: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "monitor-fit",
-        abstract: "Sharded `lorta monitor fit` (same options): the trusted pass split over the ranks; the same monitor as one process.")
+extension MonitorFit: MPISubcommand {
+    static var mpiName: String { "monitor-fit" }
+    static var mpiAbstract: String {
+        "Sharded `lorta monitor fit` (same options): the trusted pass split over the ranks; the same monitor as one process."
+    }
+}
 
-    @OptionGroup var options: MonitorFit
+/// `lorta-mpi NAME`: the `lorta` command C, with C's options, as one rank of an MPI job.
+struct MPIRun<C: MPISubcommand>: ParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(commandName: C.mpiName, abstract: C.mpiAbstract)
+    }
+
+    @OptionGroup var options: C
 
     func run() throws {
         try options.run(parallel: try MPIParallelism(world: try Communicator.world()))
