@@ -13,6 +13,8 @@
 #        comparison with scikit-learn, and the statistics benchmark at a small size
 #        (`bench-stats.sh 1 20000` instead of 100,000 rows).
 #   bash scripts/check-readme.sh --manual prints the commands run by hand and their times.
+#   bash scripts/check-readme.sh --run-manual [COMMAND...] runs them (default: all, as the README
+#                                         writes them) and records exit codes and times.
 #
 # The CLI is the debug build of this checkout (LORTA=/path/to/lorta to use another), so CI
 # does not build a second configuration; the scripts that build the release CLI themselves are
@@ -61,6 +63,39 @@ if [[ "${1:-}" == "--manual" ]]; then
   echo "README commands run by hand (times as the scripts and the README record them, 2-core machine):"
   for m in "${MANUAL[@]}"; do printf '  bash %-32s %s\n' "${m%%|*}" "${m#*|}"; done
   exit 0
+fi
+
+# --run-manual [COMMAND...]: runs README commands by hand, one after the other, each as the README
+# writes it (COMMAND is a script name, e.g. quality, or a script with arguments, e.g.
+# "backdoor causal-lora"; default: every MANUAL script without arguments), and records the exit
+# code and wall time of each in runs/readme-manual/results.tsv (log of each: <name>.log there).
+# Later commands still run when one fails; the exit status is 1 if any failed.
+if [[ "${1:-}" == "--run-manual" ]]; then
+  shift
+  if [[ $# == 0 ]]; then
+    set --
+    for m in "${MANUAL[@]}"; do s="${m%%|*}"; s="${s#scripts/}"; set -- "$@" "${s%.sh}"; done
+  fi
+  out=runs/readme-manual
+  mkdir -p "$out"
+  [[ -f "$out/results.tsv" ]] || printf 'commit\tcommand\texit\tseconds\tstarted (UTC)\n' > "$out/results.tsv"
+  commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  failed=0
+  for c in "$@"; do
+    read -r name args <<<"$c"
+    [[ -f "scripts/$name.sh" ]] || { echo "check-readme: no scripts/$name.sh" >&2; failed=1; continue; }
+    log="$out/$(echo "$c" | tr ' /' '__').log"
+    started="$(date -u +%FT%TZ)"; t0=$(date +%s)
+    echo "== bash scripts/$name.sh${args:+ $args}   (log: $log)" >&2
+    # shellcheck disable=SC2086
+    if bash "scripts/$name.sh" $args >"$log" 2>&1; then rc=0; else rc=$?; fi
+    secs=$(( $(date +%s) - t0 ))
+    printf '%s\tbash scripts/%s.sh%s\t%s\t%s\t%s\n' "$commit" "$name" "${args:+ $args}" "$rc" "$secs" "$started" >> "$out/results.tsv"
+    printf '   exit %s after %d:%02d\n' "$rc" $((secs / 60)) $((secs % 60)) >&2
+    [[ $rc == 0 ]] || failed=1
+  done
+  cat "$out/results.tsv"
+  exit $failed
 fi
 
 # ---- 1. every script the README names is classified and exists ------------------------------
