@@ -80,17 +80,13 @@ public enum AdapterFiles {
     /// Loads the adapter in `directory` for `host`, dispatching on `peft_type` of its
     /// `adapter_config.json`: `LORA` → ``LoRAAdapter/init(contentsOf:host:)``, `LORTA` →
     /// ``LoRTAAdapter/init(contentsOf:host:)`` (our layout or the reference implementation's).
-    /// This is the one place that maps file kinds to adapter types.
     /// - Throws: ``AdapterFileError`` (missing file, invalid config or unknown `peft_type`
     ///   as ``AdapterFileError/configuration(file:_:)``, and the loaders' errors).
     /// - Complexity: O(parameter count + L · modules · |target_modules|).
     public static func load(from directory: URL, host: AdapterHost) throws -> any Adapter {
         let configURL = directory.appendingPathComponent(configFileName)
         let (peft, _) = try AdapterDirectory.readConfiguration(configURL)
-        switch peft.peftType {
-        case .lora: return try LoRAAdapter(contentsOf: directory, host: host)
-        case .lorta: return try LoRTAAdapter(contentsOf: directory, host: host)
-        }
+        return try peft.peftType.format.init(contentsOf: directory, host: host)
     }
 }
 

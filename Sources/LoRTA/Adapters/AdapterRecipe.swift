@@ -1,7 +1,7 @@
 /// The kinds of adapter this library trains; the raw values are PEFT's `peft_type`.
-/// ``AdapterRecipe/makeAdapter(for:)`` (a fresh adapter) and ``AdapterFiles/load(from:host:)``
-/// (a saved one) are the only places that map a kind to a type; everything else works through
-/// ``Adapter``.
+/// Recipes (``AdapterRecipe/makeAdapter(for:)``), saved directories
+/// (``AdapterFiles/load(from:host:)``) and the checkpoint merger (``AdapterMerger``) reach the
+/// kind's type through one internal mapping; everything else works through ``Adapter``.
 public enum AdapterKind: String, Sendable, CaseIterable {
     /// ``LoRAAdapter``: one pair of low-rank factors per (layer, projection).
     case lora = "LORA"
@@ -56,25 +56,6 @@ public struct AdapterRecipe: Sendable, Equatable {
     ///   ``LoRAError`` / ``LoRTAError`` for an invalid rank, alpha or duplicate target.
     /// - Complexity: O(parameter count).
     public func makeAdapter(for host: AdapterHost) throws -> any Adapter {
-        let modules = try host.modules(named: targets)
-        let names = modules.map(\.name)
-        switch kind {
-        case .lora:
-            return try LoRAAdapter(host: host, targets: names,
-                                   configuration: LoRAConfiguration(rank: rank, alpha: alpha, useRSLoRA: useRSLoRA),
-                                   seed: seed)
-        case .lorta:
-            if let m = modules.first(where: { !$0.isAttention }) {
-                throw AdapterError.incompatible("LoRTA adapts the attention projections (its tensor runs over the heads); \(m.name) is not one")
-            }
-            let configuration = try LoRTAConfiguration(rank: rank, alpha: alpha, targetModules: names,
-                                                       layerCount: host.layerCount, headCount: host.headCount,
-                                                       headDimension: host.headDimension,
-                                                       outputSizes: modules.map(\.outputSize))
-            let adapter = try LoRTAAdapter(configuration: configuration, seed: seed, initialization: lortaInitialization,
-                                           cInitialValue: lortaCInitialValue)
-            try adapter.validate(for: host)
-            return adapter
-        }
+        try kind.format.make(self, modules: try host.modules(named: targets), host: host)
     }
 }

@@ -150,11 +150,8 @@ public enum AdapterMerger {
         let config = try PEFTAdapterConfiguration(contentsOf: configURL)
         let adapter = try SafeTensorsReader(contentsOf: weightsURL)
         let base = try SafeTensorsReader(contentsOf: baseModel)
-        let updates: [String: Tensor]   // base tensor name → ΔW (already signed), Float32, base layout
-        switch config.peftType {
-        case .lora: updates = try loraUpdates(config: config, adapter: adapter, base: base)
-        case .lorta: updates = try lortaUpdates(config: config, adapter: adapter, base: base)
-        }
+        // base tensor name → ΔW, Float32, base layout
+        let updates = try config.peftType.format.checkpointUpdates(config: config, adapter: adapter, base: base)
         var writer = SafeTensorsWriter()
         writer.metadata = base.metadata
         writer.requiresFiniteValues = true
