@@ -63,12 +63,43 @@ struct MonitoredModel {
     }
 
     /// The model, adapter, batch size and length a monitor was fitted with, each overridable.
+    /// A stored model or adapter path that no longer exists is looked for relative to the
+    /// monitor directory, where `lorta monitor fit` also records it (so a run folder holding the
+    /// monitor and its adapter can be moved or copied as a whole).
     init(monitor: URL, model: String?, adapter: String?, batchSize: Int?, maxLength: Int?) throws {
         let source = try Monitor.source(of: monitor)
-        guard let modelPath = model ?? source["model"] else { throw ValidationError("--model is needed: the monitor does not name its model") }
-        try self.init(model: modelPath, adapter: adapter ?? source["adapter"],
+        guard let modelPath = try model ?? Self.storedPath("model", source, monitor) else {
+            throw ValidationError("--model is needed: the monitor does not name its model")
+        }
+        try self.init(model: modelPath, adapter: try adapter ?? Self.storedPath("adapter", source, monitor),
                       batchSize: batchSize ?? source["batch_size"].flatMap { Int($0) },
                       maxLength: maxLength ?? source["max_length"].flatMap { Int($0) })
+    }
+
+    /// `source[key]` when that path exists, else `source[key + "_relative"]` resolved against the
+    /// monitor directory when that exists; nil when the monitor names none.
+    /// - Throws: `ValidationError` naming both paths and the option that overrides them.
+    static func storedPath(_ key: String, _ source: [String: String], _ monitor: URL) throws -> String? {
+        guard let path = source[key] else { return nil }
+        if FileManager.default.fileExists(atPath: path) { return path }
+        var tried = path
+        if let relative = source[key + "_relative"] {
+            let candidate = monitor.appendingPathComponent(relative).standardizedFileURL.path
+            if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            tried += " or \(candidate)"
+        }
+        throw ValidationError("the monitor was fitted with the \(key) \(tried), which does not exist: pass --\(key) PATH")
+    }
+
+    /// `target` as a path relative to the directory `base` (both made absolute; `..` where they
+    /// part), e.g. `../adapter` for a monitor in `run/mon` fitted with `run/adapter`.
+    static func relativePath(of target: String, from base: String) -> String {
+        let t = URL(fileURLWithPath: target).standardizedFileURL.pathComponents
+        let b = URL(fileURLWithPath: base).standardizedFileURL.pathComponents
+        var common = 0
+        while common < t.count, common < b.count, t[common] == b[common] { common += 1 }
+        let parts = Array(repeating: "..", count: b.count - common) + t[common...]
+        return parts.isEmpty ? "." : parts.joined(separator: "/")
     }
 
     init(model: String, adapter: String?, batchSize: Int?, maxLength: Int?) throws {
@@ -250,8 +281,12 @@ package struct MonitorFit: ParsableCommand {
             }
             guard parallel?.isWriter ?? true else { return }
             let absolute = { (p: String) in URL(fileURLWithPath: p).standardizedFileURL.path }
-            var source = ["model": absolute(model), "trusted": absolute(trusted)]
-            if let adapter { source["adapter"] = absolute(adapter) }
+            let relative = { (p: String) in MonitoredModel.relativePath(of: p, from: out) }
+            var source = ["model": absolute(model), "trusted": absolute(trusted), "model_relative": relative(model)]
+            if let adapter {
+                source["adapter"] = absolute(adapter)
+                source["adapter_relative"] = relative(adapter)
+            }
             if let batchSize { source["batch_size"] = String(batchSize) }
             if let maxLength { source["max_length"] = String(maxLength) }
             try monitor.write(to: URL(fileURLWithPath: out), source: source)

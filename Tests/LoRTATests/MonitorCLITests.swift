@@ -87,4 +87,35 @@ struct MonitorCLITests {
                                  "--out", f.path("mon2"), "--folds", "1"])
         #expect(folds.status != 0 && folds.stderr.contains("--folds"), "\(folds.stderr)")
     }
+
+    /// The monitor records its adapter relative to itself too: a run folder holding both can be
+    /// moved (the stored absolute path is then gone) and scored without `--adapter`, with the
+    /// same scores; when neither path exists the error names them and the option.
+    @Test func aMovedRunFolderStillFindsItsAdapter() throws {
+        let f = try TrainMemoryCLITests.Fixture()
+        defer { try? FileManager.default.removeItem(at: f.root) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: f.path("run"), withIntermediateDirectories: true)
+        let train = try CLI.run(f.args(f.path("run/adapter"), ["--adapter", "lorta", "--rank", "2"]))
+        try #require(train.status == 0, "\(train.stderr)")
+        try (Self.lines(40, odd: false, seed: 1).joined(separator: "\n") + "\n").write(toFile: f.path("trusted.tsv"), atomically: true, encoding: .utf8)
+        try (Self.lines(10, odd: true, seed: 2).joined(separator: "\n") + "\n").write(toFile: f.path("data.tsv"), atomically: true, encoding: .utf8)
+        let fit = try CLI.run(["monitor", "fit", "--model", f.model, "--adapter", f.path("run/adapter"), "--trusted", f.path("trusted.tsv"),
+                               "--out", f.path("run/mon"), "--max-length", "8"])
+        try #require(fit.status == 0, "\(fit.stderr)")
+        let source = try Monitor.source(of: URL(fileURLWithPath: f.path("run/mon")))
+        #expect(source["adapter_relative"] == "../adapter")
+        func score(_ monitor: String, _ out: String) throws -> CLI.Result {
+            try CLI.run(["monitor", "score", "--monitor", monitor, "--data", f.path("data.tsv"), "--scores-out", out])
+        }
+        let before = try score(f.path("run/mon"), f.path("before.npy"))
+        try #require(before.status == 0, "\(before.stderr)")
+        try fm.moveItem(atPath: f.path("run"), toPath: f.path("moved"))
+        let after = try score(f.path("moved/mon"), f.path("after.npy"))
+        try #require(after.status == 0, "\(after.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: f.path("before.npy"))) == Data(contentsOf: URL(fileURLWithPath: f.path("after.npy"))))
+        try fm.removeItem(atPath: f.path("moved/adapter"))
+        let gone = try score(f.path("moved/mon"), f.path("gone.npy"))
+        #expect(gone.status != 0 && gone.stderr.contains("--adapter PATH") && gone.stderr.contains(f.path("run/adapter")), "\(gone.stderr)")
+    }
 }
