@@ -80,6 +80,10 @@ lt_status lt_quant_gather_rows(int32_t type, int64_t rows, int64_t cols, const v
  *   Empty shapes: n = 0 or no output columns → nothing is touched; an empty sum (d_in = 0 in
  *   the forward, d_out = 0 in the backward) gives zeros (accumulate 0) or leaves Y unchanged;
  *   pointers that would not be read may then be NULL.
+ * int8 decode mode: when lt_decode_arith_active() is LT_DECODE_INT8 (LORTA_DECODE=int8), the
+ *   forward with n <= LT_QUANT_GEMV_MAX_ROWS and Q8_0, Q4_0 or Q4_1 weights is
+ *   lt_quant_matmul_int8 (below: int8 activations); everything else, the backward and every
+ *   other shape and type keep the float arithmetic described here.
  * Values: every product uses exactly the dequantized weights (the values lt_dequantize gives,
  *   bit for bit, NaN payloads aside) and the float32 activations; only the order of the sum is
  *   the kernels' own. That order is fixed by the code (never by the thread count), so each
@@ -124,6 +128,26 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
                                          const void *W, int64_t w_bytes,
                                          float *dX, int64_t lddx, int accumulate,
                                          float *workspace, int64_t workspace_floats);
+
+/* Decode-sized forward with int8 activations (llama.cpp's arithmetic; what lt_quant_matmul
+ * does for these shapes when the int8 decode mode is on, lt_decode_int8_set):
+ *   Y[n × d_out] (=|+=) X̃ · Wᵀ
+ * where X̃ is X with each block of 32 values of a row rounded to dx · q (dx = max|x|/127,
+ * q = round(x/dx) in −127 … 127), and each block of W meets its X̃ block in an exact integer dot
+ * product applied with one float multiply-add per 4 products (scale d_w·dx; Q4_1's m adds
+ * m_w·dx·Σq). Types Q8_0, Q4_0, Q4_1 and n <= LT_QUANT_GEMV_MAX_ROWS; another type or a larger
+ * n is LT_ERR_UNSUPPORTED (lt_quant_matmul serves those). Kernels: AVX-512 VNNI (vpdpbusd) when
+ * the active ISA is AVX-512 and the CPU has VNNI, AVX2 (vpmaddubsw) on AVX2 and on AVX-512
+ * without VNNI, portable C otherwise — all three give the same bits (the order of the float
+ * sums is one fixed lane scheme, CKernels/src/quant_int8_internal.h), for any thread count.
+ * Against the float product with the dequantized W (lt_quant_matmul) an output differs by the
+ * activations' rounding, at most Σ_blocks (dx/2)·Σ|w| (dx/2 = max|x|/254 of the block), plus
+ * float32 rounding. A NaN or infinity in a block of X makes every output it meets NaN. Same
+ * argument checks as lt_quant_matmul; a failed allocation of the rounded activations
+ * (≈ n · (1.3 · d_in + 64) bytes) is LT_ERR_UNSUPPORTED. */
+lt_status lt_quant_matmul_int8(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                               const float *X, int64_t ldx, const void *W, int64_t w_bytes,
+                               float *Y, int64_t ldy, int accumulate);
 
 /* How a product of this shape is shared out (for tests and benchmarks): *tasks = independent
  * units of work (row or column chunks, GEMM task blocks), *team = 1 when the call runs its

@@ -35,7 +35,7 @@ typedef enum lt_isa {
     LT_ISA_AVX512 = 2,  /* AVX-512 F */
 } lt_isa;
 
-/* Reads LORTA_ISA (scalar|avx2|avx512), LORTA_NUM_THREADS and LORTA_GEMM (lorta|openblas) once. Idempotent: later calls
+/* Reads LORTA_ISA (scalar|avx2|avx512), LORTA_NUM_THREADS, LORTA_GEMM (lorta|openblas) and LORTA_DECODE (float|int8) once. Idempotent: later calls
  * return the first result. LT_ERR_UNSUPPORTED_ISA when LORTA_ISA names an ISA this CPU lacks,
  * LT_ERR_BAD_ENVIRONMENT for an unparsable value. On error the defaults stay in force. */
 lt_status lt_runtime_init(void);
@@ -70,6 +70,27 @@ lt_status lt_gemm_backend_set(int backend);
 const char *lt_gemm_backend_name(int backend);
 /* Parses a name as accepted by LORTA_GEMM ("lorta", "openblas"; "auto" = "lorta"); -1 when unknown. */
 int lt_gemm_backend_parse(const char *name);
+
+/* The arithmetic of decode-sized products with quantized weights (lt_quant_matmul with
+ * n <= LT_QUANT_GEMV_MAX_ROWS rows and Q8_0, Q4_0 or Q4_1 weights, lt_quant.h):
+ *   LT_DECODE_FLOAT (default): the float32 activations times exactly the dequantized weights;
+ *   LT_DECODE_INT8: the activations rounded to int8 per block of 32 and exact integer dot
+ *     products with the weight codes (lt_quant_matmul_int8: llama.cpp's arithmetic, faster;
+ *     the results differ by the activations' rounding).
+ * LORTA_DECODE=float|int8 selects it when the runtime starts. Other types and shapes are not
+ * affected. */
+typedef enum lt_decode_arith {
+    LT_DECODE_FLOAT = 0,
+    LT_DECODE_INT8 = 1,
+} lt_decode_arith;
+
+lt_decode_arith lt_decode_arith_active(void);
+/* LT_ERR_INVALID_ARGUMENT for another value. */
+lt_status lt_decode_arith_set(int mode);
+/* "float", "int8" or NULL. */
+const char *lt_decode_arith_name(int mode);
+/* Parses a name as accepted by LORTA_DECODE ("float", "int8"); -1 when unknown. */
+int lt_decode_arith_parse(const char *name);
 
 /* Threads used by OpenMP kernels and by OpenBLAS (one knob for both). n >= 1. */
 lt_status lt_set_num_threads(int n);

@@ -14,6 +14,9 @@
  * thread, and Swift may call kernels from any thread. Returns the initialisation status. */
 lt_status lt__ensure_init(void);
 
+/* 1 when the CPU (and OS) support AVX-512 F/BW/VL/DQ with VNNI (vpdpbusd). */
+int lt__cpu_has_avx512vnni(void);
+
 /* Work below this many flops runs its OpenMP loop on the calling thread only (`if` clause):
  * waking a team costs more than it saves for tiny loops. The result bits do not change: every
  * row is computed by the same code either way. Measured at n = 512, d = 384 (LoRA r = 8 and

@@ -5,7 +5,8 @@
  *
  *   n <= LT_QUANT_GEMV_MAX_ROWS (decoding): fused decode-and-multiply kernels
  *     (quant_gemv_*.c), OpenMP over fixed chunks of W rows (forward) or of dX columns
- *     (backward); no workspace.
+ *     (backward); no workspace. With the int8 decode mode (lt_decode_arith_set) the forward of
+ *     Q8_0/Q4_0/Q4_1 weights goes to lt_quant_matmul_int8 (quant_int8.c) instead.
  *   larger n (prefill, batches, training): the packed GEMM core (gemm_internal.h) with a
  *     packer that dequantizes W straight into the micro-panels of B:
  *       forward   Y = X · Wᵀ:  B = Wᵀ (K = d_in), each 16-row strip of W is decoded into the
@@ -285,6 +286,12 @@ lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
     const int threads = lt_get_num_threads();
     const uint8_t *w = (const uint8_t *)W;
 
+    if (n <= LT_QUANT_GEMV_MAX_ROWS && lt_decode_arith_active() == LT_DECODE_INT8 &&
+        (type == LT_GGML_Q8_0 || type == LT_GGML_Q4_0 || type == LT_GGML_Q4_1)) {
+        /* int8 activations (quant_int8.c); a failed allocation there falls back to the float path */
+        st = lt_quant_matmul_int8(type, n, d_in, d_out, X, ldx, W, w_bytes, Y, ldy, accumulate);
+        if (st != LT_ERR_UNSUPPORTED) return st;
+    }
     if (n <= LT_QUANT_GEMV_MAX_ROWS) {
         const lt__qgemv_fn f = qgemv_for(isa);
         const int64_t rb = c.row_bytes;

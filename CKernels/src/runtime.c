@@ -37,7 +37,7 @@ const char *lt_status_string(int status) {
 
 typedef struct {
     int detected;
-    int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512cd, avx512bf16, avx;
+    int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512cd, avx512bf16, avx512vnni, avx;
     int os_ymm, os_zmm;
 } cpu_features;
 
@@ -71,11 +71,12 @@ static void detect_cpu(void) {
         f.avx512cd = (b >> 28) & 1;
         f.avx512bw = (b >> 30) & 1;
         f.avx512vl = (b >> 31) & 1;
+        f.avx512vnni = (c >> 11) & 1;
         __cpuid_count(7, 1, a, b, c, d);
         f.avx512bf16 = (a >> 5) & 1;
     }
     if (!f.os_ymm) { f.avx = f.avx2 = f.fma = 0; }
-    if (!f.os_zmm) { f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512cd = f.avx512bf16 = 0; }
+    if (!f.os_zmm) { f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512cd = f.avx512bf16 = f.avx512vnni = 0; }
 #endif
     f.detected = 1;
     g_cpu = f;
@@ -89,6 +90,11 @@ int lt_isa_supported(int isa) {
     case LT_ISA_AVX512: return g_cpu.avx512f && g_cpu.fma;
     default: return 0;
     }
+}
+
+int lt__cpu_has_avx512vnni(void) {
+    detect_cpu();
+    return g_cpu.avx512f && g_cpu.avx512bw && g_cpu.avx512vl && g_cpu.avx512dq && g_cpu.avx512vnni && g_cpu.fma;
 }
 
 lt_isa lt_isa_best(void) {
@@ -179,6 +185,31 @@ int lt_gemm_backend_parse(const char *name) {
     return -1;
 }
 
+static int g_decode = LT_DECODE_FLOAT;
+
+lt_decode_arith lt_decode_arith_active(void) { return (lt_decode_arith)g_decode; }
+
+lt_status lt_decode_arith_set(int mode) {
+    if (mode != LT_DECODE_FLOAT && mode != LT_DECODE_INT8) return LT_ERR_INVALID_ARGUMENT;
+    g_decode = mode;
+    return LT_OK;
+}
+
+const char *lt_decode_arith_name(int mode) {
+    switch (mode) {
+    case LT_DECODE_FLOAT: return "float";
+    case LT_DECODE_INT8: return "int8";
+    default: return NULL;
+    }
+}
+
+int lt_decode_arith_parse(const char *name) {
+    if (!name) return -1;
+    if (!strcasecmp(name, "float")) return LT_DECODE_FLOAT;
+    if (!strcasecmp(name, "int8")) return LT_DECODE_INT8;
+    return -1;
+}
+
 lt_status lt_set_num_threads(int n) {
     if (n < 1 || n > 4096) return LT_ERR_INVALID_ARGUMENT;
     g_threads = n;
@@ -238,6 +269,12 @@ lt_status lt_runtime_init(void) {
         int v = lt_gemm_backend_parse(gemm);
         if (v < 0) { if (st == LT_OK) st = LT_ERR_BAD_ENVIRONMENT; }
         else g_gemm = v;
+    }
+    const char *decode = getenv("LORTA_DECODE");
+    if (decode && *decode) {
+        int v = lt_decode_arith_parse(decode);
+        if (v < 0) { if (st == LT_OK) st = LT_ERR_BAD_ENVIRONMENT; }
+        else g_decode = v;
     }
     const char *nt = getenv("LORTA_NUM_THREADS");
     int threads = 0;

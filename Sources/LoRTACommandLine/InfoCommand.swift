@@ -27,6 +27,7 @@ struct Info: ParsableCommand {
                 "available_isas": Runtime.availableInstructionSets.map(\.rawValue),
                 "threads": Runtime.threadCount,
                 "gemm": Runtime.gemmBackend.rawValue,
+                "decode": Runtime.decodeArithmetic.rawValue,
                 "blas": [
                     "library": "OpenBLAS",
                     "core": blas.activeCore,
@@ -48,6 +49,7 @@ struct Info: ParsableCommand {
         print("isa: \(Runtime.instructionSet) (available: \(Runtime.availableInstructionSets.map(\.rawValue).joined(separator: ", ")); override with LORTA_ISA)")
         print("threads: \(Runtime.threadCount) (OpenMP and OpenBLAS; override with LORTA_NUM_THREADS)")
         print("gemm: \(Runtime.gemmBackend) (float32 products: lorta = the library's packed GEMM, openblas = cblas_sgemm; override with LORTA_GEMM)")
+        print("decode: \(Runtime.decodeArithmetic) (1–8-row products with Q8_0/Q4_0/Q4_1 weights: float = exact dequantized weights, int8 = int8 activations as in llama.cpp; override with LORTA_DECODE)")
         let coreLevel = blas.activeCoreLevel.map { levels[$0] } ?? "unknown"
         print("blas: OpenBLAS, core \(blas.activeCore) (\(coreLevel)); CPU supports \(levels[blas.cpuLevel])")
         print("blas config: \(blas.configuration)")

@@ -63,6 +63,13 @@ struct RuntimeTests {
             let o = try #require(JSONSerialization.jsonObject(with: Data(g.stdout.utf8)) as? [String: Any])
             #expect(o["gemm"] as? String == expected, "LORTA_GEMM=\(value ?? "unset")")
         }
+        // LORTA_DECODE selects the decode arithmetic of quantized weights; float by default.
+        for (value, expected) in [("int8", "int8"), (nil, "float"), ("FLOAT", "float")] {
+            let g = try CLI.run(["info", "--json"], environment: ["LORTA_DECODE": value])
+            #expect(g.status == 0)
+            let o = try #require(JSONSerialization.jsonObject(with: Data(g.stdout.utf8)) as? [String: Any])
+            #expect(o["decode"] as? String == expected, "LORTA_DECODE=\(value ?? "unset")")
+        }
     }
 
     @Test func badEnvironmentIsAClearErrorNotACrash() throws {
@@ -72,6 +79,9 @@ struct RuntimeTests {
         let g = try CLI.run(["info"], environment: ["LORTA_GEMM": "mkl"])
         #expect(g.status != 0)
         #expect(g.stderr.contains("LORTA_GEMM"))
+        let d = try CLI.run(["info"], environment: ["LORTA_DECODE": "int4"])
+        #expect(d.status != 0)
+        #expect(d.stderr.contains("LORTA_DECODE"))
         let t = try CLI.run(["info"], environment: ["LORTA_NUM_THREADS": "lots"])
         #expect(t.status != 0)
         #expect(t.stderr.contains("LORTA_NUM_THREADS"))

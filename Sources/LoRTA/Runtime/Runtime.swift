@@ -44,6 +44,29 @@ public enum GEMMBackend: String, CaseIterable, Sendable, CustomStringConvertible
     public var description: String { rawValue }
 }
 
+/// How decode-sized products with quantized weights compute (one to eight rows of activations
+/// against Q8_0, Q4_0 or Q4_1 matrices: generation and short prompts of GGUF models).
+public enum DecodeArithmetic: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// The float32 activations times exactly the dequantized weights (the default): decoding
+    /// gives the same values as a batched forward up to summation order.
+    case float
+    /// llama.cpp's arithmetic (`LORTA_DECODE=int8`): each block of 32 activations is rounded
+    /// to int8 (scale max|x|/127) and multiplied with the weight codes in exact integers
+    /// (AVX-512 VNNI where the CPU has it). Faster; each output differs from the float one by
+    /// the activations' rounding (at most max|x|/254 per activation, times Σ|w|). The same bits
+    /// on every instruction set and thread count.
+    case int8
+
+    var cValue: Int32 {
+        switch self {
+        case .float: return Int32(LT_DECODE_FLOAT.rawValue)
+        case .int8: return Int32(LT_DECODE_INT8.rawValue)
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
 /// Errors raised by the runtime settings.
 public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     /// `LORTA_ISA` (or ``Runtime/setInstructionSet(_:)``) asked for an ISA this CPU lacks.
@@ -71,10 +94,11 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
 ///
 /// The environment is read once, on first use: `LORTA_NUM_THREADS` (thread count),
 /// `LORTA_ISA` (`scalar`, `avx2`, `avx512` or `auto`), `LORTA_GEMM` (`lorta` or `openblas`,
-/// see ``GEMMBackend``) and `LORTA_MAX_MEMORY` (see ``MemoryBudget``).
+/// see ``GEMMBackend``), `LORTA_DECODE` (`float` or `int8`, see ``DecodeArithmetic``) and
+/// `LORTA_MAX_MEMORY` (see ``MemoryBudget``).
 public enum Runtime {
     /// Reads the environment once; every kernel entry point calls this first.
-    /// - Throws: ``RuntimeError`` when `LORTA_ISA`, `LORTA_GEMM` or `LORTA_NUM_THREADS` is invalid;
+    /// - Throws: ``RuntimeError`` when `LORTA_ISA`, `LORTA_GEMM`, `LORTA_DECODE` or `LORTA_NUM_THREADS` is invalid;
     ///   ``MemoryError/invalidSize(text:origin:)`` when `LORTA_MAX_MEMORY` is not a size.
     public static func initialize() throws {
         if case .failure(let e) = MemoryBudget.environment { throw e }
@@ -91,6 +115,10 @@ public enum Runtime {
             let gemm = environment("LORTA_GEMM") ?? ""
             if !gemm.isEmpty && lt_gemm_backend_parse(gemm) < 0 {
                 throw RuntimeError.badEnvironment(variable: "LORTA_GEMM", value: gemm)
+            }
+            let decode = environment("LORTA_DECODE") ?? ""
+            if !decode.isEmpty && lt_decode_arith_parse(decode) < 0 {
+                throw RuntimeError.badEnvironment(variable: "LORTA_DECODE", value: decode)
             }
             throw RuntimeError.badEnvironment(
                 variable: "LORTA_NUM_THREADS", value: environment("LORTA_NUM_THREADS") ?? "")
@@ -151,6 +179,28 @@ public enum Runtime {
         let previous = gemmBackend
         setGEMMBackend(backend)
         defer { setGEMMBackend(previous) }
+        return try body()
+    }
+
+    /// The arithmetic of decode-sized products with quantized weights (`LORTA_DECODE`; default
+    /// ``DecodeArithmetic/float``).
+    public static var decodeArithmetic: DecodeArithmetic {
+        _ = lt_runtime_init()
+        return lt_decode_arith_active() == LT_DECODE_INT8 ? .int8 : .float
+    }
+
+    /// Selects the decode arithmetic (as `LORTA_DECODE` does). Process-wide: set it between
+    /// computations, not while another thread runs kernels.
+    public static func setDecodeArithmetic(_ arithmetic: DecodeArithmetic) {
+        _ = lt_runtime_init()
+        _ = lt_decode_arith_set(arithmetic.cValue)
+    }
+
+    /// Runs `body` with `arithmetic` selected, restoring the previous one afterwards.
+    public static func withDecodeArithmetic<R>(_ arithmetic: DecodeArithmetic, _ body: () throws -> R) rethrows -> R {
+        let previous = decodeArithmetic
+        setDecodeArithmetic(arithmetic)
+        defer { setDecodeArithmetic(previous) }
         return try body()
     }
 

@@ -1,0 +1,135 @@
+/*
+ * quant_int8_avx512.c — AVX-512 VNNI kernel of lt_quant_matmul_int8: one vpdpbusd multiplies a
+ * pair of weight blocks (64 codes, unsigned: Q4 codes as stored, Q8_0 codes offset by 128) with
+ * the pair's 64 rounded activations, the lane corrections (quant_int8_internal.h) starting the
+ * integer sums. Lane arithmetic and order as documented there (the same bits as the portable and
+ * AVX2 variants). Tiles of 4 W rows × up to 2 activation rows share each weight decode and each
+ * activation load.
+ */
+#if defined(__x86_64__)
+#pragma STDC FP_CONTRACT OFF
+#include "quant_int8_internal.h"
+#include "quant_internal.h"
+#include <immintrin.h>
+
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+#define INL static inline __attribute__((always_inline))
+
+/* d (and m) of the 16 blocks b0 … b0 + 15 (zeros past nb): one masked gather of each block's
+ * first 32 bits. */
+VNNI INL void block_scalars(const uint8_t *row, int64_t bytes, int64_t b0, int64_t nb, __m512 *d, __m512 *m) {
+    const int64_t left = nb - b0;
+    const __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)bytes));
+    const __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, row + bytes * b0, 1);
+    *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
+    *m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)));
+}
+
+/* The 64 codes of blocks b, b + 1 (has_b = 0: a missing second block, codes 0 after the offset)
+ * as VNNI's unsigned operand. */
+VNNI INL __m512i pair_codes(int32_t type, const uint8_t *row, int64_t bytes, int64_t b, int has_b) {
+    if (type == LT_GGML_Q8_0) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(row + bytes * b + 2));
+        const __m256i c = has_b ? _mm256_loadu_si256((const __m256i *)(row + bytes * (b + 1) + 2))
+                                : _mm256_set1_epi8((char)0x80);
+        return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1), _mm512_set1_epi8((char)0x80));
+    }
+    const int64_t off = lt__q8_code_offset(type);
+    const __m128i a = _mm_loadu_si128((const __m128i *)(row + bytes * b + off));
+    const __m128i c = has_b ? _mm_loadu_si128((const __m128i *)(row + bytes * (b + 1) + off)) : _mm_setzero_si128();
+    const __m256i t = _mm256_inserti128_si256(_mm256_castsi128_si256(a), c, 1);
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
+    return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+}
+
+/* The fixed tree of quant_int8_internal.h. */
+VNNI INL float tree16(__m512 acc) {
+    const __m256 v8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    const __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v8), _mm256_extractf128_ps(v8, 1));
+    const __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    return _mm_cvtss_f32(_mm_add_ss(v2, _mm_movehdup_ps(v2)));
+}
+
+/* R W rows (o, o + 1, …) × G activation rows (x[0 ..< G]) → res[g·R + r]. */
+VNNI INL void tile(int32_t type, const uint8_t *row, int64_t rb, int64_t nb, const lt__q8row *x,
+                   const int R, const int G, float *res) {
+    const int64_t bytes = lt__q8_block_bytes(type);
+    const __m512i pat = type == LT_GGML_Q8_0
+        ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+        : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+    __m512 acc[4][2];
+    for (int r = 0; r < R; r++)
+        for (int g = 0; g < G; g++) acc[r][g] = _mm512_setzero_ps();
+    for (int64_t b0 = 0; b0 < nb; b0 += 16) {
+        __m512 s[4][2];
+        for (int r = 0; r < R; r++) {
+            __m512 d, m;
+            block_scalars(row + r * rb, bytes, b0, nb, &d, &m);
+            for (int g = 0; g < G; g++) {
+                s[r][g] = _mm512_mul_ps(d, _mm512_loadu_ps(x[g].d + b0));
+                if (type == LT_GGML_Q4_1) acc[r][g] = _mm512_fmadd_ps(m, _mm512_loadu_ps(x[g].s + b0), acc[r][g]);
+            }
+        }
+        const int64_t b1 = b0 + 16 < nb ? b0 + 16 : nb;
+        __m512i idx = pat;
+        for (int64_t b = b0; b < b1; b += 2) {
+            const int64_t p = b >> 1;
+            __m512i xq[2], init[2];
+            for (int g = 0; g < G; g++) {
+                xq[g] = _mm512_loadu_si512(x[g].q + 64 * p);
+                init[g] = type == LT_GGML_Q4_1 ? _mm512_setzero_si512() : _mm512_loadu_si512(x[g].corr + 16 * p);
+            }
+            for (int r = 0; r < R; r++) {
+                const __m512i z = pair_codes(type, row + r * rb, bytes, b, b + 1 < nb);
+                for (int g = 0; g < G; g++) {
+                    const __m512i L = _mm512_dpbusd_epi32(init[g], z, xq[g]);
+                    acc[r][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_permutexvar_ps(idx, s[r][g]), acc[r][g]);
+                }
+            }
+            idx = _mm512_add_epi32(idx, _mm512_set1_epi32(2));
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int g = 0; g < G; g++) res[g * R + r] = tree16(acc[r][g]);
+}
+
+#define TILE(R, G)                                                                                   \
+    VNNI __attribute__((noinline)) static void tile_##R##_##G(int32_t type, const uint8_t *row,    \
+                                                              int64_t rb, int64_t nb,              \
+                                                              const lt__q8row *x, float *res) {     \
+        tile(type, row, rb, nb, x, R, G, res);                                                      \
+    }
+TILE(4, 2)
+TILE(4, 1)
+TILE(1, 2)
+TILE(1, 1)
+
+VNNI void lt__q8gemv_vnni(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t nb, int64_t o0,
+                          int64_t o1, const lt__q8row *x, int64_t n, float *Y, int64_t ldy, int accumulate,
+                          const uint8_t *pf, int64_t pf_bytes) {
+    float res[8];
+    /* the thread's probable next chunk (pf), prefetched to L2 spread over this chunk's rows */
+    const int64_t pf_step = (pf_bytes / (o1 - o0) + 64) & ~(int64_t)63;
+    int64_t pf_off = 0;
+    for (int64_t o = o0; o < o1;) {
+        const int R = o1 - o >= 4 ? 4 : 1;
+        for (const int64_t end = pf_off + R * pf_step; pf_off < end && pf_off < pf_bytes; pf_off += 64)
+            _mm_prefetch((const char *)pf + pf_off, _MM_HINT_T1);
+        for (int64_t i = 0; i < n;) {
+            const int G = n - i >= 2 ? 2 : 1;
+            const uint8_t *row = W + o * row_bytes;
+            if (R == 4) { if (G == 2) tile_4_2(type, row, row_bytes, nb, x + i, res); else tile_4_1(type, row, row_bytes, nb, x + i, res); }
+            else { if (G == 2) tile_1_2(type, row, row_bytes, nb, x + i, res); else tile_1_1(type, row, row_bytes, nb, x + i, res); }
+            for (int g = 0; g < G; g++)
+                for (int r = 0; r < R; r++) {
+                    float *y = Y + (i + g) * ldy + o + r;
+                    *y = accumulate ? *y + res[g * R + r] : res[g * R + r];
+                }
+            i += G;
+        }
+        o += R;
+    }
+}
+#endif
