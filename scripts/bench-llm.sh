@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SmolLM2-135M-Instruct on the CPU, 2 threads, in one run: transformers (float32, weights
 # dequantized from the GGUF), llama.cpp (llama-cpp-python 0.3.36 on the same Q4_1 file) and ours
-# (`$LORTA generate`, if LORTA points at the CLI). Prints prefill tokens/s for the 128-token
+# (`$LORTA generate`, if LORTA points at the CLI: twice, with the default float decode and with
+# LORTA_DECODE=int8, llama.cpp's arithmetic). Prints prefill tokens/s for the 128-token
 # prompt scripts/bench-llm-prompt.txt, greedy decode tokens/s over 128 new tokens with the KV
 # cache (prefill excluded), peak RSS, and the ratios of this run.
 #
@@ -51,27 +52,32 @@ if [[ -n "${LORTA:-}" ]]; then
     echo "/usr/bin/time missing: apt-get install -y time" >&2
     exit 1
   fi
-  # shellcheck disable=SC2086
-  "${NICE[@]}" "$TIME" -v "$LORTA" generate --model "$DIR/$NAME" --prompt-file "$PROMPT" --max-tokens 128 --json \
-    ${LORTA_EXTRA_ARGS:-} >"$WORK/ours.out" 2>"$WORK/ours.time"
-  python3 - "$WORK" <<'PY'
+  # ours twice: the default float decode, and LORTA_DECODE=int8 (llama.cpp's arithmetic)
+  for mode in float int8; do
+    # shellcheck disable=SC2086
+    LORTA_DECODE=$mode "${NICE[@]}" "$TIME" -v "$LORTA" generate --model "$DIR/$NAME" --prompt-file "$PROMPT" \
+      --max-tokens 128 --json ${LORTA_EXTRA_ARGS:-} >"$WORK/ours-$mode.out" 2>"$WORK/ours-$mode.time"
+    python3 - "$WORK" "$mode" <<'PY'
 import json, re, sys
-work = sys.argv[1]
-text = open(f"{work}/ours.out").read()
+work, mode = sys.argv[1], sys.argv[2]
+text = open(f"{work}/ours-{mode}.out").read()
 out = json.loads(text[text.index("{"):text.rindex("}") + 1])
-rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{work}/ours.time").read())
-json.dump({"engine": "ours", "prompt_tokens": out.get("prompt_tokens"), "new_tokens": out.get("tokens"),
+rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{work}/ours-{mode}.time").read())
+json.dump({"engine": "ours" if mode == "float" else "ours int8", "prompt_tokens": out.get("prompt_tokens"),
+           "new_tokens": out.get("tokens"),
            "prefill_tokens_per_second": out.get("prompt_tokens_per_second"),
            "decode_tokens_per_second": out.get("tokens_per_second"),
-           "peak_rss_mb": int(rss.group(1)) / 1024 if rss else None}, open(f"{work}/ours.json", "w"))
+           "peak_rss_mb": int(rss.group(1)) / 1024 if rss else None}, open(f"{work}/ours-{mode}.json", "w"))
 PY
+  done
 fi
 echo "after:  $(load)"
 
 python3 - "$WORK" <<'PY'
 import json, os, sys
 work = sys.argv[1]
-rows = [json.load(open(f"{work}/{n}.json")) for n in ("torch", "llamacpp", "ours") if os.path.exists(f"{work}/{n}.json")]
+rows = [json.load(open(f"{work}/{n}.json")) for n in ("torch", "llamacpp", "ours-float", "ours-int8")
+        if os.path.exists(f"{work}/{n}.json")]
 base = rows[0]
 def f(v, fmt):
     return format(v, fmt) if isinstance(v, (int, float)) else "-"

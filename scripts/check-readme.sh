@@ -10,15 +10,17 @@
 #     3. the cheap commands run, as the README writes them: `lorta info`, the merge demo, the
 #        statistics commands on generated files, `lorta generate --chat` on SmolLM2 (must answer
 #        Paris), `lorta info --model`, `lorta perplexity`, the chat-data conversion, the digits
-#        comparison with scikit-learn, and the statistics benchmark at a small size
-#        (`bench-stats.sh 1 20000` instead of 100,000 rows).
+#        comparison with scikit-learn, the statistics benchmark at a small size
+#        (`bench-stats.sh 1 20000` instead of 100,000 rows) and the decode benchmark at a small
+#        size (`bench-decode.sh 1 16`: one round of 16 tokens).
 #   bash scripts/check-readme.sh --manual prints the commands run by hand and their times.
 #   bash scripts/check-readme.sh --run-manual [COMMAND...] runs them (default: all, as the README
 #                                         writes them) and records exit codes and times.
 #
 # The CLI is the debug build of this checkout (LORTA=/path/to/lorta to use another), so CI
 # does not build a second configuration; the scripts that build the release CLI themselves are
-# given LORTA (digits-ood.sh, bench-stats.sh accept it; everything else they do is as written).
+# given LORTA (digits-ood.sh, bench-stats.sh, bench-decode.sh accept it; everything else they do is
+# as written).
 # The README's Swift snippets are compiled by scripts/check-embedding.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,7 @@ cd "$(dirname "$0")/.."
 CHEAP=(
   "scripts/digits-ood.sh"
   "scripts/bench-stats.sh"
+  "scripts/bench-decode.sh"     # 1 round of 16 tokens
   "scripts/make-sentiment-chat.py"
   "scripts/test.sh"            # this check is part of it
   "scripts/check-docs.sh"      # run by scripts/test.sh
@@ -245,6 +248,9 @@ if got_ours != ours or got_theirs != theirs:
              f"scripts/digits-ood.sh prints ({ours}, {theirs})")
 print(f"check-readme: the README's digits table matches scripts/digits-ood.sh ({len(ours)} rows)")
 PY
+
+step "decode arithmetics, small (scripts/bench-decode.sh 1 16)"
+bash scripts/bench-decode.sh 1 16
 
 step "statistics benchmark, small (scripts/bench-stats.sh 1 20000)"
 bash scripts/bench-stats.sh 1 20000
