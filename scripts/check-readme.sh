@@ -43,9 +43,9 @@ CHEAP=(
 # Run by hand: command, then the time it takes on this machine kind (2 cores), as each script's
 # header and the README record it — see --manual.
 MANUAL=(
-  "scripts/run.sh|main job (release build, SmolLM2 LoRTA fine-tune, merge, ask): ~4 min after the release build (~10 min for the build on a fresh clone)"
-  "scripts/run-minilm.sh|encoder job: a few minutes after the release build (300 steps)"
-  "scripts/quality.sh|MiniLM accuracy table: 300 steps per row and seed (not yet timed as a whole)"
+  "scripts/run.sh|main job (deps, assets, release build, SmolLM2 LoRTA fine-tune, merge, ask): 12 min on a fresh clone (docs/readme-commands.md)"
+  "scripts/run-minilm.sh|encoder job: 6 min on a fresh clone after run.sh's build (docs/readme-commands.md)"
+  "scripts/quality.sh|MiniLM accuracy table, 5 rows of 300 steps: 27 min on a shared 2-core machine (docs/readme-commands.md)"
   "scripts/backdoor.sh|~8 min per MiniLM row, ~10 min per SmolLM2 row"
   "scripts/monitor.sh|~5 min per MiniLM row, ~10–15 min per SmolLM2 row (runs backdoor.sh when its adapter is missing)"
   "scripts/circuits.sh|~16 min for the MiniLM row, ~20 min per SmolLM2 row (runs monitor.sh when its monitor is missing)"
