@@ -107,11 +107,8 @@ static float dot_scalar(int32_t type, const uint8_t *row, int64_t nb, const lt__
     return v2[0] + v2[1];
 }
 
-void lt__q8gemv_scalar(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t nb, int64_t o0,
-                       int64_t o1, const lt__q8row *x, int64_t n, float *Y, int64_t ldy, int accumulate,
-                          const uint8_t *pf, int64_t pf_bytes) {
-    (void)pf;
-    (void)pf_bytes;
+static void q8gemv_scalar(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t nb, int64_t o0,
+                          int64_t o1, const lt__q8row *x, int64_t n, float *Y, int64_t ldy, int accumulate) {
     for (int64_t o = o0; o < o1; o++)
         for (int64_t i = 0; i < n; i++) {
             const float r = dot_scalar(type, W + o * row_bytes, nb, &x[i]);
@@ -121,13 +118,42 @@ void lt__q8gemv_scalar(int32_t type, const uint8_t *W, int64_t row_bytes, int64_
 
 /* ---- entry point -------------------------------------------------------------------------------- */
 
-static lt__q8gemv_fn q8gemv_for(int isa) {
+/* Rows o0 ..< o1 with an ISA's tiles (quant_int8_internal.h): 4 W rows × 2 activation rows
+ * at a time. pf / pf_bytes (the thread's probable next chunk) are prefetched to L2, spread
+ * over this chunk's rows. */
+static void q8gemv_tiled(const lt__q8tiles *t, int32_t type, const uint8_t *W, int64_t row_bytes,
+                         int64_t nb, int64_t o0, int64_t o1, const lt__q8row *x, int64_t n, float *Y,
+                         int64_t ldy, int accumulate, const uint8_t *pf, int64_t pf_bytes) {
+    float res[8];
+    const int64_t pf_step = (pf_bytes / (o1 - o0) + 64) & ~(int64_t)63;
+    int64_t pf_off = 0;
+    for (int64_t o = o0; o < o1;) {
+        const int R = o1 - o >= 4 ? 4 : 1;
+        for (const int64_t end = pf_off + R * pf_step; pf_off < end && pf_off < pf_bytes; pf_off += 64)
+            __builtin_prefetch(pf + pf_off, 0, 2);
+        for (int64_t i = 0; i < n;) {
+            const int G = n - i >= 2 ? 2 : 1;
+            const lt__q8tile_fn f = R == 4 ? (G == 2 ? t->t4x2 : t->t4x1) : (G == 2 ? t->t1x2 : t->t1x1);
+            f(type, W + o * row_bytes, row_bytes, nb, x + i, res);
+            for (int g = 0; g < G; g++)
+                for (int r = 0; r < R; r++) {
+                    float *y = Y + (i + g) * ldy + o + r;
+                    *y = accumulate ? *y + res[g * R + r] : res[g * R + r];
+                }
+            i += G;
+        }
+        o += R;
+    }
+}
+
+/* The tiles of the active ISA, or NULL for the portable variant. */
+static const lt__q8tiles *q8tiles_for(int isa) {
 #if defined(__x86_64__)
-    if (isa == LT_ISA_AVX512 && lt__cpu_has_avx512vnni()) return lt__q8gemv_vnni;
-    if (isa == LT_ISA_AVX512 || isa == LT_ISA_AVX2) return lt__q8gemv_avx2;
+    if (isa == LT_ISA_AVX512 && lt__cpu_has_avx512vnni()) return &lt__q8tiles_vnni;
+    if (isa == LT_ISA_AVX512 || isa == LT_ISA_AVX2) return &lt__q8tiles_avx2;
 #endif
     (void)isa;
-    return lt__q8gemv_scalar;
+    return NULL;
 }
 
 #define Q8_ROWS_PER_CHUNK 32
@@ -167,7 +193,7 @@ lt_status lt_quant_matmul_int8(int32_t type, int64_t n, int64_t d_in, int64_t d_
         round_row(type, X + i * ldx, nb, q, corr, d, s);
         rows[i] = (lt__q8row){q, corr, d, s};
     }
-    const lt__q8gemv_fn f = q8gemv_for((int)lt_isa_active());
+    const lt__q8tiles *tiles = q8tiles_for((int)lt_isa_active());
     const uint8_t *w = (const uint8_t *)W;
     const int threads = lt_get_num_threads();
     const int64_t chunks = (d_out + Q8_ROWS_PER_CHUNK - 1) / Q8_ROWS_PER_CHUNK;
@@ -180,8 +206,11 @@ lt_status lt_quant_matmul_int8(int32_t type, int64_t n, int64_t d_in, int64_t d_
          * lt_quant_matmul's decode path) */
         const int64_t p0 = o0 + (int64_t)threads * Q8_ROWS_PER_CHUNK;
         const int64_t p1 = p0 + Q8_ROWS_PER_CHUNK < d_out ? p0 + Q8_ROWS_PER_CHUNK : d_out;
-        f(type, w, row_bytes, nb, o0, o1, rows, n, Y, ldy, accumulate, p0 < d_out ? w + p0 * row_bytes : NULL,
-          p0 < d_out ? (p1 - p0) * row_bytes : 0);
+        if (tiles)
+            q8gemv_tiled(tiles, type, w, row_bytes, nb, o0, o1, rows, n, Y, ldy, accumulate,
+                         p0 < d_out ? w + p0 * row_bytes : NULL, p0 < d_out ? (p1 - p0) * row_bytes : 0);
+        else
+            q8gemv_scalar(type, w, row_bytes, nb, o0, o1, rows, n, Y, ldy, accumulate);
     }
     free(buf);
     return LT_OK;

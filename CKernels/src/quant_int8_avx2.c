@@ -128,30 +128,5 @@ TILE(4, 1)
 TILE(1, 2)
 TILE(1, 1)
 
-A2 void lt__q8gemv_avx2(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t nb, int64_t o0,
-                        int64_t o1, const lt__q8row *x, int64_t n, float *Y, int64_t ldy, int accumulate,
-                          const uint8_t *pf, int64_t pf_bytes) {
-    float res[8];
-    /* the thread's probable next chunk (pf), prefetched to L2 spread over this chunk's rows */
-    const int64_t pf_step = (pf_bytes / (o1 - o0) + 64) & ~(int64_t)63;
-    int64_t pf_off = 0;
-    for (int64_t o = o0; o < o1;) {
-        const int R = o1 - o >= 4 ? 4 : 1;
-        for (const int64_t end = pf_off + R * pf_step; pf_off < end && pf_off < pf_bytes; pf_off += 64)
-            _mm_prefetch((const char *)pf + pf_off, _MM_HINT_T1);
-        for (int64_t i = 0; i < n;) {
-            const int G = n - i >= 2 ? 2 : 1;
-            const uint8_t *row = W + o * row_bytes;
-            if (R == 4) { if (G == 2) tile_4_2(type, row, row_bytes, nb, x + i, res); else tile_4_1(type, row, row_bytes, nb, x + i, res); }
-            else { if (G == 2) tile_1_2(type, row, row_bytes, nb, x + i, res); else tile_1_1(type, row, row_bytes, nb, x + i, res); }
-            for (int g = 0; g < G; g++)
-                for (int r = 0; r < R; r++) {
-                    float *y = Y + (i + g) * ldy + o + r;
-                    *y = accumulate ? *y + res[g * R + r] : res[g * R + r];
-                }
-            i += G;
-        }
-        o += R;
-    }
-}
+const lt__q8tiles lt__q8tiles_avx2 = {tile_4_2, tile_4_1, tile_1_2, tile_1_1};
 #endif

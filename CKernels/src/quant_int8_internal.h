@@ -41,22 +41,19 @@ typedef struct lt__q8row {
     const float *s;        /* sx = dx · Σqx per block */
 } lt__q8row;
 
-/* Y[i, o] (=|+=) row o of W · activation row i, for o0 <= o < o1 and i < n (n <= 8). W rows of
- * row_bytes bytes, nb blocks each (type Q8_0, Q4_0 or Q4_1). */
-typedef void (*lt__q8gemv_fn)(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t nb,
-                              int64_t o0, int64_t o1, const lt__q8row *x, int64_t n, float *Y,
-                              int64_t ldy, int accumulate, const uint8_t *pf, int64_t pf_bytes);
+/* An ISA's micro-kernels: tile_R_G computes R W rows (row, row + rb, …) against G rounded
+ * activation rows (x[0 ..< G]) into res[g·R + r], with the lane arithmetic above. The driver
+ * (q8gemv_tiled, quant_int8.c) is shared: 4 rows × 2 activation rows at a time, the
+ * remainders with the smaller tiles. */
+typedef void (*lt__q8tile_fn)(int32_t type, const uint8_t *row, int64_t rb, int64_t nb,
+                              const lt__q8row *x, float *res);
+typedef struct lt__q8tiles {
+    lt__q8tile_fn t4x2, t4x1, t1x2, t1x1;
+} lt__q8tiles;
 
-void lt__q8gemv_scalar(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t nb, int64_t o0,
-                       int64_t o1, const lt__q8row *x, int64_t n, float *Y, int64_t ldy, int accumulate,
-                       const uint8_t *pf, int64_t pf_bytes);
 #if defined(__x86_64__)
-void lt__q8gemv_avx2(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t nb, int64_t o0,
-                     int64_t o1, const lt__q8row *x, int64_t n, float *Y, int64_t ldy, int accumulate,
-                       const uint8_t *pf, int64_t pf_bytes);
-void lt__q8gemv_vnni(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t nb, int64_t o0,
-                     int64_t o1, const lt__q8row *x, int64_t n, float *Y, int64_t ldy, int accumulate,
-                       const uint8_t *pf, int64_t pf_bytes);
+extern const lt__q8tiles lt__q8tiles_avx2;   /* quant_int8_avx2.c (AVX2, and AVX-512 without VNNI) */
+extern const lt__q8tiles lt__q8tiles_vnni;   /* quant_int8_avx512.c (AVX-512 VNNI) */
 #endif
 
 /* Bytes of a block and offset of its codes. */
