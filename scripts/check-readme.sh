@@ -46,7 +46,7 @@ MANUAL=(
   "scripts/run.sh|main job (deps, assets, release build, SmolLM2 LoRTA fine-tune, merge, ask): 12 min on a fresh clone (docs/readme-commands.md)"
   "scripts/run-minilm.sh|encoder job: 6 min on a fresh clone after run.sh's build (docs/readme-commands.md)"
   "scripts/quality.sh|MiniLM accuracy table, 5 rows of 300 steps: 27 min on a shared 2-core machine (docs/readme-commands.md)"
-  "scripts/backdoor.sh|~8 min per MiniLM row, ~10 min per SmolLM2 row"
+  "scripts/backdoor.sh|~5.5 min per MiniLM row (both: 10:47 on a fresh clone, docs/readme-commands.md), ~10 min per SmolLM2 row"
   "scripts/monitor.sh|~5 min per MiniLM row, ~10–15 min per SmolLM2 row (runs backdoor.sh when its adapter is missing)"
   "scripts/circuits.sh|~16 min for the MiniLM row, ~20 min per SmolLM2 row (runs monitor.sh when its monitor is missing)"
   "scripts/bench.sh|kernel benchmarks: a few minutes per mode"
