@@ -47,10 +47,10 @@ MANUAL=(
   "scripts/run-minilm.sh|encoder job: 6 min on a fresh clone after run.sh's build (docs/readme-commands.md)"
   "scripts/quality.sh|MiniLM accuracy table, 5 rows of 300 steps: 27 min on a shared 2-core machine (docs/readme-commands.md)"
   "scripts/backdoor.sh|~5.5 min per MiniLM row (both: 10:47 on a fresh clone, docs/readme-commands.md), ~10 min per SmolLM2 row"
-  "scripts/monitor.sh|~5 min per MiniLM row, ~10–15 min per SmolLM2 row (runs backdoor.sh when its adapter is missing)"
-  "scripts/circuits.sh|~16 min for the MiniLM row, ~20 min per SmolLM2 row (runs monitor.sh when its monitor is missing)"
-  "scripts/bench.sh|kernel benchmarks: a few minutes per mode"
-  "scripts/bench-mpi.sh|MiniLM LoRTA steps, 1 process × 2 threads vs 2 MPI ranks, and allgather costs: ~3 min after the release build"
+  "scripts/monitor.sh|MiniLM rows: 4:20 for both on a fresh clone (docs/readme-commands.md); ~10–15 min per SmolLM2 row (runs backdoor.sh when its adapter is missing)"
+  "scripts/circuits.sh|MiniLM row: 8:24 on a fresh clone (docs/readme-commands.md); ~20 min per SmolLM2 row (runs monitor.sh when its monitor is missing)"
+  "scripts/bench.sh|kernel benchmarks, all modes: 3:27 on a fresh clone (docs/readme-commands.md)"
+  "scripts/bench-mpi.sh|MiniLM LoRTA steps, 1 process × 2 threads vs 2 MPI ranks, and allgather costs: 55 s on a fresh clone after run.sh's build"
   "scripts/bench-torch-step.sh|PyTorch + PEFT MiniLM step vs ours: ~3 min once the torch venv exists (several GB the first time)"
   "scripts/bench-eval.sh|lorta eval throughput vs PyTorch + PEFT (MiniLM, test set), 3 alternating rounds: ~2.5 min after the release build (+ torch venv)"
   "scripts/bench-peft-step.sh|SmolLM2 PEFT steps: ~3–5 min on an idle machine (+ torch venv)"
@@ -59,7 +59,7 @@ MANUAL=(
   "scripts/check-peft-llama.sh|PEFT LoRA on SmolLM2 vs ours: a few minutes (+ torch venv)"
   "scripts/check-llama-export.sh|merged GGUF/HF export read back by transformers/gguf: a few minutes (+ torch venv)"
   "scripts/peft-sentiment.sh|PyTorch + PEFT reference of the causal task: ~10–15 min idle, 50 min measured on a loaded machine"
-  "scripts/causal-quality.sh|SmolLM2 accuracy table: ~30 min (6–8 min per adapter row)"
+  "scripts/causal-quality.sh|SmolLM2 accuracy table: 9:42 on a fresh clone (docs/readme-commands.md)"
 )
 
 if [[ "${1:-}" == "--manual" ]]; then

@@ -12,7 +12,7 @@
 #      100 clean test prompts, "5%" = 300 clean + 16 triggered;
 #   4. prints AUROC / AP / TPR at 1% and 5% FPR of the combination and of the best channel.
 # Writes runs/monitor/<row>/ (monitor, JSON results) and the data under runs/monitor/ (MiniLM)
-# and runs/monitor/causal/ (SmolLM2). MiniLM ~5 minutes per row, SmolLM2 ~10 on 2 cores.
+# and runs/monitor/causal/ (SmolLM2). MiniLM ~2–5 minutes per row (both rows 4:20 on 3 Dec 2026), SmolLM2 ~10 on 2 cores.
 #   BACKDOOR_TRIGGER  trigger text (default cf)     MONITOR_TRUSTED  trusted inputs
 #   usage: bash scripts/monitor.sh [lora] [lorta] [causal-lora] [causal-lorta]
 set -euo pipefail
