@@ -14,6 +14,7 @@
 # after the release build. Figures from a shared machine: compare the ratio of one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh >/dev/null
 ROUNDS="${1:-3}"
 TOKENS="${2:-128}"
 bash scripts/fetch-assets.sh >/dev/null

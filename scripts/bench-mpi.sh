@@ -8,6 +8,7 @@
 # Usage: bash scripts/bench-mpi.sh [STEPS=12] [ROUNDS=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh >/dev/null
 steps="${1:-12}"; rounds="${2:-2}"
 source scripts/blas-env.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

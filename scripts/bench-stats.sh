@@ -10,6 +10,7 @@
 # only matters for the system OpenBLAS lorta links; lorta's statistics kernel does not call BLAS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh >/dev/null
 REPEATS="${1:-5}"
 ROWS="${2:-100000}"
 if [[ -z "${LORTA:-}" ]]; then

@@ -8,6 +8,7 @@
 # A few minutes once the environment exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh >/dev/null
 OUT="${1:-/tmp/lorta-export-check}"
 bash scripts/fetch-assets.sh >/dev/null
 source scripts/python-env.sh

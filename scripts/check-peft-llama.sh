@@ -11,6 +11,7 @@
 # (scripts/fixtures/make_peft_llama_fixtures.py). About a minute once the venv and build exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh >/dev/null
 source scripts/python-env.sh
 torch_venv
 if [[ "${1:-}" == "--make-fixtures" ]]; then

@@ -70,7 +70,8 @@ fi
 
 # --run-manual [COMMAND...]: runs README commands by hand, one after the other, each as the README
 # writes it (COMMAND is a script name, e.g. quality, or a script with arguments, e.g.
-# "backdoor causal-lora"; default: every MANUAL script without arguments), and records the exit
+# "backdoor causal-lora", after optional VAR=value words, e.g. "LORTA=.build/release/lorta
+# bench-llm"; default: every MANUAL script without arguments), and records the exit
 # code and wall time of each in runs/readme-manual/results.tsv (log of each: <name>.log there).
 # Later commands still run when one fails; the exit status is 1 if any failed.
 if [[ "${1:-}" == "--run-manual" ]]; then
@@ -85,15 +86,19 @@ if [[ "${1:-}" == "--run-manual" ]]; then
   commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   failed=0
   for c in "$@"; do
-    read -r name args <<<"$c"
+    # leading VAR=value words are the command's environment (e.g. "LORTA=.build/release/lorta bench-llm")
+    envs=(); rest="$c"
+    while [[ "$rest" =~ ^([A-Za-z_][A-Za-z0-9_]*=[^ ]*)\ +(.*)$ ]]; do envs+=("${BASH_REMATCH[1]}"); rest="${BASH_REMATCH[2]}"; done
+    read -r name args <<<"$rest"
     [[ -f "scripts/$name.sh" ]] || { echo "check-readme: no scripts/$name.sh" >&2; failed=1; continue; }
     log="$out/$(echo "$c" | tr ' /' '__').log"
     started="$(date -u +%FT%TZ)"; t0=$(date +%s)
-    echo "== bash scripts/$name.sh${args:+ $args}   (log: $log)" >&2
+    shown="${envs[*]:+${envs[*]} }bash scripts/$name.sh${args:+ $args}"
+    echo "== $shown   (log: $log)" >&2
     # shellcheck disable=SC2086
-    if bash "scripts/$name.sh" $args >"$log" 2>&1; then rc=0; else rc=$?; fi
+    if env "${envs[@]}" bash "scripts/$name.sh" $args >"$log" 2>&1; then rc=0; else rc=$?; fi
     secs=$(( $(date +%s) - t0 ))
-    printf '%s\tbash scripts/%s.sh%s\t%s\t%s\t%s\n' "$commit" "$name" "${args:+ $args}" "$rc" "$secs" "$started" >> "$out/results.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$commit" "$shown" "$rc" "$secs" "$started" >> "$out/results.tsv"
     printf '   exit %s after %d:%02d\n' "$rc" $((secs / 60)) $((secs % 60)) >&2
     [[ $rc == 0 ]] || failed=1
   done

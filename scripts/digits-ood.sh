@@ -14,6 +14,7 @@
 # Usage: scripts/digits-ood.sh           (LORTA=/path/to/lorta to skip the build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh >/dev/null
 
 SKLEARN_VERSION=1.9.1
 WHEEL=scikit_learn-1.9.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl

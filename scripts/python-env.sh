@@ -63,7 +63,12 @@ make_venv() {
   local dir="$1"; shift
   if ! pins_ok "$dir/bin/python" "$@"; then
     echo "python-env: setting up $dir ($*) ..." >&2
-    [[ -x "$dir/bin/python" ]] || /usr/bin/python3 -m venv "$dir"
+    if [[ ! -x "$dir/bin/python" ]]; then
+      # Debian's python3 lacks the venv module until python3-venv is installed.
+      /usr/bin/python3 -c 'import ensurepip' 2>/dev/null ||
+        bash "$(dirname "${BASH_SOURCE[0]}")/install-deps.sh" >&2
+      /usr/bin/python3 -m venv "$dir"
+    fi
     "$dir/bin/pip" install -q --disable-pip-version-check "$@"
     echo "python-env: $dir ready" >&2
   fi
