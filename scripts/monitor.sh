@@ -10,7 +10,8 @@
 #      position): MiniLM "half" = every negative test review triggered + as many clean test
 #      reviews, "5%" = every clean test review + 5% triggered; SmolLM2 "half" = 100 triggered +
 #      100 clean test prompts, "5%" = 300 clean + 16 triggered;
-#   4. prints AUROC / AP / TPR at 1% and 5% FPR of the combination and of the best channel.
+#   4. prints AUROC / AP / TPR at 1% and 5% FPR of the combination and of the best channel, the
+#      fit and scoring times, and per layer the best AUROC of its output, MLP and heads.
 # Writes runs/monitor/<row>/ (monitor, JSON results) and the data under runs/monitor/ (MiniLM)
 # and runs/monitor/causal/ (SmolLM2). MiniLM ~2–5 minutes per row (both rows 4:20 on 3 Dec 2026), SmolLM2 ~10 on 2 cores.
 #   BACKDOOR_TRIGGER  trigger text (default cf)     MONITOR_TRUSTED  trusted inputs
@@ -124,4 +125,29 @@ for row in rows:
                   f"{100 * r['tpr_at_1pct_fpr']:.1f}% | {100 * r['tpr_at_5pct_fpr']:.1f}% | "
                   f"{r['combinations']['mean']['auroc']:.4f} / {r['combinations']['mahalanobis']['auroc']:.4f} | "
                   f"{best[0]}/{best[1]} ({best[2]:.4f}) |")
+# Where the trace is: per layer, the largest per-input AUROC ("half" mixture) of the layer's
+# output, its MLP and its best head (over detectors and reductions); and the run's times.
+import re
+for row in rows:
+    fit = json.load(open(f"{out}/{row}/fit.json"))
+    secs = [json.load(open(f"{out}/{row}/{m}.{x}.json"))["seconds"] for m in ["half", "five-percent"] for x in ["input", "batch"]]
+    print(f"\n{row}: monitor fitted in {fit['seconds']:.0f} s; scoring one mixture {min(secs):.0f}–{max(secs):.0f} s")
+    r = json.load(open(f"{out}/{row}/half.input.json"))
+    layers = {}
+    for site, ds in r["points"].items():
+        m = re.match(r"layer\.(\d+)\.(output|mlp\.output|attention\.head\.(\d+))(:\w+)?$", site)
+        if not m:
+            continue
+        a = max(v["auroc"] for v in ds.values())
+        kind = "head" if m.group(3) else m.group(2)
+        key = (int(m.group(1)), kind)
+        if key not in layers or a > layers[key][0]:
+            layers[key] = (a, m.group(3))
+    print(f"{row}, per layer (half mixture, per input; best AUROC over detectors and reductions):")
+    print("| layer | output | MLP | best head |")
+    print("|---|---|---|---|")
+    for l in sorted({k[0] for k in layers}):
+        o, mlp, h = layers.get((l, "output")), layers.get((l, "mlp.output")), layers.get((l, "head"))
+        cell = lambda x: f"{x[0]:.4f}" if x else "—"
+        print(f"| {l} | {cell(o)} | {cell(mlp)} | " + (f"head {h[1]} ({h[0]:.4f})" if h else "—") + " |")
 PY
