@@ -15,7 +15,8 @@
 #        size (`bench-decode.sh 1 16`: one round of 16 tokens).
 #   bash scripts/check-readme.sh --manual prints the commands run by hand and their times.
 #   bash scripts/check-readme.sh --run-manual [COMMAND...] runs them (default: all, as the README
-#                                         writes them) and records exit codes and times.
+#                                         writes them, and the README's marked command blocks,
+#                                         block:NAME) and records exit codes and times.
 #
 # The CLI is the debug build of this checkout (LORTA=/path/to/lorta to use another), so CI
 # does not build a second configuration; the scripts that build the release CLI themselves are
@@ -60,13 +61,36 @@ MANUAL=(
   "scripts/check-llama-export.sh|merged GGUF/HF export read back by transformers/gguf: a few minutes (+ torch venv)"
   "scripts/peft-sentiment.sh|PyTorch + PEFT reference of the causal task: ~10–15 min idle, 50 min measured on a loaded machine"
   "scripts/causal-quality.sh|SmolLM2 accuracy table: 9:42 on a fresh clone (docs/readme-commands.md)"
+  "scripts/openblas-bits.sh|OpenBLAS sgemm, 1 vs 2 threads, bits per K for 3 cores: ~40 s"
+)
+# README command blocks run by hand as written: the README marks each with a line
+# `<!-- readme-block: NAME -->` just before its ```bash fence; `--run-manual block:NAME` runs the
+# block's text with bash (-e, from the repository root, the release `lorta` first on PATH).
+# Name, then the time it takes.
+BLOCKS=(
+  "minilm|lorta train / eval / merge on MiniLM (300 steps): ~6 min after the release build"
+  "peft-ours|ours on the files peft-sentiment.sh writes (200 SmolLM2 steps, 200 greedy answers): ~15 min idle"
+  "mpi|lorta-mpi train (50 steps), eval --observe, monitor-fit with 2 ranks: ~3 min after the release build"
 )
 
 if [[ "${1:-}" == "--manual" ]]; then
   echo "README commands run by hand (times as the scripts and the README record them, 2-core machine):"
   for m in "${MANUAL[@]}"; do printf '  bash %-32s %s\n' "${m%%|*}" "${m#*|}"; done
+  for b in "${BLOCKS[@]}"; do printf '  %-37s %s\n' "README block ${b%%|*}" "${b#*|}"; done
   exit 0
 fi
+
+# readme_block NAME: prints the text of the README's bash block marked NAME (status 1 if none).
+readme_block() {
+  /usr/bin/python3 - "$1" <<'PY'
+import re, sys
+text = open("README.md", encoding="utf-8").read()
+m = re.search(r"<!-- readme-block: " + re.escape(sys.argv[1]) + r" -->\n```bash\n(.*?)```", text, re.S)
+if not m:
+    sys.exit(1)
+sys.stdout.write(m.group(1))
+PY
+}
 
 # --run-manual [COMMAND...]: runs README commands by hand, one after the other, each as the README
 # writes it (COMMAND is a script name, e.g. quality, or a script with arguments, e.g.
@@ -79,6 +103,7 @@ if [[ "${1:-}" == "--run-manual" ]]; then
   if [[ $# == 0 ]]; then
     set --
     for m in "${MANUAL[@]}"; do s="${m%%|*}"; s="${s#scripts/}"; set -- "$@" "${s%.sh}"; done
+    for b in "${BLOCKS[@]}"; do set -- "$@" "block:${b%%|*}"; done
   fi
   out=runs/readme-manual
   mkdir -p "$out"
@@ -90,13 +115,23 @@ if [[ "${1:-}" == "--run-manual" ]]; then
     envs=(); rest="$c"
     while [[ "$rest" =~ ^([A-Za-z_][A-Za-z0-9_]*=[^ ]*)\ +(.*)$ ]]; do envs+=("${BASH_REMATCH[1]}"); rest="${BASH_REMATCH[2]}"; done
     read -r name args <<<"$rest"
-    [[ -f "scripts/$name.sh" ]] || { echo "check-readme: no scripts/$name.sh" >&2; failed=1; continue; }
-    log="$out/$(echo "$c" | tr ' /' '__').log"
+    log="$out/$(echo "$c" | tr ' /:' '___').log"
+    if [[ "$name" == block:* ]]; then
+      block="$out/${name#block:}.sh"
+      { echo 'set -e'; readme_block "${name#block:}"; } > "$block" ||
+        { echo "check-readme: README has no block marked ${name#block:}" >&2; failed=1; continue; }
+      shown="README block ${name#block:}"
+      # The blocks call `lorta`: the release CLI of this checkout, built first.
+      run=(bash -c 'LORTA_QUIET_SETUP=1 source scripts/release-cli.sh && PATH="$(dirname "$LORTA"):$PATH" bash "$0"' "$block")
+    else
+      [[ -f "scripts/$name.sh" ]] || { echo "check-readme: no scripts/$name.sh" >&2; failed=1; continue; }
+      shown="${envs[*]:+${envs[*]} }bash scripts/$name.sh${args:+ $args}"
+      # shellcheck disable=SC2206
+      run=(bash "scripts/$name.sh" $args)
+    fi
     started="$(date -u +%FT%TZ)"; t0=$(date +%s)
-    shown="${envs[*]:+${envs[*]} }bash scripts/$name.sh${args:+ $args}"
     echo "== $shown   (log: $log)" >&2
-    # shellcheck disable=SC2086
-    if env "${envs[@]}" bash "scripts/$name.sh" $args >"$log" 2>&1; then rc=0; else rc=$?; fi
+    if env "${envs[@]}" "${run[@]}" >"$log" 2>&1; then rc=0; else rc=$?; fi
     secs=$(( $(date +%s) - t0 ))
     printf '%s\t%s\t%s\t%s\t%s\n' "$commit" "$shown" "$rc" "$secs" "$started" >> "$out/results.tsv"
     printf '   exit %s after %d:%02d\n' "$rc" $((secs / 60)) $((secs % 60)) >&2
@@ -116,8 +151,16 @@ while read -r s; do
     echo "check-readme: README names $s, which scripts/check-readme.sh neither runs nor lists as run by hand" >&2; fail=1
   fi
 done < <(grep -oE '(bash|python3) scripts/[A-Za-z0-9_./-]+\.(sh|py)' README.md | awk '{print $2}' | sort -u)
+known_blocks=" "
+for b in "${BLOCKS[@]}"; do known_blocks+="${b%%|*} "; done
+while read -r b; do
+  [[ "$known_blocks" == *" $b "* ]] || { echo "check-readme: README block $b is not listed in BLOCKS" >&2; fail=1; }
+done < <(grep -oE '<!-- readme-block: [A-Za-z0-9_-]+ -->' README.md | awk '{print $3}')
+for b in "${BLOCKS[@]}"; do
+  readme_block "${b%%|*}" >/dev/null || { echo "check-readme: BLOCKS lists ${b%%|*}, which no README bash block is marked with" >&2; fail=1; }
+done
 [[ $fail == 0 ]] || exit 1
-echo "check-readme: every script the README names exists and is classified"
+echo "check-readme: every script the README names exists and is classified; the marked blocks are listed"
 
 if [[ -z "${LORTA:-}" ]]; then
   # shellcheck disable=SC1091
@@ -128,9 +171,17 @@ fi
 export LORTA
 
 # ---- 2. every `lorta …` line uses a subcommand and options that exist ------------------------
-/usr/bin/python3 - "$LORTA" <<'PY'
+# lorta-mpi's lines (`mpirun … lorta-mpi SUBCOMMAND …`) are checked against lorta-mpi's help.
+LORTA_MPI="$(dirname "$LORTA")/lorta-mpi"
+if [[ ! -x "$LORTA_MPI" ]]; then
+  # shellcheck disable=SC1091
+  source scripts/blas-env.sh
+  swift build --product lorta-mpi >/dev/null
+  LORTA_MPI="$(swift build --show-bin-path)/lorta-mpi"
+fi
+/usr/bin/python3 - "$LORTA" "$LORTA_MPI" <<'PY'
 import re, subprocess, sys
-lorta = sys.argv[1]
+binaries = {"lorta": sys.argv[1], "lorta-mpi": sys.argv[2]}
 text = open("README.md", encoding="utf-8").read()
 blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
 # Join continuation lines, drop comments, keep the lines that run lorta.
@@ -140,15 +191,18 @@ for b in blocks:
         line = line.split(" #")[0].strip()
         if line.startswith("lorta "):
             commands.append(line)
+        elif line.startswith("mpirun ") and re.search(r"(^|[ /])lorta-mpi ", line):
+            commands.append("lorta-mpi " + re.split(r"(?:^|[ /])lorta-mpi ", line, maxsplit=1)[1])
 helps, failures = {}, []
 for c in commands:
-    words = c.split()[1:]
+    tool, words = c.split()[0], c.split()[1:]
+    lorta = binaries[tool]
     path = []
     for w in words:                      # subcommand words come before the first option
         if w.startswith("-") or w.startswith("[") or not re.fullmatch(r"[a-z-]+", w):
             break
         path.append(w)
-    key = " ".join(path)
+    key = " ".join([tool] + path)
     if key not in helps:
         # Each word must be listed among its parent's subcommands (ArgumentParser prints the
         # parent's help for an unknown one), then the leaf's help lists the options.
@@ -163,18 +217,18 @@ for c in commands:
         helps[key] = r.stdout if ok and r.returncode == 0 else None
     h = helps[key]
     if h is None:
-        failures.append(f"`{c}`: `lorta {key}` is not a command")
+        failures.append(f"`{c}`: `{key}` is not a command")
         continue
     for opt in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", c):
         if opt in ("--help", "--version"):
             continue
         if not re.search(r"(?<![\w-])" + re.escape(opt) + r"(?![\w-])", h):
-            failures.append(f"`{c}`: `lorta {key}` has no option {opt}")
+            failures.append(f"`{c}`: `{key}` has no option {opt}")
 for f in failures:
     print("check-readme: " + f, file=sys.stderr)
 if failures:
     sys.exit(1)
-print(f"check-readme: {len(commands)} lorta command lines of the README use existing subcommands and options")
+print(f"check-readme: {len(commands)} lorta and lorta-mpi command lines of the README use existing subcommands and options")
 PY
 
 # ---- 3. the cheap commands, run ---------------------------------------------------------------

@@ -32,18 +32,31 @@ int main(void) {
     fill(x, (size_t)M * KMAX, 1);
     fill(w, (size_t)N * KMAX, 2);
     int differ = 0;
-    printf("OpenBLAS core %s, sgemm %dx%dxK (X Wt), 1 vs 2 threads, K = 1..1024, 1152, 1536, 2048, 3072:\n",
-           openblas_get_corename(), M, N);
-    printf("  bits differ for K =");
+    char same[1100];
     for (int i = 0; i < nk; i++) {
         int k = ks[i];
         openblas_set_num_threads(1);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, k, 1.0f, x, k, w, k, 0.0f, y1, N);
         openblas_set_num_threads(2);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, k, 1.0f, x, k, w, k, 0.0f, y2, N);
-        if (memcmp(y1, y2, sizeof(float) * M * N) != 0) { printf(" %d", k); differ++; }
+        same[i] = memcmp(y1, y2, sizeof(float) * M * N) == 0;
+        differ += !same[i];
     }
-    printf("%s\n  (%d of %d K values differ)\n", differ ? "" : " none", differ, nk);
+    /* the K with equal bits, as ranges of consecutive list entries */
+    printf("OpenBLAS core %s, sgemm %dx%dxK (X Wt), 1 vs 2 threads, K = 1..1024, 1152, 1536, 2048, 3072:\n",
+           openblas_get_corename(), M, N);
+    printf("  same bits for K =");
+    int first = 1;
+    for (int i = 0; i < nk;) {
+        if (!same[i]) { i++; continue; }
+        int j = i;
+        while (j + 1 < nk && same[j + 1] && ks[j + 1] == ks[j] + 1) j++;
+        printf(first ? " %d" : ", %d", ks[i]);
+        if (j > i) printf("-%d", ks[j]);
+        first = 0;
+        i = j + 1;
+    }
+    printf("%s\n  different bits for %d of the %d K values\n", first ? " none" : "", differ, nk);
     free(x); free(w); free(y1); free(y2);
     return 0;
 }
