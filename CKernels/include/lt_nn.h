@@ -55,7 +55,10 @@ lt_status lt_embeddings_forward(int64_t B, int64_t T, int64_t d, const int32_t *
 /* ---- linear layer (frozen weight) ------------------------------------------------------------
  * forward:  Y[n × d_out] = X[n × d_in] Wᵀ (+ bias[d_out]) (+ R[n × d_out])
  *   W [d_out × d_in] (ld ldw); bias and R nullable. R may alias Y exactly (R == Y, ldr == ldy:
- *   Y += X Wᵀ + bias). Bias and residual are written first, then one GEMM (lt_gemm_f32) with beta = 1.
+ *   Y += X Wᵀ + bias). Bias and residual are added to each tile of the GEMM's output while it is
+ *   in cache (y = P + (r + b)); where the GEMM core declines (LORTA_GEMM=openblas, narrow outputs,
+ *   R == Y) they are written first and one GEMM (lt_gemm_f32) adds on top with beta = 1 — the
+ *   same bits.
  * backward (input gradient only; W frozen):
  *   dX[n × d_in] (=|+=) dY[n × d_out] W          accumulate = 0 overwrites dX, 1 adds to it.
  * backward of the parameters (for a trainable layer such as a classification head):
@@ -129,6 +132,30 @@ lt_status lt_layernorm_backward(int64_t n, int64_t d,
 lt_status lt_gelu_forward(int64_t n, int64_t d, const float *X, int64_t ldx, float *Y, int64_t ldy);
 lt_status lt_gelu_backward(int64_t n, int64_t d, const float *X, int64_t ldx,
                            const float *dY, int64_t lddy, float *dX, int64_t lddx);
+
+/* ---- linear layer + GELU, fused (BERT's intermediate projection and its backward) -------------
+ * forward:  Z[n × d_out] = X[n × d_in] Wᵀ (+ bias),  G = gelu(Z)
+ *   W [d_out × d_in] (ld ldw), bias nullable. G may be Z (ldg == ldz): the pre-activation is then
+ *   not kept. Otherwise G must not overlap Z.
+ * backward (input gradient; W frozen):
+ *   dX[n × d_in] = gelu'(Z) ⊙ (dY[n × d_out] W[d_out × d_in])      Z [n × d_in] the forward's Z
+ *   — for the layer after the GELU: its W and dY give the gradient of the GELU's input.
+ * The bias, GELU and GELU derivative are applied to each tile of the GEMM's output while it is in
+ * cache (one pass over the n × d_out outputs instead of three). The results are bit for bit those
+ * of the unfused kernels (lt_linear_forward then lt_gelu_forward; lt_linear_backward_input then
+ * lt_gelu_backward), which are used where the GEMM core declines the product (LORTA_GEMM=openblas,
+ * an empty sum, outputs narrower than a tile). */
+lt_status lt_linear_gelu_forward(int64_t n, int64_t d_in, int64_t d_out,
+                                 const float *X, int64_t ldx,
+                                 const float *W, int64_t ldw,
+                                 const float *bias,
+                                 float *Z, int64_t ldz,
+                                 float *G, int64_t ldg);
+lt_status lt_linear_gelu_backward_input(int64_t n, int64_t d_in, int64_t d_out,
+                                        const float *dY, int64_t lddy,
+                                        const float *W, int64_t ldw,
+                                        const float *Z, int64_t ldz,
+                                        float *dX, int64_t lddx);
 
 /* ---- multi-head self-attention core with a key padding mask -----------------------------------
  * For each sequence b and head h (Q_bh = rows of b, columns of h; same for K, V):

@@ -5,6 +5,7 @@
 #pragma STDC FP_CONTRACT OFF
 #include "lt_nn.h"
 #include "nn_internal.h"
+#include "gemm_internal.h"
 
 #include <math.h>
 
@@ -36,6 +37,28 @@ lt_status lt_embeddings_forward(int64_t B, int64_t T, int64_t d, const int32_t *
 
 /* ================================ linear ===================================================== */
 
+/* The epilogue of lt_linear_forward on one finished tile (rows × cols at (i, j)) of P = X Wᵀ:
+ * y = P + (r + b), the sum the unfused path forms (bias and residual first, then the GEMM's
+ * beta = 1 step). */
+typedef struct {
+    const float *bias;
+    const float *R;
+    int64_t ldr;
+} linear_tile_ctx;
+
+static void bias_residual_tile(const void *vctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
+                               float *c, int64_t ldc) {
+    const linear_tile_ctx *x = vctx;
+    const float *b = x->bias ? x->bias + j : NULL;
+    for (int64_t q = 0; q < rows; q++) {
+        float *y = c + q * ldc;
+        const float *r = x->R ? x->R + (i + q) * x->ldr + j : NULL;
+        if (r && b) for (int64_t t = 0; t < cols; t++) y[t] = (r[t] + b[t]) + y[t];
+        else if (r) for (int64_t t = 0; t < cols; t++) y[t] = r[t] + y[t];
+        else for (int64_t t = 0; t < cols; t++) y[t] = b[t] + y[t];
+    }
+}
+
 /* Y[n × d_out] = X[n × d_in] Wᵀ (+ bias) (+ R) */
 lt_status lt_linear_forward(int64_t n, int64_t d_in, int64_t d_out,
                             const float *X, int64_t ldx, const float *W, int64_t ldw,
@@ -50,6 +73,14 @@ lt_status lt_linear_forward(int64_t n, int64_t d_in, int64_t d_out,
              lt__blas_ok(ldw) && lt__blas_ok(ldy), LT_ERR_INVALID_ARGUMENT);
     (void)lt__ensure_init();
     if (n == 0 || d_out == 0) return LT_OK;
+    /* Fused: each tile of X Wᵀ gets its bias and residual while it is in cache (one pass over Y).
+     * Not when R is Y itself (the GEMM stores over it), nor where the GEMM core declines (the
+     * OpenBLAS backend, d_in = 0, narrow outputs): then the two passes below. Same bits either
+     * way: y = P + (r + b) with the product P rounded once. */
+    if ((bias || R) && R != Y) {
+        const linear_tile_ctx ctx = {bias, R, ldr};
+        if (lt__gemm_f32_hooked(0, 1, n, d_out, d_in, X, ldx, W, ldw, Y, ldy, bias_residual_tile, &ctx)) return LT_OK;
+    }
     float beta = 0.0f;
     if (bias || R) {
         /* Bias and residual first (each row once), then the GEMM accumulates on top. */
@@ -313,6 +344,87 @@ lt_status lt_gelu_backward(int64_t n, int64_t d, const float *X, int64_t ldx,
     #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
     for (int64_t i = 0; i < n; i++) row(X + i * ldx, dY + i * lddy, dX + i * lddx, d);
     return LT_OK;
+}
+
+/* ================================ linear + GELU, fused ======================================= */
+
+/* Forward epilogue on one finished tile of P = X Wᵀ (in Z): z = b + P, then g = gelu(z) by the
+ * active ISA's row kernel — the bits of lt_linear_forward followed by lt_gelu_forward. */
+typedef struct {
+    const float *bias;
+    float *G;
+    int64_t ldg;
+    gelu_row_fn row;
+} gelu_tile_ctx;
+
+static void bias_gelu_tile(const void *vctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
+                           float *c, int64_t ldc) {
+    const gelu_tile_ctx *x = vctx;
+    for (int64_t q = 0; q < rows; q++) {
+        float *z = c + q * ldc;
+        if (x->bias) {
+            const float *b = x->bias + j;
+            for (int64_t t = 0; t < cols; t++) z[t] = b[t] + z[t];
+        }
+        x->row(z, NULL, x->G + (i + q) * x->ldg + j, cols);
+    }
+}
+
+/* Z[n × d_out] = X[n × d_in] Wᵀ (+ bias),  G = gelu(Z)            (G may be Z) */
+lt_status lt_linear_gelu_forward(int64_t n, int64_t d_in, int64_t d_out,
+                                 const float *X, int64_t ldx, const float *W, int64_t ldw,
+                                 const float *bias, float *Z, int64_t ldz, float *G, int64_t ldg) {
+    LT_CHECK(X && W && Z && G, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) && lt__ld_ok(ldz, d_out) && lt__ld_ok(ldg, d_out),
+             LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(G != Z || ldg == ldz, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(ldx) &&
+             lt__blas_ok(ldw) && lt__blas_ok(ldz), LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    if (n == 0 || d_out == 0) return LT_OK;
+    const gelu_tile_ctx ctx = {bias, G, ldg, gelu_forward_row_for(lt_isa_active())};
+    if (lt__gemm_f32_hooked(0, 1, n, d_out, d_in, X, ldx, W, ldw, Z, ldz, bias_gelu_tile, &ctx)) return LT_OK;
+    /* Where the GEMM core declines (OpenBLAS backend, d_in = 0, narrow outputs): two passes. */
+    lt_status st = lt_linear_forward(n, d_in, d_out, X, ldx, W, ldw, bias, NULL, 0, Z, ldz);
+    if (st != LT_OK) return st;
+    return lt_gelu_forward(n, d_out, Z, ldz, G, ldg);
+}
+
+/* Backward epilogue on one finished tile of dY W (in dX): dx = dg · gelu'(z), z the forward's
+ * pre-activation — the bits of lt_linear_backward_input followed by lt_gelu_backward in place. */
+typedef struct {
+    const float *Z;
+    int64_t ldz;
+    gelu_row_fn row;
+} gelu_backward_tile_ctx;
+
+static void gelu_backward_tile(const void *vctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
+                               float *c, int64_t ldc) {
+    const gelu_backward_tile_ctx *x = vctx;
+    for (int64_t q = 0; q < rows; q++) {
+        float *g = c + q * ldc;
+        x->row(x->Z + (i + q) * x->ldz + j, g, g, cols);
+    }
+}
+
+/* dX[n × d_in] = gelu'(Z) ⊙ (dY[n × d_out] W[d_out × d_in])        Z [n × d_in] */
+lt_status lt_linear_gelu_backward_input(int64_t n, int64_t d_in, int64_t d_out,
+                                        const float *dY, int64_t lddy, const float *W, int64_t ldw,
+                                        const float *Z, int64_t ldz, float *dX, int64_t lddx) {
+    LT_CHECK(dY && W && Z && dX, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__ld_ok(lddy, d_out) && lt__ld_ok(ldw, d_in) && lt__ld_ok(ldz, d_in) && lt__ld_ok(lddx, d_in),
+             LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(lddy) &&
+             lt__blas_ok(ldw) && lt__blas_ok(lddx), LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    if (n == 0 || d_in == 0) return LT_OK;
+    const gelu_backward_tile_ctx ctx = {Z, ldz, gelu_backward_row_for(lt_isa_active())};
+    if (lt__gemm_f32_hooked(0, 0, n, d_in, d_out, dY, lddy, W, ldw, dX, lddx, gelu_backward_tile, &ctx)) return LT_OK;
+    lt_status st = lt_linear_backward_input(n, d_in, d_out, dY, lddy, W, ldw, dX, lddx, 0);
+    if (st != LT_OK) return st;
+    return lt_gelu_backward(n, d_in, Z, ldz, dX, lddx, dX, lddx);
 }
 
 /* ================================ masked mean pooling ======================================== */

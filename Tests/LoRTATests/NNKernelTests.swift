@@ -373,6 +373,97 @@ struct NNKernelTests {
         #expect(relativeError(db, numericGradient(d64(b)) { loss(d64(x), d64(w), $0) }) < 2e-5)
     }
 
+    /// The fused epilogues (bias and residual in lt_linear_forward; lt_linear_gelu_forward and
+    /// lt_linear_gelu_backward_input) give the bits of the unfused kernels: on our GEMM the plain
+    /// product (lt_linear_forward without bias or residual) with y = P + (r + b) added here, and
+    /// lt_linear_forward then lt_gelu_forward / lt_linear_backward_input then lt_gelu_backward. Checked on every ISA, both GEMM backends (OpenBLAS
+    /// takes the unfused fallback), 1 and 2 threads, on shapes with ragged tiles, several K
+    /// chunks (d_in = 1000) and outputs too small for the fused path.
+    @Test func fusedLinearEpiloguesGiveTheUnfusedBits() throws {
+        func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
+        /// Expects equal bits; a failure reports how many entries differ (not the arrays).
+        func expectSameBits(_ a: [Float], _ b: [Float], _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            let differing = zip(bits(a), bits(b)).filter { $0 != $1 }.count + abs(a.count - b.count)
+            #expect(differing == 0, "\(what)", sourceLocation: sourceLocation)
+        }
+        for (n, dIn, dOut, seed) in [(70, 1000, 300, 51), (37, 384, 200, 52), (6, 9, 5, 53), (3, 40, 2, 54)] {
+            var rng = LoRATestRNG(seed: UInt64(seed))
+            let x = rng.array(n * dIn), w = rng.array(dOut * dIn), b = rng.array(dOut), res = rng.array(n * dOut)
+            let w2 = rng.array(dIn * dOut), dY = rng.array(n * dIn)   // the layer after: dOut → dIn
+            let z0 = rng.array(n * dOut, scale: 3)                        // a pre-activation for the backward
+            for backend in GEMMBackend.allCases {
+                for isa in testedInstructionSets() {
+                    for threads in [1, 2] {
+                        let label = "n \(n) d_in \(dIn) d_out \(dOut), \(backend), \(isa), \(threads) threads"
+                        try Runtime.withGEMMBackend(backend) {
+                            try Runtime.withInstructionSet(isa) {
+                                try Runtime.withThreadCount(threads) {
+                                    // the plain product and the references built on it
+                                    var p = [Float](repeating: .nan, count: n * dOut)
+                                    #expect(lt_linear_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), nil, nil, 0, &p, Int64(dOut)) == LT_OK)
+                                    let refYbr = (0..<(n * dOut)).map { p[$0] + (res[$0] + b[$0 % dOut]) }
+                                    let refYr = (0..<(n * dOut)).map { p[$0] + res[$0] }
+                                    var refZ = [Float](repeating: .nan, count: n * dOut)
+                                    #expect(lt_linear_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), b, nil, 0, &refZ, Int64(dOut)) == LT_OK)
+                                    var refG = [Float](repeating: .nan, count: n * dOut)
+                                    #expect(lt_gelu_forward(Int64(n), Int64(dOut), refZ, Int64(dOut), &refG, Int64(dOut)) == LT_OK)
+                                    var refDZ = [Float](repeating: .nan, count: n * dOut)
+                                    #expect(lt_linear_backward_input(Int64(n), Int64(dOut), Int64(dIn), dY, Int64(dIn), w2, Int64(dOut), &refDZ, Int64(dOut), 0) == LT_OK)
+                                    let dzIn = refDZ
+                                    #expect(lt_gelu_backward(Int64(n), Int64(dOut), z0, Int64(dOut), dzIn, Int64(dOut), &refDZ, Int64(dOut)) == LT_OK)
+
+                                    var y = [Float](repeating: .nan, count: n * dOut)
+                                    #expect(lt_linear_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), b, res, Int64(dOut), &y, Int64(dOut)) == LT_OK)
+                                    let withBoth = y
+                                    #expect(lt_linear_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), nil, res, Int64(dOut), &y, Int64(dOut)) == LT_OK)
+                                    let withResidual = y
+                                    // residual aliasing the output (always the unfused path): Y += X Wᵀ + b
+                                    var yy = res
+                                    let stAlias = yy.withUnsafeMutableBufferPointer { q in
+                                        lt_linear_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), b, q.baseAddress, Int64(dOut), q.baseAddress, Int64(dOut))
+                                    }
+                                    #expect(stAlias == LT_OK)
+                                    expectSameBits(yy, withBoth, "aliased residual: \(label)")
+                                    if backend == .lorta {
+                                        // Our GEMM adds C once, after the whole sum (OpenBLAS's beta = 1
+                                        // path may add it chunk by chunk, so no such identity there).
+                                        expectSameBits(withBoth, refYbr, "bias + residual: \(label)")
+                                        expectSameBits(withResidual, refYr, "residual: \(label)")
+                                        expectSameBits(refZ, (0..<(n * dOut)).map { p[$0] + b[$0 % dOut] }, "bias: \(label)")
+                                    }
+
+                                    var z = [Float](repeating: .nan, count: n * dOut), g = z
+                                    #expect(lt_linear_gelu_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), b, &z, Int64(dOut), &g, Int64(dOut)) == LT_OK)
+                                    expectSameBits(z, refZ, "gelu forward Z: \(label)")
+                                    expectSameBits(g, refG, "gelu forward G: \(label)")
+                                    var inPlace = [Float](repeating: .nan, count: n * dOut)
+                                    let stInPlace = inPlace.withUnsafeMutableBufferPointer { q in
+                                        lt_linear_gelu_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), b, q.baseAddress, Int64(dOut), q.baseAddress, Int64(dOut))
+                                    }
+                                    #expect(stInPlace == LT_OK)
+                                    expectSameBits(inPlace, refG, "gelu forward in place: \(label)")
+
+                                    var dz = [Float](repeating: .nan, count: n * dOut)
+                                    #expect(lt_linear_gelu_backward_input(Int64(n), Int64(dOut), Int64(dIn), dY, Int64(dIn), w2, Int64(dOut), z0, Int64(dOut), &dz, Int64(dOut)) == LT_OK)
+                                    expectSameBits(dz, refDZ, "gelu backward: \(label)")
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Argument checks.
+        var z = [Float](repeating: 0, count: 6), g = z
+        let x: [Float] = [1, 2, 3], w: [Float] = [1, 2, 3, 4, 5, 6]
+        #expect(lt_linear_gelu_forward(1, 3, 2, nil, 3, w, 3, nil, &z, 2, &g, 2) == LT_ERR_NULL_POINTER)
+        #expect(lt_linear_gelu_forward(1, 3, 2, x, 3, w, 3, nil, &z, 1, &g, 2) == LT_ERR_INVALID_ARGUMENT)
+        let stLd = z.withUnsafeMutableBufferPointer { q in lt_linear_gelu_forward(2, 3, 2, x + x, 3, w, 3, nil, q.baseAddress, 2, q.baseAddress, 3) }
+        #expect(stLd == LT_ERR_INVALID_ARGUMENT)
+        #expect(lt_linear_gelu_backward_input(1, 3, 2, [1, 1], 2, w, 3, nil, 3, &z, 3) == LT_ERR_NULL_POINTER)
+        #expect(lt_linear_gelu_backward_input(-1, 3, 2, [1, 1], 2, w, 3, x, 3, &z, 3) == LT_ERR_INVALID_ARGUMENT)
+    }
+
     @Test func embeddingsSumWordPositionAndType() throws {
         let B = 2, T = 3, d = 4, vocab = 5, maxPos = 4
         var rng = LoRATestRNG(seed: 34)

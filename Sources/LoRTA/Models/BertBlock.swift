@@ -109,15 +109,15 @@ extension BertModel {
                                                      b.statistics ? b.attentionMean.mutablePointer : nil,
                                                      b.statistics ? b.attentionRstd.mutablePointer : nil),
                                 "lt_layernorm_forward (attention)")
-        // Z = A Wiᵀ + bi; S2 = gelu(Z) W2ᵀ + b2 + A; Y = LN(S2).
+        // Z = A Wiᵀ + bi and G = gelu(Z) in one pass (the GEMM's tile epilogue); S2 = G W2ᵀ + b2 + A;
+        // Y = LN(S2). G overwrites Z when not recording; when recording Z is kept for the
+        // backward and a temporary [n, I] buffer holds G.
         let z = b.intermediate.mutablePointer
-        try KernelFailure.check(lt_linear_forward(n, d64, i64, aOut, d64, w.intermediateWeight.pointer, d64,
-                                                  w.intermediateBias.pointer, nil, 0, z, i64), "lt_linear_forward (intermediate)")
-        // GELU: in place when not recording; when recording Z is kept for the backward and a
-        // temporary [n, I] buffer holds gelu(Z).
         var geluOut = try record ? Tensor(uninitialized: [B * T, inter]) : b.intermediate
         let g = record ? geluOut.mutablePointer : z
-        try KernelFailure.check(lt_gelu_forward(n, i64, z, i64, g, i64), "lt_gelu_forward")
+        try KernelFailure.check(lt_linear_gelu_forward(n, d64, i64, aOut, d64, w.intermediateWeight.pointer, d64,
+                                                       w.intermediateBias.pointer, z, i64, g, i64),
+                                "lt_linear_gelu_forward (intermediate)")
         let oSum = b.outputSum.mutablePointer
         try KernelFailure.check(lt_linear_forward(n, i64, d64, g, i64, w.outputWeight.pointer, i64,
                                                   w.outputBias.pointer, aOut, d64, oSum, d64), "lt_linear_forward (output)")
@@ -186,12 +186,11 @@ extension BertModel {
                                                       act.outputInverseStd.pointer, dS2.mutablePointer, d64, nil, nil, 0),
                                 "lt_layernorm_backward (output)")
         try probe?(.mlpOutput, dS2.pointer)
+        // dZ = gelu'(Z) ⊙ (dS2 W2), the GELU derivative applied in the GEMM's tile epilogue.
         var dG = try Tensor(uninitialized: [n, inter])
-        try KernelFailure.check(lt_linear_backward_input(n64, i64, d64, dS2.pointer, d64, w.outputWeight.pointer, i64,
-                                                         dG.mutablePointer, i64, 0), "lt_linear_backward_input (output)")
-        let g = dG.mutablePointer
-        try KernelFailure.check(lt_gelu_backward(n64, i64, act.intermediate.pointer, i64, g, i64, g, i64),
-                                "lt_gelu_backward")
+        try KernelFailure.check(lt_linear_gelu_backward_input(n64, i64, d64, dS2.pointer, d64, w.outputWeight.pointer, i64,
+                                                              act.intermediate.pointer, i64, dG.mutablePointer, i64),
+                                "lt_linear_gelu_backward_input (output)")
         // A = LN(S1): dA = dS2 (residual) + dZ Wi, accumulated into the same buffer.
         var dA = dS2
         dS2 = Tensor(uninitializedShape: [0])   // dA stays uniquely referenced (no copy)
