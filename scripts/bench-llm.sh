@@ -16,8 +16,8 @@
 #
 # Installs (first run only, see scripts/python-env.sh): torch/transformers/gguf into TORCH_VENV
 # (default /tmp/lorta-torch-venv, several GB) and llama-cpp-python built from source into
-# LLAMACPP_VENV (default /tmp/lorta-llamacpp-venv; ~20 CPU-minutes, ~10 minutes on an idle
-# 2-core machine; built without AMX, see scripts/python-env.sh). Fetches the
+# LLAMACPP_VENV (default /tmp/lorta-llamacpp-venv; 4.5 minutes on a fresh clone on 2 cores;
+# built without AMX, see scripts/python-env.sh). Fetches the
 # assets (scripts/fetch-assets.sh). A run takes about 3 minutes (transformers: ~1 minute to
 # load, ~1 minute of timing; llama.cpp < 1 minute). Each engine runs in its own process, one
 # after the other; peak RSS is each process's maximum resident set (getrusage, or

@@ -14,9 +14,10 @@
 #                   llama-cpp-python 0.3.36,
 #                   built from source by pip (its sdist vendors llama.cpp; pip fetches cmake and
 #                   ninja into the build environment). CPU only, OpenMP, no BLAS. The build costs
-#                   ~20 CPU-minutes (measured: 19 min user time), so ~10 minutes on an idle 2-core
-#                   machine; it took 45–51 minutes of wall time here while three Swift builds
-#                   shared the machine. Its own venv, so the torch one never rebuilds it.
+#                   ~20 CPU-minutes of compiler time measured once (19 min user time); on a fresh
+#                   clone on 4 December 2026 it took 4.5 minutes of wall time (2 cores, other jobs
+#                   niced), and 45–51 minutes once while three Swift builds shared the machine.
+#                   Its own venv, so the torch one never rebuilds it.
 #
 # Scripts whose Python uses the standard library only (json, random, …) run the system
 # `python3` (Debian's python3 and python3-venv, installed by scripts/install-deps.sh).
@@ -92,7 +93,7 @@ llamacpp_venv() {
   cmake_args="$(llamacpp_cmake_args)"
   stamp="$LLAMACPP_VENV/lorta-cmake-args"
   if ! pins_ok "$LLAMACPP_VENV/bin/python" "${LLAMACPP_PINS[@]}" || [[ "$(cat "$stamp" 2>/dev/null)" != "$cmake_args" ]]; then
-    echo "building llama-cpp-python from source into $LLAMACPP_VENV (~20 CPU-minutes) with CMAKE_ARGS=$cmake_args" >&2
+    echo "building llama-cpp-python from source into $LLAMACPP_VENV (~5 minutes on 2 idle cores) with CMAKE_ARGS=$cmake_args" >&2
     [[ -x "$LLAMACPP_VENV/bin/python" ]] || /usr/bin/python3 -m venv "$LLAMACPP_VENV"
     local t0=$SECONDS
     CMAKE_ARGS="$cmake_args" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
