@@ -108,7 +108,6 @@ if [[ "${1:-}" == "--run-manual" ]]; then
   out=runs/readme-manual
   mkdir -p "$out"
   [[ -f "$out/results.tsv" ]] || printf 'commit\tcommand\texit\tseconds\tstarted (UTC)\n' > "$out/results.tsv"
-  commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   failed=0
   for c in "$@"; do
     # leading VAR=value words are the command's environment (e.g. "LORTA=.build/release/lorta bench-llm")
@@ -129,6 +128,7 @@ if [[ "${1:-}" == "--run-manual" ]]; then
       # shellcheck disable=SC2206
       run=(bash "scripts/$name.sh" $args)
     fi
+    commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"   # per command: a pull may come between
     started="$(date -u +%FT%TZ)"; t0=$(date +%s)
     echo "== $shown   (log: $log)" >&2
     if env "${envs[@]}" "${run[@]}" >"$log" 2>&1; then rc=0; else rc=$?; fi
