@@ -84,6 +84,43 @@ struct QuantInt8Tests {
         }
     }
 
+    /// Halves round away from zero, as `roundf` (llama.cpp's rule), not to even — checked on exact
+    /// ties and their float neighbours. Each block has max |x| = 127, so dx = 1 and the scaled
+    /// activation is x itself; the result must match the product with the away-from-zero codes
+    /// and be far from the one with ties to even.
+    @Test("rounds halves away from zero (ties and near-ties), every ISA", arguments: types)
+    func roundsHalvesAwayFromZero(type: GGMLType) throws {
+        let c = Case(type, n: 1, dIn: 64, dOut: 24, seed: 91)
+        var block: [Float] = [127, 2.5, -2.5, 0.5, -0.5, 1.5, -1.5, 126.5, -126.5, 64.5, -64.5, 3.5, -3.5,
+                              Float(0.5).nextDown, -Float(0.5).nextDown, Float(2.5).nextDown, -Float(2.5).nextUp,
+                              Float(1.5).nextUp, 0, -0.0]
+        while block.count < 32 { block.append(Float(block.count) - 20.5) }   // more ties: 0.5, 1.5, …
+        let x = block + block.map { -$0 }
+        func reference(_ rule: FloatingPointRoundingRule) -> (value: [Double], scale: [Double]) {
+            let q = x.map { Double(min(max($0.rounded(rule), -127), 127)) }
+            var v = [Double](repeating: 0, count: c.dOut), sc = v
+            for o in 0..<c.dOut { for k in 0..<64 { v[o] += c.wd[o * 64 + k] * q[k]; sc[o] += abs(c.wd[o * 64 + k] * q[k]) } }
+            return (v, sc)
+        }
+        let away = reference(.toNearestOrAwayFromZero), even = reference(.toNearestOrEven)
+        for isa in testedInstructionSets() {
+            var y = [Float](repeating: .nan, count: c.dOut)
+            let st = try Runtime.withInstructionSet(isa) {
+                c.w.withUnsafeBytes { pw in
+                    lt_quant_matmul_int8(Int32(c.type.rawValue), 1, 64, Int64(c.dOut), x, 64, pw.baseAddress, Int64(pw.count), &y, Int64(c.dOut), 0)
+                }
+            }
+            #expect(st == LT_OK)
+            var tiesMatter = 0
+            for o in 0..<c.dOut {
+                let tol = 4 * QuantMatmulTests.gamma(64) * away.scale[o]
+                #expect(abs(Double(y[o]) - away.value[o]) <= tol, "\(type) \(isa) output \(o)")
+                if abs(away.value[o] - even.value[o]) > 10 * tol { tiesMatter += 1 }
+            }
+            #expect(tiesMatter > c.dOut / 2, "\(type): the ties barely change the product, so this test would not see the rule")
+        }
+    }
+
     @Test("differs from the float product (lt_quant_matmul) by at most the activations' rounding", arguments: types)
     func withinTheRoundingOfTheFloatProduct(type: GGMLType) throws {
         let c = Case(type, n: 4, dIn: 576, dOut: 64, seed: 42)
