@@ -94,6 +94,6 @@ func loraBenchmark() throws {
             print(String(format: "%5d %4d | %@ | %@ | %@ | %@ | %6.2f×", d, r, ms(t[0]), ms(t[1]), pct((t[1] - t[0]) / t[0]), ms(t[2]), t[2] / t[0]))
         }
     }
-    print("targets: overhead ≤ 5% at d=4096, r=8; ≤ 15% at d=384, r=8")
+    print("targets (issue 13): overhead ≤ 3% at d=4096, r=8; ≤ 10% at d=384, r=8")
     print()
 }
