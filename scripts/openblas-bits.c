@@ -10,8 +10,6 @@
 #include <string.h>
 #include <cblas.h>
 
-extern void openblas_set_num_threads(int);
-extern char *openblas_get_corename(void);
 
 static void fill(float *a, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) {
