@@ -10,7 +10,6 @@
 #include <string.h>
 #include <cblas.h>
 
-
 static void fill(float *a, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) {
         seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
