@@ -38,14 +38,19 @@ lt_status lt_lora_init(uint64_t seed, int64_t r, int64_t d_in, int64_t d_out, fl
 
 /* ---- forward -----------------------------------------------------------------------------
  * Y[n × d_out] = X[n × d_in] Wᵀ (+ bias) + s · T Bᵀ,   T[n × r] = X Aᵀ
- * The adapter is fused per row (OpenMP): t = A x_i (dot_many), y_i = b + Σ_k t_k (s Bᵀ)[k, :]
- * (axpy_many); then the base GEMM adds X Wᵀ into Y with beta = 1 (so Y goes through memory
- * once for the adapter, and the GEMM needs no separate zeroing pass). GEMMs: lt_gemm_f32
- * (lt_gemm.h; the library's own, or OpenBLAS with LORTA_GEMM=openblas).
+ * Two ways, chosen by the shape alone (so the same call always takes the same one):
+ *   - folded, when d_in·d_out < n·(d_in + d_out) (building the merged weight is cheaper than
+ *     the low-rank term; a square d × d layer from n > d/2 rows on): the workspace receives
+ *     W + s B A, computed row by row exactly as lt_lora_merge does, and Y = X (W + s B A)ᵀ + b
+ *     is lt_linear_forward on it — bit for bit;
+ *   - otherwise: t = A x_i per row (dot_many), then the base GEMM adds b + s T Bᵀ to each tile
+ *     of X Wᵀ while it is hot (the library's GEMM; with LORTA_GEMM=openblas the term is
+ *     written into Y first and cblas_sgemm accumulates on top) — the bits of lt_linear_forward
+ *     without bias followed by lt_lowrank_forward with accumulate.
  * The previous contents of Y are ignored.
  * bias: nullable. T: nullable; when given (n × r, contiguous) it receives X Aᵀ for backward.
- * workspace: lt_lora_forward_workspace_size floats (r·d_out for s·Bᵀ, plus n·r used for T
- * when T is NULL). */
+ * workspace: lt_lora_forward_workspace_size floats: d_out·d_in when folded, else r·d_out for
+ * s·Bᵀ plus n·r used for T. */
 lt_status lt_lora_forward_workspace_size(int64_t n, int64_t d_in, int64_t d_out, int64_t r,
                                          int64_t *floats);
 lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
@@ -63,11 +68,15 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
  *   G  = dY B                 [n × r]    (per row, dot_many with s·Bᵀ: holds s·G)
  *   dB = s dYᵀ T              [d_out × r]  (GEMM)
  *   dA = s Gᵀ X               [r × d_in]   (GEMM)
- *   dX = dY W + s G A         [n × d_in]   (GEMM, then axpy_many per row) — dX nullable
+ *   dX = dY W + s G A         [n × d_in]   (GEMM, then axpy_many per row) — dX nullable;
+ *                                          when d_out < n and W is given, folded instead:
+ *                                          dX = dY (W + s B A), the merged weight built in the
+ *                                          workspace as lt_lora_merge builds it, then one GEMM
  * accumulate = 0 overwrites dA and dB; 1 adds to them. dX (when given) is overwritten — except
  * when W is NULL (a frozen path computed elsewhere, e.g. from quantized blocks): then only the
  * adapter's term is added, dX += s G A.
- * workspace: lt_lora_backward_workspace_size floats (r·d_out + n·r, plus n·r when T is NULL). */
+ * workspace: lt_lora_backward_workspace_size floats (r·d_out + 2·n·r, plus d_out·d_in when
+ * d_out < n). */
 lt_status lt_lora_backward_workspace_size(int64_t n, int64_t d_in, int64_t d_out, int64_t r,
                                           int64_t *floats);
 lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,

@@ -14,6 +14,10 @@
  * (dL/dY = dY; Y depends on A and B only through s T Bᵀ = s X Aᵀ Bᵀ, hence dB = s dYᵀ (X Aᵀ),
  * dA = s (dY B)ᵀ X, and the input gradient gets the extra s (dY B) A.)
  *
+ * Folding: when the merged weight W + s B A is cheaper to build than the low-rank term over the
+ * batch (see forward_folds / backward_folds below), the forward and the input gradient run on a
+ * folded copy of W instead — one plain GEMM each.
+ *
  * How it runs: the dense products over the batch (X Wᵀ, dY W, dYᵀ T, Gᵀ X) go to lt__sgemm (the
  * library's GEMM, lt_gemm_f32, or OpenBLAS with LORTA_GEMM=openblas), always outside OpenMP
  * regions. The rank-r work is memory-bound and fused per row with the
@@ -38,6 +42,7 @@
  * between 1 and 2 threads even for short ones (measured; see the README).
  */
 #include "lt_lora.h"
+#include "lt_nn.h"   /* before cblas.h, whose complex.h defines I */
 #include "lt_rng.h"
 #include "internal.h"
 #include "gemm_internal.h"
@@ -91,6 +96,49 @@ lt_status lt_lora_init(uint64_t seed, int64_t r, int64_t d_in, int64_t d_out, fl
     return LT_OK;
 }
 
+/* ---- merge rows (shared by merge/unmerge and the folded forward/backward) ---- */
+
+/* W[o,:] += sign·s Σ_k B[o,k] A[k,:], ranks in chunks of LT_LORA_RCHUNK so the coefficients
+ * live on the stack (no allocation); the chunking is fixed, so results are deterministic. */
+#define LT_LORA_RCHUNK 64
+
+static inline void merge_row(int64_t o, int64_t d_in, int64_t r, float ss, const float *A, const float *B,
+                             float *w, lt_axpy_many_fn axpy) {
+    float coef[LT_LORA_RCHUNK];
+    for (int64_t k0 = 0; k0 < r; k0 += LT_LORA_RCHUNK) {
+        int64_t kc = r - k0 < LT_LORA_RCHUNK ? r - k0 : LT_LORA_RCHUNK;
+        for (int64_t k = 0; k < kc; k++) coef[k] = ss * B[o * r + k0 + k];
+        axpy(w, coef, A + k0 * d_in, d_in, kc, d_in);
+    }
+}
+
+/* ---- folding ----
+ * A LoRA layer's output is also X (W + s B A)ᵀ. Building W + s B A costs d_out·d_in·r
+ * multiply-adds; the low-rank term costs n·r·(d_in + d_out) (T = X Aᵀ, then T (s Bᵀ)). So the
+ * forward folds the update into a copy of W when d_in·d_out < n·(d_in + d_out) — for a square
+ * d × d layer from n > d/2 rows on (MiniLM's 384 × 384 projections on a batch of 512 tokens)
+ * — and then runs the plain base product. In the backward, s G A (n·r·d_in) is the only term
+ * a folded weight saves (G = dY B is needed for dA anyway), so dX = dY (W + s B A) when
+ * d_out < n. The folded copy is built row by row with lt_lora_merge's arithmetic, so a folded
+ * forward gives exactly the bits of lt_linear_forward on the weight lt_lora_merge returns. */
+static int forward_folds(int64_t n, int64_t d_in, int64_t d_out) {
+    return (double)d_in * (double)d_out < (double)n * ((double)d_in + (double)d_out);
+}
+static int backward_folds(int64_t n, int64_t d_out) { return d_out < n; }
+
+/* Wf[d_out × d_in] (contiguous) = W + s B A, by merge_row on a copy of each row. */
+static void fold_weight(int64_t d_out, int64_t d_in, int64_t r, float s, const float *W, int64_t ldw,
+                        const float *A, const float *B, float *Wf) {
+    lt_axpy_many_fn axpy = lt__axpy_many();
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * d_out * d_in * r))
+    for (int64_t o = 0; o < d_out; o++) {
+        LT__NOTE_CHUNK(o);
+        float *w = Wf + o * d_in;
+        memcpy(w, W + o * ldw, (size_t)d_in * sizeof(float));
+        merge_row(o, d_in, r, s, A, B, w, axpy);
+    }
+}
+
 /* ---- forward ---- */
 
 /* The fused forward's tile hook: y_ij = (b_j + Σ_k t_ik (s Bᵀ)[k, j]) + (X Wᵀ)_ij for the tile
@@ -128,10 +176,11 @@ lt_status lt_lora_forward_workspace_size(int64_t n, int64_t d_in, int64_t d_out,
     LT_CHECK(floats != NULL, LT_ERR_NULL_POINTER);
     lt_status st = check_dims(n, d_in, d_out, r);
     if (st != LT_OK) return st;
-    int64_t bt, t;
-    LT_CHECK(!lt__mul_overflows(r, d_out, &bt) && !lt__mul_overflows(n, r, &t), LT_ERR_INVALID_ARGUMENT);
+    int64_t bt, t, wf;
+    LT_CHECK(!lt__mul_overflows(r, d_out, &bt) && !lt__mul_overflows(n, r, &t) &&
+             !lt__mul_overflows(d_out, d_in, &wf), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(bt <= INT64_MAX - t, LT_ERR_INVALID_ARGUMENT);
-    *floats = bt + t;
+    *floats = forward_folds(n, d_in, d_out) ? wf : bt + t;
     return LT_OK;
 }
 
@@ -157,6 +206,21 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
             for (int64_t i = 0; i < n; i++) dot(X + i * ldx, A, d_in, r, d_in, T + i * r);
         }
         return LT_OK;
+    }
+
+    if (forward_folds(n, d_in, d_out)) {
+        /* Folded: Y = X (W + s B A)ᵀ + b; T only when the caller asked for it. */
+        float *Wf = workspace;                      /* d_out × d_in */
+        fold_weight(d_out, d_in, r, s, W, ldw, A, B, Wf);
+        if (T) {
+            lt_dot_many_fn dot = lt__dot_many();
+            #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * d_in))
+            for (int64_t i = 0; i < n; i++) {
+                LT__NOTE_CHUNK(i);
+                dot(X + i * ldx, A, d_in, r, d_in, T + i * r);      /* t = A x_i */
+            }
+        }
+        return lt_linear_forward(n, d_in, d_out, X, ldx, Wf, d_in, bias, NULL, 0, Y, ldy);
     }
 
     float *sBt = workspace;                         /* r × d_out */
@@ -231,11 +295,13 @@ lt_status lt_lora_backward_workspace_size(int64_t n, int64_t d_in, int64_t d_out
     LT_CHECK(floats != NULL, LT_ERR_NULL_POINTER);
     lt_status st = check_dims(n, d_in, d_out, r);
     if (st != LT_OK) return st;
-    int64_t bt, t, t2;
+    int64_t bt, t, t2, wf = 0;
     LT_CHECK(!lt__mul_overflows(r, d_out, &bt) && !lt__mul_overflows(n, r, &t) && !lt__mul_overflows(t, 2, &t2),
              LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(bt <= INT64_MAX - t2, LT_ERR_INVALID_ARGUMENT);
-    *floats = bt + t2;
+    if (backward_folds(n, d_out))
+        LT_CHECK(!lt__mul_overflows(d_out, d_in, &wf) && wf <= INT64_MAX - (bt + t2), LT_ERR_INVALID_ARGUMENT);
+    *floats = bt + t2 + wf;
     return LT_OK;
 }
 
@@ -282,7 +348,12 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
     lt__sgemm(1, 0, d_out, r, n, s, dY, lddy, Tu, r, beta, dB, r);      /* dB = s dYᵀ T */
     lt__sgemm(1, 0, r, d_in, n, 1.0f, Gs, r, X, ldx, beta, dA, d_in);   /* dA = (s G)ᵀ X */
 
-    if (dX && n > 0 && d_in > 0) {
+    if (dX && n > 0 && d_in > 0 && W && backward_folds(n, d_out)) {
+        /* Folded: dX = dY (W + s B A). */
+        float *Wf = Gs + 2 * n * r;                               /* d_out × d_in */
+        fold_weight(d_out, d_in, r, s, W, ldw, A, B, Wf);
+        lt__sgemm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, Wf, d_in, 0.0f, dX, lddx);
+    } else if (dX && n > 0 && d_in > 0) {
         if (W) lt__sgemm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, W, ldw, 0.0f, dX, lddx);  /* dX = dY W */
         if (big_rank) {
             lt__sgemm(0, 0, n, d_in, r, 1.0f, Gs, r, A, d_in, 1.0f, dX, lddx);     /* dX += (s G) A */
@@ -300,10 +371,7 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
 
 /* ---- merge / unmerge ---- */
 
-/* W[o,:] += sign·s Σ_k B[o,k] A[k,:], ranks in chunks of LT_LORA_RCHUNK so the coefficients
- * live on the stack (no allocation); the chunking is fixed, so results are deterministic. */
-#define LT_LORA_RCHUNK 64
-
+/* W[o,:] += sign·s Σ_k B[o,k] A[k,:] row by row (merge_row above). */
 static lt_status merge_signed(int64_t d_out, int64_t d_in, int64_t r, float s, const float *A,
                               const float *B, float *W, int64_t ldw, float sign) {
     LT_CHECK(A && B && W, LT_ERR_NULL_POINTER);
@@ -317,12 +385,7 @@ static lt_status merge_signed(int64_t d_out, int64_t d_in, int64_t r, float s, c
     #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK)
     for (int64_t o = 0; o < d_out; o++) {
         LT__NOTE_CHUNK(o);
-        float coef[LT_LORA_RCHUNK];
-        for (int64_t k0 = 0; k0 < r; k0 += LT_LORA_RCHUNK) {
-            int64_t kc = r - k0 < LT_LORA_RCHUNK ? r - k0 : LT_LORA_RCHUNK;
-            for (int64_t k = 0; k < kc; k++) coef[k] = ss * B[o * r + k0 + k];
-            axpy(W + o * ldw, coef, A + k0 * d_in, d_in, kc, d_in);
-        }
+        merge_row(o, d_in, r, ss, A, B, W + o * ldw, axpy);
     }
     return LT_OK;
 }

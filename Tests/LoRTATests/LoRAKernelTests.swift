@@ -261,10 +261,19 @@ func withLoRAOptional<R>(_ v: [Float]?, _ body: (UnsafePointer<Float>?) -> R) ->
 @Suite("LoRA C kernels", .serialized)
 struct LoRAKernelTests {
     /// Shapes with d_in ≠ d_out, dims not multiples of 16 (SIMD tails), r ∈ {1, 3, 8, 17}, and
-    /// r = 40 (≥ LT_LORA_GEMM_RANK: the sgemm path for the adapter's skinny products).
+    /// r = 40 (≥ LT_LORA_GEMM_RANK: the sgemm path for the adapter's skinny products). Folded
+    /// (the update merged into a copy of W, see `folds`): (40, 12, 10, 3) forward and backward,
+    /// (1, 1, 1, 1) forward, (24, 30, 20, 40) forward and backward at r = 40.
     static let shapes: [(n: Int, dIn: Int, dOut: Int, r: Int)] = [
-        (7, 19, 13, 1), (9, 40, 17, 3), (6, 45, 38, 40), (5, 35, 50, 8), (3, 70, 33, 17), (1, 1, 1, 1), (4, 16, 16, 2),
+        (7, 19, 13, 1), (40, 12, 10, 3), (9, 40, 17, 3), (6, 45, 38, 40), (5, 35, 50, 8), (3, 70, 33, 17), (1, 1, 1, 1),
+        (4, 16, 16, 2), (24, 30, 20, 40),
     ]
+
+    /// lora.c's rules: the forward folds when d_in·d_out < n·(d_in + d_out), the input gradient
+    /// when d_out < n.
+    static func folds(n: Int, dIn: Int, dOut: Int) -> (forward: Bool, backward: Bool) {
+        (dIn * dOut < n * (dIn + dOut), dOut < n)
+    }
 
     @Test("forward equals float64 X (W + s B A)ᵀ + b, with ld > row length",
           arguments: [false, true])
@@ -411,9 +420,10 @@ struct LoRAKernelTests {
         #expect(zip(back, c.w).allSatisfy { abs(Double($0) - Double($1)) <= 1e-6 * maxW })
     }
 
-    @Test("every ISA agrees with scalar (forward, backward, merge) within 1e-5")
-    func isaPathsAgree() throws {
-        let c = LoRACCase(n: 13, dIn: 45, dOut: 31, r: 9, pad: 1, seed: 3)
+    /// n = 13: the low-rank terms; n = 60: forward and input gradient folded.
+    @Test("every ISA agrees with scalar (forward, backward, merge) within 1e-5", arguments: [13, 60])
+    func isaPathsAgree(n: Int) throws {
+        let c = LoRACCase(n: n, dIn: 45, dOut: 31, r: 9, pad: 1, seed: 3)
         var rng = LoRATestRNG(seed: 8)
         let dY = rng.padded(rows: c.n, cols: c.dOut, ld: c.ldy)
         let zA = [Float](repeating: 0, count: c.r * c.dIn), zB = [Float](repeating: 0, count: c.dOut * c.r)
@@ -438,8 +448,9 @@ struct LoRAKernelTests {
     }
 
     /// n = 256 rows (16 chunks of LT_ROWS_PER_CHUNK, 8 per thread), d_in = 383, d_out = 301:
-    /// every row loop is above LT_PARALLEL_IF's 1 MFLOP (r = 6: forward and backward loops
-    /// 2·n·r·(d_in + d_out) = 2.1 MFLOP, dX loop 2·n·r·d_in = 1.2 MFLOP; merge: 19 chunks of
+    /// every row loop is above LT_PARALLEL_IF's 1 MFLOP (r = 6: the forward folds — its copy of
+    /// W + s B A, 2·d_out·d_in·r = 1.4 MFLOP, and the saved T, 2·n·r·d_in = 1.2 MFLOP; backward
+    /// loop 2·n·r·(d_in + d_out) = 2.1 MFLOP, dX loop 1.2 MFLOP; merge: 19 chunks of
     /// W's rows, no threshold), and `lt_debug_threads_seen` proves that each kernel's loop ran
     /// on thread 1 with two threads (and on one thread with one). r = 40 takes the GEMM path,
     /// where the merge has a row loop and the products run on the library's packed GEMM
@@ -486,23 +497,36 @@ struct LoRAKernelTests {
         }
     }
 
-    /// The forward on our GEMM adds the adapter term in the GEMM's tile hook; without a bias
-    /// that must equal the frozen product (lt_lora_base_forward) plus the low-rank term added
-    /// afterwards (lt_lowrank_forward, accumulate) bit for bit: the same fma chains, the same
-    /// one rounding of the sum. Shapes: ragged tiles, several K chunks (d_in = 449), a narrow
-    /// output (d_out = 8, the transposed path that keeps the unfused order).
-    @Test("fused forward (tile hook) equals base product + low-rank term, bitwise, every ISA and thread count")
+    /// The forward on our GEMM either adds the adapter term in the GEMM's tile hook or folds
+    /// the update into a copy of W. Unfolded, without a bias, it must equal the frozen product
+    /// (lt_lora_base_forward) plus the low-rank term added afterwards (lt_lowrank_forward,
+    /// accumulate) bit for bit: the same fma chains, the same one rounding of the sum. Folded,
+    /// with a bias, it must equal lt_linear_forward on the weight lt_lora_merge returns, bit for
+    /// bit. Shapes: ragged tiles, several K chunks (d_in = 449), unfolded at d = 384 (160 rows);
+    /// folded: a narrow output (d_out = 8, the transposed path) and 512 × 384 → 384.
+    @Test("fused forward equals base product + low-rank term (tile hook) or the merged weight's product (folded), bitwise, every ISA and thread count")
     func fusedForwardEqualsBasePlusLowRank() throws {
-        for (n, dIn, dOut, r) in [(37, 100, 70, 4), (130, 449, 301, 8), (100, 64, 8, 8), (512, 384, 384, 8)] {
+        for (n, dIn, dOut, r) in [(37, 100, 70, 4), (130, 449, 301, 8), (160, 384, 384, 8), (100, 64, 8, 8), (512, 384, 384, 8)] {
             var rng = LoRATestRNG(seed: UInt64(n + dIn))
             let x = rng.array(n * dIn), w = rng.array(dOut * dIn), a = rng.array(r * dIn), b = rng.array(dOut * r)
+            let bias = rng.array(dOut)
             let s: Float = 1.7
+            let folded = Self.folds(n: n, dIn: dIn, dOut: dOut).forward
             func run() -> ([Float], [Float]) {
                 var ws: Int64 = 0, lws: Int64 = 0
                 _ = lt_lora_forward_workspace_size(Int64(n), Int64(dIn), Int64(dOut), Int64(r), &ws)
                 _ = lt_lowrank_workspace_size(Int64(dIn), Int64(dOut), Int64(r), &lws)
                 var work = [Float](repeating: .nan, count: Int(max(ws, lws)))
                 var fused = [Float](repeating: .nan, count: n * dOut), split = fused
+                if folded {
+                    #expect(lt_lora_forward(Int64(n), Int64(dIn), Int64(dOut), Int64(r), s, x, Int64(dIn), w, Int64(dIn),
+                                            bias, a, b, &fused, Int64(dOut), nil, &work) == LT_OK)
+                    var merged = w
+                    #expect(lt_lora_merge(Int64(dOut), Int64(dIn), Int64(r), s, a, b, &merged, Int64(dIn)) == LT_OK)
+                    #expect(lt_linear_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), merged, Int64(dIn), bias,
+                                              nil, 0, &split, Int64(dOut)) == LT_OK)
+                    return (fused, split)
+                }
                 #expect(lt_lora_forward(Int64(n), Int64(dIn), Int64(dOut), Int64(r), s, x, Int64(dIn), w, Int64(dIn), nil,
                                         a, b, &fused, Int64(dOut), nil, &work) == LT_OK)
                 #expect(lt_lora_base_forward(Int64(n), Int64(dIn), Int64(dOut), x, Int64(dIn), w, Int64(dIn), nil,
@@ -545,8 +569,10 @@ struct LoRAKernelTests {
         #expect(lt_lora_forward_workspace_size(4, 3, 2, 1, nil) == LT_ERR_NULL_POINTER)
         #expect(lt_lora_forward_workspace_size(Int64.max, 3, 2, 4, &ws) == LT_ERR_INVALID_ARGUMENT)
         #expect(lt_lora_backward_workspace_size(4, 3, -2, 1, &ws) == LT_ERR_INVALID_ARGUMENT)
-        #expect(lt_lora_forward_workspace_size(4, 3, 2, 5, &ws) == LT_OK && ws == 5 * 2 + 4 * 5)
-        #expect(lt_lora_backward_workspace_size(4, 3, 2, 5, &ws) == LT_OK && ws == 5 * 2 + 2 * 4 * 5)
+        #expect(lt_lora_forward_workspace_size(2, 5, 6, 5, &ws) == LT_OK && ws == 5 * 6 + 2 * 5)   // s·Bᵀ + T
+        #expect(lt_lora_forward_workspace_size(4, 3, 2, 5, &ws) == LT_OK && ws == 2 * 3)           // folded W
+        #expect(lt_lora_backward_workspace_size(2, 5, 6, 5, &ws) == LT_OK && ws == 5 * 6 + 2 * 2 * 5)
+        #expect(lt_lora_backward_workspace_size(4, 3, 2, 5, &ws) == LT_OK && ws == 5 * 2 + 2 * 4 * 5 + 2 * 3)
         var scale: Float = 0
         #expect(lt_lora_scale(16, 0, 0, &scale) == LT_ERR_INVALID_ARGUMENT)
         #expect(lt_lora_scale(.nan, 4, 0, &scale) == LT_ERR_INVALID_ARGUMENT)

@@ -91,8 +91,10 @@ public struct LoRALinear: Sendable {
     /// - Parameter x: `[..., d_in]` (at least 1-dimensional).
     /// - Returns: `[..., d_out]`.
     /// - Throws: ``LoRAError`` for a wrong input shape or inconsistent layer tensors.
-    /// - Complexity: O(n · d_in · d_out) for the base GEMM plus O(n · r · (d_in + d_out)) for
-    ///   the adapter, with n the number of rows of `x`.
+    /// - Complexity: O(n · d_in · d_out) for the base GEMM plus O(r · min(n · (d_in + d_out),
+    ///   d_in · d_out)) for the adapter, with n the number of rows of `x`: when the batch is
+    ///   large enough, the kernel folds the update into a temporary copy of the weight (the
+    ///   bits of ``fused()``'s weight times `x`) instead of forming the low-rank term.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let (dIn, dOut, r) = try checkedDimensions()
         let (n, outShape) = try rows(of: x, features: dIn, name: "input", otherFeatures: dOut)
