@@ -34,23 +34,31 @@ lt_status lt_lorta_project_forward(const lt_lorta_dims *dims, int64_t n, const f
     if (st != LT_OK) return st;
     if (dh * r <= LT_LORTA_BT_MAX) {
         /* Small B (the usual case: d_h ≤ 128, r ≤ 32): hold Bᵀ (d_h x r) and compute each
-         * p = Σ_j x[j] Bᵀ[j,:] with axpy_many — vector lanes run over r, so there are no
-         * horizontal reductions (dot_many would need r of them per head). */
+         * p_h = Σ_j x[h·d_h + j] Bᵀ[j,:] — vector lanes run over r, so there are no horizontal
+         * reductions (dot_many would need r of them per head). All heads of a row go to one
+         * axpy_block (the heads are its rows, x_i seen as H x d_h): it runs several heads'
+         * chains side by side (one chain per head was latency-bound: 4–5× slower at d_h = 32,
+         * r = 8), and each element is still one fma chain over j in order from zero, added to
+         * the zeroed p — the bits of axpy_many per head. */
         float Bt[LT_LORTA_BT_MAX] __attribute__((aligned(64)));
         for (int64_t k = 0; k < r; k++)
             for (int64_t j = 0; j < dh; j++) Bt[j * r + k] = B[k * dh + j];
-        const lt_axpy_many_fn axpy = lt__axpy_many();
+        const lt_axpy_block_fn axpy = lt__axpy_block();
+        const int64_t group = LT_LORTA_BT_MAX / r;          /* heads whose p's fit in pbuf */
         #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * din * r))
         for (int64_t i = 0; i < n; i++) {
             float pbuf[LT_LORTA_BT_MAX];
             float *u = U + i * r;
             for (int64_t k = 0; k < r; k++) u[k] = 0.0f;
-            for (int64_t h = 0; h < H; h++) {
-                float *p = P ? P + (i * H + h) * r : pbuf;
-                const float *ch = C_H + h * r;
-                for (int64_t k = 0; k < r; k++) p[k] = 0.0f;
-                axpy(p, X + i * ldx + h * dh, Bt, r, dh, r);
-                for (int64_t k = 0; k < r; k++) u[k] += ch[k] * p[k];
+            for (int64_t h0 = 0; h0 < H; h0 += group) {
+                const int64_t hn = H - h0 < group ? H - h0 : group;
+                float *p = P ? P + (i * H + h0) * r : pbuf;
+                for (int64_t q = 0; q < hn * r; q++) p[q] = 0.0f;
+                axpy(hn, dh, r, X + i * ldx + h0 * dh, dh, Bt, r, p, r);
+                for (int64_t h = 0; h < hn; h++) {
+                    const float *ch = C_H + (h0 + h) * r, *ph = p + h * r;
+                    for (int64_t k = 0; k < r; k++) u[k] += ch[k] * ph[k];
+                }
             }
         }
         return LT_OK;
@@ -167,21 +175,29 @@ lt_status lt_lorta_expand_forward(const lt_lorta_dims *dims, int64_t n, const fl
     float *c = (float *)(ws + used);                       /* T x r: c_t = C_L[l] ∘ C_M[m_t] */
     for (int64_t t = 0; t < T; t++)
         for (int64_t k = 0; k < r; k++) c[t * r + k] = C_L[layer * r + k] * C_M[matrix[t] * r + k];
-    const lt_axpy_many_fn axpy = lt__axpy_many();
+    /* Per chunk of LT_ROWS_PER_CHUNK rows, target and block of ranks: the rows' coefficients
+     * s·(u_i ∘ c_t), then one axpy_block over the chunk's rows (each row of Aᵀ is loaded once for
+     * several rows; every element is the chain over k that axpy_many gives it). */
+    const lt_axpy_block_fn axpy = lt__axpy_block();
     double flops = 0;
     for (int64_t t = 0; t < T; t++) flops += 2.0 * n * r * d_out[t];
+    const int64_t chunks = (n + LT_ROWS_PER_CHUNK - 1) / LT_ROWS_PER_CHUNK;
 
-    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(flops))
-    for (int64_t i = 0; i < n; i++) {
-        float coef[LT_LORTA_KBLOCK];
-        const float *u = U + i * r;
+    #pragma omp parallel for schedule(static, 1) if(LT_PARALLEL_IF(flops))
+    for (int64_t q = 0; q < chunks; q++) {
+        float coef[LT_ROWS_PER_CHUNK * LT_LORTA_KBLOCK];
+        const int64_t i0 = q * LT_ROWS_PER_CHUNK;
+        const int64_t rows = n - i0 < LT_ROWS_PER_CHUNK ? n - i0 : LT_ROWS_PER_CHUNK;
+        LT__NOTE_CHUNK(i0);
         for (int64_t t = 0; t < T; t++) {
             const int64_t d = d_out[t];
-            float *y = Y[t] + i * ldy[t];
             for (int64_t k0 = 0; k0 < r; k0 += LT_LORTA_KBLOCK) {
                 const int64_t kb = r - k0 < LT_LORTA_KBLOCK ? r - k0 : LT_LORTA_KBLOCK;
-                for (int64_t k = 0; k < kb; k++) coef[k] = scale * (u[k0 + k] * c[t * r + k0 + k]);
-                axpy(y, coef, AT[t] + k0 * d, d, kb, d);
+                for (int64_t i = 0; i < rows; i++) {
+                    const float *u = U + (i0 + i) * r;
+                    for (int64_t k = 0; k < kb; k++) coef[i * kb + k] = scale * (u[k0 + k] * c[t * r + k0 + k]);
+                }
+                axpy(rows, kb, d, coef, kb, AT[t] + k0 * d, d, Y[t] + i0 * ldy[t], ldy[t]);
             }
         }
     }

@@ -246,9 +246,29 @@ axpy_rows_avx512(const int R, int64_t r, int64_t d, const float *Cf, int64_t ldc
     }
 }
 
+/* Narrow Y (d <= 16: one masked vector per row, e.g. LoRTA's per-head projections with r <= 16):
+ * 8 rows at a time, so 8 independent chains hide the FMA latency (4 rows left it idle half the
+ * time). Each element is the same chain as in axpy_rows_avx512. */
+LT_AVX512 static void axpy_narrow8_avx512(int64_t r, int64_t d, const float *Cf, int64_t ldc, const float *M,
+                                          int64_t ldm, float *Y, int64_t ldy) {
+    const __mmask16 mk = d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << d) - 1u);
+    __m512 acc[8];
+    for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < r; k++) {
+        __m512 v = _mm512_maskz_loadu_ps(mk, M + k * ldm);
+        for (int i = 0; i < 8; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(Cf[i * ldc + k]), v, acc[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        float *y = Y + i * ldy;
+        _mm512_mask_storeu_ps(y, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, y), acc[i]));
+    }
+}
+
 LT_AVX512 void lt__axpy_block_avx512(int64_t m, int64_t r, int64_t d, const float *Cf, int64_t ldc,
                                      const float *M, int64_t ldm, float *Y, int64_t ldy) {
     int64_t i = 0;
+    if (d <= 16)
+        for (; i + 8 <= m; i += 8) axpy_narrow8_avx512(r, d, Cf + i * ldc, ldc, M, ldm, Y + i * ldy, ldy);
     for (; i + 4 <= m; i += 4) axpy_rows_avx512(4, r, d, Cf + i * ldc, ldc, M, ldm, Y + i * ldy, ldy);
     switch (m - i) {   /* the last rows as one tile: each row of M is loaded once for all of them */
     case 3: axpy_rows_avx512(3, r, d, Cf + i * ldc, ldc, M, ldm, Y + i * ldy, ldy); break;

@@ -771,7 +771,7 @@ struct CausalAttentionKernelTests {
 /// on the tile it is computed in (a row or a key computed alone gives the same bits).
 @Suite("Decoder micro-kernels", .serialized)
 struct DecoderMicroKernelTests {
-    static let rows = [1, 2, 3, 4, 5, 7, 9]
+    static let rows = [1, 2, 3, 4, 5, 7, 9, 17]   // 9, 17: one and two 8-row tiles of the narrow (d ≤ 16) path
     static let keys = [1, 2, 3, 4, 5, 8, 13]
     static let widths = [1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 65, 100]
 

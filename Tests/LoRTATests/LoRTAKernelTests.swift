@@ -67,6 +67,105 @@ struct LoRTAKernelTests {
         }
     }
 
+    /// The projection's bits, pinned on every ISA: p_{i,h} is axpy_many of x_{i,h} against Bᵀ
+    /// added to zero (one fma chain over the head's columns, as the kernel computed it one head
+    /// at a time before it ran a row's heads side by side with axpy_block), and u_i the float sum
+    /// over heads in order of C_H[h] ∘ p_{i,h}, each product rounded. Shapes: MiniLM's heads
+    /// (12 × 32, r = 8: the 8-head tiles of the narrow path and a 4-head rest), r = 16, r = 17
+    /// (wider than one vector), and 300 heads × r = 16 (more p's than the kernel's stack buffer
+    /// holds, so heads go in groups).
+    @Test func projectionBitsArePerHeadChains() throws {
+        for (heads, dh, r) in [(12, 32, 8), (12, 32, 16), (5, 7, 17), (300, 4, 16)] {
+            var g = LoRTATestRNG(UInt64(heads * 100 + r))
+            let n = 19, din = heads * dh, ldx = din + 2
+            let x = g.tensor([n * ldx]).scalars, b = g.tensor([r * dh]).scalars, ch = g.tensor([heads * r]).scalars
+            var bt = [Float](repeating: 0, count: dh * r)
+            for k in 0..<r { for j in 0..<dh { bt[j * r + k] = b[k * dh + j] } }
+            var dims = lt_lorta_dims(rank: Int64(r), heads: Int64(heads), head_dim: Int64(dh), layers: 1, matrices: 1)
+            for isa in testedInstructionSets() {
+                var u = [Float](repeating: .nan, count: n * r), p = [Float](repeating: .nan, count: n * heads * r)
+                var uAlone = u
+                try Runtime.withInstructionSet(isa) {
+                    #expect(lt_lorta_project_forward(&dims, Int64(n), x, Int64(ldx), b, ch, &u, &p) == LT_OK)
+                    #expect(lt_lorta_project_forward(&dims, Int64(n), x, Int64(ldx), b, ch, &uAlone, nil) == LT_OK)
+                }
+                var wantP = [Float](repeating: 0, count: n * heads * r), wantU = [Float](repeating: 0, count: n * r)
+                for i in 0..<n {
+                    for h in 0..<heads {
+                        let row = (i * heads + h) * r
+                        wantP.withUnsafeMutableBufferPointer { wp in
+                            x.withUnsafeBufferPointer { xp in
+                                #expect(lt_kernel_axpy_many(isa.cValue, wp.baseAddress! + row, xp.baseAddress! + i * ldx + h * dh,
+                                                            bt, Int64(r), Int64(dh), Int64(r)) == LT_OK)
+                            }
+                        }
+                        for k in 0..<r { wantU[i * r + k] += ch[h * r + k] * wantP[row + k] }
+                    }
+                }
+                let badP = zip(p, wantP).filter { $0.bitPattern != $1.bitPattern }.count
+                let badU = zip(u, wantU).filter { $0.bitPattern != $1.bitPattern }.count
+                #expect(badP == 0 && badU == 0, "\(isa) H=\(heads) d_h=\(dh) r=\(r): \(badP) p and \(badU) u differ")
+                #expect(uAlone.map(\.bitPattern) == u.map(\.bitPattern), "\(isa): u depends on keeping P")
+            }
+        }
+    }
+
+    /// The expansion's bits, pinned on every ISA and with 1 and 2 threads: y_i += Σ_k coef_k
+    /// Aᵀ[k, :] with coef = s·(u_i ∘ c_t) is axpy_many's chain per element (the kernel runs a
+    /// chunk of rows through axpy_block). n = 37: two full row chunks and a partial one; r = 70:
+    /// two blocks of ranks; d_out = 385 and 193: vector tails.
+    @Test func expansionBitsArePerRowChains() throws {
+        for r in [8, 70] {
+            var g = LoRTATestRNG(UInt64(500 + r))
+            let n = 37, dOut: [Int64] = [385, 193], ldy: [Int64] = [388, 193], matrix: [Int64] = [1, 0]
+            let u = g.tensor([n * r]).scalars, cL = g.tensor([2 * r]).scalars, cM = g.tensor([2 * r]).scalars
+            let a = (0..<2).map { g.tensor([Int(dOut[$0]) * r]).scalars }
+            let y0 = (0..<2).map { g.tensor([n * Int(ldy[$0])]).scalars }
+            let s: Float = 1.7, layer = 1
+            var dims = lt_lorta_dims(rank: Int64(r), heads: 1, head_dim: 4, layers: 2, matrices: 2)
+            for isa in testedInstructionSets() {
+                for threads in [1, 2] {
+                    var ya = y0[0], yb = y0[1]
+                    var ws = [UInt8](repeating: 0, count: lt_lorta_expand_workspace_size(&dims, 2, dOut))
+                    let st: lt_status = try Runtime.withInstructionSet(isa) { try Runtime.withThreadCount(threads) {
+                        a[0].withUnsafeBufferPointer { a0 in a[1].withUnsafeBufferPointer { a1 in
+                            ya.withUnsafeMutableBufferPointer { p0 in yb.withUnsafeMutableBufferPointer { p1 in
+                                ws.withUnsafeMutableBytes { w in
+                                    let ys: [UnsafeMutablePointer<Float>?] = [p0.baseAddress, p1.baseAddress]
+                                    let As: [UnsafePointer<Float>?] = [a0.baseAddress, a1.baseAddress]
+                                    return lt_lorta_expand_forward(&dims, Int64(n), u, cL, cM, s, Int64(layer), 2, matrix,
+                                                                   dOut, As, ys, ldy, w.baseAddress, w.count)
+                                }
+                            } }
+                        } }
+                    } }
+                    #expect(st == LT_OK)
+                    let y = [ya, yb]
+                    for t in 0..<2 {
+                        let d = Int(dOut[t]), ld = Int(ldy[t]), m = Int(matrix[t])
+                        var at = [Float](repeating: 0, count: r * d)
+                        for o in 0..<d { for k in 0..<r { at[k * d + o] = a[t][o * r + k] } }
+                        var want = y0[t]
+                        for i in 0..<n {
+                            for k0 in stride(from: 0, to: r, by: 64) {
+                                let kb = min(64, r - k0)
+                                let coef = (0..<kb).map { k in s * (u[i * r + k0 + k] * (cL[layer * r + k0 + k] * cM[m * r + k0 + k])) }
+                                want.withUnsafeMutableBufferPointer { wp in
+                                    at.withUnsafeBufferPointer { ap in
+                                        #expect(lt_kernel_axpy_many(isa.cValue, wp.baseAddress! + i * ld, coef, ap.baseAddress! + k0 * d,
+                                                                    Int64(d), Int64(kb), Int64(d)) == LT_OK)
+                                    }
+                                }
+                            }
+                        }
+                        let bad = zip(y[t], want).filter { $0.bitPattern != $1.bitPattern }.count
+                        #expect(bad == 0, "\(isa), \(threads) threads, r=\(r), target \(t): \(bad) elements differ")
+                    }
+                }
+            }
+        }
+    }
+
     /// The C kernels with leading dimensions larger than the rows (X, dY, dX embedded in wider
     /// buffers) give the results of the contiguous Swift path; dB (one sgemm per head instead of
     /// one over the (n·H)×d_h view) within rounding.
