@@ -98,8 +98,15 @@ public struct LoRALinear: Sendable {
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let (dIn, dOut, r) = try checkedDimensions()
         let (n, outShape) = try rows(of: x, features: dIn, name: "input", otherFeatures: dOut)
-        var y = try Tensor(zeros: outShape)
+        var y = try Tensor(uninitialized: outShape)        // both kernels write every element
         let s = configuration.scale
+        // The kernel's scratch (s·Bᵀ and X Aᵀ, or the folded copy of W); it writes before it reads.
+        var size: Int64 = 0
+        if !isMerged {
+            try KernelFailure.check(lt_lora_forward_workspace_size(Int64(n), Int64(dIn), Int64(dOut), Int64(r), &size),
+                                    "lt_lora_forward_workspace_size")
+        }
+        var work = try Tensor(uninitialized: [Int(size)])
         let status: lt_status = x.withUnsafeBufferPointer { px in
             weight.withUnsafeBufferPointer { pw in
                 withOptionalPointer(bias) { pbias in
@@ -111,17 +118,11 @@ public struct LoRALinear: Sendable {
                         }
                         return loraA.withUnsafeBufferPointer { pa in
                             loraB.withUnsafeBufferPointer { pb in
-                                var size: Int64 = 0
-                                let st = lt_lora_forward_workspace_size(Int64(n), Int64(dIn), Int64(dOut), Int64(r), &size)
-                                guard st == LT_OK else { return st }
-                                var work = [Float](repeating: 0, count: Int(size))
-                                return work.withUnsafeMutableBufferPointer { pws in
-                                    lt_lora_forward(
-                                        Int64(n), Int64(dIn), Int64(dOut), Int64(r), s,
-                                        px.baseAddress, ld(dIn), pw.baseAddress, ld(dIn), pbias,
-                                        pa.baseAddress, pb.baseAddress, py.baseAddress, ld(dOut),
-                                        nil, pws.baseAddress)
-                                }
+                                lt_lora_forward(
+                                    Int64(n), Int64(dIn), Int64(dOut), Int64(r), s,
+                                    px.baseAddress, ld(dIn), pw.baseAddress, ld(dIn), pbias,
+                                    pa.baseAddress, pb.baseAddress, py.baseAddress, ld(dOut),
+                                    nil, work.mutablePointer)
                             }
                         }
                     }
@@ -159,7 +160,7 @@ public struct LoRALinear: Sendable {
         try KernelFailure.check(
             lt_lora_backward_workspace_size(Int64(n), Int64(dIn), Int64(dOut), Int64(r), &size),
             "lt_lora_backward_workspace_size")
-        var work = [Float](repeating: 0, count: Int(size))
+        var work = try Tensor(uninitialized: [Int(size)])   // scratch the kernel writes before it reads
         let s = configuration.scale
         // Inputs first (read-only), then the outputs; typed closures keep type-checking fast.
         let status = x.withUnsafeBufferPointer { (px: UnsafeBufferPointer<Float>) -> lt_status in
@@ -170,7 +171,7 @@ public struct LoRALinear: Sendable {
                             let inputs = BackwardInputs(x: px.baseAddress, w: pw.baseAddress, a: pa.baseAddress,
                                                         b: pb.baseAddress, dY: pdy.baseAddress)
                             return Self.runBackward(n: n, dIn: dIn, dOut: dOut, r: r, scale: s, inputs: inputs,
-                                                    dA: &dA, dB: &dB, dX: &dX, workspace: &work)
+                                                    dA: &dA, dB: &dB, dX: &dX, workspace: work.mutablePointer)
                         }
                     }
                 }
@@ -220,16 +221,14 @@ public struct LoRALinear: Sendable {
 
     private static func runBackward(n: Int, dIn: Int, dOut: Int, r: Int, scale: Float,
                                     inputs p: BackwardInputs, dA: inout Tensor, dB: inout Tensor,
-                                    dX: inout Tensor?, workspace: inout [Float]) -> lt_status {
+                                    dX: inout Tensor?, workspace: UnsafeMutablePointer<Float>) -> lt_status {
         dA.withUnsafeMutableBufferPointer { (pda: UnsafeMutableBufferPointer<Float>) -> lt_status in
             dB.withUnsafeMutableBufferPointer { (pdb: UnsafeMutableBufferPointer<Float>) -> lt_status in
                 withOptionalMutablePointer(&dX) { (pdx: UnsafeMutablePointer<Float>?) -> lt_status in
-                    workspace.withUnsafeMutableBufferPointer { (pws: inout UnsafeMutableBufferPointer<Float>) -> lt_status in
-                        lt_lora_backward(
-                            Int64(n), Int64(dIn), Int64(dOut), Int64(r), scale,
-                            p.x, ld(dIn), p.w, ld(dIn), p.a, p.b, p.dY, ld(dOut), nil,
-                            pda.baseAddress, pdb.baseAddress, pdx, ld(dIn), 0, pws.baseAddress)
-                    }
+                    lt_lora_backward(
+                        Int64(n), Int64(dIn), Int64(dOut), Int64(r), scale,
+                        p.x, ld(dIn), p.w, ld(dIn), p.a, p.b, p.dY, ld(dOut), nil,
+                        pda.baseAddress, pdb.baseAddress, pdx, ld(dIn), 0, workspace)
                 }
             }
         }

@@ -107,8 +107,8 @@ public struct LoRTAAdapter: Sendable {
     public func project(input: Tensor) throws -> LoRTAProjection {
         let n = try checkInput(input, "LoRTA projection")
         let r = configuration.rank, H = configuration.headCount
-        var u = try Tensor(zeros: [n, r])
-        var p = try Tensor(zeros: [n * H, r])
+        var u = try Tensor(uninitialized: [n, r])          // the kernel writes every element
+        var p = try Tensor(uninitialized: [n * H, r])
         var dims = Self.dims(configuration)
         let status = lt_lorta_project_forward(&dims, Int64(n), input.pointer, Int64(configuration.inputSize),
                                               factors.b.pointer, factors.cH.pointer,
