@@ -32,9 +32,12 @@
  * Workspace: `workspace_floats` floats (64-byte alignment recommended, not required), never
  * allocated by the library. lt_sgemm_workspace_size gives the size that lets every thread of
  * the current team work, for any trans flags and any ISA; 0 when the product is empty (m, n or
- * k is 0; the workspace may then be NULL). A smaller workspace, down to one thread's share
- * (the size with 1 thread), only runs fewer threads (the results do not change); less than one
- * share → LT_ERR_INVALID_ARGUMENT. A call with alpha == 0 needs no workspace.
+ * k is 0; the workspace may then be NULL). When k spans several packed chunks (k > 384) and B
+ * is at most 8 MiB packed, that size also holds all of B packed once for the team (round_up(n,
+ * 48)·k floats), which the tasks then share instead of each packing its own panels. A smaller
+ * workspace, down to one thread's share (the size with 2 threads minus the size with 1), only
+ * runs fewer threads or packs B per task (the results do not change); less than one share →
+ * LT_ERR_INVALID_ARGUMENT. A call with alpha == 0 needs no workspace.
  *
  * Argument errors: trans flags other than 0/1, negative sizes, leading dimensions too small,
  * sizes whose offsets overflow int64, a short workspace → LT_ERR_INVALID_ARGUMENT; a NULL

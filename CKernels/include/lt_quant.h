@@ -108,8 +108,10 @@ lt_status lt_quant_gather_rows(int32_t type, int64_t rows, int64_t cols, const v
  * workspace: `workspace_floats` floats (64-byte alignment recommended, not required).
  * lt_quant_matmul_workspace_size gives a size that lets every thread of the current team work
  * in either direction (forward and backward_input of the same type and shape) under any ISA;
- * 0 for n <= LT_QUANT_GEMV_MAX_ROWS (workspace may then be NULL). A smaller workspace, down to
- * one thread's share, only runs fewer threads (the results do not change); workspace_floats
+ * 0 for n <= LT_QUANT_GEMV_MAX_ROWS (workspace may then be NULL); like lt_sgemm_workspace_size
+ * it includes the decoded W packed once for the team when the summed dimension exceeds 384 and
+ * that copy is at most 8 MiB. A smaller workspace, down to one thread's share, only runs fewer
+ * threads or decodes per task (the results do not change); workspace_floats
  * below one share → LT_ERR_INVALID_ARGUMENT; a NULL workspace where one is needed →
  * LT_ERR_NULL_POINTER.
  * Argument errors: unsupported type → LT_ERR_UNSUPPORTED (checked first); bad sizes, strides,

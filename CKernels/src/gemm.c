@@ -193,6 +193,12 @@ static void epilogue_tile(const lt__gemm_epilogue *epi, const float *t, int64_t 
 
 /* ---- driver ------------------------------------------------------------------------------- */
 
+int64_t lt__gemm_shared_b_floats(int64_t N, int64_t K) {
+    if (K <= LT_GEMM_KC || N < 1) return 0;          /* one chunk: see the reuse in lt__gemm_run */
+    const int64_t f = pad16(round_up(N, LT_GEMM_MAX_NR) * K);
+    return f <= LT_GEMM_SHARED_B_MAX ? f : 0;
+}
+
 int64_t lt__gemm_tasks(const lt__gemm_plan *plan, int64_t M, int64_t N) {
     return ((N + plan->nc - 1) / plan->nc) * ((M + plan->mc - 1) / plan->mc);
 }
@@ -214,19 +220,39 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
     if (threads > tasks) threads = tasks;
     if (!lt__gemm_uses_team(M, N, K)) threads = 1;
     if (threads < 1) threads = 1;
+    /* Shared packed B (gemm_internal.h): B's pieces at [j0·K + round_up(ncur, nr)·k0] (panels
+     * start at multiples of nr, so the panels before j0 fill j0·K floats). */
+    int64_t shared = 0;
+    if (K > kc && mblocks > 1) {
+        const int64_t f = pad16(round_up(N, nr) * K);
+        if (f <= LT_GEMM_SHARED_B_MAX && workspace_floats - f >= threads * plan->per_thread_floats) shared = f;
+    }
+    float *const sb = workspace;                     /* the shared B, when shared > 0 */
+    workspace += shared;
+    const int64_t kchunks = (K + kc - 1) / kc, npanels = (N + nc - 1) / nc;
     const int64_t off_a = pad16(kc * nc), off_c = off_a + pad16(mc * kc), off_s = off_c + pad16(mc * nc);
     /* Full tiles of a plain store (C = A·B) keep their partial sums in C itself (C is not
      * read otherwise); every other tile goes through the thread's partial block. */
     const int direct = epi->alpha == 1.0f && epi->beta == 0.0f;
     const lt__gemm_ukernel_fn uk = kern->ukernel;
 
-    int64_t counter = 0;
+    int64_t counter = 0, pack_counter = 0;
     #pragma omp parallel num_threads((int)threads) if (threads > 1)
     {
         float *base = workspace + (int64_t)omp_get_thread_num() * plan->per_thread_floats;
         float *bbuf = base, *abuf = base + off_a, *cpart = base + off_c, *scratch = base + off_s;
         int noted = 0;
         int64_t packed_j0 = -1;             /* panel held in bbuf (single-chunk products) */
+        if (shared) {
+            /* every (panel, chunk) piece of B once, then wait for the whole of it */
+            for (int64_t u; (u = lt__next_task(&pack_counter)) < npanels * kchunks;) {
+                if (!noted) { lt__note_thread(); noted = 1; }
+                const int64_t j0 = (u / kchunks) * nc, k0 = (u % kchunks) * kc;
+                const int64_t ncur = N - j0 < nc ? N - j0 : nc, kcur = K - k0 < kc ? K - k0 : kc;
+                b->pack(b->ctx, kern, j0, ncur, k0, kcur, sb + j0 * K + round_up(ncur, nr) * k0, scratch);
+            }
+            #pragma omp barrier
+        }
         for (int64_t t; (t = lt__next_task(&counter)) < tasks;) {
             if (!noted) { lt__note_thread(); noted = 1; }
             const int64_t j0 = (t / mblocks) * nc, i0 = (t % mblocks) * mc;
@@ -246,7 +272,9 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
                 const int last = k0 + kcur >= K;
                 /* One chunk (K <= kc): the packed panel of the thread's previous task is still
                  * in bbuf; consecutive tasks usually share it (tasks run panel-major). */
-                if (!(K == kcur && packed_j0 == j0)) b->pack(b->ctx, kern, j0, ncur, k0, kcur, bbuf, scratch);
+                const float *bpanel = bbuf;
+                if (shared) bpanel = sb + j0 * K + round_up(ncur, nr) * k0;
+                else if (!(K == kcur && packed_j0 == j0)) b->pack(b->ctx, kern, j0, ncur, k0, kcur, bbuf, scratch);
                 packed_j0 = K == kcur ? j0 : -1;
                 pack_a_block(kern, A, i0, mcur, k0, kcur, abuf);
 #if LT_GEMM_A_OUTER
@@ -258,7 +286,7 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
 #endif
                         const int64_t i = i0 + it * mr, rows = M - i < mr ? M - i : mr;
                         const int64_t j = j0 + q * nr, cols = N - j < nr ? N - j : nr;
-                        const float *ap = abuf + it * mr * kcur, *bp = bbuf + q * kcur * nr;
+                        const float *ap = abuf + it * mr * kcur, *bp = bpanel + q * kcur * nr;
                         if (direct && rows == mr && cols == nr) {
                             uk(kcur, ap, bp, C + i * ldc + j, ldc, k0 > 0);
                             if (last && epi->tile_hook) epi->tile_hook(epi->hook_ctx, i, j, rows, cols, C + i * ldc + j, ldc);

@@ -64,6 +64,9 @@ lt_status lt_sgemm_workspace_size(int64_t m, int64_t n, int64_t k, int64_t *floa
     if (m == 0 || n == 0 || k == 0) { *floats = 0; return LT_OK; }
     LT_CHECK(!lt__mul_overflows(per_thread_floats(m, n, k), (int64_t)lt_get_num_threads(), floats),
              LT_ERR_INVALID_ARGUMENT);
+    const int64_t shared = lt__gemm_shared_b_floats(n, k);     /* B packed once for the team */
+    LT_CHECK(*floats <= INT64_MAX - shared, LT_ERR_INVALID_ARGUMENT);
+    *floats += shared;
     return LT_OK;
 }
 

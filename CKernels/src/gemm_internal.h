@@ -123,6 +123,18 @@ typedef struct lt__gemm_plan {
 void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64_t K,
                         const lt__gemm_b *b, int threads, lt__gemm_plan *plan);
 
+/* Shared packed B. When K spans several chunks, every M-block's task would pack its B panel
+ * chunks again; instead the team first packs all of B once (each thread a share of the
+ * (panel, chunk) pieces, into one area after the threads' shares), then the tasks read it. Only
+ * for products whose packed B is at most LT_GEMM_SHARED_B_MAX floats (it would otherwise hold
+ * a float copy of a large — possibly quantized — weight), and only when the caller's workspace
+ * has room for it on top of the threads' shares. The packing is the same, so are the bits.
+ * Floats a workspace reserves for it (0: the product packs per task). */
+#ifndef LT_GEMM_SHARED_B_MAX
+#define LT_GEMM_SHARED_B_MAX (2 * 1024 * 1024)
+#endif
+int64_t lt__gemm_shared_b_floats(int64_t N, int64_t K);
+
 /* Tasks of a plan (N-panels × M-blocks): the units the team shares out. */
 int64_t lt__gemm_tasks(const lt__gemm_plan *plan, int64_t M, int64_t N);
 /* 1 when a product of this size uses the team at all (the LT_PARALLEL_IF threshold). */

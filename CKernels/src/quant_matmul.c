@@ -262,6 +262,11 @@ lt_status lt_quant_matmul_workspace_size(int32_t type, int64_t n, int64_t d_in, 
     }
     const int64_t per = per_thread_floats(type, n, d_in, d_out, c.be, c.bb, c.row_bytes);
     LT_CHECK(!lt__mul_overflows(per, (int64_t)lt_get_num_threads(), floats), LT_ERR_INVALID_ARGUMENT);
+    /* B packed once for the team (gemm_internal.h): forward B is d_in × d_out, backward d_out × d_in */
+    const int64_t fwd = lt__gemm_shared_b_floats(d_out, d_in), bwd = lt__gemm_shared_b_floats(d_in, d_out);
+    const int64_t shared = fwd > bwd ? fwd : bwd;
+    LT_CHECK(*floats <= INT64_MAX - shared, LT_ERR_INVALID_ARGUMENT);
+    *floats += shared;
     return LT_OK;
 }
 

@@ -292,13 +292,17 @@ struct SgemmTests {
         }
     }
 
+    /// The full size is the threads' shares plus B packed once for the team (K = 500 spans two
+    /// chunks and M = 300 several blocks, so the full workspace takes the shared-B path); one
+    /// thread's share alone packs B per task. Both must give the same bits.
     @Test("a workspace of one thread's share gives the same bits as the full one; less is rejected")
     func smallerWorkspace() throws {
         let c = Case(m: 300, n: 400, k: 500, ta: false, tb: true, seed: 77)
         try Runtime.withThreadCount(2) {
             let full = c.workspaceFloats
-            let share = try Runtime.withThreadCount(1) { c.workspaceFloats }
-            #expect(full == 2 * share && share > 0)
+            let alone = try Runtime.withThreadCount(1) { c.workspaceFloats }
+            let share = full - alone                       // the shared B does not grow with threads
+            #expect(share > 0 && alone - share == 432 * 500, "shared B: round_up(400, 48) × 500 floats")
             let (s1, a) = c.run(alpha: 1, beta: 0)
             let (s2, b) = c.run(alpha: 1, beta: 0, workspace: share)
             #expect(s1 == LT_OK && s2 == LT_OK)
