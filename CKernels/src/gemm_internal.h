@@ -23,7 +23,8 @@
  *     the shape allows) and the task count is a multiple of the team size. The threads take
  *     tasks from a shared counter (dynamic, robust to a busy core); a task is done by one
  *     thread from start to end;
- *   - inside a task, for each kc-chunk of K: the task packs its B panel (kc × nc) and its A
+ *   - inside a task, for each kc-chunk of K: the task packs its B panel (kc × nc) — unless the
+ *     team packed all of B once beforehand (shared packed B, below) — and its A
  *     block (mc × kc) into the thread's workspace (both stay in the core's L2), then for each
  *     A micro-panel (in L1) runs the micro-kernel over every B micro-panel (streamed from L2);
  *     partial tiles live in C itself (full tiles of a plain store, alpha = 1 and beta = 0) or
