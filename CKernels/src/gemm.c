@@ -220,12 +220,13 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
     if (threads > tasks) threads = tasks;
     if (!lt__gemm_uses_team(M, N, K)) threads = 1;
     if (threads < 1) threads = 1;
-    /* Shared packed B (gemm_internal.h): B's pieces at [j0·K + round_up(ncur, nr)·k0] (panels
-     * start at multiples of nr, so the panels before j0 fill j0·K floats). */
+    /* Shared packed B (gemm_internal.h), the area the size queries reserve: B's pieces at
+     * [j0·K + round_up(ncur, nr)·k0] (panels start at multiples of nr, so the panels before j0
+     * fill j0·K floats; all of B fits in round_up(N, nr)·K). */
     int64_t shared = 0;
     if (K > kc && mblocks > 1) {
-        const int64_t f = pad16(round_up(N, nr) * K);
-        if (f <= LT_GEMM_SHARED_B_MAX && workspace_floats - f >= threads * plan->per_thread_floats) shared = f;
+        const int64_t f = lt__gemm_shared_b_floats(N, K);
+        if (f > 0 && workspace_floats - f >= threads * plan->per_thread_floats) shared = f;
     }
     float *const sb = workspace;                     /* the shared B, when shared > 0 */
     workspace += shared;

@@ -141,6 +141,17 @@ static void fold_weight(int64_t d_out, int64_t d_in, int64_t r, float s, const f
 
 /* ---- forward ---- */
 
+/* T[n × r] = X Aᵀ, one dot_many per row (rows in fixed chunks over the team). */
+static void project_rows(int64_t n, int64_t d_in, int64_t r, const float *X, int64_t ldx, const float *A,
+                         float *T) {
+    lt_dot_many_fn dot = lt__dot_many();
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * d_in))
+    for (int64_t i = 0; i < n; i++) {
+        LT__NOTE_CHUNK(i);
+        dot(X + i * ldx, A, d_in, r, d_in, T + i * r);      /* t = A x_i */
+    }
+}
+
 /* The fused forward's tile hook: y_ij = (b_j + Σ_k t_ik (s Bᵀ)[k, j]) + (X Wᵀ)_ij for the tile
  * rows i ..< i + rows, columns j ..< j + cols, where c holds X Wᵀ. The adapter term is formed by
  * the same axpy_many as the unfused path (a column's value does not depend on which columns
@@ -201,10 +212,7 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
     (void)lt__ensure_init(); /* a bad environment leaves the defaults in force */
     if (n == 0 || d_out == 0) {
         /* nothing to write except T = X Aᵀ */
-        if (T && n > 0) {
-            lt_dot_many_fn dot = lt__dot_many();
-            for (int64_t i = 0; i < n; i++) dot(X + i * ldx, A, d_in, r, d_in, T + i * r);
-        }
+        if (T && n > 0) project_rows(n, d_in, r, X, ldx, A, T);
         return LT_OK;
     }
 
@@ -212,14 +220,7 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
         /* Folded: Y = X (W + s B A)ᵀ + b; T only when the caller asked for it. */
         float *Wf = workspace;                      /* d_out × d_in */
         fold_weight(d_out, d_in, r, s, W, ldw, A, B, Wf);
-        if (T) {
-            lt_dot_many_fn dot = lt__dot_many();
-            #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * d_in))
-            for (int64_t i = 0; i < n; i++) {
-                LT__NOTE_CHUNK(i);
-                dot(X + i * ldx, A, d_in, r, d_in, T + i * r);      /* t = A x_i */
-            }
-        }
+        if (T) project_rows(n, d_in, r, X, ldx, A, T);
         return lt_linear_forward(n, d_in, d_out, X, ldx, Wf, d_in, bias, NULL, 0, Y, ldy);
     }
 
@@ -242,13 +243,8 @@ lt_status lt_lora_forward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, flo
         lt__sgemm(0, 1, n, d_out, d_in, 1.0f, X, ldx, W, ldw, 1.0f, Y, ldy);     /* Y += X Wᵀ */
         return LT_OK;
     }
-    lt_dot_many_fn dot = lt__dot_many();
     lt_axpy_many_fn axpy = lt__axpy_many();
-    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * d_in))
-    for (int64_t i = 0; i < n; i++) {
-        LT__NOTE_CHUNK(i);
-        dot(X + i * ldx, A, d_in, r, d_in, Tw + i * r);      /* t = A x_i */
-    }
+    project_rows(n, d_in, r, X, ldx, A, Tw);
     /* Fused: the base GEMM stores each tile of X Wᵀ and adds the tile's adapter term while it is
      * hot (lora_tile_hook), one pass over Y. */
     const lora_tile_ctx ctx = {Tw, r, sBt, d_out, bias, axpy};
