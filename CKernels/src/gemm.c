@@ -70,7 +70,8 @@ void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64
     const int64_t align = b->nc_align > 0 ? b->nc_align : 1;
     if (M < 1) M = 1;
     if (N < 1) N = 1;
-    /* kc: K split into equal chunks of about LT_GEMM_KC, each a multiple of kmul. */
+    /* kc: K split into equal chunks of about LT_GEMM_KC, each a multiple of kmul. It depends on
+     * K and kmul only (a prepacked B relies on it: gemm_internal.h). */
     int64_t kc = K;
     if (K > LT_GEMM_KC) kc = round_up(ceil_div(K, ceil_div(K, LT_GEMM_KC)), kmul);
     if (kc < 1) kc = 1;
@@ -87,6 +88,7 @@ void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64
     int64_t mc = round_up(ceil_div(M, ceil_div(M, cap)), mr);
     plan->per_thread_floats = pad16(kc * nc) + pad16(mc * kc) + pad16(mc * nc) +
                               pad16(b->scratch_per_kc * kc + b->scratch_per_nc * nc + b->scratch_const);
+    plan->prepacked_per_thread_floats = pad16(mc * kc) + pad16(mc * nc);
     /* Balance (the workspace above stays an upper bound: mc and nc only shrink): with a team,
      * at least 4 tasks per thread where the shape allows (M-blocks down to 4 tiles, then
      * narrower N-panels), so that dynamic hand-out evens out a busy core; then more M-blocks
@@ -207,15 +209,17 @@ int lt__gemm_uses_team(int64_t M, int64_t N, int64_t K) {
     return LT_PARALLEL_IF(2.0 * (double)M * (double)N * (double)K);
 }
 
-void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_t M, int64_t N,
-                  int64_t K, const lt__gemm_a *A, const lt__gemm_b *b,
-                  const lt__gemm_epilogue *epi, float *C, int64_t ldc,
-                  float *workspace, int64_t workspace_floats, int max_threads) {
+/* The driver: B from the packer `b`, or (pre != NULL) read in place from a prepacked B. */
+static void run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_t M, int64_t N,
+                int64_t K, const lt__gemm_a *A, const lt__gemm_b *b, const float *pre,
+                const lt__gemm_epilogue *epi, float *C, int64_t ldc,
+                float *workspace, int64_t workspace_floats, int max_threads) {
     const int64_t mr = kern->mr, nr = kern->nr;
     const int64_t kc = plan->kc, nc = plan->nc, mc = plan->mc;
     const int64_t mblocks = (M + mc - 1) / mc;
     const int64_t tasks = lt__gemm_tasks(plan, M, N);
-    int64_t threads = workspace_floats / plan->per_thread_floats;
+    const int64_t per_thread = pre ? plan->prepacked_per_thread_floats : plan->per_thread_floats;
+    int64_t threads = workspace_floats / per_thread;
     if (threads > max_threads) threads = max_threads;
     if (threads > tasks) threads = tasks;
     if (!lt__gemm_uses_team(M, N, K)) threads = 1;
@@ -224,14 +228,15 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
      * [j0·K + round_up(ncur, nr)·k0] (panels start at multiples of nr, so the panels before j0
      * fill j0·K floats; all of B fits in round_up(N, nr)·K). */
     int64_t shared = 0;
-    if (K > kc && mblocks > 1) {
+    if (!pre && K > kc && mblocks > 1) {
         const int64_t f = lt__gemm_shared_b_floats(N, K);
-        if (f > 0 && workspace_floats - f >= threads * plan->per_thread_floats) shared = f;
+        if (f > 0 && workspace_floats - f >= threads * per_thread) shared = f;
     }
     float *const sb = workspace;                     /* the shared B, when shared > 0 */
     workspace += shared;
     const int64_t kchunks = (K + kc - 1) / kc, npanels = (N + nc - 1) / nc;
-    const int64_t off_a = pad16(kc * nc), off_c = off_a + pad16(mc * kc), off_s = off_c + pad16(mc * nc);
+    /* A thread's share: [B panel (not with a prepacked B)][A block][partial block][scratch]. */
+    const int64_t off_a = pre ? 0 : pad16(kc * nc), off_c = off_a + pad16(mc * kc), off_s = off_c + pad16(mc * nc);
     /* Full tiles of a plain store (C = A·B) keep their partial sums in C itself (C is not
      * read otherwise); every other tile goes through the thread's partial block. */
     const int direct = epi->alpha == 1.0f && epi->beta == 0.0f;
@@ -240,8 +245,8 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
     int64_t counter = 0, pack_counter = 0;
     #pragma omp parallel num_threads((int)threads) if (threads > 1)
     {
-        float *base = workspace + (int64_t)omp_get_thread_num() * plan->per_thread_floats;
-        float *bbuf = base, *abuf = base + off_a, *cpart = base + off_c, *scratch = base + off_s;
+        float *base = workspace + (int64_t)omp_get_thread_num() * per_thread;
+        float *bbuf = base, *abuf = base + off_a, *cpart = base + off_c, *scratch = pre ? NULL : base + off_s;
         int noted = 0;
         int64_t packed_j0 = -1;             /* panel held in bbuf (single-chunk products) */
         if (shared) {
@@ -274,7 +279,8 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
                 /* One chunk (K <= kc): the packed panel of the thread's previous task is still
                  * in bbuf; consecutive tasks usually share it (tasks run panel-major). */
                 const float *bpanel = bbuf;
-                if (shared) bpanel = sb + j0 * K + round_up(ncur, nr) * k0;
+                if (pre) bpanel = lt__gemm_prepacked_panel(pre, N, (int)nr, j0, k0, kcur);
+                else if (shared) bpanel = sb + j0 * K + round_up(ncur, nr) * k0;
                 else if (!(K == kcur && packed_j0 == j0)) b->pack(b->ctx, kern, j0, ncur, k0, kcur, bbuf, scratch);
                 packed_j0 = K == kcur ? j0 : -1;
                 pack_a_block(kern, A, i0, mcur, k0, kcur, abuf);
@@ -299,6 +305,46 @@ void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_
                     }
                 }
             }
+        }
+    }
+}
+
+void lt__gemm_run(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_t M, int64_t N,
+                  int64_t K, const lt__gemm_a *A, const lt__gemm_b *b,
+                  const lt__gemm_epilogue *epi, float *C, int64_t ldc,
+                  float *workspace, int64_t workspace_floats, int max_threads) {
+    run(kern, plan, M, N, K, A, b, NULL, epi, C, ldc, workspace, workspace_floats, max_threads);
+}
+
+void lt__gemm_run_prepacked(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_t M, int64_t N,
+                            int64_t K, const lt__gemm_a *A, const float *packed,
+                            const lt__gemm_epilogue *epi, float *C, int64_t ldc,
+                            float *workspace, int64_t workspace_floats, int max_threads) {
+    run(kern, plan, M, N, K, A, NULL, packed, epi, C, ldc, workspace, workspace_floats, max_threads);
+}
+
+/* ---- prepacked B ------------------------------------------------------------------------------ */
+
+void lt__gemm_prepack_b(const lt__gemm_kernel *kern, int64_t N, int64_t K, int64_t kc, const lt__gemm_b *b,
+                        float *dst, int max_threads) {
+    const int64_t nr = kern->nr, npan = ceil_div(N, nr), kchunks = ceil_div(K, kc);
+    /* Pieces: (chunk, group of micro-panels about LT_GEMM_NC wide), each written by one packer
+     * call at its place in the layout (gemm_internal.h). */
+    int64_t g = LT_GEMM_NC / nr;
+    if (g < 1) g = 1;
+    const int64_t groups = ceil_div(npan, g), pieces = kchunks * groups;
+    int threads = max_threads;
+    if (threads > pieces) threads = (int)pieces;
+    if ((double)N * (double)K < 65536.0) threads = 1;     /* a copy: small ones are not worth a team */
+    if (threads < 1) threads = 1;
+    int64_t counter = 0;
+    #pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        float scratch[16 * LT_GEMM_KC];     /* the transposing packer's 16·kc floats (kc <= LT_GEMM_KC) */
+        for (int64_t u; (u = lt__next_task(&counter)) < pieces;) {
+            const int64_t k0 = (u / groups) * kc, j0 = (u % groups) * g * nr;
+            const int64_t kcur = K - k0 < kc ? K - k0 : kc, ncur = N - j0 < g * nr ? N - j0 : g * nr;
+            b->pack(b->ctx, kern, j0, ncur, k0, kcur, dst + round_up(N, nr) * k0 + j0 * kcur, scratch);
         }
     }
 }

@@ -22,8 +22,9 @@ static void f32_b(int trans_b, const lt__gemm_f32_source *src, lt__gemm_b *b) {
 }
 
 /* One thread's share: the largest plan over both packers and every ISA variant (so a size
- * queried under one ISA stays valid after switching to another). */
-static int64_t per_thread_floats(int64_t m, int64_t n, int64_t k) {
+ * queried under one ISA stays valid after switching to another); with `prepacked`, the share of
+ * a product whose B was packed beforehand (no B panels). */
+static int64_t share_floats(int64_t m, int64_t n, int64_t k, int prepacked) {
     int64_t most = 0;
     const int isas[3] = {LT_ISA_SCALAR, LT_ISA_AVX2, LT_ISA_AVX512};
     for (int v = 0; v < 3; v++) {
@@ -32,11 +33,13 @@ static int64_t per_thread_floats(int64_t m, int64_t n, int64_t k) {
             lt__gemm_plan plan;
             f32_b(t, NULL, &b);
             lt__gemm_make_plan(lt__gemm_kernel_for_isa(isas[v]), m, n, k, &b, 1, &plan);
-            if (plan.per_thread_floats > most) most = plan.per_thread_floats;
+            const int64_t f = prepacked ? plan.prepacked_per_thread_floats : plan.per_thread_floats;
+            if (f > most) most = f;
         }
     }
     return most;
 }
+static int64_t per_thread_floats(int64_t m, int64_t n, int64_t k) { return share_floats(m, n, k, 0); }
 
 static int sizes_ok(int64_t m, int64_t n, int64_t k) { return m >= 0 && n >= 0 && k >= 0; }
 
@@ -205,6 +208,15 @@ int lt__gemm_f32_hooked(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
                         void (*hook)(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
                                      float *c, int64_t ldc),
                         const void *hook_ctx) {
+    return lt__gemm_f32_hooked_beta(trans_a, trans_b, m, n, k, A, lda, B, ldb, 0.0f, C, ldc, hook, hook_ctx);
+}
+
+int lt__gemm_f32_hooked_beta(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                             const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                             float *C, int64_t ldc,
+                             void (*hook)(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
+                                          float *c, int64_t ldc),
+                             const void *hook_ctx) {
     (void)lt__ensure_init();
     if (lt_gemm_backend_active() != LT_GEMM_LORTA || m < 1 || n < 1 || k < 1) return 0;
     const int isa = (int)lt_isa_active();
@@ -214,7 +226,7 @@ int lt__gemm_f32_hooked(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
     if (lt_sgemm_workspace_size(m, n, k, &floats) != LT_OK) return 0;
     float *w = thread_workspace(floats);
     if (!w) return 0;
-    const lt__gemm_epilogue epi = {1.0f, 0.0f, hook, hook_ctx};
+    const lt__gemm_epilogue epi = {1.0f, beta, hook, hook_ctx};
     run_f32(kern, trans_a, trans_b, m, n, k, A, lda, B, ldb, &epi, C, ldc, w, floats);
     return 1;
 }
@@ -237,4 +249,150 @@ lt_status lt_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
         if (done >= 0) return (lt_status)done;
     }
     return blas_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---- prepacked B: a frozen weight packed once (lt_sgemm_pack_b) ----------------------------- */
+
+/* Header of a packed buffer: 8 int64 in the first 16 floats (so the data that follows keeps a
+ * 64-byte aligned buffer's alignment). */
+#define PACKED_HEADER_FLOATS 16
+#define PACKED_MAGIC INT64_C(0x314250544C54524C)   /* "LRTLTPB1" */
+enum { H_MAGIC, H_ISA, H_NR, H_KC, H_K, H_N, H_TRANS, H_CHECK, H_COUNT };
+
+static int64_t header_check(const int64_t *h) {
+    uint64_t x = UINT64_C(0x9E3779B97F4A7C15);
+    for (int i = 0; i < H_CHECK; i++) x = (x ^ (uint64_t)h[i]) * UINT64_C(0xBF58476D1CE4E5B9);
+    return (int64_t)(x ^ (x >> 31));
+}
+
+/* The float32 B description with the layout decided at pack time (kc from the plan). */
+static int64_t f32_kc(const lt__gemm_kernel *kern, int trans_b, int64_t n, int64_t k) {
+    lt__gemm_b b;
+    lt__gemm_plan plan;
+    f32_b(trans_b, NULL, &b);
+    lt__gemm_make_plan(kern, 1, n, k, &b, 1, &plan);
+    return plan.kc;
+}
+
+/* 1 when `packed` holds a B packed for (k, n) by the kernel `kern` (the active ISA's), with
+ * the chunking this build's plan uses; *trans_b = its op. */
+static int packed_matches(const float *packed, const lt__gemm_kernel *kern, int64_t n, int64_t k, int *trans_b) {
+    int64_t h[H_COUNT];
+    memcpy(h, packed, sizeof h);
+    if (h[H_MAGIC] != PACKED_MAGIC || h[H_CHECK] != header_check(h)) return 0;
+    if (h[H_ISA] != kern->isa || h[H_NR] != kern->nr || h[H_K] != k || h[H_N] != n) return 0;
+    if (h[H_TRANS] != 0 && h[H_TRANS] != 1) return 0;
+    if (h[H_KC] != f32_kc(kern, (int)h[H_TRANS], n, k)) return 0;
+    *trans_b = (int)h[H_TRANS];
+    return 1;
+}
+
+lt_status lt_sgemm_packed_b_size(int trans_b, int64_t k, int64_t n, int64_t *floats) {
+    LT_CHECK(floats, LT_ERR_NULL_POINTER);
+    LT_CHECK(trans_b == 0 || trans_b == 1, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(sizes_ok(0, n, k) && n <= INT64_MAX - LT_GEMM_MAX_NR, LT_ERR_INVALID_ARGUMENT);
+    int64_t data;
+    LT_CHECK(!lt__mul_overflows((n + LT_GEMM_MAX_NR - 1) / LT_GEMM_MAX_NR * LT_GEMM_MAX_NR, k, &data) &&
+             data <= INT64_MAX - PACKED_HEADER_FLOATS, LT_ERR_INVALID_ARGUMENT);
+    *floats = PACKED_HEADER_FLOATS + data;
+    return LT_OK;
+}
+
+lt_status lt_sgemm_pack_b(int trans_b, int64_t k, int64_t n, const float *B, int64_t ldb, float *packed,
+                          int64_t packed_floats) {
+    int64_t need;
+    lt_status st = lt_sgemm_packed_b_size(trans_b, k, n, &need);
+    if (st != LT_OK) return st;
+    const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+    int64_t t;
+    LT_CHECK(lt__ld_ok(ldb, b_cols) && !lt__mul_overflows(b_rows, ldb, &t), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(packed_floats >= need, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(packed && (B || n == 0 || k == 0), LT_ERR_NULL_POINTER);
+    (void)lt__ensure_init();
+    const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa((int)lt_isa_active());
+    int64_t h[H_COUNT] = {PACKED_MAGIC, kern->isa, kern->nr, f32_kc(kern, trans_b, n, k), k, n, trans_b, 0};
+    h[H_CHECK] = header_check(h);
+    _Static_assert(sizeof(int64_t) * H_COUNT == sizeof(float) * PACKED_HEADER_FLOATS, "header size");
+    memcpy(packed, h, sizeof h);
+    if (n > 0 && k > 0) {
+        const lt__gemm_f32_source src = {B, ldb};
+        lt__gemm_b b;
+        f32_b(trans_b, &src, &b);
+        lt__gemm_prepack_b(kern, n, k, h[H_KC], &b, packed + PACKED_HEADER_FLOATS, lt_get_num_threads());
+    }
+    return LT_OK;
+}
+
+/* One thread's share with a prepacked B: the largest over every ISA variant (as lt_sgemm's). */
+static int64_t prepacked_per_thread_floats(int64_t m, int64_t n, int64_t k) { return share_floats(m, n, k, 1); }
+
+lt_status lt_sgemm_prepacked_workspace_size(int64_t m, int64_t n, int64_t k, int64_t *floats) {
+    LT_CHECK(floats, LT_ERR_NULL_POINTER);
+    LT_CHECK(sizes_ok(m, n, k), LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    if (m == 0 || n == 0 || k == 0) { *floats = 0; return LT_OK; }
+    LT_CHECK(!lt__mul_overflows(prepacked_per_thread_floats(m, n, k), (int64_t)lt_get_num_threads(), floats),
+             LT_ERR_INVALID_ARGUMENT);
+    return LT_OK;
+}
+
+/* Plans and runs a valid, non-empty product with a prepacked B (made for `kern`, checked). */
+static void run_prepacked(const lt__gemm_kernel *kern, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                          const float *A, int64_t lda, const float *packed, const lt__gemm_epilogue *epi,
+                          float *C, int64_t ldc, float *workspace, int64_t workspace_floats) {
+    const int threads = lt_get_num_threads();
+    lt__gemm_b b;
+    f32_b(trans_b, NULL, &b);
+    lt__gemm_plan plan;
+    lt__gemm_make_plan(kern, m, n, k, &b, threads, &plan);
+    const lt__gemm_a a = {A, lda, trans_a};
+    lt__gemm_run_prepacked(kern, &plan, m, n, k, &a, packed + PACKED_HEADER_FLOATS, epi, C, ldc, workspace,
+                           workspace_floats, threads);
+}
+
+lt_status lt_sgemm_prepacked(int trans_a, int64_t m, int64_t n, int64_t k, float alpha, const float *A,
+                             int64_t lda, const float *packed, float beta, float *C, int64_t ldc,
+                             float *workspace, int64_t workspace_floats) {
+    LT_CHECK(workspace_floats >= 0, LT_ERR_INVALID_ARGUMENT);
+    /* B's shape is in the header; its ld stands in as n (k · n must fit, as the packed size). */
+    lt_status st = check_product(trans_a, 0, m, n, k, lda, n > 1 ? n : 1, ldc);
+    if (st != LT_OK) return st;
+    if (m == 0 || n == 0) return LT_OK;
+    LT_CHECK(C, LT_ERR_NULL_POINTER);
+    LT_CHECK(packed, LT_ERR_NULL_POINTER);
+    (void)lt__ensure_init();
+    const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa((int)lt_isa_active());
+    int trans_b;
+    LT_CHECK(packed_matches(packed, kern, n, k, &trans_b), LT_ERR_INVALID_ARGUMENT);
+    const int empty = k == 0 || alpha == 0.0f;
+    if (!empty) {
+        LT_CHECK(workspace_floats >= prepacked_per_thread_floats(m, n, k), LT_ERR_INVALID_ARGUMENT);
+        LT_CHECK(A && workspace, LT_ERR_NULL_POINTER);
+    }
+    if (empty) {                                    /* C = beta · C, A and B not read */
+        lt__scale_matrix(C, m, n, ldc, beta);
+        return LT_OK;
+    }
+    const lt__gemm_epilogue epi = {alpha, beta, NULL, NULL};
+    run_prepacked(kern, trans_a, trans_b, m, n, k, A, lda, packed, &epi, C, ldc, workspace, workspace_floats);
+    return LT_OK;
+}
+
+int lt__gemm_f32_prepacked_hooked(int trans_a, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+                                  const float *packed, float *C, int64_t ldc,
+                                  void (*hook)(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
+                                               float *c, int64_t ldc),
+                                  const void *hook_ctx) {
+    (void)lt__ensure_init();
+    if (lt_gemm_backend_active() != LT_GEMM_LORTA || m < 1 || n < 1 || k < 1 || !packed) return 0;
+    const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa((int)lt_isa_active());
+    int trans_b;
+    if (!packed_matches(packed, kern, n, k, &trans_b)) return 0;
+    int64_t floats;
+    if (lt_sgemm_prepacked_workspace_size(m, n, k, &floats) != LT_OK) return 0;
+    float *w = thread_workspace(floats);
+    if (!w) return 0;
+    const lt__gemm_epilogue epi = {1.0f, 0.0f, hook, hook_ctx};
+    run_prepacked(kern, trans_a, trans_b, m, n, k, A, lda, packed, &epi, C, ldc, w, floats);
+    return 1;
 }

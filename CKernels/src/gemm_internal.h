@@ -24,7 +24,8 @@
  *     tasks from a shared counter (dynamic, robust to a busy core); a task is done by one
  *     thread from start to end;
  *   - inside a task, for each kc-chunk of K: the task packs its B panel (kc × nc) — unless the
- *     team packed all of B once beforehand (shared packed B, below) — and its A
+ *     team packed all of B once beforehand (shared packed B, below) or B is a frozen weight
+ *     packed once at load (prepacked B, below) — and its A
  *     block (mc × kc) into the thread's workspace (both stay in the core's L2), then for each
  *     A micro-panel (in L1) runs the micro-kernel over every B micro-panel (streamed from L2);
  *     partial tiles live in C itself (full tiles of a plain store, alpha = 1 and beta = 0) or
@@ -117,10 +118,14 @@ typedef struct lt__gemm_a {
 typedef struct lt__gemm_plan {
     int64_t kc, nc, mc;
     int64_t per_thread_floats;      /* workspace one thread needs */
+    int64_t prepacked_per_thread_floats;    /* the same when B is prepacked (lt__gemm_run_prepacked):
+                                               no B panel, no packer scratch */
 } lt__gemm_plan;
 
 /* threads: the team size the plan balances its tasks for (the blocking never changes a bit of
- * the result, see above); per_thread_floats does not depend on it. */
+ * the result, see above); per_thread_floats does not depend on it. kc depends on K and
+ * b->kc_multiple only (never on M, N, the ISA or the team): a B prepacked in chunks of kc (below)
+ * serves every plan of its K. nc is a multiple of NR when b->nc_align = 1 (the float32 packers). */
 void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64_t K,
                         const lt__gemm_b *b, int threads, lt__gemm_plan *plan);
 
@@ -135,6 +140,32 @@ void lt__gemm_make_plan(const lt__gemm_kernel *kern, int64_t M, int64_t N, int64
 #define LT_GEMM_SHARED_B_MAX (2 * 1024 * 1024)
 #endif
 int64_t lt__gemm_shared_b_floats(int64_t N, int64_t K);
+
+/* Prepacked B (a frozen weight packed once, lt_sgemm_pack_b in lt_gemm.h). All of B in the
+ * core's packed layout, chunk-major then micro-panel-major:
+ *     [k-chunk c (K in chunks of kc, as the plan cuts it)][micro-panel q of NR columns][k][NR]
+ * chunk c (k0 = c·kc, depth kcur) starts at round_up(N, NR)·k0, and its micro-panel q at
+ * + q·kcur·NR: the panel of any nc columns from j0 (multiples of NR) is the contiguous range
+ * from round_up(N, NR)·k0 + j0·kcur, exactly what a packer writes for (j0, nc, k0, kcur) — so a
+ * task reads its panels in place for whatever plan (nc, mc) the shape and team give. Columns at
+ * or past N are zero. round_up(N, NR)·K floats. */
+static inline const float *lt__gemm_prepacked_panel(const float *packed, int64_t N, int nr, int64_t j0,
+                                                    int64_t k0, int64_t kcur) {
+    return packed + ((N + nr - 1) / nr * nr) * k0 + j0 * kcur;
+}
+/* Packs all of B (N columns, K rows, chunks of kc) into `dst` in the prepacked layout, on up to
+ * `max_threads` threads (fixed pieces: a copy, whatever thread does it). Only for packers whose
+ * scratch is at most 16·kc floats (b->scratch_per_nc = b->scratch_const = 0; the float32
+ * packers): the scratch is on each thread's stack. N, K >= 1. */
+void lt__gemm_prepack_b(const lt__gemm_kernel *kern, int64_t N, int64_t K, int64_t kc, const lt__gemm_b *b,
+                        float *dst, int max_threads);
+/* lt__gemm_run with B read from `packed` (the prepacked layout above, made for this kernel's NR
+ * and plan->kc) instead of a packer: no B packing at all, and each thread's share is
+ * plan->prepacked_per_thread_floats. Same bits as lt__gemm_run with the packer that made it. */
+void lt__gemm_run_prepacked(const lt__gemm_kernel *kern, const lt__gemm_plan *plan, int64_t M, int64_t N,
+                            int64_t K, const lt__gemm_a *A, const float *packed,
+                            const lt__gemm_epilogue *epi, float *C, int64_t ldc,
+                            float *workspace, int64_t workspace_floats, int max_threads);
 
 /* Tasks of a plan (N-panels × M-blocks): the units the team shares out. */
 int64_t lt__gemm_tasks(const lt__gemm_plan *plan, int64_t M, int64_t N);
@@ -159,6 +190,26 @@ int lt__gemm_f32_hooked(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
                         void (*hook)(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
                                      float *c, int64_t ldc),
                         const void *hook_ctx);
+/* The same with C = op(A)·op(B) + beta·C (beta 0 or 1: the core's epilogue, one rounding) before
+ * the hook: an input gradient accumulated onto a residual gradient, then fused terms. */
+int lt__gemm_f32_hooked_beta(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                             const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                             float *C, int64_t ldc,
+                             void (*hook)(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
+                                          float *c, int64_t ldc),
+                             const void *hook_ctx);
+
+/* C = op(A)·B (m × n, C overwritten: {alpha = 1, beta = 0}) with B read from a buffer made by
+ * lt_sgemm_pack_b (header included; op(B) as trans_b was at pack time), then `hook` on every
+ * finished tile, with the calling thread's buffer. Always the direct path (no narrow-output
+ * transposition). Returns 1 when done, 0 when it declines — the openblas backend, m, n or k < 1,
+ * a packed buffer not made for (k, n) and the active ISA, no buffer — and nothing was written.
+ * Sizes and lda, ldc must have passed lt_sgemm_prepacked's checks. */
+int lt__gemm_f32_prepacked_hooked(int trans_a, int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
+                                  const float *packed, float *C, int64_t ldc,
+                                  void (*hook)(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols,
+                                               float *c, int64_t ldc),
+                                  const void *hook_ctx);
 
 /* Packers for float32 B. ctx points to an lt__gemm_f32_source. */
 typedef struct lt__gemm_f32_source {
