@@ -89,6 +89,20 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
                            float *dX, int64_t lddx,
                            int accumulate,
                            float *workspace);
+/* The parameter gradients of lt_lora_backward (dA, dB, same arithmetic and workspace) and, in
+ * place of dX, the coefficients of its input-gradient term: sG[n × r] = s·(dY B), so that
+ * dX += sG · A is the lt_lowrank_term {0, d_in, r, sG, r, A, d_in} (lt_nn.h) — the frozen
+ * product's input gradient can then add it on its tiles (lt_linear_backward_input_terms); applied
+ * after it, it gives lt_lora_backward's dX (W = NULL) bit for bit on the AVX2 and AVX-512 paths. */
+lt_status lt_lora_backward_params(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                                  const float *X, int64_t ldx,
+                                  const float *A, const float *B,
+                                  const float *dY, int64_t lddy,
+                                  const float *T,
+                                  float *dA, float *dB,
+                                  float *sG,
+                                  int accumulate,
+                                  float *workspace);
 
 /* ---- merge / unmerge ----------------------------------------------------------------------
  * W[d_out × d_in] += s B A   (per row o of W: axpy_many with coef = s·B[o, :]); unmerge

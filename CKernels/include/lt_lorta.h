@@ -103,6 +103,17 @@ lt_status lt_lorta_expand_forward(const lt_lorta_dims *dims, int64_t n, const fl
                                   const float *const *A, float *const *Y, const int64_t *ldy,
                                   void *workspace, size_t workspace_size);
 
+/* The expansion as low-rank terms for a frozen product to add on its output tiles
+ * (lt_lowrank_term, lt_nn.h): coef[t] (n x r, contiguous) = scale * (U ∘ c_{layer,matrix[t]}),
+ * AT[t] (r x d_out[t], contiguous) = A[t]ᵀ. The terms
+ *   {col_t, d_out[t], kb, coef[t] + k0, r, AT[t] + k0 * d_out[t], d_out[t]}
+ * for k0 = 0, 64, 128, … (kb = min(64, r - k0)), target after target, add exactly what
+ * lt_lorta_expand_forward adds, bit for bit. Same argument checks as lt_lorta_expand_forward. */
+lt_status lt_lorta_expand_terms(const lt_lorta_dims *dims, int64_t n, const float *U,
+                                const float *C_L, const float *C_M, float scale, int64_t layer,
+                                int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
+                                const float *const *A, float *const *coef, float *const *AT);
+
 /* ---- backward of project_forward + expand_forward for one layer ---------------------------
  * Inputs: X (n x H*d_h, ld ldx), U (n x r) and P (n*H x r) saved by the forward, the factors,
  * and dY[t] (n x d_out[t], ld lddy[t]) for the targets of the forward call.
@@ -130,6 +141,19 @@ lt_status lt_lorta_backward(const lt_lorta_dims *dims, int64_t n, const float *X
                             float *const *dA, float *dB, float *dC_H, float *dC_L, float *dC_M,
                             float *dX, int64_t lddx,
                             void *workspace, size_t workspace_size);
+/* lt_lorta_backward without dX: the parameter gradients, and E (n*H x r, contiguous,
+ * E[i*H+h] = dU[i] ∘ C_H[h]) for the caller's input gradient, whose terms are
+ *   {h * d_h, d_h, r, E + h * r, H * r, B, d_h}   for h = 0 … H-1
+ * (lt_lowrank_term, lt_nn.h): applied in that order after the frozen part they give
+ * lt_lorta_backward's dX bit for bit. Same workspace. */
+lt_status lt_lorta_backward_params(const lt_lorta_dims *dims, int64_t n, const float *X, int64_t ldx,
+                                   const float *U, const float *P,
+                                   const float *B, const float *C_H, const float *C_L, const float *C_M,
+                                   float scale, int64_t layer,
+                                   int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
+                                   const float *const *A, const float *const *dY, const int64_t *lddy,
+                                   float *const *dA, float *dB, float *dC_H, float *dC_L, float *dC_M,
+                                   float *E, void *workspace, size_t workspace_size);
 
 /* ---- merge / unmerge ----------------------------------------------------------------------
  * W (d_out x H*d_h, ld ldw) += factor * A diag(c_{l,m}) KRᵀ, KR row h*d_h+j = C_H[h] ∘ B[:,j],

@@ -101,6 +101,62 @@ lt_status lt_lowrank_backward_input(int64_t n, int64_t d_in, int64_t d_out, int6
                                     const float *A, const float *B,
                                     float *dX, int64_t lddx, int accumulate, float *workspace);
 
+/* ---- low-rank terms on a product's output tiles ---------------------------------------------
+ * A term adds a rank-`rank` product to the columns col ..< col + width of an output Y:
+ *     Y[i, col + j] = Y[i, col + j] + a_ij,   a_ij = Σ_{k < rank} coef[i·ldcoef + k] · M[k·ldm + j]
+ * with a_ij one chain of fused multiply-adds in k order from 0 (separately rounded products on
+ * the portable ISA) and one rounded add: per row exactly what one call of the axpy micro-kernel
+ * gives. Terms are applied in the order given, so an adapter's update is a list of terms:
+ *   LoRA forward:   coef = T = X Aᵀ (n × r), M = s·Bᵀ (r × d_out), one term per chunk of
+ *                   LT_LOWRANK_RCHUNK ranks (lt_lowrank_forward's chunks; lt_lowrank_prepare);
+ *   LoRA dX:        coef = s·G = s·dY B (n × r), M = A (r × d_in), one term (lt_lora_backward_params);
+ *   LoRTA forward:  coef = s·(U ∘ c_t), M = A_tᵀ per chunk of 64 ranks (lt_lorta_expand_terms);
+ *   LoRTA dX:       coef = E[:, h] (rows i·H + h), M = B (r × d_h), one term per head
+ *                   (lt_lorta_backward with E_out).
+ * Terms may overlap one another (they are added in order); coef and M must not overlap Y.
+ *
+ * lt_lowrank_terms_apply:  applies the terms to Y [n × cols] (ld ldy), every term inside
+ *   0 ..< cols. OpenMP over fixed chunks of rows (bits independent of the thread count).
+ * lt_linear_forward_terms: Y = X Wᵀ (+ bias) (+ R), then the terms — as lt_linear_forward then
+ *   lt_lowrank_terms_apply, bit for bit, but on our GEMM core the bias, residual and terms are
+ *   added to each tile while it is in cache: one pass over Y. R must not be Y.
+ * lt_linear_backward_input_terms: dX (=|+=) dY W, then the terms (columns of dX) — as
+ *   lt_linear_backward_input then lt_lowrank_terms_apply, bit for bit, fused the same way.
+ * Argument errors: n_terms < 0, a term with width/rank < 0, ldcoef < rank, ldm < width, or
+ * columns outside the output → LT_ERR_INVALID_ARGUMENT; NULL coef/M of a non-empty term →
+ * LT_ERR_NULL_POINTER. Nothing is written unless the call returns LT_OK. */
+#define LT_LOWRANK_RCHUNK 64
+typedef struct lt_lowrank_term {
+    int64_t col, width, rank;
+    const float *coef;
+    int64_t ldcoef;
+    const float *M;
+    int64_t ldm;
+} lt_lowrank_term;
+
+lt_status lt_lowrank_terms_apply(int64_t n, int64_t cols, const lt_lowrank_term *terms, int64_t n_terms,
+                                 float *Y, int64_t ldy);
+lt_status lt_linear_forward_terms(int64_t n, int64_t d_in, int64_t d_out,
+                                  const float *X, int64_t ldx,
+                                  const float *W, int64_t ldw,
+                                  const float *bias,
+                                  const float *R, int64_t ldr,
+                                  const lt_lowrank_term *terms, int64_t n_terms,
+                                  float *Y, int64_t ldy);
+lt_status lt_linear_backward_input_terms(int64_t n, int64_t d_in, int64_t d_out,
+                                         const float *dY, int64_t lddy,
+                                         const float *W, int64_t ldw,
+                                         const lt_lowrank_term *terms, int64_t n_terms,
+                                         float *dX, int64_t lddx, int accumulate);
+
+/* LoRA's forward term factors: T[n × r] = X Aᵀ (dot products per chunk of LT_LOWRANK_RCHUNK
+ * ranks, as lt_lowrank_forward), sBt[r × d_out] = s·Bᵀ. With the terms
+ * {col, d_out, min(64, r − k0), T + k0, r, sBt + k0·d_out, d_out} for k0 = 0, 64, … the update
+ * is lt_lowrank_forward's, bit for bit. A [r × d_in], B [d_out × r] contiguous. */
+lt_status lt_lowrank_prepare(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                             const float *X, int64_t ldx, const float *A, const float *B,
+                             float *T, float *sBt);
+
 /* ---- LayerNorm ---------------------------------------------------------------------------------
  * forward:  mean_i = Σ_j x_ij / d;  var_i = Σ_j (x_ij − mean_i)² / d   (biased, as torch)
  *           rstd_i = 1 / sqrt(var_i + eps);  Y_ij = (x_ij − mean_i) · rstd_i · γ_j + β_j

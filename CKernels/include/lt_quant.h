@@ -33,6 +33,7 @@
 
 #include <stdint.h>
 #include "lt_runtime.h"
+#include "lt_nn.h"   /* lt_lowrank_term */
 
 #ifdef __cplusplus
 extern "C" {
@@ -81,7 +82,7 @@ lt_status lt_quant_gather_rows(int32_t type, int64_t rows, int64_t cols, const v
  *   the forward, d_out = 0 in the backward) gives zeros (accumulate 0) or leaves Y unchanged;
  *   pointers that would not be read may then be NULL.
  * int8 decode mode: when lt_decode_arith_active() is LT_DECODE_INT8 (LORTA_DECODE=int8), the
- *   forward with n <= LT_QUANT_GEMV_MAX_ROWS and Q8_0, Q4_0 or Q4_1 weights is
+ *   forward with n <= LT_QUANT_GEMV_MAX_ROWS and Q8_0, Q4_0, Q4_1, Q4_K or Q6_K weights is
  *   lt_quant_matmul_int8 (below: int8 activations); everything else, the backward and every
  *   other shape and type keep the float arithmetic described here.
  * Values: every product uses exactly the dequantized weights (the values lt_dequantize gives,
@@ -130,18 +131,42 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
                                          const void *W, int64_t w_bytes,
                                          float *dX, int64_t lddx, int accumulate,
                                          float *workspace, int64_t workspace_floats);
+/* The same products followed by low-rank terms (lt_lowrank_term, lt_nn.h) on the output's columns
+ * (Y's d_out, dX's d_in), applied in order: on the packed-GEMM path they are added to each tile
+ * while it is in cache, on the decode-sized paths after the product — the same bits as the
+ * product followed by lt_lowrank_terms_apply. Term errors as lt_lowrank_terms_apply's, checked
+ * before anything is written; the rest as the products. */
+lt_status lt_quant_matmul_terms(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                                const float *X, int64_t ldx, const void *W, int64_t w_bytes,
+                                const struct lt_lowrank_term *terms, int64_t n_terms,
+                                float *Y, int64_t ldy, int accumulate,
+                                float *workspace, int64_t workspace_floats);
+lt_status lt_quant_matmul_backward_input_terms(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                                               const float *dY, int64_t lddy, const void *W, int64_t w_bytes,
+                                               const struct lt_lowrank_term *terms, int64_t n_terms,
+                                               float *dX, int64_t lddx, int accumulate,
+                                               float *workspace, int64_t workspace_floats);
 
 /* Decode-sized forward with int8 activations (llama.cpp's arithmetic; what lt_quant_matmul
  * does for these shapes when the int8 decode mode is on, lt_decode_int8_set):
  *   Y[n × d_out] (=|+=) X̃ · Wᵀ
  * where X̃ is X with each block of 32 values of a row rounded to dx · q (dx = max|x|/127,
- * q = round(x/dx) in −127 … 127), and each block of W meets its X̃ block in an exact integer dot
- * product applied with one float multiply-add per 4 products (scale d_w·dx; Q4_1's m adds
- * m_w·dx·Σq). Types Q8_0, Q4_0, Q4_1 and n <= LT_QUANT_GEMV_MAX_ROWS; another type or a larger
- * n is LT_ERR_UNSUPPORTED (lt_quant_matmul serves those). Kernels: AVX-512 VNNI (vpdpbusd) when
- * the active ISA is AVX-512 and the CPU has VNNI, AVX2 (vpmaddubsw) on AVX2 and on AVX-512
- * without VNNI, portable C otherwise — all three give the same bits (the order of the float
- * sums is one fixed lane scheme, CKernels/src/quant_int8_internal.h), for any thread count.
+ * q = round(x/dx) in −127 … 127), and each block of W meets its X̃ block in exact integer dot
+ * products applied with one float multiply-add per 4 products:
+ *   Q8_0, Q4_0: scale d_w·dx;  Q4_1: the same, and m_w·(dx·Σq) added;
+ *   Q4_K (super-blocks of 256, sub-blocks j of 32 with 6-bit sc_j, m_j): scale (d·sc_j)·dx,
+ *     and (dmin·m_j)·(dx·Σq) subtracted;
+ *   Q6_K (sub-blocks t of 16 with int8 sc_t, two per activation block): scale (d·sc_t)·dx.
+ * Types Q8_0, Q4_0, Q4_1, Q4_K, Q6_K and n <= LT_QUANT_GEMV_MAX_ROWS; another type or a larger
+ * n is LT_ERR_UNSUPPORTED (lt_quant_matmul serves those); d_in a multiple of 32 (256 for the K
+ * types). Kernels: AVX-512 VNNI (vpdpbusd on zmm) when the active ISA is AVX-512 and the CPU
+ * has AVX512_VNNI; on AVX2 (and AVX-512 without AVX512_VNNI) AVX-VNNI (VEX vpdpbusd on ymm) when
+ * the CPU has it, else vpmaddubsw + vpmaddwd; portable C under the scalar ISA — all give the
+ * same bits (the integer sums are exact and the order of the float operations is one fixed lane
+ * scheme, CKernels/src/quant_int8_internal.h), for any thread count.
+ * Against the exact product X̃·Wᵀ (W dequantized) an output differs only by float32 rounding:
+ * at most γ_{K+2}·(Σ_k |x̃_k·w_k| + |y_old|) (K = d_in), where for Q4_1 and Q4_K the terms
+ * count the two parts of each weight apart: |x̃|·(|d·q| + |m|), |x̃|·(|d·sc·q| + |dmin·m|).
  * Against the float product with the dequantized W (lt_quant_matmul) an output differs by the
  * activations' rounding, at most Σ_blocks (dx/2)·Σ|w| (dx/2 = max|x|/254 of the block), plus
  * float32 rounding. A NaN or infinity in a block of X makes every output it meets NaN. Same
@@ -150,6 +175,24 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
 lt_status lt_quant_matmul_int8(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
                                const float *X, int64_t ldx, const void *W, int64_t w_bytes,
                                float *Y, int64_t ldy, int accumulate);
+
+/* The kernel variants of lt_quant_matmul_int8, for tests and benchmarks (all give the same
+ * bits): lt_quant_int8_kernel() is the one lt_quant_matmul_int8 uses under the active ISA;
+ * lt_quant_int8_kernel_supported(k) is 1 when this CPU runs k; lt_quant_matmul_int8_kernel
+ * runs variant k whatever the active ISA (LT_ERR_INVALID_ARGUMENT for an unknown k,
+ * LT_ERR_UNSUPPORTED_ISA for one this CPU lacks, checked first; otherwise exactly
+ * lt_quant_matmul_int8). */
+enum {
+    LT_INT8_KERNEL_PORTABLE = 0,     /* portable C */
+    LT_INT8_KERNEL_AVX2 = 1,         /* AVX2: vpmaddubsw + vpmaddwd */
+    LT_INT8_KERNEL_AVX_VNNI = 2,     /* AVX2 with AVX-VNNI: vpdpbusd (VEX, ymm) */
+    LT_INT8_KERNEL_AVX512_VNNI = 3,  /* AVX-512 VNNI: vpdpbusd (zmm) */
+};
+int lt_quant_int8_kernel(void);
+int lt_quant_int8_kernel_supported(int kernel);
+lt_status lt_quant_matmul_int8_kernel(int kernel, int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                                      const float *X, int64_t ldx, const void *W, int64_t w_bytes,
+                                      float *Y, int64_t ldy, int accumulate);
 
 /* How a product of this shape is shared out (for tests and benchmarks): *tasks = independent
  * units of work (row or column chunks, GEMM task blocks), *team = 1 when the call runs its

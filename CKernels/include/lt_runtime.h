@@ -52,6 +52,9 @@ lt_status lt_isa_set(int isa);
 const char *lt_isa_name(int isa);
 /* Parses a name as accepted by LORTA_ISA; returns -1 when unknown. */
 int lt_isa_parse(const char *name);
+/* 1 when the CPU (and OS) support AVX-VNNI (VEX-encoded vpdpbusd on 256-bit registers,
+ * CPUID.(EAX=7,ECX=1):EAX[4]) with AVX2 and FMA; the AVX2 kernels of lt_quant_matmul_int8 use it. */
+int lt_cpu_has_avx_vnni(void);
 
 /* The float32 GEMM behind the kernels' dense products (lt_gemm_f32 in lt_gemm.h, so every
  * layer, adapter and Tensor.matmul): the library's own packed GEMM run by its OpenMP team
@@ -72,7 +75,8 @@ const char *lt_gemm_backend_name(int backend);
 int lt_gemm_backend_parse(const char *name);
 
 /* The arithmetic of decode-sized products with quantized weights (lt_quant_matmul with
- * n <= LT_QUANT_GEMV_MAX_ROWS rows and Q8_0, Q4_0 or Q4_1 weights, lt_quant.h):
+ * n <= LT_QUANT_GEMV_MAX_ROWS rows and Q8_0, Q4_0, Q4_1, Q4_K or Q6_K weights,
+ * lt_quant.h):
  *   LT_DECODE_FLOAT (default): the float32 activations times exactly the dequantized weights;
  *   LT_DECODE_INT8: the activations rounded to int8 per block of 32 and exact integer dot
  *     products with the weight codes (lt_quant_matmul_int8: llama.cpp's arithmetic, faster;

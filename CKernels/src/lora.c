@@ -301,11 +301,13 @@ lt_status lt_lora_backward_workspace_size(int64_t n, int64_t d_in, int64_t d_out
     return LT_OK;
 }
 
-lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
-                           const float *X, int64_t ldx, const float *W, int64_t ldw,
-                           const float *A, const float *B, const float *dY, int64_t lddy,
-                           const float *T, float *dA, float *dB, float *dX, int64_t lddx,
-                           int accumulate, float *workspace) {
+/* The backward; with sG_out (n × r) the coefficients s·G of the input gradient's term are
+ * written there (and dX must be NULL: the caller adds s·G·A, lt_lora_backward_params). */
+static lt_status lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                               const float *X, int64_t ldx, const float *W, int64_t ldw,
+                               const float *A, const float *B, const float *dY, int64_t lddy,
+                               const float *T, float *dA, float *dB, float *dX, int64_t lddx,
+                               int accumulate, float *workspace, float *sG_out) {
     LT_CHECK(X && A && B && dY && dA && dB && workspace, LT_ERR_NULL_POINTER);
     lt_status st = check_dims(n, d_in, d_out, r);
     if (st != LT_OK) return st;
@@ -321,8 +323,8 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
     (void)lt__ensure_init();
 
     float *sBt = workspace;                                   /* r × d_out: s Bᵀ */
-    float *Gs = workspace + r * d_out;                        /* n × r: s G = dY (s B) */
-    float *Tw = T ? (float *)0 : Gs + n * r;                  /* n × r when T is recomputed */
+    float *Gs = sG_out ? sG_out : workspace + r * d_out;      /* n × r: s G = dY (s B) */
+    float *Tw = T ? (float *)0 : workspace + r * d_out + n * r;   /* n × r when T is recomputed */
     const float *Tu = T ? T : Tw;
     scaled_transpose(d_out, r, s, B, sBt);
 
@@ -346,7 +348,7 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
 
     if (dX && n > 0 && d_in > 0 && W && backward_folds(n, d_out)) {
         /* Folded: dX = dY (W + s B A). */
-        float *Wf = Gs + 2 * n * r;                               /* d_out × d_in */
+        float *Wf = workspace + r * d_out + 2 * n * r;            /* d_out × d_in */
         fold_weight(d_out, d_in, r, s, W, ldw, A, B, Wf);
         lt__sgemm(0, 0, n, d_in, d_out, 1.0f, dY, lddy, Wf, d_in, 0.0f, dX, lddx);
     } else if (dX && n > 0 && d_in > 0) {
@@ -363,6 +365,24 @@ lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, fl
         }
     }
     return LT_OK;
+}
+
+lt_status lt_lora_backward(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                           const float *X, int64_t ldx, const float *W, int64_t ldw,
+                           const float *A, const float *B, const float *dY, int64_t lddy,
+                           const float *T, float *dA, float *dB, float *dX, int64_t lddx,
+                           int accumulate, float *workspace) {
+    return lora_backward(n, d_in, d_out, r, s, X, ldx, W, ldw, A, B, dY, lddy, T, dA, dB, dX, lddx,
+                         accumulate, workspace, NULL);
+}
+
+lt_status lt_lora_backward_params(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                                  const float *X, int64_t ldx, const float *A, const float *B,
+                                  const float *dY, int64_t lddy, const float *T, float *dA, float *dB,
+                                  float *sG, int accumulate, float *workspace) {
+    LT_CHECK(sG || n == 0, LT_ERR_NULL_POINTER);
+    return lora_backward(n, d_in, d_out, r, s, X, ldx, NULL, 0, A, B, dY, lddy, T, dA, dB, NULL, 0,
+                         accumulate, workspace, n > 0 ? sG : NULL);
 }
 
 /* ---- merge / unmerge ---- */

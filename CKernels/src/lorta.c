@@ -144,11 +144,10 @@ size_t lt_lorta_expand_workspace_size(const lt_lorta_dims *dims, int64_t n_targe
          + lt__align64((size_t)(n_targets * dims->rank) * sizeof(float));
 }
 
-lt_status lt_lorta_expand_forward(const lt_lorta_dims *dims, int64_t n, const float *U,
-                                  const float *C_L, const float *C_M, float scale, int64_t layer,
-                                  int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
-                                  const float *const *A, float *const *Y, const int64_t *ldy,
-                                  void *workspace, size_t workspace_size) {
+/* The checks the expansion and its terms share: sizes, targets, scale, C_L and C_M. */
+static lt_status expand_check(const lt_lorta_dims *dims, int64_t n, const float *C_L, const float *C_M, float scale,
+                              int64_t layer, int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
+                              const float *const *A) {
     LT_CHECK(dims, LT_ERR_NULL_POINTER);
     lt_status st = lt__lorta_check_dims(dims);
     if (st != LT_OK) return st;
@@ -156,7 +155,18 @@ lt_status lt_lorta_expand_forward(const lt_lorta_dims *dims, int64_t n, const fl
     st = check_targets(dims, layer, n_targets, matrix, d_out, A);
     if (st != LT_OK) return st;
     LT_CHECK(lt__finite(scale), LT_ERR_INVALID_ARGUMENT);
-    LT_CHECK(C_L && C_M && Y && ldy, LT_ERR_NULL_POINTER);
+    LT_CHECK(C_L && C_M, LT_ERR_NULL_POINTER);
+    return LT_OK;
+}
+
+lt_status lt_lorta_expand_forward(const lt_lorta_dims *dims, int64_t n, const float *U,
+                                  const float *C_L, const float *C_M, float scale, int64_t layer,
+                                  int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
+                                  const float *const *A, float *const *Y, const int64_t *ldy,
+                                  void *workspace, size_t workspace_size) {
+    lt_status st = expand_check(dims, n, C_L, C_M, scale, layer, n_targets, matrix, d_out, A);
+    if (st != LT_OK) return st;
+    LT_CHECK(Y && ldy, LT_ERR_NULL_POINTER);
     for (int64_t t = 0; t < n_targets; t++) {
         LT_CHECK(Y[t] || n == 0, LT_ERR_NULL_POINTER);
         LT_CHECK(ldy[t] >= d_out[t], LT_ERR_INVALID_ARGUMENT);
@@ -199,6 +209,38 @@ lt_status lt_lorta_expand_forward(const lt_lorta_dims *dims, int64_t n, const fl
                 }
                 axpy(rows, kb, d, coef, kb, AT[t] + k0 * d, d, Y[t] + i0 * ldy[t], ldy[t]);
             }
+        }
+    }
+    return LT_OK;
+}
+
+/* The expansion as low-rank terms (lt_nn.h): coef_t = s·(U ∘ c_t) and AT_t = A_tᵀ, the values
+ * lt_lorta_expand_forward forms (its coefficient blocks are the columns k0 ..< k0 + 64 of coef_t). */
+lt_status lt_lorta_expand_terms(const lt_lorta_dims *dims, int64_t n, const float *U,
+                                const float *C_L, const float *C_M, float scale, int64_t layer,
+                                int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
+                                const float *const *A, float *const *coef, float *const *AT) {
+    lt_status st = expand_check(dims, n, C_L, C_M, scale, layer, n_targets, matrix, d_out, A);
+    if (st != LT_OK) return st;
+    LT_CHECK(n <= LT_LORTA_MAX_DIM, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(coef && AT, LT_ERR_NULL_POINTER);
+    for (int64_t t = 0; t < n_targets; t++) LT_CHECK(AT[t] && (coef[t] || n == 0), LT_ERR_NULL_POINTER);
+    LT_CHECK(U || n == 0, LT_ERR_NULL_POINTER);
+    st = lt__ensure_init();
+    if (st != LT_OK) return st;
+    const int64_t r = dims->rank;
+    for (int64_t t = 0; t < n_targets; t++) {
+        const int64_t d = d_out[t];
+        for (int64_t o = 0; o < d; o++)
+            for (int64_t k = 0; k < r; k++) AT[t][k * d + o] = A[t][o * r + k];
+        float c[LT_LORTA_KBLOCK];
+        for (int64_t k0 = 0; k0 < r; k0 += LT_LORTA_KBLOCK) {
+            const int64_t kb = r - k0 < LT_LORTA_KBLOCK ? r - k0 : LT_LORTA_KBLOCK;
+            for (int64_t k = 0; k < kb; k++) c[k] = C_L[layer * r + k0 + k] * C_M[matrix[t] * r + k0 + k];
+            float *ct = coef[t];
+            #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * kb))
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t k = 0; k < kb; k++) ct[i * r + k0 + k] = scale * (U[i * r + k0 + k] * c[k]);
         }
     }
     return LT_OK;
@@ -248,15 +290,17 @@ size_t lt_lorta_backward_workspace_size(const lt_lorta_dims *dims, int64_t n, in
     return backward_layout(dims, n, n_targets, d_out).total;
 }
 
-lt_status lt_lorta_backward(const lt_lorta_dims *dims, int64_t n, const float *X, int64_t ldx,
-                            const float *U, const float *P,
-                            const float *B, const float *C_H, const float *C_L, const float *C_M,
-                            float scale, int64_t layer,
-                            int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
-                            const float *const *A, const float *const *dY, const int64_t *lddy,
-                            float *const *dA, float *dB, float *dC_H, float *dC_L, float *dC_M,
-                            float *dX, int64_t lddx,
-                            void *workspace, size_t workspace_size) {
+/* The backward; with E_out (n·H × r) the coefficients E of the input gradient's terms are
+ * written there instead of being applied to dX (dX is then NULL). */
+static lt_status lorta_backward(const lt_lorta_dims *dims, int64_t n, const float *X, int64_t ldx,
+                                const float *U, const float *P,
+                                const float *B, const float *C_H, const float *C_L, const float *C_M,
+                                float scale, int64_t layer,
+                                int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
+                                const float *const *A, const float *const *dY, const int64_t *lddy,
+                                float *const *dA, float *dB, float *dC_H, float *dC_L, float *dC_M,
+                                float *dX, int64_t lddx, float *E_out,
+                                void *workspace, size_t workspace_size) {
     LT_CHECK(dims, LT_ERR_NULL_POINTER);
     lt_status st = lt__lorta_check_dims(dims);
     if (st != LT_OK) return st;
@@ -288,7 +332,7 @@ lt_status lt_lorta_backward(const lt_lorta_dims *dims, int64_t n, const float *X
     const float *AT[LT_LORTA_MAX_TARGETS];
     transpose_As(r, T, d_out, A, ws + L.at, AT);
     float *c = (float *)(ws + L.c), *V = (float *)(ws + L.V), *G = (float *)(ws + L.G);
-    float *dU = (float *)(ws + L.dU), *E = (float *)(ws + L.E);
+    float *dU = (float *)(ws + L.dU), *E = E_out ? E_out : (float *)(ws + L.E);
     double *pg = (double *)(ws + L.pg), *ph = (double *)(ws + L.ph);
     for (int64_t t = 0; t < T; t++)
         for (int64_t k = 0; k < r; k++) c[t * r + k] = C_L[layer * r + k] * C_M[matrix[t] * r + k];
@@ -361,4 +405,30 @@ lt_status lt_lorta_backward(const lt_lorta_dims *dims, int64_t n, const float *X
             lt__sgemm(1, 0, r, dh, n, 1.0f, E + h * r, H * r, X + h * dh, ldx, 1.0f, dB, dh);
     }
     return LT_OK;
+}
+
+lt_status lt_lorta_backward(const lt_lorta_dims *dims, int64_t n, const float *X, int64_t ldx,
+                            const float *U, const float *P,
+                            const float *B, const float *C_H, const float *C_L, const float *C_M,
+                            float scale, int64_t layer,
+                            int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
+                            const float *const *A, const float *const *dY, const int64_t *lddy,
+                            float *const *dA, float *dB, float *dC_H, float *dC_L, float *dC_M,
+                            float *dX, int64_t lddx,
+                            void *workspace, size_t workspace_size) {
+    return lorta_backward(dims, n, X, ldx, U, P, B, C_H, C_L, C_M, scale, layer, n_targets, matrix, d_out, A,
+                          dY, lddy, dA, dB, dC_H, dC_L, dC_M, dX, lddx, NULL, workspace, workspace_size);
+}
+
+lt_status lt_lorta_backward_params(const lt_lorta_dims *dims, int64_t n, const float *X, int64_t ldx,
+                                   const float *U, const float *P,
+                                   const float *B, const float *C_H, const float *C_L, const float *C_M,
+                                   float scale, int64_t layer,
+                                   int64_t n_targets, const int64_t *matrix, const int64_t *d_out,
+                                   const float *const *A, const float *const *dY, const int64_t *lddy,
+                                   float *const *dA, float *dB, float *dC_H, float *dC_L, float *dC_M,
+                                   float *E, void *workspace, size_t workspace_size) {
+    LT_CHECK(E || n == 0, LT_ERR_NULL_POINTER);
+    return lorta_backward(dims, n, X, ldx, U, P, B, C_H, C_L, C_M, scale, layer, n_targets, matrix, d_out, A,
+                          dY, lddy, dA, dB, dC_H, dC_L, dC_M, NULL, 0, n > 0 ? E : NULL, workspace, workspace_size);
 }

@@ -225,6 +225,142 @@ lt_status lt_lowrank_backward_input(int64_t n, int64_t d_in, int64_t d_out, int6
     return LT_OK;
 }
 
+/* ================================ low-rank terms on output tiles =============================== */
+
+lt_status lt_lowrank_prepare(int64_t n, int64_t d_in, int64_t d_out, int64_t r, float s,
+                             const float *X, int64_t ldx, const float *A, const float *B,
+                             float *T, float *sBt) {
+    LT_CHECK(A && B && sBt && (n == 0 || (X && T)), LT_ERR_NULL_POINTER);
+    lt_status st = lowrank_check(n, d_in, d_out, r, s, ldx, d_out, 0);
+    if (st != LT_OK) return st;
+    int64_t nr;
+    LT_CHECK(!lt__mul_overflows(n, r, &nr), LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    lowrank_scaled_bt(B, d_out, r, s, sBt);
+    lt_dot_many_fn dot = lt__dot_many();
+    #pragma omp parallel for schedule(static, LT_ROWS_PER_CHUNK) if(LT_PARALLEL_IF(2.0 * n * r * d_in))
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k0 = 0; k0 < r; k0 += NN_LOWRANK_RCHUNK) {
+            int64_t kc = r - k0 < NN_LOWRANK_RCHUNK ? r - k0 : NN_LOWRANK_RCHUNK;
+            dot(X + i * ldx, A + k0 * d_in, d_in, kc, d_in, T + i * r + k0);
+        }
+    return LT_OK;
+}
+
+lt_status lt__lowrank_terms_check(int64_t n, int64_t cols, const lt_lowrank_term *terms, int64_t n_terms) {
+    LT_CHECK(n_terms >= 0, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(terms || n_terms == 0, LT_ERR_NULL_POINTER);
+    for (int64_t t = 0; t < n_terms; t++) {
+        const lt_lowrank_term *x = terms + t;
+        LT_CHECK(x->width >= 0 && x->rank >= 0 && x->col >= 0, LT_ERR_INVALID_ARGUMENT);
+        LT_CHECK(x->col <= cols && x->width <= cols - x->col, LT_ERR_INVALID_ARGUMENT);
+        LT_CHECK(x->ldcoef >= x->rank && x->ldm >= x->width, LT_ERR_INVALID_ARGUMENT);
+        int64_t e;
+        LT_CHECK(!lt__mul_overflows(n, x->ldcoef, &e) && !lt__mul_overflows(x->rank, x->ldm, &e),
+                 LT_ERR_INVALID_ARGUMENT);
+        if (n > 0 && x->width > 0 && x->rank > 0) LT_CHECK(x->coef && x->M, LT_ERR_NULL_POINTER);
+    }
+    return LT_OK;
+}
+
+/* Rows i ..< i + rows, columns j ..< j + cols of Y (at y, ld ldy) get every term's part there. */
+static void terms_on_block(const lt_lowrank_term *terms, int64_t n_terms, lt_axpy_block_fn axpy,
+                           int64_t i, int64_t j, int64_t rows, int64_t cols, float *y, int64_t ldy) {
+    for (int64_t t = 0; t < n_terms; t++) {
+        const lt_lowrank_term *x = terms + t;
+        const int64_t lo = x->col > j ? x->col : j;
+        const int64_t hi = x->col + x->width < j + cols ? x->col + x->width : j + cols;
+        if (lo >= hi || x->rank == 0) continue;
+        axpy(rows, x->rank, hi - lo, x->coef + i * x->ldcoef, x->ldcoef, x->M + (lo - x->col), x->ldm,
+             y + (lo - j), ldy);
+    }
+}
+
+lt_status lt_lowrank_terms_apply(int64_t n, int64_t cols, const lt_lowrank_term *terms, int64_t n_terms,
+                                 float *Y, int64_t ldy) {
+    LT_CHECK(n >= 0 && cols >= 0 && lt__ld_ok(ldy, cols), LT_ERR_INVALID_ARGUMENT);
+    lt_status st = lt__lowrank_terms_check(n, cols, terms, n_terms);
+    if (st != LT_OK) return st;
+    if (n == 0 || cols == 0 || n_terms == 0) return LT_OK;
+    LT_CHECK(Y, LT_ERR_NULL_POINTER);
+    (void)lt__ensure_init();
+    lt_axpy_block_fn axpy = lt__axpy_block();
+    double flops = 0;
+    for (int64_t t = 0; t < n_terms; t++) flops += 2.0 * n * terms[t].rank * terms[t].width;
+    const int64_t chunks = (n + LT_ROWS_PER_CHUNK - 1) / LT_ROWS_PER_CHUNK;
+    #pragma omp parallel for schedule(static, 1) if(LT_PARALLEL_IF(flops))
+    for (int64_t q = 0; q < chunks; q++) {
+        const int64_t i0 = q * LT_ROWS_PER_CHUNK;
+        const int64_t rows = n - i0 < LT_ROWS_PER_CHUNK ? n - i0 : LT_ROWS_PER_CHUNK;
+        LT__NOTE_CHUNK(i0);
+        terms_on_block(terms, n_terms, axpy, i0, 0, rows, cols, Y + i0 * ldy, ldy);
+    }
+    return LT_OK;
+}
+
+void lt__lowrank_terms_tile(const void *vctx, int64_t i, int64_t j, int64_t rows, int64_t cols, float *c,
+                           int64_t ldc) {
+    const lt__lowrank_terms_ctx *x = vctx;
+    terms_on_block(x->terms, x->n_terms, x->axpy, i, j, rows, cols, c, ldc);
+}
+
+/* The tile hook of the fused linear products: bias and residual (as bias_residual_tile), then the terms. */
+typedef struct {
+    linear_tile_ctx linear;
+    lt__lowrank_terms_ctx terms;
+} terms_tile_ctx;
+
+static void terms_tile(const void *vctx, int64_t i, int64_t j, int64_t rows, int64_t cols, float *c, int64_t ldc) {
+    const terms_tile_ctx *x = vctx;
+    if (x->linear.bias || x->linear.R) bias_residual_tile(&x->linear, i, j, rows, cols, c, ldc);
+    lt__lowrank_terms_tile(&x->terms, i, j, rows, cols, c, ldc);
+}
+
+lt_status lt_linear_forward_terms(int64_t n, int64_t d_in, int64_t d_out,
+                                  const float *X, int64_t ldx, const float *W, int64_t ldw,
+                                  const float *bias, const float *R, int64_t ldr,
+                                  const lt_lowrank_term *terms, int64_t n_terms,
+                                  float *Y, int64_t ldy) {
+    LT_CHECK(X && W && Y, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 0 && d_out >= 0 && lt__ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(!R || R != Y, LT_ERR_INVALID_ARGUMENT);
+    lt_status st = lt__lowrank_terms_check(n, d_out, terms, n_terms);
+    if (st != LT_OK) return st;
+    if (n_terms > 0 && n > 0 && d_out > 0 && d_in > 0 && lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) &&
+        (!R || lt__ld_ok(ldr, d_out)) && lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) &&
+        lt__blas_ok(ldx) && lt__blas_ok(ldw) && lt__blas_ok(ldy)) {
+        (void)lt__ensure_init();
+        const terms_tile_ctx ctx = {{bias, R, ldr}, {terms, n_terms, lt__axpy_block()}};
+        if (lt__gemm_f32_hooked(0, 1, n, d_out, d_in, X, ldx, W, ldw, Y, ldy, terms_tile, &ctx)) return LT_OK;
+    }
+    st = lt_linear_forward(n, d_in, d_out, X, ldx, W, ldw, bias, R, ldr, Y, ldy);
+    if (st != LT_OK) return st;
+    return lt_lowrank_terms_apply(n, d_out, terms, n_terms, Y, ldy);
+}
+
+lt_status lt_linear_backward_input_terms(int64_t n, int64_t d_in, int64_t d_out,
+                                         const float *dY, int64_t lddy, const float *W, int64_t ldw,
+                                         const lt_lowrank_term *terms, int64_t n_terms,
+                                         float *dX, int64_t lddx, int accumulate) {
+    LT_CHECK(dY && W && dX, LT_ERR_NULL_POINTER);
+    LT_CHECK(n >= 0 && d_in >= 0 && lt__ld_ok(lddx, d_in), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(accumulate == 0 || accumulate == 1, LT_ERR_INVALID_ARGUMENT);
+    lt_status st = lt__lowrank_terms_check(n, d_in, terms, n_terms);
+    if (st != LT_OK) return st;
+    if (n_terms > 0 && n > 0 && d_in > 0 && d_out > 0 && lt__ld_ok(lddy, d_out) && lt__ld_ok(ldw, d_in) &&
+        lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(lddy) && lt__blas_ok(ldw) &&
+        lt__blas_ok(lddx)) {
+        (void)lt__ensure_init();
+        const terms_tile_ctx ctx = {{NULL, NULL, 0}, {terms, n_terms, lt__axpy_block()}};
+        if (lt__gemm_f32_hooked_beta(0, 0, n, d_in, d_out, dY, lddy, W, ldw, accumulate ? 1.0f : 0.0f, dX, lddx,
+                                     terms_tile, &ctx))
+            return LT_OK;
+    }
+    st = lt_linear_backward_input(n, d_in, d_out, dY, lddy, W, ldw, dX, lddx, accumulate);
+    if (st != LT_OK) return st;
+    return lt_lowrank_terms_apply(n, d_in, terms, n_terms, dX, lddx);
+}
+
 /* ================================ GELU (erf) ================================================= */
 
 /* erf(x) for float as a rational function of x (numerator odd, degree 13; denominator even,

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include "lt_nn.h"   /* before cblas.h, whose complex.h defines I */
 #include <cblas.h>
 #include "internal.h"
 #include "simd.h"   /* LT_ROWS_PER_CHUNK */
@@ -56,5 +57,17 @@ static inline double lt__exp_d(double x) {
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
 }
+
+/* Low-rank terms (lt_nn.h) as a GEMM tile hook, for the products outside nn_basic.c (the
+ * quantized ones): ctx is an lt__lowrank_terms_ctx; the terms were checked by
+ * lt__lowrank_terms_check (columns inside the product's output, strides, pointers). */
+typedef struct lt__lowrank_terms_ctx {
+    const lt_lowrank_term *terms;
+    int64_t n_terms;
+    lt_axpy_block_fn axpy;
+} lt__lowrank_terms_ctx;
+lt_status lt__lowrank_terms_check(int64_t n, int64_t cols, const lt_lowrank_term *terms, int64_t n_terms);
+void lt__lowrank_terms_tile(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols, float *c,
+                           int64_t ldc);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * quant_int8.c — decode-sized products with int8 activations: lt_quant_matmul_int8 (contract in
  * lt_quant.h; arithmetic and layout in quant_int8_internal.h). The activations are rounded here
- * once per call; the kernels (portable below, AVX2 and AVX-512 VNNI in quant_int8_*.c) multiply
- * every weight block with its activation block in exact integers and apply the two scales with
- * one float multiply-add per lane. This is llama.cpp's arithmetic for quantized weights.
+ * once per call; the kernels (portable below, AVX2 / AVX-VNNI and AVX-512 VNNI in
+ * quant_int8_*.c) multiply every weight block with its activation block in exact integers and
+ * apply the scales with one float multiply-add per lane. This is llama.cpp's arithmetic for
+ * quantized weights.
  */
 #pragma STDC FP_CONTRACT OFF
 #include "lt_quant.h"
@@ -16,8 +17,9 @@
 
 /* Byte position of value j (0 … 31) of block b in the pair layout. */
 static inline int64_t q8pos(int32_t type, int64_t b, int j) {
-    const int64_t base = 64 * (b >> 1) + (type == LT_GGML_Q8_0 ? 32 : 16) * (b & 1);
-    return type == LT_GGML_Q8_0 || j < 16 ? base + j : base + 16 + j;   /* high half: +32 − 16 */
+    const int natural = type == LT_GGML_Q8_0 || lt__q8_is_k(type);
+    const int64_t base = 64 * (b >> 1) + (natural ? 32 : 16) * (b & 1);
+    return natural || j < 16 ? base + j : base + 16 + j;   /* high half: +32 − 16 */
 }
 
 /* x[0 ..< 32·nb] → the rounded row (q, corr, d, s zeroed beforehand). */
@@ -45,8 +47,8 @@ static void round_row(int32_t type, const float *x, int64_t nb, int8_t *q, int32
         d[b] = dx;
         s[b] = dx * (float)sum;
     }
-    if (type == LT_GGML_Q4_1) return;
-    const int32_t c = type == LT_GGML_Q8_0 ? 128 : 8;
+    if (type == LT_GGML_Q4_1 || type == LT_GGML_Q4_K) return;
+    const int32_t c = type == LT_GGML_Q8_0 ? 128 : (type == LT_GGML_Q6_K ? 32 : 8);
     for (int64_t p = 0; p < (nb + 1) / 2; p++)
         for (int l = 0; l < 16; l++) {
             const int8_t *g = q + 64 * p + 4 * l;
@@ -107,11 +109,60 @@ static float dot_scalar(int32_t type, const uint8_t *row, int64_t nb, const lt__
     return v2[0] + v2[1];
 }
 
+/* The K types, lane by lane (quant_int8_internal.h). */
+static float dot_scalar_k(int32_t type, const uint8_t *row, int64_t nb, const lt__q8row *x) {
+    const int64_t bytes = lt__q8_super_bytes(type);
+    float acc[16] = {0};
+    for (int64_t B = 0; B < nb / 8; B++) {
+        const uint8_t *blk = row + bytes * B;
+        const int64_t b0 = 8 * B;
+        float v[16];
+        if (type == LT_GGML_Q4_K) {
+            const float d = lt__f16_to_f32(lt__load_u16(blk)), dmin = lt__f16_to_f32(lt__load_u16(blk + 2));
+            uint8_t sm[16];
+            lt__q4k_scales(blk + 4, sm);
+            for (int j = 0; j < 8; j++) v[j] = (d * (float)sm[j]) * x->d[b0 + j];
+            for (int j = 0; j < 8; j++) acc[j] = fmaf(-(dmin * (float)sm[8 + j]), x->s[b0 + j], acc[j]);
+        } else {
+            const float d = lt__f16_to_f32(lt__load_u16(blk + 208));
+            const int8_t *sc = (const int8_t *)(blk + 192);
+            for (int t = 0; t < 16; t++) v[t] = (d * (float)sc[t]) * x->d[b0 + t / 2];
+        }
+        for (int k = 0; k < 4; k++) {
+            int32_t code[64];   /* values 64k … 64k + 63 of the super-block, signed */
+            for (int p = 0; p < 64; p++) {
+                if (type == LT_GGML_Q4_K) {
+                    const uint8_t c = blk[16 + 32 * k + (p & 31)];
+                    code[p] = p < 32 ? (c & 0x0F) : (c >> 4);
+                } else {
+                    const int h = k >> 1, i = 64 * (k & 1) + p, g = i / 32, l = i % 32;
+                    const uint8_t lo = blk[64 * h + 32 * (g & 1) + l];
+                    const int nib = g >= 2 ? lo >> 4 : lo & 0x0F;
+                    code[p] = (nib | (((blk[128 + 32 * h + l] >> (2 * g)) & 3) << 4)) - 32;
+                }
+            }
+            const int8_t *q = x->q + 32 * (b0 + 2 * k);   /* pair (b0 + 2k)/2: 64 bytes */
+            for (int l = 0; l < 16; l++) {
+                int32_t L = 0;
+                for (int t = 0; t < 4; t++) L += code[4 * l + t] * q[4 * l + t];
+                const float sv = type == LT_GGML_Q4_K ? v[2 * k + (l >= 8)] : v[4 * k + l / 4];
+                acc[l] = fmaf((float)L, sv, acc[l]);
+            }
+        }
+    }
+    float v8[8], v4[4], v2[2];
+    for (int l = 0; l < 8; l++) v8[l] = acc[l] + acc[l + 8];
+    for (int l = 0; l < 4; l++) v4[l] = v8[l] + v8[l + 4];
+    for (int l = 0; l < 2; l++) v2[l] = v4[l] + v4[l + 2];
+    return v2[0] + v2[1];
+}
+
 static void q8gemv_scalar(int32_t type, const uint8_t *W, int64_t row_bytes, int64_t nb, int64_t o0,
                           int64_t o1, const lt__q8row *x, int64_t n, float *Y, int64_t ldy, int accumulate) {
     for (int64_t o = o0; o < o1; o++)
         for (int64_t i = 0; i < n; i++) {
-            const float r = dot_scalar(type, W + o * row_bytes, nb, &x[i]);
+            const float r = lt__q8_is_k(type) ? dot_scalar_k(type, W + o * row_bytes, nb, &x[i])
+                                              : dot_scalar(type, W + o * row_bytes, nb, &x[i]);
             Y[i * ldy + o] = accumulate ? Y[i * ldy + o] + r : r;
         }
 }
@@ -146,27 +197,59 @@ static void q8gemv_tiled(const lt__q8tiles *t, int32_t type, const uint8_t *W, i
     }
 }
 
-/* The tiles of the active ISA, or NULL for the portable variant. */
-static const lt__q8tiles *q8tiles_for(int isa) {
+/* The kernel variant lt_quant_matmul_int8 uses under `isa` on this CPU. */
+static int q8kernel_for(int isa) {
 #if defined(__x86_64__)
-    if (isa == LT_ISA_AVX512 && lt__cpu_has_avx512vnni()) return &lt__q8tiles_vnni;
-    if (isa == LT_ISA_AVX512 || isa == LT_ISA_AVX2) return &lt__q8tiles_avx2;
+    if (isa == LT_ISA_AVX512 && lt__cpu_has_avx512vnni()) return LT_INT8_KERNEL_AVX512_VNNI;
+    if ((isa == LT_ISA_AVX512 || isa == LT_ISA_AVX2) && lt_cpu_has_avx_vnni()) return LT_INT8_KERNEL_AVX_VNNI;
+    if (isa == LT_ISA_AVX512 || isa == LT_ISA_AVX2) return LT_INT8_KERNEL_AVX2;
 #endif
     (void)isa;
+    return LT_INT8_KERNEL_PORTABLE;
+}
+
+int lt_quant_int8_kernel_supported(int kernel) {
+    switch (kernel) {
+    case LT_INT8_KERNEL_PORTABLE: return 1;
+#if defined(__x86_64__)
+    case LT_INT8_KERNEL_AVX2: return lt_isa_supported(LT_ISA_AVX2);
+    case LT_INT8_KERNEL_AVX_VNNI: return lt_cpu_has_avx_vnni();
+    case LT_INT8_KERNEL_AVX512_VNNI: return lt__cpu_has_avx512vnni();
+#endif
+    default: return 0;
+    }
+}
+
+int lt_quant_int8_kernel(void) {
+    (void)lt__ensure_init();
+    return q8kernel_for((int)lt_isa_active());
+}
+
+/* The tiles of a kernel variant, or NULL for the portable one. */
+static const lt__q8tiles *q8tiles_of(int kernel) {
+#if defined(__x86_64__)
+    if (kernel == LT_INT8_KERNEL_AVX512_VNNI) return &lt__q8tiles_vnni;
+    if (kernel == LT_INT8_KERNEL_AVX_VNNI) return &lt__q8tiles_avxvnni;
+    if (kernel == LT_INT8_KERNEL_AVX2) return &lt__q8tiles_avx2;
+#endif
+    (void)kernel;
     return NULL;
 }
 
 #define Q8_ROWS_PER_CHUNK 32
 
-lt_status lt_quant_matmul_int8(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
-                               const float *X, int64_t ldx, const void *W, int64_t w_bytes,
-                               float *Y, int64_t ldy, int accumulate) {
-    LT_CHECK(type == LT_GGML_Q8_0 || type == LT_GGML_Q4_0 || type == LT_GGML_Q4_1, LT_ERR_UNSUPPORTED);
+/* kernel: an LT_INT8_KERNEL_* variant the CPU has, or -1 for the one of the active ISA. */
+static lt_status q8matmul(int kernel, int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                          const float *X, int64_t ldx, const void *W, int64_t w_bytes,
+                          float *Y, int64_t ldy, int accumulate) {
+    LT_CHECK(type == LT_GGML_Q8_0 || type == LT_GGML_Q4_0 || type == LT_GGML_Q4_1 || lt__q8_is_k(type),
+             LT_ERR_UNSUPPORTED);
     LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0 && w_bytes >= 0, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(n <= LT_QUANT_GEMV_MAX_ROWS, LT_ERR_UNSUPPORTED);
-    LT_CHECK(d_in % 32 == 0 && (accumulate == 0 || accumulate == 1), LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(d_in % (lt__q8_is_k(type) ? 256 : 32) == 0 && (accumulate == 0 || accumulate == 1),
+             LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(lt__ld_ok(ldx, d_in) && lt__ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
-    const int64_t nb = d_in / 32, row_bytes = nb * lt__q8_block_bytes(type);
+    const int64_t nb = d_in / 32, row_bytes = lt__q8_row_bytes(type, nb);
     int64_t need, t;
     LT_CHECK(!lt__mul_overflows(d_out, row_bytes, &need) && w_bytes >= need, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(!lt__mul_overflows(n, ldx, &t) && !lt__mul_overflows(n, ldy, &t), LT_ERR_INVALID_ARGUMENT);
@@ -193,7 +276,7 @@ lt_status lt_quant_matmul_int8(int32_t type, int64_t n, int64_t d_in, int64_t d_
         round_row(type, X + i * ldx, nb, q, corr, d, s);
         rows[i] = (lt__q8row){q, corr, d, s};
     }
-    const lt__q8tiles *tiles = q8tiles_for((int)lt_isa_active());
+    const lt__q8tiles *tiles = q8tiles_of(kernel >= 0 ? kernel : q8kernel_for((int)lt_isa_active()));
     const uint8_t *w = (const uint8_t *)W;
     const int threads = lt_get_num_threads();
     const int64_t chunks = (d_out + Q8_ROWS_PER_CHUNK - 1) / Q8_ROWS_PER_CHUNK;
@@ -214,4 +297,18 @@ lt_status lt_quant_matmul_int8(int32_t type, int64_t n, int64_t d_in, int64_t d_
     }
     free(buf);
     return LT_OK;
+}
+
+lt_status lt_quant_matmul_int8(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                               const float *X, int64_t ldx, const void *W, int64_t w_bytes,
+                               float *Y, int64_t ldy, int accumulate) {
+    return q8matmul(-1, type, n, d_in, d_out, X, ldx, W, w_bytes, Y, ldy, accumulate);
+}
+
+lt_status lt_quant_matmul_int8_kernel(int kernel, int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                                      const float *X, int64_t ldx, const void *W, int64_t w_bytes,
+                                      float *Y, int64_t ldy, int accumulate) {
+    LT_CHECK(kernel >= LT_INT8_KERNEL_PORTABLE && kernel <= LT_INT8_KERNEL_AVX512_VNNI, LT_ERR_INVALID_ARGUMENT);
+    LT_CHECK(lt_quant_int8_kernel_supported(kernel), LT_ERR_UNSUPPORTED_ISA);
+    return q8matmul(kernel, type, n, d_in, d_out, X, ldx, W, w_bytes, Y, ldy, accumulate);
 }

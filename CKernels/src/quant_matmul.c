@@ -6,7 +6,7 @@
  *   n <= LT_QUANT_GEMV_MAX_ROWS (decoding): fused decode-and-multiply kernels
  *     (quant_gemv_*.c), OpenMP over fixed chunks of W rows (forward) or of dX columns
  *     (backward); no workspace. With the int8 decode mode (lt_decode_arith_set) the forward of
- *     Q8_0/Q4_0/Q4_1 weights goes to lt_quant_matmul_int8 (quant_int8.c) instead.
+ *     Q8_0/Q4_0/Q4_1/Q4_K/Q6_K weights goes to lt_quant_matmul_int8 (quant_int8.c) instead.
  *   larger n (prefill, batches, training): the packed GEMM core (gemm_internal.h) with a
  *     packer that dequantizes W straight into the micro-panels of B:
  *       forward   Y = X · Wᵀ:  B = Wᵀ (K = d_in), each 16-row strip of W is decoded into the
@@ -17,6 +17,7 @@
  */
 #pragma STDC FP_CONTRACT OFF
 #include "lt_quant.h"
+#include "nn_internal.h"   /* low-rank terms as a tile hook */
 #include "quant_internal.h"
 #include "quant_matmul_internal.h"
 #include "gemm_internal.h"
@@ -270,11 +271,12 @@ lt_status lt_quant_matmul_workspace_size(int32_t type, int64_t n, int64_t d_in, 
     return LT_OK;
 }
 
-lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
-                          const float *X, int64_t ldx,
-                          const void *W, int64_t w_bytes,
-                          float *Y, int64_t ldy, int accumulate,
-                          float *workspace, int64_t workspace_floats) {
+/* The forward; `terms` (checked by the caller) are added to each tile on the GEMM path, and
+ * after the product on the decode-sized paths (the same bits). */
+static lt_status quant_forward(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                               const float *X, int64_t ldx, const void *W, int64_t w_bytes,
+                               float *Y, int64_t ldy, int accumulate,
+                               float *workspace, int64_t workspace_floats, const lt__lowrank_terms_ctx *terms) {
     qcall c;
     lt_status st = qcheck(type, n, d_in, d_out, ldx, d_in, ldy, d_out, w_bytes, accumulate, &c);
     if (st != LT_OK) return st;
@@ -292,10 +294,12 @@ lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
     const uint8_t *w = (const uint8_t *)W;
 
     if (n <= LT_QUANT_GEMV_MAX_ROWS && lt_decode_arith_active() == LT_DECODE_INT8 &&
-        (type == LT_GGML_Q8_0 || type == LT_GGML_Q4_0 || type == LT_GGML_Q4_1)) {
+        (type == LT_GGML_Q8_0 || type == LT_GGML_Q4_0 || type == LT_GGML_Q4_1 || type == LT_GGML_Q4_K ||
+         type == LT_GGML_Q6_K)) {
         /* int8 activations (quant_int8.c); a failed allocation there falls back to the float path */
         st = lt_quant_matmul_int8(type, n, d_in, d_out, X, ldx, W, w_bytes, Y, ldy, accumulate);
-        if (st != LT_ERR_UNSUPPORTED) return st;
+        if (st != LT_ERR_UNSUPPORTED)
+            return st == LT_OK && terms ? lt_lowrank_terms_apply(n, d_out, terms->terms, terms->n_terms, Y, ldy) : st;
     }
     if (n <= LT_QUANT_GEMV_MAX_ROWS) {
         const lt__qgemv_fn f = qgemv_for(isa);
@@ -313,7 +317,7 @@ lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
             f(type, w, rb, d_in, o0, o1, X, ldx, n, Y, ldy, accumulate, pf ? w + p0 * rb : NULL,
               pf ? (p1 - p0) * rb : 0);
         }
-        return LT_OK;
+        return terms ? lt_lowrank_terms_apply(n, d_out, terms->terms, terms->n_terms, Y, ldy) : LT_OK;
     }
 
     const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa(isa);
@@ -321,17 +325,16 @@ lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
     lt__gemm_plan plan;
     qgemm_setup(&g, 0, type, n, d_in, d_out, W, c.row_bytes, c.be, c.bb, isa);
     lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, threads, &plan);
-    const lt__gemm_epilogue epi = {1.0f, accumulate ? 1.0f : 0.0f};
+    const lt__gemm_epilogue epi = {1.0f, accumulate ? 1.0f : 0.0f, terms ? lt__lowrank_terms_tile : NULL, terms};
     const lt__gemm_a a = {X, ldx, 0};
     lt__gemm_run(kern, &plan, g.M, g.N, g.K, &a, &g.b, &epi, Y, ldy, workspace, workspace_floats, threads);
     return LT_OK;
 }
 
-lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
-                                         const float *dY, int64_t lddy,
-                                         const void *W, int64_t w_bytes,
-                                         float *dX, int64_t lddx, int accumulate,
-                                         float *workspace, int64_t workspace_floats) {
+static lt_status quant_backward(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                                const float *dY, int64_t lddy, const void *W, int64_t w_bytes,
+                                float *dX, int64_t lddx, int accumulate,
+                                float *workspace, int64_t workspace_floats, const lt__lowrank_terms_ctx *terms) {
     qcall c;
     lt_status st = qcheck(type, n, d_in, d_out, lddy, d_out, lddx, d_in, w_bytes, accumulate, &c);
     if (st != LT_OK) return st;
@@ -358,7 +361,7 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
             const int64_t c0 = ch * width, c1 = c0 + width < d_in ? c0 + width : d_in;
             f(type, w, c.row_bytes, d_out, c0, c1, dY, lddy, n, dX, lddx, accumulate);
         }
-        return LT_OK;
+        return terms ? lt_lowrank_terms_apply(n, d_in, terms->terms, terms->n_terms, dX, lddx) : LT_OK;
     }
 
     const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa(isa);
@@ -366,8 +369,65 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
     lt__gemm_plan plan;
     qgemm_setup(&g, 1, type, n, d_in, d_out, W, c.row_bytes, c.be, c.bb, isa);
     lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, threads, &plan);
-    const lt__gemm_epilogue epi = {1.0f, accumulate ? 1.0f : 0.0f};
+    const lt__gemm_epilogue epi = {1.0f, accumulate ? 1.0f : 0.0f, terms ? lt__lowrank_terms_tile : NULL, terms};
     const lt__gemm_a a = {dY, lddy, 0};
     lt__gemm_run(kern, &plan, g.M, g.N, g.K, &a, &g.b, &epi, dX, lddx, workspace, workspace_floats, threads);
     return LT_OK;
+}
+
+lt_status lt_quant_matmul(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                          const float *X, int64_t ldx,
+                          const void *W, int64_t w_bytes,
+                          float *Y, int64_t ldy, int accumulate,
+                          float *workspace, int64_t workspace_floats) {
+    return quant_forward(type, n, d_in, d_out, X, ldx, W, w_bytes, Y, ldy, accumulate, workspace, workspace_floats,
+                         NULL);
+}
+
+lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                                         const float *dY, int64_t lddy,
+                                         const void *W, int64_t w_bytes,
+                                         float *dX, int64_t lddx, int accumulate,
+                                         float *workspace, int64_t workspace_floats) {
+    return quant_backward(type, n, d_in, d_out, dY, lddy, W, w_bytes, dX, lddx, accumulate, workspace,
+                          workspace_floats, NULL);
+}
+
+/* With terms: an empty sum (d_in = 0 forward, d_out = 0 backward) still gets its terms. */
+lt_status lt_quant_matmul_terms(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                                const float *X, int64_t ldx, const void *W, int64_t w_bytes,
+                                const lt_lowrank_term *terms, int64_t n_terms,
+                                float *Y, int64_t ldy, int accumulate,
+                                float *workspace, int64_t workspace_floats) {
+    LT_CHECK(d_out >= 0 && n >= 0, LT_ERR_INVALID_ARGUMENT);
+    lt_status st = lt__lowrank_terms_check(n, d_out, terms, n_terms);
+    if (st != LT_OK) return st;
+    (void)lt__ensure_init();
+    const lt__lowrank_terms_ctx ctx = {terms, n_terms, lt__axpy_block()};
+    if (d_in == 0) {
+        st = quant_forward(type, n, d_in, d_out, X, ldx, W, w_bytes, Y, ldy, accumulate, workspace, workspace_floats,
+                           NULL);
+        return st == LT_OK ? lt_lowrank_terms_apply(n, d_out, terms, n_terms, Y, ldy) : st;
+    }
+    return quant_forward(type, n, d_in, d_out, X, ldx, W, w_bytes, Y, ldy, accumulate, workspace, workspace_floats,
+                         n_terms > 0 ? &ctx : NULL);
+}
+
+lt_status lt_quant_matmul_backward_input_terms(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
+                                               const float *dY, int64_t lddy, const void *W, int64_t w_bytes,
+                                               const lt_lowrank_term *terms, int64_t n_terms,
+                                               float *dX, int64_t lddx, int accumulate,
+                                               float *workspace, int64_t workspace_floats) {
+    LT_CHECK(d_in >= 0 && n >= 0, LT_ERR_INVALID_ARGUMENT);
+    lt_status st = lt__lowrank_terms_check(n, d_in, terms, n_terms);
+    if (st != LT_OK) return st;
+    (void)lt__ensure_init();
+    const lt__lowrank_terms_ctx ctx = {terms, n_terms, lt__axpy_block()};
+    if (d_out == 0) {
+        st = quant_backward(type, n, d_in, d_out, dY, lddy, W, w_bytes, dX, lddx, accumulate, workspace,
+                            workspace_floats, NULL);
+        return st == LT_OK ? lt_lowrank_terms_apply(n, d_in, terms, n_terms, dX, lddx) : st;
+    }
+    return quant_backward(type, n, d_in, d_out, dY, lddy, W, w_bytes, dX, lddx, accumulate, workspace,
+                          workspace_floats, n_terms > 0 ? &ctx : NULL);
 }

@@ -38,6 +38,7 @@ const char *lt_status_string(int status) {
 typedef struct {
     int detected;
     int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512cd, avx512bf16, avx512vnni, avx;
+    int avxvnni;   /* AVX-VNNI: VEX-encoded vpdpbusd on 256-bit registers */
     int os_ymm, os_zmm;
 } cpu_features;
 
@@ -73,9 +74,10 @@ static void detect_cpu(void) {
         f.avx512vl = (b >> 31) & 1;
         f.avx512vnni = (c >> 11) & 1;
         __cpuid_count(7, 1, a, b, c, d);
+        f.avxvnni = (a >> 4) & 1;
         f.avx512bf16 = (a >> 5) & 1;
     }
-    if (!f.os_ymm) { f.avx = f.avx2 = f.fma = 0; }
+    if (!f.os_ymm) { f.avx = f.avx2 = f.fma = f.avxvnni = 0; }
     if (!f.os_zmm) { f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512cd = f.avx512bf16 = f.avx512vnni = 0; }
 #endif
     f.detected = 1;
@@ -95,6 +97,11 @@ int lt_isa_supported(int isa) {
 int lt__cpu_has_avx512vnni(void) {
     detect_cpu();
     return g_cpu.avx512f && g_cpu.avx512bw && g_cpu.avx512vl && g_cpu.avx512dq && g_cpu.avx512vnni && g_cpu.fma;
+}
+
+int lt_cpu_has_avx_vnni(void) {
+    detect_cpu();
+    return g_cpu.avxvnni && g_cpu.avx2 && g_cpu.fma;
 }
 
 lt_isa lt_isa_best(void) {

@@ -158,9 +158,11 @@ public struct AdapterOutput {
 /// never look at the adapter's kind; training, merging and files go through the same methods.
 ///
 /// Forward contract: for a layer `l` and projections `m` reading the same input `X`, the adapted
-/// output is `Y_m = X W_mᵀ + Δ_{l,m}(X)`; the model computes the frozen part and calls
-/// ``forward(layer:input:outputs:)`` to add `Δ`. Modules the adapter does not target are
-/// skipped, so a model passes every projection of the group.
+/// output is `Y_m = X W_mᵀ + Δ_{l,m}(X)`. The adapter gives `Δ` as low-rank terms
+/// (``forwardTerms(layer:input:modules:)``) and the model's frozen product adds them to each
+/// output tile while it is in cache; ``forward(layer:input:outputs:)`` adds them afterwards (same
+/// bits). Modules the adapter does not target get no term, so a model passes every projection
+/// of the group.
 public protocol Adapter: Sendable {
     /// The adapter's kind (its `peft_type` in files).
     var kind: AdapterKind { get }
@@ -178,15 +180,18 @@ public protocol Adapter: Sendable {
     /// Checks that the adapter was made for this model shape.
     /// - Throws: ``AdapterError``.
     func validate(for host: AdapterHost) throws
-    /// Adds the adapter's term of `layer` to each output (`Y_m += Δ_{l,m}(X)`).
-    /// - Complexity: O(n · r · (d_in + Σ d_out)) for the low-rank adapters here.
-    func forward(layer: Int, input: AdapterInput, outputs: [AdapterOutput]) throws
-    /// Backward of ``Adapter/forward(layer:input:outputs:)`` given `dY_m` in `outputGradients`: adds
-    /// the parameter gradients to `parameterGradients` (same layout as ``parameters``) and, when
-    /// `inputGradient` is given (`n × width` at the input's shape, own stride), adds the
-    /// adapter's part of `dX` to it (the frozen part `Σ_m dY_m W_m` is the model's).
-    func backward(layer: Int, input: AdapterInput, outputGradients: [AdapterOutput],
-                  parameterGradients: inout [Tensor], inputGradient: AdapterOutput?) throws
+    /// The adapter's term `Δ_{l,m}(X)` of every adapted module among `modules` (projections of
+    /// `layer` reading `input`), as low-rank terms to be added in order to those outputs
+    /// (``LowRankTerm/module`` names the output, ``LowRankTerm/column`` is inside it).
+    /// - Complexity: O(n · r · d_in) (the projections of the input onto the adapter's ranks);
+    ///   adding the terms costs O(n · r · Σ d_out).
+    func forwardTerms(layer: Int, input: AdapterInput, modules: [String]) throws -> [LowRankTerm]
+    /// Backward of the terms given `dY_m` in `outputGradients`: adds the parameter gradients to
+    /// `parameterGradients` (same layout as ``parameters``) and, when `inputGradient` is true,
+    /// returns the adapter's part of `dX` as low-rank terms on the input's columns (module `""`),
+    /// to be added in order after the frozen part `Σ_m dY_m W_m` (the model's); else `[]`.
+    func backwardTerms(layer: Int, input: AdapterInput, outputGradients: [AdapterOutput],
+                       parameterGradients: inout [Tensor], inputGradient: Bool) throws -> [LowRankTerm]
     /// The dense update `ΔW` (`outputSize × inputSize`, the weight's orientation) that merging
     /// adds to one projection, or nil when that projection is not adapted.
     func delta(layer: Int, module: String) throws -> Tensor?
@@ -197,6 +202,26 @@ public protocol Adapter: Sendable {
 }
 
 extension Adapter {
+    /// Adds the adapter's term of `layer` to each output (`Y_m += Δ_{l,m}(X)`): the
+    /// ``forwardTerms(layer:input:modules:)`` applied after the frozen product. Same bits as the
+    /// models' fused products.
+    public func forward(layer: Int, input: AdapterInput, outputs: [AdapterOutput]) throws {
+        let terms = try forwardTerms(layer: layer, input: input, modules: outputs.map(\.module))
+        try LowRankTerm.apply(terms, rows: input.rows, to: outputs)
+    }
+
+    /// Backward of ``forward(layer:input:outputs:)``: the parameter gradients (added to
+    /// `parameterGradients`) and, when `inputGradient` is given (`n × width` at the input's
+    /// shape, own stride), the adapter's part of `dX` added to it.
+    public func backward(layer: Int, input: AdapterInput, outputGradients: [AdapterOutput],
+                         parameterGradients: inout [Tensor], inputGradient: AdapterOutput?) throws {
+        let terms = try backwardTerms(layer: layer, input: input, outputGradients: outputGradients,
+                                      parameterGradients: &parameterGradients, inputGradient: inputGradient != nil)
+        if let dx = inputGradient {
+            try LowRankTerm.apply(terms, rows: input.rows, to: [AdapterOutput(module: "", dx.pointer, stride: dx.stride)])
+        }
+    }
+
     /// Number of trainable scalars.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 

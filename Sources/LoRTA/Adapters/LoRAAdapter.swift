@@ -131,33 +131,47 @@ public struct LoRAAdapter: Adapter {
         return layer * targetModules.count + t
     }
 
-    public func forward(layer: Int, input x: AdapterInput, outputs: [AdapterOutput]) throws {
-        let r = Int64(configuration.rank)
-        for out in outputs {
-            guard let i = slot(layer: layer, module: out.module) else { continue }
-            let dOut = Int64(b[i].shape[0])
+    /// Per adapted module: `T = X Aᵀ` and `s·Bᵀ`, one term per chunk of 64 ranks (the chunks of
+    /// `lt_lowrank_forward`, so the bits are its bits).
+    public func forwardTerms(layer: Int, input x: AdapterInput, modules: [String]) throws -> [LowRankTerm] {
+        let r = configuration.rank
+        var terms: [LowRankTerm] = []
+        for module in modules {
+            guard let i = slot(layer: layer, module: module) else { continue }
+            let dOut = b[i].shape[0]
             guard a[i].shape[1] == x.width else {
-                throw AdapterError.incompatible("\(out.module): input width \(x.width), lora_A has \(a[i].shape[1]) columns")
+                throw AdapterError.incompatible("\(module): input width \(x.width), lora_A has \(a[i].shape[1]) columns")
             }
-            var size: Int64 = 0
-            try KernelFailure.check(lt_lowrank_workspace_size(Int64(x.width), dOut, r, &size), "lt_lowrank_workspace_size")
-            var work = try Tensor(uninitialized: [Int(size)])
-            try KernelFailure.check(lt_lowrank_forward(Int64(x.rows), Int64(x.width), dOut, r, configuration.scale,
+            var t = try Tensor(uninitialized: [x.rows, r])
+            var sBt = try Tensor(uninitialized: [r, dOut])
+            try KernelFailure.check(lt_lowrank_prepare(Int64(x.rows), Int64(x.width), Int64(dOut), Int64(r), configuration.scale,
                                                        x.pointer, Int64(x.stride), a[i].pointer, b[i].pointer,
-                                                       out.pointer, Int64(out.stride), 1, work.mutablePointer),
-                                    "lt_lowrank_forward (\(out.module))")
+                                                       t.mutablePointer, sBt.mutablePointer), "lt_lowrank_prepare (\(module))")
+            for k0 in stride(from: 0, to: r, by: Int(LT_LOWRANK_RCHUNK)) {
+                let kc = min(Int(LT_LOWRANK_RCHUNK), r - k0)
+                terms.append(try LowRankTerm(module: module, column: 0, width: dOut, rank: kc,
+                                             coefficients: t, coefficientOffset: k0, coefficientStride: r,
+                                             matrix: sBt, matrixOffset: k0 * dOut, matrixStride: dOut))
+            }
         }
+        return terms
     }
 
-    public func backward(layer: Int, input x: AdapterInput, outputGradients: [AdapterOutput],
-                         parameterGradients: inout [Tensor], inputGradient: AdapterOutput?) throws {
+    /// Per adapted module: `dA`, `dB` (`lt_lora_backward_params`) and, for `dX`, the term
+    /// `(s·dY B) · A`.
+    public func backwardTerms(layer: Int, input x: AdapterInput, outputGradients: [AdapterOutput],
+                              parameterGradients: inout [Tensor], inputGradient: Bool) throws -> [LowRankTerm] {
         let r = Int64(configuration.rank)
         guard parameterGradients.count == 2 * a.count else {
             throw AdapterError.parameterMismatch("\(parameterGradients.count) gradient tensors for \(2 * a.count) parameters")
         }
+        var terms: [LowRankTerm] = []
         for dy in outputGradients {
             guard let i = slot(layer: layer, module: dy.module) else { continue }
             let dOut = Int64(b[i].shape[0])
+            guard a[i].shape[1] == x.width else {
+                throw AdapterError.incompatible("\(dy.module): input width \(x.width), lora_A has \(a[i].shape[1]) columns")
+            }
             guard parameterGradients[2 * i].shape == a[i].shape, parameterGradients[2 * i + 1].shape == b[i].shape else {
                 throw AdapterError.parameterMismatch("gradient shapes of \(dy.module) in layer \(layer)")
             }
@@ -165,14 +179,19 @@ public struct LoRAAdapter: Adapter {
             try KernelFailure.check(lt_lora_backward_workspace_size(Int64(x.rows), Int64(x.width), dOut, r, &size),
                                     "lt_lora_backward_workspace_size")
             var work = try Tensor(uninitialized: [Int(size)])
+            var sG = try Tensor(uninitialized: [x.rows, Int(r)])
             let da = parameterGradients[2 * i].mutablePointer, db = parameterGradients[2 * i + 1].mutablePointer
-            // W = NULL: only the adapter's part s (dY B) A is added to dX.
-            try KernelFailure.check(lt_lora_backward(Int64(x.rows), Int64(x.width), dOut, r, configuration.scale,
-                                                     x.pointer, Int64(x.stride), nil, 0, a[i].pointer, b[i].pointer,
-                                                     dy.pointer, Int64(dy.stride), nil, da, db,
-                                                     inputGradient?.pointer, Int64(inputGradient?.stride ?? x.width),
-                                                     1, work.mutablePointer), "lt_lora_backward (\(dy.module))")
+            try KernelFailure.check(lt_lora_backward_params(Int64(x.rows), Int64(x.width), dOut, r, configuration.scale,
+                                                            x.pointer, Int64(x.stride), a[i].pointer, b[i].pointer,
+                                                            dy.pointer, Int64(dy.stride), nil, da, db, sG.mutablePointer,
+                                                            1, work.mutablePointer), "lt_lora_backward_params (\(dy.module))")
+            if inputGradient {
+                terms.append(try LowRankTerm(module: "", column: 0, width: x.width, rank: Int(r),
+                                             coefficients: sG, coefficientStride: Int(r),
+                                             matrix: a[i], matrixStride: x.width))
+            }
         }
+        return terms
     }
 
     public func delta(layer: Int, module: String) throws -> Tensor? {

@@ -69,33 +69,48 @@ extension LoRTAAdapter: Adapter {
         return (u, p)
     }
 
-    public func forward(layer: Int, input x: AdapterInput, outputs: [AdapterOutput]) throws {
-        let t = targets(outputs.map(\.module))
-        guard !t.isEmpty else { return }
+    /// `U` once for the group, then per target the coefficients `s·(U ∘ c_{l,m})` and `A_mᵀ`,
+    /// one term per chunk of 64 ranks (`lt_lorta_expand_terms`: the bits of
+    /// `lt_lorta_expand_forward`).
+    public func forwardTerms(layer: Int, input x: AdapterInput, modules: [String]) throws -> [LowRankTerm] {
+        let t = targets(modules)
+        guard !t.isEmpty else { return [] }
         try configuration.checkLayer(layer)
         let c = configuration
+        let r = c.rank
         let (u, _) = try project(x, wantP: false)
         var dims = Self.dims(c)
-        let dOut = t.map { Int64(c.outputSizes[$0.matrix]) }
+        let dOut = t.map { c.outputSizes[$0.matrix] }
+        var coef = try t.map { _ in try Tensor(uninitialized: [x.rows, r]) }
+        var at = try dOut.map { try Tensor(uninitialized: [r, $0]) }
         let aPointers: [UnsafePointer<Float>?] = t.map { factors.a[c.factorAIndex(forMatrix: $0.matrix)].pointer }
-        let yPointers: [UnsafeMutablePointer<Float>?] = t.map { outputs[$0.index].pointer }
-        let ld = t.map { Int64(outputs[$0.index].stride) }
-        let bytes = lt_lorta_expand_workspace_size(&dims, Int64(t.count), dOut)
+        let coefPointers: [UnsafeMutablePointer<Float>?] = coef.indices.map { coef[$0].mutablePointer }
+        let atPointers: [UnsafeMutablePointer<Float>?] = at.indices.map { at[$0].mutablePointer }
         let f = factors
-        let status = Self.withWorkspace(bytes) { ws in
-            withExtendedLifetime((f, u)) {
-                lt_lorta_expand_forward(&dims, Int64(x.rows), u.pointer, f.cL.pointer, f.cM.pointer, c.scaling,
-                                        Int64(layer), Int64(t.count), t.map { Int64($0.matrix) }, dOut,
-                                        aPointers, yPointers, ld, ws, bytes)
+        let status = withExtendedLifetime((f, u)) {
+            lt_lorta_expand_terms(&dims, Int64(x.rows), u.pointer, f.cL.pointer, f.cM.pointer, c.scaling, Int64(layer),
+                                  Int64(t.count), t.map { Int64($0.matrix) }, dOut.map { Int64($0) }, aPointers,
+                                  coefPointers, atPointers)
+        }
+        try KernelFailure.check(status, "lt_lorta_expand_terms")
+        var terms: [LowRankTerm] = []
+        for (q, target) in t.enumerated() {
+            let d = dOut[q]
+            for k0 in stride(from: 0, to: r, by: 64) {
+                terms.append(try LowRankTerm(module: modules[target.index], column: 0, width: d, rank: min(64, r - k0),
+                                             coefficients: coef[q], coefficientOffset: k0, coefficientStride: r,
+                                             matrix: at[q], matrixOffset: k0 * d, matrixStride: d))
             }
         }
-        try KernelFailure.check(status, "lt_lorta_expand_forward")
+        return terms
     }
 
-    public func backward(layer: Int, input x: AdapterInput, outputGradients: [AdapterOutput],
-                         parameterGradients g: inout [Tensor], inputGradient: AdapterOutput?) throws {
+    /// The gradients of every factor (`lt_lorta_backward_params`) and, for `dX`, one term per
+    /// head: `E[:, h] · B` on the head's columns.
+    public func backwardTerms(layer: Int, input x: AdapterInput, outputGradients: [AdapterOutput],
+                              parameterGradients g: inout [Tensor], inputGradient: Bool) throws -> [LowRankTerm] {
         let t = targets(outputGradients.map(\.module))
-        guard !t.isEmpty else { return }
+        guard !t.isEmpty else { return [] }
         try configuration.checkLayer(layer)
         let c = configuration
         let na = factors.a.count
@@ -115,18 +130,26 @@ extension LoRTAAdapter: Adapter {
         let daPointers: [UnsafeMutablePointer<Float>?] = aIndex.map { gradA[$0] }
         let dB = g[na].mutablePointer, dCH = g[na + 1].mutablePointer
         let dCL = g[na + 2].mutablePointer, dCM = g[na + 3].mutablePointer
+        var e = try Tensor(uninitialized: [x.rows * c.headCount, c.rank])
+        let ep = e.mutablePointer
         let bytes = lt_lorta_backward_workspace_size(&dims, Int64(x.rows), Int64(t.count), dOut)
         let f = factors
         let status = Self.withWorkspace(bytes) { ws in
             withExtendedLifetime((u, p, f)) {
-                lt_lorta_backward(&dims, Int64(x.rows), x.pointer, Int64(x.stride), u.pointer, p.pointer, f.b.pointer,
-                                  f.cH.pointer, f.cL.pointer, f.cM.pointer, c.scaling, Int64(layer), Int64(t.count),
-                                  t.map { Int64($0.matrix) }, dOut, aPointers, dyPointers, lddy, daPointers,
-                                  dB, dCH, dCL, dCM, inputGradient?.pointer, Int64(inputGradient?.stride ?? x.width),
-                                  ws, bytes)
+                lt_lorta_backward_params(&dims, Int64(x.rows), x.pointer, Int64(x.stride), u.pointer, p.pointer, f.b.pointer,
+                                         f.cH.pointer, f.cL.pointer, f.cM.pointer, c.scaling, Int64(layer), Int64(t.count),
+                                         t.map { Int64($0.matrix) }, dOut, aPointers, dyPointers, lddy, daPointers,
+                                         dB, dCH, dCL, dCM, ep, ws, bytes)
             }
         }
-        try KernelFailure.check(status, "lt_lorta_backward")
+        try KernelFailure.check(status, "lt_lorta_backward_params")
+        guard inputGradient else { return [] }
+        let dh = c.headDimension
+        return try (0..<c.headCount).map { h in
+            try LowRankTerm(module: "", column: h * dh, width: dh, rank: c.rank,
+                            coefficients: e, coefficientOffset: h * c.rank, coefficientStride: c.headCount * c.rank,
+                            matrix: factors.b, matrixStride: dh)
+        }
     }
 
     public func delta(layer: Int, module: String) throws -> Tensor? {

@@ -18,6 +18,8 @@ import CKernels
 //
 // The adapter is called through the ``Adapter`` protocol only: once for the group Q|K|V (they
 // read X) and once for the attention output (it reads C). The model never looks at its kind.
+// Its updates come as low-rank terms (``LowRankTerm``) that the frozen products add to each
+// output tile (forward, and the input gradients dX and dC), docs/math.md §2.5.
 
 extension BertConfiguration {
     /// The projections adapters can attach to, with the names PEFT uses for a `transformers`
@@ -72,6 +74,14 @@ extension BertModel {
         }
     }
 
+    /// The modules of the Q|K|V product, in column order.
+    static let queryKeyValueModules = [BertProjection.query, .key, .value].map(\.rawValue)
+
+    /// First column of a Q|K|V module in the `n × 3d` product, nil for another module.
+    static func queryKeyValueColumn(_ module: String, d: Int) -> Int? {
+        queryKeyValueModules.firstIndex(of: module).map { $0 * d }
+    }
+
     // MARK: - forward
 
     /// Forward of block `l` (see the table at the top of this file). Adapter hooks: after the
@@ -83,12 +93,15 @@ extension BertModel {
                              B: Int, T: Int, d: Int, H: Int, dh: Int, inter: Int, scale: Float, eps: Float,
                              mask: UnsafePointer<Int32>, record: Bool, ablation: MeanAblation? = nil) throws {
         let n = Int64(B * T), d64 = Int64(d), i64 = Int64(inter), ld3 = Int64(3 * d)
-        // QKV = X Wqkvᵀ + bqkv (one GEMM for the three), then the adapter's terms.
+        // QKV = X Wqkvᵀ + bqkv (one GEMM for the three) + the adapter's terms, added to each tile.
         let qkv = b.qkv.mutablePointer
-        try KernelFailure.check(lt_linear_forward(n, d64, ld3, input.pointer, d64, w.queryKeyValueWeight.pointer, d64,
-                                                  w.queryKeyValueBias.pointer, nil, 0, qkv, ld3), "lt_linear_forward (QKV)")
-        try adapter?.forward(layer: l, input: AdapterInput(input.pointer, rows: B * T, width: d, stride: d),
-                             outputs: queryKeyValueOutputs(qkv, d: d))
+        let qkvTerms = try adapter?.forwardTerms(layer: l, input: AdapterInput(input.pointer, rows: B * T, width: d, stride: d),
+                                                 modules: queryKeyValueModules) ?? []
+        try LowRankTerm.withCTerms(qkvTerms, rows: B * T, column: { queryKeyValueColumn($0, d: d) }) { terms, count in
+            try KernelFailure.check(lt_linear_forward_terms(n, d64, ld3, input.pointer, d64, w.queryKeyValueWeight.pointer, d64,
+                                                            w.queryKeyValueBias.pointer, nil, 0, terms, count, qkv, ld3),
+                                    "lt_linear_forward_terms (QKV)")
+        }
         // C = attention(Q, K, V).
         let ctx = b.context.mutablePointer
         try KernelFailure.check(lt_attention_forward(Int64(B), Int64(T), Int64(H), Int64(dh), scale,
@@ -96,13 +109,16 @@ extension BertModel {
                                                      b.probabilities.mutablePointer, ctx, d64), "lt_attention_forward")
         // Ablated heads: C[:, h·d_h ..< (h+1)·d_h] ← C + s(μ_h − C), every row.
         ablation?.ablateHeads(layer: l, context: ctx, rows: B * T, ld: d)
-        // S1 = C Woᵀ + bo + X (+ ΔO); A = LN(S1).
+        // S1 = C Woᵀ + bo + X (+ ΔO, added to each tile); A = LN(S1).
         let aSum = b.attentionSum.mutablePointer
-        try KernelFailure.check(lt_linear_forward(n, d64, d64, ctx, d64, w.attentionOutputWeight.pointer, d64,
-                                                  w.attentionOutputBias.pointer, input.pointer, d64, aSum, d64),
-                                "lt_linear_forward (attention output)")
-        try adapter?.forward(layer: l, input: AdapterInput(ctx, rows: B * T, width: d, stride: d),
-                             outputs: [AdapterOutput(module: BertProjection.attentionOutput.rawValue, aSum, stride: d)])
+        let oTerms = try adapter?.forwardTerms(layer: l, input: AdapterInput(ctx, rows: B * T, width: d, stride: d),
+                                               modules: [BertProjection.attentionOutput.rawValue]) ?? []
+        try LowRankTerm.withCTerms(oTerms, rows: B * T, column: { $0 == BertProjection.attentionOutput.rawValue ? 0 : nil }) {
+            terms, count in
+            try KernelFailure.check(lt_linear_forward_terms(n, d64, d64, ctx, d64, w.attentionOutputWeight.pointer, d64,
+                                                            w.attentionOutputBias.pointer, input.pointer, d64, terms, count,
+                                                            aSum, d64), "lt_linear_forward_terms (attention output)")
+        }
         let aOut = b.statistics ? b.attentionOutput.mutablePointer : aSum
         try KernelFailure.check(lt_layernorm_forward(n, d64, eps, aSum, d64, w.attentionNormWeight.pointer,
                                                      w.attentionNormBias.pointer, aOut, d64,
@@ -204,15 +220,19 @@ extension BertModel {
                                 "lt_layernorm_backward (attention)")
         var dSum = dA
         dA = Tensor(uninitializedShape: [0])
-        // dC = dS1 Wo, then the adapter of the attention output (its dθ and its part of dC).
+        // The adapter of the attention output (its dθ, and its part of dC as terms), then
+        // dC = dS1 Wo with those terms added to each tile.
         var dC = try Tensor(uninitialized: [n, d])
         let dc = dC.mutablePointer
-        try KernelFailure.check(lt_linear_backward_input(n64, d64, d64, dSum.pointer, d64, w.attentionOutputWeight.pointer,
-                                                         d64, dc, d64, 0), "lt_linear_backward_input (attention output)")
-        try adapter?.backward(layer: l, input: AdapterInput(act.context.pointer, rows: n, width: d, stride: d),
-                              outputGradients: [AdapterOutput(module: BertProjection.attentionOutput.rawValue,
-                                                              dSum.mutablePointer, stride: d)],
-                              parameterGradients: &gradients, inputGradient: AdapterOutput(module: "", dc, stride: d))
+        let oTerms = try adapter?.backwardTerms(layer: l, input: AdapterInput(act.context.pointer, rows: n, width: d, stride: d),
+                                                outputGradients: [AdapterOutput(module: BertProjection.attentionOutput.rawValue,
+                                                                                dSum.mutablePointer, stride: d)],
+                                                parameterGradients: &gradients, inputGradient: true) ?? []
+        try LowRankTerm.withCTerms(oTerms, rows: n, column: { $0.isEmpty ? 0 : nil }) { terms, count in
+            try KernelFailure.check(lt_linear_backward_input_terms(n64, d64, d64, dSum.pointer, d64, w.attentionOutputWeight.pointer,
+                                                                   d64, terms, count, dc, d64, 0),
+                                    "lt_linear_backward_input_terms (attention output)")
+        }
         try probe?(.context, dC.pointer)
 
         // Attention: dC → dQ, dK, dV (columns of one n × 3d buffer).
@@ -227,16 +247,19 @@ extension BertModel {
                                                       d64, dq, ld3, dq + d, ld3, dq + 2 * d, ld3, ws.mutablePointer),
                                 "lt_attention_backward")
 
-        // X: residual (dS1, already in the buffer) + dQKV Wqkv (one fused GEMM) + the adapter's
-        // part; dS1 is not read any more, so dX accumulates over it.
-        let dx: UnsafeMutablePointer<Float>? = wantInputGradient ? dSum.mutablePointer : nil
-        if let dx {
-            try KernelFailure.check(lt_linear_backward_input(n64, d64, ld3, dq, ld3, w.queryKeyValueWeight.pointer, d64,
-                                                             dx, d64, 1), "lt_linear_backward_input (QKV)")
+        // The adapter of Q, K, V (its dθ, and its part of dX as terms); X: residual (dS1, already
+        // in the buffer) + dQKV Wqkv (one GEMM) with the terms added to each tile; dS1 is not read
+        // any more, so dX accumulates over it.
+        let qkvTerms = try adapter?.backwardTerms(layer: l, input: AdapterInput(act.input.pointer, rows: n, width: d, stride: d),
+                                                  outputGradients: queryKeyValueOutputs(dq, d: d),
+                                                  parameterGradients: &gradients, inputGradient: wantInputGradient) ?? []
+        if wantInputGradient {
+            let dx = dSum.mutablePointer
+            try LowRankTerm.withCTerms(qkvTerms, rows: n, column: { $0.isEmpty ? 0 : nil }) { terms, count in
+                try KernelFailure.check(lt_linear_backward_input_terms(n64, d64, ld3, dq, ld3, w.queryKeyValueWeight.pointer, d64,
+                                                                       terms, count, dx, d64, 1), "lt_linear_backward_input_terms (QKV)")
+            }
         }
-        try adapter?.backward(layer: l, input: AdapterInput(act.input.pointer, rows: n, width: d, stride: d),
-                              outputGradients: queryKeyValueOutputs(dq, d: d), parameterGradients: &gradients,
-                              inputGradient: dx.map { AdapterOutput(module: "", $0, stride: d) })
         withExtendedLifetime((dQKV, dC, ws)) {}
         return wantInputGradient ? dSum : Tensor(uninitializedShape: [0])
     }

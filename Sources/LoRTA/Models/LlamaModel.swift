@@ -267,11 +267,11 @@ public struct LlamaModel: Sendable {
                     // Attention: h = RMSNorm(x); [q|k|v] = h Wqkvᵀ (+ adapters); rotate q, k; cache k, v.
                     try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, xp, d64, w.attentionNormWeight.pointer,
                                                                hp, d64, nil), "lt_rmsnorm_forward")
-                    try w.queryKeyValue.apply(n: n, x: hp, ldx: d, into: qkvp, ldy: qkvw, accumulate: false, scratch: scratch)
-                    try adapter?.forward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d), outputs: [
-                        AdapterOutput(module: "q_proj", qkvp, stride: qkvw),
-                        AdapterOutput(module: "k_proj", qkvp + qw, stride: qkvw),
-                        AdapterOutput(module: "v_proj", qkvp + qw + kvw, stride: qkvw)])
+                    let qkvColumns = ["q_proj": 0, "k_proj": qw, "v_proj": qw + kvw]
+                    let qkvTerms = try adapter?.forwardTerms(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
+                                                             modules: ["q_proj", "k_proj", "v_proj"]) ?? []
+                    try w.queryKeyValue.apply(n: n, x: hp, ldx: d, into: qkvp, ldy: qkvw, accumulate: false, scratch: scratch,
+                                              terms: qkvTerms, column: { qkvColumns[$0] })
                     try KernelFailure.check(lt_rope_forward(n64, Int64(H), Int64(dh), Int64(c.rotaryDimension),
                                                             pos.baseAddress, freq.baseAddress, qkvp, Int64(qkvw)),
                                             "lt_rope_forward (query)")
@@ -305,26 +305,26 @@ public struct LlamaModel: Sendable {
                         saved?.context = try ctx.copy()
                     }
                     // x += ctx Woᵀ (+ adapter)
+                    let oTerms = try adapter?.forwardTerms(layer: l, input: AdapterInput(ctxp, rows: n, width: qw, stride: qw),
+                                                           modules: ["o_proj"]) ?? []
                     try w.attentionOutput.multiplyTransposed(n: n, x: ctxp, ldx: qw, into: xp, ldy: d,
-                                                             accumulate: true, scratch: scratch)
-                    try adapter?.forward(layer: l, input: AdapterInput(ctxp, rows: n, width: qw, stride: qw),
-                                         outputs: [AdapterOutput(module: "o_proj", xp, stride: d)])
+                                                             accumulate: true, scratch: scratch, terms: oTerms, module: "o_proj")
                     saved?.middle = try x.copy()
                     if keepsMiddle { mlpp.update(from: xp, count: n * d) }
                     // MLP: h = RMSNorm(x); x += (silu(h Wgᵀ) ∘ h Wuᵀ) Wdᵀ (+ adapters)
                     try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, xp, d64, w.mlpNormWeight.pointer,
                                                                hp, d64, nil), "lt_rmsnorm_forward")
-                    try w.gateUp.apply(n: n, x: hp, ldx: d, into: gup, ldy: 2 * inter, accumulate: false, scratch: scratch)
-                    try adapter?.forward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d), outputs: [
-                        AdapterOutput(module: "gate_proj", gup, stride: 2 * inter),
-                        AdapterOutput(module: "up_proj", gup + inter, stride: 2 * inter)])
+                    let guTerms = try adapter?.forwardTerms(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
+                                                            modules: ["gate_proj", "up_proj"]) ?? []
+                    try w.gateUp.apply(n: n, x: hp, ldx: d, into: gup, ldy: 2 * inter, accumulate: false, scratch: scratch,
+                                       terms: guTerms, column: { ["gate_proj": 0, "up_proj": inter][$0] })
                     saved?.gateUp = try gu.copy()
                     try KernelFailure.check(lt_swiglu_forward(n64, Int64(inter), gup, Int64(2 * inter), gup + inter,
                                                               Int64(2 * inter), actp, Int64(inter)), "lt_swiglu_forward")
+                    let downTerms = try adapter?.forwardTerms(layer: l, input: AdapterInput(actp, rows: n, width: inter, stride: inter),
+                                                              modules: ["down_proj"]) ?? []
                     try w.down.multiplyTransposed(n: n, x: actp, ldx: inter, into: xp, ldy: d,
-                                                  accumulate: true, scratch: scratch)
-                    try adapter?.forward(layer: l, input: AdapterInput(actp, rows: n, width: inter, stride: inter),
-                                         outputs: [AdapterOutput(module: "down_proj", xp, stride: d)])
+                                                  accumulate: true, scratch: scratch, terms: downTerms, module: "down_proj")
                     // Mean ablation of the MLP: M = x − x_middle becomes M' = M + s(μ − M) (exactly μ
                     // when s = 1) and x = x_middle + M'; the buffer keeps M' for the observer.
                     let mlpAblated = ablation?.ablatesMLP(layer: l) ?? false

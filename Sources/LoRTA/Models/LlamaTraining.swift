@@ -229,11 +229,13 @@ extension LlamaModel {
         try KernelFailure.check(lt_swiglu_forward(n64, i64, gup, 2 * i64, gup + inter, 2 * i64, a.mutablePointer, i64),
                                 "lt_swiglu_forward (recompute)")
         var dA = try Tensor(uninitialized: [n, inter])
-        try w.down.multiply(n: n, dy: dyp, lddy: d, into: dA.mutablePointer, lddx: inter, accumulate: false, scratch: scratch)
-        try adapter?.backward(layer: l, input: AdapterInput(a.pointer, rows: n, width: inter, stride: inter),
-                             outputGradients: [AdapterOutput(module: "down_proj", dyp, stride: d)],
-                             parameterGradients: &gradients,
-                             inputGradient: AdapterOutput(module: "down_proj", dA.mutablePointer, stride: inter))
+        // Each adapter backward first (dθ, and its part of the input gradient as terms), then the
+        // frozen product's input gradient with the terms added to its tiles.
+        let downTerms = try adapter?.backwardTerms(layer: l, input: AdapterInput(a.pointer, rows: n, width: inter, stride: inter),
+                                                   outputGradients: [AdapterOutput(module: "down_proj", dyp, stride: d)],
+                                                   parameterGradients: &gradients, inputGradient: true) ?? []
+        try w.down.multiply(n: n, dy: dyp, lddy: d, into: dA.mutablePointer, lddx: inter, accumulate: false, scratch: scratch,
+                            terms: downTerms)
         var dGU = try Tensor(uninitialized: [n, 2 * inter])
         let dgup = dGU.mutablePointer
         try KernelFailure.check(lt_swiglu_backward(n64, i64, gup, 2 * i64, gup + inter, 2 * i64, dA.pointer, i64,
@@ -241,12 +243,11 @@ extension LlamaModel {
         a = Tensor(uninitializedShape: [0]); dA = a
         var dH = try Tensor(uninitialized: [n, d])
         let dhp = dH.mutablePointer
-        try w.gateUp.applyBackward(n: n, dy: dgup, lddy: 2 * inter, into: dhp, lddx: d, scratch: scratch)
-        try adapter?.backward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
-                             outputGradients: [AdapterOutput(module: "gate_proj", dgup, stride: 2 * inter),
-                                               AdapterOutput(module: "up_proj", dgup + inter, stride: 2 * inter)],
-                             parameterGradients: &gradients,
-                             inputGradient: AdapterOutput(module: "gate_proj", dhp, stride: d))
+        let guTerms = try adapter?.backwardTerms(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
+                                                 outputGradients: [AdapterOutput(module: "gate_proj", dgup, stride: 2 * inter),
+                                                                   AdapterOutput(module: "up_proj", dgup + inter, stride: 2 * inter)],
+                                                 parameterGradients: &gradients, inputGradient: true) ?? []
+        try w.gateUp.applyBackward(n: n, dy: dgup, lddy: 2 * inter, into: dhp, lddx: d, scratch: scratch, terms: guTerms)
         // dm = dy + RMSNorm₂ backward(dh₂)
         try KernelFailure.check(lt_rmsnorm_backward(n64, d64, dhp, d64, s.middle.pointer, d64, w.mlpNormWeight.pointer,
                                                     rp, dhp, d64, nil, 0), "lt_rmsnorm_backward (mlp)")
@@ -256,11 +257,11 @@ extension LlamaModel {
         // ---- attention output: m = x + c Woᵀ (+Δ) ----
         var dC = try Tensor(uninitialized: [n, qw])
         let dcp = dC.mutablePointer
-        try w.attentionOutput.multiply(n: n, dy: dyp, lddy: d, into: dcp, lddx: qw, accumulate: false, scratch: scratch)
-        try adapter?.backward(layer: l, input: AdapterInput(s.context.pointer, rows: n, width: qw, stride: qw),
-                             outputGradients: [AdapterOutput(module: "o_proj", dyp, stride: d)],
-                             parameterGradients: &gradients,
-                             inputGradient: AdapterOutput(module: "o_proj", dcp, stride: qw))
+        let oTerms = try adapter?.backwardTerms(layer: l, input: AdapterInput(s.context.pointer, rows: n, width: qw, stride: qw),
+                                                outputGradients: [AdapterOutput(module: "o_proj", dyp, stride: d)],
+                                                parameterGradients: &gradients, inputGradient: true) ?? []
+        try w.attentionOutput.multiply(n: n, dy: dyp, lddy: d, into: dcp, lddx: qw, accumulate: false, scratch: scratch,
+                                       terms: oTerms)
         try probe?(.context, dcp)
 
         // ---- causal grouped-query attention, then the rotary embedding (transposed) ----
@@ -291,16 +292,13 @@ extension LlamaModel {
         // ---- q|k|v = h Wqkvᵀ (+Δ), h = RMSNorm(x; γ₁) ----
         try KernelFailure.check(lt_rmsnorm_forward(n64, d64, eps, s.input.pointer, d64, w.attentionNormWeight.pointer,
                                                    hp, d64, rp), "lt_rmsnorm_forward (recompute)")
+        let qkvTerms = try adapter?.backwardTerms(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
+                                                  outputGradients: [AdapterOutput(module: "q_proj", dqp, stride: qkvw),
+                                                                    AdapterOutput(module: "k_proj", dqp + qw, stride: qkvw),
+                                                                    AdapterOutput(module: "v_proj", dqp + qw + kvw, stride: qkvw)],
+                                                  parameterGradients: &gradients, inputGradient: wantInputGradient) ?? []
         if wantInputGradient {
-            try w.queryKeyValue.applyBackward(n: n, dy: dqp, lddy: qkvw, into: dhp, lddx: d, scratch: scratch)
-        }
-        try adapter?.backward(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
-                             outputGradients: [AdapterOutput(module: "q_proj", dqp, stride: qkvw),
-                                               AdapterOutput(module: "k_proj", dqp + qw, stride: qkvw),
-                                               AdapterOutput(module: "v_proj", dqp + qw + kvw, stride: qkvw)],
-                             parameterGradients: &gradients,
-                             inputGradient: wantInputGradient ? AdapterOutput(module: "q_proj", dhp, stride: d) : nil)
-        if wantInputGradient {
+            try w.queryKeyValue.applyBackward(n: n, dy: dqp, lddy: qkvw, into: dhp, lddx: d, scratch: scratch, terms: qkvTerms)
             try KernelFailure.check(lt_rmsnorm_backward(n64, d64, dhp, d64, s.input.pointer, d64,
                                                         w.attentionNormWeight.pointer, rp, dhp, d64, nil, 0),
                                     "lt_rmsnorm_backward (attention)")

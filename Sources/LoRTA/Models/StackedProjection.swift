@@ -44,21 +44,36 @@ struct StackedProjection: Sendable {
     }
 
     /// `Y[:, slice of run k] (=|+=) X W_kᵀ` for every run: X `[n × inputWidth]` (ld `ldx`),
-    /// Y `[n × outputWidth]` (ld `ldy`).
+    /// Y `[n × outputWidth]` (ld `ldy`); an adapter's `terms` go to the run holding their module
+    /// (`column(module)`: the module's first column in Y) and are added to its tiles.
+    /// - Throws: ``AdapterError/incompatible(_:)`` for a term of a module this product lacks.
     func apply(n: Int, x: UnsafePointer<Float>, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
-               accumulate: Bool, scratch: ScratchBuffer) throws {
+               accumulate: Bool, scratch: ScratchBuffer, terms: [LowRankTerm] = [],
+               column: (String) -> Int? = { _ in nil }) throws {
+        for t in terms where column(t.module) == nil {
+            throw AdapterError.incompatible("a low-rank term for \"\(t.module)\", which this product does not compute")
+        }
         for (run, offset) in zip(runs, offsets) {
-            try run.multiplyTransposed(n: n, x: x, ldx: ldx, into: y + offset, ldy: ldy,
-                                       accumulate: accumulate, scratch: scratch)
+            func inRun(_ m: String) -> Int? {
+                column(m).flatMap { $0 >= offset && $0 < offset + run.rows ? $0 - offset : nil }
+            }
+            let mine = terms.filter { inRun($0.module) != nil }
+            try LowRankTerm.withCTerms(mine, rows: n, column: { inRun($0) }) { p, count in
+                try run.multiplyTransposed(n: n, x: x, ldx: ldx, into: y + offset, ldy: ldy,
+                                           accumulate: accumulate, scratch: scratch, terms: p, termCount: count)
+            }
         }
     }
 
-    /// Input gradient of ``apply(n:x:ldx:into:ldy:accumulate:scratch:)``: `dX = Σ_k dY[:, slice k] W_k`
-    /// (overwritten), dY `[n × outputWidth]` (ld `lddy`), dX `[n × inputWidth]` (ld `lddx`).
+    /// Input gradient of ``apply(n:x:ldx:into:ldy:accumulate:scratch:terms:column:)``:
+    /// `dX = Σ_k dY[:, slice k] W_k` (overwritten), dY `[n × outputWidth]` (ld `lddy`), dX
+    /// `[n × inputWidth]` (ld `lddx`), then an adapter's input-gradient `terms` (module `""`),
+    /// added to the tiles of the last run's product.
     func applyBackward(n: Int, dy: UnsafePointer<Float>, lddy: Int, into dx: UnsafeMutablePointer<Float>, lddx: Int,
-                       scratch: ScratchBuffer) throws {
+                       scratch: ScratchBuffer, terms: [LowRankTerm] = []) throws {
         for (k, (run, offset)) in zip(runs, offsets).enumerated() {
-            try run.multiply(n: n, dy: dy + offset, lddy: lddy, into: dx, lddx: lddx, accumulate: k > 0, scratch: scratch)
+            try run.multiply(n: n, dy: dy + offset, lddy: lddy, into: dx, lddx: lddx, accumulate: k > 0, scratch: scratch,
+                             terms: k == runs.count - 1 ? terms : [])
         }
     }
 

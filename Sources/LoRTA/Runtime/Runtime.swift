@@ -45,7 +45,7 @@ public enum GEMMBackend: String, CaseIterable, Sendable, CustomStringConvertible
 }
 
 /// How decode-sized products with quantized weights compute (one to eight rows of activations
-/// against Q8_0, Q4_0 or Q4_1 matrices: generation and short prompts of GGUF models).
+/// against Q8_0, Q4_0, Q4_1, Q4_K or Q6_K matrices: generation and short prompts of GGUF models).
 public enum DecodeArithmetic: String, CaseIterable, Sendable, CustomStringConvertible {
     /// The float32 activations times exactly the dequantized weights (the default): decoding
     /// gives the same values as a batched forward up to summation order.

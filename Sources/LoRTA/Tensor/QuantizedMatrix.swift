@@ -185,29 +185,54 @@ public struct QuantizedMatrix: Sendable {
         return y
     }
 
-    /// `Y (=|+=) X Wᵀ` on raw rows: X `[n × columns]` (ld `ldx`), Y `[n × rows]` (ld `ldy`).
+    /// `Y (=|+=) X Wᵀ` on raw rows: X `[n × columns]` (ld `ldx`), Y `[n × rows]` (ld `ldy`),
+    /// then the low-rank `terms` (columns of Y, in order; added to each tile on the GEMM path).
     /// The workspace comes from `scratch` (grown on demand and reused by the caller).
     func multiplyTransposed(n: Int, x: UnsafePointer<Float>, ldx: Int, into y: UnsafeMutablePointer<Float>,
-                            ldy: Int, accumulate: Bool, scratch: ScratchBuffer) throws {
+                            ldy: Int, accumulate: Bool, scratch: ScratchBuffer,
+                            terms: UnsafePointer<lt_lowrank_term>? = nil, termCount: Int64 = 0) throws {
         let (ws, floats) = try workspace(n: n, scratch: scratch)
         let status = withUnsafeBytes { raw in
-            lt_quant_matmul(Int32(type.rawValue), Int64(n), Int64(columns), Int64(rows), x, Int64(ldx),
-                            raw.baseAddress, Int64(raw.count), y, Int64(ldy), accumulate ? 1 : 0, ws, floats)
+            lt_quant_matmul_terms(Int32(type.rawValue), Int64(n), Int64(columns), Int64(rows), x, Int64(ldx),
+                                  raw.baseAddress, Int64(raw.count), terms, termCount, y, Int64(ldy),
+                                  accumulate ? 1 : 0, ws, floats)
         }
         try KernelFailure.check(status, "lt_quant_matmul(\(type.name), n: \(n), \(rows)×\(columns))")
     }
 
     /// `dX (=|+=) dY W` on raw rows: dY `[n × rows]`, dX `[n × columns]` (the input gradient of
-    /// a frozen projection).
+    /// a frozen projection), then the low-rank `terms` (columns of dX, in order).
     func multiply(n: Int, dy: UnsafePointer<Float>, lddy: Int, into dx: UnsafeMutablePointer<Float>,
-                  lddx: Int, accumulate: Bool, scratch: ScratchBuffer) throws {
+                  lddx: Int, accumulate: Bool, scratch: ScratchBuffer,
+                  terms: UnsafePointer<lt_lowrank_term>? = nil, termCount: Int64 = 0) throws {
         let (ws, floats) = try workspace(n: n, scratch: scratch)
         let status = withUnsafeBytes { raw in
-            lt_quant_matmul_backward_input(Int32(type.rawValue), Int64(n), Int64(columns), Int64(rows), dy,
-                                           Int64(lddy), raw.baseAddress, Int64(raw.count), dx, Int64(lddx),
-                                           accumulate ? 1 : 0, ws, floats)
+            lt_quant_matmul_backward_input_terms(Int32(type.rawValue), Int64(n), Int64(columns), Int64(rows), dy,
+                                                 Int64(lddy), raw.baseAddress, Int64(raw.count), terms, termCount,
+                                                 dx, Int64(lddx), accumulate ? 1 : 0, ws, floats)
         }
         try KernelFailure.check(status, "lt_quant_matmul_backward_input(\(type.name), n: \(n), \(rows)×\(columns))")
+    }
+
+    /// ``multiplyTransposed(n:x:ldx:into:ldy:accumulate:scratch:terms:termCount:)`` with an
+    /// adapter's terms of `module` (this matrix's whole output).
+    func multiplyTransposed(n: Int, x: UnsafePointer<Float>, ldx: Int, into y: UnsafeMutablePointer<Float>,
+                            ldy: Int, accumulate: Bool, scratch: ScratchBuffer,
+                            terms: [LowRankTerm], module: String) throws {
+        try LowRankTerm.withCTerms(terms, rows: n, column: { $0 == module ? 0 : nil }) { p, count in
+            try multiplyTransposed(n: n, x: x, ldx: ldx, into: y, ldy: ldy, accumulate: accumulate, scratch: scratch,
+                                   terms: p, termCount: count)
+        }
+    }
+
+    /// ``multiply(n:dy:lddy:into:lddx:accumulate:scratch:terms:termCount:)`` with an adapter's
+    /// input-gradient terms (module `""`).
+    func multiply(n: Int, dy: UnsafePointer<Float>, lddy: Int, into dx: UnsafeMutablePointer<Float>,
+                  lddx: Int, accumulate: Bool, scratch: ScratchBuffer, terms: [LowRankTerm]) throws {
+        try LowRankTerm.withCTerms(terms, rows: n, column: { $0.isEmpty ? 0 : nil }) { p, count in
+            try multiply(n: n, dy: dy, lddy: lddy, into: dx, lddx: lddx, accumulate: accumulate, scratch: scratch,
+                         terms: p, termCount: count)
+        }
     }
 
     /// The workspace `lt_quant_matmul` and its backward need for `n` rows (one size serves
