@@ -157,6 +157,38 @@ lt_status lt_lowrank_prepare(int64_t n, int64_t d_in, int64_t d_out, int64_t r, 
                              const float *X, int64_t ldx, const float *A, const float *B,
                              float *T, float *sBt);
 
+/* ---- the frozen forward products with a prepacked weight (frozen weights packed once) ---------
+ * lt_linear_forward_packed, lt_linear_forward_packed_terms and lt_linear_gelu_forward_packed are
+ * lt_linear_forward, lt_linear_forward_terms and lt_linear_gelu_forward (below) with one more
+ * argument, W_packed: W [d_out × d_in] packed by lt_sgemm_pack_b(1, d_in, d_out, W, ldw, …)
+ * (lt_gemm.h: op(B) = Wᵀ, k = d_in, n = d_out). The product X Wᵀ then reads W's panels in place
+ * (no packing of W per call) and the same tile epilogues add bias, residual, terms or GELU.
+ * Results: bit for bit those of the unpacked function (the prepacked core gives lt_sgemm's
+ * bits). W stays required: where the prepacked core declines — W_packed NULL, the OpenBLAS
+ * backend, d_in = 0, a buffer made under another ISA than the active one or for another shape,
+ * and R == Y for lt_linear_forward_packed — the unpacked function runs on W (same bits).
+ * W_packed must hold Wᵀ for this W (only its k, n and ISA are checked) and must not overlap
+ * the outputs. Argument errors as the unpacked functions. */
+lt_status lt_linear_forward_packed(int64_t n, int64_t d_in, int64_t d_out,
+                                   const float *X, int64_t ldx,
+                                   const float *W, int64_t ldw, const float *W_packed,
+                                   const float *bias,
+                                   const float *R, int64_t ldr,
+                                   float *Y, int64_t ldy);
+lt_status lt_linear_forward_packed_terms(int64_t n, int64_t d_in, int64_t d_out,
+                                         const float *X, int64_t ldx,
+                                         const float *W, int64_t ldw, const float *W_packed,
+                                         const float *bias,
+                                         const float *R, int64_t ldr,
+                                         const lt_lowrank_term *terms, int64_t n_terms,
+                                         float *Y, int64_t ldy);
+lt_status lt_linear_gelu_forward_packed(int64_t n, int64_t d_in, int64_t d_out,
+                                        const float *X, int64_t ldx,
+                                        const float *W, int64_t ldw, const float *W_packed,
+                                        const float *bias,
+                                        float *Z, int64_t ldz,
+                                        float *G, int64_t ldg);
+
 /* ---- LayerNorm ---------------------------------------------------------------------------------
  * forward:  mean_i = Σ_j x_ij / d;  var_i = Σ_j (x_ij − mean_i)² / d   (biased, as torch)
  *           rstd_i = 1 / sqrt(var_i + eps);  Y_ij = (x_ij − mean_i) · rstd_i · γ_j + β_j

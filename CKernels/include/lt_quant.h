@@ -146,6 +146,27 @@ lt_status lt_quant_matmul_backward_input_terms(int32_t type, int64_t n, int64_t 
                                                const struct lt_lowrank_term *terms, int64_t n_terms,
                                                float *dX, int64_t lddx, int accumulate,
                                                float *workspace, int64_t workspace_floats);
+/* The Llama MLP's SwiGLU gate fused into the products around it (lt_swiglu_*, lt_nn.h):
+ * forward:  U[n × w] = X · W_upᵀ, then the terms on U (the up projection's adapter), then
+ *           A[n × w] = silu(G) ∘ U — on each tile of U while it is in cache (G, the gate
+ *           projection's output with its terms, computed before);
+ * backward: dA[n × w] = dY · W_down, then the terms on dA (the down projection's input-gradient
+ *           terms), then dG, dU = lt_swiglu_backward(G, U, dA) on each tile of dA.
+ * W_up is w × d_in, W_down d_out × w, in `type` (as lt_quant_matmul). Bit for bit the product,
+ * lt_lowrank_terms_apply and lt_swiglu_forward / lt_swiglu_backward one after the other. A must
+ * not overlap G or U, dG and dU must not overlap G, U, dA or each other (pointer equality is
+ * checked: LT_ERR_INVALID_ARGUMENT). Other errors as lt_quant_matmul_terms. */
+lt_status lt_quant_matmul_swiglu(int32_t type, int64_t n, int64_t d_in, int64_t w,
+                                 const float *X, int64_t ldx, const void *W_up, int64_t w_bytes,
+                                 const struct lt_lowrank_term *terms, int64_t n_terms,
+                                 const float *G, int64_t ldg, float *U, int64_t ldu, float *A, int64_t lda,
+                                 float *workspace, int64_t workspace_floats);
+lt_status lt_quant_matmul_swiglu_backward(int32_t type, int64_t n, int64_t w, int64_t d_out,
+                                          const float *dY, int64_t lddy, const void *W_down, int64_t w_bytes,
+                                          const struct lt_lowrank_term *terms, int64_t n_terms,
+                                          const float *G, int64_t ldg, const float *U, int64_t ldu,
+                                          float *dA, int64_t ldda, float *dG, int64_t lddg, float *dU, int64_t lddu,
+                                          float *workspace, int64_t workspace_floats);
 
 /* Decode-sized forward with int8 activations (llama.cpp's arithmetic; what lt_quant_matmul
  * does for these shapes when the int8 decode mode is on, lt_decode_int8_set):

@@ -59,11 +59,10 @@ static void bias_residual_tile(const void *vctx, int64_t i, int64_t j, int64_t r
     }
 }
 
-/* Y[n × d_out] = X[n × d_in] Wᵀ (+ bias) (+ R) */
-lt_status lt_linear_forward(int64_t n, int64_t d_in, int64_t d_out,
-                            const float *X, int64_t ldx, const float *W, int64_t ldw,
-                            const float *bias, const float *R, int64_t ldr,
-                            float *Y, int64_t ldy) {
+/* Argument checks of lt_linear_forward (and of its prepacked variant). */
+static lt_status linear_forward_check(int64_t n, int64_t d_in, int64_t d_out, const float *X, int64_t ldx,
+                                      const float *W, int64_t ldw, const float *R, int64_t ldr,
+                                      const float *Y, int64_t ldy) {
     LT_CHECK(X && W && Y, LT_ERR_NULL_POINTER);
     LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) && lt__ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
@@ -71,6 +70,16 @@ lt_status lt_linear_forward(int64_t n, int64_t d_in, int64_t d_out,
     LT_CHECK(!R || R != Y || ldr == ldy, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(ldx) &&
              lt__blas_ok(ldw) && lt__blas_ok(ldy), LT_ERR_INVALID_ARGUMENT);
+    return LT_OK;
+}
+
+/* Y[n × d_out] = X[n × d_in] Wᵀ (+ bias) (+ R) */
+lt_status lt_linear_forward(int64_t n, int64_t d_in, int64_t d_out,
+                            const float *X, int64_t ldx, const float *W, int64_t ldw,
+                            const float *bias, const float *R, int64_t ldr,
+                            float *Y, int64_t ldy) {
+    const lt_status st = linear_forward_check(n, d_in, d_out, X, ldx, W, ldw, R, ldr, Y, ldy);
+    if (st != LT_OK) return st;
     (void)lt__ensure_init();
     if (n == 0 || d_out == 0) return LT_OK;
     /* Fused: each tile of X Wᵀ gets its bias and residual while it is in cache (one pass over Y).
@@ -316,26 +325,39 @@ static void terms_tile(const void *vctx, int64_t i, int64_t j, int64_t rows, int
     lt__lowrank_terms_tile(&x->terms, i, j, rows, cols, c, ldc);
 }
 
-lt_status lt_linear_forward_terms(int64_t n, int64_t d_in, int64_t d_out,
-                                  const float *X, int64_t ldx, const float *W, int64_t ldw,
-                                  const float *bias, const float *R, int64_t ldr,
-                                  const lt_lowrank_term *terms, int64_t n_terms,
-                                  float *Y, int64_t ldy) {
+/* lt_linear_forward_terms and lt_linear_forward_packed_terms (W_packed NULL: not packed). */
+static lt_status linear_forward_terms(int64_t n, int64_t d_in, int64_t d_out,
+                                      const float *X, int64_t ldx, const float *W, int64_t ldw,
+                                      const float *W_packed, const float *bias, const float *R, int64_t ldr,
+                                      const lt_lowrank_term *terms, int64_t n_terms,
+                                      float *Y, int64_t ldy) {
     LT_CHECK(X && W && Y, LT_ERR_NULL_POINTER);
     LT_CHECK(n >= 0 && d_out >= 0 && lt__ld_ok(ldy, d_out), LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(!R || R != Y, LT_ERR_INVALID_ARGUMENT);
     lt_status st = lt__lowrank_terms_check(n, d_out, terms, n_terms);
     if (st != LT_OK) return st;
-    if (n_terms > 0 && n > 0 && d_out > 0 && d_in > 0 && lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) &&
+    if (n_terms == 0)
+        return lt_linear_forward_packed(n, d_in, d_out, X, ldx, W, ldw, W_packed, bias, R, ldr, Y, ldy);
+    if (n > 0 && d_out > 0 && d_in > 0 && lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) &&
         (!R || lt__ld_ok(ldr, d_out)) && lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) &&
         lt__blas_ok(ldx) && lt__blas_ok(ldw) && lt__blas_ok(ldy)) {
         (void)lt__ensure_init();
         const terms_tile_ctx ctx = {{bias, R, ldr}, {terms, n_terms, lt__axpy_block()}};
+        if (W_packed && lt__gemm_f32_prepacked_hooked(0, n, d_out, d_in, X, ldx, W_packed, Y, ldy, terms_tile, &ctx))
+            return LT_OK;
         if (lt__gemm_f32_hooked(0, 1, n, d_out, d_in, X, ldx, W, ldw, Y, ldy, terms_tile, &ctx)) return LT_OK;
     }
     st = lt_linear_forward(n, d_in, d_out, X, ldx, W, ldw, bias, R, ldr, Y, ldy);
     if (st != LT_OK) return st;
     return lt_lowrank_terms_apply(n, d_out, terms, n_terms, Y, ldy);
+}
+
+lt_status lt_linear_forward_terms(int64_t n, int64_t d_in, int64_t d_out,
+                                  const float *X, int64_t ldx, const float *W, int64_t ldw,
+                                  const float *bias, const float *R, int64_t ldr,
+                                  const lt_lowrank_term *terms, int64_t n_terms,
+                                  float *Y, int64_t ldy) {
+    return linear_forward_terms(n, d_in, d_out, X, ldx, W, ldw, NULL, bias, R, ldr, terms, n_terms, Y, ldy);
 }
 
 lt_status lt_linear_backward_input_terms(int64_t n, int64_t d_in, int64_t d_out,
@@ -506,10 +528,10 @@ static void bias_gelu_tile(const void *vctx, int64_t i, int64_t j, int64_t rows,
     }
 }
 
-/* Z[n × d_out] = X[n × d_in] Wᵀ (+ bias),  G = gelu(Z)            (G may be Z) */
-lt_status lt_linear_gelu_forward(int64_t n, int64_t d_in, int64_t d_out,
-                                 const float *X, int64_t ldx, const float *W, int64_t ldw,
-                                 const float *bias, float *Z, int64_t ldz, float *G, int64_t ldg) {
+/* Argument checks of lt_linear_gelu_forward (and of its prepacked variant). */
+static lt_status linear_gelu_check(int64_t n, int64_t d_in, int64_t d_out, const float *X, int64_t ldx,
+                                   const float *W, int64_t ldw, const float *Z, int64_t ldz,
+                                   const float *G, int64_t ldg) {
     LT_CHECK(X && W && Z && G, LT_ERR_NULL_POINTER);
     LT_CHECK(n >= 0 && d_in >= 0 && d_out >= 0, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(lt__ld_ok(ldx, d_in) && lt__ld_ok(ldw, d_in) && lt__ld_ok(ldz, d_out) && lt__ld_ok(ldg, d_out),
@@ -517,6 +539,15 @@ lt_status lt_linear_gelu_forward(int64_t n, int64_t d_in, int64_t d_out,
     LT_CHECK(G != Z || ldg == ldz, LT_ERR_INVALID_ARGUMENT);
     LT_CHECK(lt__blas_ok(n) && lt__blas_ok(d_in) && lt__blas_ok(d_out) && lt__blas_ok(ldx) &&
              lt__blas_ok(ldw) && lt__blas_ok(ldz), LT_ERR_INVALID_ARGUMENT);
+    return LT_OK;
+}
+
+/* Z[n × d_out] = X[n × d_in] Wᵀ (+ bias),  G = gelu(Z)            (G may be Z) */
+lt_status lt_linear_gelu_forward(int64_t n, int64_t d_in, int64_t d_out,
+                                 const float *X, int64_t ldx, const float *W, int64_t ldw,
+                                 const float *bias, float *Z, int64_t ldz, float *G, int64_t ldg) {
+    const lt_status st0 = linear_gelu_check(n, d_in, d_out, X, ldx, W, ldw, Z, ldz, G, ldg);
+    if (st0 != LT_OK) return st0;
     (void)lt__ensure_init();
     if (n == 0 || d_out == 0) return LT_OK;
     const gelu_tile_ctx ctx = {bias, G, ldg, gelu_forward_row_for(lt_isa_active())};
@@ -525,6 +556,51 @@ lt_status lt_linear_gelu_forward(int64_t n, int64_t d_in, int64_t d_out,
     lt_status st = lt_linear_forward(n, d_in, d_out, X, ldx, W, ldw, bias, NULL, 0, Z, ldz);
     if (st != LT_OK) return st;
     return lt_gelu_forward(n, d_out, Z, ldz, G, ldg);
+}
+
+/* ---- the same three forward products with W prepacked (lt_sgemm_pack_b(1, d_in, d_out, W, …)) ---
+ * The product X Wᵀ reads W's panels from W_packed (lt__gemm_f32_prepacked_hooked, lt_sgemm's
+ * bits) and the same tile hooks as the unpacked functions add the epilogue. Where the prepacked
+ * core declines (W_packed NULL, the OpenBLAS backend, d_in = 0, a buffer made for another ISA
+ * or shape) or the epilogue cannot be a hook (R == Y), the unpacked function runs with W: the
+ * same bits either way. */
+
+lt_status lt_linear_forward_packed(int64_t n, int64_t d_in, int64_t d_out,
+                                   const float *X, int64_t ldx, const float *W, int64_t ldw,
+                                   const float *W_packed, const float *bias, const float *R, int64_t ldr,
+                                   float *Y, int64_t ldy) {
+    const lt_status st = linear_forward_check(n, d_in, d_out, X, ldx, W, ldw, R, ldr, Y, ldy);
+    if (st != LT_OK) return st;
+    if (W_packed && n > 0 && d_out > 0 && (!R || R != Y)) {
+        const linear_tile_ctx ctx = {bias, R, ldr};
+        if (lt__gemm_f32_prepacked_hooked(0, n, d_out, d_in, X, ldx, W_packed, Y, ldy,
+                                          (bias || R) ? bias_residual_tile : NULL, &ctx))
+            return LT_OK;
+    }
+    return lt_linear_forward(n, d_in, d_out, X, ldx, W, ldw, bias, R, ldr, Y, ldy);
+}
+
+lt_status lt_linear_forward_packed_terms(int64_t n, int64_t d_in, int64_t d_out,
+                                         const float *X, int64_t ldx, const float *W, int64_t ldw,
+                                         const float *W_packed, const float *bias, const float *R, int64_t ldr,
+                                         const lt_lowrank_term *terms, int64_t n_terms,
+                                         float *Y, int64_t ldy) {
+    return linear_forward_terms(n, d_in, d_out, X, ldx, W, ldw, W_packed, bias, R, ldr, terms, n_terms, Y, ldy);
+}
+
+lt_status lt_linear_gelu_forward_packed(int64_t n, int64_t d_in, int64_t d_out,
+                                        const float *X, int64_t ldx, const float *W, int64_t ldw,
+                                        const float *W_packed, const float *bias,
+                                        float *Z, int64_t ldz, float *G, int64_t ldg) {
+    const lt_status st = linear_gelu_check(n, d_in, d_out, X, ldx, W, ldw, Z, ldz, G, ldg);
+    if (st != LT_OK) return st;
+    (void)lt__ensure_init();
+    if (W_packed && n > 0 && d_out > 0) {
+        const gelu_tile_ctx ctx = {bias, G, ldg, gelu_forward_row_for(lt_isa_active())};
+        if (lt__gemm_f32_prepacked_hooked(0, n, d_out, d_in, X, ldx, W_packed, Z, ldz, bias_gelu_tile, &ctx))
+            return LT_OK;
+    }
+    return lt_linear_gelu_forward(n, d_in, d_out, X, ldx, W, ldw, bias, Z, ldz, G, ldg);
 }
 
 /* Backward epilogue on one finished tile of dY W (in dX): dx = dg · gelu'(z), z the forward's

@@ -58,6 +58,18 @@ static inline double lt__exp_d(double x) {
     return p * scale;
 }
 
+/* A tile epilogue for the products outside nn_basic.c: fn runs on each finished tile of the
+ * output (the GEMM core's tile hook), or once on the whole output where a product has no tiles
+ * (lt__tile_fn_whole; nothing when post is NULL). Its operations must be row- and element-wise
+ * so that both give the same bits. */
+typedef struct lt__tile_fn {
+    void (*fn)(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols, float *c, int64_t ldc);
+    const void *ctx;
+} lt__tile_fn;
+static inline void lt__tile_fn_whole(const lt__tile_fn *post, int64_t n, int64_t cols, float *Y, int64_t ldy) {
+    if (post && n > 0 && cols > 0) post->fn(post->ctx, 0, 0, n, cols, Y, ldy);
+}
+
 /* Low-rank terms (lt_nn.h) as a GEMM tile hook, for the products outside nn_basic.c (the
  * quantized ones): ctx is an lt__lowrank_terms_ctx; the terms were checked by
  * lt__lowrank_terms_check (columns inside the product's output, strides, pointers). */
@@ -69,5 +81,29 @@ typedef struct lt__lowrank_terms_ctx {
 lt_status lt__lowrank_terms_check(int64_t n, int64_t cols, const lt_lowrank_term *terms, int64_t n_terms);
 void lt__lowrank_terms_tile(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols, float *c,
                            int64_t ldc);
+
+/* The SwiGLU gate on the tiles of a product (nn_swiglu.c), after the low-rank terms of that
+ * product (terms.n_terms may be 0):
+ *   forward  (C = U, the up projection's tile):      A = silu(G) ∘ U
+ *   backward (C = dA, the down projection's input gradient): dG, dU as lt_swiglu_backward
+ * with the row kernels of lt_swiglu_forward / lt_swiglu_backward, so the bits are theirs. */
+typedef struct lt__swiglu_tile_ctx {
+    lt__lowrank_terms_ctx terms;
+    lt_isa isa;
+    const float *G;
+    int64_t ldg;
+    const float *U;        /* backward */
+    int64_t ldu;
+    float *A;              /* forward */
+    int64_t lda;
+    float *dG;             /* backward */
+    int64_t lddg;
+    float *dU;
+    int64_t lddu;
+} lt__swiglu_tile_ctx;
+void lt__swiglu_forward_tile(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols, float *c,
+                             int64_t ldc);
+void lt__swiglu_backward_tile(const void *ctx, int64_t i, int64_t j, int64_t rows, int64_t cols, float *c,
+                              int64_t ldc);
 
 #endif

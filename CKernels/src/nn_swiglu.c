@@ -80,6 +80,27 @@ static swiglu_bwd_row_fn swiglu_bwd_row_for(lt_isa isa) {
     return swiglu_bwd_row_scalar;
 }
 
+/* The gate on the tiles of a product (nn_internal.h): terms first, then the row kernels on the
+ * tile's columns j ..< j + cols (element-wise: the same bits as lt_swiglu_forward/backward). */
+void lt__swiglu_forward_tile(const void *vctx, int64_t i, int64_t j, int64_t rows, int64_t cols, float *c,
+                             int64_t ldc) {
+    const lt__swiglu_tile_ctx *x = vctx;
+    if (x->terms.n_terms > 0) lt__lowrank_terms_tile(&x->terms, i, j, rows, cols, c, ldc);
+    const swiglu_fwd_row_fn row = swiglu_fwd_row_for(x->isa);
+    for (int64_t q = 0; q < rows; q++)
+        row(x->G + (i + q) * x->ldg + j, c + q * ldc, x->A + (i + q) * x->lda + j, cols);
+}
+
+void lt__swiglu_backward_tile(const void *vctx, int64_t i, int64_t j, int64_t rows, int64_t cols, float *c,
+                              int64_t ldc) {
+    const lt__swiglu_tile_ctx *x = vctx;
+    if (x->terms.n_terms > 0) lt__lowrank_terms_tile(&x->terms, i, j, rows, cols, c, ldc);
+    const swiglu_bwd_row_fn row = swiglu_bwd_row_for(x->isa);
+    for (int64_t q = 0; q < rows; q++)
+        row(x->G + (i + q) * x->ldg + j, x->U + (i + q) * x->ldu + j, c + q * ldc,
+            x->dG + (i + q) * x->lddg + j, x->dU + (i + q) * x->lddu + j, cols);
+}
+
 /* Y = silu(G) ∘ U                                             G, U, Y [n × w] */
 lt_status lt_swiglu_forward(int64_t n, int64_t w, const float *G, int64_t ldg,
                             const float *U, int64_t ldu, float *Y, int64_t ldy) {

@@ -271,12 +271,13 @@ lt_status lt_quant_matmul_workspace_size(int32_t type, int64_t n, int64_t d_in, 
     return LT_OK;
 }
 
-/* The forward; `terms` (checked by the caller) are added to each tile on the GEMM path, and
- * after the product on the decode-sized paths (the same bits). */
+/* The forward; `post` (a tile epilogue: low-rank terms, SwiGLU; its arguments checked by the
+ * caller) runs on each tile on the GEMM path, and on the whole output after the product on the
+ * other paths (the same bits: every post operation is row- and element-wise). */
 static lt_status quant_forward(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
                                const float *X, int64_t ldx, const void *W, int64_t w_bytes,
                                float *Y, int64_t ldy, int accumulate,
-                               float *workspace, int64_t workspace_floats, const lt__lowrank_terms_ctx *terms) {
+                               float *workspace, int64_t workspace_floats, const lt__tile_fn *post) {
     qcall c;
     lt_status st = qcheck(type, n, d_in, d_out, ldx, d_in, ldy, d_out, w_bytes, accumulate, &c);
     if (st != LT_OK) return st;
@@ -288,7 +289,7 @@ static lt_status quant_forward(int32_t type, int64_t n, int64_t d_in, int64_t d_
         if (st != LT_OK) return st;
     }
     (void)lt__ensure_init();
-    if (d_in == 0) { zero_rows(n, d_out, Y, ldy, accumulate); return LT_OK; }
+    if (d_in == 0) { zero_rows(n, d_out, Y, ldy, accumulate); lt__tile_fn_whole(post, n, d_out, Y, ldy); return LT_OK; }
     const int isa = (int)lt_isa_active();
     const int threads = lt_get_num_threads();
     const uint8_t *w = (const uint8_t *)W;
@@ -298,8 +299,8 @@ static lt_status quant_forward(int32_t type, int64_t n, int64_t d_in, int64_t d_
          type == LT_GGML_Q6_K)) {
         /* int8 activations (quant_int8.c); a failed allocation there falls back to the float path */
         st = lt_quant_matmul_int8(type, n, d_in, d_out, X, ldx, W, w_bytes, Y, ldy, accumulate);
-        if (st != LT_ERR_UNSUPPORTED)
-            return st == LT_OK && terms ? lt_lowrank_terms_apply(n, d_out, terms->terms, terms->n_terms, Y, ldy) : st;
+        if (st == LT_OK) lt__tile_fn_whole(post, n, d_out, Y, ldy);
+        if (st != LT_ERR_UNSUPPORTED) return st;
     }
     if (n <= LT_QUANT_GEMV_MAX_ROWS) {
         const lt__qgemv_fn f = qgemv_for(isa);
@@ -317,7 +318,8 @@ static lt_status quant_forward(int32_t type, int64_t n, int64_t d_in, int64_t d_
             f(type, w, rb, d_in, o0, o1, X, ldx, n, Y, ldy, accumulate, pf ? w + p0 * rb : NULL,
               pf ? (p1 - p0) * rb : 0);
         }
-        return terms ? lt_lowrank_terms_apply(n, d_out, terms->terms, terms->n_terms, Y, ldy) : LT_OK;
+        lt__tile_fn_whole(post, n, d_out, Y, ldy);
+        return LT_OK;
     }
 
     const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa(isa);
@@ -325,7 +327,7 @@ static lt_status quant_forward(int32_t type, int64_t n, int64_t d_in, int64_t d_
     lt__gemm_plan plan;
     qgemm_setup(&g, 0, type, n, d_in, d_out, W, c.row_bytes, c.be, c.bb, isa);
     lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, threads, &plan);
-    const lt__gemm_epilogue epi = {1.0f, accumulate ? 1.0f : 0.0f, terms ? lt__lowrank_terms_tile : NULL, terms};
+    const lt__gemm_epilogue epi = {1.0f, accumulate ? 1.0f : 0.0f, post ? post->fn : NULL, post ? post->ctx : NULL};
     const lt__gemm_a a = {X, ldx, 0};
     lt__gemm_run(kern, &plan, g.M, g.N, g.K, &a, &g.b, &epi, Y, ldy, workspace, workspace_floats, threads);
     return LT_OK;
@@ -334,7 +336,7 @@ static lt_status quant_forward(int32_t type, int64_t n, int64_t d_in, int64_t d_
 static lt_status quant_backward(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
                                 const float *dY, int64_t lddy, const void *W, int64_t w_bytes,
                                 float *dX, int64_t lddx, int accumulate,
-                                float *workspace, int64_t workspace_floats, const lt__lowrank_terms_ctx *terms) {
+                                float *workspace, int64_t workspace_floats, const lt__tile_fn *post) {
     qcall c;
     lt_status st = qcheck(type, n, d_in, d_out, lddy, d_out, lddx, d_in, w_bytes, accumulate, &c);
     if (st != LT_OK) return st;
@@ -346,7 +348,7 @@ static lt_status quant_backward(int32_t type, int64_t n, int64_t d_in, int64_t d
         if (st != LT_OK) return st;
     }
     (void)lt__ensure_init();
-    if (d_out == 0) { zero_rows(n, d_in, dX, lddx, accumulate); return LT_OK; }
+    if (d_out == 0) { zero_rows(n, d_in, dX, lddx, accumulate); lt__tile_fn_whole(post, n, d_in, dX, lddx); return LT_OK; }
     const int isa = (int)lt_isa_active();
     const int threads = lt_get_num_threads();
 
@@ -361,7 +363,8 @@ static lt_status quant_backward(int32_t type, int64_t n, int64_t d_in, int64_t d
             const int64_t c0 = ch * width, c1 = c0 + width < d_in ? c0 + width : d_in;
             f(type, w, c.row_bytes, d_out, c0, c1, dY, lddy, n, dX, lddx, accumulate);
         }
-        return terms ? lt_lowrank_terms_apply(n, d_in, terms->terms, terms->n_terms, dX, lddx) : LT_OK;
+        lt__tile_fn_whole(post, n, d_in, dX, lddx);
+        return LT_OK;
     }
 
     const lt__gemm_kernel *kern = lt__gemm_kernel_for_isa(isa);
@@ -369,7 +372,7 @@ static lt_status quant_backward(int32_t type, int64_t n, int64_t d_in, int64_t d
     lt__gemm_plan plan;
     qgemm_setup(&g, 1, type, n, d_in, d_out, W, c.row_bytes, c.be, c.bb, isa);
     lt__gemm_make_plan(kern, g.M, g.N, g.K, &g.b, threads, &plan);
-    const lt__gemm_epilogue epi = {1.0f, accumulate ? 1.0f : 0.0f, terms ? lt__lowrank_terms_tile : NULL, terms};
+    const lt__gemm_epilogue epi = {1.0f, accumulate ? 1.0f : 0.0f, post ? post->fn : NULL, post ? post->ctx : NULL};
     const lt__gemm_a a = {dY, lddy, 0};
     lt__gemm_run(kern, &plan, g.M, g.N, g.K, &a, &g.b, &epi, dX, lddx, workspace, workspace_floats, threads);
     return LT_OK;
@@ -393,7 +396,6 @@ lt_status lt_quant_matmul_backward_input(int32_t type, int64_t n, int64_t d_in, 
                           workspace_floats, NULL);
 }
 
-/* With terms: an empty sum (d_in = 0 forward, d_out = 0 backward) still gets its terms. */
 lt_status lt_quant_matmul_terms(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
                                 const float *X, int64_t ldx, const void *W, int64_t w_bytes,
                                 const lt_lowrank_term *terms, int64_t n_terms,
@@ -404,13 +406,9 @@ lt_status lt_quant_matmul_terms(int32_t type, int64_t n, int64_t d_in, int64_t d
     if (st != LT_OK) return st;
     (void)lt__ensure_init();
     const lt__lowrank_terms_ctx ctx = {terms, n_terms, lt__axpy_block()};
-    if (d_in == 0) {
-        st = quant_forward(type, n, d_in, d_out, X, ldx, W, w_bytes, Y, ldy, accumulate, workspace, workspace_floats,
-                           NULL);
-        return st == LT_OK ? lt_lowrank_terms_apply(n, d_out, terms, n_terms, Y, ldy) : st;
-    }
+    const lt__tile_fn post = {lt__lowrank_terms_tile, &ctx};
     return quant_forward(type, n, d_in, d_out, X, ldx, W, w_bytes, Y, ldy, accumulate, workspace, workspace_floats,
-                         n_terms > 0 ? &ctx : NULL);
+                         n_terms > 0 ? &post : NULL);
 }
 
 lt_status lt_quant_matmul_backward_input_terms(int32_t type, int64_t n, int64_t d_in, int64_t d_out,
@@ -423,11 +421,57 @@ lt_status lt_quant_matmul_backward_input_terms(int32_t type, int64_t n, int64_t 
     if (st != LT_OK) return st;
     (void)lt__ensure_init();
     const lt__lowrank_terms_ctx ctx = {terms, n_terms, lt__axpy_block()};
-    if (d_out == 0) {
-        st = quant_backward(type, n, d_in, d_out, dY, lddy, W, w_bytes, dX, lddx, accumulate, workspace,
-                            workspace_floats, NULL);
-        return st == LT_OK ? lt_lowrank_terms_apply(n, d_in, terms, n_terms, dX, lddx) : st;
-    }
+    const lt__tile_fn post = {lt__lowrank_terms_tile, &ctx};
     return quant_backward(type, n, d_in, d_out, dY, lddy, W, w_bytes, dX, lddx, accumulate, workspace,
-                          workspace_floats, n_terms > 0 ? &ctx : NULL);
+                          workspace_floats, n_terms > 0 ? &post : NULL);
+}
+
+/* Checks of a SwiGLU operand: NULL only when there is nothing to read or write, ld >= w, n·ld
+ * does not overflow. */
+static lt_status swiglu_operand(const void *p, int64_t ld, int64_t n, int64_t w) {
+    LT_CHECK(p || n == 0 || w == 0, LT_ERR_NULL_POINTER);
+    int64_t t;
+    LT_CHECK(lt__ld_ok(ld, w) && !lt__mul_overflows(n, ld, &t), LT_ERR_INVALID_ARGUMENT);
+    return LT_OK;
+}
+
+lt_status lt_quant_matmul_swiglu(int32_t type, int64_t n, int64_t d_in, int64_t w,
+                                 const float *X, int64_t ldx, const void *W_up, int64_t w_bytes,
+                                 const lt_lowrank_term *terms, int64_t n_terms,
+                                 const float *G, int64_t ldg, float *U, int64_t ldu, float *A, int64_t lda,
+                                 float *workspace, int64_t workspace_floats) {
+    LT_CHECK(n >= 0 && w >= 0, LT_ERR_INVALID_ARGUMENT);
+    lt_status st = lt__lowrank_terms_check(n, w, terms, n_terms);
+    if (st == LT_OK) st = swiglu_operand(G, ldg, n, w);
+    if (st == LT_OK) st = swiglu_operand(A, lda, n, w);
+    if (st != LT_OK) return st;
+    LT_CHECK((const float *)A != G && A != U && (const float *)U != G, LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    const lt__swiglu_tile_ctx ctx = {{terms, n_terms, lt__axpy_block()}, lt_isa_active(), G, ldg, NULL, 0, A, lda,
+                                     NULL, 0, NULL, 0};
+    const lt__tile_fn post = {lt__swiglu_forward_tile, &ctx};
+    return quant_forward(type, n, d_in, w, X, ldx, W_up, w_bytes, U, ldu, 0, workspace, workspace_floats, &post);
+}
+
+lt_status lt_quant_matmul_swiglu_backward(int32_t type, int64_t n, int64_t w, int64_t d_out,
+                                          const float *dY, int64_t lddy, const void *W_down, int64_t w_bytes,
+                                          const lt_lowrank_term *terms, int64_t n_terms,
+                                          const float *G, int64_t ldg, const float *U, int64_t ldu,
+                                          float *dA, int64_t ldda, float *dG, int64_t lddg, float *dU, int64_t lddu,
+                                          float *workspace, int64_t workspace_floats) {
+    LT_CHECK(n >= 0 && w >= 0, LT_ERR_INVALID_ARGUMENT);
+    lt_status st = lt__lowrank_terms_check(n, w, terms, n_terms);
+    if (st == LT_OK) st = swiglu_operand(G, ldg, n, w);
+    if (st == LT_OK) st = swiglu_operand(U, ldu, n, w);
+    if (st == LT_OK) st = swiglu_operand(dG, lddg, n, w);
+    if (st == LT_OK) st = swiglu_operand(dU, lddu, n, w);
+    if (st != LT_OK) return st;
+    LT_CHECK(dG != dA && dU != dA && dU != dG && (const float *)dG != G && (const float *)dG != U &&
+             (const float *)dU != G && (const float *)dU != U, LT_ERR_INVALID_ARGUMENT);
+    (void)lt__ensure_init();
+    const lt__swiglu_tile_ctx ctx = {{terms, n_terms, lt__axpy_block()}, lt_isa_active(), G, ldg, U, ldu, NULL, 0,
+                                     dG, lddg, dU, lddu};
+    const lt__tile_fn post = {lt__swiglu_backward_tile, &ctx};
+    return quant_backward(type, n, w, d_out, dY, lddy, W_down, w_bytes, dA, ldda, 0, workspace, workspace_floats,
+                          &post);
 }

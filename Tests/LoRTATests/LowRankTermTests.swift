@@ -9,6 +9,8 @@ import Testing
 // - the fused products (lt_linear_forward_terms, lt_linear_backward_input_terms,
 //   lt_quant_matmul_terms, lt_quant_matmul_backward_input_terms) give the bits of the product
 //   followed by lt_lowrank_terms_apply, on every ISA, both GEMM backends, 1 and 2 threads;
+// - the SwiGLU gate fused into the products (lt_quant_matmul_swiglu and its backward) gives the
+//   bits of product, terms and lt_swiglu_forward / lt_swiglu_backward one after the other;
 // - the adapters' terms give the bits of their own kernels: LoRA's lt_lowrank_forward and
 //   lt_lora_backward (W = NULL), LoRTA's lt_lorta_expand_forward and lt_lorta_backward;
 // - bad terms are errors that write nothing.
@@ -209,6 +211,75 @@ private struct TermSet {
                 }
             }
         }
+    }
+
+    @Test(arguments: [GGMLType.f32, .q8_0, .q4_K])
+    func swigluFusedIntoTheProductsGivesTheUnfusedBits(type: GGMLType) throws {
+        let dModel = 256, w = 96
+        var rng = LoRATestRNG(seed: 95)
+        let up = QuantMatmulTests.randomMatrix(type, rows: w, cols: dModel, rng: &rng)      // w × d
+        var rng2 = LoRATestRNG(seed: 96)
+        let down = QuantMatmulTests.randomMatrix(type, rows: dModel, cols: 256, rng: &rng2)  // d × 256 (w padded to a block)
+        for n in [5, 40] {
+            let x = rng.array(n * dModel), g = rng.array(n * w, scale: 4), dY = rng.array(n * dModel)
+            let u0 = rng.array(n * 256, scale: 2)
+            let upTerms = TermSet(n: n, cols: w, seed: 97), downTerms = TermSet(n: n, cols: 256, seed: 98)
+            for isa in testedInstructionSets() {
+                for threads in [1, 2] {
+                    let label = "\(type) n \(n), \(isa), \(threads) threads"
+                    try Runtime.withInstructionSet(isa) {
+                        try Runtime.withThreadCount(threads) {
+                            var wsFloats: Int64 = 0
+                            #expect(lt_quant_matmul_workspace_size(Int32(type.rawValue), Int64(n), Int64(dModel), 256, &wsFloats) == LT_OK)
+                            var ws = [Float](repeating: 0, count: max(Int(wsFloats), 1))
+                            // forward: U = X W_upᵀ + terms, A = silu(G) ∘ U
+                            var uRef = [Float](repeating: .nan, count: n * w), aRef = uRef, u = uRef, a = uRef
+                            let st1 = upTerms.withTerms { t in
+                                lt_quant_matmul_terms(Int32(type.rawValue), Int64(n), Int64(dModel), Int64(w), x, Int64(dModel), up,
+                                                      Int64(up.count), t, Int64(t.count), &uRef, Int64(w), 0, &ws, wsFloats)
+                            }
+                            #expect(st1 == LT_OK)
+                            #expect(lt_swiglu_forward(Int64(n), Int64(w), g, Int64(w), uRef, Int64(w), &aRef, Int64(w)) == LT_OK)
+                            let st2 = upTerms.withTerms { t in
+                                lt_quant_matmul_swiglu(Int32(type.rawValue), Int64(n), Int64(dModel), Int64(w), x, Int64(dModel), up,
+                                                       Int64(up.count), t, Int64(t.count), g, Int64(w), &u, Int64(w), &a, Int64(w),
+                                                       &ws, wsFloats)
+                            }
+                            #expect(st2 == LT_OK)
+                            #expect(differing(u, uRef) == 0 && differing(a, aRef) == 0, "forward: \(label)")
+                            // backward: dA = dY W_down + terms, dG, dU from (G, U, dA); the gate's
+                            // width here is 256 (the down matrix's columns)
+                            let gB = rng.array(n * 256, scale: 4)
+                            var dARef = [Float](repeating: .nan, count: n * 256), dGRef = dARef, dURef = dARef
+                            var dA = dARef, dG = dARef, dU = dARef
+                            let st3 = downTerms.withTerms { t in
+                                lt_quant_matmul_backward_input_terms(Int32(type.rawValue), Int64(n), 256, Int64(dModel), dY, Int64(dModel),
+                                                                     down, Int64(down.count), t, Int64(t.count), &dARef, 256, 0, &ws, wsFloats)
+                            }
+                            #expect(st3 == LT_OK)
+                            #expect(lt_swiglu_backward(Int64(n), 256, gB, 256, u0, 256, dARef, 256, &dGRef, 256, &dURef, 256) == LT_OK)
+                            let st4 = downTerms.withTerms { t in
+                                lt_quant_matmul_swiglu_backward(Int32(type.rawValue), Int64(n), 256, Int64(dModel), dY, Int64(dModel),
+                                                                down, Int64(down.count), t, Int64(t.count), gB, 256, u0, 256,
+                                                                &dA, 256, &dG, 256, &dU, 256, &ws, wsFloats)
+                            }
+                            #expect(st4 == LT_OK)
+                            #expect(differing(dA, dARef) == 0 && differing(dG, dGRef) == 0 && differing(dU, dURef) == 0,
+                                    "backward: \(label)")
+                        }
+                    }
+                }
+            }
+        }
+        // aliasing is refused before anything is written
+        var buf = [Float](repeating: 3, count: 5 * w)
+        let st = buf.withUnsafeMutableBufferPointer { b in
+            lt_quant_matmul_swiglu(Int32(type.rawValue), 5, Int64(dModel), Int64(w), [Float](repeating: 1, count: 5 * dModel),
+                                   Int64(dModel), up, Int64(up.count), nil, 0, b.baseAddress, Int64(w),
+                                   b.baseAddress! + 0, Int64(w), b.baseAddress, Int64(w), nil, 0)
+        }
+        #expect(st == LT_ERR_INVALID_ARGUMENT)
+        #expect(buf.allSatisfy { $0 == 3 })
     }
 
     @Test func loraTermsGiveTheLoRAKernelsBits() throws {

@@ -84,10 +84,19 @@ extension BertModel {
 
     // MARK: - forward
 
+    /// Runs `body` with the packed copy of a weight (``BertModel/packFrozenWeights()``), or nil
+    /// when there is none: the `lt_*_packed` kernels then multiply by the weight itself (the
+    /// same bits either way).
+    static func withPacked<R>(_ matrix: PackedMatrix?, _ body: (UnsafePointer<Float>?) throws -> R) throws -> R {
+        guard let matrix else { return try body(nil) }
+        return try matrix.withPackedBuffer { try body($0) }
+    }
+
     /// Forward of block `l` (see the table at the top of this file). Adapter hooks: after the
     /// fused QKV GEMM (the adapter adds ΔQ, ΔK, ΔV into the column slices of `qkv`, from
     /// `input`) and after the attention output GEMM (ΔO from `context`). `ablation` (validated
-    /// by the caller) replaces ablated heads' context columns and ablated MLP outputs.
+    /// by the caller) replaces ablated heads' context columns and ablated MLP outputs. The four
+    /// frozen products read the weights' packed copies when the model has them (same bits).
     static func layerForward(_ w: BertLayerWeights, index l: Int, adapter: (any Adapter)?, input: Tensor,
                              buffers b: inout LayerBuffers,
                              B: Int, T: Int, d: Int, H: Int, dh: Int, inter: Int, scale: Float, eps: Float,
@@ -98,9 +107,12 @@ extension BertModel {
         let qkvTerms = try adapter?.forwardTerms(layer: l, input: AdapterInput(input.pointer, rows: B * T, width: d, stride: d),
                                                  modules: queryKeyValueModules) ?? []
         try LowRankTerm.withCTerms(qkvTerms, rows: B * T, column: { queryKeyValueColumn($0, d: d) }) { terms, count in
-            try KernelFailure.check(lt_linear_forward_terms(n, d64, ld3, input.pointer, d64, w.queryKeyValueWeight.pointer, d64,
-                                                            w.queryKeyValueBias.pointer, nil, 0, terms, count, qkv, ld3),
-                                    "lt_linear_forward_terms (QKV)")
+            try withPacked(w.packedQueryKeyValueWeight) { packed in
+                try KernelFailure.check(lt_linear_forward_packed_terms(n, d64, ld3, input.pointer, d64, w.queryKeyValueWeight.pointer,
+                                                                       d64, packed, w.queryKeyValueBias.pointer, nil, 0, terms, count,
+                                                                       qkv, ld3),
+                                        "lt_linear_forward_packed_terms (QKV)")
+            }
         }
         // C = attention(Q, K, V).
         let ctx = b.context.mutablePointer
@@ -115,9 +127,12 @@ extension BertModel {
                                                modules: [BertProjection.attentionOutput.rawValue]) ?? []
         try LowRankTerm.withCTerms(oTerms, rows: B * T, column: { $0 == BertProjection.attentionOutput.rawValue ? 0 : nil }) {
             terms, count in
-            try KernelFailure.check(lt_linear_forward_terms(n, d64, d64, ctx, d64, w.attentionOutputWeight.pointer, d64,
-                                                            w.attentionOutputBias.pointer, input.pointer, d64, terms, count,
-                                                            aSum, d64), "lt_linear_forward_terms (attention output)")
+            try withPacked(w.packedAttentionOutputWeight) { packed in
+                try KernelFailure.check(lt_linear_forward_packed_terms(n, d64, d64, ctx, d64, w.attentionOutputWeight.pointer, d64,
+                                                                       packed, w.attentionOutputBias.pointer, input.pointer, d64,
+                                                                       terms, count, aSum, d64),
+                                        "lt_linear_forward_packed_terms (attention output)")
+            }
         }
         let aOut = b.statistics ? b.attentionOutput.mutablePointer : aSum
         try KernelFailure.check(lt_layernorm_forward(n, d64, eps, aSum, d64, w.attentionNormWeight.pointer,
@@ -131,12 +146,17 @@ extension BertModel {
         let z = b.intermediate.mutablePointer
         var geluOut = try record ? Tensor(uninitialized: [B * T, inter]) : b.intermediate
         let g = record ? geluOut.mutablePointer : z
-        try KernelFailure.check(lt_linear_gelu_forward(n, d64, i64, aOut, d64, w.intermediateWeight.pointer, d64,
-                                                       w.intermediateBias.pointer, z, i64, g, i64),
-                                "lt_linear_gelu_forward (intermediate)")
+        try withPacked(w.packedIntermediateWeight) { packed in
+            try KernelFailure.check(lt_linear_gelu_forward_packed(n, d64, i64, aOut, d64, w.intermediateWeight.pointer, d64, packed,
+                                                                  w.intermediateBias.pointer, z, i64, g, i64),
+                                    "lt_linear_gelu_forward_packed (intermediate)")
+        }
         let oSum = b.outputSum.mutablePointer
-        try KernelFailure.check(lt_linear_forward(n, i64, d64, g, i64, w.outputWeight.pointer, i64,
-                                                  w.outputBias.pointer, aOut, d64, oSum, d64), "lt_linear_forward (output)")
+        try withPacked(w.packedOutputWeight) { packed in
+            try KernelFailure.check(lt_linear_forward_packed(n, i64, d64, g, i64, w.outputWeight.pointer, i64, packed,
+                                                             w.outputBias.pointer, aOut, d64, oSum, d64),
+                                    "lt_linear_forward_packed (output)")
+        }
         if let ablation, ablation.ablatesMLP(layer: l) {
             // Ablated MLP: M = S2 − A, M' = M + s(μ − M) (exactly μ at s = 1), S2 = A + M';
             // an observer of the MLP output sees M'.

@@ -5,26 +5,43 @@ import Foundation
 ///
 /// Query, key and value are stored fused, rows `[query; key; value]` (`3d × d`), so the frozen
 /// projections of a layer are one GEMM. `d` = hidden size, `I` = intermediate size.
+///
+/// The four projection weights may also have a packed copy (``BertModel/packFrozenWeights()``,
+/// off by default); changing a weight (e.g. ``BertModel/merged(with:)``) drops its packed copy,
+/// so a packed copy always holds the weight beside it.
 public struct BertLayerWeights: Sendable {
     /// `[3d, d]`: rows `0..<d` query, `d..<2d` key, `2d..<3d` value (PyTorch `out × in`).
-    public internal(set) var queryKeyValueWeight: Tensor
+    public internal(set) var queryKeyValueWeight: Tensor { didSet { packedQueryKeyValueWeight = nil } }
     /// `[3d]`.
     public internal(set) var queryKeyValueBias: Tensor
     /// `attention.output.dense`: `[d, d]`, `[d]`.
-    public internal(set) var attentionOutputWeight: Tensor
+    public internal(set) var attentionOutputWeight: Tensor { didSet { packedAttentionOutputWeight = nil } }
     public internal(set) var attentionOutputBias: Tensor
     /// `attention.output.LayerNorm`: `[d]`, `[d]`.
     public internal(set) var attentionNormWeight: Tensor
     public internal(set) var attentionNormBias: Tensor
     /// `intermediate.dense`: `[I, d]`, `[I]`.
-    public internal(set) var intermediateWeight: Tensor
+    public internal(set) var intermediateWeight: Tensor { didSet { packedIntermediateWeight = nil } }
     public internal(set) var intermediateBias: Tensor
     /// `output.dense`: `[d, I]`, `[d]`.
-    public internal(set) var outputWeight: Tensor
+    public internal(set) var outputWeight: Tensor { didSet { packedOutputWeight = nil } }
     public internal(set) var outputBias: Tensor
     /// `output.LayerNorm`: `[d]`, `[d]`.
     public internal(set) var outputNormWeight: Tensor
     public internal(set) var outputNormBias: Tensor
+
+    /// Packed copies of the four projection weights for the forward products
+    /// (``BertModel/packFrozenWeights()``); nil unless packed. Each shares its weight's storage.
+    public internal(set) var packedQueryKeyValueWeight: PackedMatrix? = nil
+    public internal(set) var packedAttentionOutputWeight: PackedMatrix? = nil
+    public internal(set) var packedIntermediateWeight: PackedMatrix? = nil
+    public internal(set) var packedOutputWeight: PackedMatrix? = nil
+
+    /// The packed copies that exist (0 to 4).
+    var packedMatrices: [PackedMatrix] {
+        [packedQueryKeyValueWeight, packedAttentionOutputWeight, packedIntermediateWeight, packedOutputWeight]
+            .compactMap { $0 }
+    }
 }
 
 /// The projections of a layer that adapters can target (``BertModel/adapterHost``); the raw
@@ -173,6 +190,52 @@ public struct BertModel: Sendable {
                 outputNormBias: try load(p + "output.LayerNorm.bias", [d])))
         }
         self.layers = layers
+    }
+
+    // MARK: - packed frozen weights (opt-in)
+
+    /// Packs every layer's frozen projection weights — Q|K|V, attention output, intermediate and
+    /// output dense — once into the GEMM core's layout (``PackedMatrix``), so the forward's
+    /// products (also the forward of ``gradients(_:labels:adapter:head:)`` and of training) read
+    /// their panels in place instead of packing them on every call. Opt-in: it costs one more
+    /// Float32 copy of those weights (``packedWeightBytes``; about 85 MB for a 12-layer
+    /// MiniLM, 4·L·(16·4 + round_up(3d, 48)·d + round_up(d, 48)·(d + I) + round_up(I, 48)·d)
+    /// bytes) for a small gain (the products took 0.96–0.99× the time of the unpacked ones,
+    /// docs/math.md §7). Results are bit for bit those of the unpacked model, on every
+    /// instruction set, thread count and GEMM backend: with the OpenBLAS backend the packed
+    /// copies are not used, and when another instruction set becomes active a copy is repacked
+    /// at its next product (once per change). The backward (input gradients) always reads the
+    /// weights themselves. Packing again replaces the copies; changing a weight drops its copy.
+    /// - Throws: ``MemoryError`` when the copies do not fit the ``MemoryBudget`` (the model is
+    ///   then unchanged); ``KernelFailure`` or ``RuntimeError`` from the packing kernel.
+    /// - Complexity: O(L·d·(4d + 2I)) copies, on the thread team.
+    public mutating func packFrozenWeights() throws {
+        var packed = layers
+        for l in packed.indices {
+            var w = packed[l]
+            w.packedQueryKeyValueWeight = try PackedMatrix(w.queryKeyValueWeight)
+            w.packedAttentionOutputWeight = try PackedMatrix(w.attentionOutputWeight)
+            w.packedIntermediateWeight = try PackedMatrix(w.intermediateWeight)
+            w.packedOutputWeight = try PackedMatrix(w.outputWeight)
+            packed[l] = w
+        }
+        layers = packed
+    }
+
+    /// Drops the packed copies made by ``packFrozenWeights()`` (their memory is freed once no
+    /// other copy of the model holds them); the forward then packs per product again.
+    public mutating func dropPackedWeights() {
+        for l in layers.indices {
+            layers[l].packedQueryKeyValueWeight = nil
+            layers[l].packedAttentionOutputWeight = nil
+            layers[l].packedIntermediateWeight = nil
+            layers[l].packedOutputWeight = nil
+        }
+    }
+
+    /// Bytes held by the packed weight copies (0 unless ``packFrozenWeights()`` was called).
+    public var packedWeightBytes: Int {
+        layers.reduce(0) { $0 + $1.packedMatrices.reduce(0) { $0 + $1.byteCount } }
     }
 
     /// Checks a batch against the model: non-empty, consistent array sizes, mask values 0/1,

@@ -316,11 +316,11 @@ public struct LlamaModel: Sendable {
                                                                hp, d64, nil), "lt_rmsnorm_forward")
                     let guTerms = try adapter?.forwardTerms(layer: l, input: AdapterInput(hp, rows: n, width: d, stride: d),
                                                             modules: ["gate_proj", "up_proj"]) ?? []
-                    try w.gateUp.apply(n: n, x: hp, ldx: d, into: gup, ldy: 2 * inter, accumulate: false, scratch: scratch,
-                                       terms: guTerms, column: { ["gate_proj": 0, "up_proj": inter][$0] })
+                    // [g|u] = h Wguᵀ (+ adapters), and silu(g) ∘ u on each tile of u (one pass)
+                    try w.gateUp.applySwiGLU(n: n, x: hp, ldx: d, into: gup, ldy: 2 * inter, width: inter,
+                                             activation: actp, lda: inter, scratch: scratch, terms: guTerms,
+                                             column: { ["gate_proj": 0, "up_proj": inter][$0] })
                     saved?.gateUp = try gu.copy()
-                    try KernelFailure.check(lt_swiglu_forward(n64, Int64(inter), gup, Int64(2 * inter), gup + inter,
-                                                              Int64(2 * inter), actp, Int64(inter)), "lt_swiglu_forward")
                     let downTerms = try adapter?.forwardTerms(layer: l, input: AdapterInput(actp, rows: n, width: inter, stride: inter),
                                                               modules: ["down_proj"]) ?? []
                     try w.down.multiplyTransposed(n: n, x: actp, ldx: inter, into: xp, ldy: d,

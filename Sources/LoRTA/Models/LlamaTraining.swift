@@ -230,16 +230,16 @@ extension LlamaModel {
                                 "lt_swiglu_forward (recompute)")
         var dA = try Tensor(uninitialized: [n, inter])
         // Each adapter backward first (dθ, and its part of the input gradient as terms), then the
-        // frozen product's input gradient with the terms added to its tiles.
+        // frozen product's input gradient with the terms added to its tiles — here also the
+        // SwiGLU backward (dG, dU from each tile of dA).
         let downTerms = try adapter?.backwardTerms(layer: l, input: AdapterInput(a.pointer, rows: n, width: inter, stride: inter),
                                                    outputGradients: [AdapterOutput(module: "down_proj", dyp, stride: d)],
                                                    parameterGradients: &gradients, inputGradient: true) ?? []
-        try w.down.multiply(n: n, dy: dyp, lddy: d, into: dA.mutablePointer, lddx: inter, accumulate: false, scratch: scratch,
-                            terms: downTerms)
         var dGU = try Tensor(uninitialized: [n, 2 * inter])
         let dgup = dGU.mutablePointer
-        try KernelFailure.check(lt_swiglu_backward(n64, i64, gup, 2 * i64, gup + inter, 2 * i64, dA.pointer, i64,
-                                                   dgup, 2 * i64, dgup + inter, 2 * i64), "lt_swiglu_backward")
+        try w.down.multiplySwiGLUBackward(n: n, dy: dyp, lddy: d, gate: gup, ldg: 2 * inter, up: gup + inter, ldu: 2 * inter,
+                                          into: dA.mutablePointer, ldda: inter, dG: dgup, lddg: 2 * inter,
+                                          dU: dgup + inter, lddu: 2 * inter, scratch: scratch, terms: downTerms)
         a = Tensor(uninitializedShape: [0]); dA = a
         var dH = try Tensor(uninitialized: [n, d])
         let dhp = dH.mutablePointer

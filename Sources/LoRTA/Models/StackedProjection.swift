@@ -77,6 +77,42 @@ struct StackedProjection: Sendable {
         }
     }
 
+    /// The run and its rows that compute the output columns `columns` (inside one run).
+    private func segment(_ columns: Range<Int>) throws -> (QuantizedMatrix, Range<Int>) {
+        for (run, offset) in zip(runs, offsets) where columns.lowerBound >= offset && columns.upperBound <= offset + run.rows {
+            return (run, (columns.lowerBound - offset)..<(columns.upperBound - offset))
+        }
+        throw QuantizedMatrixError.incompatibleRows("columns \(columns) of \(runs.map(\.name)) are not inside one matrix")
+    }
+
+    /// The gate|up product of a Llama MLP with its SwiGLU gate: `G = X W_gᵀ` into columns
+    /// `0 ..< width` of Y, then `U = X W_uᵀ` into columns `width ..< 2·width` and `A = silu(G) ∘ U`
+    /// (`n × width` at `activation`) on each tile of U while it is in cache — each with its
+    /// adapter's terms (`column(module)`: `gate_proj` → 0, `up_proj` → `width`). Same bits as
+    /// ``apply(n:x:ldx:into:ldy:accumulate:scratch:terms:column:)`` followed by `lt_swiglu_forward`.
+    /// - Throws: ``AdapterError/incompatible(_:)`` for a term of another module;
+    ///   ``QuantizedMatrixError`` when the stacked parts are not gate then up of `width` rows each.
+    func applySwiGLU(n: Int, x: UnsafePointer<Float>, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                     width: Int, activation a: UnsafeMutablePointer<Float>, lda: Int, scratch: ScratchBuffer,
+                     terms: [LowRankTerm], column: (String) -> Int?) throws {
+        guard outputWidth == 2 * width else {
+            throw QuantizedMatrixError.incompatibleRows("gate|up has \(outputWidth) rows, expected 2 × \(width)")
+        }
+        for t in terms where column(t.module) == nil {
+            throw AdapterError.incompatible("a low-rank term for \"\(t.module)\", which this product does not compute")
+        }
+        let gate = terms.filter { column($0.module)! < width }, up = terms.filter { column($0.module)! >= width }
+        let (gm, gr) = try segment(0..<width), (um, ur) = try segment(width..<(2 * width))
+        try LowRankTerm.withCTerms(gate, rows: n, column: column) { p, count in
+            try gm.multiplyTransposed(n: n, x: x, ldx: ldx, rows: gr, into: y, ldy: ldy, scratch: scratch,
+                                      terms: p, termCount: count)
+        }
+        try LowRankTerm.withCTerms(up, rows: n, column: { column($0).map { $0 - width } }) { p, count in
+            try um.multiplyTransposedSwiGLU(n: n, x: x, ldx: ldx, rows: ur, gate: y, ldg: ldy, into: y + width, ldu: ldy,
+                                            activation: a, lda: lda, scratch: scratch, terms: p, termCount: count)
+        }
+    }
+
     /// Prefaults every run's bytes (see ``QuantizedMatrix/prefault()``).
     func prefault() { for r in runs { r.prefault() } }
 

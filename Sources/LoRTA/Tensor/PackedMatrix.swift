@@ -11,9 +11,9 @@ import Foundation
 /// GEMM (any thread count).
 ///
 /// - The packed copy is made for the instruction set active when it is built
-///   (``Runtime/instructionSet``); when another one is active at a product (``Runtime/
-///   setInstructionSet(_:)``), the matrix repacks itself first (O(rows · columns), once per
-///   change), so a product is never computed from a layout of another ISA.
+///   (``Runtime/instructionSet``); when another one is active at a product
+///   (``Runtime/setInstructionSet(_:)``), the matrix repacks itself first (O(rows · columns),
+///   once per change), so a product is never computed from a layout of another ISA.
 /// - With the OpenBLAS backend (``Runtime/gemmBackend`` is ``GEMMBackend/openblas``) products go
 ///   through `Tensor.matmul` on the kept weight, as every other product of the library does.
 /// - Memory: one extra Float32 copy of `W`, ``byteCount`` = `4 · (16 + round_up(rows, 48) ·
@@ -66,6 +66,8 @@ public final class PackedMatrix: @unchecked Sendable {
     /// `Y = alpha · X Wᵀ + beta · Y` for `X [n, columns]` into `y [n, rows]`.
     /// - Parameters:
     ///   - x: the activations `X`, `[n, columns]`.
+    ///   - alpha: the scale of the product.
+    ///   - beta: the scale of `y`'s previous contents (0: they are not read).
     ///   - y: the output; must already have shape `[n, rows]` (with `beta == 0` its contents are
     ///     not read: NaN there is overwritten).
     /// - Throws: ``TensorError`` when a shape does not fit; ``MemoryError`` when the workspace or
@@ -113,6 +115,24 @@ public final class PackedMatrix: @unchecked Sendable {
         var y = try Tensor(uninitialized: [n, rows])
         try multiplyTransposed(x, into: &y)
         return y
+    }
+
+    /// Runs `body` with the packed buffer (header included, as `lt_sgemm_pack_b` wrote it) for
+    /// the C kernels that take a prepacked weight (`lt_linear_forward_packed`, … in `lt_nn.h`),
+    /// holding the matrix's lock for the call. With the library's GEMM backend the buffer is
+    /// first repacked when another instruction set is active than the one it was made for
+    /// (once per change); with the OpenBLAS backend it is passed as it is (the kernels then
+    /// decline it and multiply by ``weight``: the same bits).
+    /// - Throws: what `body` throws; ``KernelFailure`` when a repack fails.
+    func withPackedBuffer<R>(_ body: (UnsafePointer<Float>) throws -> R) throws -> R {
+        try Runtime.initialize()
+        lock.lock()
+        defer { lock.unlock() }
+        if Runtime.gemmBackend != .openblas && packedISA != Runtime.instructionSet {
+            try Self.pack(weight, rows: rows, columns: columns, into: &packed)
+            packedISA = Runtime.instructionSet
+        }
+        return try withExtendedLifetime(packed) { try body(packed.pointer) }
     }
 
     /// Packs `W` (`op(B) = Wᵀ`: trans_b = 1, k = columns, n = rows) for the active ISA.

@@ -235,12 +235,67 @@ public struct QuantizedMatrix: Sendable {
         }
     }
 
-    /// The workspace `lt_quant_matmul` and its backward need for `n` rows (one size serves
-    /// both directions), taken from `scratch`.
-    private func workspace(n: Int, scratch: ScratchBuffer) throws -> (UnsafeMutablePointer<Float>?, Int64) {
+    /// `U = X W[rows]ᵀ` (the up projection: rows `rows` of this matrix, `n × rows.count` at `u`),
+    /// then the low-rank `terms` on U, then the SwiGLU gate `A = silu(G) ∘ U` — on each tile of U
+    /// while it is in cache (`lt_quant_matmul_swiglu`). G and A are `n × rows.count`.
+    func multiplyTransposedSwiGLU(n: Int, x: UnsafePointer<Float>, ldx: Int, rows range: Range<Int>,
+                                  gate: UnsafePointer<Float>, ldg: Int, into u: UnsafeMutablePointer<Float>, ldu: Int,
+                                  activation a: UnsafeMutablePointer<Float>, lda: Int, scratch: ScratchBuffer,
+                                  terms: UnsafePointer<lt_lowrank_term>?, termCount: Int64) throws {
+        let (ws, floats) = try workspace(n: n, outputs: range.count, scratch: scratch)
+        let status = withRowBytes(range) { raw in
+            lt_quant_matmul_swiglu(Int32(type.rawValue), Int64(n), Int64(columns), Int64(range.count), x, Int64(ldx),
+                                   raw.baseAddress, Int64(raw.count), terms, termCount, gate, Int64(ldg), u, Int64(ldu),
+                                   a, Int64(lda), ws, floats)
+        }
+        try KernelFailure.check(status, "lt_quant_matmul_swiglu(\(type.name), n: \(n), rows \(range) of \(rows)×\(columns))")
+    }
+
+    /// `dA = dY W` (this matrix is the down projection, `dA` is `n × columns`), then the
+    /// low-rank `terms` on dA, then the SwiGLU backward `dG, dU` from G, U and dA — on each tile
+    /// of dA (`lt_quant_matmul_swiglu_backward`).
+    func multiplySwiGLUBackward(n: Int, dy: UnsafePointer<Float>, lddy: Int, gate: UnsafePointer<Float>, ldg: Int,
+                                up: UnsafePointer<Float>, ldu: Int, into dA: UnsafeMutablePointer<Float>, ldda: Int,
+                                dG: UnsafeMutablePointer<Float>, lddg: Int, dU: UnsafeMutablePointer<Float>, lddu: Int,
+                                scratch: ScratchBuffer, terms: [LowRankTerm]) throws {
+        let (ws, floats) = try workspace(n: n, scratch: scratch)
+        try LowRankTerm.withCTerms(terms, rows: n, column: { $0.isEmpty ? 0 : nil }) { p, count in
+            let status = withUnsafeBytes { raw in
+                lt_quant_matmul_swiglu_backward(Int32(type.rawValue), Int64(n), Int64(columns), Int64(rows), dy, Int64(lddy),
+                                                raw.baseAddress, Int64(raw.count), p, count, gate, Int64(ldg), up, Int64(ldu),
+                                                dA, Int64(ldda), dG, Int64(lddg), dU, Int64(lddu), ws, floats)
+            }
+            try KernelFailure.check(status, "lt_quant_matmul_swiglu_backward(\(type.name), n: \(n), \(rows)×\(columns))")
+        }
+    }
+
+    /// `Y (=|+=) X W[rows]ᵀ` (`n × rows.count`) and the low-rank `terms`, for part of a stacked matrix.
+    func multiplyTransposed(n: Int, x: UnsafePointer<Float>, ldx: Int, rows range: Range<Int>,
+                            into y: UnsafeMutablePointer<Float>, ldy: Int, scratch: ScratchBuffer,
+                            terms: UnsafePointer<lt_lowrank_term>?, termCount: Int64) throws {
+        let (ws, floats) = try workspace(n: n, outputs: range.count, scratch: scratch)
+        let status = withRowBytes(range) { raw in
+            lt_quant_matmul_terms(Int32(type.rawValue), Int64(n), Int64(columns), Int64(range.count), x, Int64(ldx),
+                                  raw.baseAddress, Int64(raw.count), terms, termCount, y, Int64(ldy), 0, ws, floats)
+        }
+        try KernelFailure.check(status, "lt_quant_matmul(\(type.name), n: \(n), rows \(range) of \(rows)×\(columns))")
+    }
+
+    /// The stored bytes of rows `range` (whole rows are contiguous in every type).
+    private func withRowBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "rows \(range) of \(rows)")
+        let rb = rowByteCount
+        return try withUnsafeBytes { raw in
+            try body(UnsafeRawBufferPointer(rebasing: raw[(range.lowerBound * rb)..<(range.upperBound * rb)]))
+        }
+    }
+
+    /// The workspace `lt_quant_matmul` and its backward need for `n` rows and `outputs` rows of
+    /// this matrix (one size serves both directions), taken from `scratch`.
+    private func workspace(n: Int, outputs: Int? = nil, scratch: ScratchBuffer) throws -> (UnsafeMutablePointer<Float>?, Int64) {
         var floats: Int64 = 0
         try KernelFailure.check(lt_quant_matmul_workspace_size(Int32(type.rawValue), Int64(n), Int64(columns),
-                                                               Int64(rows), &floats),
+                                                               Int64(outputs ?? rows), &floats),
                                 "lt_quant_matmul_workspace_size")
         return (try scratch.floats(Int(floats)), floats)
     }
