@@ -2,7 +2,7 @@
 # SmolLM2-135M-Instruct on the CPU, 2 threads, in one run: transformers (float32, weights
 # dequantized from the GGUF), llama.cpp (llama-cpp-python 0.3.36 on the same Q4_1 file) and ours
 # (`$LORTA generate`, if LORTA points at the CLI: twice, with the default float decode and with
-# LORTA_DECODE=int8, llama.cpp's arithmetic). Prints prefill tokens/s for the 128-token
+# LORTA_DECODE=int8, llama.cpp's arithmetic; `--repeat 4`: medians after a warm-up run). Prints prefill tokens/s for the 128-token
 # prompt scripts/bench-llm-prompt.txt, greedy decode tokens/s over 128 new tokens with the KV
 # cache (prefill excluded), peak RSS, and the ratios of this run.
 #
@@ -52,11 +52,13 @@ if [[ -n "${LORTA:-}" ]]; then
     echo "/usr/bin/time missing: apt-get install -y time" >&2
     exit 1
   fi
-  # ours twice: the default float decode, and LORTA_DECODE=int8 (llama.cpp's arithmetic)
+  # ours twice: the default float decode, and LORTA_DECODE=int8 (llama.cpp's arithmetic); each
+  # generates OURS_REPEAT times (default 4) in one process and reports the medians of runs 2 … N
+  # (the first warms up, as the Python engines' warm-up runs do)
   for mode in float int8; do
     # shellcheck disable=SC2086
     LORTA_DECODE=$mode "${NICE[@]}" "$TIME" -v "$LORTA" generate --model "$DIR/$NAME" --prompt-file "$PROMPT" \
-      --max-tokens 128 --json ${LORTA_EXTRA_ARGS:-} >"$WORK/ours-$mode.out" 2>"$WORK/ours-$mode.time"
+      --max-tokens 128 --repeat "${OURS_REPEAT:-4}" --json ${LORTA_EXTRA_ARGS:-} >"$WORK/ours-$mode.out" 2>"$WORK/ours-$mode.time"
     python3 - "$WORK" "$mode" <<'PY'
 import json, re, sys
 work, mode = sys.argv[1], sys.argv[2]

@@ -22,11 +22,11 @@ torch = open(sys.argv[1]).read()
 t = float(re.search(r"step median ([0-9.]+) s", torch).group(1))
 rss_t = float(re.search(r"peak RSS ([0-9.]+) MB", torch).group(1))
 ours = open(sys.argv[2]).read()
-print(f"ratios to PyTorch's LoRA r=8 step ({t:.3f} s), GEMM lorta / GEMM openblas:")
+print(f"ratios to PyTorch's LoRA r=8 step ({t:.3f} s), GEMM lorta / frozen weights packed / GEMM openblas:")
 for name in ["LoRA r=8 (", "LoRTA r=8 ("]:
-    m = re.search(re.escape(name) + r".*?, 64 tokens\s+([0-9.]+) ms\s+([0-9.]+) ms", ours)
-    print(f"  {name[:-2]:10s} {float(m.group(1)) / 1000:.3f} s ({float(m.group(1)) / 1000 / t:.2f}x) / "
-          f"{float(m.group(2)) / 1000:.3f} s ({float(m.group(2)) / 1000 / t:.2f}x)")
-rss = float(re.search(r"peak RSS of the largest child: ([0-9.]+) MB", ours).group(1))
+    m = re.search(re.escape(name) + r".*?, 64 tokens\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+) ms", ours)
+    cols = [float(m.group(k)) / 1000 for k in (1, 2, 3)]
+    print(f"  {name[:-2]:10s} " + " / ".join(f"{c:.3f} s ({c / t:.2f}x)" for c in cols))
+rss = float(re.search(r"peak RSS \(median per configuration\): lorta ([0-9.]+) MB", ours).group(1))
 print(f"  peak RSS   {rss:.0f} MB vs {rss_t:.0f} MB ({rss / rss_t:.2f}x)")
 PY

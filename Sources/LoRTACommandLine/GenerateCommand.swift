@@ -39,6 +39,8 @@ struct Generate: ParsableCommand {
     var threads: Int?
     @Flag(help: "Print one JSON object (prompt_tokens, tokens, text, prompt_tokens_per_second, tokens_per_second, …) instead of streaming.")
     var json = false
+    @Option(name: .customLong("repeat"), help: "Generate N times in this process (same prompt and seed, so the same tokens) and report the medians of the speeds over runs 2 … N: the first run warms the caches, as a benchmark's warm-up. The text is printed once.")
+    var repeatCount: Int = 1
 
     func validate() throws {
         let sources = [prompt != nil, promptFile != nil, chat != nil].filter { $0 }.count
@@ -49,6 +51,7 @@ struct Generate: ParsableCommand {
         try OptionRange.check(topK, "top-k", 0...OptionRange.count)
         try OptionRange.check(topP, "top-p", 0...1, exclusiveLower: true)
         try OptionRange.check(threads, "threads", 1...OptionRange.threads)
+        try OptionRange.check(repeatCount, "repeat", 1...1_000)
     }
 
     func run() throws {
@@ -72,28 +75,41 @@ struct Generate: ParsableCommand {
                 maxTokens: maxTokens,
                 sampling: SamplingParameters(temperature: temperature, topK: topK, topP: topP, seed: seed))
             let out = FileHandle.standardOutput
-            let (result, text) = try lm.generate(prompt: ids, parameters: parameters) { piece in
-                if !json { out.write(Data(piece.utf8)) }
-                return .proceed
+            var runs: [GenerationResult] = []
+            var text = ""
+            for run in 0..<repeatCount {
+                let (result, t) = try lm.generate(prompt: ids, parameters: parameters) { piece in
+                    if !json && run == 0 { out.write(Data(piece.utf8)) }
+                    return .proceed
+                }
+                runs.append(result)
+                text = t
             }
+            let result = runs[0]
+            let timed = runs.count > 1 ? Array(runs.dropFirst()) : runs
+            func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+            let promptSeconds = median(timed.map(\.promptSeconds)), decodeSeconds = median(timed.map(\.decodeSeconds))
+            let promptRate = median(timed.map(\.promptTokensPerSecond)), decodeRate = median(timed.map(\.tokensPerSecond))
             if json {
                 print(jsonText([
                     "prompt_tokens": result.promptTokenCount,
                     "tokens": result.tokens.map { Int($0) },
                     "text": text,
                     "stop_reason": result.stopReason.rawValue,
-                    "prompt_seconds": result.promptSeconds,
-                    "prompt_tokens_per_second": result.promptTokensPerSecond,
+                    "prompt_seconds": promptSeconds,
+                    "prompt_tokens_per_second": promptRate,
                     "decode_steps": result.decodeSteps,
-                    "decode_seconds": result.decodeSeconds,
-                    "tokens_per_second": result.tokensPerSecond,
+                    "decode_seconds": decodeSeconds,
+                    "tokens_per_second": decodeRate,
                     "threads": Runtime.threadCount,
+                    "runs": repeatCount,
                 ] as [String: Any]))
             } else {
                 out.write(Data("\n".utf8))
-                printError(String(format: "prompt: %d tokens, %.1f tokens/s; generated: %d tokens (%@), %.1f tokens/s; %d threads",
-                                  result.promptTokenCount, result.promptTokensPerSecond, result.tokens.count,
-                                  result.stopReason.rawValue, result.tokensPerSecond, Runtime.threadCount))
+                printError(String(format: "prompt: %d tokens, %.1f tokens/s; generated: %d tokens (%@), %.1f tokens/s; %d threads%@",
+                                  result.promptTokenCount, promptRate, result.tokens.count,
+                                  result.stopReason.rawValue, decodeRate, Runtime.threadCount,
+                                  repeatCount > 1 ? " (medians of runs 2 … \(repeatCount))" : ""))
             }
         }
     }

@@ -49,6 +49,12 @@ private func json(_ r: CLI.Result) throws -> [String: Any] {
         #expect(((a["tokens"] as? [Int])?.count ?? 99) <= 12)
         let c = try json(try CLI.run(args.map { $0 == "7" ? "8" : $0 }))
         #expect(c["tokens"] as? [Int] != a["tokens"] as? [Int])
+        // --repeat 3: the same tokens, the speeds of runs 2 and 3 (medians), "runs": 3.
+        let r = try json(try CLI.run(args + ["--repeat", "3"]))
+        #expect(r["tokens"] as? [Int] == a["tokens"] as? [Int])
+        #expect(r["runs"] as? Int == 3)
+        #expect(((r["prompt_tokens_per_second"] as? Double) ?? 0) > 0 && ((r["prompt_seconds"] as? Double) ?? 0) > 0)
+        #expect(a["runs"] as? Int == 1)
     }
 
     @Test func perplexityMatchesTransformers() throws {
@@ -96,6 +102,8 @@ private func json(_ r: CLI.Result) throws -> [String: Any] {
         #expect(noTemplate.status != 0 && noTemplate.stderr.contains("chat template"))
         let badT = try CLI.run(["generate", "--model", tiny, "--prompt", "x", "--temperature", "-1"])
         #expect(badT.status != 0 && badT.stderr.contains("--temperature"))
+        let badRepeat = try CLI.run(["generate", "--model", tiny, "--prompt", "x", "--repeat", "0"])
+        #expect(badRepeat.status != 0 && badRepeat.stderr.contains("--repeat"))
         let short = try CLI.run(["perplexity", "--model", tiny, "--data", try fixture("perplexity.txt").path, "--context", "100000"])
         #expect(short.status != 0)
         // A prompt longer than the context (256 tokens for the tiny model).
