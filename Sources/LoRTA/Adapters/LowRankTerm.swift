@@ -70,18 +70,26 @@ public struct LowRankTerm: Sendable {
         return !o1 && !o2 && end <= coefficients.count
     }
 
+    /// Checks that `column(of:)` places every term's output (a product splitting its output into
+    /// parts calls this before it hands each part its own terms, so that none is dropped).
+    /// - Throws: ``AdapterError/incompatible(_:)`` for a term of an output the product does not compute.
+    static func checkOutputs(_ terms: [LowRankTerm], column: (String) -> Int?) throws {
+        if let t = terms.first(where: { column($0.module) == nil }) {
+            throw AdapterError.incompatible("a low-rank term for \"\(t.module)\", which this product does not compute")
+        }
+    }
+
     /// Calls `body` with the C form of `terms` (`lt_lowrank_term`, columns placed by `column(of:)`,
     /// the first column of a term's output inside the product's output), valid during the call.
     /// Terms whose module `column(of:)` does not know are an error.
     /// - Throws: ``AdapterError/incompatible(_:)`` for an unknown output or too few coefficient rows.
     static func withCTerms<R>(_ terms: [LowRankTerm], rows: Int, column: (String) -> Int?,
                               _ body: (UnsafePointer<lt_lowrank_term>?, Int64) throws -> R) throws -> R {
+        try checkOutputs(terms, column: column)
         var c: [lt_lowrank_term] = []
         c.reserveCapacity(terms.count)
         for t in terms {
-            guard let base = column(t.module) else {
-                throw AdapterError.incompatible("a low-rank term for \"\(t.module)\", which this product does not compute")
-            }
+            let base = column(t.module)!
             guard t.covers(rows: rows) else {
                 throw AdapterError.incompatible("the low-rank term of \(t.module) has coefficients for fewer than \(rows) rows")
             }

@@ -50,9 +50,7 @@ struct StackedProjection: Sendable {
     func apply(n: Int, x: UnsafePointer<Float>, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
                accumulate: Bool, scratch: ScratchBuffer, terms: [LowRankTerm] = [],
                column: (String) -> Int? = { _ in nil }) throws {
-        for t in terms where column(t.module) == nil {
-            throw AdapterError.incompatible("a low-rank term for \"\(t.module)\", which this product does not compute")
-        }
+        try LowRankTerm.checkOutputs(terms, column: column)
         for (run, offset) in zip(runs, offsets) {
             func inRun(_ m: String) -> Int? {
                 column(m).flatMap { $0 >= offset && $0 < offset + run.rows ? $0 - offset : nil }
@@ -98,9 +96,7 @@ struct StackedProjection: Sendable {
         guard outputWidth == 2 * width else {
             throw QuantizedMatrixError.incompatibleRows("gate|up has \(outputWidth) rows, expected 2 × \(width)")
         }
-        for t in terms where column(t.module) == nil {
-            throw AdapterError.incompatible("a low-rank term for \"\(t.module)\", which this product does not compute")
-        }
+        try LowRankTerm.checkOutputs(terms, column: column)
         let gate = terms.filter { column($0.module)! < width }, up = terms.filter { column($0.module)! >= width }
         let (gm, gr) = try segment(0..<width), (um, ur) = try segment(width..<(2 * width))
         try LowRankTerm.withCTerms(gate, rows: n, column: column) { p, count in
